@@ -1,0 +1,328 @@
+//! Script functions for EC2 networking: `default_vpc`, `vpc`, `default_subnet`, `subnet`,
+//! `security_group`.
+
+use std::rc::Rc;
+
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
+
+use crate::aws::ec2::{
+    self, Peer, Rule, SecurityGroup, SecurityGroupSpec, Subnet, SubnetSpec, Vpc, check_port,
+    parse_ports, parse_rule_cidr, parse_subnet_cidr,
+};
+use crate::bindings::{Fields, as_string, function, handle, handle_id, show};
+use crate::error::{Error, Result};
+use crate::pass::Pass;
+
+type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;
+
+pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
+    let p = pass.clone();
+    function(
+        "default_vpc",
+        &["Map"],
+        "The region's default VPC (a lookup; it never changes anything).\n\
+         Returns #{ kind, id, name, cidr, cidrs, default }.\nExample: `let vpc = default_vpc();`",
+    )
+    .register_into_engine(engine, move || -> Rhai<Map> {
+        Ok(vpc_handle(&ec2::find_default_vpc(&p)?))
+    });
+
+    let p = pass.clone();
+    function(
+        "vpc",
+        &["lookup: Map", "Map"],
+        "Looks up a VPC by `id` or by `name` (its Name tag); never creates one.\n\
+         Example: `let vpc = vpc(#{ name: \"shared\" });`",
+    )
+    .register_into_engine(engine, move |lookup: Map| -> Rhai<Map> {
+        let f = Fields::new("vpc", lookup, &["id", "name"])?;
+        let (id, name) = (f.str("id")?, f.str("name")?);
+        if id.is_none() && name.is_none() {
+            return Err(Error::MissingKey {
+                key: "id".into(),
+                context: "vpc()".into(),
+                what: "give `id` or `name`".into(),
+            }
+            .into());
+        }
+        Ok(vpc_handle(&ec2::find_vpc(
+            &p,
+            id.as_deref(),
+            name.as_deref(),
+        )?))
+    });
+
+    let p = pass.clone();
+    function(
+        "default_subnet",
+        &["vpc: Map", "az: &str", "Map"],
+        "The default (public) subnet of an availability zone in the default VPC; a lookup.\n\
+         Example: `default_subnet(vpc, \"us-west-2a\")`",
+    )
+    .register_into_engine(engine, move |vpc: Dynamic, az: &str| -> Rhai<Map> {
+        let vpc = vpc_from("default_subnet.vpc", &vpc)?;
+        Ok(subnet_handle(&ec2::find_default_subnet(&p, &vpc, az)?))
+    });
+
+    let p = pass.clone();
+    function(
+        "subnet",
+        &["vpc: Map", "spec: Map", "Map"],
+        "Ensures a subnet exists: #{ name, az, cidr, public_ip }.\n\
+         `name` (Name tag, unique in the stack), `az` (e.g. \"us-west-2a\"), `cidr` (IPv4, /16 to /28,\n\
+         inside the VPC, overlapping no other subnet), `public_ip` (assign public IPs on launch; default false).\n\
+         AZ and CIDR cannot change in place; deckhand refuses rather than replacing the subnet.\n\
+         Example: `subnet(vpc, #{ name: \"myapp-a\", az: \"us-west-2a\", cidr: \"172.31.96.0/24\" })`",
+    )
+    .register_into_engine(engine, move |vpc: Dynamic, spec: Map| -> Rhai<Map> {
+        let spec = subnet_spec(vpc, spec)?;
+        Ok(subnet_handle(&ec2::ensure_subnet(&p, &spec)?))
+    });
+
+    let p = pass.clone();
+    function(
+        "security_group",
+        &["vpc: Map", "spec: Map", "Map"],
+        "Ensures a security group with exactly the given rules: #{ name, description, ingress, egress }.\n\
+         A rule is #{ port, protocol, cidr } or #{ port, protocol, from: <security group> } (ingress;\n\
+         `to:` for egress). `port` is 1-65535 or a range \"8000-8100\"; `protocol` is tcp (default), udp,\n\
+         icmp or all. Rules not in the script are revoked. Without `egress`, AWS's default (all traffic\n\
+         out) is kept.\n\
+         Example: `security_group(vpc, #{ name: \"myapp-app\", ingress: [#{ port: 8080, from: alb_sg }] })`",
+    )
+    .register_into_engine(engine, move |vpc: Dynamic, spec: Map| -> Rhai<Map> {
+        let spec = security_group_spec(vpc, spec)?;
+        Ok(security_group_handle(&ec2::ensure_security_group(&p, &spec)?))
+    });
+}
+
+fn vpc_handle(vpc: &Vpc) -> Map {
+    let cidrs: Array = vpc
+        .cidrs
+        .iter()
+        .map(|c| Dynamic::from(c.to_string()))
+        .collect();
+    let first = cidrs
+        .first()
+        .cloned()
+        .unwrap_or_else(|| crate::plan::UNKNOWN.into());
+    handle(
+        "vpc",
+        [
+            ("id", vpc.id.clone().into()),
+            ("name", vpc.name.clone().into()),
+            ("cidr", first),
+            ("cidrs", cidrs.into()),
+            ("default", vpc.is_default.into()),
+        ],
+    )
+}
+
+/// Reads a VPC handle (or a `vpc-...` id, whose CIDRs are then unknown).
+pub(crate) fn vpc_from(key: &str, value: &Dynamic) -> Result<Vpc> {
+    let id = handle_id(key, value, "vpc", "vpc-")?;
+    let map = value.read_lock::<Map>();
+    let field = |name: &str| map.as_ref().and_then(|m| m.get(name).cloned());
+    let cidrs = field("cidrs")
+        .and_then(|c| c.try_cast::<Array>())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| c.to_string().parse().ok())
+        .collect();
+    Ok(Vpc {
+        id,
+        name: field("name").map(|n| n.to_string()).unwrap_or_default(),
+        cidrs,
+        is_default: field("default")
+            .and_then(|d| d.as_bool().ok())
+            .unwrap_or(false),
+    })
+}
+
+fn subnet_spec(vpc: Dynamic, map: Map) -> Result<SubnetSpec> {
+    let vpc = vpc_from("subnet.vpc", &vpc)?;
+    let f = Fields::new("subnet", map, &["name", "az", "cidr", "public_ip"])?;
+    let name = f.req_str("name", "the subnet's Name tag, unique in the stack")?;
+    validate_name(&f.name("name"), &name, 255)?;
+    let az = f.req_str("az", "the availability zone, e.g. \"us-west-2a\"")?;
+    let cidr = parse_subnet_cidr(
+        &f.name("cidr"),
+        &f.req_str("cidr", "the IPv4 block, e.g. \"172.31.96.0/24\"")?,
+    )?;
+    Ok(SubnetSpec {
+        name,
+        vpc,
+        az,
+        cidr,
+        public_ip: f.bool("public_ip")?.unwrap_or(false),
+    })
+}
+
+fn subnet_handle(subnet: &Subnet) -> Map {
+    handle(
+        "subnet",
+        [
+            ("id", subnet.id.clone().into()),
+            (
+                "name",
+                subnet
+                    .name
+                    .clone()
+                    .map(Dynamic::from)
+                    .unwrap_or(Dynamic::UNIT),
+            ),
+            ("vpc_id", subnet.vpc_id.clone().into()),
+            ("az", subnet.az.clone().into()),
+            ("cidr", subnet.cidr.to_string().into()),
+            ("public_ip", subnet.public_ip.into()),
+        ],
+    )
+}
+
+fn security_group_spec(vpc: Dynamic, map: Map) -> Result<SecurityGroupSpec> {
+    let vpc = vpc_from("security_group.vpc", &vpc)?;
+    let f = Fields::new(
+        "security_group",
+        map,
+        &["name", "description", "ingress", "egress"],
+    )?;
+    let name = f.req_str("name", "the group name, unique in the VPC")?;
+    validate_name(&f.name("name"), &name, 255)?;
+    if name.starts_with("sg-") {
+        return Err(Error::invalid(
+            f.name("name"),
+            format!("{name:?}"),
+            "a name that does not start with \"sg-\" (AWS reserves it)",
+        ));
+    }
+    let description = f.str("description")?;
+    if let Some(d) = &description
+        && (d.is_empty() || d.len() > 255 || !d.is_ascii())
+    {
+        return Err(Error::invalid(
+            f.name("description"),
+            format!("{d:?}"),
+            "1 to 255 ASCII characters",
+        ));
+    }
+    let ingress = rules(&f, "ingress", "from")?.unwrap_or_default();
+    let egress = rules(&f, "egress", "to")?;
+    Ok(SecurityGroupSpec {
+        name,
+        vpc,
+        description,
+        ingress,
+        egress,
+    })
+}
+
+fn rules(f: &Fields, key: &'static str, peer_key: &'static str) -> Result<Option<Vec<Rule>>> {
+    let Some(maps) = f.maps(key)? else {
+        return Ok(None);
+    };
+    let mut rules = Vec::new();
+    for (i, map) in maps.into_iter().enumerate() {
+        let context: &'static str = if key == "ingress" {
+            "security_group.ingress"
+        } else {
+            "security_group.egress"
+        };
+        let at = |k: &str| format!("security_group.{key}[{i}].{k}");
+        let r = Fields::new(context, map, &["port", "protocol", "cidr", peer_key])?;
+        let protocol = match r.str("protocol")?.as_deref().unwrap_or("tcp") {
+            "tcp" | "6" => "tcp",
+            "udp" | "17" => "udp",
+            "icmp" | "1" => "icmp",
+            "all" | "-1" => "-1",
+            other => {
+                return Err(Error::invalid(
+                    at("protocol"),
+                    format!("{other:?}"),
+                    "tcp, udp, icmp or all",
+                ));
+            }
+        };
+        let (from_port, to_port) = match (protocol, r.raw("port")) {
+            ("-1", None) | ("icmp", None) => (-1, -1),
+            ("-1", Some(port)) => {
+                return Err(Error::invalid(
+                    at("port"),
+                    show(port),
+                    "no port: protocol \"all\" covers every port",
+                ));
+            }
+            (_, None) => {
+                return Err(Error::MissingKey {
+                    key: "port".into(),
+                    context: format!("security_group.{key}[{i}]"),
+                    what: "the port (1-65535) or range \"8000-8100\"".into(),
+                });
+            }
+            (_, Some(port)) => match port.as_int() {
+                Ok(n) => {
+                    check_port(&at("port"), n)?;
+                    (n as i32, n as i32)
+                }
+                Err(_) => parse_ports(&at("port"), &as_string(&at("port"), port)?)?,
+            },
+        };
+        let peer = match (r.raw("cidr"), r.raw(peer_key)) {
+            (Some(cidr), None) => Peer::Cidr(parse_rule_cidr(
+                &at("cidr"),
+                &as_string(&at("cidr"), cidr)?,
+            )?),
+            (None, Some(group)) => {
+                Peer::Group(handle_id(&at(peer_key), group, "security_group", "sg-")?)
+            }
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    at(peer_key),
+                    "given together with cidr",
+                    format!("either `cidr` or `{peer_key}`, not both"),
+                ));
+            }
+            (None, None) => {
+                return Err(Error::MissingKey {
+                    key: "cidr".into(),
+                    context: format!("security_group.{key}[{i}]"),
+                    what: format!(
+                        "each rule needs `cidr` (e.g. \"0.0.0.0/0\") or `{peer_key}` (a security group)"
+                    ),
+                });
+            }
+        };
+        rules.push(Rule {
+            protocol: protocol.to_string(),
+            from_port,
+            to_port,
+            peer,
+        });
+    }
+    rules.sort();
+    rules.dedup();
+    Ok(Some(rules))
+}
+
+fn security_group_handle(group: &SecurityGroup) -> Map {
+    handle(
+        "security_group",
+        [
+            ("id", group.id.clone().into()),
+            ("name", group.name.clone().into()),
+            ("vpc_id", group.vpc_id.clone().into()),
+            ("description", group.description.clone().into()),
+        ],
+    )
+}
+
+/// Checks a resource name: non-empty, at most `max` characters.
+pub(crate) fn validate_name(key: &str, name: &str, max: usize) -> Result<()> {
+    if name.is_empty() || name.len() > max {
+        return Err(Error::invalid(
+            key,
+            format!("{name:?}"),
+            format!("1 to {max} characters"),
+        ));
+    }
+    Ok(())
+}

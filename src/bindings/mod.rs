@@ -1,0 +1,287 @@
+//! The Rhai layer: converts script maps into typed specs (rejecting unknown keys and wrong types),
+//! calls the typed AWS layer, and converts results back into handles (object maps).
+
+mod core;
+mod ec2;
+
+use std::rc::Rc;
+
+use rhai::{Array, Dynamic, Engine, FuncRegistration, Map};
+
+use crate::error::{Error, Result};
+use crate::pass::Pass;
+
+/// Registers every primitive and query into `engine`, bound to `pass`.
+pub fn register(engine: &mut Engine, pass: &Rc<Pass>) {
+    core::register(engine, pass);
+    ec2::register(engine, pass);
+}
+
+/// Registers `f` as script function `name` with its signature and doc comment (for `deckhand docs`).
+pub(crate) fn function(name: &str, params: &[&str], doc: &str) -> FuncRegistration {
+    let comments: Vec<String> = doc
+        .lines()
+        .map(|l| format!("/// {l}").trim_end().to_string())
+        .collect();
+    FuncRegistration::new(name)
+        .with_params_info(params)
+        .with_comments([comments.join("\n")])
+}
+
+/// A script's option map, read key by key with precise errors; unknown keys are rejected up front.
+pub(crate) struct Fields {
+    context: &'static str,
+    map: Map,
+}
+
+impl Fields {
+    /// Wraps `map` given to `context` (e.g. `subnet`), rejecting keys outside `allowed`.
+    pub fn new(context: &'static str, map: Map, allowed: &[&str]) -> Result<Fields> {
+        if let Some(key) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            let close = allowed.iter().find(|a| similar(a, key));
+            let allowed_text = match close {
+                Some(c) => format!("{} (did you mean `{c}`?)", allowed.join(", ")),
+                None => allowed.join(", "),
+            };
+            return Err(Error::UnknownKey {
+                key: key.to_string(),
+                context: format!("{context}()"),
+                allowed: allowed_text,
+            });
+        }
+        Ok(Fields { context, map })
+    }
+
+    fn key(&self, key: &str) -> String {
+        format!("{}.{key}", self.context)
+    }
+
+    fn value(&self, key: &str) -> Option<&Dynamic> {
+        self.map.get(key).filter(|v| !v.is_unit())
+    }
+
+    fn missing(&self, key: &str, what: &str) -> Error {
+        Error::MissingKey {
+            key: key.to_string(),
+            context: format!("{}()", self.context),
+            what: what.to_string(),
+        }
+    }
+
+    /// An optional string.
+    pub fn str(&self, key: &str) -> Result<Option<String>> {
+        self.value(key)
+            .map(|v| as_string(&self.key(key), v))
+            .transpose()
+    }
+
+    /// A required string; `what` explains the key in the error when it is missing.
+    pub fn req_str(&self, key: &str, what: &str) -> Result<String> {
+        self.str(key)?.ok_or_else(|| self.missing(key, what))
+    }
+
+    /// An optional integer.
+    pub fn int(&self, key: &str) -> Result<Option<i64>> {
+        self.value(key)
+            .map(|v| as_int(&self.key(key), v))
+            .transpose()
+    }
+
+    /// An optional boolean.
+    pub fn bool(&self, key: &str) -> Result<Option<bool>> {
+        self.value(key)
+            .map(|v| {
+                v.as_bool().map_err(|_| {
+                    Error::invalid(
+                        self.key(key),
+                        show(v),
+                        format!("true or false, not {}", type_name(v)),
+                    )
+                })
+            })
+            .transpose()
+    }
+
+    /// An optional array of maps (e.g. rules); each item is named `key[i]` in errors.
+    pub fn maps(&self, key: &str) -> Result<Option<Vec<Map>>> {
+        let Some(value) = self.value(key) else {
+            return Ok(None);
+        };
+        let array = as_array(&self.key(key), value)?;
+        array
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                item.clone().try_cast::<Map>().ok_or_else(|| {
+                    Error::invalid(
+                        format!("{}[{i}]", self.key(key)),
+                        show(&item),
+                        format!("a map #{{ ... }}, not {}", type_name(&item)),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    /// An optional raw value, for keys that take a handle or an id.
+    pub fn raw(&self, key: &str) -> Option<&Dynamic> {
+        self.value(key)
+    }
+
+    /// The full key name for errors, e.g. `subnet.cidr`.
+    pub fn name(&self, key: &str) -> String {
+        self.key(key)
+    }
+}
+
+/// The string in `value`, or an error naming `key`.
+pub(crate) fn as_string(key: &str, value: &Dynamic) -> Result<String> {
+    value.clone().into_string().map_err(|_| {
+        Error::invalid(
+            key,
+            show(value),
+            format!("a string, not {}", type_name(value)),
+        )
+    })
+}
+
+/// The integer in `value`, or an error naming `key`.
+pub(crate) fn as_int(key: &str, value: &Dynamic) -> Result<i64> {
+    value.as_int().map_err(|_| {
+        Error::invalid(
+            key,
+            show(value),
+            format!("an integer, not {}", type_name(value)),
+        )
+    })
+}
+
+/// The array in `value`, or an error naming `key`.
+pub(crate) fn as_array(key: &str, value: &Dynamic) -> Result<Array> {
+    value.clone().try_cast::<Array>().ok_or_else(|| {
+        Error::invalid(
+            key,
+            show(value),
+            format!("an array [ ... ], not {}", type_name(value)),
+        )
+    })
+}
+
+/// A value as the script would write it, for error messages.
+pub(crate) fn show(value: &Dynamic) -> String {
+    if value.is_string() {
+        format!("{:?}", value.to_string())
+    } else {
+        value.to_string()
+    }
+}
+
+fn type_name(value: &Dynamic) -> &'static str {
+    match value.type_name() {
+        "i64" => "an integer",
+        "f64" => "a float",
+        "bool" => "a boolean",
+        "string" | "ImmutableString" => "a string",
+        "map" => "a map",
+        "array" => "an array",
+        "()" => "()",
+        _ => "another type",
+    }
+}
+
+/// Whether `b` looks like a typo of `a` (edit distance at most 2).
+fn similar(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut row = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != cb);
+            row.push((prev[j] + cost).min(prev[j + 1] + 1).min(row[j] + 1));
+        }
+        prev = row;
+    }
+    prev[b.len()] <= 2
+}
+
+/// Reads the id of a handle of `kind` (an object map from a primitive) or a plain id string.
+pub(crate) fn handle_id(key: &str, value: &Dynamic, kind: &str, prefix: &str) -> Result<String> {
+    if let Some(map) = value.read_lock::<Map>() {
+        let found_kind = map.get("kind").map(ToString::to_string).unwrap_or_default();
+        if found_kind != kind {
+            return Err(Error::invalid(
+                key,
+                format!(
+                    "a {} handle",
+                    if found_kind.is_empty() {
+                        "map"
+                    } else {
+                        &found_kind
+                    }
+                ),
+                format!("a {kind} handle"),
+            ));
+        }
+        return map
+            .get("id")
+            .map(|id| id.to_string())
+            .ok_or_else(|| Error::invalid(key, "a handle without id", format!("a {kind} handle")));
+    }
+    let text = as_string(key, value).map_err(|_| {
+        Error::invalid(
+            key,
+            show(value),
+            format!("a {kind} handle or a \"{prefix}...\" id"),
+        )
+    })?;
+    if text.starts_with(prefix) {
+        Ok(text)
+    } else {
+        Err(Error::invalid(
+            key,
+            show(value),
+            format!("a {kind} handle or a \"{prefix}...\" id"),
+        ))
+    }
+}
+
+/// Builds a handle: an object map with `kind` and the given fields.
+pub(crate) fn handle(kind: &str, fields: impl IntoIterator<Item = (&'static str, Dynamic)>) -> Map {
+    let mut map = Map::new();
+    map.insert("kind".into(), kind.into());
+    for (key, value) in fields {
+        map.insert(key.into(), value);
+    }
+    map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_rejected_with_a_suggestion() {
+        let mut map = Map::new();
+        map.insert("cidrr".into(), "10.0.0.0/24".into());
+        let err = Fields::new("subnet", map, &["name", "az", "cidr"])
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            err,
+            "unknown key `cidrr` in subnet(); allowed keys: name, az, cidr (did you mean `cidr`?)"
+        );
+    }
+
+    #[test]
+    fn wrong_types_name_the_key_and_the_type() {
+        let mut map = Map::new();
+        map.insert("name".into(), Dynamic::from(42_i64));
+        let fields = Fields::new("subnet", map, &["name"]).unwrap();
+        assert_eq!(
+            fields.str("name").unwrap_err().to_string(),
+            "invalid subnet.name 42: a string, not an integer"
+        );
+    }
+}

@@ -1,0 +1,260 @@
+//! The command line: argument parsing (clap) and the commands `run` and `check`.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::rc::Rc;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::error::{Error, Result};
+use crate::local::{Emulator, LOCAL_REGION};
+use crate::pass::{Pass, State};
+use crate::plan::{Mode, Sink};
+use crate::runtime::{Aws, Target};
+use crate::script::{Script, Vars};
+
+/// Deploy and operate Amazon ECS services from small Rhai scripts.
+#[derive(Debug, Parser)]
+#[command(name = "deckhand", version, about, long_about = None)]
+pub struct Cli {
+    /// Log every AWS call (service, operation, duration); -vv adds SDK detail.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a deploy script: plan everything first (read-only), then apply the changes.
+    ///
+    /// The whole script runs once in plan mode, sending only Describe/List/Get requests. Only
+    /// when that pass gets through without error does deckhand run it again to create and update;
+    /// a plan with no changes skips the apply pass. Every resource is reported as `+` (create),
+    /// `~` (update, with the fields that differ) or `=` (unchanged).
+    Run(RunArgs),
+    /// Parse and validate a script without any AWS request.
+    ///
+    /// Every primitive runs as if the account were empty, so typos in map keys, wrong types,
+    /// invalid CIDRs, ports and the like are caught. Checks that need the account (does the CIDR
+    /// fit the VPC, is the AZ in the region) happen in `run --plan`.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The deploy script (.rhai).
+    script: PathBuf,
+    /// Only show what would change; send no mutating request.
+    #[arg(long)]
+    plan: bool,
+    /// Show the plan and ask before applying it.
+    #[arg(long, conflicts_with = "plan")]
+    confirm: bool,
+    /// Treat warnings (such as tasks without a route to pull images) as errors.
+    #[arg(long)]
+    strict: bool,
+    #[command(flatten)]
+    vars: VarArgs,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// The deploy script (.rhai).
+    script: PathBuf,
+    /// Region to validate availability zones against (else AWS_REGION).
+    #[arg(long, env = "AWS_REGION")]
+    region: Option<String>,
+    #[command(flatten)]
+    vars: VarArgs,
+}
+
+#[derive(Debug, Args)]
+struct VarArgs {
+    /// Set a script variable, read as `vars.KEY` (repeatable). Integers and true/false are typed.
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    vars: Vec<String>,
+}
+
+/// Where to send AWS requests.
+#[derive(Debug, Args, Clone)]
+struct AwsArgs {
+    /// Run against a local emulator (moto), installed and started by deckhand; no AWS account needed.
+    #[arg(long, conflicts_with_all = ["profile", "endpoint_url"])]
+    local: bool,
+    /// AWS region (else the standard chain: AWS_REGION, profile).
+    #[arg(long)]
+    region: Option<String>,
+    /// Named profile from ~/.aws/config (else AWS_PROFILE or default).
+    #[arg(long)]
+    profile: Option<String>,
+    /// Send every AWS request to this endpoint (AWS_ENDPOINT_URL is honoured too).
+    #[arg(long, value_name = "URL")]
+    endpoint_url: Option<String>,
+}
+
+impl AwsArgs {
+    /// Connects to AWS, starting the local emulator first when asked; keep the emulator alive.
+    fn connect(&self) -> Result<(Aws, Option<Emulator>)> {
+        let mut target = Target {
+            region: self.region.clone(),
+            profile: self.profile.clone(),
+            endpoint_url: self.endpoint_url.clone(),
+            dummy_credentials: false,
+        };
+        let emulator = if self.local {
+            let emulator = Emulator::start()?;
+            target.endpoint_url = Some(emulator.endpoint_url());
+            target
+                .region
+                .get_or_insert_with(|| LOCAL_REGION.to_string());
+            target.dummy_credentials = true;
+            eprintln!(
+                "Local emulator running at {} (region {}); it stops when deckhand exits.",
+                emulator.endpoint_url(),
+                target.region.as_deref().unwrap_or(LOCAL_REGION)
+            );
+            Some(emulator)
+        } else {
+            None
+        };
+        Ok((Aws::connect(&target)?, emulator))
+    }
+}
+
+/// Parses the command line, runs the command, prints any error, and returns the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match execute(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let text = err.to_string();
+            let text = if text.starts_with("error:") {
+                text
+            } else {
+                format!("error: {text}")
+            };
+            let colored = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            let text = if colored {
+                text.replacen("error:", "\x1b[1;31merror\x1b[0m:", 1)
+            } else {
+                text
+            };
+            eprintln!("{text}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let filter = match verbose {
+        0 => "warn",
+        1 => "warn,deckhand=debug",
+        _ => "info,deckhand=trace,aws_smithy_runtime=debug,aws_config=debug",
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+fn execute(command: Command) -> Result<()> {
+    match command {
+        Command::Run(args) => run(args),
+        Command::Check(args) => check(args),
+    }
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    let script = Script::load(&args.script)?;
+    let vars = Vars::parse(&args.vars.vars)?;
+    script.parse()?;
+    let (aws, _emulator) = args.aws.connect()?;
+    let state = Rc::new(State::default());
+
+    let plan_sink = if args.plan {
+        Sink::stdout()
+    } else {
+        Sink::buffer()
+    };
+    let mut plan = Pass::new(
+        Mode::Plan,
+        Some(aws.clone()),
+        None,
+        plan_sink,
+        state.clone(),
+    );
+    plan.strict = args.strict;
+    let plan = Rc::new(plan);
+    script.run(&plan, &vars)?;
+    if args.plan {
+        println!("{}", plan.log.summary(aws.calls()));
+        return Ok(());
+    }
+    if !plan.log.has_changes() {
+        for line in plan.log.take_output() {
+            println!("{line}");
+        }
+        println!(
+            "{} — no changes",
+            plan.log.summary_as(Mode::Apply, aws.calls())
+        );
+        return Ok(());
+    }
+    if args.confirm {
+        for line in plan.log.take_output() {
+            println!("{line}");
+        }
+        println!("{}", plan.log.summary(aws.calls()));
+        if !confirm("Apply these changes?")? {
+            println!("Nothing applied.");
+            return Ok(());
+        }
+    }
+    let mut apply = Pass::new(Mode::Apply, Some(aws.clone()), None, Sink::stdout(), state);
+    apply.strict = args.strict;
+    let apply = Rc::new(apply);
+    script.run(&apply, &vars)?;
+    println!("{}", apply.log.summary(aws.calls()));
+    Ok(())
+}
+
+fn confirm(question: &str) -> Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::conflict(
+            "--confirm needs a terminal to ask on",
+            Some("drop --confirm to apply without asking"),
+        ));
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout()
+        .flush()
+        .map_err(|e| Error::io("writing the prompt", e))?;
+    let mut answer = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(|e| Error::io("reading the answer", e))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+fn check(args: CheckArgs) -> Result<()> {
+    let script = Script::load(&args.script)?;
+    let vars = Vars::parse(&args.vars.vars)?;
+    let pass = Rc::new(Pass::new(
+        Mode::Check,
+        None,
+        args.region.clone(),
+        Sink::buffer(),
+        Rc::new(State::default()),
+    ));
+    script.run(&pass, &vars)?;
+    println!("{}: {}", script.name, pass.log.summary(0));
+    Ok(())
+}

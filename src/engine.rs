@@ -1,0 +1,99 @@
+//! Builds the Rhai engine for a pass: sandbox limits, strict variables, module resolution
+//! (embedded `stdlib/` first, then files beside the script), printing, and every primitive.
+
+use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
+
+use rhai::module_resolvers::FileModuleResolver;
+use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
+
+use crate::pass::Pass;
+
+/// Rhai modules embedded in the binary, importable by name (`import "fargate" as fargate;`).
+pub const STDLIB: &[(&str, &str)] = &[];
+
+/// Sandbox limits: generous for deploy scripts, fatal for runaway ones.
+const MAX_OPERATIONS: u64 = 5_000_000;
+const MAX_CALL_LEVELS: usize = 48;
+const MAX_EXPR_DEPTH: usize = 64;
+const MAX_STRING: usize = 1 << 20;
+const MAX_ARRAY: usize = 10_000;
+const MAX_MAP: usize = 10_000;
+const MAX_MODULES: usize = 64;
+
+/// A bare engine with the sandbox applied and no primitives (used by `check` parsing and docs).
+pub fn sandboxed(script_dir: Option<&Path>) -> Engine {
+    let mut engine = Engine::new();
+    engine
+        .set_max_operations(MAX_OPERATIONS)
+        .set_max_call_levels(MAX_CALL_LEVELS)
+        .set_max_expr_depths(MAX_EXPR_DEPTH, MAX_EXPR_DEPTH)
+        .set_max_string_size(MAX_STRING)
+        .set_max_array_size(MAX_ARRAY)
+        .set_max_map_size(MAX_MAP)
+        .set_max_modules(MAX_MODULES)
+        .set_strict_variables(true);
+    engine.set_module_resolver(Resolver {
+        dir: script_dir.map(Path::to_path_buf),
+    });
+    engine
+}
+
+/// The engine for one pass: sandbox, `print` into the pass's log, and every primitive bound to it.
+pub fn build(pass: &Rc<Pass>, script_dir: Option<&Path>) -> Engine {
+    let mut engine = sandboxed(script_dir);
+    let p = pass.clone();
+    engine.on_print(move |text| p.log.say(text));
+    engine.on_debug(|text, source, pos| tracing::info!(target: "deckhand::script", "{}{pos:?}: {text}", source.unwrap_or("")));
+    crate::bindings::register(&mut engine, pass);
+    engine
+}
+
+/// Resolves `import "name"`: embedded stdlib modules first, then `name.rhai` beside the script.
+/// Paths that leave the script's folder are refused (scripts have no other file access).
+struct Resolver {
+    dir: Option<PathBuf>,
+}
+
+impl ModuleResolver for Resolver {
+    fn resolve(
+        &self,
+        engine: &Engine,
+        source: Option<&str>,
+        path: &str,
+        pos: Position,
+    ) -> Result<Shared<Module>, Box<EvalAltResult>> {
+        if let Some((_, code)) = STDLIB.iter().find(|(name, _)| *name == path) {
+            let mut ast = engine
+                .compile(*code)
+                .map_err(|e| EvalAltResult::ErrorInModule(path.into(), e.into(), pos))?;
+            ast.set_source(format!("stdlib/{path}.rhai"));
+            let module = Module::eval_ast_as_new(Scope::new(), &ast, engine)
+                .map_err(|e| EvalAltResult::ErrorInModule(path.into(), e, pos))?;
+            return Ok(module.into());
+        }
+        let relative = Path::new(path);
+        let escapes = relative
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)));
+        let Some(dir) = &self.dir else {
+            return Err(EvalAltResult::ErrorModuleNotFound(
+                format!("{path} (no script folder to import from)"),
+                pos,
+            )
+            .into());
+        };
+        if escapes {
+            return Err(EvalAltResult::ErrorModuleNotFound(
+                format!(
+                    "{path} (imports must name a module in the script's folder, without .. or /)"
+                ),
+                pos,
+            )
+            .into());
+        }
+        let mut files = FileModuleResolver::new_with_path(dir);
+        files.enable_cache(false);
+        files.resolve(engine, source, path, pos)
+    }
+}

@@ -1,0 +1,193 @@
+//! The one error type of deckhand, and its single conversion into a Rhai error.
+
+use rhai::{EvalAltResult, Position};
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while deckhand works, with what a person needs to act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A script value that AWS would reject (or that deckhand cannot use), caught before any call.
+    #[error("invalid {key} {value}: {allowed}")]
+    Invalid {
+        /// The map key or argument, e.g. `subnet.cidr`.
+        key: String,
+        /// The offending value, as the script wrote it.
+        value: String,
+        /// What is allowed instead.
+        allowed: String,
+    },
+    /// A map key that the primitive does not know.
+    #[error("unknown key `{key}` in {context}; allowed keys: {allowed}")]
+    UnknownKey {
+        /// The key as written.
+        key: String,
+        /// The primitive, e.g. `subnet()`.
+        context: String,
+        /// The keys the primitive accepts.
+        allowed: String,
+    },
+    /// A required map key that is missing.
+    #[error("missing key `{key}` in {context}: {what}")]
+    MissingKey {
+        /// The key.
+        key: String,
+        /// The primitive, e.g. `subnet()`.
+        context: String,
+        /// What the key is for.
+        what: String,
+    },
+    /// An error returned by an AWS API.
+    #[error("{operation} failed: {code}: {message}{}", hint_suffix(.hint))]
+    Aws {
+        /// The API operation, e.g. `CreateSubnet`.
+        operation: String,
+        /// The AWS error code, e.g. `InvalidSubnet.Conflict`.
+        code: String,
+        /// The AWS error message.
+        message: String,
+        /// What usually fixes it, where deckhand knows.
+        hint: Option<String>,
+    },
+    /// Existing state that deckhand must not or cannot change the way the script asks.
+    #[error("{message}{}", hint_suffix(.hint))]
+    Conflict {
+        /// What conflicts.
+        message: String,
+        /// How to resolve it.
+        hint: Option<String>,
+    },
+    /// The local emulator could not be provisioned or started.
+    #[error("local emulator: {0}")]
+    Emulator(String),
+    /// A script could not be read, parsed or evaluated (already formatted for the terminal).
+    #[error("{0}")]
+    Script(String),
+    /// A file or process operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What deckhand was doing.
+        context: String,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+}
+
+fn hint_suffix(hint: &Option<String>) -> String {
+    hint.as_ref()
+        .map(|h| format!("\n  hint: {h}"))
+        .unwrap_or_default()
+}
+
+impl Error {
+    /// An `Invalid` error for `key` = `value`, explaining what is `allowed`.
+    pub fn invalid(
+        key: impl Into<String>,
+        value: impl std::fmt::Display,
+        allowed: impl Into<String>,
+    ) -> Self {
+        Error::Invalid {
+            key: key.into(),
+            value: value.to_string(),
+            allowed: allowed.into(),
+        }
+    }
+
+    /// A `Conflict` error with an optional hint.
+    pub fn conflict(message: impl Into<String>, hint: Option<&str>) -> Self {
+        Error::Conflict {
+            message: message.into(),
+            hint: hint.map(str::to_string),
+        }
+    }
+
+    /// An `Io` error with context.
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// The AWS error code, when this is an AWS error.
+    pub fn aws_code(&self) -> Option<&str> {
+        match self {
+            Error::Aws { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// Converts any SDK error into [`Error::Aws`], keeping code and message and adding a hint.
+pub fn aws_error<E, R>(
+    operation: &str,
+    err: aws_smithy_runtime_api::client::result::SdkError<E, R>,
+) -> Error
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_smithy_runtime_api::client::result::SdkError;
+    let (code, message) = match &err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            (
+                e.code().unwrap_or("Unknown").to_string(),
+                e.message()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| e.to_string()),
+            )
+        }
+        SdkError::DispatchFailure(d) => ("DispatchFailure".to_string(), format!("{:?}", d)),
+        SdkError::TimeoutError(_) => ("Timeout".to_string(), "the request timed out".to_string()),
+        other => ("RequestFailed".to_string(), source_chain(other)),
+    };
+    let hint = hint_for(&code);
+    Error::Aws {
+        operation: operation.to_string(),
+        code,
+        message,
+        hint,
+    }
+}
+
+fn source_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+fn hint_for(code: &str) -> Option<String> {
+    let hint = match code {
+        "UnauthorizedOperation" | "AccessDenied" | "AccessDeniedException" => {
+            "the credentials in use lack this permission; check --profile and the IAM policy"
+        }
+        "ExpiredToken" | "ExpiredTokenException" | "RequestExpired" => {
+            "the session expired; log in again (e.g. `aws sso login`)"
+        }
+        "InvalidClientTokenId" | "UnrecognizedClientException" | "AuthFailure" => {
+            "the credentials are not valid for this account or region"
+        }
+        "DispatchFailure" => {
+            "no connection to the AWS endpoint; check network, region and AWS_ENDPOINT_URL"
+        }
+        "RequestLimitExceeded" | "Throttling" | "ThrottlingException" => {
+            "AWS throttled the requests even after retries; try again in a minute"
+        }
+        _ => return None,
+    };
+    Some(hint.to_string())
+}
+
+/// The one place where deckhand errors become Rhai errors; Rhai fills in the call's position.
+impl From<Error> for Box<EvalAltResult> {
+    fn from(err: Error) -> Self {
+        EvalAltResult::ErrorRuntime(err.to_string().into(), Position::NONE).into()
+    }
+}

@@ -1,0 +1,19 @@
+//! deckhand: deploy and operate Amazon ECS services from small Rhai scripts.
+//!
+//! `cli` is the command line; `script` runs a script in a `pass` (check, plan or apply) whose
+//! primitives (`bindings`) converge AWS resources through the typed service layer (`aws`),
+//! recording every change in the `plan`. `local` runs the emulator used by `--local` and tests.
+
+pub mod aws;
+mod bindings;
+pub mod cli;
+pub mod engine;
+pub mod error;
+pub mod local;
+pub mod pass;
+pub mod plan;
+pub mod runtime;
+pub mod script;
+
+pub use cli::main;
+pub use error::{Error, Result};

@@ -1,0 +1,155 @@
+//! One pass of a script (check, plan or apply): its mode, stack, AWS clients, change log and the
+//! read cache shared by the passes of a run.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use crate::aws::Snapshot;
+use crate::error::{Error, Result};
+use crate::plan::{ChangeLog, Mode, Sink};
+use crate::runtime::Aws;
+
+/// The tag key that marks everything deckhand creates.
+pub const STACK_TAG: &str = "deckhand:stack";
+
+/// Reads cached for a whole run: the plan pass fills it, the apply pass reuses and updates it.
+#[derive(Debug, Default)]
+pub struct State {
+    snapshot: RefCell<Option<Rc<RefCell<Snapshot>>>>,
+}
+
+/// The context every primitive works in during one pass.
+#[derive(Debug)]
+pub struct Pass {
+    /// Check, plan or apply.
+    pub mode: Mode,
+    /// What this pass did, printed as it happens.
+    pub log: ChangeLog,
+    /// Treat warnings (e.g. the egress trap) as errors.
+    pub strict: bool,
+    aws: Option<Aws>,
+    region: Option<String>,
+    stack: RefCell<Option<String>>,
+    state: Rc<State>,
+}
+
+impl Pass {
+    /// A pass in `mode`; `aws` is `None` only in check mode.
+    pub fn new(
+        mode: Mode,
+        aws: Option<Aws>,
+        region: Option<String>,
+        sink: Sink,
+        state: Rc<State>,
+    ) -> Pass {
+        let region = aws.as_ref().map(|a| a.region.clone()).or(region);
+        Pass {
+            mode,
+            log: ChangeLog::new(mode, sink),
+            strict: false,
+            aws,
+            region,
+            stack: RefCell::new(None),
+            state,
+        }
+    }
+
+    /// The AWS clients, or `None` in check mode.
+    pub fn aws(&self) -> Option<&Aws> {
+        self.aws.as_ref()
+    }
+
+    /// The region, when known (always, except in check mode without `--region`).
+    pub fn region(&self) -> Option<&str> {
+        self.region.as_deref()
+    }
+
+    /// Names the stack that tags every resource declared after this call.
+    pub fn set_stack(&self, name: &str) -> Result<()> {
+        validate_stack_name(name)?;
+        let mut stack = self.stack.borrow_mut();
+        match stack.as_deref() {
+            Some(current) if current != name => Err(Error::conflict(
+                format!("stack is already \"{current}\"; a script deploys one stack"),
+                Some("call stack() once, at the top of the script"),
+            )),
+            _ => {
+                *stack = Some(name.to_string());
+                Ok(())
+            }
+        }
+    }
+
+    /// The stack's name, or an error explaining that `stack()` must come first.
+    pub fn stack(&self) -> Result<String> {
+        self.stack.borrow().clone().ok_or_else(|| {
+            Error::conflict(
+                "no stack is set: resources must belong to a stack",
+                Some("start the script with stack(\"myapp\") (deckhand tags everything with it)"),
+            )
+        })
+    }
+
+    /// The snapshot of the stack's resources, read once per run (all services concurrently).
+    pub fn snapshot(&self) -> Result<Rc<RefCell<Snapshot>>> {
+        if let Some(snapshot) = self.state.snapshot.borrow().as_ref() {
+            return Ok(snapshot.clone());
+        }
+        let stack = self.stack()?;
+        let snapshot = match &self.aws {
+            Some(aws) => aws.block_on(Snapshot::load(aws, &stack))?,
+            None => Snapshot::default(),
+        };
+        let snapshot = Rc::new(RefCell::new(snapshot));
+        *self.state.snapshot.borrow_mut() = Some(snapshot.clone());
+        Ok(snapshot)
+    }
+
+    /// Runs an async read to completion; `None` in check mode (no AWS).
+    pub fn read<T>(&self, f: impl AsyncFnOnce(&Aws) -> T) -> Option<T> {
+        self.aws.as_ref().map(|aws| aws.block_on(f(aws)))
+    }
+
+    /// Runs an async mutating operation; refused outside the apply pass, so plan and check
+    /// passes cannot change AWS even by mistake.
+    pub fn apply<T>(&self, f: impl AsyncFnOnce(&Aws) -> Result<T>) -> Result<T> {
+        match (&self.aws, self.mode) {
+            (Some(aws), Mode::Apply) => aws.block_on(f(aws)),
+            _ => Err(Error::conflict(
+                format!(
+                    "internal error: a change was attempted in a {:?} pass",
+                    self.mode
+                ),
+                None,
+            )),
+        }
+    }
+
+    /// Reports a warning; with `--strict` it is an error instead.
+    pub fn warn(&self, message: &str) -> Result<()> {
+        if self.strict {
+            return Err(Error::conflict(
+                format!("{message} (an error because of --strict)"),
+                None,
+            ));
+        }
+        self.log.warn(message);
+        Ok(())
+    }
+}
+
+fn validate_stack_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !name.starts_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "stack",
+            format!("{name:?}"),
+            "1 to 32 letters, digits and hyphens, not starting with a hyphen",
+        ))
+    }
+}

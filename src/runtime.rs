@@ -1,0 +1,175 @@
+//! The tokio runtime and the AWS connection: region, profile, endpoint, retries, call counting.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, FinalizerInterceptorContextRef,
+};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
+
+use crate::error::{Error, Result};
+
+/// Where deckhand sends its AWS requests.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// Region override (`--region`); else the standard chain.
+    pub region: Option<String>,
+    /// Profile override (`--profile`); else the standard chain.
+    pub profile: Option<String>,
+    /// Endpoint override (`--endpoint-url`; `AWS_ENDPOINT_URL` is honoured by the chain itself).
+    pub endpoint_url: Option<String>,
+    /// Use dummy static credentials (for the local emulator).
+    pub dummy_credentials: bool,
+}
+
+/// The AWS clients of one run, sharing one config, one runtime and one call counter.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    runtime: Arc<tokio::runtime::Runtime>,
+    /// EC2: VPCs, subnets, security groups.
+    pub ec2: aws_sdk_ec2::Client,
+    /// Elastic Load Balancing v2: ALBs, target groups, listeners.
+    pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
+    /// IAM: roles and policies.
+    pub iam: aws_sdk_iam::Client,
+    /// CloudWatch Logs: log groups.
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    /// ECS: clusters, task definitions, services.
+    pub ecs: aws_sdk_ecs::Client,
+    /// The region in use.
+    pub region: String,
+    calls: Arc<CallCounter>,
+}
+
+impl Aws {
+    /// Loads the AWS config for `target` (the standard chain plus overrides) and builds the clients.
+    pub fn connect(target: &Target) -> Result<Aws> {
+        let runtime = Arc::new(
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::io("starting the async runtime", e))?,
+        );
+        let config = runtime.block_on(load_config(target));
+        let region = config.region().map(|r| r.to_string()).ok_or_else(|| {
+            Error::conflict(
+                "no AWS region is configured",
+                Some("pass --region, set AWS_REGION, or set a region in the profile"),
+            )
+        })?;
+        let calls = Arc::new(CallCounter::default());
+        macro_rules! client {
+            ($sdk:ident) => {{
+                let conf = $sdk::config::Builder::from(&config)
+                    .interceptor(CallLogger(calls.clone()))
+                    .build();
+                $sdk::Client::from_conf(conf)
+            }};
+        }
+        Ok(Aws {
+            ec2: client!(aws_sdk_ec2),
+            elbv2: client!(aws_sdk_elasticloadbalancingv2),
+            iam: client!(aws_sdk_iam),
+            logs: client!(aws_sdk_cloudwatchlogs),
+            ecs: client!(aws_sdk_ecs),
+            region,
+            calls,
+            runtime,
+        })
+    }
+
+    /// Runs `future` to completion on the run's one runtime (called from the engine thread).
+    pub fn block_on<F: std::future::Future>(&self, future: F) -> F::Output {
+        self.runtime.block_on(future)
+    }
+
+    /// How many AWS requests were sent so far.
+    pub fn calls(&self) -> usize {
+        self.calls.0.load(Ordering::Relaxed)
+    }
+}
+
+async fn load_config(target: &Target) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(5));
+    if let Some(region) = &target.region {
+        loader = loader.region(Region::new(region.clone()));
+    }
+    if let Some(profile) = &target.profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(url) = &target.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    if target.dummy_credentials {
+        loader = loader.credentials_provider(aws_sdk_ec2::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "deckhand-local",
+        ));
+    }
+    loader.load().await
+}
+
+#[derive(Debug, Default)]
+struct CallCounter(AtomicUsize);
+
+/// Counts every request and logs service, operation and duration at debug level (`-v`).
+#[derive(Debug)]
+struct CallLogger(Arc<CallCounter>);
+
+#[derive(Debug, Clone)]
+struct StartedAt(Instant);
+
+impl Storable for StartedAt {
+    type Storer = StoreReplace<Self>;
+}
+
+impl Intercept for CallLogger {
+    fn name(&self) -> &'static str {
+        "deckhand::CallLogger"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.0.fetch_add(1, Ordering::Relaxed);
+        cfg.interceptor_state().store_put(StartedAt(Instant::now()));
+        Ok(())
+    }
+
+    fn read_after_execution(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let elapsed = cfg
+            .load::<StartedAt>()
+            .map(|s| s.0.elapsed().as_millis())
+            .unwrap_or(0);
+        let (service, operation) = cfg
+            .load::<Metadata>()
+            .map(|m| (m.service().to_string(), m.name().to_string()))
+            .unwrap_or_default();
+        let outcome = match context.output_or_error() {
+            Some(Ok(_)) => "ok",
+            Some(Err(_)) => "error",
+            None => "none",
+        };
+        tracing::debug!(target: "deckhand::aws", "{service} {operation} {outcome} in {elapsed} ms");
+        Ok(())
+    }
+}
