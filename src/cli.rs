@@ -108,9 +108,7 @@ impl AwsArgs {
         let emulator = if self.local {
             let emulator = Emulator::start()?;
             target.endpoint_url = Some(emulator.endpoint_url());
-            target
-                .region
-                .get_or_insert_with(|| LOCAL_REGION.to_string());
+            target.region.get_or_insert_with(|| LOCAL_REGION.to_string());
             target.dummy_credentials = true;
             eprintln!(
                 "Local emulator running at {} (region {}); it stops when deckhand exits.",
@@ -133,17 +131,9 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let text = err.to_string();
-            let text = if text.starts_with("error:") {
-                text
-            } else {
-                format!("error: {text}")
-            };
+            let text = if text.starts_with("error:") { text } else { format!("error: {text}") };
             let colored = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            let text = if colored {
-                text.replacen("error:", "\x1b[1;31merror\x1b[0m:", 1)
-            } else {
-                text
-            };
+            let text = if colored { text.replacen("error:", "\x1b[1;31merror\x1b[0m:", 1) } else { text };
             eprintln!("{text}");
             ExitCode::FAILURE
         }
@@ -178,18 +168,8 @@ fn run(args: RunArgs) -> Result<()> {
     let (aws, _emulator) = args.aws.connect()?;
     let state = Rc::new(State::default());
 
-    let plan_sink = if args.plan {
-        Sink::stdout()
-    } else {
-        Sink::buffer()
-    };
-    let mut plan = Pass::new(
-        Mode::Plan,
-        Some(aws.clone()),
-        None,
-        plan_sink,
-        state.clone(),
-    );
+    let plan_sink = if args.plan { Sink::stdout() } else { Sink::buffer() };
+    let mut plan = Pass::new(Mode::Plan, Some(aws.clone()), None, plan_sink, state.clone());
     plan.strict = args.strict;
     let plan = Rc::new(plan);
     script.run(&plan, &vars)?;
@@ -201,10 +181,7 @@ fn run(args: RunArgs) -> Result<()> {
         for line in plan.log.take_output() {
             println!("{line}");
         }
-        println!(
-            "{} — no changes",
-            plan.log.summary_as(Mode::Apply, aws.calls())
-        );
+        println!("{} — no changes", plan.log.summary_as(Mode::Apply, aws.calls()));
         return Ok(());
     }
     if args.confirm {
@@ -233,27 +210,16 @@ fn confirm(question: &str) -> Result<bool> {
         ));
     }
     print!("{question} [y/N] ");
-    std::io::stdout()
-        .flush()
-        .map_err(|e| Error::io("writing the prompt", e))?;
+    std::io::stdout().flush().map_err(|e| Error::io("writing the prompt", e))?;
     let mut answer = String::new();
-    std::io::stdin()
-        .lock()
-        .read_line(&mut answer)
-        .map_err(|e| Error::io("reading the answer", e))?;
+    std::io::stdin().lock().read_line(&mut answer).map_err(|e| Error::io("reading the answer", e))?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
 fn check(args: CheckArgs) -> Result<()> {
     let script = Script::load(&args.script)?;
     let vars = Vars::parse(&args.vars.vars)?;
-    let pass = Rc::new(Pass::new(
-        Mode::Check,
-        None,
-        args.region.clone(),
-        Sink::buffer(),
-        Rc::new(State::default()),
-    ));
+    let pass = Rc::new(Pass::new(Mode::Check, None, args.region.clone(), Sink::buffer(), Rc::new(State::default())));
     script.run(&pass, &vars)?;
     println!("{}: {}", script.name, pass.log.summary(0));
     Ok(())

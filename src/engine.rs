@@ -33,9 +33,7 @@ pub fn sandboxed(script_dir: Option<&Path>) -> Engine {
         .set_max_map_size(MAX_MAP)
         .set_max_modules(MAX_MODULES)
         .set_strict_variables(true);
-    engine.set_module_resolver(Resolver {
-        dir: script_dir.map(Path::to_path_buf),
-    });
+    engine.set_module_resolver(Resolver { dir: script_dir.map(Path::to_path_buf) });
     engine
 }
 
@@ -44,7 +42,9 @@ pub fn build(pass: &Rc<Pass>, script_dir: Option<&Path>) -> Engine {
     let mut engine = sandboxed(script_dir);
     let p = pass.clone();
     engine.on_print(move |text| p.log.say(text));
-    engine.on_debug(|text, source, pos| tracing::info!(target: "deckhand::script", "{}{pos:?}: {text}", source.unwrap_or("")));
+    engine.on_debug(
+        |text, source, pos| tracing::info!(target: "deckhand::script", "{}{pos:?}: {text}", source.unwrap_or("")),
+    );
     crate::bindings::register(&mut engine, pass);
     engine
 }
@@ -64,33 +64,25 @@ impl ModuleResolver for Resolver {
         pos: Position,
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
         if let Some((_, code)) = STDLIB.iter().find(|(name, _)| *name == path) {
-            let mut ast = engine
-                .compile(*code)
-                .map_err(|e| EvalAltResult::ErrorInModule(path.into(), e.into(), pos))?;
+            let mut ast =
+                engine.compile(*code).map_err(|e| EvalAltResult::ErrorInModule(path.into(), e.into(), pos))?;
             ast.set_source(format!("stdlib/{path}.rhai"));
             let module = Module::eval_ast_as_new(Scope::new(), &ast, engine)
                 .map_err(|e| EvalAltResult::ErrorInModule(path.into(), e, pos))?;
             return Ok(module.into());
         }
         let relative = Path::new(path);
-        let escapes = relative
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_)));
+        let escapes = relative.components().any(|c| !matches!(c, Component::Normal(_)));
+        // Errors here are runtime errors, not ErrorModuleNotFound: rhai replaces that with a bare "not found".
         let Some(dir) = &self.dir else {
-            return Err(EvalAltResult::ErrorModuleNotFound(
-                format!("{path} (no script folder to import from)"),
-                pos,
-            )
-            .into());
+            let message = format!("cannot import \"{path}\": no script folder to import from");
+            return Err(EvalAltResult::ErrorRuntime(message.into(), pos).into());
         };
         if escapes {
-            return Err(EvalAltResult::ErrorModuleNotFound(
-                format!(
-                    "{path} (imports must name a module in the script's folder, without .. or /)"
-                ),
-                pos,
-            )
-            .into());
+            let message = format!(
+                "cannot import \"{path}\": imports must name a module in the script's folder (no .. or absolute paths)"
+            );
+            return Err(EvalAltResult::ErrorRuntime(message.into(), pos).into());
         }
         let mut files = FileModuleResolver::new_with_path(dir);
         files.enable_cache(false);

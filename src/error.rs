@@ -75,39 +75,23 @@ pub enum Error {
 }
 
 fn hint_suffix(hint: &Option<String>) -> String {
-    hint.as_ref()
-        .map(|h| format!("\n  hint: {h}"))
-        .unwrap_or_default()
+    hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default()
 }
 
 impl Error {
     /// An `Invalid` error for `key` = `value`, explaining what is `allowed`.
-    pub fn invalid(
-        key: impl Into<String>,
-        value: impl std::fmt::Display,
-        allowed: impl Into<String>,
-    ) -> Self {
-        Error::Invalid {
-            key: key.into(),
-            value: value.to_string(),
-            allowed: allowed.into(),
-        }
+    pub fn invalid(key: impl Into<String>, value: impl std::fmt::Display, allowed: impl Into<String>) -> Self {
+        Error::Invalid { key: key.into(), value: value.to_string(), allowed: allowed.into() }
     }
 
     /// A `Conflict` error with an optional hint.
     pub fn conflict(message: impl Into<String>, hint: Option<&str>) -> Self {
-        Error::Conflict {
-            message: message.into(),
-            hint: hint.map(str::to_string),
-        }
+        Error::Conflict { message: message.into(), hint: hint.map(str::to_string) }
     }
 
     /// An `Io` error with context.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io {
-            context: context.into(),
-            source,
-        }
+        Error::Io { context: context.into(), source }
     }
 
     /// The AWS error code, when this is an AWS error.
@@ -120,10 +104,7 @@ impl Error {
 }
 
 /// Converts any SDK error into [`Error::Aws`], keeping code and message and adding a hint.
-pub fn aws_error<E, R>(
-    operation: &str,
-    err: aws_smithy_runtime_api::client::result::SdkError<E, R>,
-) -> Error
+pub fn aws_error<E, R>(operation: &str, err: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> Error
 where
     E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
@@ -134,9 +115,7 @@ where
             let e = service.err();
             (
                 e.code().unwrap_or("Unknown").to_string(),
-                e.message()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| e.to_string()),
+                e.message().map(str::to_string).unwrap_or_else(|| e.to_string()),
             )
         }
         SdkError::DispatchFailure(d) => ("DispatchFailure".to_string(), format!("{:?}", d)),
@@ -144,12 +123,7 @@ where
         other => ("RequestFailed".to_string(), source_chain(other)),
     };
     let hint = hint_for(&code);
-    Error::Aws {
-        operation: operation.to_string(),
-        code,
-        message,
-        hint,
-    }
+    Error::Aws { operation: operation.to_string(), code, message, hint }
 }
 
 fn source_chain(err: &dyn std::error::Error) -> String {
@@ -174,9 +148,7 @@ fn hint_for(code: &str) -> Option<String> {
         "InvalidClientTokenId" | "UnrecognizedClientException" | "AuthFailure" => {
             "the credentials are not valid for this account or region"
         }
-        "DispatchFailure" => {
-            "no connection to the AWS endpoint; check network, region and AWS_ENDPOINT_URL"
-        }
+        "DispatchFailure" => "no connection to the AWS endpoint; check network, region and AWS_ENDPOINT_URL",
         "RequestLimitExceeded" | "Throttling" | "ThrottlingException" => {
             "AWS throttled the requests even after retries; try again in a minute"
         }

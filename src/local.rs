@@ -53,9 +53,7 @@ impl Emulator {
             }
         }
         die_with_parent(&mut command);
-        let child = command
-            .spawn()
-            .map_err(|e| Error::io("starting moto_server", e))?;
+        let child = command.spawn().map_err(|e| Error::io("starting moto_server", e))?;
         let mut emulator = Emulator { child, port };
         emulator.wait_until_up()?;
         tracing::debug!(port, "local emulator up");
@@ -70,16 +68,10 @@ impl Emulator {
                 return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(Error::Emulator(format!(
-                    "moto_server exited with {status} on port {}",
-                    self.port
-                )));
+                return Err(Error::Emulator(format!("moto_server exited with {status} on port {}", self.port)));
             }
             if started.elapsed() > Duration::from_secs(60) {
-                return Err(Error::Emulator(format!(
-                    "moto_server did not answer on port {} within 60 s",
-                    self.port
-                )));
+                return Err(Error::Emulator(format!("moto_server did not answer on port {} within 60 s", self.port)));
             }
             std::thread::sleep(delay);
             delay = (delay * 2).min(Duration::from_millis(200));
@@ -99,19 +91,14 @@ impl Emulator {
     /// Starts recording the requests the emulator receives (clearing earlier recordings).
     pub fn start_recording(&self) -> Result<()> {
         self.post("/moto-api/recorder/reset-recording", "")?;
-        self.post("/moto-api/recorder/start-recording", "")
-            .map(drop)
+        self.post("/moto-api/recorder/start-recording", "").map(drop)
     }
 
     /// Stops recording and returns the requests received since [`Emulator::start_recording`].
     pub fn stop_recording(&self) -> Result<Vec<RecordedRequest>> {
         self.post("/moto-api/recorder/stop-recording", "")?;
         let body = self.get("/moto-api/recorder/download-recording")?;
-        Ok(body
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .filter_map(RecordedRequest::parse)
-            .collect())
+        Ok(body.lines().filter(|l| !l.trim().is_empty()).filter_map(RecordedRequest::parse).collect())
     }
 
     /// A GET to the emulator, returning the body.
@@ -125,18 +112,10 @@ impl Emulator {
     }
 
     /// A raw HTTP/1.0 request to the emulator; non-2xx answers are errors.
-    pub fn request(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &str,
-    ) -> Result<String> {
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Result<String> {
         let io = |e| Error::io(format!("{method} {path} on the local emulator"), e);
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(io)?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(30)))
-            .map_err(io)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(io)?;
         let mut head = format!(
             "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n",
             self.port,
@@ -152,22 +131,12 @@ impl Emulator {
         stream.read_to_end(&mut response).map_err(io)?;
         let text = String::from_utf8_lossy(&response);
         let (status_line, rest) = text.split_once("\r\n").unwrap_or((&text, ""));
-        let status: u16 = status_line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let body = rest
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b)
-            .unwrap_or("")
-            .to_string();
+        let status: u16 = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = rest.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("").to_string();
         if (200..300).contains(&status) {
             Ok(body)
         } else {
-            Err(Error::Emulator(format!(
-                "{method} {path} answered {status_line}: {body}"
-            )))
+            Err(Error::Emulator(format!("{method} {path} answered {status_line}: {body}")))
         }
     }
 }
@@ -199,11 +168,7 @@ impl RecordedRequest {
         let record: serde_json::Value = serde_json::from_str(line).ok()?;
         let headers = record.get("headers")?;
         let header = |name: &str| {
-            headers
-                .as_object()?
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .and_then(|(_, v)| v.as_str())
+            headers.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).and_then(|(_, v)| v.as_str())
         };
         let service = header("Authorization")
             .and_then(|auth| auth.split("Credential=").nth(1))
@@ -214,11 +179,7 @@ impl RecordedRequest {
             Some(target) => target.rsplit('.').next().unwrap_or(target).to_string(),
             None => {
                 let body = record.get("body").and_then(|b| b.as_str()).unwrap_or("");
-                let body = if record
-                    .get("body_encoded")
-                    .and_then(|b| b.as_bool())
-                    .unwrap_or(false)
-                {
+                let body = if record.get("body_encoded").and_then(|b| b.as_bool()).unwrap_or(false) {
                     String::from_utf8(base64_decode(body)).unwrap_or_default()
                 } else {
                     body.to_string()
@@ -230,10 +191,7 @@ impl RecordedRequest {
                     .find_map(|pair| pair.strip_prefix("Action="))
                     .map(str::to_string)
                     .unwrap_or_else(|| {
-                        format!(
-                            "{} {url}",
-                            record.get("method").and_then(|m| m.as_str()).unwrap_or("?")
-                        )
+                        format!("{} {url}", record.get("method").and_then(|m| m.as_str()).unwrap_or("?"))
                     })
             }
         };
@@ -260,12 +218,8 @@ fn base64_decode(text: &str) -> Vec<u8> {
 }
 
 fn free_port() -> Result<u16> {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("finding a free port", e))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| Error::io("finding a free port", e))
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("finding a free port", e))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| Error::io("finding a free port", e))
 }
 
 #[cfg(target_os = "linux")]
@@ -299,25 +253,20 @@ pub fn cache_dir() -> PathBuf {
 /// Makes sure the emulator's venv exists (creating it on first use) and returns its path.
 pub fn provision() -> Result<PathBuf> {
     let cache = cache_dir();
-    std::fs::create_dir_all(&cache)
-        .map_err(|e| Error::io(format!("creating {}", cache.display()), e))?;
+    std::fs::create_dir_all(&cache).map_err(|e| Error::io(format!("creating {}", cache.display()), e))?;
     let venv = cache.join(MOTO_DIR);
     let ready = venv.join(".deckhand-ready");
     if ready.exists() {
         return Ok(venv);
     }
     let lock_path = cache.join(format!("{MOTO_DIR}.lock"));
-    let lock = std::fs::File::create(&lock_path)
-        .map_err(|e| Error::io(format!("creating {}", lock_path.display()), e))?;
-    lock.lock()
-        .map_err(|e| Error::io(format!("locking {}", lock_path.display()), e))?;
+    let lock =
+        std::fs::File::create(&lock_path).map_err(|e| Error::io(format!("creating {}", lock_path.display()), e))?;
+    lock.lock().map_err(|e| Error::io(format!("locking {}", lock_path.display()), e))?;
     if ready.exists() {
         return Ok(venv);
     }
-    eprintln!(
-        "Installing the local emulator ({MOTO}) into {} (first use only)...",
-        venv.display()
-    );
+    eprintln!("Installing the local emulator ({MOTO}) into {} (first use only)...", venv.display());
     let python = find_python()?;
     let _ = std::fs::remove_dir_all(&venv);
     run_setup(
@@ -337,19 +286,15 @@ pub fn provision() -> Result<PathBuf> {
         "installing moto from PyPI",
         Some("pip needs to reach PyPI (or a mirror set with PIP_INDEX_URL)"),
     )?;
-    std::fs::write(&ready, MOTO)
-        .map_err(|e| Error::io(format!("writing {}", ready.display()), e))?;
+    std::fs::write(&ready, MOTO).map_err(|e| Error::io(format!("writing {}", ready.display()), e))?;
     Ok(venv)
 }
 
 fn find_python() -> Result<String> {
-    let candidates = std::env::var("DECKHAND_PYTHON")
-        .map(|p| vec![p])
-        .unwrap_or_else(|_| vec!["python3".into(), "python".into()]);
+    let candidates =
+        std::env::var("DECKHAND_PYTHON").map(|p| vec![p]).unwrap_or_else(|_| vec!["python3".into(), "python".into()]);
     for candidate in candidates {
-        let output = Command::new(&candidate)
-            .args(["-c", "import sys; print(sys.version_info[0])"])
-            .output();
+        let output = Command::new(&candidate).args(["-c", "import sys; print(sys.version_info[0])"]).output();
         if let Ok(output) = output
             && String::from_utf8_lossy(&output.stdout).trim() == "3"
         {
@@ -362,28 +307,14 @@ fn find_python() -> Result<String> {
 }
 
 fn run_setup(command: &mut Command, what: &str, hint: Option<&str>) -> Result<()> {
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| Error::io(what.to_string(), e))?;
+    let output = command.stdin(Stdio::null()).output().map_err(|e| Error::io(what.to_string(), e))?;
     if output.status.success() {
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let tail: Vec<&str> = stderr
-        .lines()
-        .rev()
-        .take(8)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    let tail: Vec<&str> = stderr.lines().rev().take(8).collect::<Vec<_>>().into_iter().rev().collect();
     let hint = hint.map(|h| format!("\n  hint: {h}")).unwrap_or_default();
-    Err(Error::Emulator(format!(
-        "{what} failed ({}):\n{}{hint}",
-        output.status,
-        tail.join("\n")
-    )))
+    Err(Error::Emulator(format!("{what} failed ({}):\n{}{hint}", output.status, tail.join("\n"))))
 }
 
 #[cfg(test)]
@@ -394,13 +325,7 @@ mod tests {
     fn parses_query_and_json_protocol_recordings() {
         let query = r#"{"headers": {"Authorization": "AWS4-HMAC-SHA256 Credential=test/20250101/us-west-2/ec2/aws4_request"}, "method": "POST", "url": "http://x/", "body": "QWN0aW9uPURlc2NyaWJlVnBjcyZWZXJzaW9uPTIwMTYtMTEtMTU=", "body_encoded": true}"#;
         let request = RecordedRequest::parse(query).unwrap();
-        assert_eq!(
-            request,
-            RecordedRequest {
-                service: "ec2".into(),
-                action: "DescribeVpcs".into()
-            }
-        );
+        assert_eq!(request, RecordedRequest { service: "ec2".into(), action: "DescribeVpcs".into() });
         assert!(!request.is_mutating());
         let json = r#"{"headers": {"authorization": "AWS4-HMAC-SHA256 Credential=t/2025/us-west-2/ecs/aws4_request", "X-Amz-Target": "AmazonEC2ContainerServiceV20141113.CreateCluster"}, "method": "POST", "url": "http://x/", "body": "{}"}"#;
         let request = RecordedRequest::parse(json).unwrap();

@@ -35,23 +35,9 @@ pub struct Pass {
 
 impl Pass {
     /// A pass in `mode`; `aws` is `None` only in check mode.
-    pub fn new(
-        mode: Mode,
-        aws: Option<Aws>,
-        region: Option<String>,
-        sink: Sink,
-        state: Rc<State>,
-    ) -> Pass {
+    pub fn new(mode: Mode, aws: Option<Aws>, region: Option<String>, sink: Sink, state: Rc<State>) -> Pass {
         let region = aws.as_ref().map(|a| a.region.clone()).or(region);
-        Pass {
-            mode,
-            log: ChangeLog::new(mode, sink),
-            strict: false,
-            aws,
-            region,
-            stack: RefCell::new(None),
-            state,
-        }
+        Pass { mode, log: ChangeLog::new(mode, sink), strict: false, aws, region, stack: RefCell::new(None), state }
     }
 
     /// The AWS clients, or `None` in check mode.
@@ -115,23 +101,16 @@ impl Pass {
     pub fn apply<T>(&self, f: impl AsyncFnOnce(&Aws) -> Result<T>) -> Result<T> {
         match (&self.aws, self.mode) {
             (Some(aws), Mode::Apply) => aws.block_on(f(aws)),
-            _ => Err(Error::conflict(
-                format!(
-                    "internal error: a change was attempted in a {:?} pass",
-                    self.mode
-                ),
-                None,
-            )),
+            _ => {
+                Err(Error::conflict(format!("internal error: a change was attempted in a {:?} pass", self.mode), None))
+            }
         }
     }
 
     /// Reports a warning; with `--strict` it is an error instead.
     pub fn warn(&self, message: &str) -> Result<()> {
         if self.strict {
-            return Err(Error::conflict(
-                format!("{message} (an error because of --strict)"),
-                None,
-            ));
+            return Err(Error::conflict(format!("{message} (an error because of --strict)"), None));
         }
         self.log.warn(message);
         Ok(())

@@ -73,29 +73,17 @@ pub struct FieldDiff {
 impl FieldDiff {
     /// A field whose value changes from `before` to `after`.
     pub fn changed(field: &str, before: impl fmt::Display, after: impl fmt::Display) -> Self {
-        FieldDiff {
-            field: field.to_string(),
-            before: before.to_string(),
-            after: after.to_string(),
-        }
+        FieldDiff { field: field.to_string(), before: before.to_string(), after: after.to_string() }
     }
 
     /// An item added to a list field (e.g. a security group rule).
     pub fn added(field: &str, item: impl fmt::Display) -> Self {
-        FieldDiff {
-            field: field.to_string(),
-            before: String::new(),
-            after: item.to_string(),
-        }
+        FieldDiff { field: field.to_string(), before: String::new(), after: item.to_string() }
     }
 
     /// An item removed from a list field.
     pub fn removed(field: &str, item: impl fmt::Display) -> Self {
-        FieldDiff {
-            field: field.to_string(),
-            before: item.to_string(),
-            after: String::new(),
-        }
+        FieldDiff { field: field.to_string(), before: item.to_string(), after: String::new() }
     }
 }
 
@@ -126,19 +114,8 @@ pub struct Change {
 
 impl Change {
     /// A change of `kind` to the resource `resource` named `name`.
-    pub fn new(
-        kind: ChangeKind,
-        resource: &'static str,
-        name: &str,
-        summary: impl Into<String>,
-    ) -> Self {
-        Change {
-            kind,
-            resource,
-            name: name.to_string(),
-            summary: summary.into(),
-            diffs: Vec::new(),
-        }
+    pub fn new(kind: ChangeKind, resource: &'static str, name: &str, summary: impl Into<String>) -> Self {
+        Change { kind, resource, name: name.to_string(), summary: summary.into(), diffs: Vec::new() }
     }
 
     /// The same change with these field differences.
@@ -148,11 +125,7 @@ impl Change {
     }
 
     fn render(&self, color: bool) -> String {
-        let (on, off) = if color {
-            (self.kind.color(), "\x1b[0m")
-        } else {
-            ("", "")
-        };
+        let (on, off) = if color { (self.kind.color(), "\x1b[0m") } else { ("", "") };
         let mut text = format!("{on}{} {} {}", self.kind.sign(), self.resource, self.name);
         if !self.summary.is_empty() {
             text.push_str(&format!(" ({})", self.summary));
@@ -228,12 +201,7 @@ pub struct ChangeLog {
 impl ChangeLog {
     /// An empty log for a pass in `mode`, writing to `sink`.
     pub fn new(mode: Mode, sink: Sink) -> Self {
-        ChangeLog {
-            mode,
-            changes: RefCell::new(Vec::new()),
-            sink,
-            notes: Cell::new(0),
-        }
+        ChangeLog { mode, changes: RefCell::new(Vec::new()), sink, notes: Cell::new(0) }
     }
 
     /// The pass's mode.
@@ -243,8 +211,7 @@ impl ChangeLog {
 
     /// Records and prints a change.
     pub fn record(&self, change: Change) {
-        self.sink
-            .write_line(change.render(false), || change.render(true));
+        self.sink.write_line(change.render(false), || change.render(true));
         self.changes.borrow_mut().push(change);
     }
 
@@ -257,9 +224,7 @@ impl ChangeLog {
     pub fn warn(&self, message: &str) {
         self.notes.set(self.notes.get() + 1);
         let plain = format!("warning: {message}");
-        self.sink.write_line(plain.clone(), || {
-            format!("\x1b[33mwarning\x1b[0m: {message}")
-        });
+        self.sink.write_line(plain.clone(), || format!("\x1b[33mwarning\x1b[0m: {message}"));
     }
 
     /// All changes recorded so far.
@@ -269,10 +234,7 @@ impl ChangeLog {
 
     /// True when some change is a create or an update.
     pub fn has_changes(&self) -> bool {
-        self.changes
-            .borrow()
-            .iter()
-            .any(|c| c.kind != ChangeKind::Unchanged)
+        self.changes.borrow().iter().any(|c| c.kind != ChangeKind::Unchanged)
     }
 
     /// Lines held back by a buffered sink.
@@ -302,24 +264,14 @@ impl ChangeLog {
     /// the way an apply would).
     pub fn summary_as(&self, mode: Mode, aws_calls: usize) -> String {
         let c = self.counts();
-        let calls = if aws_calls == 1 {
-            "1 AWS call".to_string()
-        } else {
-            format!("{aws_calls} AWS calls")
-        };
+        let calls = if aws_calls == 1 { "1 AWS call".to_string() } else { format!("{aws_calls} AWS calls") };
         match mode {
-            Mode::Apply => format!(
-                "{} created, {} updated, {} unchanged ({calls})",
-                c.create, c.update, c.unchanged
-            ),
+            Mode::Apply => format!("{} created, {} updated, {} unchanged ({calls})", c.create, c.update, c.unchanged),
             Mode::Plan => format!(
                 "Plan: {} to create, {} to update, {} unchanged ({calls}, nothing changed)",
                 c.create, c.update, c.unchanged
             ),
-            Mode::Check => format!(
-                "Check passed: {} resources declared (no AWS calls)",
-                c.create
-            ),
+            Mode::Check => format!("Check passed: {} resources declared (no AWS calls)", c.create),
         }
     }
 }
@@ -341,11 +293,10 @@ mod tests {
 
     #[test]
     fn renders_changes_with_diffs() {
-        let change =
-            Change::new(ChangeKind::Update, "security_group", "web", "sg-1").with_diffs(vec![
-                FieldDiff::added("ingress", "tcp 80 from 0.0.0.0/0"),
-                FieldDiff::removed("ingress", "tcp 22 from 0.0.0.0/0"),
-            ]);
+        let change = Change::new(ChangeKind::Update, "security_group", "web", "sg-1").with_diffs(vec![
+            FieldDiff::added("ingress", "tcp 80 from 0.0.0.0/0"),
+            FieldDiff::removed("ingress", "tcp 22 from 0.0.0.0/0"),
+        ]);
         assert_eq!(
             change.to_string(),
             "~ security_group web (sg-1)\n    ingress: + tcp 80 from 0.0.0.0/0\n    ingress: - tcp 22 from 0.0.0.0/0"
@@ -359,10 +310,7 @@ mod tests {
         log.record(Change::new(ChangeKind::Create, "subnet", "b", ""));
         log.record(Change::new(ChangeKind::Unchanged, "vpc", "default", ""));
         assert!(log.has_changes());
-        assert_eq!(
-            log.summary(7),
-            "2 created, 0 updated, 1 unchanged (7 AWS calls)"
-        );
+        assert_eq!(log.summary(7), "2 created, 0 updated, 1 unchanged (7 AWS calls)");
         assert_eq!(log.take_output().len(), 3);
     }
 }

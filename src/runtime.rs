@@ -68,9 +68,7 @@ impl Aws {
         let calls = Arc::new(CallCounter::default());
         macro_rules! client {
             ($sdk:ident) => {{
-                let conf = $sdk::config::Builder::from(&config)
-                    .interceptor(CallLogger(calls.clone()))
-                    .build();
+                let conf = $sdk::config::Builder::from(&config).interceptor(CallLogger(calls.clone())).build();
                 $sdk::Client::from_conf(conf)
             }};
         }
@@ -98,8 +96,8 @@ impl Aws {
 }
 
 async fn load_config(target: &Target) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(5));
+    let mut loader =
+        aws_config::defaults(BehaviorVersion::latest()).retry_config(RetryConfig::standard().with_max_attempts(5));
     if let Some(region) = &target.region {
         loader = loader.region(Region::new(region.clone()));
     }
@@ -156,14 +154,9 @@ impl Intercept for CallLogger {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let elapsed = cfg
-            .load::<StartedAt>()
-            .map(|s| s.0.elapsed().as_millis())
-            .unwrap_or(0);
-        let (service, operation) = cfg
-            .load::<Metadata>()
-            .map(|m| (m.service().to_string(), m.name().to_string()))
-            .unwrap_or_default();
+        let elapsed = cfg.load::<StartedAt>().map(|s| s.0.elapsed().as_millis()).unwrap_or(0);
+        let (service, operation) =
+            cfg.load::<Metadata>().map(|m| (m.service().to_lowercase(), m.name().to_string())).unwrap_or_default();
         let outcome = match context.output_or_error() {
             Some(Ok(_)) => "ok",
             Some(Err(_)) => "error",

@@ -23,29 +23,14 @@ pub struct Script {
 impl Script {
     /// Reads a script file.
     pub fn load(path: &Path) -> Result<Script> {
-        let source = std::fs::read_to_string(path)
-            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
-        let dir = path.parent().map(|d| {
-            if d.as_os_str().is_empty() {
-                PathBuf::from(".")
-            } else {
-                d.to_path_buf()
-            }
-        });
-        Ok(Script {
-            name: path.display().to_string(),
-            dir,
-            source,
-        })
+        let source = std::fs::read_to_string(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        let dir = path.parent().map(|d| if d.as_os_str().is_empty() { PathBuf::from(".") } else { d.to_path_buf() });
+        Ok(Script { name: path.display().to_string(), dir, source })
     }
 
     /// A script from text (REPL input, tests).
     pub fn inline(name: &str, source: &str, dir: Option<PathBuf>) -> Script {
-        Script {
-            name: name.to_string(),
-            dir,
-            source: source.to_string(),
-        }
+        Script { name: name.to_string(), dir, source: source.to_string() }
     }
 
     /// Runs the whole script in `pass`, with `vars` as the constant `vars` map.
@@ -53,12 +38,8 @@ impl Script {
         let engine = crate::engine::build(pass, self.dir.as_deref());
         let mut scope = Scope::new();
         scope.push_constant("vars", vars.to_map());
-        let ast = engine
-            .compile_with_scope(&scope, &self.source)
-            .map_err(|e| Error::Script(self.parse_report(&e)))?;
-        engine
-            .run_ast_with_scope(&mut scope, &ast)
-            .map_err(|e| Error::Script(self.report(&e)))
+        let ast = engine.compile_with_scope(&scope, &self.source).map_err(|e| Error::Script(self.parse_report(&e)))?;
+        engine.run_ast_with_scope(&mut scope, &ast).map_err(|e| Error::Script(self.report(&e)))
     }
 
     /// Parses the script without running it.
@@ -66,10 +47,7 @@ impl Script {
         let engine = crate::engine::sandboxed(self.dir.as_deref());
         let mut scope = Scope::new();
         scope.push_constant("vars", Map::new());
-        engine
-            .compile_with_scope(&scope, &self.source)
-            .map(drop)
-            .map_err(|e| Error::Script(self.parse_report(&e)))
+        engine.compile_with_scope(&scope, &self.source).map(drop).map_err(|e| Error::Script(self.parse_report(&e)))
     }
 
     /// Formats a parse error the way rustc and rhai's runner do.
@@ -86,11 +64,7 @@ impl Script {
         loop {
             match current {
                 EvalAltResult::ErrorInFunctionCall(name, src, inner, at) => {
-                    let from = if src.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" (from {src})")
-                    };
+                    let from = if src.is_empty() { String::new() } else { format!(" (from {src})") };
                     notes.push(format!("in call to `{name}`{from} at {}", line_col(*at)));
                     if src.is_empty() && !inner.position().is_none() {
                         pos = inner.position();
@@ -117,12 +91,10 @@ impl Script {
         let message = match inner {
             EvalAltResult::ErrorRuntime(value, _) => value.to_string(),
             EvalAltResult::ErrorTooManyOperations(_) => {
-                "the script exceeded its operation limit (5,000,000): is there an endless loop?"
-                    .to_string()
+                "the script exceeded its operation limit (5,000,000): is there an endless loop?".to_string()
             }
             EvalAltResult::ErrorStackOverflow(_) => {
-                "function calls nested too deeply (limit 48): is there a runaway recursion?"
-                    .to_string()
+                "function calls nested too deeply (limit 48): is there a runaway recursion?".to_string()
             }
             EvalAltResult::ErrorFunctionNotFound(sig, _) => {
                 format!(
@@ -136,26 +108,30 @@ impl Script {
     }
 
     fn render(&self, message: &str, pos: Position, notes: &[String]) -> String {
+        let (message, hint) = match message.split_once("\n  hint: ") {
+            Some((m, h)) => (m, Some(h)),
+            None => (message, None),
+        };
         let mut text = format!("error: {message}");
         let (Some(line), col) = (pos.line(), pos.position().unwrap_or(1)) else {
             text.push_str(&format!("\n  --> {}", self.name));
+            if let Some(hint) = hint {
+                text.push_str(&format!("\n  = hint: {hint}"));
+            }
             return text;
         };
         let source_line = self.source.lines().nth(line - 1).unwrap_or("");
         let gutter = line.to_string().len();
         let pad = " ".repeat(gutter);
-        text.push_str(&format!(
-            "\n{pad}--> {}:{line}:{col}\n{pad} |\n{line} | {source_line}\n{pad} | ",
-            self.name
-        ));
-        let caret_pad: String = source_line
-            .chars()
-            .take(col.saturating_sub(1))
-            .map(|c| if c == '\t' { '\t' } else { ' ' })
-            .collect();
+        text.push_str(&format!("\n{pad}--> {}:{line}:{col}\n{pad} |\n{line} | {source_line}\n{pad} | ", self.name));
+        let caret_pad: String =
+            source_line.chars().take(col.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
         text.push_str(&format!("{caret_pad}^"));
         for note in notes.iter().filter(|n| !n.is_empty()) {
             text.push_str(&format!("\n{pad} = note: {note}"));
+        }
+        if let Some(hint) = hint {
+            text.push_str(&format!("\n{pad} = hint: {hint}"));
         }
         text
     }
@@ -186,9 +162,8 @@ impl Vars {
         pairs
             .iter()
             .map(|pair| {
-                let (key, value) = pair
-                    .split_once('=')
-                    .ok_or_else(|| Error::invalid("--var", format!("{pair:?}"), "key=value"))?;
+                let (key, value) =
+                    pair.split_once('=').ok_or_else(|| Error::invalid("--var", format!("{pair:?}"), "key=value"))?;
                 let valid = !key.is_empty()
                     && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                     && !key.starts_with(|c: char| c.is_ascii_digit());

@@ -167,33 +167,20 @@ impl Ec2State {
             subnets(aws, vec![]),
             security_groups(aws, vec![stack_filter(stack)]),
         )?;
-        Ok(Ec2State {
-            default_vpc,
-            zones,
-            subnets,
-            security_groups,
-            loaded: true,
-        })
+        Ok(Ec2State { default_vpc, zones, subnets, security_groups, loaded: true })
     }
 
     fn stack_subnet(&self, stack: &str, name: &str) -> Option<&Subnet> {
-        self.subnets
-            .iter()
-            .find(|s| s.stack.as_deref() == Some(stack) && s.name.as_deref() == Some(name))
+        self.subnets.iter().find(|s| s.stack.as_deref() == Some(stack) && s.name.as_deref() == Some(name))
     }
 }
 
 fn stack_filter(stack: &str) -> Filter {
-    Filter::builder()
-        .name(format!("tag:{STACK_TAG}"))
-        .values(stack)
-        .build()
+    Filter::builder().name(format!("tag:{STACK_TAG}")).values(stack).build()
 }
 
 fn tag_value(tags: &[Tag], key: &str) -> Option<String> {
-    tags.iter()
-        .find(|t| t.key() == Some(key))
-        .and_then(|t| t.value().map(str::to_string))
+    tags.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value().map(str::to_string))
 }
 
 fn tags_for(resource: ResourceType, stack: &str, name: &str) -> TagSpecification {
@@ -211,76 +198,41 @@ async fn default_vpc(aws: &Aws) -> Result<Option<Vpc>> {
 
 /// VPCs matching `filters`.
 pub async fn vpcs(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<Vpc>> {
-    let out = aws
-        .ec2
-        .describe_vpcs()
-        .set_filters(Some(filters))
-        .send()
-        .await
-        .map_err(|e| aws_error("DescribeVpcs", e))?;
+    let out =
+        aws.ec2.describe_vpcs().set_filters(Some(filters)).send().await.map_err(|e| aws_error("DescribeVpcs", e))?;
     Ok(out
         .vpcs()
         .iter()
         .map(|v| {
             let is_default = v.is_default().unwrap_or(false);
-            let name = tag_value(v.tags(), NAME_TAG).unwrap_or_else(|| {
-                if is_default {
-                    "default".into()
-                } else {
-                    String::new()
-                }
-            });
+            let name = tag_value(v.tags(), NAME_TAG)
+                .unwrap_or_else(|| if is_default { "default".into() } else { String::new() });
             let cidrs = v
                 .cidr_block_association_set()
                 .iter()
                 .filter(|a| {
-                    a.cidr_block_state()
-                        .and_then(|s| s.state())
-                        .map(|s| s.as_str() == "associated")
-                        .unwrap_or(true)
+                    a.cidr_block_state().and_then(|s| s.state()).map(|s| s.as_str() == "associated").unwrap_or(true)
                 })
                 .filter_map(|a| a.cidr_block()?.parse().ok())
                 .collect::<Vec<Ipv4Net>>();
             let cidrs = if cidrs.is_empty() {
-                v.cidr_block()
-                    .and_then(|c| c.parse().ok())
-                    .into_iter()
-                    .collect()
+                v.cidr_block().and_then(|c| c.parse().ok()).into_iter().collect()
             } else {
                 cidrs
             };
-            Vpc {
-                id: v.vpc_id().unwrap_or_default().to_string(),
-                name,
-                cidrs,
-                is_default,
-            }
+            Vpc { id: v.vpc_id().unwrap_or_default().to_string(), name, cidrs, is_default }
         })
         .collect())
 }
 
 async fn zones(aws: &Aws) -> Result<Vec<String>> {
-    let out = aws
-        .ec2
-        .describe_availability_zones()
-        .send()
-        .await
-        .map_err(|e| aws_error("DescribeAvailabilityZones", e))?;
-    Ok(out
-        .availability_zones()
-        .iter()
-        .filter_map(|z| z.zone_name().map(str::to_string))
-        .collect())
+    let out =
+        aws.ec2.describe_availability_zones().send().await.map_err(|e| aws_error("DescribeAvailabilityZones", e))?;
+    Ok(out.availability_zones().iter().filter_map(|z| z.zone_name().map(str::to_string)).collect())
 }
 
 async fn subnets(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<Subnet>> {
-    let mut pages = aws
-        .ec2
-        .describe_subnets()
-        .set_filters(Some(filters))
-        .into_paginator()
-        .items()
-        .send();
+    let mut pages = aws.ec2.describe_subnets().set_filters(Some(filters)).into_paginator().items().send();
     let mut found = Vec::new();
     while let Some(subnet) = pages.next().await {
         let s = subnet.map_err(|e| aws_error("DescribeSubnets", e))?;
@@ -302,13 +254,7 @@ async fn subnets(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<Subnet>> {
 }
 
 async fn security_groups(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<SecurityGroup>> {
-    let mut pages = aws
-        .ec2
-        .describe_security_groups()
-        .set_filters(Some(filters))
-        .into_paginator()
-        .items()
-        .send();
+    let mut pages = aws.ec2.describe_security_groups().set_filters(Some(filters)).into_paginator().items().send();
     let mut found = Vec::new();
     while let Some(group) = pages.next().await {
         let g = group.map_err(|e| aws_error("DescribeSecurityGroups", e))?;
@@ -335,34 +281,13 @@ fn flatten(permissions: &[IpPermission]) -> Vec<Rule> {
             other => other,
         }
         .to_string();
-        let (from_port, to_port) = if protocol == "-1" {
-            (-1, -1)
-        } else {
-            (p.from_port().unwrap_or(-1), p.to_port().unwrap_or(-1))
-        };
-        let rule = |peer| Rule {
-            protocol: protocol.clone(),
-            from_port,
-            to_port,
-            peer,
-        };
+        let (from_port, to_port) =
+            if protocol == "-1" { (-1, -1) } else { (p.from_port().unwrap_or(-1), p.to_port().unwrap_or(-1)) };
+        let rule = |peer| Rule { protocol: protocol.clone(), from_port, to_port, peer };
+        rules.extend(p.ip_ranges().iter().filter_map(|r| r.cidr_ip()).map(|c| rule(Peer::Cidr(c.to_string()))));
+        rules.extend(p.ipv6_ranges().iter().filter_map(|r| r.cidr_ipv6()).map(|c| rule(Peer::Cidr(c.to_string()))));
         rules.extend(
-            p.ip_ranges()
-                .iter()
-                .filter_map(|r| r.cidr_ip())
-                .map(|c| rule(Peer::Cidr(c.to_string()))),
-        );
-        rules.extend(
-            p.ipv6_ranges()
-                .iter()
-                .filter_map(|r| r.cidr_ipv6())
-                .map(|c| rule(Peer::Cidr(c.to_string()))),
-        );
-        rules.extend(
-            p.user_id_group_pairs()
-                .iter()
-                .filter_map(|g| g.group_id())
-                .map(|g| rule(Peer::Group(g.to_string()))),
+            p.user_id_group_pairs().iter().filter_map(|g| g.group_id()).map(|g| rule(Peer::Group(g.to_string()))),
         );
         rules.extend(
             p.prefix_list_ids()
@@ -382,16 +307,10 @@ fn permission(rule: &Rule) -> IpPermission {
         p = p.from_port(rule.from_port).to_port(rule.to_port);
     }
     p = match &rule.peer {
-        Peer::Cidr(c) if c.contains(':') => {
-            p.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(c).build())
-        }
+        Peer::Cidr(c) if c.contains(':') => p.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(c).build()),
         Peer::Cidr(c) => p.ip_ranges(IpRange::builder().cidr_ip(c).build()),
         Peer::Group(g) => p.user_id_group_pairs(UserIdGroupPair::builder().group_id(g).build()),
-        Peer::PrefixList(l) => p.prefix_list_ids(
-            aws_sdk_ec2::types::PrefixListId::builder()
-                .prefix_list_id(l)
-                .build(),
-        ),
+        Peer::PrefixList(l) => p.prefix_list_ids(aws_sdk_ec2::types::PrefixListId::builder().prefix_list_id(l).build()),
     };
     p.build()
 }
@@ -401,12 +320,7 @@ pub fn find_default_vpc(pass: &Pass) -> Result<Vpc> {
     let snapshot = pass.snapshot()?;
     let state = &snapshot.borrow().ec2;
     if !state.loaded {
-        return Ok(Vpc {
-            id: UNKNOWN.into(),
-            name: "default".into(),
-            cidrs: vec![],
-            is_default: true,
-        });
+        return Ok(Vpc { id: UNKNOWN.into(), name: "default".into(), cidrs: vec![], is_default: true });
     }
     state.default_vpc.clone().ok_or_else(|| {
         Error::conflict(
@@ -438,10 +352,7 @@ pub fn find_vpc(pass: &Pass, id: Option<&str>, name: Option<&str>) -> Result<Vpc
     match found.len() {
         1 => Ok(found.remove(0)),
         0 => Err(Error::conflict(format!("no VPC matches {wanted:?}"), None)),
-        n => Err(Error::conflict(
-            format!("{n} VPCs match {wanted:?}"),
-            Some("look it up by id instead"),
-        )),
+        n => Err(Error::conflict(format!("{n} VPCs match {wanted:?}"), Some("look it up by id instead"))),
     }
 }
 
@@ -480,19 +391,13 @@ fn validate_az(pass: &Pass, key: &str, az: &str) -> Result<()> {
         return Err(Error::invalid(
             key,
             format!("{az:?}"),
-            format!(
-                "an availability zone of {}: {}",
-                pass.region().unwrap_or("the region"),
-                zones.join(", ")
-            ),
+            format!("an availability zone of {}: {}", pass.region().unwrap_or("the region"), zones.join(", ")),
         ));
     }
     match pass.region() {
-        Some(region) if !az.starts_with(region) || az.len() <= region.len() => Err(Error::invalid(
-            key,
-            format!("{az:?}"),
-            format!("an availability zone of {region}, such as {region}a"),
-        )),
+        Some(region) if !az.starts_with(region) || az.len() <= region.len() => {
+            Err(Error::invalid(key, format!("{az:?}"), format!("an availability zone of {region}, such as {region}a")))
+        }
         _ => Ok(()),
     }
 }
@@ -532,11 +437,7 @@ fn validate_subnet(pass: &Pass, spec: &SubnetSpec, state: &Ec2State, stack: &str
             format!(
                 "a block that overlaps no other subnet; it overlaps {} ({}{}, {})",
                 other.id,
-                other
-                    .name
-                    .as_deref()
-                    .map(|n| format!("{n}, "))
-                    .unwrap_or_default(),
+                other.name.as_deref().map(|n| format!("{n}, ")).unwrap_or_default(),
                 other.cidr,
                 other.az
             ),
@@ -556,33 +457,18 @@ pub fn ensure_subnet(pass: &Pass, spec: &SubnetSpec) -> Result<Subnet> {
     };
     let summary = |s: &Subnet| format!("{}, {}, {}", s.id, s.az, s.cidr);
     if let Some(mut subnet) = existing {
-        if (subnet.vpc_id != spec.vpc.id && is_known(&spec.vpc.id))
-            || subnet.az != spec.az
-            || subnet.cidr != spec.cidr
+        if (subnet.vpc_id != spec.vpc.id && is_known(&spec.vpc.id)) || subnet.az != spec.az || subnet.cidr != spec.cidr
         {
             return Err(Error::conflict(
                 format!(
                     "subnet {} exists as {} in {} ({}); the script asks for {} in {} ({}), and AWS cannot change a subnet's VPC, AZ or CIDR in place",
-                    spec.name,
-                    subnet.cidr,
-                    subnet.az,
-                    subnet.vpc_id,
-                    spec.cidr,
-                    spec.az,
-                    spec.vpc.id
+                    spec.name, subnet.cidr, subnet.az, subnet.vpc_id, spec.cidr, spec.az, spec.vpc.id
                 ),
-                Some(
-                    "give the new subnet another name, then `deckhand destroy` or delete the old one",
-                ),
+                Some("give the new subnet another name, then `deckhand destroy` or delete the old one"),
             ));
         }
         if subnet.public_ip == spec.public_ip {
-            pass.log.record(Change::new(
-                ChangeKind::Unchanged,
-                "subnet",
-                &spec.name,
-                summary(&subnet),
-            ));
+            pass.log.record(Change::new(ChangeKind::Unchanged, "subnet", &spec.name, summary(&subnet)));
             return Ok(subnet);
         }
         let diff = FieldDiff::changed("public_ip", subnet.public_ip, spec.public_ip);
@@ -591,10 +477,7 @@ pub fn ensure_subnet(pass: &Pass, spec: &SubnetSpec) -> Result<Subnet> {
             subnet.public_ip = spec.public_ip;
             replace_subnet(&mut snapshot.borrow_mut().ec2, &subnet);
         }
-        pass.log.record(
-            Change::new(ChangeKind::Update, "subnet", &spec.name, summary(&subnet))
-                .with_diffs(vec![diff]),
-        );
+        pass.log.record(Change::new(ChangeKind::Update, "subnet", &spec.name, summary(&subnet)).with_diffs(vec![diff]));
         return Ok(subnet);
     }
     let mut subnet = Subnet {
@@ -614,12 +497,7 @@ pub fn ensure_subnet(pass: &Pass, spec: &SubnetSpec) -> Result<Subnet> {
         }
         replace_subnet(&mut snapshot.borrow_mut().ec2, &subnet);
     }
-    pass.log.record(Change::new(
-        ChangeKind::Create,
-        "subnet",
-        &spec.name,
-        summary(&subnet),
-    ));
+    pass.log.record(Change::new(ChangeKind::Create, "subnet", &spec.name, summary(&subnet)));
     Ok(subnet)
 }
 
@@ -641,33 +519,20 @@ fn create_subnet(pass: &Pass, spec: &SubnetSpec, stack: &str) -> Result<String> 
             .map_err(|e| aws_error("CreateSubnet", e))
     });
     match created {
-        Ok(out) => Ok(out
-            .subnet()
-            .and_then(|s| s.subnet_id())
-            .unwrap_or_default()
-            .to_string()),
+        Ok(out) => Ok(out.subnet().and_then(|s| s.subnet_id()).unwrap_or_default().to_string()),
         Err(err) => {
             if err.aws_code() != Some("InvalidSubnet.Conflict") {
                 return Err(err);
             }
             // Created meanwhile (e.g. by a concurrent run)? Adopt it only if it is ours.
             let filters = vec![
-                Filter::builder()
-                    .name("vpc-id")
-                    .values(&spec.vpc.id)
-                    .build(),
-                Filter::builder()
-                    .name("cidr-block")
-                    .values(spec.cidr.to_string())
-                    .build(),
+                Filter::builder().name("vpc-id").values(&spec.vpc.id).build(),
+                Filter::builder().name("cidr-block").values(spec.cidr.to_string()).build(),
             ];
             let found = pass.apply(async |aws| subnets(aws, filters).await)?;
             found
                 .into_iter()
-                .find(|s| {
-                    s.stack.as_deref() == Some(stack)
-                        && s.name.as_deref() == Some(spec.name.as_str())
-                })
+                .find(|s| s.stack.as_deref() == Some(stack) && s.name.as_deref() == Some(spec.name.as_str()))
                 .map(|s| s.id)
                 .ok_or(err)
         }
@@ -679,11 +544,7 @@ fn set_public_ip(pass: &Pass, subnet_id: &str, on: bool) -> Result<()> {
         aws.ec2
             .modify_subnet_attribute()
             .subnet_id(subnet_id)
-            .map_public_ip_on_launch(
-                aws_sdk_ec2::types::AttributeBooleanValue::builder()
-                    .value(on)
-                    .build(),
-            )
+            .map_public_ip_on_launch(aws_sdk_ec2::types::AttributeBooleanValue::builder().value(on).build())
             .send()
             .await
             .map_err(|e| aws_error("ModifySubnetAttribute", e))
@@ -693,29 +554,15 @@ fn set_public_ip(pass: &Pass, subnet_id: &str, on: bool) -> Result<()> {
 
 /// The egress AWS gives every new security group.
 pub fn default_egress() -> Vec<Rule> {
-    vec![Rule {
-        protocol: "-1".into(),
-        from_port: -1,
-        to_port: -1,
-        peer: Peer::Cidr("0.0.0.0/0".into()),
-    }]
+    vec![Rule { protocol: "-1".into(), from_port: -1, to_port: -1, peer: Peer::Cidr("0.0.0.0/0".into()) }]
 }
 
 /// Converges a security group: the group itself, then exactly the script's rules.
 pub fn ensure_security_group(pass: &Pass, spec: &SecurityGroupSpec) -> Result<SecurityGroup> {
     let stack = pass.stack()?;
     let snapshot = pass.snapshot()?;
-    let existing = snapshot
-        .borrow()
-        .ec2
-        .security_groups
-        .iter()
-        .find(|g| g.name == spec.name)
-        .cloned();
-    let description = spec
-        .description
-        .clone()
-        .unwrap_or_else(|| DEFAULT_DESCRIPTION.to_string());
+    let existing = snapshot.borrow().ec2.security_groups.iter().find(|g| g.name == spec.name).cloned();
+    let description = spec.description.clone().unwrap_or_else(|| DEFAULT_DESCRIPTION.to_string());
     let wanted_egress = spec.egress.clone().unwrap_or_else(default_egress);
     let summary = |g: &SecurityGroup| g.id.clone();
 
@@ -738,12 +585,7 @@ pub fn ensure_security_group(pass: &Pass, spec: &SecurityGroupSpec) -> Result<Se
         if pass.mode.applies() {
             replace_group(&mut snapshot.borrow_mut().ec2, &group);
         }
-        pass.log.record(Change::new(
-            ChangeKind::Create,
-            "security_group",
-            &spec.name,
-            summary(&group),
-        ));
+        pass.log.record(Change::new(ChangeKind::Create, "security_group", &spec.name, summary(&group)));
         return Ok(group);
     };
 
@@ -768,12 +610,7 @@ pub fn ensure_security_group(pass: &Pass, spec: &SecurityGroupSpec) -> Result<Se
     let mut diffs = rule_diffs("ingress", "from", &group.ingress, &spec.ingress);
     diffs.extend(rule_diffs("egress", "to", &group.egress, &wanted_egress));
     if diffs.is_empty() {
-        pass.log.record(Change::new(
-            ChangeKind::Unchanged,
-            "security_group",
-            &spec.name,
-            summary(&group),
-        ));
+        pass.log.record(Change::new(ChangeKind::Unchanged, "security_group", &spec.name, summary(&group)));
         return Ok(group);
     }
     if pass.mode.applies() {
@@ -782,15 +619,7 @@ pub fn ensure_security_group(pass: &Pass, spec: &SecurityGroupSpec) -> Result<Se
         group.egress = wanted_egress;
         replace_group(&mut snapshot.borrow_mut().ec2, &group);
     }
-    pass.log.record(
-        Change::new(
-            ChangeKind::Update,
-            "security_group",
-            &spec.name,
-            summary(&group),
-        )
-        .with_diffs(diffs),
-    );
+    pass.log.record(Change::new(ChangeKind::Update, "security_group", &spec.name, summary(&group)).with_diffs(diffs));
     Ok(group)
 }
 
@@ -802,12 +631,8 @@ fn replace_group(state: &mut Ec2State, group: &SecurityGroup) {
 fn rule_diffs(field: &str, direction: &str, current: &[Rule], wanted: &[Rule]) -> Vec<FieldDiff> {
     let current: BTreeSet<&Rule> = current.iter().collect();
     let wanted: BTreeSet<&Rule> = wanted.iter().collect();
-    let added = wanted
-        .difference(&current)
-        .map(|r| FieldDiff::added(field, r.describe(direction)));
-    let removed = current
-        .difference(&wanted)
-        .map(|r| FieldDiff::removed(field, r.describe(direction)));
+    let added = wanted.difference(&current).map(|r| FieldDiff::added(field, r.describe(direction)));
+    let removed = current.difference(&wanted).map(|r| FieldDiff::removed(field, r.describe(direction)));
     added.chain(removed).collect()
 }
 
@@ -835,14 +660,8 @@ fn create_security_group(
                 return Err(err);
             }
             let filters = vec![
-                Filter::builder()
-                    .name("vpc-id")
-                    .values(&spec.vpc.id)
-                    .build(),
-                Filter::builder()
-                    .name("group-name")
-                    .values(&spec.name)
-                    .build(),
+                Filter::builder().name("vpc-id").values(&spec.vpc.id).build(),
+                Filter::builder().name("group-name").values(&spec.name).build(),
             ];
             let found = pass.apply(async |aws| security_groups(aws, filters).await)?;
             return match found.into_iter().next() {
@@ -870,25 +689,12 @@ fn create_security_group(
 }
 
 /// Makes the group's rules exactly `ingress` and `egress`: revokes the extra, authorizes the missing.
-fn apply_rules(
-    pass: &Pass,
-    group: &SecurityGroup,
-    ingress: &[Rule],
-    egress: &[Rule],
-) -> Result<()> {
+fn apply_rules(pass: &Pass, group: &SecurityGroup, ingress: &[Rule], egress: &[Rule]) -> Result<()> {
     let missing = |current: &[Rule], wanted: &[Rule]| -> Vec<IpPermission> {
-        wanted
-            .iter()
-            .filter(|r| !current.contains(r))
-            .map(permission)
-            .collect()
+        wanted.iter().filter(|r| !current.contains(r)).map(permission).collect()
     };
     let extra = |current: &[Rule], wanted: &[Rule]| -> Vec<IpPermission> {
-        current
-            .iter()
-            .filter(|r| !wanted.contains(r))
-            .map(permission)
-            .collect()
+        current.iter().filter(|r| !wanted.contains(r)).map(permission).collect()
     };
     let id = group.id.as_str();
     let revoke_in = extra(&group.ingress, ingress);
@@ -938,18 +744,9 @@ fn apply_rules(
 
 /// Parses and checks a rule's port text: `80`, `8000-8100`.
 pub fn parse_ports(key: &str, text: &str) -> Result<(i32, i32)> {
-    let bad = || {
-        Error::invalid(
-            key,
-            format!("{text:?}"),
-            "a port from 1 to 65535, or a range like \"8000-8100\"",
-        )
-    };
+    let bad = || Error::invalid(key, format!("{text:?}"), "a port from 1 to 65535, or a range like \"8000-8100\"");
     let (from, to) = match text.split_once('-') {
-        Some((a, b)) => (
-            a.trim().parse::<i64>().map_err(|_| bad())?,
-            b.trim().parse::<i64>().map_err(|_| bad())?,
-        ),
+        Some((a, b)) => (a.trim().parse::<i64>().map_err(|_| bad())?, b.trim().parse::<i64>().map_err(|_| bad())?),
         None => {
             let p = text.trim().parse::<i64>().map_err(|_| bad())?;
             (p, p)
@@ -965,22 +762,14 @@ pub fn parse_ports(key: &str, text: &str) -> Result<(i32, i32)> {
 
 /// Checks that `port` is a TCP/UDP port (1-65535).
 pub fn check_port(key: &str, port: i64) -> Result<()> {
-    if (1..=65535).contains(&port) {
-        Ok(())
-    } else {
-        Err(Error::invalid(key, port, "a port from 1 to 65535"))
-    }
+    if (1..=65535).contains(&port) { Ok(()) } else { Err(Error::invalid(key, port, "a port from 1 to 65535")) }
 }
 
 /// Parses a CIDR block (IPv4 or IPv6) for a security group rule.
 pub fn parse_rule_cidr(key: &str, text: &str) -> Result<String> {
-    let net: IpNet = text.parse().map_err(|_| {
-        Error::invalid(
-            key,
-            format!("{text:?}"),
-            "a CIDR block like \"0.0.0.0/0\" or \"10.0.0.0/16\"",
-        )
-    })?;
+    let net: IpNet = text
+        .parse()
+        .map_err(|_| Error::invalid(key, format!("{text:?}"), "a CIDR block like \"0.0.0.0/0\" or \"10.0.0.0/16\""))?;
     if net.trunc() != net {
         return Err(Error::invalid(
             key,
@@ -993,13 +782,7 @@ pub fn parse_rule_cidr(key: &str, text: &str) -> Result<String> {
 
 /// Parses an IPv4 CIDR block for a subnet.
 pub fn parse_subnet_cidr(key: &str, text: &str) -> Result<Ipv4Net> {
-    text.parse().map_err(|_| {
-        Error::invalid(
-            key,
-            format!("{text:?}"),
-            "an IPv4 CIDR block like \"10.0.1.0/24\"",
-        )
-    })
+    text.parse().map_err(|_| Error::invalid(key, format!("{text:?}"), "an IPv4 CIDR block like \"10.0.1.0/24\""))
 }
 
 #[cfg(test)]
@@ -1027,26 +810,10 @@ mod tests {
 
     #[test]
     fn rule_diffs_show_added_and_removed() {
-        let web = Rule {
-            protocol: "tcp".into(),
-            from_port: 80,
-            to_port: 80,
-            peer: Peer::Cidr("0.0.0.0/0".into()),
-        };
-        let ssh = Rule {
-            protocol: "tcp".into(),
-            from_port: 22,
-            to_port: 22,
-            peer: Peer::Cidr("0.0.0.0/0".into()),
-        };
-        let diffs = rule_diffs("ingress", "from", &[ssh.clone()], &[web]);
+        let web = Rule { protocol: "tcp".into(), from_port: 80, to_port: 80, peer: Peer::Cidr("0.0.0.0/0".into()) };
+        let ssh = Rule { protocol: "tcp".into(), from_port: 22, to_port: 22, peer: Peer::Cidr("0.0.0.0/0".into()) };
+        let diffs = rule_diffs("ingress", "from", std::slice::from_ref(&ssh), &[web]);
         let text: Vec<String> = diffs.iter().map(ToString::to_string).collect();
-        assert_eq!(
-            text,
-            [
-                "ingress: + tcp 80 from 0.0.0.0/0",
-                "ingress: - tcp 22 from 0.0.0.0/0"
-            ]
-        );
+        assert_eq!(text, ["ingress: + tcp 80 from 0.0.0.0/0", "ingress: - tcp 22 from 0.0.0.0/0"]);
     }
 }

@@ -19,6 +19,10 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     .register_into_engine(engine, move |name: &str| -> Result<(), Box<EvalAltResult>> { Ok(p.set_stack(name)?) });
 
     let p = pass.clone();
-    function("region", &["String"], "The AWS region the script runs against, e.g. `us-west-2`.\nExample: `let az = region() + \"a\";`")
-        .register_into_engine(engine, move || -> String { p.region().unwrap_or("(unknown region)").to_string() });
+    function(
+        "region",
+        &["String"],
+        "The AWS region the script runs against, e.g. `us-west-2`.\nExample: `let az = region() + \"a\";`",
+    )
+    .register_into_engine(engine, move || -> String { p.region().unwrap_or("(unknown region)").to_string() });
 }

@@ -6,8 +6,8 @@ use std::rc::Rc;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
 use crate::aws::ec2::{
-    self, Peer, Rule, SecurityGroup, SecurityGroupSpec, Subnet, SubnetSpec, Vpc, check_port,
-    parse_ports, parse_rule_cidr, parse_subnet_cidr,
+    self, Peer, Rule, SecurityGroup, SecurityGroupSpec, Subnet, SubnetSpec, Vpc, check_port, parse_ports,
+    parse_rule_cidr, parse_subnet_cidr,
 };
 use crate::bindings::{Fields, as_string, function, handle, handle_id, show};
 use crate::error::{Error, Result};
@@ -23,9 +23,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "The region's default VPC (a lookup; it never changes anything).\n\
          Returns #{ kind, id, name, cidr, cidrs, default }.\nExample: `let vpc = default_vpc();`",
     )
-    .register_into_engine(engine, move || -> Rhai<Map> {
-        Ok(vpc_handle(&ec2::find_default_vpc(&p)?))
-    });
+    .register_into_engine(engine, move || -> Rhai<Map> { Ok(vpc_handle(&ec2::find_default_vpc(&p)?)) });
 
     let p = pass.clone();
     function(
@@ -45,11 +43,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
             }
             .into());
         }
-        Ok(vpc_handle(&ec2::find_vpc(
-            &p,
-            id.as_deref(),
-            name.as_deref(),
-        )?))
+        Ok(vpc_handle(&ec2::find_vpc(&p, id.as_deref(), name.as_deref())?))
     });
 
     let p = pass.clone();
@@ -97,15 +91,8 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
 }
 
 fn vpc_handle(vpc: &Vpc) -> Map {
-    let cidrs: Array = vpc
-        .cidrs
-        .iter()
-        .map(|c| Dynamic::from(c.to_string()))
-        .collect();
-    let first = cidrs
-        .first()
-        .cloned()
-        .unwrap_or_else(|| crate::plan::UNKNOWN.into());
+    let cidrs: Array = vpc.cidrs.iter().map(|c| Dynamic::from(c.to_string())).collect();
+    let first = cidrs.first().cloned().unwrap_or_else(|| crate::plan::UNKNOWN.into());
     handle(
         "vpc",
         [
@@ -133,9 +120,7 @@ pub(crate) fn vpc_from(key: &str, value: &Dynamic) -> Result<Vpc> {
         id,
         name: field("name").map(|n| n.to_string()).unwrap_or_default(),
         cidrs,
-        is_default: field("default")
-            .and_then(|d| d.as_bool().ok())
-            .unwrap_or(false),
+        is_default: field("default").and_then(|d| d.as_bool().ok()).unwrap_or(false),
     })
 }
 
@@ -145,17 +130,8 @@ fn subnet_spec(vpc: Dynamic, map: Map) -> Result<SubnetSpec> {
     let name = f.req_str("name", "the subnet's Name tag, unique in the stack")?;
     validate_name(&f.name("name"), &name, 255)?;
     let az = f.req_str("az", "the availability zone, e.g. \"us-west-2a\"")?;
-    let cidr = parse_subnet_cidr(
-        &f.name("cidr"),
-        &f.req_str("cidr", "the IPv4 block, e.g. \"172.31.96.0/24\"")?,
-    )?;
-    Ok(SubnetSpec {
-        name,
-        vpc,
-        az,
-        cidr,
-        public_ip: f.bool("public_ip")?.unwrap_or(false),
-    })
+    let cidr = parse_subnet_cidr(&f.name("cidr"), &f.req_str("cidr", "the IPv4 block, e.g. \"172.31.96.0/24\"")?)?;
+    Ok(SubnetSpec { name, vpc, az, cidr, public_ip: f.bool("public_ip")?.unwrap_or(false) })
 }
 
 fn subnet_handle(subnet: &Subnet) -> Map {
@@ -163,14 +139,7 @@ fn subnet_handle(subnet: &Subnet) -> Map {
         "subnet",
         [
             ("id", subnet.id.clone().into()),
-            (
-                "name",
-                subnet
-                    .name
-                    .clone()
-                    .map(Dynamic::from)
-                    .unwrap_or(Dynamic::UNIT),
-            ),
+            ("name", subnet.name.clone().map(Dynamic::from).unwrap_or(Dynamic::UNIT)),
             ("vpc_id", subnet.vpc_id.clone().into()),
             ("az", subnet.az.clone().into()),
             ("cidr", subnet.cidr.to_string().into()),
@@ -181,11 +150,7 @@ fn subnet_handle(subnet: &Subnet) -> Map {
 
 fn security_group_spec(vpc: Dynamic, map: Map) -> Result<SecurityGroupSpec> {
     let vpc = vpc_from("security_group.vpc", &vpc)?;
-    let f = Fields::new(
-        "security_group",
-        map,
-        &["name", "description", "ingress", "egress"],
-    )?;
+    let f = Fields::new("security_group", map, &["name", "description", "ingress", "egress"])?;
     let name = f.req_str("name", "the group name, unique in the VPC")?;
     validate_name(&f.name("name"), &name, 255)?;
     if name.starts_with("sg-") {
@@ -199,21 +164,11 @@ fn security_group_spec(vpc: Dynamic, map: Map) -> Result<SecurityGroupSpec> {
     if let Some(d) = &description
         && (d.is_empty() || d.len() > 255 || !d.is_ascii())
     {
-        return Err(Error::invalid(
-            f.name("description"),
-            format!("{d:?}"),
-            "1 to 255 ASCII characters",
-        ));
+        return Err(Error::invalid(f.name("description"), format!("{d:?}"), "1 to 255 ASCII characters"));
     }
     let ingress = rules(&f, "ingress", "from")?.unwrap_or_default();
     let egress = rules(&f, "egress", "to")?;
-    Ok(SecurityGroupSpec {
-        name,
-        vpc,
-        description,
-        ingress,
-        egress,
-    })
+    Ok(SecurityGroupSpec { name, vpc, description, ingress, egress })
 }
 
 fn rules(f: &Fields, key: &'static str, peer_key: &'static str) -> Result<Option<Vec<Rule>>> {
@@ -222,11 +177,7 @@ fn rules(f: &Fields, key: &'static str, peer_key: &'static str) -> Result<Option
     };
     let mut rules = Vec::new();
     for (i, map) in maps.into_iter().enumerate() {
-        let context: &'static str = if key == "ingress" {
-            "security_group.ingress"
-        } else {
-            "security_group.egress"
-        };
+        let context: &'static str = if key == "ingress" { "security_group.ingress" } else { "security_group.egress" };
         let at = |k: &str| format!("security_group.{key}[{i}].{k}");
         let r = Fields::new(context, map, &["port", "protocol", "cidr", peer_key])?;
         let protocol = match r.str("protocol")?.as_deref().unwrap_or("tcp") {
@@ -235,21 +186,13 @@ fn rules(f: &Fields, key: &'static str, peer_key: &'static str) -> Result<Option
             "icmp" | "1" => "icmp",
             "all" | "-1" => "-1",
             other => {
-                return Err(Error::invalid(
-                    at("protocol"),
-                    format!("{other:?}"),
-                    "tcp, udp, icmp or all",
-                ));
+                return Err(Error::invalid(at("protocol"), format!("{other:?}"), "tcp, udp, icmp or all"));
             }
         };
         let (from_port, to_port) = match (protocol, r.raw("port")) {
             ("-1", None) | ("icmp", None) => (-1, -1),
             ("-1", Some(port)) => {
-                return Err(Error::invalid(
-                    at("port"),
-                    show(port),
-                    "no port: protocol \"all\" covers every port",
-                ));
+                return Err(Error::invalid(at("port"), show(port), "no port: protocol \"all\" covers every port"));
             }
             (_, None) => {
                 return Err(Error::MissingKey {
@@ -267,13 +210,8 @@ fn rules(f: &Fields, key: &'static str, peer_key: &'static str) -> Result<Option
             },
         };
         let peer = match (r.raw("cidr"), r.raw(peer_key)) {
-            (Some(cidr), None) => Peer::Cidr(parse_rule_cidr(
-                &at("cidr"),
-                &as_string(&at("cidr"), cidr)?,
-            )?),
-            (None, Some(group)) => {
-                Peer::Group(handle_id(&at(peer_key), group, "security_group", "sg-")?)
-            }
+            (Some(cidr), None) => Peer::Cidr(parse_rule_cidr(&at("cidr"), &as_string(&at("cidr"), cidr)?)?),
+            (None, Some(group)) => Peer::Group(handle_id(&at(peer_key), group, "security_group", "sg-")?),
             (Some(_), Some(_)) => {
                 return Err(Error::invalid(
                     at(peer_key),
@@ -285,18 +223,11 @@ fn rules(f: &Fields, key: &'static str, peer_key: &'static str) -> Result<Option
                 return Err(Error::MissingKey {
                     key: "cidr".into(),
                     context: format!("security_group.{key}[{i}]"),
-                    what: format!(
-                        "each rule needs `cidr` (e.g. \"0.0.0.0/0\") or `{peer_key}` (a security group)"
-                    ),
+                    what: format!("each rule needs `cidr` (e.g. \"0.0.0.0/0\") or `{peer_key}` (a security group)"),
                 });
             }
         };
-        rules.push(Rule {
-            protocol: protocol.to_string(),
-            from_port,
-            to_port,
-            peer,
-        });
+        rules.push(Rule { protocol: protocol.to_string(), from_port, to_port, peer });
     }
     rules.sort();
     rules.dedup();
@@ -318,11 +249,7 @@ fn security_group_handle(group: &SecurityGroup) -> Map {
 /// Checks a resource name: non-empty, at most `max` characters.
 pub(crate) fn validate_name(key: &str, name: &str, max: usize) -> Result<()> {
     if name.is_empty() || name.len() > max {
-        return Err(Error::invalid(
-            key,
-            format!("{name:?}"),
-            format!("1 to {max} characters"),
-        ));
+        return Err(Error::invalid(key, format!("{name:?}"), format!("1 to {max} characters")));
     }
     Ok(())
 }

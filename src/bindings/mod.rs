@@ -19,13 +19,8 @@ pub fn register(engine: &mut Engine, pass: &Rc<Pass>) {
 
 /// Registers `f` as script function `name` with its signature and doc comment (for `deckhand docs`).
 pub(crate) fn function(name: &str, params: &[&str], doc: &str) -> FuncRegistration {
-    let comments: Vec<String> = doc
-        .lines()
-        .map(|l| format!("/// {l}").trim_end().to_string())
-        .collect();
-    FuncRegistration::new(name)
-        .with_params_info(params)
-        .with_comments([comments.join("\n")])
+    let comments: Vec<String> = doc.lines().map(|l| format!("/// {l}").trim_end().to_string()).collect();
+    FuncRegistration::new(name).with_params_info(params).with_comments([comments.join("\n")])
 }
 
 /// A script's option map, read key by key with precise errors; unknown keys are rejected up front.
@@ -61,18 +56,12 @@ impl Fields {
     }
 
     fn missing(&self, key: &str, what: &str) -> Error {
-        Error::MissingKey {
-            key: key.to_string(),
-            context: format!("{}()", self.context),
-            what: what.to_string(),
-        }
+        Error::MissingKey { key: key.to_string(), context: format!("{}()", self.context), what: what.to_string() }
     }
 
     /// An optional string.
     pub fn str(&self, key: &str) -> Result<Option<String>> {
-        self.value(key)
-            .map(|v| as_string(&self.key(key), v))
-            .transpose()
+        self.value(key).map(|v| as_string(&self.key(key), v)).transpose()
     }
 
     /// A required string; `what` explains the key in the error when it is missing.
@@ -81,23 +70,17 @@ impl Fields {
     }
 
     /// An optional integer.
+    #[allow(dead_code)] // used by the load balancing and ECS primitives
     pub fn int(&self, key: &str) -> Result<Option<i64>> {
-        self.value(key)
-            .map(|v| as_int(&self.key(key), v))
-            .transpose()
+        self.value(key).map(|v| as_int(&self.key(key), v)).transpose()
     }
 
     /// An optional boolean.
     pub fn bool(&self, key: &str) -> Result<Option<bool>> {
         self.value(key)
             .map(|v| {
-                v.as_bool().map_err(|_| {
-                    Error::invalid(
-                        self.key(key),
-                        show(v),
-                        format!("true or false, not {}", type_name(v)),
-                    )
-                })
+                v.as_bool()
+                    .map_err(|_| Error::invalid(self.key(key), show(v), format!("true or false, not {}", type_name(v))))
             })
             .transpose()
     }
@@ -137,44 +120,29 @@ impl Fields {
 
 /// The string in `value`, or an error naming `key`.
 pub(crate) fn as_string(key: &str, value: &Dynamic) -> Result<String> {
-    value.clone().into_string().map_err(|_| {
-        Error::invalid(
-            key,
-            show(value),
-            format!("a string, not {}", type_name(value)),
-        )
-    })
+    value
+        .clone()
+        .into_string()
+        .map_err(|_| Error::invalid(key, show(value), format!("a string, not {}", type_name(value))))
 }
 
 /// The integer in `value`, or an error naming `key`.
+#[allow(dead_code)] // used by the load balancing and ECS primitives
 pub(crate) fn as_int(key: &str, value: &Dynamic) -> Result<i64> {
-    value.as_int().map_err(|_| {
-        Error::invalid(
-            key,
-            show(value),
-            format!("an integer, not {}", type_name(value)),
-        )
-    })
+    value.as_int().map_err(|_| Error::invalid(key, show(value), format!("an integer, not {}", type_name(value))))
 }
 
 /// The array in `value`, or an error naming `key`.
 pub(crate) fn as_array(key: &str, value: &Dynamic) -> Result<Array> {
-    value.clone().try_cast::<Array>().ok_or_else(|| {
-        Error::invalid(
-            key,
-            show(value),
-            format!("an array [ ... ], not {}", type_name(value)),
-        )
-    })
+    value
+        .clone()
+        .try_cast::<Array>()
+        .ok_or_else(|| Error::invalid(key, show(value), format!("an array [ ... ], not {}", type_name(value))))
 }
 
 /// A value as the script would write it, for error messages.
 pub(crate) fn show(value: &Dynamic) -> String {
-    if value.is_string() {
-        format!("{:?}", value.to_string())
-    } else {
-        value.to_string()
-    }
+    if value.is_string() { format!("{:?}", value.to_string()) } else { value.to_string() }
 }
 
 fn type_name(value: &Dynamic) -> &'static str {
@@ -212,14 +180,7 @@ pub(crate) fn handle_id(key: &str, value: &Dynamic, kind: &str, prefix: &str) ->
         if found_kind != kind {
             return Err(Error::invalid(
                 key,
-                format!(
-                    "a {} handle",
-                    if found_kind.is_empty() {
-                        "map"
-                    } else {
-                        &found_kind
-                    }
-                ),
+                format!("a {} handle", if found_kind.is_empty() { "map" } else { &found_kind }),
                 format!("a {kind} handle"),
             ));
         }
@@ -228,21 +189,12 @@ pub(crate) fn handle_id(key: &str, value: &Dynamic, kind: &str, prefix: &str) ->
             .map(|id| id.to_string())
             .ok_or_else(|| Error::invalid(key, "a handle without id", format!("a {kind} handle")));
     }
-    let text = as_string(key, value).map_err(|_| {
-        Error::invalid(
-            key,
-            show(value),
-            format!("a {kind} handle or a \"{prefix}...\" id"),
-        )
-    })?;
+    let text = as_string(key, value)
+        .map_err(|_| Error::invalid(key, show(value), format!("a {kind} handle or a \"{prefix}...\" id")))?;
     if text.starts_with(prefix) {
         Ok(text)
     } else {
-        Err(Error::invalid(
-            key,
-            show(value),
-            format!("a {kind} handle or a \"{prefix}...\" id"),
-        ))
+        Err(Error::invalid(key, show(value), format!("a {kind} handle or a \"{prefix}...\" id")))
     }
 }
 
@@ -264,14 +216,8 @@ mod tests {
     fn unknown_keys_are_rejected_with_a_suggestion() {
         let mut map = Map::new();
         map.insert("cidrr".into(), "10.0.0.0/24".into());
-        let err = Fields::new("subnet", map, &["name", "az", "cidr"])
-            .err()
-            .unwrap()
-            .to_string();
-        assert_eq!(
-            err,
-            "unknown key `cidrr` in subnet(); allowed keys: name, az, cidr (did you mean `cidr`?)"
-        );
+        let err = Fields::new("subnet", map, &["name", "az", "cidr"]).err().unwrap().to_string();
+        assert_eq!(err, "unknown key `cidrr` in subnet(); allowed keys: name, az, cidr (did you mean `cidr`?)");
     }
 
     #[test]
@@ -279,9 +225,6 @@ mod tests {
         let mut map = Map::new();
         map.insert("name".into(), Dynamic::from(42_i64));
         let fields = Fields::new("subnet", map, &["name"]).unwrap();
-        assert_eq!(
-            fields.str("name").unwrap_err().to_string(),
-            "invalid subnet.name 42: a string, not an integer"
-        );
+        assert_eq!(fields.str("name").unwrap_err().to_string(), "invalid subnet.name 42: a string, not an integer");
     }
 }

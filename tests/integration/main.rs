@@ -1,0 +1,6 @@
+//! Integration tests: the real `deckhand` binary against a local emulator per test.
+
+mod support;
+
+mod networking;
+mod script_errors;

@@ -1,0 +1,193 @@
+//! Subnets and security groups: converge, plan, drift, all-or-nothing.
+
+use aws_sdk_ec2::types::{Filter, IpPermission, IpRange};
+
+use crate::support::Deck;
+
+const NETWORK: &str = r#"
+stack(vars.app ?? "web");
+let vpc = default_vpc();
+let subnets = [
+    subnet(vpc, #{ name: "web-a", az: "us-west-2a", cidr: "172.31.96.0/24" }),
+    subnet(vpc, #{ name: "web-b", az: "us-west-2b", cidr: "172.31.97.0/24" }),
+];
+let alb_sg = security_group(vpc, #{ name: "web-alb", ingress: [ #{ port: 80, cidr: "0.0.0.0/0" } ] });
+let app_sg = security_group(vpc, #{ name: "web-app", ingress: [ #{ port: 8080, from: alb_sg } ] });
+print(`app sg: ${app_sg.id}`);
+"#;
+
+fn stack_subnets(deck: &Deck, stack: &str) -> Vec<aws_sdk_ec2::types::Subnet> {
+    let aws = deck.aws();
+    let filter = Filter::builder().name("tag:deckhand:stack").values(stack).build();
+    aws.block_on(aws.ec2.describe_subnets().filters(filter).send()).unwrap().subnets().to_vec()
+}
+
+fn group(deck: &Deck, name: &str) -> aws_sdk_ec2::types::SecurityGroup {
+    let aws = deck.aws();
+    let filter = Filter::builder().name("group-name").values(name).build();
+    aws.block_on(aws.ec2.describe_security_groups().filters(filter).send()).unwrap().security_groups()[0].clone()
+}
+
+#[test]
+fn apply_creates_then_second_run_changes_nothing() {
+    let deck = Deck::new();
+    deck.run(NETWORK, &[])
+        .success()
+        .expect_changes(&[
+            "+ subnet web-a (subnet-",
+            "+ subnet web-b (subnet-",
+            "+ security_group web-alb (sg-",
+            "+ security_group web-app (sg-",
+        ])
+        .stdout_has("4 created, 0 updated, 0 unchanged");
+
+    let (second, requests) = deck.recorded(|| deck.run(NETWORK, &[]));
+    second
+        .success()
+        .expect_changes(&["= subnet web-a", "= subnet web-b", "= security_group web-alb", "= security_group web-app"])
+        .stdout_has("0 created, 0 updated, 4 unchanged")
+        .stdout_has("no changes");
+    requests.assert_read_only();
+
+    // What AWS holds: tagged subnets in two AZs, and the app admitting 8080 from the ALB's group only.
+    let subnets = stack_subnets(&deck, "web");
+    let mut zones: Vec<_> = subnets.iter().map(|s| s.availability_zone().unwrap().to_string()).collect();
+    zones.sort();
+    assert_eq!(zones, ["us-west-2a", "us-west-2b"]);
+    let alb = group(&deck, "web-alb");
+    let app = group(&deck, "web-app");
+    let rules = app.ip_permissions();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(rules[0].from_port(), Some(8080));
+    assert!(rules[0].ip_ranges().is_empty());
+    assert_eq!(rules[0].user_id_group_pairs()[0].group_id(), alb.group_id());
+}
+
+#[test]
+fn no_op_run_makes_a_handful_of_reads() {
+    let deck = Deck::new();
+    deck.run(NETWORK, &[]).success();
+    let (second, requests) = deck.recorded(|| deck.run(NETWORK, &[]));
+    second.success();
+    // The snapshot: default VPC, AZs, subnets, security groups, read once and concurrently.
+    assert!(requests.0.len() <= 4, "a no-op run should need at most 4 requests, sent {:?}", requests.actions());
+}
+
+#[test]
+fn plan_on_an_empty_account_lists_creates_and_sends_nothing_mutating() {
+    let deck = Deck::new();
+    let (plan, requests) = deck.recorded(|| deck.plan(NETWORK, &[]));
+    plan.success()
+        .expect_changes(&[
+            "+ subnet web-a ((known after apply), us-west-2a, 172.31.96.0/24)",
+            "+ subnet web-b ((known after apply), us-west-2b, 172.31.97.0/24)",
+            "+ security_group web-alb ((known after apply))",
+            "+ security_group web-app ((known after apply))",
+        ])
+        .stdout_has("app sg: (known after apply)")
+        .stdout_has("Plan: 4 to create, 0 to update, 0 unchanged");
+    requests.assert_read_only();
+    assert!(stack_subnets(&deck, "web").is_empty());
+}
+
+#[test]
+fn drifted_rules_are_revoked_and_changed_rules_applied() {
+    let deck = Deck::new();
+    deck.run(NETWORK, &[]).success();
+    let app = group(&deck, "web-app");
+    let aws = deck.aws();
+    let ssh = IpPermission::builder()
+        .ip_protocol("tcp")
+        .from_port(22)
+        .to_port(22)
+        .ip_ranges(IpRange::builder().cidr_ip("0.0.0.0/0").build())
+        .build();
+    aws.block_on(
+        aws.ec2.authorize_security_group_ingress().group_id(app.group_id().unwrap()).ip_permissions(ssh).send(),
+    )
+    .unwrap();
+
+    let (plan, requests) = deck.recorded(|| deck.plan(NETWORK, &[]));
+    plan.success().stdout_has("~ security_group web-app").stdout_has("ingress: - tcp 22 from 0.0.0.0/0");
+    requests.assert_read_only();
+
+    deck.run(NETWORK, &[])
+        .success()
+        .expect_changes(&["= subnet web-a", "= subnet web-b", "= security_group web-alb", "~ security_group web-app"])
+        .stdout_has("0 created, 1 updated, 3 unchanged");
+    let ports: Vec<_> = group(&deck, "web-app").ip_permissions().iter().map(|p| p.from_port()).collect();
+    assert_eq!(ports, [Some(8080)]);
+
+    let changed = NETWORK.replace("port: 80, cidr", "port: 443, cidr");
+    deck.run(&changed, &[])
+        .success()
+        .stdout_has("~ security_group web-alb")
+        .stdout_has("ingress: + tcp 443 from 0.0.0.0/0")
+        .stdout_has("ingress: - tcp 80 from 0.0.0.0/0");
+    let ports: Vec<_> = group(&deck, "web-alb").ip_permissions().iter().map(|p| p.from_port()).collect();
+    assert_eq!(ports, [Some(443)]);
+}
+
+#[test]
+fn a_script_whose_last_line_fails_creates_nothing() {
+    let deck = Deck::new();
+    let script = format!("{NETWORK}\nnot_a_function(vpc);\n");
+    let (outcome, requests) = deck.recorded(|| deck.run(&script, &[]));
+    outcome.failure().stderr_has("unknown function").stderr_has("--> deploy.rhai:12:1");
+    requests.assert_read_only();
+    assert!(stack_subnets(&deck, "web").is_empty());
+}
+
+#[test]
+fn a_subnet_cannot_move_in_place() {
+    let deck = Deck::new();
+    deck.run(NETWORK, &[]).success();
+    let moved = NETWORK.replace("172.31.97.0/24", "172.31.98.0/24");
+    let (outcome, requests) = deck.recorded(|| deck.run(&moved, &[]));
+    outcome
+        .failure()
+        .stderr_has("AWS cannot change a subnet's VPC, AZ or CIDR in place")
+        .stderr_has("--> deploy.rhai:6:5");
+    requests.assert_read_only();
+}
+
+#[test]
+fn vars_reach_the_script_and_name_the_stack() {
+    let deck = Deck::new();
+    deck.run(NETWORK, &["--var", "app=shop"]).success();
+    assert_eq!(stack_subnets(&deck, "shop").len(), 2);
+    assert!(stack_subnets(&deck, "web").is_empty());
+}
+
+#[test]
+fn check_validates_without_any_request() {
+    let deck = Deck::new();
+    deck.write("deploy.rhai", NETWORK);
+    let (outcome, requests) = deck.recorded(|| deck.deckhand(&["check", "deploy.rhai"]));
+    outcome.success().stdout_has("Check passed");
+    requests.assert_none();
+    let bad = NETWORK.replace("port: 8080", "port: 0");
+    deck.write("bad.rhai", &bad);
+    deck.deckhand(&["check", "bad.rhai"]).failure().stderr_has("invalid security_group.ingress[0].port 0");
+}
+
+#[test]
+fn verbose_logs_every_aws_call() {
+    let deck = Deck::new();
+    deck.write("deploy.rhai", NETWORK);
+    deck.deckhand(&["-v", "run", "--plan", "deploy.rhai"])
+        .success()
+        .stderr_has("ec2 DescribeSubnets ok in")
+        .stderr_has("ec2 DescribeSecurityGroups ok in");
+}
+
+#[test]
+fn local_flag_provisions_and_runs_the_emulator_itself() {
+    let deck = Deck::new();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fargate-alb.rhai");
+    let outcome = deck.deckhand(&["run", "--local", script]).success();
+    assert!(outcome.stdout.contains("+ subnet myapp-a (subnet-"), "{}", outcome.stdout);
+    assert!(outcome.stderr.contains("Local emulator running at http://127.0.0.1:"), "{}", outcome.stderr);
+    // It ran against its own emulator, not this test's.
+    assert!(stack_subnets(&deck, "myapp").is_empty());
+}

@@ -1,0 +1,204 @@
+//! The test harness: one emulator per test (own port), scripts in a temp folder, the real
+//! `deckhand` binary, and the emulator's request recorder as server-side proof of what was sent.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use deckhand::local::{Emulator, LOCAL_REGION, RecordedRequest};
+use deckhand::runtime::{Aws, Target};
+
+/// One isolated deckhand world: an emulator and a folder for scripts.
+pub struct Deck {
+    /// The emulator this test talks to.
+    pub emulator: Emulator,
+    dir: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+impl Deck {
+    /// Starts a fresh emulator (provisioned on first use) and makes a scratch folder.
+    pub fn new() -> Deck {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let emulator = Emulator::start().expect("the local emulator starts");
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
+            "deck-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Deck { emulator, dir, env: Vec::new() }
+    }
+
+    /// Sets an environment variable for every later deckhand command.
+    pub fn env(mut self, key: &str, value: &str) -> Deck {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// Writes `source` as `name` in the scratch folder and returns its path.
+    pub fn write(&self, name: &str, source: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        std::fs::write(&path, source).unwrap();
+        path
+    }
+
+    /// Runs `deckhand ARGS` against the emulator.
+    pub fn deckhand(&self, args: &[&str]) -> Outcome {
+        let output = Command::new(env!("CARGO_BIN_EXE_deckhand"))
+            .args(args)
+            .current_dir(&self.dir)
+            .env("AWS_ENDPOINT_URL", self.emulator.endpoint_url())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", LOCAL_REGION)
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("NO_COLOR", "1")
+            .env_remove("AWS_PROFILE")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("deckhand runs");
+        Outcome {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Writes `source` as `deploy.rhai` and runs `deckhand run deploy.rhai EXTRA`.
+    pub fn run(&self, source: &str, extra: &[&str]) -> Outcome {
+        self.write("deploy.rhai", source);
+        let mut args = vec!["run", "deploy.rhai"];
+        args.extend_from_slice(extra);
+        self.deckhand(&args)
+    }
+
+    /// Writes `source` as `deploy.rhai` and runs `deckhand run --plan deploy.rhai EXTRA`.
+    pub fn plan(&self, source: &str, extra: &[&str]) -> Outcome {
+        self.write("deploy.rhai", source);
+        let mut args = vec!["run", "--plan", "deploy.rhai"];
+        args.extend_from_slice(extra);
+        self.deckhand(&args)
+    }
+
+    /// Runs `f` while the emulator records, and returns what `f` returned with the requests.
+    pub fn recorded<T>(&self, f: impl FnOnce() -> T) -> (T, Requests) {
+        self.emulator.start_recording().expect("recording starts");
+        let value = f();
+        let requests = self.emulator.stop_recording().expect("recording stops");
+        (value, Requests(requests))
+    }
+
+    /// SDK clients for checking what deckhand did, talking to this emulator.
+    pub fn aws(&self) -> Aws {
+        Aws::connect(&Target {
+            region: Some(LOCAL_REGION.into()),
+            profile: None,
+            endpoint_url: Some(self.emulator.endpoint_url()),
+            dummy_credentials: true,
+        })
+        .expect("SDK clients for the emulator")
+    }
+}
+
+/// Requests the emulator received.
+#[derive(Debug)]
+pub struct Requests(pub Vec<RecordedRequest>);
+
+impl Requests {
+    /// The mutating ones (anything but Describe/List/Get...).
+    pub fn mutating(&self) -> Vec<String> {
+        self.0.iter().filter(|r| r.is_mutating()).map(|r| format!("{} {}", r.service, r.action)).collect()
+    }
+
+    /// Asserts that nothing mutating was sent (and that something was recorded at all).
+    pub fn assert_read_only(&self) {
+        assert!(!self.0.is_empty(), "the recorder saw no request at all; is recording working?");
+        assert_eq!(self.mutating(), Vec::<String>::new(), "mutating requests were sent");
+    }
+
+    /// Asserts that no request at all reached the emulator.
+    pub fn assert_none(&self) {
+        assert!(self.0.is_empty(), "expected no request, got {:?}", self.0);
+    }
+
+    /// The actions sent, in order.
+    pub fn actions(&self) -> Vec<String> {
+        self.0.iter().map(|r| r.action.clone()).collect()
+    }
+}
+
+/// What one deckhand command did.
+#[derive(Debug)]
+pub struct Outcome {
+    args: Vec<String>,
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Outcome {
+    fn context(&self) -> String {
+        format!(
+            "deckhand {}\n--- exit {}\n--- stdout:\n{}--- stderr:\n{}",
+            self.args.join(" "),
+            self.code,
+            self.stdout,
+            self.stderr
+        )
+    }
+
+    /// Asserts exit code 0.
+    #[track_caller]
+    pub fn success(self) -> Outcome {
+        assert_eq!(self.code, 0, "expected success:\n{}", self.context());
+        self
+    }
+
+    /// Asserts a non-zero exit code.
+    #[track_caller]
+    pub fn failure(self) -> Outcome {
+        assert_ne!(self.code, 0, "expected failure:\n{}", self.context());
+        self
+    }
+
+    /// The change lines (`+ ...`, `~ ...`, `= ...`), without their indented diffs.
+    pub fn changes(&self) -> Vec<String> {
+        self.stdout
+            .lines()
+            .filter(|l| l.starts_with("+ ") || l.starts_with("~ ") || l.starts_with("= ") || l.starts_with("- "))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Asserts the change lines, in order; each expectation is a prefix of its line.
+    #[track_caller]
+    pub fn expect_changes(self, expected: &[&str]) -> Outcome {
+        let changes = self.changes();
+        let matches =
+            changes.len() == expected.len() && changes.iter().zip(expected).all(|(line, want)| line.starts_with(want));
+        assert!(matches, "expected changes {expected:#?}\n{}", self.context());
+        self
+    }
+
+    /// Asserts that stdout contains `text`.
+    #[track_caller]
+    pub fn stdout_has(self, text: &str) -> Outcome {
+        assert!(self.stdout.contains(text), "stdout lacks {text:?}:\n{}", self.context());
+        self
+    }
+
+    /// Asserts that stderr contains `text`.
+    #[track_caller]
+    pub fn stderr_has(self, text: &str) -> Outcome {
+        assert!(self.stderr.contains(text), "stderr lacks {text:?}:\n{}", self.context());
+        self
+    }
+}
