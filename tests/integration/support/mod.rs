@@ -13,7 +13,6 @@ pub struct Deck {
     /// The emulator this test talks to.
     pub emulator: Emulator,
     dir: PathBuf,
-    env: Vec<(String, String)>,
 }
 
 impl Deck {
@@ -28,13 +27,7 @@ impl Deck {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        Deck { emulator, dir, env: Vec::new() }
-    }
-
-    /// Sets an environment variable for every later deckhand command.
-    pub fn env(mut self, key: &str, value: &str) -> Deck {
-        self.env.push((key.to_string(), value.to_string()));
-        self
+        Deck { emulator, dir }
     }
 
     /// Writes `source` as `name` in the scratch folder and returns its path.
@@ -58,7 +51,6 @@ impl Deck {
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("NO_COLOR", "1")
             .env_remove("AWS_PROFILE")
-            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .output()
             .expect("deckhand runs");
         Outcome {
