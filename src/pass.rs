@@ -12,10 +12,11 @@ use crate::runtime::Aws;
 /// The tag key that marks everything deckhand creates.
 pub const STACK_TAG: &str = "deckhand:stack";
 
-/// Reads cached for a whole run: the plan pass fills it, the apply pass reuses and updates it.
+/// Reads cached for a whole run: read once (by the first pass), then each pass works on its own
+/// copy, so what a plan pass records as "to be created" never leaks into the apply pass.
 #[derive(Debug, Default)]
 pub struct State {
-    snapshot: RefCell<Option<Rc<RefCell<Snapshot>>>>,
+    read: RefCell<Option<Snapshot>>,
 }
 
 /// The context every primitive works in during one pass.
@@ -31,13 +32,23 @@ pub struct Pass {
     region: Option<String>,
     stack: RefCell<Option<String>>,
     state: Rc<State>,
+    snapshot: RefCell<Option<Rc<RefCell<Snapshot>>>>,
 }
 
 impl Pass {
     /// A pass in `mode`; `aws` is `None` only in check mode.
     pub fn new(mode: Mode, aws: Option<Aws>, region: Option<String>, sink: Sink, state: Rc<State>) -> Pass {
         let region = aws.as_ref().map(|a| a.region.clone()).or(region);
-        Pass { mode, log: ChangeLog::new(mode, sink), strict: false, aws, region, stack: RefCell::new(None), state }
+        Pass {
+            mode,
+            log: ChangeLog::new(mode, sink),
+            strict: false,
+            aws,
+            region,
+            stack: RefCell::new(None),
+            state,
+            snapshot: RefCell::new(None),
+        }
     }
 
     /// The AWS clients, or `None` in check mode.
@@ -76,18 +87,22 @@ impl Pass {
         })
     }
 
-    /// The snapshot of the stack's resources, read once per run (all services concurrently).
+    /// This pass's view of the stack's resources: read once per run (all services concurrently),
+    /// then updated by this pass as it plans or applies changes.
     pub fn snapshot(&self) -> Result<Rc<RefCell<Snapshot>>> {
-        if let Some(snapshot) = self.state.snapshot.borrow().as_ref() {
+        if let Some(snapshot) = self.snapshot.borrow().as_ref() {
             return Ok(snapshot.clone());
         }
         let stack = self.stack()?;
-        let snapshot = match &self.aws {
-            Some(aws) => aws.block_on(Snapshot::load(aws, &stack))?,
-            None => Snapshot::default(),
-        };
-        let snapshot = Rc::new(RefCell::new(snapshot));
-        *self.state.snapshot.borrow_mut() = Some(snapshot.clone());
+        let mut read = self.state.read.borrow_mut();
+        if read.is_none() {
+            *read = Some(match &self.aws {
+                Some(aws) => aws.block_on(Snapshot::load(aws, &stack))?,
+                None => Snapshot::default(),
+            });
+        }
+        let snapshot = Rc::new(RefCell::new(read.clone().expect("read above")));
+        *self.snapshot.borrow_mut() = Some(snapshot.clone());
         Ok(snapshot)
     }
 

@@ -434,16 +434,19 @@ fn validate_subnet(pass: &Pass, spec: &SubnetSpec, state: &Ec2State, stack: &str
         return Err(Error::invalid(
             "subnet.cidr",
             format!("{:?}", spec.cidr.to_string()),
-            format!(
-                "a block that overlaps no other subnet; it overlaps {} ({}{}, {})",
-                other.id,
-                other.name.as_deref().map(|n| format!("{n}, ")).unwrap_or_default(),
-                other.cidr,
-                other.az
-            ),
+            format!("a block that overlaps no other subnet; it overlaps {}", describe_subnet(other)),
         ));
     }
     validate_az(pass, "subnet.az", &spec.az)
+}
+
+fn describe_subnet(subnet: &Subnet) -> String {
+    let name = subnet.name.as_deref().unwrap_or("(no name)");
+    if is_known(&subnet.id) {
+        format!("{} ({name}, {}, {})", subnet.id, subnet.cidr, subnet.az)
+    } else {
+        format!("subnet {name} of this script ({}, {})", subnet.cidr, subnet.az)
+    }
 }
 
 /// Converges a subnet: finds it by name and stack tag, creates it when missing, fixes drift.
@@ -495,14 +498,15 @@ pub fn ensure_subnet(pass: &Pass, spec: &SubnetSpec) -> Result<Subnet> {
         if spec.public_ip {
             set_public_ip(pass, &subnet.id, true)?;
         }
-        replace_subnet(&mut snapshot.borrow_mut().ec2, &subnet);
     }
+    // Planned subnets join the snapshot too, so later overlaps and lookups in the pass see them.
+    replace_subnet(&mut snapshot.borrow_mut().ec2, &subnet);
     pass.log.record(Change::new(ChangeKind::Create, "subnet", &spec.name, summary(&subnet)));
     Ok(subnet)
 }
 
 fn replace_subnet(state: &mut Ec2State, subnet: &Subnet) {
-    state.subnets.retain(|s| s.id != subnet.id);
+    state.subnets.retain(|s| !(s.stack == subnet.stack && s.name == subnet.name && s.vpc_id == subnet.vpc_id));
     state.subnets.push(subnet.clone());
 }
 
@@ -579,12 +583,12 @@ pub fn ensure_security_group(pass: &Pass, spec: &SecurityGroupSpec) -> Result<Se
         if pass.mode.applies() {
             group = create_security_group(pass, spec, &description, &stack)?;
             apply_rules(pass, &group, &spec.ingress, &wanted_egress)?;
+        } else {
+            refuse_foreign_group(pass, spec, &stack)?;
         }
         group.ingress = spec.ingress.clone();
         group.egress = wanted_egress;
-        if pass.mode.applies() {
-            replace_group(&mut snapshot.borrow_mut().ec2, &group);
-        }
+        replace_group(&mut snapshot.borrow_mut().ec2, &group);
         pass.log.record(Change::new(ChangeKind::Create, "security_group", &spec.name, summary(&group)));
         return Ok(group);
     };
@@ -623,8 +627,34 @@ pub fn ensure_security_group(pass: &Pass, spec: &SecurityGroupSpec) -> Result<Se
     Ok(group)
 }
 
+/// In plan, a group of the same name outside the stack would make the apply fail: say so now.
+fn refuse_foreign_group(pass: &Pass, spec: &SecurityGroupSpec, stack: &str) -> Result<()> {
+    if !is_known(&spec.vpc.id) {
+        return Ok(());
+    }
+    let filters = vec![
+        Filter::builder().name("vpc-id").values(&spec.vpc.id).build(),
+        Filter::builder().name("group-name").values(&spec.name).build(),
+    ];
+    let Some(found) = pass.read(async |aws| security_groups(aws, filters).await) else { return Ok(()) };
+    match found?.into_iter().next() {
+        Some(group) => Err(foreign_group(spec, &group, stack)),
+        None => Ok(()),
+    }
+}
+
+fn foreign_group(spec: &SecurityGroupSpec, group: &SecurityGroup, stack: &str) -> Error {
+    Error::conflict(
+        format!(
+            "a security group named {} already exists in {} ({}) and is not part of stack {stack}",
+            spec.name, spec.vpc.id, group.id
+        ),
+        Some("deckhand never adopts resources it did not create; choose another name"),
+    )
+}
+
 fn replace_group(state: &mut Ec2State, group: &SecurityGroup) {
-    state.security_groups.retain(|g| g.id != group.id);
+    state.security_groups.retain(|g| g.name != group.name);
     state.security_groups.push(group.clone());
 }
 
@@ -666,13 +696,7 @@ fn create_security_group(
             let found = pass.apply(async |aws| security_groups(aws, filters).await)?;
             return match found.into_iter().next() {
                 Some(group) if group.stack.as_deref() == Some(stack) => Ok(group),
-                Some(group) => Err(Error::conflict(
-                    format!(
-                        "a security group named {} already exists in {} ({}) and is not part of stack {stack}",
-                        spec.name, spec.vpc.id, group.id
-                    ),
-                    Some("deckhand never adopts resources it did not create; choose another name"),
-                )),
+                Some(group) => Err(foreign_group(spec, &group, stack)),
                 None => Err(err),
             };
         }

@@ -1,22 +1,25 @@
 //! The typed AWS layer: one module per service, plain structs in and out, no Rhai types.
 
 pub mod ec2;
+pub mod egress;
 
 use crate::error::Result;
 use crate::runtime::Aws;
 
 /// Everything a run reads up front about its stack, loaded once, all services concurrently.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     /// VPCs, subnets, security groups.
     pub ec2: ec2::Ec2State,
+    /// NAT gateways, route tables, VPC endpoints.
+    pub egress: egress::EgressState,
 }
 
 impl Snapshot {
     /// Reads the stack's resources from every service at once.
     pub async fn load(aws: &Aws, stack: &str) -> Result<Snapshot> {
-        let (ec2,) = tokio::try_join!(ec2::Ec2State::load(aws, stack))?;
-        Ok(Snapshot { ec2 })
+        let (ec2, egress) = tokio::try_join!(ec2::Ec2State::load(aws, stack), egress::EgressState::load(aws, stack))?;
+        Ok(Snapshot { ec2, egress })
     }
 }
 

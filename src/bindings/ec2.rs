@@ -124,6 +124,23 @@ pub(crate) fn vpc_from(key: &str, value: &Dynamic) -> Result<Vpc> {
     })
 }
 
+/// Reads a subnet handle (or a `subnet-...` id, whose other facts are then unknown).
+pub(crate) fn subnet_from(key: &str, value: &Dynamic) -> Result<Subnet> {
+    let id = handle_id(key, value, "subnet", "subnet-")?;
+    let map = value.read_lock::<Map>();
+    let field = |name: &str| map.as_ref().and_then(|m| m.get(name)).filter(|v| !v.is_unit()).map(|v| v.to_string());
+    Ok(Subnet {
+        id,
+        name: field("name"),
+        vpc_id: field("vpc_id").unwrap_or_default(),
+        az: field("az").unwrap_or_default(),
+        cidr: field("cidr").and_then(|c| c.parse().ok()).unwrap_or_default(),
+        public_ip: map.as_ref().and_then(|m| m.get("public_ip")).and_then(|v| v.as_bool().ok()).unwrap_or(false),
+        default_for_az: false,
+        stack: None,
+    })
+}
+
 fn subnet_spec(vpc: Dynamic, map: Map) -> Result<SubnetSpec> {
     let vpc = vpc_from("subnet.vpc", &vpc)?;
     let f = Fields::new("subnet", map, &["name", "az", "cidr", "public_ip"])?;

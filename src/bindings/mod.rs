@@ -3,6 +3,7 @@
 
 mod core;
 mod ec2;
+mod egress;
 
 use std::rc::Rc;
 
@@ -15,6 +16,7 @@ use crate::pass::Pass;
 pub fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     core::register(engine, pass);
     ec2::register(engine, pass);
+    egress::register(engine, pass);
 }
 
 /// Registers `f` as script function `name` with its signature and doc comment (for `deckhand docs`).

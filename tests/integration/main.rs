@@ -2,5 +2,6 @@
 
 mod support;
 
+mod egress;
 mod networking;
 mod script_errors;

@@ -69,8 +69,9 @@ fn no_op_run_makes_a_handful_of_reads() {
     deck.run(NETWORK, &[]).success();
     let (second, requests) = deck.recorded(|| deck.run(NETWORK, &[]));
     second.success();
-    // The snapshot: default VPC, AZs, subnets, security groups, read once and concurrently.
-    assert!(requests.0.len() <= 4, "a no-op run should need at most 4 requests, sent {:?}", requests.actions());
+    // The snapshot: default VPC, AZs, subnets, security groups, NAT gateways, elastic IPs, route
+    // tables, endpoints: read once, concurrently (one round trip).
+    assert!(requests.0.len() <= 8, "a no-op run should need at most 8 requests, sent {:?}", requests.actions());
 }
 
 #[test]
@@ -190,4 +191,36 @@ fn local_flag_provisions_and_runs_the_emulator_itself() {
     assert!(outcome.stderr.contains("Local emulator running at http://127.0.0.1:"), "{}", outcome.stderr);
     // It ran against its own emulator, not this test's.
     assert!(stack_subnets(&deck, "myapp").is_empty());
+}
+
+#[test]
+fn a_same_named_group_outside_the_stack_is_refused_in_the_plan() {
+    let deck = Deck::new();
+    let aws = deck.aws();
+    let vpc = aws
+        .block_on(aws.ec2.describe_vpcs().filters(Filter::builder().name("isDefault").values("true").build()).send())
+        .unwrap()
+        .vpcs()[0]
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    aws.block_on(aws.ec2.create_security_group().group_name("web-alb").description("hand made").vpc_id(vpc).send())
+        .unwrap();
+    let (outcome, requests) = deck.recorded(|| deck.run(NETWORK, &[]));
+    outcome
+        .failure()
+        .stderr_has("a security group named web-alb already exists in vpc-")
+        .stderr_has("is not part of stack web")
+        .stderr_has("--> deploy.rhai:8:14");
+    requests.assert_read_only();
+    assert!(stack_subnets(&deck, "web").is_empty(), "nothing was created");
+}
+
+#[test]
+fn two_subnets_of_one_script_may_not_overlap() {
+    let deck = Deck::new();
+    let script = NETWORK.replace("172.31.97.0/24", "172.31.96.128/25");
+    let (outcome, requests) = deck.recorded(|| deck.run(&script, &[]));
+    outcome.failure().stderr_has("it overlaps subnet web-a of this script (172.31.96.0/24, us-west-2a)");
+    requests.assert_read_only();
 }
