@@ -1,4 +1,4 @@
-//! The command line: argument parsing (clap) and the commands `run` and `check`.
+//! The command line: argument parsing (clap) and the commands `run`, `check` and `destroy`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::destroy::StackContents;
 use crate::error::{Error, Result};
 use crate::local::{Emulator, LOCAL_REGION};
 use crate::pass::{Pass, State};
@@ -40,6 +41,27 @@ enum Command {
     /// invalid CIDRs, ports and the like are caught. Checks that need the account (does the CIDR
     /// fit the VPC, is the AZ in the region) happen in `run --plan`.
     Check(CheckArgs),
+    /// Delete every resource of a stack, found by its `deckhand:stack` tag, dependents first.
+    ///
+    /// Nothing without the stack's tag is touched, even when names match. The list is shown
+    /// first and confirmed on a terminal (`--yes` skips that; without a terminal `--yes` is
+    /// required). If AWS fails midway, the report says what is left; running it again continues.
+    Destroy(DestroyArgs),
+}
+
+#[derive(Debug, Args)]
+struct DestroyArgs {
+    /// The stack to delete (the name given to `stack()` in the script).
+    #[arg(long)]
+    stack: String,
+    /// Only list what would be deleted.
+    #[arg(long)]
+    plan: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    yes: bool,
+    #[command(flatten)]
+    aws: AwsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +180,7 @@ fn execute(command: Command) -> Result<()> {
     match command {
         Command::Run(args) => run(args),
         Command::Check(args) => check(args),
+        Command::Destroy(args) => destroy(args),
     }
 }
 
@@ -199,6 +222,38 @@ fn run(args: RunArgs) -> Result<()> {
     let apply = Rc::new(apply);
     script.run(&apply, &vars)?;
     println!("{}", apply.log.summary(aws.calls()));
+    Ok(())
+}
+
+fn destroy(args: DestroyArgs) -> Result<()> {
+    let (aws, _emulator) = args.aws.connect()?;
+    let contents = StackContents::find(&aws, &args.stack)?;
+    if contents.resources().is_empty() {
+        println!("Stack {} has no resources: nothing to destroy ({} AWS calls).", args.stack, aws.calls());
+        return Ok(());
+    }
+    for doomed in contents.resources() {
+        println!("- {doomed}");
+    }
+    let count = contents.resources().len();
+    if args.plan {
+        println!("Plan: {count} to delete ({} AWS calls, nothing changed)", aws.calls());
+        return Ok(());
+    }
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(Error::conflict(
+                format!("refusing to delete {count} resources without confirmation: stdin is not a terminal"),
+                Some("pass --yes to destroy without asking"),
+            ));
+        }
+        if !confirm(&format!("Delete these {count} resources of stack {}?", args.stack))? {
+            println!("Nothing deleted.");
+            return Ok(());
+        }
+    }
+    let deleted = contents.delete(&aws, |line| println!("{line}"))?;
+    println!("{deleted} deleted ({} AWS calls)", aws.calls());
     Ok(())
 }
 

@@ -20,6 +20,7 @@ pub const LOCAL_REGION: &str = "us-west-2";
 pub struct Emulator {
     child: Child,
     port: u16,
+    recording: PathBuf,
 }
 
 impl Emulator {
@@ -38,9 +39,13 @@ impl Emulator {
 
     fn start_in(venv: &Path) -> Result<Emulator> {
         let port = free_port()?;
+        // Each emulator records into its own file (moto's default is ./moto_recording, shared).
+        let recording = std::env::temp_dir().join(format!("deckhand-moto-{}-{port}.jsonl", std::process::id()));
         let mut command = Command::new(venv.join("bin").join("moto_server"));
         command
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .current_dir(std::env::temp_dir())
+            .env("MOTO_RECORDER_FILEPATH", &recording)
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .env("MOTO_ECS_SERVICE_RUNNING", "2")
             .stdin(Stdio::null())
@@ -54,7 +59,7 @@ impl Emulator {
         }
         die_with_parent(&mut command);
         let child = command.spawn().map_err(|e| Error::io("starting moto_server", e))?;
-        let mut emulator = Emulator { child, port };
+        let mut emulator = Emulator { child, port, recording };
         emulator.wait_until_up()?;
         tracing::debug!(port, "local emulator up");
         Ok(emulator)
@@ -145,6 +150,7 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.recording);
     }
 }
 

@@ -175,15 +175,18 @@ impl Ec2State {
     }
 }
 
-fn stack_filter(stack: &str) -> Filter {
+/// The EC2 filter for resources tagged with the stack.
+pub(crate) fn stack_filter(stack: &str) -> Filter {
     Filter::builder().name(format!("tag:{STACK_TAG}")).values(stack).build()
 }
 
-fn tag_value(tags: &[Tag], key: &str) -> Option<String> {
+/// The value of tag `key`, if present.
+pub(crate) fn tag_value(tags: &[Tag], key: &str) -> Option<String> {
     tags.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value().map(str::to_string))
 }
 
-fn tags_for(resource: ResourceType, stack: &str, name: &str) -> TagSpecification {
+/// The tags every EC2 resource deckhand creates carries: `Name` and the stack tag.
+pub(crate) fn tags_for(resource: ResourceType, stack: &str, name: &str) -> TagSpecification {
     TagSpecification::builder()
         .resource_type(resource)
         .tags(Tag::builder().key(NAME_TAG).value(name).build())
@@ -764,6 +767,46 @@ fn apply_rules(pass: &Pass, group: &SecurityGroup, ingress: &[Rule], egress: &[R
         }
         Ok(())
     })
+}
+
+/// Deletes a subnet (fails with `DependencyViolation` while network interfaces remain).
+pub async fn delete_subnet(aws: &Aws, id: &str) -> Result<()> {
+    aws.ec2.delete_subnet().subnet_id(id).send().await.map(drop).map_err(|e| aws_error("DeleteSubnet", e))
+}
+
+/// Deletes a security group (fails with `DependencyViolation` while something uses it).
+pub async fn delete_security_group(aws: &Aws, id: &str) -> Result<()> {
+    aws.ec2.delete_security_group().group_id(id).send().await.map(drop).map_err(|e| aws_error("DeleteSecurityGroup", e))
+}
+
+/// Revokes every rule of `groups` that names another security group, so that groups which
+/// reference each other can then be deleted in any order.
+pub async fn revoke_group_references(aws: &Aws, groups: &[SecurityGroup]) -> Result<()> {
+    for group in groups {
+        let by_group = |rules: &[Rule]| -> Vec<IpPermission> {
+            rules.iter().filter(|r| matches!(r.peer, Peer::Group(_))).map(permission).collect()
+        };
+        let (ingress, egress) = (by_group(&group.ingress), by_group(&group.egress));
+        if !ingress.is_empty() {
+            aws.ec2
+                .revoke_security_group_ingress()
+                .group_id(&group.id)
+                .set_ip_permissions(Some(ingress))
+                .send()
+                .await
+                .map_err(|e| aws_error("RevokeSecurityGroupIngress", e))?;
+        }
+        if !egress.is_empty() {
+            aws.ec2
+                .revoke_security_group_egress()
+                .group_id(&group.id)
+                .set_ip_permissions(Some(egress))
+                .send()
+                .await
+                .map_err(|e| aws_error("RevokeSecurityGroupEgress", e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Parses and checks a rule's port text: `80`, `8000-8100`.

@@ -6,10 +6,10 @@ use std::fmt;
 use std::time::Duration;
 
 use aws_sdk_ec2::client::Waiters;
-use aws_sdk_ec2::types::{DomainType, Filter, ResourceType, Tag, TagSpecification, VpcEndpointType};
+use aws_sdk_ec2::types::{DomainType, Filter, ResourceType, VpcEndpointType};
 
 use crate::aws::NAME_TAG;
-use crate::aws::ec2::Subnet;
+use crate::aws::ec2::{Subnet, stack_filter, tag_value, tags_for};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{Change, ChangeKind, FieldDiff, UNKNOWN, is_known};
@@ -153,24 +153,8 @@ impl EgressState {
     }
 }
 
-fn stack_filter(stack: &str) -> Filter {
-    Filter::builder().name(format!("tag:{STACK_TAG}")).values(stack).build()
-}
-
 fn live_nat_filter() -> Filter {
     Filter::builder().name("state").values("pending").values("available").build()
-}
-
-fn tag_value(tags: &[Tag], key: &str) -> Option<String> {
-    tags.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value().map(str::to_string))
-}
-
-fn tags_for(resource: ResourceType, stack: &str, name: &str) -> TagSpecification {
-    TagSpecification::builder()
-        .resource_type(resource)
-        .tags(Tag::builder().key(NAME_TAG).value(name).build())
-        .tags(Tag::builder().key(STACK_TAG).value(stack).build())
-        .build()
 }
 
 async fn nat_gateways(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<NatGateway>> {
@@ -759,6 +743,59 @@ fn create_endpoint(pass: &Pass, spec: &EndpointSpec, stack: &str) -> Result<Stri
         let out = request.send().await.map_err(|e| aws_error("CreateVpcEndpoint", e))?;
         Ok(out.vpc_endpoint().and_then(|e| e.vpc_endpoint_id()).unwrap_or_default().to_string())
     })
+}
+
+/// Deletes a NAT gateway and waits until it is gone (its elastic IP is then free to release).
+pub async fn delete_nat_gateway(aws: &Aws, id: &str) -> Result<()> {
+    aws.ec2.delete_nat_gateway().nat_gateway_id(id).send().await.map_err(|e| aws_error("DeleteNatGateway", e))?;
+    aws.ec2
+        .wait_until_nat_gateway_deleted()
+        .nat_gateway_ids(id)
+        .wait(Duration::from_secs(600))
+        .await
+        .map(drop)
+        .map_err(|e| Error::conflict(format!("NAT gateway {id} was not deleted in time: {e}"), None))
+}
+
+/// Releases an elastic IP.
+pub async fn release_address(aws: &Aws, allocation_id: &str) -> Result<()> {
+    aws.ec2
+        .release_address()
+        .allocation_id(allocation_id)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| aws_error("ReleaseAddress", e))
+}
+
+/// Deletes a VPC endpoint.
+pub async fn delete_endpoint(aws: &Aws, id: &str) -> Result<()> {
+    aws.ec2
+        .delete_vpc_endpoints()
+        .vpc_endpoint_ids(id)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| aws_error("DeleteVpcEndpoints", e))
+}
+
+/// Detaches a route table from its subnets, then deletes it.
+pub async fn delete_route_table(aws: &Aws, table: &RouteTable) -> Result<()> {
+    for association in &table.associations {
+        aws.ec2
+            .disassociate_route_table()
+            .association_id(&association.id)
+            .send()
+            .await
+            .map_err(|e| aws_error("DisassociateRouteTable", e))?;
+    }
+    aws.ec2
+        .delete_route_table()
+        .route_table_id(&table.id)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| aws_error("DeleteRouteTable", e))
 }
 
 /// The services a task without a public IP needs endpoints for, to pull from ECR and log.
