@@ -10,7 +10,7 @@ use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Share
 use crate::pass::Pass;
 
 /// Rhai modules embedded in the binary, importable by name (`import "fargate" as fargate;`).
-pub const STDLIB: &[(&str, &str)] = &[];
+pub const STDLIB: &[(&str, &str)] = &[("fargate", include_str!("../stdlib/fargate.rhai"))];
 
 /// Sandbox limits: generous for deploy scripts, fatal for runaway ones.
 const MAX_OPERATIONS: u64 = 5_000_000;
@@ -87,5 +87,18 @@ impl ModuleResolver for Resolver {
         let mut files = FileModuleResolver::new_with_path(dir);
         files.enable_cache(false);
         files.resolve(engine, source, path, pos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_stdlib_module_parses() {
+        let engine = sandboxed(None);
+        for (name, code) in STDLIB {
+            engine.compile(code).unwrap_or_else(|e| panic!("stdlib/{name}.rhai: {e}"));
+        }
     }
 }
