@@ -43,6 +43,9 @@ impl Emulator {
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .env("MOTO_ECS_SERVICE_RUNNING", "2")
+            // Each emulator records into its own file: the default (./moto_recording) is shared by
+            // every emulator started from one folder, so parallel tests would mix their requests.
+            .env("MOTO_RECORDER_FILEPATH", recording_file(port))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -141,10 +144,15 @@ impl Emulator {
     }
 }
 
+fn recording_file(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("deckhand-moto-recording-{}-{port}", std::process::id()))
+}
+
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(recording_file(self.port));
     }
 }
 

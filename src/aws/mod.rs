@@ -1,6 +1,7 @@
 //! The typed AWS layer: one module per service, plain structs in and out, no Rhai types.
 
 pub mod ec2;
+pub mod elbv2;
 
 use crate::error::Result;
 use crate::runtime::Aws;
@@ -10,13 +11,15 @@ use crate::runtime::Aws;
 pub struct Snapshot {
     /// VPCs, subnets, security groups.
     pub ec2: ec2::Ec2State,
+    /// The stack's load balancers, target groups and listeners.
+    pub elbv2: elbv2::Elbv2State,
 }
 
 impl Snapshot {
     /// Reads the stack's resources from every service at once.
     pub async fn load(aws: &Aws, stack: &str) -> Result<Snapshot> {
-        let (ec2,) = tokio::try_join!(ec2::Ec2State::load(aws, stack))?;
-        Ok(Snapshot { ec2 })
+        let (ec2, elbv2) = tokio::try_join!(ec2::Ec2State::load(aws, stack), elbv2::Elbv2State::load(aws, stack))?;
+        Ok(Snapshot { ec2, elbv2 })
     }
 }
 

@@ -2,5 +2,6 @@
 
 mod support;
 
+mod load_balancing;
 mod networking;
 mod script_errors;
