@@ -1,6 +1,8 @@
 //! Load balancers, target groups and listeners: converge, plan, drift, validation, HTTPS, conflicts.
 
-use aws_sdk_elasticloadbalancingv2::types::{Action, ActionTypeEnum, Listener, LoadBalancerSchemeEnum};
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, Listener, LoadBalancerSchemeEnum, ProtocolEnum, Tag,
+};
 
 use crate::support::Deck;
 
@@ -364,10 +366,42 @@ fn a_load_balancer_of_the_same_name_outside_the_stack_is_never_adopted() {
         .stderr_has("deckhand never adopts or changes resources it did not create");
     requests.assert_read_only();
     assert!(tags(&deck, &arn).is_empty(), "the foreign load balancer is left alone");
+
+    // The same holds for a target group that another stack owns.
+    aws.block_on(aws.elbv2.delete_load_balancer().load_balancer_arn(&arn).send()).unwrap();
+    let vpc = load_balancer_vpc(&deck);
+    let tg = aws
+        .block_on(
+            aws.elbv2
+                .create_target_group()
+                .name("shop")
+                .protocol(ProtocolEnum::Http)
+                .port(80)
+                .vpc_id(vpc)
+                .tags(Tag::builder().key("deckhand:stack").value("other").build())
+                .send(),
+        )
+        .unwrap();
+    let tg_arn = tg.target_groups()[0].target_group_arn().unwrap().to_string();
+    let (outcome, requests) = deck.recorded(|| deck.run(SHOP, &[]));
+    outcome
+        .failure()
+        .stderr_has(&format!("a target group named shop already exists ({tg_arn}) and is not part of stack shop"))
+        .stderr_has("it belongs to stack other")
+        .stderr_has("--> deploy.rhai:7:10");
+    requests.assert_read_only();
+    assert_eq!(target_group(&deck, "shop").port(), Some(80), "the foreign target group is left alone");
+}
+
+fn load_balancer_vpc(deck: &Deck) -> String {
+    let aws = deck.aws();
+    let filter = aws_sdk_ec2::types::Filter::builder().name("isDefault").values("true").build();
+    let out = aws.block_on(aws.ec2.describe_vpcs().filters(filter).send()).unwrap();
+    out.vpcs()[0].vpc_id().unwrap().to_string()
 }
 
 #[test]
-fn a_target_group_cannot_change_port_in_place() {
+fn port_and_scheme_changes_need_replacement_and_change_nothing() {
     let deck = Deck::new();
     deck.run(SHOP, &[]).success();
     let moved = SHOP.replace("port: 8080", "port: 9090");
@@ -377,6 +411,15 @@ fn a_target_group_cannot_change_port_in_place() {
         .stderr_has("target group shop exists as HTTP:8080 (ip)")
         .stderr_has("the target group needs replacement")
         .stderr_has("--> deploy.rhai:7:10");
+    requests.assert_read_only();
+
+    let internal = SHOP.replace("security_groups: [alb_sg],", "security_groups: [alb_sg], scheme: \"internal\",");
+    let (outcome, requests) = deck.recorded(|| deck.run(&internal, &[]));
+    outcome
+        .failure()
+        .stderr_has("load balancer shop is internet-facing, the script asks for internal")
+        .stderr_has("the load balancer needs replacement")
+        .stderr_has("--> deploy.rhai:5:11");
     requests.assert_read_only();
 }
 
