@@ -523,27 +523,24 @@ async fn deregistration_delay(aws: &Aws, arn: &str) -> Result<i32> {
         .unwrap_or(DEFAULT_DEREGISTRATION_DELAY))
 }
 
-fn not_ours(kind: &str, label: &str, foreign: &Foreign, stack: &str) -> Error {
+fn not_ours(label: &str, foreign: &Foreign, stack: &str) -> Error {
     let owner = match &foreign.stack {
         Some(other) => format!("it belongs to stack {other}"),
         None => "it carries no deckhand:stack tag".to_string(),
     };
-    Error::conflict(
-        format!(
+    Error::Conflict {
+        message: format!(
             "a {label} named {} already exists ({}) and is not part of stack {stack}: {owner}",
             foreign.name, foreign.arn
         ),
-        Some(match kind {
-            "load_balancer" => {
-                "deckhand never adopts or changes resources it did not create; give the load balancer another name"
-            }
-            _ => "deckhand never adopts or changes resources it did not create; give the target group another name",
-        }),
-    )
+        hint: Some(format!(
+            "deckhand never adopts or changes resources it did not create; give the {label} another name"
+        )),
+    }
 }
 
 /// Checks an ELB name: 1-32 letters, digits and hyphens, no hyphen at either end.
-pub fn validate_elb_name(key: &str, name: &str) -> Result<()> {
+fn validate_elb_name(key: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 32
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
@@ -661,7 +658,7 @@ pub fn ensure_load_balancer(pass: &Pass, spec: &LoadBalancerSpec) -> Result<Load
         let state = snapshot.borrow();
         let vpc = validate_load_balancer(spec, &state.ec2)?;
         if let Some(foreign) = state.elbv2.foreign("load_balancer", &spec.name) {
-            return Err(not_ours("load_balancer", "load balancer", foreign, &stack));
+            return Err(not_ours("load balancer", foreign, &stack));
         }
         (state.elbv2.load_balancers.iter().find(|l| l.name == spec.name).cloned(), vpc)
     };
@@ -792,14 +789,14 @@ fn create_load_balancer(pass: &Pass, wanted: &LoadBalancer, stack: &str) -> Resu
                 return Ok(LoadBalancer { stack: owner, ..lb });
             }
             let foreign = Foreign { kind: "load_balancer", name: lb.name, arn: lb.arn, stack: owner };
-            Err(not_ours("load_balancer", "load balancer", &foreign, stack))
+            Err(not_ours("load balancer", &foreign, stack))
         }
         Err(err) => Err(err),
     }
 }
 
 /// Checks a target group spec the way AWS would, before any call.
-pub fn validate_target_group(spec: &TargetGroupSpec) -> Result<()> {
+fn validate_target_group(spec: &TargetGroupSpec) -> Result<()> {
     validate_elb_name("target_group.name", &spec.name)?;
     if !(1..=65535).contains(&spec.port) {
         return Err(Error::invalid("target_group.port", spec.port, "a port from 1 to 65535"));
@@ -892,7 +889,7 @@ pub fn ensure_target_group(pass: &Pass, spec: &TargetGroupSpec) -> Result<Target
     let existing = {
         let state = &snapshot.borrow().elbv2;
         if let Some(foreign) = state.foreign("target_group", &spec.name) {
-            return Err(not_ours("target_group", "target group", foreign, &stack));
+            return Err(not_ours("target group", foreign, &stack));
         }
         state.target_groups.iter().find(|t| t.name == spec.name).cloned()
     };
@@ -1023,7 +1020,7 @@ fn create_target_group(pass: &Pass, spec: &TargetGroupSpec, stack: &str) -> Resu
                 Some((Some(owner), arn)) if owner == stack => Ok(arn),
                 Some((owner, arn)) => {
                     let foreign = Foreign { kind: "target_group", name: spec.name.clone(), arn, stack: owner };
-                    Err(not_ours("target_group", "target group", &foreign, stack))
+                    Err(not_ours("target group", &foreign, stack))
                 }
                 None => Err(err),
             }
@@ -1048,7 +1045,7 @@ fn set_deregistration_delay(pass: &Pass, arn: &str, seconds: i32) -> Result<()> 
 }
 
 /// Checks a listener spec the way AWS would, before any call.
-pub fn validate_listener(pass: &Pass, spec: &ListenerSpec) -> Result<()> {
+fn validate_listener(pass: &Pass, spec: &ListenerSpec) -> Result<()> {
     if !(1..=65535).contains(&spec.port) {
         return Err(Error::invalid("listener.port", spec.port, "a port from 1 to 65535"));
     }

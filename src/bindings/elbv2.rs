@@ -4,6 +4,7 @@ use std::rc::Rc;
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
+use crate::aws::ec2::check_port;
 use crate::aws::elbv2::{
     self, DEFAULT_DEREGISTRATION_DELAY, GroupRef, HealthCheck, Listener, ListenerAction, ListenerSpec, LoadBalancer,
     LoadBalancerRef, LoadBalancerSpec, SubnetRef, TargetGroup, TargetGroupSpec,
@@ -155,9 +156,22 @@ fn int32(f: &Fields, key: &str, low: i64, high: i64, what: &str) -> Result<Optio
     }
 }
 
-fn upper(f: &Fields, key: &str) -> Result<Option<String>> {
-    Ok(f.str(key)?
-        .map(|s| if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") { s.to_uppercase() } else { s }))
+/// A protocol key; `http` and `https` are accepted in any case (the service layer checks the value).
+fn protocol_key(f: &Fields, key: &str) -> Result<Option<String>> {
+    let normalize = |s: String| {
+        if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") { s.to_uppercase() } else { s }
+    };
+    Ok(f.str(key)?.map(normalize))
+}
+
+/// A port key (1-65535).
+fn port_key(f: &Fields, key: &str) -> Result<Option<i32>> {
+    f.int(key)?
+        .map(|n| {
+            check_port(&f.name(key), n)?;
+            Ok(n as i32)
+        })
+        .transpose()
 }
 
 fn target_group_spec(vpc: &Dynamic, map: Map) -> Result<TargetGroupSpec> {
@@ -168,7 +182,7 @@ fn target_group_spec(vpc: &Dynamic, map: Map) -> Result<TargetGroupSpec> {
         &["name", "port", "protocol", "target_type", "health_check", "deregistration_delay"],
     )?;
     let name = f.req_str("name", "the target group's name, 1-32 letters, digits and hyphens")?;
-    let port = int32(&f, "port", 1, 65535, " (a port)")?.ok_or_else(|| Error::MissingKey {
+    let port = port_key(&f, "port")?.ok_or_else(|| Error::MissingKey {
         key: "port".into(),
         context: "target_group()".into(),
         what: "the port the targets (containers) listen on, e.g. 8080".into(),
@@ -198,7 +212,7 @@ fn target_group_spec(vpc: &Dynamic, map: Map) -> Result<TargetGroupSpec> {
         name,
         vpc_id: vpc.id,
         port,
-        protocol: upper(&f, "protocol")?.unwrap_or_else(|| "HTTP".into()),
+        protocol: protocol_key(&f, "protocol")?.unwrap_or_else(|| "HTTP".into()),
         target_type: f.str("target_type")?.unwrap_or_else(|| "ip".into()),
         health_check,
         deregistration_delay: int32(&f, "deregistration_delay", 0, 3600, " seconds")?
@@ -261,14 +275,14 @@ fn listener_spec(lb: &Dynamic, map: Map) -> Result<ListenerSpec> {
         arn: lb_arn,
     };
     let f = Fields::new("listener", map, &["port", "protocol", "forward", "redirect", "certificate", "ssl_policy"])?;
-    let port = int32(&f, "port", 1, 65535, " (a port)")?.ok_or_else(|| Error::MissingKey {
+    let port = port_key(&f, "port")?.ok_or_else(|| Error::MissingKey {
         key: "port".into(),
         context: "listener()".into(),
         what: "the port the load balancer listens on, e.g. 80 or 443".into(),
     })?;
     let certificate = f.str("certificate")?;
-    let protocol =
-        upper(&f, "protocol")?.unwrap_or_else(|| if certificate.is_some() { "HTTPS".into() } else { "HTTP".into() });
+    let protocol = protocol_key(&f, "protocol")?
+        .unwrap_or_else(|| if certificate.is_some() { "HTTPS".into() } else { "HTTP".into() });
     let (action, target_group_vpc) = match (f.raw("forward"), nested_map(&f, "redirect")?) {
         (Some(_), Some(_)) => {
             return Err(Error::invalid(
@@ -295,10 +309,10 @@ fn listener_spec(lb: &Dynamic, map: Map) -> Result<ListenerSpec> {
         }
         (None, Some(redirect)) => {
             let r = Fields::new("listener.redirect", redirect, &["port", "protocol", "status"])?;
-            let redirect_protocol = upper(&r, "protocol")?.unwrap_or_else(|| "HTTPS".into());
+            let redirect_protocol = protocol_key(&r, "protocol")?.unwrap_or_else(|| "HTTPS".into());
             let default_port = if redirect_protocol == "HTTPS" { 443 } else { 80 };
             let action = ListenerAction::Redirect {
-                port: int32(&r, "port", 1, 65535, " (a port)")?.unwrap_or(default_port),
+                port: port_key(&r, "port")?.unwrap_or(default_port),
                 protocol: redirect_protocol,
                 status: r.int("status")?.map(|s| i32::try_from(s).unwrap_or(i32::MAX)).unwrap_or(301),
             };

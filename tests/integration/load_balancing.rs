@@ -579,7 +579,12 @@ const BAD: &[(&str, &str, &str, usize)] = &[
         "invalid listener.forward a security_group handle: a target_group handle",
         1,
     ),
-    ("listener port 0", r#"listener(alb, #{ port: 0, forward: tg });"#, "invalid listener.port 0: 1 to 65535", 1),
+    (
+        "listener port 0",
+        r#"listener(alb, #{ port: 0, forward: tg });"#,
+        "invalid listener.port 0: a port from 1 to 65535",
+        1,
+    ),
 ];
 
 #[test]
