@@ -2,6 +2,7 @@
 
 pub mod ec2;
 pub mod egress;
+pub mod elbv2;
 
 use crate::error::Result;
 use crate::runtime::Aws;
@@ -13,13 +14,19 @@ pub struct Snapshot {
     pub ec2: ec2::Ec2State,
     /// NAT gateways, route tables, VPC endpoints.
     pub egress: egress::EgressState,
+    /// The stack's load balancers, target groups and listeners.
+    pub elbv2: elbv2::Elbv2State,
 }
 
 impl Snapshot {
     /// Reads the stack's resources from every service at once.
     pub async fn load(aws: &Aws, stack: &str) -> Result<Snapshot> {
-        let (ec2, egress) = tokio::try_join!(ec2::Ec2State::load(aws, stack), egress::EgressState::load(aws, stack))?;
-        Ok(Snapshot { ec2, egress })
+        let (ec2, egress, elbv2) = tokio::try_join!(
+            ec2::Ec2State::load(aws, stack),
+            egress::EgressState::load(aws, stack),
+            elbv2::Elbv2State::load(aws, stack),
+        )?;
+        Ok(Snapshot { ec2, egress, elbv2 })
     }
 }
 

@@ -4,5 +4,6 @@ mod support;
 
 mod destroy;
 mod egress;
+mod load_balancing;
 mod networking;
 mod script_errors;

@@ -1,0 +1,343 @@
+//! Script functions for load balancing: `load_balancer`, `target_group`, `listener`.
+
+use std::rc::Rc;
+
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
+
+use crate::aws::ec2::check_port;
+use crate::aws::elbv2::{
+    self, DEFAULT_DEREGISTRATION_DELAY, GroupRef, HealthCheck, Listener, ListenerAction, ListenerSpec, LoadBalancer,
+    LoadBalancerRef, LoadBalancerSpec, SubnetRef, TargetGroup, TargetGroupSpec,
+};
+use crate::bindings::ec2::vpc_from;
+use crate::bindings::{Fields, as_array, as_int, as_string, function, handle, handle_id, show};
+use crate::error::{Error, Result};
+use crate::pass::Pass;
+
+type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;
+
+pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
+    let p = pass.clone();
+    function(
+        "load_balancer",
+        &["spec: Map", "Map"],
+        "Ensures an Application Load Balancer: #{ name, subnets, security_groups, scheme }.\n\
+         `name` (1-32 letters, digits, hyphens), `subnets` (subnet handles or ids in at least two AZs, one per\n\
+         AZ), `security_groups` (1-5 handles or ids), `scheme` (\"internet-facing\", the default, or \"internal\").\n\
+         Subnets and security groups converge in place; the scheme cannot change.\n\
+         Returns #{ kind, arn, name, dns_name, scheme, vpc_id, subnets, security_groups }.\n\
+         Example: `load_balancer(#{ name: \"myapp\", subnets: [a, b], security_groups: [alb_sg] })`",
+    )
+    .register_into_engine(engine, move |spec: Map| -> Rhai<Map> {
+        let spec = load_balancer_spec(spec)?;
+        Ok(load_balancer_handle(&elbv2::ensure_load_balancer(&p, &spec)?))
+    });
+
+    let p = pass.clone();
+    function(
+        "target_group",
+        &["vpc: Map", "spec: Map", "Map"],
+        "Ensures a target group: #{ name, port, protocol, target_type, health_check, deregistration_delay }.\n\
+         `port` (1-65535), `protocol` (\"HTTP\", the default, or \"HTTPS\"), `target_type` (\"ip\", the default,\n\
+         what Fargate needs, or \"instance\"), `health_check` #{ path, interval (5-300), timeout (2-120, below\n\
+         the interval), healthy (2-10), unhealthy (2-10), matcher (\"200\", \"200-299\", \"200,302\") } with AWS's\n\
+         defaults, `deregistration_delay` (0-3600 seconds, default 300). Health check and delay converge in\n\
+         place; port, protocol, VPC and target type cannot change.\n\
+         Returns #{ kind, arn, name, port, protocol, target_type, vpc_id }.\n\
+         Example: `target_group(vpc, #{ name: \"myapp\", port: 8080, health_check: #{ path: \"/health\" } })`",
+    )
+    .register_into_engine(engine, move |vpc: Dynamic, spec: Map| -> Rhai<Map> {
+        let spec = target_group_spec(&vpc, spec)?;
+        Ok(target_group_handle(&elbv2::ensure_target_group(&p, &spec)?))
+    });
+
+    let p = pass.clone();
+    function(
+        "listener",
+        &["load_balancer: Map", "spec: Map", "Map"],
+        "Ensures a listener on a load balancer's port: #{ port, protocol, forward, redirect, certificate, ssl_policy }.\n\
+         Exactly one of `forward` (a target group) or `redirect` #{ port, protocol, status (301 or 302) }.\n\
+         `protocol` is \"HTTP\" or \"HTTPS\" (the default when a `certificate` ARN is given); HTTPS needs a\n\
+         certificate, and takes an optional `ssl_policy` (default ELBSecurityPolicy-TLS13-1-2-2021-06).\n\
+         Returns #{ kind, arn, port, protocol, load_balancer_arn }.\n\
+         Example: `listener(alb, #{ port: 80, redirect: #{ port: 443, protocol: \"HTTPS\", status: 301 } })`",
+    )
+    .register_into_engine(engine, move |lb: Dynamic, spec: Map| -> Rhai<Map> {
+        let spec = listener_spec(&lb, spec)?;
+        Ok(listener_handle(&elbv2::ensure_listener(&p, &spec)?))
+    });
+}
+
+/// Reads a field of a handle map, if the value is one.
+fn handle_field(value: &Dynamic, field: &str) -> Option<Dynamic> {
+    value.read_lock::<Map>().and_then(|m| m.get(field).cloned()).filter(|v| !v.is_unit())
+}
+
+fn handle_text(value: &Dynamic, field: &str) -> Option<String> {
+    handle_field(value, field).map(|v| v.to_string())
+}
+
+fn load_balancer_spec(map: Map) -> Result<LoadBalancerSpec> {
+    let f = Fields::new("load_balancer", map, &["name", "subnets", "security_groups", "scheme"])?;
+    let name = f.req_str("name", "the load balancer's name, 1-32 letters, digits and hyphens")?;
+    let scheme = f.str("scheme")?.unwrap_or_else(|| "internet-facing".into());
+    let subnets = f
+        .raw("subnets")
+        .ok_or_else(|| Error::MissingKey {
+            key: "subnets".into(),
+            context: "load_balancer()".into(),
+            what: "subnets in at least two availability zones".into(),
+        })
+        .and_then(|v| as_array(&f.name("subnets"), v))?
+        .iter()
+        .enumerate()
+        .map(|(i, subnet)| {
+            let key = format!("load_balancer.subnets[{i}]");
+            Ok(SubnetRef {
+                id: handle_id(&key, subnet, "subnet", "subnet-")?,
+                az: handle_text(subnet, "az"),
+                vpc_id: handle_text(subnet, "vpc_id"),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let security_groups = f
+        .raw("security_groups")
+        .ok_or_else(|| Error::MissingKey {
+            key: "security_groups".into(),
+            context: "load_balancer()".into(),
+            what: "at least one security group that admits the listeners' ports".into(),
+        })
+        .and_then(|v| as_array(&f.name("security_groups"), v))?
+        .iter()
+        .enumerate()
+        .map(|(i, group)| {
+            let key = format!("load_balancer.security_groups[{i}]");
+            Ok(GroupRef { id: handle_id(&key, group, "security_group", "sg-")?, vpc_id: handle_text(group, "vpc_id") })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(LoadBalancerSpec { name, scheme, subnets, security_groups })
+}
+
+fn strings(items: &[String]) -> Dynamic {
+    items.iter().map(|s| Dynamic::from(s.clone())).collect::<Array>().into()
+}
+
+fn load_balancer_handle(lb: &LoadBalancer) -> Map {
+    handle(
+        "load_balancer",
+        [
+            ("arn", lb.arn.clone().into()),
+            ("name", lb.name.clone().into()),
+            ("dns_name", lb.dns_name.clone().into()),
+            ("scheme", lb.scheme.clone().into()),
+            ("vpc_id", lb.vpc_id.clone().into()),
+            ("subnets", strings(&lb.subnets)),
+            ("security_groups", strings(&lb.security_groups)),
+        ],
+    )
+}
+
+/// A nested option map, e.g. `health_check: #{ ... }`.
+fn nested_map(f: &Fields, key: &str) -> Result<Option<Map>> {
+    f.raw(key)
+        .map(|v| {
+            v.clone()
+                .try_cast::<Map>()
+                .ok_or_else(|| Error::invalid(f.name(key), show(v), "a map #{ ... }".to_string()))
+        })
+        .transpose()
+}
+
+fn int32(f: &Fields, key: &str, low: i64, high: i64, what: &str) -> Result<Option<i32>> {
+    match f.int(key)? {
+        None => Ok(None),
+        Some(n) if (low..=high).contains(&n) => Ok(Some(n as i32)),
+        Some(n) => Err(Error::invalid(f.name(key), n, format!("{low} to {high}{what}"))),
+    }
+}
+
+/// A protocol key; `http` and `https` are accepted in any case (the service layer checks the value).
+fn protocol_key(f: &Fields, key: &str) -> Result<Option<String>> {
+    let normalize = |s: String| {
+        if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") { s.to_uppercase() } else { s }
+    };
+    Ok(f.str(key)?.map(normalize))
+}
+
+/// A port key (1-65535).
+fn port_key(f: &Fields, key: &str) -> Result<Option<i32>> {
+    f.int(key)?
+        .map(|n| {
+            check_port(&f.name(key), n)?;
+            Ok(n as i32)
+        })
+        .transpose()
+}
+
+fn target_group_spec(vpc: &Dynamic, map: Map) -> Result<TargetGroupSpec> {
+    let vpc = vpc_from("target_group.vpc", vpc)?;
+    let f = Fields::new(
+        "target_group",
+        map,
+        &["name", "port", "protocol", "target_type", "health_check", "deregistration_delay"],
+    )?;
+    let name = f.req_str("name", "the target group's name, 1-32 letters, digits and hyphens")?;
+    let port = port_key(&f, "port")?.ok_or_else(|| Error::MissingKey {
+        key: "port".into(),
+        context: "target_group()".into(),
+        what: "the port the targets (containers) listen on, e.g. 8080".into(),
+    })?;
+    let mut health_check = HealthCheck::default();
+    if let Some(map) = nested_map(&f, "health_check")? {
+        let h = Fields::new(
+            "target_group.health_check",
+            map,
+            &["path", "interval", "timeout", "healthy", "unhealthy", "matcher"],
+        )?;
+        let defaults = HealthCheck::default();
+        health_check = HealthCheck {
+            path: h.str("path")?.unwrap_or(defaults.path),
+            interval: int32(&h, "interval", 5, 300, " seconds")?.unwrap_or(defaults.interval),
+            timeout: int32(&h, "timeout", 2, 120, " seconds")?.unwrap_or(defaults.timeout),
+            healthy: int32(&h, "healthy", 2, 10, " consecutive checks")?.unwrap_or(defaults.healthy),
+            unhealthy: int32(&h, "unhealthy", 2, 10, " consecutive checks")?.unwrap_or(defaults.unhealthy),
+            matcher: match h.raw("matcher") {
+                None => defaults.matcher,
+                Some(v) if v.is_int() => as_int(&h.name("matcher"), v)?.to_string(),
+                Some(v) => as_string(&h.name("matcher"), v)?,
+            },
+        };
+    }
+    Ok(TargetGroupSpec {
+        name,
+        vpc_id: vpc.id,
+        port,
+        protocol: protocol_key(&f, "protocol")?.unwrap_or_else(|| "HTTP".into()),
+        target_type: f.str("target_type")?.unwrap_or_else(|| "ip".into()),
+        health_check,
+        deregistration_delay: int32(&f, "deregistration_delay", 0, 3600, " seconds")?
+            .unwrap_or(DEFAULT_DEREGISTRATION_DELAY),
+    })
+}
+
+fn target_group_handle(tg: &TargetGroup) -> Map {
+    handle(
+        "target_group",
+        [
+            ("arn", tg.arn.clone().into()),
+            ("name", tg.name.clone().into()),
+            ("port", i64::from(tg.port).into()),
+            ("protocol", tg.protocol.clone().into()),
+            ("target_type", tg.target_type.clone().into()),
+            ("vpc_id", tg.vpc_id.clone().into()),
+        ],
+    )
+}
+
+/// Reads a handle of `kind` that is identified by its ARN (or a plain ARN containing `marker`),
+/// returning the ARN and the handle's map when it is one.
+fn arn_handle(key: &str, value: &Dynamic, kind: &str, marker: &str) -> Result<(String, Option<Map>)> {
+    if let Some(map) = value.read_lock::<Map>() {
+        let found = map.get("kind").map(ToString::to_string).unwrap_or_default();
+        if found != kind {
+            let what = if found.is_empty() { "map".to_string() } else { found };
+            return Err(Error::invalid(key, format!("a {what} handle"), format!("a {kind} handle")));
+        }
+        let arn = map
+            .get("arn")
+            .map(ToString::to_string)
+            .ok_or_else(|| Error::invalid(key, "a handle without arn", format!("a {kind} handle")))?;
+        return Ok((arn, Some(map.clone())));
+    }
+    let allowed = format!("a {kind} handle or its ARN");
+    let arn = as_string(key, value).map_err(|_| Error::invalid(key, show(value), allowed.clone()))?;
+    if arn.starts_with("arn:") && arn.contains(marker) {
+        Ok((arn, None))
+    } else {
+        Err(Error::invalid(key, show(value), allowed))
+    }
+}
+
+/// The name inside an ELB ARN: `...:loadbalancer/app/NAME/ID` or `...:targetgroup/NAME/ID`.
+fn name_in_arn(arn: &str) -> String {
+    let parts: Vec<&str> = arn.rsplit('/').collect();
+    parts.get(1).map(|s| s.to_string()).unwrap_or_else(|| arn.to_string())
+}
+
+fn listener_spec(lb: &Dynamic, map: Map) -> Result<ListenerSpec> {
+    let (lb_arn, lb_map) = arn_handle("listener.load_balancer", lb, "load_balancer", ":loadbalancer/app/")?;
+    let load_balancer = LoadBalancerRef {
+        name: lb_map
+            .as_ref()
+            .and_then(|m| m.get("name").map(ToString::to_string))
+            .unwrap_or_else(|| name_in_arn(&lb_arn)),
+        vpc_id: lb_map.as_ref().and_then(|m| m.get("vpc_id").map(ToString::to_string)),
+        arn: lb_arn,
+    };
+    let f = Fields::new("listener", map, &["port", "protocol", "forward", "redirect", "certificate", "ssl_policy"])?;
+    let port = port_key(&f, "port")?.ok_or_else(|| Error::MissingKey {
+        key: "port".into(),
+        context: "listener()".into(),
+        what: "the port the load balancer listens on, e.g. 80 or 443".into(),
+    })?;
+    let certificate = f.str("certificate")?;
+    let protocol = protocol_key(&f, "protocol")?
+        .unwrap_or_else(|| if certificate.is_some() { "HTTPS".into() } else { "HTTP".into() });
+    let (action, target_group_vpc) = match (f.raw("forward"), nested_map(&f, "redirect")?) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid(
+                "listener.redirect",
+                "given together with forward",
+                "either `forward` (a target group) or `redirect`, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(Error::MissingKey {
+                key: "forward".into(),
+                context: "listener()".into(),
+                what: "give `forward: <target group>` or `redirect: #{ port, protocol, status }`".into(),
+            });
+        }
+        (Some(tg), None) => {
+            let (arn, tg_map) = arn_handle("listener.forward", tg, "target_group", ":targetgroup/")?;
+            let name = tg_map
+                .as_ref()
+                .and_then(|m| m.get("name").map(ToString::to_string))
+                .unwrap_or_else(|| name_in_arn(&arn));
+            let vpc = tg_map.as_ref().and_then(|m| m.get("vpc_id").map(ToString::to_string));
+            (ListenerAction::Forward { arn, name }, vpc)
+        }
+        (None, Some(redirect)) => {
+            let r = Fields::new("listener.redirect", redirect, &["port", "protocol", "status"])?;
+            let redirect_protocol = protocol_key(&r, "protocol")?.unwrap_or_else(|| "HTTPS".into());
+            let default_port = if redirect_protocol == "HTTPS" { 443 } else { 80 };
+            let action = ListenerAction::Redirect {
+                port: port_key(&r, "port")?.unwrap_or(default_port),
+                protocol: redirect_protocol,
+                status: r.int("status")?.map(|s| i32::try_from(s).unwrap_or(i32::MAX)).unwrap_or(301),
+            };
+            (action, None)
+        }
+    };
+    Ok(ListenerSpec {
+        load_balancer,
+        port,
+        protocol,
+        action,
+        target_group_vpc,
+        certificate,
+        ssl_policy: f.str("ssl_policy")?,
+    })
+}
+
+fn listener_handle(listener: &Listener) -> Map {
+    handle(
+        "listener",
+        [
+            ("arn", listener.arn.clone().into()),
+            ("port", i64::from(listener.port).into()),
+            ("protocol", listener.protocol.clone().into()),
+            ("load_balancer_arn", listener.load_balancer_arn.clone().into()),
+        ],
+    )
+}
