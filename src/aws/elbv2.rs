@@ -3,14 +3,12 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::Poll;
 
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, Certificate, LoadBalancerSchemeEnum, LoadBalancerTypeEnum, Matcher, ProtocolEnum,
     RedirectActionConfig, RedirectActionStatusCodeEnum, Tag, TargetGroupAttribute, TargetTypeEnum,
 };
+use futures_util::future::try_join_all;
 
 use crate::aws::NAME_TAG;
 use crate::aws::ec2::Ec2State;
@@ -295,8 +293,8 @@ impl Elbv2State {
             }
         }
         let (listeners, delays) = tokio::try_join!(
-            try_join_all(state.load_balancers.iter().map(|lb| listeners(aws, &lb.arn)).collect()),
-            try_join_all(state.target_groups.iter().map(|tg| deregistration_delay(aws, &tg.arn)).collect()),
+            try_join_all(state.load_balancers.iter().map(|lb| listeners(aws, &lb.arn))),
+            try_join_all(state.target_groups.iter().map(|tg| deregistration_delay(aws, &tg.arn))),
         )?;
         for (tg, delay) in state.target_groups.iter_mut().zip(delays) {
             tg.deregistration_delay = delay;
@@ -320,28 +318,6 @@ impl Elbv2State {
     fn foreign(&self, kind: &str, name: &str) -> Option<&Foreign> {
         self.others.iter().find(|o| o.kind == kind && o.name == name)
     }
-}
-
-/// Polls every future until all are done (or one fails); the futures need not be `Send`.
-async fn try_join_all<T, F: Future<Output = Result<T>>>(futures: Vec<F>) -> Result<Vec<T>> {
-    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut done: Vec<Option<T>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, slot) in futures.iter_mut().zip(done.iter_mut()) {
-            if slot.is_some() {
-                continue;
-            }
-            match future.as_mut().poll(cx) {
-                Poll::Ready(Ok(value)) => *slot = Some(value),
-                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                Poll::Pending => pending = true,
-            }
-        }
-        if pending { Poll::Pending } else { Poll::Ready(Ok(())) }
-    })
-    .await?;
-    Ok(done.into_iter().flatten().collect())
 }
 
 fn sdk_tag(key: &str, value: &str) -> Tag {
@@ -410,17 +386,14 @@ async fn target_groups(aws: &Aws) -> Result<Vec<TargetGroup>> {
 
 /// The tags of `arns` (any mix of load balancers and target groups), 20 ARNs per request, concurrently.
 async fn tags(aws: &Aws, arns: &[String]) -> Result<HashMap<String, HashMap<String, String>>> {
-    let batches = arns
-        .chunks(20)
-        .map(|batch| async move {
-            aws.elbv2
-                .describe_tags()
-                .set_resource_arns(Some(batch.to_vec()))
-                .send()
-                .await
-                .map_err(|e| aws_error("DescribeTags", e))
-        })
-        .collect();
+    let batches = arns.chunks(20).map(|batch| async move {
+        aws.elbv2
+            .describe_tags()
+            .set_resource_arns(Some(batch.to_vec()))
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeTags", e))
+    });
     let mut tags = HashMap::new();
     for out in try_join_all(batches).await? {
         for description in out.tag_descriptions() {
