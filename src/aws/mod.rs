@@ -1,6 +1,8 @@
 //! The typed AWS layer: one module per service, plain structs in and out, no Rhai types.
 
 pub mod ec2;
+pub mod iam;
+pub mod logs;
 
 use crate::error::Result;
 use crate::runtime::Aws;
@@ -10,13 +12,17 @@ use crate::runtime::Aws;
 pub struct Snapshot {
     /// VPCs, subnets, security groups.
     pub ec2: ec2::Ec2State,
+    /// IAM roles and managed policies, looked up by name on first use.
+    pub iam: iam::IamState,
+    /// Log groups, looked up by name on first use.
+    pub logs: logs::LogsState,
 }
 
 impl Snapshot {
     /// Reads the stack's resources from every service at once.
     pub async fn load(aws: &Aws, stack: &str) -> Result<Snapshot> {
         let (ec2,) = tokio::try_join!(ec2::Ec2State::load(aws, stack))?;
-        Ok(Snapshot { ec2 })
+        Ok(Snapshot { ec2, ..Snapshot::default() })
     }
 }
 

@@ -2,5 +2,6 @@
 
 mod support;
 
+mod iam_logs;
 mod networking;
 mod script_errors;
