@@ -459,6 +459,35 @@ pub fn describe_trust(trust: &Value) -> String {
     if !services.is_empty() && standard(&services) { services.join(", ") } else { trust.to_string() }
 }
 
+/// Who a trust policy lets assume the role, in short (for summaries): `ecs-tasks.amazonaws.com`,
+/// `arn:aws:iam::123456789012:root (with conditions)`.
+pub fn trusted_principals(trust: &Value) -> String {
+    let statements = trust.get("Statement").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let allowed = statements.iter().filter(|s| s.get("Effect").and_then(Value::as_str) == Some("Allow"));
+    let mut principals = Vec::new();
+    let mut conditions = false;
+    for statement in allowed {
+        conditions |= statement.get("Condition").is_some();
+        match statement.get("Principal") {
+            Some(Value::Object(kinds)) => {
+                for value in kinds.values() {
+                    match value {
+                        Value::Array(items) => principals.extend(items.iter().filter_map(Value::as_str)),
+                        one => principals.extend(one.as_str()),
+                    }
+                }
+            }
+            Some(Value::String(any)) => principals.push(any),
+            _ => {}
+        }
+    }
+    if principals.is_empty() {
+        return "nobody".to_string();
+    }
+    let suffix = if conditions { " (with conditions)" } else { "" };
+    format!("{}{suffix}", principals.join(", "))
+}
+
 /// Decodes the percent-encoding IAM applies to policy documents (RFC 3986; `+` stays `+`).
 pub fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
@@ -705,7 +734,7 @@ pub fn ensure_role(pass: &Pass, spec: &RoleSpec) -> Result<Role> {
 }
 
 fn summary(role: &Role) -> String {
-    format!("{}, trusts {}", role.arn, describe_trust(&role.trust))
+    format!("{}, trusts {}", role.arn, trusted_principals(&role.trust))
 }
 
 /// Sends the updates a role needs: trust policy, description, policies to attach and detach.
@@ -728,13 +757,14 @@ fn update_role(
                 .map_err(|e| aws_error("UpdateAssumeRolePolicy", e))?;
         }
         if let Some(description) = description {
+            // Not UpdateRole: without MaxSessionDuration it may reset the session limit to 1 hour.
             aws.iam
-                .update_role()
+                .update_role_description()
                 .role_name(name)
                 .description(description)
                 .send()
                 .await
-                .map_err(|e| aws_error("UpdateRole", e))?;
+                .map_err(|e| aws_error("UpdateRoleDescription", e))?;
         }
         for arn in attach {
             aws.iam

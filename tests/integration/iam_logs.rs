@@ -176,10 +176,15 @@ fn a_trust_policy_changed_by_hand_is_restored() {
     let ec2_trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
     aws.block_on(aws.iam.update_assume_role_policy().role_name("web-exec").policy_document(ec2_trust).send()).unwrap();
 
-    deck.run(SCRIPT, &[])
+    let (outcome, requests) = deck.recorded(|| deck.run(SCRIPT, &[]));
+    outcome
         .success()
         .expect_changes(&["~ role web-exec", "= log_group /ecs/web"])
         .stdout_has("trust: ec2.amazonaws.com -> ecs-tasks.amazonaws.com");
+    // The apply pass reuses what the plan pass read: one read of the role, then the fix.
+    let mut iam = calls_to(&requests, "iam");
+    iam.sort();
+    assert_eq!(iam, ["GetRole", "ListAttachedRolePolicies", "UpdateAssumeRolePolicy"]);
     assert_eq!(trust_policy(&deck, "web-exec")["Statement"][0]["Principal"]["Service"], "ecs-tasks.amazonaws.com");
     deck.run(SCRIPT, &[]).success().expect_changes(&["= role web-exec", "= log_group /ecs/web"]);
 }
@@ -201,7 +206,13 @@ role(#{
     managed_policies: ["AmazonS3ReadOnlyAccess"],
 });
 "#;
-    deck.run(script, &[]).success().expect_changes(&["+ role web-task (arn:aws:iam::123456789012:role/web-task"]);
+    let (plan, requests) = deck.recorded(|| deck.plan(script, &[]));
+    plan.success()
+        .expect_changes(&["+ role web-task ((known after apply), trusts ecs-tasks.amazonaws.com (with conditions))"]);
+    requests.assert_read_only();
+    deck.run(script, &[]).success().expect_changes(&[
+        "+ role web-task (arn:aws:iam::123456789012:role/web-task, trusts ecs-tasks.amazonaws.com (with conditions))",
+    ]);
     assert_eq!(attached(&deck, "web-task"), [S3_READ]);
     let trust = trust_policy(&deck, "web-task");
     assert_eq!(trust["Version"], "2012-10-17");
