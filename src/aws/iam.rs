@@ -907,6 +907,9 @@ mod tests {
         assert!(err.starts_with("invalid role.trust.Version \"2020-01-01\""), "{err}");
         let err = check(json!({ "Statment": [] })).unwrap_err();
         assert!(err.starts_with("unknown key `Statment` in role.trust"), "{err}");
+        let two = validate_trust(&Trust::Services(vec![ECS_TASKS.into(), "ec2.amazonaws.com".into()])).unwrap();
+        assert_eq!(two["Statement"][0]["Principal"]["Service"], json!([ECS_TASKS, "ec2.amazonaws.com"]));
+        assert_eq!(trusted_principals(&normalise_policy(&two)), "ec2.amazonaws.com, ecs-tasks.amazonaws.com");
         let err = validate_trust(&Trust::Services(vec!["ecs-tasks".into()])).unwrap_err().to_string();
         assert!(err.starts_with("invalid role.trust \"ecs-tasks\": a service principal"), "{err}");
     }
