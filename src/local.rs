@@ -43,6 +43,9 @@ impl Emulator {
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .env("MOTO_ECS_SERVICE_RUNNING", "2")
+            // Each emulator records into its own file (moto's default is ./moto_recording, shared
+            // by every emulator started from the same folder, so parallel tests saw each other's requests).
+            .env("MOTO_RECORDER_FILEPATH", recording_path(port))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -141,10 +144,16 @@ impl Emulator {
     }
 }
 
+/// Where the emulator on `port` writes its request recording.
+fn recording_path(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("deckhand-moto-{port}.recording"))
+}
+
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(recording_path(self.port));
     }
 }
 
