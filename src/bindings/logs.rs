@@ -5,7 +5,8 @@ use std::rc::Rc;
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
 use crate::aws::logs::{self, LogGroup, LogGroupSpec};
-use crate::bindings::{Fields, function, handle};
+use crate::bindings::{Fields, function, handle, show};
+use crate::error::Error;
 use crate::pass::Pass;
 
 type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;
@@ -21,7 +22,11 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          Returns #{ kind: \"log_group\", name, arn, retention_days }.\n\
          Example: `let logs = log_group(\"/ecs/myapp\", #{ retention_days: 30 });`",
     )
-    .register_into_engine(engine, move |name: &str, options: Map| -> Rhai<Map> {
+    .register_into_engine(engine, move |name: &str, options: Dynamic| -> Rhai<Map> {
+        let shown = show(&options);
+        let options = options
+            .try_cast::<Map>()
+            .ok_or_else(|| Error::invalid("log_group.options", shown, "a map like #{ retention_days: 30 }"))?;
         let f = Fields::new("log_group", options, &["retention_days"])?;
         logs::validate_log_group_name("log_group.name", name)?;
         let spec = LogGroupSpec { name: name.to_string(), retention_days: f.int("retention_days")? };

@@ -263,6 +263,11 @@ const BAD: &[(&str, &str, &str)] = &[
         r#"invalid log_group.retention_days "30": an integer, not a string"#,
     ),
     (
+        "options not a map",
+        r#"log_group("/ecs/web", 30);"#,
+        "invalid log_group.options 30: a map like #{ retention_days: 30 }",
+    ),
+    (
         "unknown log group key",
         r#"log_group("/ecs/web", #{ retention: 30 });"#,
         "unknown key `retention` in log_group(); allowed keys: retention_days",
