@@ -106,6 +106,16 @@ impl Pass {
         Ok(snapshot)
     }
 
+    /// Records something read on demand (e.g. an IAM role looked up by name) in this pass's
+    /// snapshot and in the run's read cache, so later passes reuse it instead of reading again.
+    pub fn remember_read(&self, record: impl Fn(&mut Snapshot)) -> Result<()> {
+        record(&mut self.snapshot()?.borrow_mut());
+        if let Some(read) = self.state.read.borrow_mut().as_mut() {
+            record(read);
+        }
+        Ok(())
+    }
+
     /// Runs an async read to completion; `None` in check mode (no AWS).
     pub fn read<T>(&self, f: impl AsyncFnOnce(&Aws) -> T) -> Option<T> {
         self.aws.as_ref().map(|aws| aws.block_on(f(aws)))

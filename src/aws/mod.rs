@@ -3,6 +3,8 @@
 pub mod ec2;
 pub mod egress;
 pub mod elbv2;
+pub mod iam;
+pub mod logs;
 
 use crate::error::Result;
 use crate::runtime::Aws;
@@ -16,6 +18,10 @@ pub struct Snapshot {
     pub egress: egress::EgressState,
     /// The stack's load balancers, target groups and listeners.
     pub elbv2: elbv2::Elbv2State,
+    /// IAM roles and managed policies, looked up by name on first use.
+    pub iam: iam::IamState,
+    /// Log groups, looked up by name on first use.
+    pub logs: logs::LogsState,
 }
 
 impl Snapshot {
@@ -26,7 +32,8 @@ impl Snapshot {
             egress::EgressState::load(aws, stack),
             elbv2::Elbv2State::load(aws, stack),
         )?;
-        Ok(Snapshot { ec2, egress, elbv2 })
+        // IAM and CloudWatch Logs cannot list by tag cheaply: they fill in per name on first use.
+        Ok(Snapshot { ec2, egress, elbv2, ..Snapshot::default() })
     }
 }
 

@@ -5,6 +5,8 @@ mod core;
 mod ec2;
 mod egress;
 mod elbv2;
+mod iam;
+mod logs;
 
 use std::rc::Rc;
 
@@ -19,6 +21,8 @@ pub fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     ec2::register(engine, pass);
     egress::register(engine, pass);
     elbv2::register(engine, pass);
+    iam::register(engine, pass);
+    logs::register(engine, pass);
 }
 
 /// Registers `f` as script function `name` with its signature and doc comment (for `deckhand docs`).

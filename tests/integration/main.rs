@@ -4,6 +4,7 @@ mod support;
 
 mod destroy;
 mod egress;
+mod iam_logs;
 mod load_balancing;
 mod networking;
 mod script_errors;

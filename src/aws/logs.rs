@@ -1,0 +1,264 @@
+//! CloudWatch Logs log groups: retention, the stack tag, and how a log group converges.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result, aws_error};
+use crate::pass::{Pass, STACK_TAG};
+use crate::plan::{Change, ChangeKind, FieldDiff, UNKNOWN};
+use crate::runtime::Aws;
+
+/// The retention periods (days) CloudWatch Logs accepts.
+pub const RETENTION_DAYS: &[i32] =
+    &[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+
+/// A log group as it exists (or will exist) in AWS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogGroup {
+    /// The log group name, e.g. `/ecs/myapp`.
+    pub name: String,
+    /// Its ARN (without the `:*` suffix), or [`UNKNOWN`] before creation.
+    pub arn: String,
+    /// Days events are kept; `None` keeps them forever.
+    pub retention_days: Option<i32>,
+    /// Its `deckhand:stack` tag.
+    pub stack: Option<String>,
+}
+
+/// What a script asks of a log group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogGroupSpec {
+    /// The log group name.
+    pub name: String,
+    /// Days to keep events (one of [`RETENTION_DAYS`]); `None` keeps them forever.
+    pub retention_days: Option<i64>,
+}
+
+/// The Logs part of a run's snapshot: log groups looked up by name, filled on demand.
+#[derive(Debug, Default, Clone)]
+pub struct LogsState {
+    /// Log groups by name (`None`: no such group).
+    pub groups: HashMap<String, Option<LogGroup>>,
+}
+
+/// Checks a log group name: 1 to 512 characters of `A-Za-z0-9 . - _ / #`, not starting with `aws/`.
+pub fn validate_log_group_name(key: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 512
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || ".-_/#".contains(c))
+        && !name.starts_with("aws/");
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            key,
+            format!("{name:?}"),
+            "1 to 512 characters of A-Z a-z 0-9 . - _ / #, not starting with \"aws/\" (e.g. \"/ecs/myapp\")",
+        ))
+    }
+}
+
+/// Checks a retention period against the values CloudWatch Logs accepts.
+pub fn validate_retention(key: &str, days: Option<i64>) -> Result<Option<i32>> {
+    let Some(days) = days else { return Ok(None) };
+    match RETENTION_DAYS.iter().find(|d| i64::from(**d) == days) {
+        Some(d) => Ok(Some(*d)),
+        None => {
+            let allowed: Vec<String> = RETENTION_DAYS.iter().map(ToString::to_string).collect();
+            Err(Error::invalid(key, days, format!("one of {} (days), or () to never expire", allowed.join(", "))))
+        }
+    }
+}
+
+/// Reads a log group and its tags; `None` when there is no such group.
+pub async fn fetch_log_group(aws: &Aws, name: &str) -> Result<Option<LogGroup>> {
+    let Some(mut group) = describe_log_group(aws, name).await? else { return Ok(None) };
+    let tags = aws
+        .logs
+        .list_tags_for_resource()
+        .resource_arn(&group.arn)
+        .send()
+        .await
+        .map_err(|e| aws_error("ListTagsForResource", e))?;
+    group.stack = tags.tags().and_then(|t| t.get(STACK_TAG)).cloned();
+    Ok(Some(group))
+}
+
+/// Reads a log group without its tags.
+async fn describe_log_group(aws: &Aws, name: &str) -> Result<Option<LogGroup>> {
+    // Log groups are listed by name: every other group with this prefix sorts after the exact
+    // name, so the first page holds it if it exists.
+    let out = aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(name)
+        .send()
+        .await
+        .map_err(|e| aws_error("DescribeLogGroups", e))?;
+    Ok(out.log_groups().iter().find(|g| g.log_group_name() == Some(name)).map(|g| {
+        let arn = g
+            .log_group_arn()
+            .map(str::to_string)
+            .or_else(|| g.arn().map(|a| a.trim_end_matches(":*").to_string()))
+            .unwrap_or_default();
+        LogGroup { name: name.to_string(), arn, retention_days: g.retention_in_days(), stack: None }
+    }))
+}
+
+/// The log group named `name`, from the run's cache or read once (nothing in check mode).
+fn lookup_log_group(pass: &Pass, name: &str) -> Result<Option<LogGroup>> {
+    let snapshot = pass.snapshot()?;
+    if let Some(found) = snapshot.borrow().logs.groups.get(name) {
+        return Ok(found.clone());
+    }
+    let Some(found) = pass.read(async |aws| fetch_log_group(aws, name).await) else { return Ok(None) };
+    let found = found?;
+    pass.remember_read(|s| {
+        s.logs.groups.insert(name.to_string(), found.clone());
+    })?;
+    Ok(found)
+}
+
+fn not_ours(group: &LogGroup, stack: &str) -> Error {
+    let owner = match &group.stack {
+        Some(other) => format!("it belongs to stack {other}"),
+        None => format!("it has no {STACK_TAG} tag"),
+    };
+    Error::conflict(
+        format!("a log group named {} already exists and is not part of stack {stack}: {owner}", group.name),
+        Some(
+            "deckhand never adopts resources it did not create; choose another name (or tag the group deckhand:stack=<stack> if this stack should own it)",
+        ),
+    )
+}
+
+fn show_retention(days: Option<i32>) -> String {
+    days.map(|d| format!("{d} days")).unwrap_or_else(|| "never expire".to_string())
+}
+
+fn summary(group: &LogGroup) -> String {
+    format!("{}, {}", group.arn, show_retention(group.retention_days))
+}
+
+/// Converges a log group: finds it by name (it must carry this stack's tag), creates it when
+/// missing, and sets or removes its retention policy in place.
+pub fn ensure_log_group(pass: &Pass, spec: &LogGroupSpec) -> Result<LogGroup> {
+    validate_log_group_name("log_group.name", &spec.name)?;
+    let retention = validate_retention("log_group.retention_days", spec.retention_days)?;
+    let stack = pass.stack()?;
+    let existing = lookup_log_group(pass, &spec.name)?;
+    let mut group = match existing {
+        Some(group) => group,
+        None => {
+            let mut group = LogGroup {
+                name: spec.name.clone(),
+                arn: UNKNOWN.into(),
+                retention_days: retention,
+                stack: Some(stack.clone()),
+            };
+            if !pass.mode.applies() {
+                pass.log.record(Change::new(ChangeKind::Create, "log_group", &spec.name, summary(&group)));
+                return Ok(group);
+            }
+            match create_log_group(pass, &spec.name, &stack)? {
+                Some(created) => {
+                    if retention.is_some() {
+                        set_retention(pass, &spec.name, retention)?;
+                    }
+                    group.arn = created.arn;
+                    pass.snapshot()?.borrow_mut().logs.groups.insert(spec.name.clone(), Some(group.clone()));
+                    pass.log.record(Change::new(ChangeKind::Create, "log_group", &spec.name, summary(&group)));
+                    return Ok(group);
+                }
+                // Created meanwhile (e.g. by a concurrent run): converge it below if it is ours.
+                None => pass.apply(async |aws| fetch_log_group(aws, &spec.name).await)?.ok_or_else(|| {
+                    Error::conflict(format!("log group {} vanished while creating it", spec.name), None)
+                })?,
+            }
+        }
+    };
+    if group.stack.as_deref() != Some(stack.as_str()) {
+        return Err(not_ours(&group, &stack));
+    }
+    if group.retention_days == retention {
+        pass.log.record(Change::new(ChangeKind::Unchanged, "log_group", &spec.name, summary(&group)));
+        return Ok(group);
+    }
+    let diff = FieldDiff::changed("retention_days", show_retention(group.retention_days), show_retention(retention));
+    if pass.mode.applies() {
+        set_retention(pass, &spec.name, retention)?;
+        group.retention_days = retention;
+        pass.snapshot()?.borrow_mut().logs.groups.insert(spec.name.clone(), Some(group.clone()));
+    }
+    pass.log.record(Change::new(ChangeKind::Update, "log_group", &spec.name, summary(&group)).with_diffs(vec![diff]));
+    Ok(group)
+}
+
+/// Creates the log group tagged with the stack (log group names may hold `#`, which tag values
+/// cannot, so there is no Name tag); `None` when a group with this name exists already.
+fn create_log_group(pass: &Pass, name: &str, stack: &str) -> Result<Option<LogGroup>> {
+    let created = pass.apply(async |aws| {
+        aws.logs
+            .create_log_group()
+            .log_group_name(name)
+            .tags(STACK_TAG, stack)
+            .send()
+            .await
+            .map_err(|e| aws_error("CreateLogGroup", e))
+    });
+    match created {
+        Ok(_) => {
+            // CreateLogGroup returns nothing; read the ARN back.
+            let found = pass.apply(async |aws| describe_log_group(aws, name).await)?;
+            let group = found
+                .ok_or_else(|| Error::conflict(format!("log group {name} was created but cannot be found"), None))?;
+            Ok(Some(group))
+        }
+        Err(err) if err.aws_code() == Some("ResourceAlreadyExistsException") => Ok(None),
+        Err(err) => Err(err),
+    }
+}
+
+fn set_retention(pass: &Pass, name: &str, retention: Option<i32>) -> Result<()> {
+    pass.apply(async |aws| match retention {
+        Some(days) => aws
+            .logs
+            .put_retention_policy()
+            .log_group_name(name)
+            .retention_in_days(days)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| aws_error("PutRetentionPolicy", e)),
+        None => aws
+            .logs
+            .delete_retention_policy()
+            .log_group_name(name)
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| aws_error("DeleteRetentionPolicy", e)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_must_be_a_value_cloudwatch_accepts() {
+        assert_eq!(validate_retention("r", Some(30)).unwrap(), Some(30));
+        assert_eq!(validate_retention("r", None).unwrap(), None);
+        let err = validate_retention("log_group.retention_days", Some(42)).unwrap_err().to_string();
+        assert!(err.starts_with("invalid log_group.retention_days 42: one of 1, 3, 5, 7, 14, 30,"), "{err}");
+        assert!(err.contains("3653 (days), or () to never expire"), "{err}");
+    }
+
+    #[test]
+    fn log_group_names_follow_cloudwatch_rules() {
+        assert!(validate_log_group_name("n", "/ecs/my_app-1.0#x").is_ok());
+        assert!(validate_log_group_name("n", "").is_err());
+        assert!(validate_log_group_name("n", "has space").is_err());
+        assert!(validate_log_group_name("n", "aws/reserved").is_err());
+        assert!(validate_log_group_name("n", &"x".repeat(513)).is_err());
+    }
+}
