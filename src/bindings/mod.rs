@@ -3,6 +3,7 @@
 
 mod core;
 mod ec2;
+mod ecs;
 
 use std::rc::Rc;
 
@@ -15,6 +16,7 @@ use crate::pass::Pass;
 pub fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     core::register(engine, pass);
     ec2::register(engine, pass);
+    ecs::register(engine, pass);
 }
 
 /// Registers `f` as script function `name` with its signature and doc comment (for `deckhand docs`).
@@ -70,7 +72,6 @@ impl Fields {
     }
 
     /// An optional integer.
-    #[allow(dead_code)] // used by the load balancing and ECS primitives
     pub fn int(&self, key: &str) -> Result<Option<i64>> {
         self.value(key).map(|v| as_int(&self.key(key), v)).transpose()
     }
@@ -127,7 +128,6 @@ pub(crate) fn as_string(key: &str, value: &Dynamic) -> Result<String> {
 }
 
 /// The integer in `value`, or an error naming `key`.
-#[allow(dead_code)] // used by the load balancing and ECS primitives
 pub(crate) fn as_int(key: &str, value: &Dynamic) -> Result<i64> {
     value.as_int().map_err(|_| Error::invalid(key, show(value), format!("an integer, not {}", type_name(value))))
 }

@@ -2,5 +2,6 @@
 
 mod support;
 
+mod ecs;
 mod networking;
 mod script_errors;
