@@ -48,6 +48,9 @@ impl Emulator {
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .env("MOTO_ECS_SERVICE_RUNNING", "2")
+            // moto records into ./moto_recording by default: emulators running side by side (tests)
+            // would share and truncate one another's recordings.
+            .env("MOTO_RECORDER_FILEPATH", recording_path(port))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -71,10 +74,6 @@ impl Emulator {
         let mut delay = Duration::from_millis(10);
         loop {
             if self.get("/moto-api/").is_ok() {
-                // An answer while our child has already exited came from someone else's server.
-                if let Ok(Some(status)) = self.child.try_wait() {
-                    return Err(Error::Emulator(format!("moto_server exited with {status} on port {}", self.port)));
-                }
                 return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -155,7 +154,13 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(recording_path(self.port));
     }
+}
+
+/// Where the emulator on `port` keeps its request recording.
+fn recording_path(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("deckhand-moto-{}-{port}.recording", std::process::id()))
 }
 
 /// One request the emulator received, as its recorder saw it.
@@ -229,20 +234,9 @@ fn base64_decode(text: &str) -> Vec<u8> {
     out
 }
 
-/// A free loopback port that this process has not handed out before: the OS may offer a port
-/// again as soon as its probe listener closes, and two emulators started in parallel (tests) must
-/// never end up answering on the same port.
 fn free_port() -> Result<u16> {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    loop {
-        let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("finding a free port", e))?;
-        let port = listener.local_addr().map(|a| a.port()).map_err(|e| Error::io("finding a free port", e))?;
-        if !given.contains(&port) {
-            given.push(port);
-            return Ok(port);
-        }
-    }
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("finding a free port", e))?;
+    listener.local_addr().map(|a| a.port()).map_err(|e| Error::io("finding a free port", e))
 }
 
 #[cfg(target_os = "linux")]

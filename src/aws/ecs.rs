@@ -808,7 +808,7 @@ pub fn validate_task_definition(spec: &TaskDefinitionSpec) -> Result<()> {
                 return Err(Error::invalid(
                     format!("task_definition.containers[{i}].mounts[{j}].volume"),
                     format!("{:?}", m.volume),
-                    format!("container {} mounts a volume the task declares; {declared}", c.name),
+                    format!("container {} can only mount a volume of the task; {declared}", c.name),
                 ));
             }
         }

@@ -229,6 +229,106 @@ fn apply_creates_the_app_as_asked_then_a_second_run_changes_nothing() {
         .stdout_has("0 created, 0 updated, 6 unchanged")
         .stdout_has("no changes");
     requests.assert_read_only();
+    // EC2's four snapshot reads; ListClusters, DescribeClusters, ListServices, DescribeServices;
+    // the family's latest revision; the target group's type (given as an ARN, not a handle).
+    assert_eq!(requests.0.len(), 10, "{:?}", requests.actions());
+}
+
+#[test]
+fn check_validates_the_app_without_any_request() {
+    let deck = Deck::new();
+    let p = prerequisites(&deck);
+    deck.write("deploy.rhai", &app(&p));
+    let (outcome, requests) = deck.recorded(|| deck.deckhand(&["check", "deploy.rhai"]));
+    outcome.success().stdout_has("Check passed: 6 resources declared");
+    requests.assert_none();
+}
+
+/// Every container and task option, to prove that what AWS reports back compares equal.
+const FULL_TASK: &str = r#"stack("shop");
+let cluster = cluster("shop", #{ capacity_providers: ["FARGATE", "FARGATE_SPOT"],
+    default_strategy: [ #{ provider: "FARGATE", weight: 1, base: 1 }, #{ provider: "FARGATE_SPOT", weight: 3 } ],
+    container_insights: "enhanced" });
+task_definition(#{ family: "shop-full", cpu: 1024, memory: 3072, execution_role: "ROLE_ARN", task_role: "ROLE_ARN",
+    containers: [
+        #{ name: "app", image: "nginx:1.27", port: 8080, command: ["nginx", "-g", "daemon off;"],
+           env: #{ B: 2, A: "one" }, logs: #{ kind: "log_group", name: "/ecs/shop", arn: "arn", retention_days: 30 },
+           restart: #{ enabled: true, ignored_exit_codes: [2, 0], attempt_period: 60 },
+           mounts: [ #{ volume: "shared", path: "/data", read_only: true }, #{ volume: "scratch", path: "/tmp/x" } ],
+           health_check: #{ command: "curl -f http://localhost:8080/ || exit 1", interval: 10, retries: 5 } },
+        #{ name: "sidecar", image: "busybox", essential: false, restart: #{ enabled: false } },
+    ],
+    volumes: [ #{ name: "shared", efs: #{ file_system_id: "fs-12345678", transit_encryption: true } }, #{ name: "scratch" } ] });
+"#;
+
+#[test]
+fn every_task_option_converges_without_drift() {
+    let deck = Deck::new();
+    let p = prerequisites(&deck);
+    let script = FULL_TASK.replace("ROLE_ARN", &p.role_arn);
+    deck.run(&script, &[])
+        .success()
+        .expect_changes(&["+ cluster shop", "+ task_definition shop-full (shop-full:1)"])
+        .stdout_has("warning: volume scratch of task definition shop-full is task storage");
+    let task = describe_task(&deck, "shop-full");
+    assert_eq!(task.task_role_arn(), Some(p.role_arn.as_str()));
+    let efs = task.volumes().iter().find_map(|v| v.efs_volume_configuration()).unwrap();
+    assert_eq!((efs.file_system_id(), efs.root_directory()), ("fs-12345678", Some("/")));
+    let app = &task.container_definitions()[0];
+    assert_eq!(app.health_check().unwrap().command(), ["CMD-SHELL", "curl -f http://localhost:8080/ || exit 1"]);
+    assert_eq!(app.restart_policy().unwrap().ignored_exit_codes(), [0, 2]);
+    assert_eq!(task.container_definitions()[1].essential(), Some(false));
+    let aws = deck.aws();
+    let cluster = aws
+        .block_on(
+            aws.ecs.describe_clusters().clusters("shop").include(aws_sdk_ecs::types::ClusterField::Settings).send(),
+        )
+        .unwrap()
+        .clusters()[0]
+        .clone();
+    assert_eq!(cluster.settings()[0].value(), Some("enhanced"));
+    assert_eq!(cluster.default_capacity_provider_strategy().len(), 2);
+
+    let (again, requests) = deck.recorded(|| deck.run(&script, &[]));
+    again.success().expect_changes(&["= cluster shop", "= task_definition shop-full (shop-full:1)"]);
+    requests.assert_read_only();
+
+    let changed = script.replace("interval: 10", "interval: 20").replace("B: 2", "B: 3");
+    deck.run(&changed, &[])
+        .success()
+        .expect_changes(&["= cluster shop", "~ task_definition shop-full (shop-full:1 -> shop-full:2)"])
+        .stdout_has("containers[app].env.B: 2 -> 3")
+        .stdout_has("containers[app].health_check:");
+}
+
+#[test]
+fn inactive_clusters_and_services_count_as_missing() {
+    let deck = Deck::new();
+    let p = prerequisites(&deck);
+    let script = app(&p);
+    deck.run(&script, &[]).success();
+    let aws = deck.aws();
+    aws.block_on(aws.ecs.delete_service().cluster("shop").service("shop").force(true).send()).unwrap();
+    deck.run(&script, &[])
+        .success()
+        .stdout_has("= cluster shop")
+        .stdout_has("+ service shop (arn:aws:ecs:")
+        .stdout_has("1 created, 0 updated, 5 unchanged");
+    aws.block_on(aws.ecs.delete_cluster().cluster("shop").send()).unwrap();
+    deck.run(r#"stack("shop"); cluster("shop");"#, &[]).success().expect_changes(&["+ cluster shop (arn:aws:ecs:"]);
+}
+
+#[test]
+fn resources_of_the_same_name_outside_the_stack_are_never_adopted() {
+    let deck = Deck::new();
+    let aws = deck.aws();
+    aws.block_on(aws.ecs.create_cluster().cluster_name("shop").send()).unwrap();
+    let (outcome, requests) = deck.recorded(|| deck.run(r#"stack("shop"); cluster("shop");"#, &[]));
+    outcome
+        .failure()
+        .stderr_has("cluster shop already exists and was not created by deckhand, not to stack shop")
+        .stderr_has("--> deploy.rhai:1:16");
+    requests.assert_read_only();
 }
 
 #[test]
@@ -334,7 +434,7 @@ const BAD: &[(&str, &str, &str, &str, &str)] = &[
         "mount of an undeclared volume",
         r#"mounts: [ #{ volume: "shop_data""#,
         r#"mounts: [ #{ volume: "shop_date""#,
-        r#"invalid task_definition.containers[0].mounts[0].volume "shop_date": container app mounts a volume the task declares; declared: shop_data"#,
+        r#"invalid task_definition.containers[0].mounts[0].volume "shop_date": container app can only mount a volume of the task; declared: shop_data"#,
         "deploy.rhai:9:12",
     ),
     (
