@@ -230,7 +230,6 @@ pub fn wait_stable(pass: &Pass, target: &StableTarget) -> Result<()> {
             loop {
                 let status = poll(aws, target).await?;
                 let elapsed = started.elapsed();
-                progress.show(&target.name, &status, elapsed);
                 match assess(&status, &mut tracked, target.task_definition.as_deref()) {
                     Verdict::Stable => return Ok(status),
                     Verdict::Failed(why) => return Err(failure(&target.name, &why, &status)),
@@ -238,7 +237,7 @@ pub fn wait_stable(pass: &Pass, target: &StableTarget) -> Result<()> {
                         let why = format!("not stable after {} s: {}", target.timeout.as_secs(), status.progress());
                         return Err(failure(&target.name, &why, &status));
                     }
-                    Verdict::Waiting => {}
+                    Verdict::Waiting => progress.show(&target.name, &status, elapsed),
                 }
                 let left = target.timeout.saturating_sub(elapsed);
                 tokio::time::sleep(delay.min(left).max(Duration::from_millis(100))).await;

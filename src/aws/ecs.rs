@@ -1407,7 +1407,9 @@ fn service_update(current: &Service, spec: &ServiceSpec) -> ServiceUpdate {
         network = true;
         diffs.push(FieldDiff::changed("subnets", show_list(&current.subnets), show_list(&spec.subnets)));
     }
-    if current.security_groups != spec.security_groups {
+    // Without security groups in the script, AWS puts tasks in the VPC's default group and may
+    // report it; there is nothing to converge towards then.
+    if !spec.security_groups.is_empty() && current.security_groups != spec.security_groups {
         network = true;
         diffs.push(FieldDiff::changed(
             "security_groups",
@@ -1593,6 +1595,79 @@ mod tests {
         );
         let err = validate_fargate_size(2048, 2048).unwrap_err().to_string();
         assert!(err.contains("4096 to 16384 in steps of 1024"), "{err}");
+    }
+
+    fn service_pair() -> (Service, ServiceSpec) {
+        let deployment = Deployment { circuit_breaker: true, min_healthy_percent: 100, max_percent: 200 };
+        let spec = ServiceSpec {
+            name: "web".into(),
+            cluster: ClusterRef { name: "c".into(), arn: "arn:c".into() },
+            task_definition: "arn:td/web:1".into(),
+            desired: None,
+            capacity_provider: "FARGATE".into(),
+            subnets: vec!["subnet-1".into()],
+            security_groups: vec!["sg-1".into()],
+            public_ip: false,
+            load_balancer: None,
+            health_check_grace: None,
+            deployment: deployment.clone(),
+        };
+        let service = Service {
+            arn: "arn:s".into(),
+            name: "web".into(),
+            cluster_arn: "arn:c".into(),
+            status: "ACTIVE".into(),
+            task_definition: "arn:td/web:1".into(),
+            desired: 3,
+            strategy: wanted_strategy(&spec),
+            subnets: spec.subnets.clone(),
+            security_groups: spec.security_groups.clone(),
+            public_ip: false,
+            load_balancers: vec![],
+            health_check_grace: None,
+            deployment: Some(deployment),
+            stack: Some("s".into()),
+        };
+        (service, spec)
+    }
+
+    #[test]
+    fn a_service_as_asked_needs_no_update_and_keeps_its_count() {
+        let (service, spec) = service_pair();
+        assert!(service_update(&service, &spec).diffs.is_empty());
+    }
+
+    #[test]
+    fn an_unreported_strategy_or_deployment_is_not_drift_unless_it_cannot_be_the_same() {
+        let (mut service, mut spec) = service_pair();
+        service.strategy.clear();
+        service.deployment = None;
+        assert!(service_update(&service, &spec).diffs.is_empty());
+        spec.capacity_provider = "FARGATE_SPOT".into();
+        let update = service_update(&service, &spec);
+        assert!(update.strategy);
+        assert_eq!(update.diffs[0].to_string(), "capacity_provider: launch type -> FARGATE_SPOT weight 1");
+        service.strategy = wanted_strategy(&service_pair().1);
+        assert!(service_update(&service, &spec).strategy, "a reported strategy is compared in full");
+    }
+
+    #[test]
+    fn service_drift_lists_each_field() {
+        let (service, mut spec) = service_pair();
+        spec.task_definition = "arn:td/web:2".into();
+        spec.desired = Some(2);
+        spec.public_ip = true;
+        spec.deployment.circuit_breaker = false;
+        let text: Vec<String> = service_update(&service, &spec).diffs.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "task_definition: web:1 -> web:2",
+                "desired: 3 -> 2",
+                "public_ip: false -> true",
+                "deployment: circuit breaker on (rollback), 100-200% -> circuit breaker off, 100-200%",
+            ]
+        );
     }
 
     #[test]

@@ -445,6 +445,20 @@ const BAD: &[(&str, &str, &str, &str, &str)] = &[
         "deploy.rhai:14:11",
     ),
     (
+        "instance target group handle",
+        r#"target_group: "TG_ARN""#,
+        r#"target_group: #{ kind: "target_group", arn: "TG_ARN", name: "legacy", port: 8080, protocol: "HTTP", target_type: "instance", vpc_id: "vpc-1" }"#,
+        r#"invalid service.target_group target group legacy of type "instance": a target group of type "ip""#,
+        "deploy.rhai:14:11",
+    ),
+    (
+        "a load balancer where a target group belongs",
+        r#"target_group: "TG_ARN""#,
+        r#"target_group: #{ kind: "load_balancer", arn: "TG_ARN" }"#,
+        "invalid service.target_group a load_balancer handle: a target_group handle or a target group ARN",
+        "deploy.rhai:14:11",
+    ),
+    (
         "container the task does not have",
         r#"container: "app""#,
         r#"container: "web""#,
