@@ -215,6 +215,8 @@ impl<'a> Progress<'a> {
 }
 
 /// Waits until the service is stable: its primary deployment COMPLETED and running == desired.
+/// (Not the SDK's services-stable waiter: it only counts deployments and tasks, so it would call a
+/// completed circuit-breaker rollback a success, and it shows no progress.)
 /// Fails with the newest service events when the deployment failed, was rolled back, or the
 /// timeout passed. Outside the apply pass there is nothing to wait for and it returns at once.
 pub fn wait_stable(pass: &Pass, target: &StableTarget) -> Result<()> {

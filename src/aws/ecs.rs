@@ -386,6 +386,10 @@ pub struct EcsState {
     pub services: HashMap<String, Vec<Service>>,
     /// The latest ACTIVE revision of each family asked about so far (`None`: no ACTIVE revision).
     pub task_definitions: HashMap<String, Option<TaskDefinition>>,
+    /// Target group types by ARN, for target groups given as ARNs rather than handles.
+    pub target_group_types: HashMap<String, Option<String>>,
+    /// Containers by task definition ARN, for task definitions given as ARNs rather than handles.
+    pub task_containers: HashMap<String, ContainerPorts>,
     /// Whether this state was read from AWS (false in check mode).
     pub loaded: bool,
 }
@@ -406,7 +410,7 @@ impl EcsState {
         for cluster in clusters.iter().filter(|c| c.status == "ACTIVE" && c.stack.as_deref() == Some(stack)) {
             services.insert(cluster.name.clone(), cluster_services(aws, &cluster.arn).await?);
         }
-        Ok(EcsState { clusters, services, task_definitions: HashMap::new(), loaded: true })
+        Ok(EcsState { clusters, services, loaded: true, ..EcsState::default() })
     }
 }
 
@@ -1197,17 +1201,29 @@ fn register_task_definition(pass: &Pass, spec: &TaskDefinitionSpec, stack: &str)
 /// A task's containers by name with their ports.
 pub type ContainerPorts = Vec<(String, Vec<i32>)>;
 
-/// The containers (name, ports) of a task definition named by ARN; `None` in check mode.
+/// The containers (name, ports) of a task definition named by ARN (read once per run); `None` in
+/// check mode.
 pub fn task_definition_containers(pass: &Pass, arn: &str) -> Result<Option<ContainerPorts>> {
+    let snapshot = pass.snapshot()?;
+    if let Some(containers) = snapshot.borrow().ecs.task_containers.get(arn) {
+        return Ok(Some(containers.clone()));
+    }
     let Some(found) = pass.read(async |aws| describe_task_definition(aws, arn).await) else {
         return Ok(None);
     };
     let (_, task) = found?.ok_or_else(|| Error::conflict(format!("task definition {arn} not found"), None))?;
-    Ok(Some(task.spec.containers.into_iter().map(|c| (c.name, c.ports)).collect()))
+    let containers: ContainerPorts = task.spec.containers.into_iter().map(|c| (c.name, c.ports)).collect();
+    snapshot.borrow_mut().ecs.task_containers.insert(arn.to_string(), containers.clone());
+    Ok(Some(containers))
 }
 
-/// The target type of a target group named by ARN (`ip`, `instance`, ...); `None` in check mode.
+/// The target type of a target group named by ARN (`ip`, `instance`, ...), read once per run;
+/// `None` in check mode.
 pub fn target_group_type(pass: &Pass, arn: &str) -> Result<Option<String>> {
+    let snapshot = pass.snapshot()?;
+    if let Some(target_type) = snapshot.borrow().ecs.target_group_types.get(arn) {
+        return Ok(target_type.clone());
+    }
     let Some(found) = pass.read(async |aws| {
         aws.elbv2
             .describe_target_groups()
@@ -1221,7 +1237,9 @@ pub fn target_group_type(pass: &Pass, arn: &str) -> Result<Option<String>> {
     let out = found?;
     let group =
         out.target_groups().first().ok_or_else(|| Error::conflict(format!("target group {arn} not found"), None))?;
-    Ok(group.target_type().map(|t| t.as_str().to_string()))
+    let target_type = group.target_type().map(|t| t.as_str().to_string());
+    snapshot.borrow_mut().ecs.target_group_types.insert(arn.to_string(), target_type.clone());
+    Ok(target_type)
 }
 
 // ---------------------------------------------------------------------------------------------
