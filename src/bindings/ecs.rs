@@ -23,6 +23,7 @@ type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;
 /// wait_stable's default timeout.
 const DEFAULT_TIMEOUT: i64 = 600;
 
+/// Registers the ECS primitives, bound to `pass`.
 pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     let p = pass.clone();
     function(
