@@ -15,6 +15,7 @@ pub mod pass;
 pub mod plan;
 pub mod runtime;
 pub mod script;
+pub mod wait;
 
 pub use cli::main;
 pub use error::{Error, Result};

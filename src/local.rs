@@ -26,10 +26,15 @@ pub struct Emulator {
 impl Emulator {
     /// Provisions (first time only) and starts an emulator on a free loopback port.
     pub fn start() -> Result<Emulator> {
+        Self::start_with_env(&[])
+    }
+
+    /// Like [`Emulator::start`], with extra emulator settings (e.g. `MOTO_ECS_SERVICE_RUNNING`).
+    pub fn start_with_env(env: &[(&str, &str)]) -> Result<Emulator> {
         let venv = provision()?;
         let mut last = None;
         for _ in 0..3 {
-            match Self::start_in(&venv) {
+            match Self::start_in(&venv, env) {
                 Ok(emulator) => return Ok(emulator),
                 Err(err) => last = Some(err),
             }
@@ -37,7 +42,7 @@ impl Emulator {
         Err(last.expect("at least one attempt"))
     }
 
-    fn start_in(venv: &Path) -> Result<Emulator> {
+    fn start_in(venv: &Path, env: &[(&str, &str)]) -> Result<Emulator> {
         let port = free_port()?;
         // Each emulator records into its own file (moto's default is ./moto_recording, shared).
         let recording = std::env::temp_dir().join(format!("deckhand-moto-{}-{port}.jsonl", std::process::id()));
@@ -57,6 +62,7 @@ impl Emulator {
                 command.env(key, value);
             }
         }
+        command.envs(env.iter().copied());
         die_with_parent(&mut command);
         let child = command.spawn().map_err(|e| Error::io("starting moto_server", e))?;
         let mut emulator = Emulator { child, port, recording };
@@ -161,6 +167,8 @@ pub struct RecordedRequest {
     pub service: String,
     /// The API action, e.g. `DescribeSubnets`.
     pub action: String,
+    /// The request body, decoded (JSON for ECS, form-encoded for EC2).
+    pub body: String,
 }
 
 impl RecordedRequest {
@@ -181,15 +189,15 @@ impl RecordedRequest {
             .and_then(|cred| cred.split('/').nth(3))
             .unwrap_or("unknown")
             .to_string();
+        let body = record.get("body").and_then(|b| b.as_str()).unwrap_or("");
+        let body = if record.get("body_encoded").and_then(|b| b.as_bool()).unwrap_or(false) {
+            String::from_utf8(base64_decode(body)).unwrap_or_default()
+        } else {
+            body.to_string()
+        };
         let action = match header("X-Amz-Target") {
             Some(target) => target.rsplit('.').next().unwrap_or(target).to_string(),
             None => {
-                let body = record.get("body").and_then(|b| b.as_str()).unwrap_or("");
-                let body = if record.get("body_encoded").and_then(|b| b.as_bool()).unwrap_or(false) {
-                    String::from_utf8(base64_decode(body)).unwrap_or_default()
-                } else {
-                    body.to_string()
-                };
                 let url = record.get("url").and_then(|u| u.as_str()).unwrap_or("");
                 let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
                 body.split('&')
@@ -201,7 +209,7 @@ impl RecordedRequest {
                     })
             }
         };
-        Some(RecordedRequest { service, action })
+        Some(RecordedRequest { service, action, body })
     }
 }
 
@@ -331,7 +339,8 @@ mod tests {
     fn parses_query_and_json_protocol_recordings() {
         let query = r#"{"headers": {"Authorization": "AWS4-HMAC-SHA256 Credential=test/20250101/us-west-2/ec2/aws4_request"}, "method": "POST", "url": "http://x/", "body": "QWN0aW9uPURlc2NyaWJlVnBjcyZWZXJzaW9uPTIwMTYtMTEtMTU=", "body_encoded": true}"#;
         let request = RecordedRequest::parse(query).unwrap();
-        assert_eq!(request, RecordedRequest { service: "ec2".into(), action: "DescribeVpcs".into() });
+        assert_eq!((request.service.as_str(), request.action.as_str()), ("ec2", "DescribeVpcs"));
+        assert_eq!(request.body, "Action=DescribeVpcs&Version=2016-11-15");
         assert!(!request.is_mutating());
         let json = r#"{"headers": {"authorization": "AWS4-HMAC-SHA256 Credential=t/2025/us-west-2/ecs/aws4_request", "X-Amz-Target": "AmazonEC2ContainerServiceV20141113.CreateCluster"}, "method": "POST", "url": "http://x/", "body": "{}"}"#;
         let request = RecordedRequest::parse(json).unwrap();

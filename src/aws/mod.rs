@@ -1,6 +1,7 @@
 //! The typed AWS layer: one module per service, plain structs in and out, no Rhai types.
 
 pub mod ec2;
+pub mod ecs;
 pub mod egress;
 pub mod elbv2;
 pub mod iam;
@@ -22,18 +23,21 @@ pub struct Snapshot {
     pub iam: iam::IamState,
     /// Log groups, looked up by name on first use.
     pub logs: logs::LogsState,
+    /// ECS clusters, services and task definition families.
+    pub ecs: ecs::EcsState,
 }
 
 impl Snapshot {
     /// Reads the stack's resources from every service at once.
     pub async fn load(aws: &Aws, stack: &str) -> Result<Snapshot> {
-        let (ec2, egress, elbv2) = tokio::try_join!(
+        let (ec2, egress, elbv2, ecs) = tokio::try_join!(
             ec2::Ec2State::load(aws, stack),
             egress::EgressState::load(aws, stack),
             elbv2::Elbv2State::load(aws, stack),
+            ecs::EcsState::load(aws, stack),
         )?;
         // IAM and CloudWatch Logs cannot list by tag cheaply: they fill in per name on first use.
-        Ok(Snapshot { ec2, egress, elbv2, ..Snapshot::default() })
+        Ok(Snapshot { ec2, egress, elbv2, ecs, ..Snapshot::default() })
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod core;
 mod ec2;
+mod ecs;
 mod egress;
 mod elbv2;
 mod iam;
@@ -23,6 +24,7 @@ pub fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     elbv2::register(engine, pass);
     iam::register(engine, pass);
     logs::register(engine, pass);
+    ecs::register(engine, pass);
 }
 
 /// Registers `f` as script function `name` with its signature and doc comment (for `deckhand docs`).

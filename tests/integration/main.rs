@@ -3,6 +3,7 @@
 mod support;
 
 mod destroy;
+mod ecs;
 mod egress;
 mod iam_logs;
 mod load_balancing;

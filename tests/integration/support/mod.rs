@@ -18,8 +18,13 @@ pub struct Deck {
 impl Deck {
     /// Starts a fresh emulator (provisioned on first use) and makes a scratch folder.
     pub fn new() -> Deck {
+        Deck::with_emulator_env(&[])
+    }
+
+    /// Like [`Deck::new`], with extra emulator settings (e.g. `MOTO_ECS_SERVICE_RUNNING=0`).
+    pub fn with_emulator_env(env: &[(&str, &str)]) -> Deck {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let emulator = Emulator::start().expect("the local emulator starts");
+        let emulator = Emulator::start_with_env(env).expect("the local emulator starts");
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
             "deck-{}-{}",
             std::process::id(),

@@ -1,0 +1,354 @@
+//! Waiting for an ECS service to become stable: polling with backoff, progress on a terminal,
+//! and a verdict that never mistakes a failed or rolled-back deployment for success.
+
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::types::DeploymentRolloutState;
+
+use crate::error::{Error, Result, aws_error};
+use crate::pass::Pass;
+use crate::plan::is_known;
+use crate::runtime::Aws;
+
+/// The service to wait for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StableTarget {
+    /// Cluster ARN or name.
+    pub cluster: String,
+    /// Service name.
+    pub name: String,
+    /// The task definition ARN the service should end up running, when known.
+    pub task_definition: Option<String>,
+    /// How long to wait at most.
+    pub timeout: Duration,
+}
+
+/// One deployment of a service, as the verdict needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeploymentStatus {
+    /// `ecs-svc/...`.
+    pub id: String,
+    /// `PRIMARY`, `ACTIVE` or `INACTIVE`.
+    pub status: String,
+    /// `IN_PROGRESS`, `COMPLETED` or `FAILED`, when reported.
+    pub rollout_state: Option<String>,
+    /// Why it is in that state.
+    pub reason: String,
+    /// Its task definition ARN.
+    pub task_definition: String,
+    /// Tasks that failed to start.
+    pub failed_tasks: i32,
+}
+
+/// What one DescribeServices said about the service.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServiceStatus {
+    /// `ACTIVE`, `DRAINING`, `INACTIVE`.
+    pub status: String,
+    /// The service's task definition.
+    pub task_definition: String,
+    /// Desired task count.
+    pub desired: i32,
+    /// Running tasks.
+    pub running: i32,
+    /// Pending tasks.
+    pub pending: i32,
+    /// Its deployments.
+    pub deployments: Vec<DeploymentStatus>,
+    /// Service events, newest first.
+    pub events: Vec<String>,
+}
+
+impl ServiceStatus {
+    fn primary(&self) -> Option<&DeploymentStatus> {
+        self.deployments.iter().find(|d| d.status == "PRIMARY")
+    }
+
+    /// A one-line progress summary, e.g. `1/2 running, 1 pending`.
+    pub fn progress(&self) -> String {
+        let mut text = format!("{}/{} running, {} pending", self.running, self.desired, self.pending);
+        let failed: i32 = self.deployments.iter().map(|d| d.failed_tasks).sum();
+        if failed > 0 {
+            text.push_str(&format!(", {failed} failed to start"));
+        }
+        if let Some(state) = self.primary().and_then(|d| d.rollout_state.as_deref()) {
+            text.push_str(&format!(", rollout {state}"));
+        }
+        text
+    }
+}
+
+/// Where a service stands after one poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The primary deployment completed and the desired count runs.
+    Stable,
+    /// Still rolling out.
+    Waiting,
+    /// The deployment failed or was rolled back.
+    Failed(String),
+}
+
+/// Judges one poll. `tracked` is the primary deployment seen first (set on the first call): if a
+/// different deployment becomes primary while waiting, the circuit breaker rolled back (or another
+/// deploy replaced ours), which is a failure even when the new deployment completes.
+pub fn assess(status: &ServiceStatus, tracked: &mut Option<String>, wanted_task: Option<&str>) -> Verdict {
+    if status.status != "ACTIVE" {
+        return Verdict::Failed(format!("the service is {}", status.status));
+    }
+    if let Some(failed) = status.deployments.iter().find(|d| d.rollout_state.as_deref() == Some("FAILED")) {
+        return Verdict::Failed(format!("deployment {} failed: {}", failed.id, failed.reason));
+    }
+    let Some(primary) = status.primary() else {
+        return Verdict::Waiting;
+    };
+    match tracked {
+        None => *tracked = Some(primary.id.clone()),
+        Some(id) if *id != primary.id => {
+            return Verdict::Failed(format!(
+                "deployment {id} was replaced by {} running {}: the circuit breaker rolled back (or another deploy started)",
+                primary.id,
+                short(&primary.task_definition)
+            ));
+        }
+        Some(_) => {}
+    }
+    if let Some(wanted) = wanted_task.filter(|w| is_known(w))
+        && status.task_definition != wanted
+    {
+        return Verdict::Failed(format!(
+            "the service runs {}, not {}: it was rolled back (or changed by someone else)",
+            short(&status.task_definition),
+            short(wanted)
+        ));
+    }
+    let completed = match primary.rollout_state.as_deref() {
+        Some(state) => state == DeploymentRolloutState::Completed.as_str(),
+        None => status.deployments.len() == 1,
+    };
+    if completed && status.deployments.len() == 1 && status.running == status.desired {
+        Verdict::Stable
+    } else {
+        Verdict::Waiting
+    }
+}
+
+fn short(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+async fn poll(aws: &Aws, target: &StableTarget) -> Result<ServiceStatus> {
+    let out = aws
+        .ecs
+        .describe_services()
+        .cluster(&target.cluster)
+        .services(&target.name)
+        .send()
+        .await
+        .map_err(|e| aws_error("DescribeServices", e))?;
+    let Some(s) = out.services().first() else {
+        return Err(Error::conflict(format!("service {} not found in cluster {}", target.name, target.cluster), None));
+    };
+    Ok(ServiceStatus {
+        status: s.status().unwrap_or_default().to_string(),
+        task_definition: s.task_definition().unwrap_or_default().to_string(),
+        desired: s.desired_count(),
+        running: s.running_count(),
+        pending: s.pending_count(),
+        deployments: s
+            .deployments()
+            .iter()
+            .map(|d| DeploymentStatus {
+                id: d.id().unwrap_or_default().to_string(),
+                status: d.status().unwrap_or_default().to_string(),
+                rollout_state: d.rollout_state().map(|r| r.as_str().to_string()),
+                reason: d.rollout_state_reason().unwrap_or_default().to_string(),
+                task_definition: d.task_definition().unwrap_or_default().to_string(),
+                failed_tasks: d.failed_tasks(),
+            })
+            .collect(),
+        events: s.events().iter().filter_map(|e| e.message().map(str::to_string)).collect(),
+    })
+}
+
+/// Shows progress: a spinner on a terminal, plain lines (only when something changed) otherwise.
+struct Progress<'a> {
+    pass: &'a Pass,
+    bar: Option<indicatif::ProgressBar>,
+    last: String,
+}
+
+impl<'a> Progress<'a> {
+    fn new(pass: &'a Pass, name: &str) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {prefix} {msg} ({elapsed})")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar.set_prefix(format!("waiting for service {name}:"));
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Progress { pass, bar, last: String::new() }
+    }
+
+    fn show(&mut self, name: &str, status: &ServiceStatus, elapsed: Duration) {
+        let event = status.events.first().map(|e| format!(" — {e}")).unwrap_or_default();
+        let line = format!("{}{event}", status.progress());
+        match &self.bar {
+            Some(bar) => bar.set_message(line),
+            None if line != self.last => {
+                self.pass.log.say(&format!("waiting for service {name}: {line} ({} s)", elapsed.as_secs()));
+                self.last = line;
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Waits until the service is stable: its primary deployment COMPLETED and running == desired.
+/// (Not the SDK's services-stable waiter: it only counts deployments and tasks, so it would call a
+/// completed circuit-breaker rollback a success, and it shows no progress.)
+/// Fails with the newest service events when the deployment failed, was rolled back, or the
+/// timeout passed. Outside the apply pass there is nothing to wait for and it returns at once.
+pub fn wait_stable(pass: &Pass, target: &StableTarget) -> Result<()> {
+    if !pass.mode.applies() {
+        return Ok(());
+    }
+    let mut progress = Progress::new(pass, &target.name);
+    let started = Instant::now();
+    let outcome = pass
+        .read(async |aws| {
+            let mut delay = Duration::from_secs(1);
+            let mut tracked = None;
+            loop {
+                let status = poll(aws, target).await?;
+                let elapsed = started.elapsed();
+                match assess(&status, &mut tracked, target.task_definition.as_deref()) {
+                    Verdict::Stable => return Ok(status),
+                    Verdict::Failed(why) => return Err(failure(&target.name, &why, &status)),
+                    Verdict::Waiting if elapsed >= target.timeout => {
+                        let why = format!("not stable after {} s: {}", target.timeout.as_secs(), status.progress());
+                        return Err(failure(&target.name, &why, &status));
+                    }
+                    Verdict::Waiting => progress.show(&target.name, &status, elapsed),
+                }
+                let left = target.timeout.saturating_sub(elapsed);
+                tokio::time::sleep(delay.min(left).max(Duration::from_millis(100))).await;
+                delay = (delay * 3 / 2).min(Duration::from_secs(10));
+            }
+        })
+        .unwrap_or_else(|| Ok(ServiceStatus::default()));
+    progress.finish();
+    let status = outcome?;
+    pass.log.say(&format!(
+        "service {} is stable: {} ({} s)",
+        target.name,
+        status.progress(),
+        started.elapsed().as_secs()
+    ));
+    Ok(())
+}
+
+fn failure(name: &str, why: &str, status: &ServiceStatus) -> Error {
+    let mut message = format!("service {name} did not become stable: {why}");
+    if status.events.is_empty() {
+        message.push_str("\n  (no service events)");
+    } else {
+        message.push_str("\n  newest events:");
+        for event in status.events.iter().take(5) {
+            message.push_str(&format!("\n    {event}"));
+        }
+    }
+    Error::conflict(message, Some("check the tasks' stopped reasons (`aws ecs describe-tasks`) and the container logs"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(id: &str, status: &str, state: &str, task: &str) -> DeploymentStatus {
+        DeploymentStatus {
+            id: id.into(),
+            status: status.into(),
+            rollout_state: Some(state.into()),
+            reason: format!("{state} reason"),
+            task_definition: task.into(),
+            failed_tasks: 0,
+        }
+    }
+
+    fn service(running: i32, deployments: Vec<DeploymentStatus>) -> ServiceStatus {
+        ServiceStatus {
+            status: "ACTIVE".into(),
+            task_definition: "arn:td/app:2".into(),
+            desired: 2,
+            running,
+            pending: 2 - running,
+            deployments,
+            events: vec![],
+        }
+    }
+
+    #[test]
+    fn completed_primary_with_desired_running_is_stable() {
+        let mut tracked = None;
+        let s = service(2, vec![deployment("d2", "PRIMARY", "COMPLETED", "arn:td/app:2")]);
+        assert_eq!(assess(&s, &mut tracked, Some("arn:td/app:2")), Verdict::Stable);
+        let s = service(1, vec![deployment("d2", "PRIMARY", "IN_PROGRESS", "arn:td/app:2")]);
+        assert_eq!(assess(&s, &mut tracked, None), Verdict::Waiting);
+    }
+
+    #[test]
+    fn old_deployment_still_draining_is_not_stable() {
+        let mut tracked = None;
+        let s = service(
+            2,
+            vec![
+                deployment("d2", "PRIMARY", "COMPLETED", "arn:td/app:2"),
+                deployment("d1", "ACTIVE", "COMPLETED", "arn:td/app:1"),
+            ],
+        );
+        assert_eq!(assess(&s, &mut tracked, None), Verdict::Waiting);
+    }
+
+    #[test]
+    fn a_failed_deployment_is_a_failure() {
+        let mut tracked = None;
+        let s = service(
+            0,
+            vec![
+                deployment("d3", "PRIMARY", "IN_PROGRESS", "arn:td/app:1"),
+                deployment("d2", "ACTIVE", "FAILED", "arn:td/app:2"),
+            ],
+        );
+        assert!(matches!(assess(&s, &mut tracked, None), Verdict::Failed(why) if why.contains("d2 failed")));
+    }
+
+    #[test]
+    fn a_completed_rollback_is_never_success() {
+        // First poll: our deployment d2 is primary and in progress.
+        let mut tracked = None;
+        let s = service(1, vec![deployment("d2", "PRIMARY", "IN_PROGRESS", "arn:td/app:2")]);
+        assert_eq!(assess(&s, &mut tracked, Some("arn:td/app:2")), Verdict::Waiting);
+        // Later: the circuit breaker rolled back to app:1, which completed and runs everything.
+        let mut s = service(2, vec![deployment("d3", "PRIMARY", "COMPLETED", "arn:td/app:1")]);
+        s.task_definition = "arn:td/app:1".into();
+        assert!(
+            matches!(assess(&s, &mut tracked, Some("arn:td/app:2")), Verdict::Failed(why) if why.contains("rolled back"))
+        );
+        // Even when first seen after the rollback, the task definition gives it away.
+        let mut fresh = None;
+        assert!(
+            matches!(assess(&s, &mut fresh, Some("arn:td/app:2")), Verdict::Failed(why) if why.contains("rolled back"))
+        );
+    }
+}
