@@ -43,6 +43,9 @@ impl Emulator {
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .env("MOTO_ECS_SERVICE_RUNNING", "2")
+            // Each emulator records into its own file: the default (`moto_recording` in the
+            // working directory) is shared, so parallel tests would see each other's requests.
+            .env("MOTO_RECORDER_FILEPATH", recording_path(port))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -145,7 +148,13 @@ impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(recording_path(self.port));
     }
+}
+
+/// Where the emulator on `port` keeps its request recording.
+fn recording_path(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("deckhand-moto-recording-{port}.jsonl"))
 }
 
 /// One request the emulator received, as its recorder saw it.
