@@ -1,4 +1,4 @@
-//! The command line: argument parsing (clap) and the commands `run` and `check`.
+//! The command line: argument parsing (clap) and the commands `run`, `check` and `docs`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -40,6 +40,14 @@ enum Command {
     /// invalid CIDRs, ports and the like are caught. Checks that need the account (does the CIDR
     /// fit the VPC, is the AZ in the region) happen in `run --plan`.
     Check(CheckArgs),
+    /// List every function scripts can call, grouped by area, or show one in full.
+    Docs(DocsArgs),
+}
+
+#[derive(Debug, Args)]
+struct DocsArgs {
+    /// Show this function in full (signature, documentation, example).
+    name: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -158,7 +166,16 @@ fn execute(command: Command) -> Result<()> {
     match command {
         Command::Run(args) => run(args),
         Command::Check(args) => check(args),
+        Command::Docs(args) => docs(args),
     }
+}
+
+fn docs(args: DocsArgs) -> Result<()> {
+    match args.name {
+        Some(name) => println!("{}", crate::docs::describe(&name)?),
+        None => println!("{}", crate::docs::index()),
+    }
+    Ok(())
 }
 
 fn run(args: RunArgs) -> Result<()> {

@@ -7,6 +7,7 @@
 pub mod aws;
 mod bindings;
 pub mod cli;
+pub mod docs;
 pub mod engine;
 pub mod error;
 pub mod local;

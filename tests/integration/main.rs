@@ -2,6 +2,7 @@
 
 mod support;
 
+mod docs;
 mod egress;
 mod networking;
 mod script_errors;
