@@ -1,4 +1,4 @@
-//! The command line: argument parsing (clap) and the commands `run`, `check` and `docs`.
+//! The command line: argument parsing (clap) and the commands `run`, `check`, `repl` and `docs`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -40,8 +40,26 @@ enum Command {
     /// invalid CIDRs, ports and the like are caught. Checks that need the account (does the CIDR
     /// fit the VPC, is the AZ in the region) happen in `run --plan`.
     Check(CheckArgs),
+    /// Explore an account interactively: type Rhai statements, see each result at once.
+    ///
+    /// Each input runs at once in its own pass with fresh reads (apply mode; plan mode with --plan
+    /// or `:plan on`); variables and functions stay defined for later inputs. `:help` lists the
+    /// commands. With stdin not a terminal, statements are read line by line without prompts and
+    /// the exit status is 1 when any input failed (0 otherwise), so the REPL works in pipelines.
+    Repl(ReplArgs),
     /// List every function scripts can call, grouped by area, or show one in full.
     Docs(DocsArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReplArgs {
+    /// Start in plan mode: primitives show what they would change and send no mutating request.
+    #[arg(long)]
+    plan: bool,
+    #[command(flatten)]
+    vars: VarArgs,
+    #[command(flatten)]
+    aws: AwsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -166,8 +184,15 @@ fn execute(command: Command) -> Result<()> {
     match command {
         Command::Run(args) => run(args),
         Command::Check(args) => check(args),
+        Command::Repl(args) => repl(args),
         Command::Docs(args) => docs(args),
     }
+}
+
+fn repl(args: ReplArgs) -> Result<()> {
+    let options = crate::repl::Options { plan: args.plan, vars: Vars::parse(&args.vars.vars)? };
+    let (aws, _emulator) = args.aws.connect()?;
+    crate::repl::run(aws, &options)
 }
 
 fn docs(args: DocsArgs) -> Result<()> {

@@ -13,6 +13,7 @@ pub mod error;
 pub mod local;
 pub mod pass;
 pub mod plan;
+pub mod repl;
 pub mod runtime;
 pub mod script;
 

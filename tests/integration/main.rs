@@ -5,4 +5,5 @@ mod support;
 mod docs;
 mod egress;
 mod networking;
+mod repl;
 mod script_errors;
