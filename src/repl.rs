@@ -227,7 +227,8 @@ prints its value. Variables and functions stay defined for later lines. A statem
   :vars            variables in scope
   :plan on|off     plan mode: primitives show what they would change and send no mutating request
   :load FILE       run a script file into this session
-  :stack NAME      name the stack for the resources declared next (or call stack(\"NAME\"))
+  :stack NAME      set or switch the stack of the resources declared next (stack(\"NAME\") sets it
+                   once; switching needs :stack)
   :quit            leave (Ctrl-D too); Ctrl-C cancels the current input
 
 `deckhand docs` lists every function; Tab completes functions, variables and `handle.` keys.";
