@@ -1,4 +1,5 @@
-//! The command line: argument parsing (clap) and the commands `run`, `check` and `destroy`.
+//! The command line: argument parsing (clap) and the commands `run`, `check`, `destroy`, `repl`
+//! and `docs`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -47,6 +48,15 @@ enum Command {
     /// first and confirmed on a terminal (`--yes` skips that; without a terminal `--yes` is
     /// required). If AWS fails midway, the report says what is left; running it again continues.
     Destroy(DestroyArgs),
+    /// Explore an account interactively: type Rhai statements, see each result at once.
+    ///
+    /// Each input runs at once in its own pass with fresh reads (apply mode; plan mode with --plan
+    /// or `:plan on`); variables and functions stay defined for later inputs. `:help` lists the
+    /// commands. With stdin not a terminal, statements are read line by line without prompts and
+    /// the exit status is 1 when any input failed (0 otherwise), so the REPL works in pipelines.
+    Repl(ReplArgs),
+    /// List every function scripts can call, grouped by area, or show one in full.
+    Docs(DocsArgs),
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +72,23 @@ struct DestroyArgs {
     yes: bool,
     #[command(flatten)]
     aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+struct ReplArgs {
+    /// Start in plan mode: primitives show what they would change and send no mutating request.
+    #[arg(long)]
+    plan: bool,
+    #[command(flatten)]
+    vars: VarArgs,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+struct DocsArgs {
+    /// Show this function in full (signature, documentation, example).
+    name: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -181,7 +208,23 @@ fn execute(command: Command) -> Result<()> {
         Command::Run(args) => run(args),
         Command::Check(args) => check(args),
         Command::Destroy(args) => destroy(args),
+        Command::Repl(args) => repl(args),
+        Command::Docs(args) => docs(args),
     }
+}
+
+fn repl(args: ReplArgs) -> Result<()> {
+    let options = crate::repl::Options { plan: args.plan, vars: Vars::parse(&args.vars.vars)? };
+    let (aws, _emulator) = args.aws.connect()?;
+    crate::repl::run(aws, &options)
+}
+
+fn docs(args: DocsArgs) -> Result<()> {
+    match args.name {
+        Some(name) => println!("{}", crate::docs::describe(&name)?),
+        None => println!("{}", crate::docs::index()),
+    }
+    Ok(())
 }
 
 fn run(args: RunArgs) -> Result<()> {

@@ -53,6 +53,9 @@ impl Emulator {
             .env("MOTO_RECORDER_FILEPATH", &recording)
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .env("MOTO_ECS_SERVICE_RUNNING", "2")
+            // Each emulator records into its own file: the default (`moto_recording` in the
+            // working directory) is shared, so parallel tests would see each other's requests.
+            .env("MOTO_RECORDER_FILEPATH", recording_path(port))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -158,6 +161,11 @@ impl Drop for Emulator {
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.recording);
     }
+}
+
+/// Where the emulator on `port` keeps its request recording.
+fn recording_path(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("deckhand-moto-recording-{port}.jsonl"))
 }
 
 /// One request the emulator received, as its recorder saw it.

@@ -3,9 +3,11 @@
 mod support;
 
 mod destroy;
+mod docs;
 mod ecs;
 mod egress;
 mod iam_logs;
 mod load_balancing;
 mod networking;
+mod repl;
 mod script_errors;

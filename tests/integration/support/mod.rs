@@ -1,8 +1,10 @@
 //! The test harness: one emulator per test (own port), scripts in a temp folder, the real
 //! `deckhand` binary, and the emulator's request recorder as server-side proof of what was sent.
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use deckhand::local::{Emulator, LOCAL_REGION, RecordedRequest};
@@ -60,6 +62,54 @@ impl Deck {
             .expect("deckhand runs");
         Outcome {
             args: args.iter().map(|a| a.to_string()).collect(),
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// The scratch folder (the working directory of every command).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A command for `program` in the scratch folder, aimed at this emulator (endpoint, region,
+    /// dummy credentials, no profile, no color), with its state (REPL history) kept in the folder.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut command = Command::new(program);
+        command
+            .current_dir(&self.dir)
+            .env("AWS_ENDPOINT_URL", self.emulator.endpoint_url())
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", LOCAL_REGION)
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("NO_COLOR", "1")
+            .env("XDG_STATE_HOME", self.dir.join("state"))
+            .env_remove("AWS_PROFILE");
+        command
+    }
+
+    /// Runs `deckhand repl ARGS` with `input` piped to its stdin (not a terminal: no prompts).
+    pub fn repl(&self, args: &[&str], input: &str) -> Outcome {
+        let mut child = self
+            .command(env!("CARGO_BIN_EXE_deckhand"))
+            .arg("repl")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("deckhand repl starts");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let input = input.to_string();
+        let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
+        let output = child.wait_with_output().expect("deckhand repl runs");
+        writer.join().expect("the input writer finishes").expect("the input is written");
+        Outcome {
+            args: ["repl"].iter().chain(args).map(|a| a.to_string()).collect(),
             code: output.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
