@@ -802,46 +802,60 @@ pub async fn delete_route_table(aws: &Aws, table: &RouteTable) -> Result<()> {
 pub const IMAGE_PULL_SERVICES: [&str; 4] = ["ecr.api", "ecr.dkr", "s3", "logs"];
 
 /// Checks that tasks in `subnets` without public IPs can reach ECR and CloudWatch Logs: through a
-/// default route to a NAT gateway (or another non-internet target), or through VPC endpoints.
-/// Returns a warning naming the subnets that cannot, or `None`.
-pub fn private_egress_gap(pass: &Pass, vpc_id: &str, subnets: &[Subnet]) -> Result<Option<String>> {
+/// default route to a NAT gateway (or another non-internet target), or through VPC endpoints for
+/// every service they need. Returns a warning naming the subnets that cannot, or `None`.
+pub fn private_egress_gap(pass: &Pass, subnets: &[Subnet]) -> Result<Option<String>> {
     let snapshot = pass.snapshot()?;
-    let state = &snapshot.borrow().egress;
-    let region = pass.region().unwrap_or("");
-    let endpoint_for = |short: &str| {
-        let name = service_name(region, short);
-        state.endpoints.iter().any(|e| e.service == name && (e.vpc_id == vpc_id || !is_known(vpc_id)))
-    };
-    if IMAGE_PULL_SERVICES.iter().all(|s| endpoint_for(s)) {
-        return Ok(None);
+    let snapshot = snapshot.borrow();
+    let state = &snapshot.egress;
+    if !snapshot.ec2.loaded {
+        return Ok(None); // check mode: nothing is known about routes
     }
-    let stranded: Vec<String> = subnets
-        .iter()
-        .filter(|subnet| {
-            let key = subnet_key(subnet);
-            let table = state
-                .route_tables
-                .iter()
-                .find(|t| t.associations.iter().any(|a| a.subnet == key))
-                .or_else(|| state.route_tables.iter().find(|t| t.main && t.vpc_id == subnet.vpc_id));
-            let egress = table.is_some_and(|t| {
-                t.routes.iter().any(|r| {
-                    r.destination == "0.0.0.0/0" && matches!(r.target, RouteTarget::Nat(_) | RouteTarget::Other(_))
-                })
-            });
-            !egress
-        })
-        .map(|s| s.name.clone().unwrap_or_else(|| s.id.clone()))
-        .collect();
+    let region = pass.region().unwrap_or("");
+    let missing_endpoints = |vpc_id: &str| -> Vec<&str> {
+        IMAGE_PULL_SERVICES
+            .iter()
+            .copied()
+            .filter(|short| {
+                let name = service_name(region, short);
+                !state.endpoints.iter().any(|e| e.service == name && (e.vpc_id == vpc_id || !is_known(&e.vpc_id)))
+            })
+            .collect()
+    };
+    let mut stranded = Vec::new();
+    let mut missing = BTreeSet::new();
+    for subnet in subnets {
+        // A subnet given as a plain id: its VPC comes from the snapshot.
+        let vpc_id = if subnet.vpc_id.is_empty() {
+            snapshot.ec2.subnets.iter().find(|s| s.id == subnet.id).map(|s| s.vpc_id.clone()).unwrap_or_default()
+        } else {
+            subnet.vpc_id.clone()
+        };
+        let key = subnet_key(subnet);
+        let table = state
+            .route_tables
+            .iter()
+            .find(|t| t.associations.iter().any(|a| a.subnet == key))
+            .or_else(|| state.route_tables.iter().find(|t| t.main && t.vpc_id == vpc_id));
+        let routed = table.is_some_and(|t| {
+            t.routes.iter().any(|r| {
+                r.destination == "0.0.0.0/0" && matches!(r.target, RouteTarget::Nat(_) | RouteTarget::Other(_))
+            })
+        });
+        let lacking = missing_endpoints(&vpc_id);
+        if !routed && !lacking.is_empty() {
+            stranded.push(subnet.name.clone().unwrap_or_else(|| subnet.id.clone()));
+            missing.extend(lacking);
+        }
+    }
     if stranded.is_empty() {
         return Ok(None);
     }
-    let missing: Vec<&str> = IMAGE_PULL_SERVICES.iter().copied().filter(|s| !endpoint_for(s)).collect();
     Ok(Some(format!(
-        "tasks without a public IP in subnet(s) {} cannot pull images or send logs: their route table has no \
-         default route to a NAT gateway, and the VPC lacks endpoints for {}; add a route_table with a \
-         nat_gateway route, or vpc_endpoint()s for those services",
+        "tasks without a public IP in subnet(s) {} cannot pull images or send logs: their route table has \
+         no default route to a NAT gateway, and the VPC lacks endpoints for {}; add a route_table with a \
+         nat_gateway route, or vpc_endpoint()s for those services (or set public_ip: true in public subnets)",
         stranded.join(", "),
-        missing.join(", ")
+        missing.into_iter().collect::<Vec<_>>().join(", ")
     )))
 }

@@ -12,6 +12,8 @@ use crate::aws::ecs::{
     HealthCheckSpec, LoadBalancerSpec, Logs, Mount, Restart, Service, ServiceSpec, StrategyItem, TaskDefinition,
     TaskDefinitionSpec, VolumeSpec,
 };
+use crate::aws::egress;
+use crate::bindings::ec2::subnet_from;
 use crate::bindings::{Fields, as_array, as_int, as_string, function, handle, handle_id, show};
 use crate::error::{Error, Result};
 use crate::pass::Pass;
@@ -90,7 +92,13 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          security_groups: [app_sg], target_group: tg })`",
     )
     .register_into_engine(engine, move |cluster: Dynamic, spec: Map| -> Rhai<Map> {
+        let subnets = spec.get("subnets").cloned();
         let spec = service_spec(&p, &cluster, spec)?;
+        if !spec.public_ip
+            && let Some(subnets) = subnets
+        {
+            warn_without_egress(&p, &subnets)?;
+        }
         let service = ecs::ensure_service(&p, &spec)?;
         Ok(service_handle(&service, &spec))
     });
@@ -667,6 +675,20 @@ fn service_spec(pass: &Pass, cluster: &Dynamic, map: Map) -> Result<ServiceSpec>
         health_check_grace: grace,
         deployment,
     })
+}
+
+/// The egress trap: tasks without a public IP pull images only through a NAT route or VPC
+/// endpoints. Warns (an error with `--strict`) when the service's subnets have neither.
+fn warn_without_egress(pass: &Pass, subnets: &Dynamic) -> Result<()> {
+    let subnets = as_array("service.subnets", subnets)?
+        .iter()
+        .enumerate()
+        .map(|(i, s)| subnet_from(&format!("service.subnets[{i}]"), s))
+        .collect::<Result<Vec<_>>>()?;
+    match egress::private_egress_gap(pass, &subnets)? {
+        Some(warning) => pass.warn(&warning),
+        None => Ok(()),
+    }
 }
 
 /// The load balancer mapping: the target group must take IP targets (awsvpc), and the container

@@ -271,32 +271,10 @@ fn subnets_and_security_groups_converge_in_place() {
     requests.assert_read_only();
 }
 
-/// Asks the emulator's ACM for a certificate and returns its ARN.
-fn request_certificate(deck: &Deck) -> String {
-    let body = deck
-        .emulator
-        .request(
-            "POST",
-            "/",
-            &[
-                ("X-Amz-Target", "CertificateManager.RequestCertificate"),
-                ("Content-Type", "application/x-amz-json-1.1"),
-                (
-                    "Authorization",
-                    "AWS4-HMAC-SHA256 Credential=test/20250101/us-west-2/acm/aws4_request, SignedHeaders=host, Signature=x",
-                ),
-            ],
-            r#"{"DomainName":"example.com"}"#,
-        )
-        .expect("ACM answers");
-    let reply: serde_json::Value = serde_json::from_str(&body).expect("JSON from ACM");
-    reply["CertificateArn"].as_str().expect("a certificate ARN").to_string()
-}
-
 #[test]
 fn https_forwards_and_http_redirects_with_a_certificate() {
     let deck = Deck::new();
-    let certificate = request_certificate(&deck);
+    let certificate = deck.request_certificate();
     assert!(certificate.starts_with("arn:aws:acm:us-west-2:"), "{certificate}");
     let https = SHOP.replace(
         "listener(alb, #{ port: 80, forward: tg });",

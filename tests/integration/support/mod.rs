@@ -140,6 +140,28 @@ impl Deck {
         (value, Requests(requests))
     }
 
+    /// Asks the emulator's ACM for a certificate (for example.com) and returns its ARN.
+    pub fn request_certificate(&self) -> String {
+        let body = self
+            .emulator
+            .request(
+                "POST",
+                "/",
+                &[
+                    ("X-Amz-Target", "CertificateManager.RequestCertificate"),
+                    ("Content-Type", "application/x-amz-json-1.1"),
+                    (
+                        "Authorization",
+                        "AWS4-HMAC-SHA256 Credential=test/20250101/us-west-2/acm/aws4_request, SignedHeaders=host, Signature=x",
+                    ),
+                ],
+                r#"{"DomainName":"example.com"}"#,
+            )
+            .expect("ACM answers");
+        let reply: serde_json::Value = serde_json::from_str(&body).expect("JSON from ACM");
+        reply["CertificateArn"].as_str().expect("a certificate ARN").to_string()
+    }
+
     /// SDK clients for checking what deckhand did, talking to this emulator.
     pub fn aws(&self) -> Aws {
         Aws::connect(&Target {
