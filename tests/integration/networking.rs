@@ -226,3 +226,23 @@ fn two_subnets_of_one_script_may_not_overlap() {
     outcome.failure().stderr_has("it overlaps subnet web-a of this script (172.31.96.0/24, us-west-2a)");
     requests.assert_read_only();
 }
+
+#[test]
+fn confirm_shows_the_plan_and_applies_only_on_yes() {
+    let deck = Deck::new();
+    deck.write("deploy.rhai", NETWORK);
+    let steps = serde_json::json!([
+        ["", ["+ subnet web-a", "Plan: 4 to create", "Apply these changes? [y/N] "]],
+        ["n\r", ["Nothing applied."]]
+    ]);
+    let (declined, requests) = deck.recorded(|| deck.terminal(&["run", "--confirm", "deploy.rhai"], &steps));
+    assert_eq!(declined.code, 0, "{}\n{}", declined.stderr, declined.stdout);
+    requests.assert_read_only();
+    assert!(stack_subnets(&deck, "web").is_empty());
+
+    let steps =
+        serde_json::json!([["", ["Apply these changes? [y/N] "]], ["y\r", ["4 created, 0 updated, 0 unchanged"]]]);
+    let accepted = deck.terminal(&["run", "--confirm", "deploy.rhai"], &steps);
+    assert_eq!(accepted.code, 0, "{}\n{}", accepted.stderr, accepted.stdout);
+    assert_eq!(stack_subnets(&deck, "web").len(), 2);
+}

@@ -1,8 +1,6 @@
 //! `deckhand repl`: persistent scope, multi-line input, commands, plan mode, tables, errors that
 //! do not end the session, and (in a pseudo-terminal) prompt, completion and Ctrl-D.
 
-use std::process::Command;
-
 use aws_sdk_ec2::types::Filter;
 
 use crate::support::Deck;
@@ -116,57 +114,8 @@ fn load_runs_a_file_into_the_session() {
     deck.repl(&[], ":load missing.rhai\n").failure().stderr_has("reading missing.rhai");
 }
 
-/// Drives `deckhand repl` in a pseudo-terminal: each step sends keys, then waits (with a
-/// deadline) until the output since then contains the expected texts in order. Prints the
-/// transcript and exits with deckhand's status.
-const PTY_DRIVER: &str = r#"
-import json, os, pty, select, struct, subprocess, sys, time, fcntl, termios
-binary, steps = sys.argv[1], json.loads(sys.argv[2])
-master, slave = pty.openpty()
-fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
-proc = subprocess.Popen([binary, "repl"], stdin=slave, stdout=slave, stderr=slave,
-                        env=dict(os.environ, TERM="xterm"), start_new_session=True)
-os.close(slave)
-out = b""
-def read_some(deadline):
-    global out
-    left = deadline - time.monotonic()
-    if left <= 0 or not select.select([master], [], [], left)[0]:
-        return False
-    try:
-        chunk = os.read(master, 4096)
-    except OSError:
-        return False
-    out += chunk
-    return bool(chunk)
-for keys, expected in steps:
-    at = len(out)
-    os.write(master, keys.encode())
-    deadline = time.monotonic() + 30
-    for text in expected:
-        while out.find(text.encode(), at) < 0:
-            if not read_some(deadline):
-                proc.kill()
-                sys.stdout.write(out.decode(errors="replace"))
-                sys.exit("timed out waiting for %r" % text)
-        at = out.find(text.encode(), at) + len(text)
-try:
-    code = proc.wait(timeout=30)
-except subprocess.TimeoutExpired:
-    proc.kill()
-    sys.exit("deckhand did not exit")
-while read_some(time.monotonic() + 5):
-    pass
-sys.stdout.write(out.decode(errors="replace"))
-sys.exit(code)
-"#;
-
 #[test]
 fn in_a_terminal_it_prompts_completes_keeps_history_and_exits_on_ctrl_d() {
-    if Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("note: python3 is not installed; skipping the pseudo-terminal test");
-        return;
-    }
     let deck = Deck::new();
     let steps = serde_json::json!([
         ["", ["deckhand repl", "> "]],
@@ -181,14 +130,9 @@ fn in_a_terminal_it_prompts_completes_keeps_history_and_exits_on_ctrl_d() {
         ["\u{3}", ["> "]],
         ["\u{4}", []],
     ]);
-    let output = deck
-        .command("python3")
-        .args(["-c", PTY_DRIVER, env!("CARGO_BIN_EXE_deckhand"), &steps.to_string()])
-        .output()
-        .expect("python3 runs the pty driver");
-    let transcript = String::from_utf8_lossy(&output.stdout);
-    let problem = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the REPL session failed: {problem}\n--- transcript:\n{transcript}");
+    let session = deck.terminal(&["repl"], &steps);
+    let transcript = session.stdout.clone();
+    assert!(session.code == 0, "the REPL session failed: {}\n--- transcript:\n{transcript}", session.stderr);
     assert!(transcript.contains("deckhand repl — region us-west-2"), "{transcript}");
     for completed in ["> security_group", "> answer", "> m.alpha"] {
         assert!(transcript.contains(completed), "Tab completes {completed:?}:\n{transcript}");

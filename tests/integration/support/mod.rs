@@ -140,6 +140,24 @@ impl Deck {
         (value, Requests(requests))
     }
 
+    /// Runs `deckhand ARGS` in a pseudo-terminal (Python's `pty`, present wherever the emulator
+    /// is): each step is `[keys, [texts expected next, in order]]`, waited for with a deadline.
+    /// The outcome's stdout is the terminal transcript; stderr says what went wrong, if anything.
+    pub fn terminal(&self, args: &[&str], steps: &serde_json::Value) -> Outcome {
+        let args_json = serde_json::to_string(args).unwrap();
+        let output = self
+            .command("python3")
+            .args(["-c", PTY_DRIVER, env!("CARGO_BIN_EXE_deckhand"), &args_json, &steps.to_string()])
+            .output()
+            .expect("python3 runs the pty driver");
+        Outcome {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     /// Asks the emulator's ACM for a certificate (for example.com) and returns its ARN.
     pub fn request_certificate(&self) -> String {
         let body = self
@@ -271,3 +289,48 @@ impl Outcome {
         self
     }
 }
+
+/// Drives deckhand in a pseudo-terminal: each step sends keys, then waits (with a
+/// deadline) until the output since then contains the expected texts in order. Prints the
+/// transcript and exits with deckhand's status.
+const PTY_DRIVER: &str = r#"
+import json, os, pty, select, struct, subprocess, sys, time, fcntl, termios
+binary, args, steps = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+master, slave = pty.openpty()
+fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+proc = subprocess.Popen([binary] + args, stdin=slave, stdout=slave, stderr=slave,
+                        env=dict(os.environ, TERM="xterm"), start_new_session=True)
+os.close(slave)
+out = b""
+def read_some(deadline):
+    global out
+    left = deadline - time.monotonic()
+    if left <= 0 or not select.select([master], [], [], left)[0]:
+        return False
+    try:
+        chunk = os.read(master, 4096)
+    except OSError:
+        return False
+    out += chunk
+    return bool(chunk)
+for keys, expected in steps:
+    at = len(out)
+    os.write(master, keys.encode())
+    deadline = time.monotonic() + 30
+    for text in expected:
+        while out.find(text.encode(), at) < 0:
+            if not read_some(deadline):
+                proc.kill()
+                sys.stdout.write(out.decode(errors="replace"))
+                sys.exit("timed out waiting for %r" % text)
+        at = out.find(text.encode(), at) + len(text)
+try:
+    code = proc.wait(timeout=30)
+except subprocess.TimeoutExpired:
+    proc.kill()
+    sys.exit("deckhand did not exit")
+while read_some(time.monotonic() + 5):
+    pass
+sys.stdout.write(out.decode(errors="replace"))
+sys.exit(code)
+"#;
