@@ -489,48 +489,34 @@ pub fn ensure_route_table(pass: &Pass, spec: &RouteTableSpec) -> Result<RouteTab
 fn apply_routes(pass: &Pass, table_id: &str, current: &BTreeSet<Route>, wanted: &BTreeSet<Route>) -> Result<()> {
     let current_by_dest = |dest: &str| current.iter().find(|r| r.destination == dest);
     for route in wanted.difference(current) {
-        let replace = current_by_dest(&route.destination).is_some();
-        pass.apply(async |aws| match (&route.target, replace) {
-            (RouteTarget::Nat(id), false) => aws
-                .ec2
-                .create_route()
-                .route_table_id(table_id)
-                .destination_cidr_block(&route.destination)
-                .nat_gateway_id(id)
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| aws_error("CreateRoute", e)),
-            (RouteTarget::Nat(id), true) => aws
-                .ec2
-                .replace_route()
-                .route_table_id(table_id)
-                .destination_cidr_block(&route.destination)
-                .nat_gateway_id(id)
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| aws_error("ReplaceRoute", e)),
-            (target, false) => aws
-                .ec2
-                .create_route()
-                .route_table_id(table_id)
-                .destination_cidr_block(&route.destination)
-                .gateway_id(target.to_string())
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| aws_error("CreateRoute", e)),
-            (target, true) => aws
-                .ec2
-                .replace_route()
-                .route_table_id(table_id)
-                .destination_cidr_block(&route.destination)
-                .gateway_id(target.to_string())
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| aws_error("ReplaceRoute", e)),
+        let (nat, gateway) = match &route.target {
+            RouteTarget::Nat(id) => (Some(id.clone()), None),
+            other => (None, Some(other.to_string())),
+        };
+        pass.apply(async |aws| {
+            if current_by_dest(&route.destination).is_some() {
+                aws.ec2
+                    .replace_route()
+                    .route_table_id(table_id)
+                    .destination_cidr_block(&route.destination)
+                    .set_nat_gateway_id(nat.clone())
+                    .set_gateway_id(gateway.clone())
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| aws_error("ReplaceRoute", e))
+            } else {
+                aws.ec2
+                    .create_route()
+                    .route_table_id(table_id)
+                    .destination_cidr_block(&route.destination)
+                    .set_nat_gateway_id(nat.clone())
+                    .set_gateway_id(gateway.clone())
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| aws_error("CreateRoute", e))
+            }
         })?;
     }
     for route in current.difference(wanted) {

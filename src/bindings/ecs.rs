@@ -14,7 +14,7 @@ use crate::aws::ecs::{
 };
 use crate::aws::egress;
 use crate::bindings::ec2::subnet_from;
-use crate::bindings::{Fields, as_array, as_int, as_string, function, handle, handle_id, show};
+use crate::bindings::{Fields, as_array, as_int, as_string, function, handle, handle_id, handle_or_string, show};
 use crate::error::{Error, Result};
 use crate::pass::Pass;
 use crate::plan::{UNKNOWN, is_known};
@@ -130,33 +130,6 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         wait::wait_stable(&p, &target)?;
         Ok(service)
     });
-}
-
-/// Reads `field` of a handle of `kind`, or takes a plain string that `accept` approves.
-fn handle_or_string(
-    key: &str,
-    value: &Dynamic,
-    kind: &str,
-    field: &str,
-    what: &str,
-    accept: impl Fn(&str) -> bool,
-) -> Result<String> {
-    if let Some(map) = value.read_lock::<Map>() {
-        let found_kind = map.get("kind").map(ToString::to_string).unwrap_or_default();
-        if found_kind != kind {
-            return Err(Error::invalid(
-                key,
-                format!("a {} handle", if found_kind.is_empty() { "map" } else { &found_kind }),
-                format!("a {kind} handle or {what}"),
-            ));
-        }
-        return map.get(field).map(|v| v.to_string()).ok_or_else(|| {
-            Error::invalid(key, format!("a {kind} handle without {field}"), format!("a {kind} handle"))
-        });
-    }
-    let text =
-        as_string(key, value).map_err(|_| Error::invalid(key, show(value), format!("a {kind} handle or {what}")))?;
-    if accept(&text) { Ok(text) } else { Err(Error::invalid(key, show(value), format!("a {kind} handle or {what}"))) }
 }
 
 fn handle_field(value: &Dynamic, field: &str) -> Option<Dynamic> {

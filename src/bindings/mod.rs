@@ -194,27 +194,32 @@ pub(crate) fn similar(a: &str, b: &str) -> bool {
 
 /// Reads the id of a handle of `kind` (an object map from a primitive) or a plain id string.
 pub(crate) fn handle_id(key: &str, value: &Dynamic, kind: &str, prefix: &str) -> Result<String> {
+    handle_or_string(key, value, kind, "id", &format!("a \"{prefix}...\" id"), |text| text.starts_with(prefix))
+}
+
+/// Reads `field` of a handle of `kind`, or takes a plain string that `accept` approves (`what`
+/// describes such a string in errors, e.g. `a "sg-..." id`).
+pub(crate) fn handle_or_string(
+    key: &str,
+    value: &Dynamic,
+    kind: &str,
+    field: &str,
+    what: &str,
+    accept: impl Fn(&str) -> bool,
+) -> Result<String> {
+    let expected = || format!("a {kind} handle or {what}");
     if let Some(map) = value.read_lock::<Map>() {
         let found_kind = map.get("kind").map(ToString::to_string).unwrap_or_default();
         if found_kind != kind {
-            return Err(Error::invalid(
-                key,
-                format!("a {} handle", if found_kind.is_empty() { "map" } else { &found_kind }),
-                format!("a {kind} handle"),
-            ));
+            let found = format!("a {} handle", if found_kind.is_empty() { "map" } else { &found_kind });
+            return Err(Error::invalid(key, found, expected()));
         }
-        return map
-            .get("id")
-            .map(|id| id.to_string())
-            .ok_or_else(|| Error::invalid(key, "a handle without id", format!("a {kind} handle")));
+        return map.get(field).map(|v| v.to_string()).ok_or_else(|| {
+            Error::invalid(key, format!("a {kind} handle without {field}"), format!("a {kind} handle"))
+        });
     }
-    let text = as_string(key, value)
-        .map_err(|_| Error::invalid(key, show(value), format!("a {kind} handle or a \"{prefix}...\" id")))?;
-    if text.starts_with(prefix) {
-        Ok(text)
-    } else {
-        Err(Error::invalid(key, show(value), format!("a {kind} handle or a \"{prefix}...\" id")))
-    }
+    let text = as_string(key, value).map_err(|_| Error::invalid(key, show(value), expected()))?;
+    if accept(&text) { Ok(text) } else { Err(Error::invalid(key, show(value), expected())) }
 }
 
 /// Builds a handle: an object map with `kind` and the given fields.

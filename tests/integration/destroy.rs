@@ -55,13 +55,7 @@ fn destroy_removes_the_stack_and_spares_look_alikes() {
 
     // A look-alike: same Name tag, not in the stack.
     let aws = deck.aws();
-    let vpc = aws
-        .block_on(aws.ec2.describe_vpcs().filters(Filter::builder().name("isDefault").values("true").build()).send())
-        .unwrap()
-        .vpcs()[0]
-        .vpc_id()
-        .unwrap()
-        .to_string();
+    let vpc = deck.default_vpc_id();
     let name_tag = TagSpecification::builder()
         .resource_type(ResourceType::Subnet)
         .tags(Tag::builder().key("Name").value("gone-a").build())

@@ -136,7 +136,10 @@ fn egress_validation_errors() {
             r#"route_table(vpc, #{ name: "r", routes: [#{ cidr: "0.0.0.0/0", gateway: "nat-123" }] });"#,
             "an internet or virtual private gateway id",
         ),
-        (r#"nat_gateway(vpc, #{ name: "n" });"#, "invalid nat_gateway.subnet a vpc handle: a subnet handle"),
+        (
+            r#"nat_gateway(vpc, #{ name: "n" });"#,
+            r#"invalid nat_gateway.subnet a vpc handle: a subnet handle or a "subnet-..." id"#,
+        ),
     ];
     for (line, message) in cases {
         let script = format!("{BASE}{line}\n");

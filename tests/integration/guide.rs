@@ -45,13 +45,7 @@ fn the_bundled_script_reproduces_the_guide() {
     let aws = deck.aws();
 
     // Two subnets in us-west-2a/2b of the default VPC, private (no public IP on launch).
-    let default_vpc = aws
-        .block_on(aws.ec2.describe_vpcs().filters(Filter::builder().name("isDefault").values("true").build()).send())
-        .unwrap()
-        .vpcs()[0]
-        .vpc_id()
-        .unwrap()
-        .to_string();
+    let default_vpc = deck.default_vpc_id();
     let stack_filter = Filter::builder().name("tag:deckhand:stack").values("myapp").build();
     let subnets = aws.block_on(aws.ec2.describe_subnets().filters(stack_filter).send()).unwrap().subnets().to_vec();
     let mut zones: Vec<&str> = subnets.iter().map(|s| s.availability_zone().unwrap()).collect();

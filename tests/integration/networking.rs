@@ -199,13 +199,7 @@ fn local_flag_provisions_and_runs_the_emulator_itself() {
 fn a_same_named_group_outside_the_stack_is_refused_in_the_plan() {
     let deck = Deck::new();
     let aws = deck.aws();
-    let vpc = aws
-        .block_on(aws.ec2.describe_vpcs().filters(Filter::builder().name("isDefault").values("true").build()).send())
-        .unwrap()
-        .vpcs()[0]
-        .vpc_id()
-        .unwrap()
-        .to_string();
+    let vpc = deck.default_vpc_id();
     aws.block_on(aws.ec2.create_security_group().group_name("web-alb").description("hand made").vpc_id(vpc).send())
         .unwrap();
     let (outcome, requests) = deck.recorded(|| deck.run(NETWORK, &[]));

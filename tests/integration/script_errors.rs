@@ -80,7 +80,7 @@ const BAD: &[(&str, &str, &str, usize)] = &[
     (
         "not a handle",
         r#"security_group(vpc, #{ name: "g", ingress: [#{ port: 80, from: vpc }] });"#,
-        "invalid security_group.ingress[0].from a vpc handle: a security_group handle",
+        r#"invalid security_group.ingress[0].from a vpc handle: a security_group handle or a "sg-..." id"#,
         1,
     ),
     ("unknown function", r#"let x = 1; subnett(vpc, #{});"#, "unknown function or wrong arguments: subnett", 12),

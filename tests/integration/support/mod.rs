@@ -46,26 +46,16 @@ impl Deck {
 
     /// Runs `deckhand ARGS` against the emulator.
     pub fn deckhand(&self, args: &[&str]) -> Outcome {
-        let output = Command::new(env!("CARGO_BIN_EXE_deckhand"))
-            .args(args)
-            .current_dir(&self.dir)
-            .env("AWS_ENDPOINT_URL", self.emulator.endpoint_url())
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", LOCAL_REGION)
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("NO_COLOR", "1")
-            .env_remove("AWS_PROFILE")
-            .output()
-            .expect("deckhand runs");
-        Outcome {
-            args: args.iter().map(|a| a.to_string()).collect(),
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        let output = self.command(env!("CARGO_BIN_EXE_deckhand")).args(args).output().expect("deckhand runs");
+        Outcome::of(args, output)
+    }
+
+    /// The default VPC's id.
+    pub fn default_vpc_id(&self) -> String {
+        let aws = self.aws();
+        let filter = aws_sdk_ec2::types::Filter::builder().name("isDefault").values("true").build();
+        let vpcs = aws.block_on(aws.ec2.describe_vpcs().filters(filter).send()).expect("DescribeVpcs");
+        vpcs.vpcs()[0].vpc_id().expect("a VPC id").to_string()
     }
 
     /// The scratch folder (the working directory of every command).
@@ -108,12 +98,8 @@ impl Deck {
         let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
         let output = child.wait_with_output().expect("deckhand repl runs");
         writer.join().expect("the input writer finishes").expect("the input is written");
-        Outcome {
-            args: ["repl"].iter().chain(args).map(|a| a.to_string()).collect(),
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        let all: Vec<&str> = ["repl"].into_iter().chain(args.iter().copied()).collect();
+        Outcome::of(&all, output)
     }
 
     /// Writes `source` as `deploy.rhai` and runs `deckhand run deploy.rhai EXTRA`.
@@ -150,12 +136,7 @@ impl Deck {
             .args(["-c", PTY_DRIVER, env!("CARGO_BIN_EXE_deckhand"), &args_json, &steps.to_string()])
             .output()
             .expect("python3 runs the pty driver");
-        Outcome {
-            args: args.iter().map(|a| a.to_string()).collect(),
-            code: output.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        Outcome::of(args, output)
     }
 
     /// Asks the emulator's ACM for a certificate (for example.com) and returns its ARN.
@@ -232,6 +213,16 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// The outcome of a finished command run with `args`.
+    pub fn of(args: &[&str], output: std::process::Output) -> Outcome {
+        Outcome {
+            args: args.iter().map(|a| a.to_string()).collect(),
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     fn context(&self) -> String {
         format!(
             "deckhand {}\n--- exit {}\n--- stdout:\n{}--- stderr:\n{}",
