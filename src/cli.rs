@@ -18,7 +18,18 @@ use crate::script::{Script, Vars};
 
 /// Deploy and operate Amazon ECS services from small Rhai scripts.
 #[derive(Debug, Parser)]
-#[command(name = "deckhand", version, about, long_about = None)]
+#[command(
+    name = "deckhand",
+    version,
+    about,
+    long_about = None,
+    after_help = "Examples:
+  deckhand run --local scripts/fargate-alb.rhai       try the bundled guide, no AWS account needed
+  deckhand run --plan deploy.rhai --var image=app:2   what would change (read-only)
+  deckhand run deploy.rhai --var image=app:2          plan, then apply
+  deckhand destroy --stack myapp                      delete everything of a stack
+  deckhand docs subnet                                one script function in full"
+)]
 pub struct Cli {
     /// Log every AWS call (service, operation, duration); -vv adds SDK detail.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
