@@ -68,7 +68,7 @@ impl Pass {
         match stack.as_deref() {
             Some(current) if current != name => Err(Error::conflict(
                 format!("stack is already \"{current}\"; a script deploys one stack"),
-                Some("call stack() once, at the top of the script"),
+                Some("call stack() once, at the top of the script (in the REPL, switch stacks with :stack NAME)"),
             )),
             _ => {
                 *stack = Some(name.to_string());
