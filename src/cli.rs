@@ -67,6 +67,9 @@ struct DestroyArgs {
     /// Only list what would be deleted.
     #[arg(long)]
     plan: bool,
+    /// Delete the stack's CloudWatch log groups too (kept by default: they hold the history).
+    #[arg(long)]
+    delete_logs: bool,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     yes: bool,
@@ -270,17 +273,25 @@ fn run(args: RunArgs) -> Result<()> {
 
 fn destroy(args: DestroyArgs) -> Result<()> {
     let (aws, _emulator) = args.aws.connect()?;
-    let contents = StackContents::find(&aws, &args.stack)?;
-    if contents.resources().is_empty() {
-        println!("Stack {} has no resources: nothing to destroy ({} AWS calls).", args.stack, aws.calls());
-        return Ok(());
-    }
-    for doomed in contents.resources() {
-        println!("- {doomed}");
+    let contents = StackContents::find(&aws, &args.stack, args.delete_logs)?;
+    for line in contents.listing() {
+        println!("{line}");
     }
     let count = contents.resources().len();
+    let kept = match contents.kept().len() {
+        0 => String::new(),
+        n => format!(", {n} kept"),
+    };
+    if count == 0 {
+        let what = match contents.kept().len() {
+            0 => "no resources".to_string(),
+            n => format!("no resources to delete ({n} kept)"),
+        };
+        println!("Stack {} has {what}: nothing to destroy ({} AWS calls).", args.stack, aws.calls());
+        return Ok(());
+    }
     if args.plan {
-        println!("Plan: {count} to delete ({} AWS calls, nothing changed)", aws.calls());
+        println!("Plan: {count} to delete{kept} ({} AWS calls, nothing changed)", aws.calls());
         return Ok(());
     }
     if !args.yes {
@@ -296,7 +307,7 @@ fn destroy(args: DestroyArgs) -> Result<()> {
         }
     }
     let deleted = contents.delete(&aws, |line| println!("{line}"))?;
-    println!("{deleted} deleted ({} AWS calls)", aws.calls());
+    println!("{deleted} deleted{kept} ({} AWS calls)", aws.calls());
     Ok(())
 }
 
