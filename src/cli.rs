@@ -44,9 +44,12 @@ enum Command {
     Check(CheckArgs),
     /// Delete every resource of a stack, found by its `deckhand:stack` tag, dependents first.
     ///
-    /// Nothing without the stack's tag is touched, even when names match. The list is shown
-    /// first and confirmed on a terminal (`--yes` skips that; without a terminal `--yes` is
-    /// required). If AWS fails midway, the report says what is left; running it again continues.
+    /// Services (scaled to 0 and drained), task definitions, clusters, listeners, load balancers,
+    /// target groups, NAT gateways, elastic IPs, VPC endpoints, route tables, security groups,
+    /// subnets and IAM roles; log groups only with `--delete-logs` (else listed as kept). Nothing
+    /// without the stack's tag is touched, even when names match. The list is shown first and
+    /// confirmed on a terminal (`--yes` skips that; without a terminal `--yes` is required). If AWS
+    /// fails midway, the report says what was and was not deleted; running it again continues.
     Destroy(DestroyArgs),
     /// Explore an account interactively: type Rhai statements, see each result at once.
     ///

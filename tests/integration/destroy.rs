@@ -118,7 +118,8 @@ const GUIDE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fargate-alb.rh
 
 const ASSUME_ECS_TASKS: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
-/// Resources that look like the guide stack's but are not its: none may be touched.
+/// Resources that look like the guide stack's but are not its (none may be touched), and one that
+/// is (a service of the stack in a cluster it does not own).
 fn create_look_alikes(deck: &Deck) {
     use aws_sdk_ecs::types::{ContainerDefinition, Tag as EcsTag};
     use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, Tag as ElbTag, TargetTypeEnum};
@@ -192,6 +193,17 @@ fn create_look_alikes(deck: &Deck) {
             .send()
             .await
             .unwrap();
+        // A service of the stack in that cluster, which the stack does not own: it goes, the cluster stays.
+        aws.ecs
+            .create_service()
+            .cluster("handmade")
+            .service_name("worker")
+            .task_definition("myapp-handmade:1")
+            .desired_count(1)
+            .tags(EcsTag::builder().key("deckhand:stack").value("myapp").build())
+            .send()
+            .await
+            .unwrap();
         // An inline policy someone added to the stack's role: destroy deletes it with the role.
         aws.iam
             .put_role_policy()
@@ -207,8 +219,9 @@ fn create_look_alikes(deck: &Deck) {
 }
 
 /// The guide stack's resources in order of deletion, as `destroy` lists them (prefixes).
-const GUIDE_STACK: [&str; 15] = [
+const GUIDE_STACK: [&str; 16] = [
     "- service myapp (service/myapp/myapp)",
+    "- service worker (service/handmade/worker)",
     "- task_definition myapp (myapp:1)",
     "- cluster myapp (cluster/myapp)",
     "- listener myapp:80 (listener/app/myapp/",
@@ -276,12 +289,12 @@ fn destroy_deletes_the_whole_guide_stack_and_nothing_else() {
     create_look_alikes(&deck);
 
     let (plan, requests) = deck.recorded(|| deck.deckhand(&["destroy", "--stack", "myapp", "--plan"]));
-    plan.success().expect_changes(&GUIDE_STACK).stdout_has("Plan: 14 to delete, 1 kept (");
+    plan.success().expect_changes(&GUIDE_STACK).stdout_has("Plan: 15 to delete, 1 kept (");
     requests.assert_read_only();
     deck.deckhand(&["destroy", "--stack", "myapp", "--plan", "--delete-logs"])
         .success()
         .stdout_has("\n- log_group /ecs/myapp\n- role myapp-exec\n")
-        .stdout_has("Plan: 15 to delete (");
+        .stdout_has("Plan: 16 to delete (");
 
     let (destroyed, requests) = deck.recorded(|| deck.deckhand(&["destroy", "--stack", "myapp", "--yes"]));
     let deleted: Vec<String> = GUIDE_STACK.iter().filter(|l| l.starts_with('-')).map(|l| l.to_string()).collect();
@@ -293,12 +306,14 @@ fn destroy_deletes_the_whole_guide_stack_and_nothing_else() {
         .stdout_has("  service myapp (service/myapp/myapp): waiting until it is INACTIVE (its tasks stopped)\n")
         .stdout_has("  load_balancer myapp (loadbalancer/app/myapp/")
         .stdout_has("  nat_gateway myapp-nat (nat-")
-        .stdout_has("14 deleted, 1 kept (");
+        .stdout_has("15 deleted, 1 kept (");
     let done = destroyed.stdout.lines().filter(|l| l.starts_with("- ") && l.ends_with(" deleted")).count();
-    assert_eq!(done, 14, "{}", destroyed.stdout);
+    assert_eq!(done, 15, "{}", destroyed.stdout);
     assert_eq!(
         requests.mutating(),
         [
+            "ecs UpdateService",
+            "ecs DeleteService",
             "ecs UpdateService",
             "ecs DeleteService",
             "ecs DeregisterTaskDefinition",
@@ -325,6 +340,7 @@ fn destroy_deletes_the_whole_guide_stack_and_nothing_else() {
 
     // The stack is gone...
     assert_eq!(service_status(&deck, "myapp", "myapp"), "INACTIVE");
+    assert_eq!(service_status(&deck, "handmade", "worker"), "INACTIVE");
     assert_eq!(cluster_status(&deck, "myapp"), "INACTIVE");
     assert_eq!(revision_status(&deck, "myapp:1"), "INACTIVE");
     assert_eq!(load_balancers(&deck), Vec::<String>::new());
