@@ -872,8 +872,27 @@ pub async fn role_stack(aws: &Aws, name: &str) -> Result<Option<String>> {
 }
 
 /// Deletes a role: detaches its managed policies, deletes its inline policies, then the role.
-/// IAM refuses (`DeleteConflict`) while the role is in an instance profile.
+/// A role in an instance profile is refused before anything changes: IAM would not delete it, and
+/// stripping its policies would break the instances that use it.
 pub async fn delete_role(aws: &Aws, name: &str) -> Result<()> {
+    let mut pages = aws.iam.list_instance_profiles_for_role().role_name(name).into_paginator().items().send();
+    let mut profiles = Vec::new();
+    while let Some(profile) = pages.next().await {
+        profiles.push(
+            profile.map_err(|e| aws_error("ListInstanceProfilesForRole", e))?.instance_profile_name().to_string(),
+        );
+    }
+    if let Some(profile) = profiles.first() {
+        return Err(Error::conflict(
+            format!(
+                "role {name} is in instance profile {}: IAM cannot delete it there (it was left as it is)",
+                profiles.join(", ")
+            ),
+            Some(&format!(
+                "if nothing needs it there: aws iam remove-role-from-instance-profile --instance-profile-name {profile} --role-name {name}"
+            )),
+        ));
+    }
     let mut attached = aws.iam.list_attached_role_policies().role_name(name).into_paginator().items().send();
     let mut arns = Vec::new();
     while let Some(policy) = attached.next().await {

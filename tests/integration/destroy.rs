@@ -401,14 +401,18 @@ fn a_failure_midway_reports_what_was_and_was_not_deleted_and_a_rerun_continues()
     let failed = failed
         .stdout_has("- cluster mini (cluster/mini) deleted\n")
         .stderr_has(
-            "error: deleting role mini-exec failed: DeleteRole failed: DeleteConflict: Cannot delete entity, \
-             must remove roles from instance profile first.",
+            "error: deleting role mini-exec failed: role mini-exec is in instance profile mini-debug: \
+             IAM cannot delete it there (it was left as it is)\n  \
+             hint: if nothing needs it there: aws iam remove-role-from-instance-profile \
+             --instance-profile-name mini-debug --role-name mini-exec\n",
         )
         .stderr_has("\ndeleted (1):\n  cluster mini (cluster/mini)\nnot deleted (1):\n  role mini-exec\n")
         .stderr_has("hint: fix the cause, then run the same destroy again: it continues where it stopped");
     assert!(!failed.stdout.contains("role mini-exec deleted"), "{}", failed.stdout);
     assert_eq!(cluster_status(&deck, "mini"), "INACTIVE");
     assert_eq!(roles(&deck), ["mini-exec"]);
+    let attached = aws.block_on(aws.iam.list_attached_role_policies().role_name("mini-exec").send()).unwrap();
+    assert_eq!(attached.attached_policies().len(), 1, "the role keeps its policy for whatever uses the profile");
 
     aws.block_on(
         aws.iam.remove_role_from_instance_profile().instance_profile_name("mini-debug").role_name("mini-exec").send(),
