@@ -222,23 +222,54 @@ impl StackContents {
     }
 
     /// Deletes everything in order, reporting each deletion and the progress of long waits; stops
-    /// at the first failure with a report of what was and was not deleted.
+    /// at the first failure with a report of what was and was not deleted. Services are deleted
+    /// together and drain concurrently (each drain takes at least its target group's
+    /// deregistration delay); everything else goes one by one.
     pub fn delete(&self, aws: &Aws, report: impl Fn(&str)) -> Result<usize> {
+        let mut deleted: Vec<&Doomed> = Vec::new();
         let mut revoked = false;
-        for (deleted, doomed) in self.doomed.iter().enumerate() {
-            let result = aws.block_on(async {
-                if doomed.kind == Kind::SecurityGroup && !revoked {
+        let mut rest = self.doomed.as_slice();
+        while let Some(first) = rest.first() {
+            let together = match first.kind {
+                Kind::Service => rest.iter().take_while(|d| d.kind == Kind::Service).count(),
+                _ => 1,
+            };
+            let (batch, after) = rest.split_at(together);
+            let results = aws.block_on(async {
+                if first.kind == Kind::SecurityGroup && !revoked {
                     ec2::revoke_group_references(aws, &self.groups).await?;
                     revoked = true;
                 }
-                self.delete_one(aws, doomed, &report).await
+                let report = &report;
+                let deletions = batch.iter().map(|doomed| async move {
+                    let result = self.delete_one(aws, doomed, report).await;
+                    if result.is_ok() {
+                        report(&format!("- {doomed} deleted"));
+                    }
+                    result
+                });
+                Ok(futures_util::future::join_all(deletions).await)
             });
-            if let Err(err) = result {
-                return Err(failure_report(&err, &self.doomed[..deleted], &self.doomed[deleted..]));
+            // A failed revocation fails the (one) security group of its batch.
+            let results = results.unwrap_or_else(|err: Error| vec![Err(err)]);
+            let mut left: Vec<&Doomed> = Vec::new();
+            let mut cause = None;
+            for (doomed, result) in batch.iter().zip(results) {
+                match result {
+                    Ok(()) => deleted.push(doomed),
+                    Err(err) => {
+                        left.push(doomed);
+                        cause.get_or_insert(err);
+                    }
+                }
             }
-            report(&format!("- {doomed} deleted"));
+            if let Some(err) = cause {
+                left.extend(after);
+                return Err(failure_report(&err, &deleted, &left));
+            }
+            rest = after;
         }
-        Ok(self.doomed.len())
+        Ok(deleted.len())
     }
 
     async fn delete_one(&self, aws: &Aws, doomed: &Doomed, report: &impl Fn(&str)) -> Result<()> {
@@ -285,8 +316,8 @@ impl StackContents {
 }
 
 /// The error of a destroy that stopped at `left[0]`: the cause, what was deleted, what was not.
-fn failure_report(err: &Error, deleted: &[Doomed], left: &[Doomed]) -> Error {
-    let list = |items: &[Doomed]| items.iter().map(|d| format!("\n  {d}")).collect::<String>();
+fn failure_report(err: &Error, deleted: &[&Doomed], left: &[&Doomed]) -> Error {
+    let list = |items: &[&Doomed]| items.iter().map(|d| format!("\n  {d}")).collect::<String>();
     let deleted = match deleted.len() {
         0 => "nothing deleted".to_string(),
         n => format!("deleted ({n}):{}", list(deleted)),
@@ -463,6 +494,7 @@ mod tests {
             message: "The Cluster cannot be deleted while Services are active.".into(),
             hint: None,
         };
+        let all: Vec<&Doomed> = all.iter().collect();
         let text = failure_report(&cause, &all[..1], &all[1..]).to_string();
         assert_eq!(
             text,
