@@ -55,9 +55,12 @@ enum Command {
     Check(CheckArgs),
     /// Delete every resource of a stack, found by its `deckhand:stack` tag, dependents first.
     ///
-    /// Nothing without the stack's tag is touched, even when names match. The list is shown
-    /// first and confirmed on a terminal (`--yes` skips that; without a terminal `--yes` is
-    /// required). If AWS fails midway, the report says what is left; running it again continues.
+    /// Services (scaled to 0 and drained), task definitions, clusters, listeners, load balancers,
+    /// target groups, NAT gateways, elastic IPs, VPC endpoints, route tables, security groups,
+    /// subnets and IAM roles; log groups only with `--delete-logs` (else listed as kept). Nothing
+    /// without the stack's tag is touched, even when names match. The list is shown first and
+    /// confirmed on a terminal (`--yes` skips that; without a terminal `--yes` is required). If AWS
+    /// fails midway, the report says what was and was not deleted; running it again continues.
     Destroy(DestroyArgs),
     /// Explore an account interactively: type Rhai statements, see each result at once.
     ///
@@ -78,6 +81,9 @@ struct DestroyArgs {
     /// Only list what would be deleted.
     #[arg(long)]
     plan: bool,
+    /// Delete the stack's CloudWatch log groups too (kept by default: they hold the history).
+    #[arg(long)]
+    delete_logs: bool,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     yes: bool,
@@ -282,17 +288,25 @@ fn run(args: RunArgs) -> Result<()> {
 
 fn destroy(args: DestroyArgs) -> Result<()> {
     let (aws, _emulator) = args.aws.connect()?;
-    let contents = StackContents::find(&aws, &args.stack)?;
-    if contents.resources().is_empty() {
-        println!("Stack {} has no resources: nothing to destroy ({} AWS calls).", args.stack, aws.calls());
-        return Ok(());
-    }
-    for doomed in contents.resources() {
-        println!("- {doomed}");
+    let contents = StackContents::find(&aws, &args.stack, args.delete_logs)?;
+    for line in contents.listing() {
+        println!("{line}");
     }
     let count = contents.resources().len();
+    let kept = match contents.kept().len() {
+        0 => String::new(),
+        n => format!(", {n} kept"),
+    };
+    if count == 0 {
+        let what = match contents.kept().len() {
+            0 => "no resources".to_string(),
+            n => format!("no resources to delete ({n} kept)"),
+        };
+        println!("Stack {} has {what}: nothing to destroy ({} AWS calls).", args.stack, aws.calls());
+        return Ok(());
+    }
     if args.plan {
-        println!("Plan: {count} to delete ({} AWS calls, nothing changed)", aws.calls());
+        println!("Plan: {count} to delete{kept} ({} AWS calls, nothing changed)", aws.calls());
         return Ok(());
     }
     if !args.yes {
@@ -308,7 +322,7 @@ fn destroy(args: DestroyArgs) -> Result<()> {
         }
     }
     let deleted = contents.delete(&aws, |line| println!("{line}"))?;
-    println!("{deleted} deleted ({} AWS calls)", aws.calls());
+    println!("{deleted} deleted{kept} ({} AWS calls)", aws.calls());
     Ok(())
 }
 

@@ -1593,6 +1593,112 @@ fn update_service(pass: &Pass, current: &Service, spec: &ServiceSpec, update: &S
     Ok(())
 }
 
+// Deletion (deckhand destroy)
+
+/// The services of a cluster, with their tags (one ListServices per page, one DescribeServices per
+/// 10 services).
+pub async fn services_in_cluster(aws: &Aws, cluster_arn: &str) -> Result<Vec<Service>> {
+    cluster_services(aws, cluster_arn).await
+}
+
+/// The region's task definition families that have an ACTIVE revision.
+pub async fn active_families(aws: &Aws) -> Result<Vec<String>> {
+    let mut pages = aws
+        .ecs
+        .list_task_definition_families()
+        .status(aws_sdk_ecs::types::TaskDefinitionFamilyStatus::Active)
+        .into_paginator()
+        .items()
+        .send();
+    let mut families = Vec::new();
+    while let Some(family) = pages.next().await {
+        families.push(family.map_err(|e| aws_error("ListTaskDefinitionFamilies", e))?);
+    }
+    Ok(families)
+}
+
+/// The ACTIVE revisions of `family`, as `family:revision`.
+pub async fn active_revisions(aws: &Aws, family: &str) -> Result<Vec<String>> {
+    let mut pages = aws
+        .ecs
+        .list_task_definitions()
+        .family_prefix(family)
+        .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+        .into_paginator()
+        .items()
+        .send();
+    let mut revisions = Vec::new();
+    while let Some(arn) = pages.next().await {
+        let arn = arn.map_err(|e| aws_error("ListTaskDefinitions", e))?;
+        // `familyPrefix` names the whole family, but keep only exact matches to be sure.
+        let revision = arn.rsplit_once("task-definition/").map_or(arn.as_str(), |(_, r)| r);
+        if revision.rsplit_once(':').is_some_and(|(f, _)| f == family) {
+            revisions.push(revision.to_string());
+        }
+    }
+    Ok(revisions)
+}
+
+/// Scales a service to no tasks and deletes it; ECS then drains it (see [`wait_service_inactive`]).
+pub async fn delete_service(aws: &Aws, cluster_arn: &str, service_arn: &str) -> Result<()> {
+    aws.ecs
+        .update_service()
+        .cluster(cluster_arn)
+        .service(service_arn)
+        .desired_count(0)
+        .send()
+        .await
+        .map_err(|e| aws_error("UpdateService", e))?;
+    aws.ecs
+        .delete_service()
+        .cluster(cluster_arn)
+        .service(service_arn)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| aws_error("DeleteService", e))
+}
+
+/// Waits (SDK waiter) until a deleted service is INACTIVE, its tasks stopped; at most 20 minutes.
+pub async fn wait_service_inactive(aws: &Aws, cluster_arn: &str, service_arn: &str) -> Result<()> {
+    use aws_sdk_ecs::client::Waiters;
+    use aws_smithy_runtime_api::client::waiters::error::WaiterError;
+    let waited = aws
+        .ecs
+        .wait_until_services_inactive()
+        .cluster(cluster_arn)
+        .services(service_arn)
+        .wait(std::time::Duration::from_secs(1200))
+        .await;
+    match waited {
+        // The waiter's failure state is "MISSING": the service is gone altogether.
+        Ok(_) | Err(WaiterError::FailureState(_)) => Ok(()),
+        Err(err) => Err(Error::conflict(
+            format!(
+                "service {service_arn} did not become INACTIVE: {}",
+                aws_smithy_types::error::display::DisplayErrorContext(&err)
+            ),
+            None,
+        )),
+    }
+}
+
+/// Deregisters one task definition revision (`family:revision`).
+pub async fn deregister_task_definition(aws: &Aws, revision: &str) -> Result<()> {
+    aws.ecs
+        .deregister_task_definition()
+        .task_definition(revision)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| aws_error("DeregisterTaskDefinition", e))
+}
+
+/// Deletes a cluster (ECS refuses while it holds services or tasks).
+pub async fn delete_cluster(aws: &Aws, cluster_arn: &str) -> Result<()> {
+    aws.ecs.delete_cluster().cluster(cluster_arn).send().await.map(drop).map_err(|e| aws_error("DeleteCluster", e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1273,6 +1273,56 @@ fn create_listener(
     Ok(out.listeners().first().and_then(|l| l.listener_arn()).unwrap_or_default().to_string())
 }
 
+// Deletion (deckhand destroy)
+
+/// Deletes a listener.
+pub async fn delete_listener(aws: &Aws, arn: &str) -> Result<()> {
+    aws.elbv2.delete_listener().listener_arn(arn).send().await.map(drop).map_err(|e| aws_error("DeleteListener", e))
+}
+
+/// Deletes a load balancer (with any listener left); it goes away in the background (see
+/// [`wait_load_balancer_deleted`]).
+pub async fn delete_load_balancer(aws: &Aws, arn: &str) -> Result<()> {
+    aws.elbv2
+        .delete_load_balancer()
+        .load_balancer_arn(arn)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| aws_error("DeleteLoadBalancer", e))
+}
+
+/// Waits (SDK waiter) until a deleted load balancer is gone; at most 10 minutes.
+pub async fn wait_load_balancer_deleted(aws: &Aws, arn: &str) -> Result<()> {
+    use aws_sdk_elasticloadbalancingv2::client::Waiters;
+    aws.elbv2
+        .wait_until_load_balancers_deleted()
+        .load_balancer_arns(arn)
+        .wait(std::time::Duration::from_secs(600))
+        .await
+        .map(drop)
+        .map_err(|e| {
+            Error::conflict(
+                format!(
+                    "load balancer {arn} was not deleted in time: {}",
+                    aws_smithy_types::error::display::DisplayErrorContext(&e)
+                ),
+                None,
+            )
+        })
+}
+
+/// Deletes a target group (fails with `ResourceInUse` while a listener or rule forwards to it).
+pub async fn delete_target_group(aws: &Aws, arn: &str) -> Result<()> {
+    aws.elbv2
+        .delete_target_group()
+        .target_group_arn(arn)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| aws_error("DeleteTargetGroup", e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -831,6 +831,100 @@ fn create_role(
     }
 }
 
+// Deletion (deckhand destroy)
+
+/// A role as ListRoles reports it (without tags or policies).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleSummary {
+    /// The role name.
+    pub name: String,
+    /// Its ARN.
+    pub arn: String,
+    /// Its IAM path, e.g. `/`.
+    pub path: String,
+}
+
+/// Every role of the account (ListRoles, up to 1000 per page).
+pub async fn list_roles(aws: &Aws) -> Result<Vec<RoleSummary>> {
+    let mut pages = aws.iam.list_roles().max_items(1000).into_paginator().items().send();
+    let mut roles = Vec::new();
+    while let Some(role) = pages.next().await {
+        let role = role.map_err(|e| aws_error("ListRoles", e))?;
+        roles.push(RoleSummary {
+            name: role.role_name().to_string(),
+            arn: role.arn().to_string(),
+            path: role.path().to_string(),
+        });
+    }
+    Ok(roles)
+}
+
+/// The `deckhand:stack` tag of a role (one ListRoleTags); `None` when untagged or gone.
+pub async fn role_stack(aws: &Aws, name: &str) -> Result<Option<String>> {
+    // A role has at most 50 tags: one page holds them all.
+    match aws.iam.list_role_tags().role_name(name).max_items(100).send().await {
+        Ok(out) => Ok(out.tags().iter().find(|t| t.key() == STACK_TAG).map(|t| t.value().to_string())),
+        Err(err) => match aws_error("ListRoleTags", err) {
+            err if err.aws_code() == Some("NoSuchEntity") => Ok(None),
+            err => Err(err),
+        },
+    }
+}
+
+/// Deletes a role: detaches its managed policies, deletes its inline policies, then the role.
+/// A role in an instance profile is refused before anything changes: IAM would not delete it, and
+/// stripping its policies would break the instances that use it.
+pub async fn delete_role(aws: &Aws, name: &str) -> Result<()> {
+    let mut pages = aws.iam.list_instance_profiles_for_role().role_name(name).into_paginator().items().send();
+    let mut profiles = Vec::new();
+    while let Some(profile) = pages.next().await {
+        profiles.push(
+            profile.map_err(|e| aws_error("ListInstanceProfilesForRole", e))?.instance_profile_name().to_string(),
+        );
+    }
+    if let Some(profile) = profiles.first() {
+        return Err(Error::conflict(
+            format!(
+                "role {name} is in instance profile {}: IAM cannot delete it there (it was left as it is)",
+                profiles.join(", ")
+            ),
+            Some(&format!(
+                "if nothing needs it there: aws iam remove-role-from-instance-profile --instance-profile-name {profile} --role-name {name}"
+            )),
+        ));
+    }
+    let mut attached = aws.iam.list_attached_role_policies().role_name(name).into_paginator().items().send();
+    let mut arns = Vec::new();
+    while let Some(policy) = attached.next().await {
+        let policy = policy.map_err(|e| aws_error("ListAttachedRolePolicies", e))?;
+        arns.extend(policy.policy_arn().map(str::to_string));
+    }
+    for arn in arns {
+        aws.iam
+            .detach_role_policy()
+            .role_name(name)
+            .policy_arn(arn)
+            .send()
+            .await
+            .map_err(|e| aws_error("DetachRolePolicy", e))?;
+    }
+    let mut inline = aws.iam.list_role_policies().role_name(name).into_paginator().items().send();
+    let mut policies = Vec::new();
+    while let Some(policy) = inline.next().await {
+        policies.push(policy.map_err(|e| aws_error("ListRolePolicies", e))?);
+    }
+    for policy in policies {
+        aws.iam
+            .delete_role_policy()
+            .role_name(name)
+            .policy_name(policy)
+            .send()
+            .await
+            .map_err(|e| aws_error("DeleteRolePolicy", e))?;
+    }
+    aws.iam.delete_role().role_name(name).send().await.map(drop).map_err(|e| aws_error("DeleteRole", e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

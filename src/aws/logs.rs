@@ -240,6 +240,45 @@ fn set_retention(pass: &Pass, name: &str, retention: Option<i32>) -> Result<()> 
     })
 }
 
+// Deletion (deckhand destroy)
+
+/// Every log group of the region, without tags (DescribeLogGroups, 50 per page).
+pub async fn list_log_groups(aws: &Aws) -> Result<Vec<LogGroup>> {
+    let mut pages = aws.logs.describe_log_groups().into_paginator().items().send();
+    let mut groups = Vec::new();
+    while let Some(group) = pages.next().await {
+        let group = group.map_err(|e| aws_error("DescribeLogGroups", e))?;
+        let arn = group
+            .log_group_arn()
+            .map(str::to_string)
+            .or_else(|| group.arn().map(|a| a.trim_end_matches(":*").to_string()))
+            .unwrap_or_default();
+        groups.push(LogGroup {
+            name: group.log_group_name().unwrap_or_default().to_string(),
+            arn,
+            retention_days: group.retention_in_days(),
+            stack: None,
+        });
+    }
+    Ok(groups)
+}
+
+/// The `deckhand:stack` tag of a log group (one ListTagsForResource); `None` when untagged or gone.
+pub async fn log_group_stack(aws: &Aws, arn: &str) -> Result<Option<String>> {
+    match aws.logs.list_tags_for_resource().resource_arn(arn).send().await {
+        Ok(out) => Ok(out.tags().and_then(|t| t.get(STACK_TAG)).cloned()),
+        Err(err) => match aws_error("ListTagsForResource", err) {
+            err if err.aws_code() == Some("ResourceNotFoundException") => Ok(None),
+            err => Err(err),
+        },
+    }
+}
+
+/// Deletes a log group with all its events.
+pub async fn delete_log_group(aws: &Aws, name: &str) -> Result<()> {
+    aws.logs.delete_log_group().log_group_name(name).send().await.map(drop).map_err(|e| aws_error("DeleteLogGroup", e))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
