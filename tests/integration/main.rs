@@ -11,3 +11,4 @@ mod load_balancing;
 mod networking;
 mod repl;
 mod script_errors;
+mod status;
