@@ -9,6 +9,7 @@ mod egress;
 mod iam_logs;
 mod load_balancing;
 mod networking;
+mod queries;
 mod repl;
 mod script_errors;
 mod status;

@@ -1,0 +1,97 @@
+//! Script queries after the bundled script: clusters, services, describe, target health, events,
+//! logs and the find_* lookups return what AWS holds and send nothing mutating.
+
+use crate::status::{deploy_bundled, put_log_lines};
+use crate::support::Deck;
+
+#[test]
+fn queries_read_the_deployed_stack_and_change_nothing() {
+    let deck = Deck::new();
+    deploy_bundled(&deck);
+    let script = r#"
+        stack("myapp");
+        let names = clusters().map(|c| c.name);
+        print(`clusters: ${names}`);
+        let cluster = find_cluster("myapp");
+        print(`cluster kind: ${cluster.kind} providers: ${cluster.capacity_providers}`);
+        let svcs = services(cluster);
+        print(`services: ${svcs.map(|s| s.name)} desired: ${svcs[0].desired}`);
+        let svc = find_service("myapp", "myapp");
+        print(`same arn: ${svc.arn == svcs[0].arn} kind: ${svc.kind} cluster: ${svc.cluster}`);
+        let state = describe(svc);
+        print(`service: ${state.status} ${state.running} running / ${state.desired} desired, ${state.deployments.len()} deployment ${state.deployments[0].status}`);
+        let tg = find_target_group("myapp");
+        print(`target group: ${tg.kind} ${tg.port} ${tg.target_type} same as service: ${state.target_groups[0] == tg.arn}`);
+        print(`targets: ${type_of(target_health(tg))} ${target_health(tg.arn).len()}`);
+        print(`describe tg: ${describe(tg).health_check.path}`);
+        let lb = find_load_balancer("myapp");
+        print(`load balancer: ${describe(lb).state} ${describe(lb).dns_name == lb.dns_name}`);
+        print(`role: ${find_role("myapp-exec").name} ${describe(find_role("myapp-exec")).managed_policies}`);
+        print(`log group: ${describe(find_log_group("/ecs/myapp")).retention_days}`);
+        print(`task: ${describe(#{ kind: "task_definition", arn: svc.task_definition }).cpu}`);
+        print(`events: ${type_of(events(svc, 3))}`);
+        print(`tasks: ${type_of(tasks(svc))}`);
+        print(`missing: ${find_cluster("nope") == ()} ${find_service("myapp", "nope") == ()} ${find_load_balancer("nope") == ()} ${find_target_group("nope") == ()} ${find_role("nope") == ()} ${find_log_group("/nope") == ()}`);
+    "#;
+    let (out, requests) = deck.recorded(|| deck.run(script, &[]));
+    requests.assert_read_only();
+    out.success()
+        .stdout_has("clusters: [\"myapp\"]")
+        .stdout_has("cluster kind: cluster providers: [\"FARGATE\", \"FARGATE_SPOT\"]")
+        .stdout_has("services: [\"myapp\"] desired: 2")
+        .stdout_has("same arn: true kind: service cluster: myapp")
+        .stdout_has("service: ACTIVE 2 running / 2 desired, 1 deployment PRIMARY")
+        .stdout_has("target group: target_group 8080 ip same as service: true")
+        .stdout_has("targets: array 0")
+        .stdout_has("describe tg: /")
+        .stdout_has("load balancer: active true")
+        .stdout_has("role: myapp-exec [\"arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy\"]")
+        .stdout_has("log group: 30")
+        .stdout_has("task: 256")
+        .stdout_has("events: array")
+        .stdout_has("tasks: array")
+        .stdout_has("missing: true true true true true true");
+}
+
+#[test]
+fn logs_returns_the_service_log_events() {
+    let deck = Deck::new();
+    deploy_bundled(&deck);
+    put_log_lines(&deck, "myapp/app/5a6b7c", &["started", "listening on 8080"]);
+    let input = r#"let svc = find_service("myapp", "myapp");
+let lines = logs(svc, #{ since: "1h" });
+print(`${lines.len()} ${lines[0].task} ${lines[1].message}`);
+print(logs(find_log_group("/ecs/myapp"), #{ since: "1h", limit: 1 }).map(|e| e.message));
+logs(svc, #{ since: "soon" })
+"#;
+    let (out, requests) = deck.recorded(|| deck.repl(&[], input));
+    requests.assert_read_only();
+    out.stdout_has("2 5a6b7c listening on 8080")
+        .stdout_has("[\"listening on 8080\"]")
+        .stderr_has("invalid logs.since \"soon\": a number followed by s, m, h or d");
+}
+
+#[test]
+fn queries_in_check_mode_return_empty_values_and_still_check_their_arguments() {
+    let deck = Deck::new();
+    let script = deck.write(
+        "queries.rhai",
+        r#"stack("myapp");
+let got = [clusters().len(), find_cluster("myapp"), logs("/ecs/myapp").len(), services("myapp").len(),
+           describe(#{ kind: "cluster", arn: "arn:aws:ecs:us-west-2:123456789012:cluster/myapp" })];
+if got != [0, (), 0, 0, ()] { throw `check mode read something: ${got}`; }
+"#,
+    );
+    let (out, requests) = deck.recorded(|| deck.deckhand(&["check", script.to_str().unwrap()]));
+    requests.assert_none();
+    out.success();
+
+    deck.run("stack(\"myapp\");\nevents(#{ kind: \"cluster\" }, 3);\n", &[])
+        .failure()
+        .stderr_has("invalid events.service")
+        .stderr_has("a service handle");
+    deck.run("stack(\"myapp\");\ndescribe(#{ kind: \"container\" });\n", &[])
+        .failure()
+        .stderr_has("invalid describe.handle")
+        .stderr_has("kind one of vpc, subnet");
+}
