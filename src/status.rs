@@ -147,13 +147,13 @@ impl StackStatus {
             add("subnet", s.name.as_deref().unwrap_or("-"), &s.id, None, format!("{} {}", s.az, s.cidr));
         }
         for g in snapshot.ec2.security_groups.iter().filter(|g| ours(&g.stack)) {
-            add("security_group", &g.name, &g.id, None, format!("{} ingress rules", g.ingress.len()));
+            add("security_group", &g.name, &g.id, None, count(g.ingress.len(), "ingress rule"));
         }
         for n in &snapshot.egress.nat_gateways {
             add("nat_gateway", &n.name, &n.id, nat_states.get(&n.id), format!("public IP {}", n.public_ip));
         }
         for t in snapshot.egress.route_tables.iter().filter(|t| ours(&t.stack)) {
-            let detail = format!("{} routes, {} subnets", t.routes.len(), t.associations.len());
+            let detail = format!("{}, {}", count(t.routes.len(), "route"), count(t.associations.len(), "subnet"));
             add("route_table", t.name.as_deref().unwrap_or("-"), &t.id, None, detail);
         }
         for e in &endpoints {
@@ -321,6 +321,11 @@ fn render_events(events: &[ServiceEvent]) -> String {
         out.push_str(&format!("    {} {}\n", e.at, e.message));
     }
     out
+}
+
+/// `n thing` or `n things`.
+fn count(n: usize, thing: &str) -> String {
+    if n == 1 { format!("1 {thing}") } else { format!("{n} {thing}s") }
 }
 
 /// Columns padded to their widest cell; the last column is not padded.

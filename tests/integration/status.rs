@@ -1,6 +1,11 @@
 //! `deckhand status` and `deckhand logs`: a deployed stack's resources and service state, read
 //! only; logs from the service's awslogs group.
 
+use std::io::{BufRead, BufReader};
+use std::process::Stdio;
+use std::sync::mpsc;
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::support::Deck;
@@ -154,4 +159,33 @@ fn logs_prints_the_service_events_prefixed_with_their_stream() {
     deck.deckhand(&["logs", "--stack", "myapp", "--since", "10 minutes"])
         .failure()
         .stderr_has("invalid --since \"10 minutes\": a number followed by s, m, h or d");
+}
+
+#[test]
+fn logs_follow_prints_new_events_as_they_arrive() {
+    let deck = Deck::new();
+    deploy_bundled(&deck);
+    put_log_lines(&deck, "myapp/app/aaaa", &["first line"]);
+    let mut child = deck
+        .command(env!("CARGO_BIN_EXE_deckhand"))
+        .args(["logs", "--stack", "myapp", "--since", "1h", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("deckhand logs --follow starts");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || received.recv_timeout(Duration::from_secs(60)).expect("deckhand logs --follow printed a line");
+    assert_eq!(next(), "myapp/app/aaaa first line");
+    put_log_lines(&deck, "myapp/app/bbbb", &["second line"]);
+    assert_eq!(next(), "myapp/app/bbbb second line", "a later event is printed once, after the first");
+    child.kill().expect("deckhand logs --follow stops");
+    child.wait().unwrap();
 }
