@@ -1,13 +1,14 @@
 //! Script queries after the bundled script: clusters, services, describe, target health, events,
 //! logs and the find_* lookups return what AWS holds and send nothing mutating.
 
-use crate::status::{deploy_bundled, put_log_lines};
+use crate::status::{deploy_bundled, put_log_lines, register_target};
 use crate::support::Deck;
 
 #[test]
 fn queries_read_the_deployed_stack_and_change_nothing() {
     let deck = Deck::new();
     deploy_bundled(&deck);
+    register_target(&deck, "172.31.96.10");
     let script = r#"
         stack("myapp");
         let names = clusters().map(|c| c.name);
@@ -22,7 +23,8 @@ fn queries_read_the_deployed_stack_and_change_nothing() {
         print(`service: ${state.status} ${state.running} running / ${state.desired} desired, ${state.deployments.len()} deployment ${state.deployments[0].status}`);
         let tg = find_target_group("myapp");
         print(`target group: ${tg.kind} ${tg.port} ${tg.target_type} same as service: ${state.target_groups[0] == tg.arn}`);
-        print(`targets: ${type_of(target_health(tg))} ${target_health(tg.arn).len()}`);
+        let health = target_health(tg);
+        print(`targets: ${health.len()} ${health[0].id}:${health[0].port} ${health[0].state} same by arn: ${target_health(tg.arn) == health}`);
         print(`describe tg: ${describe(tg).health_check.path}`);
         let lb = find_load_balancer("myapp");
         print(`load balancer: ${describe(lb).state} ${describe(lb).dns_name == lb.dns_name}`);
@@ -42,7 +44,7 @@ fn queries_read_the_deployed_stack_and_change_nothing() {
         .stdout_has("same arn: true kind: service cluster: myapp")
         .stdout_has("service: ACTIVE 2 running / 2 desired, 1 deployment PRIMARY")
         .stdout_has("target group: target_group 8080 ip same as service: true")
-        .stdout_has("targets: array 0")
+        .stdout_has("targets: 1 172.31.96.10:8080 healthy same by arn: true")
         .stdout_has("describe tg: /")
         .stdout_has("load balancer: active true")
         .stdout_has("role: myapp-exec [\"arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy\"]")

@@ -41,6 +41,17 @@ pub fn put_log_lines(deck: &Deck, stream: &str, lines: &[&str]) {
     });
 }
 
+/// Registers `ip:8080` in the `myapp` target group, as ECS does for a running task.
+pub fn register_target(deck: &Deck, ip: &str) {
+    let aws = deck.aws();
+    aws.block_on(async {
+        let groups = aws.elbv2.describe_target_groups().names("myapp").send().await.unwrap();
+        let arn = groups.target_groups()[0].target_group_arn().unwrap();
+        let target = aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder().id(ip).port(8080).build();
+        aws.elbv2.register_targets().target_group_arn(arn).targets(target).send().await.unwrap();
+    });
+}
+
 fn row(stdout: &str, kind: &str, name: &str) -> Option<String> {
     stdout.lines().find(|l| l.split_whitespace().take(2).eq([kind, name])).map(str::to_string)
 }
@@ -49,6 +60,7 @@ fn row(stdout: &str, kind: &str, name: &str) -> Option<String> {
 fn status_shows_every_resource_and_the_service_counts_read_only() {
     let deck = Deck::new();
     deploy_bundled(&deck);
+    register_target(&deck, "172.31.96.10");
 
     let (out, requests) = deck.recorded(|| deck.deckhand(&["status", "--stack", "myapp"]));
     requests.assert_read_only();
@@ -76,10 +88,12 @@ fn status_shows_every_resource_and_the_service_counts_read_only() {
     let cluster = row(&out.stdout, "cluster", "myapp").unwrap();
     assert!(cluster.contains("ACTIVE"), "{cluster}");
     assert!(row(&out.stdout, "subnet", "myapp-a").unwrap().contains("172.31.96.0/24"));
+    assert!(row(&out.stdout, "target_group", "myapp").unwrap().contains("1/1 targets healthy"));
     let out = out
         .stdout_has("Stack myapp: ")
         .stdout_has("Service myapp (cluster myapp): ACTIVE, 2 running / 0 pending / 2 desired, task myapp:1")
-        .stdout_has("deployment PRIMARY");
+        .stdout_has("deployment PRIMARY")
+        .stdout_has("  targets:\n    myapp 172.31.96.10:8080 healthy\n");
     assert!(!out.stdout.contains("myapp-exec-other"), "nothing outside the stack");
 }
 
@@ -87,6 +101,7 @@ fn status_shows_every_resource_and_the_service_counts_read_only() {
 fn status_json_has_the_documented_fields() {
     let deck = Deck::new();
     deploy_bundled(&deck);
+    register_target(&deck, "172.31.97.20");
 
     let out = deck.deckhand(&["status", "--stack", "myapp", "--output", "json"]).success();
     let status: Value = serde_json::from_str(&out.stdout).expect("status --output json prints JSON");
@@ -125,7 +140,15 @@ fn status_json_has_the_documented_fields() {
     }
     assert_eq!(deployment["status"], "PRIMARY");
     assert_eq!(deployment["task_definition"], "myapp:1");
-    assert!(service["targets"].is_array() && service["events"].is_array(), "{service}");
+    let target = &service["targets"][0];
+    assert_eq!(target["target_group"], "myapp");
+    assert_eq!(target["id"], "172.31.97.20");
+    assert_eq!(target["port"], 8080);
+    assert_eq!(target["state"], "healthy");
+    for field in ["reason", "description"] {
+        assert!(target.get(field).is_some(), "target lacks {field}: {target}");
+    }
+    assert!(service["events"].is_array(), "{service}");
 }
 
 #[test]
