@@ -277,7 +277,7 @@ fn status(args: StatusArgs) -> Result<()> {
                 .map_err(|e| Error::conflict(format!("internal error writing JSON: {e}"), None))?;
             println!("{text}");
         }
-        OutputFormat::Text => println!("{}", status.render()),
+        OutputFormat::Text => println!("{}\n({} AWS calls, nothing changed)", status.render(), aws.calls()),
     }
     Ok(())
 }

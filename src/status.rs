@@ -367,11 +367,90 @@ fn short_task(arn: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::queries::Rollout;
 
     #[test]
     fn tables_pad_every_column_but_the_last() {
         let rows = [["subnet".to_string(), "myapp-a".to_string(), "x".to_string()]];
         assert_eq!(table(["TYPE", "NAME", "DETAIL"], &rows), "TYPE    NAME     DETAIL\nsubnet  myapp-a  x\n");
+    }
+
+    fn failing_service() -> ServiceStatus {
+        let rollout = |status: &str, state: &str, reason: &str, revision: i32, running: i32| Rollout {
+            id: format!("ecs-svc/{revision}"),
+            status: status.into(),
+            rollout_state: state.into(),
+            reason: reason.into(),
+            running,
+            pending: 0,
+            desired: 2,
+            task_definition: format!("arn:aws:ecs:us-west-2:123456789012:task-definition/web:{revision}"),
+            updated_at: "2026-11-25T10:00:00Z".into(),
+        };
+        ServiceStatus {
+            cluster: "web".into(),
+            report: ServiceReport {
+                arn: "arn:aws:ecs:us-west-2:123456789012:service/web/web".into(),
+                name: "web".into(),
+                cluster_arn: "arn:aws:ecs:us-west-2:123456789012:cluster/web".into(),
+                status: "ACTIVE".into(),
+                running: 1,
+                pending: 0,
+                desired: 2,
+                task_definition: "arn:aws:ecs:us-west-2:123456789012:task-definition/web:2".into(),
+                deployments: vec![
+                    rollout("PRIMARY", "FAILED", "circuit breaker: tasks failed to start", 2, 0),
+                    rollout("ACTIVE", "COMPLETED", "", 1, 1),
+                ],
+                events: (1..=7)
+                    .map(|i| ServiceEvent { at: format!("2026-11-25T10:0{i}:00Z"), message: format!("event {i}") })
+                    .collect(),
+                target_groups: vec!["arn:tg".into()],
+                stack: Some("web".into()),
+            },
+            task: "web:2".into(),
+            targets: vec![(
+                "web".into(),
+                TargetHealth {
+                    id: "10.0.1.5".into(),
+                    port: Some(8080),
+                    state: "unhealthy".into(),
+                    reason: "Target.Timeout".into(),
+                    description: "Request timed out".into(),
+                },
+            )],
+        }
+    }
+
+    #[test]
+    fn a_failing_rollout_shows_both_deployments_the_unhealthy_target_and_the_newest_events() {
+        let text = render_service(&failing_service());
+        assert_eq!(
+            text,
+            "Service web (cluster web): ACTIVE, 1 running / 0 pending / 2 desired, task web:2\n\
+             \x20 deployment PRIMARY ecs-svc/2: FAILED, 0 running / 0 pending / 2 desired, task web:2\n\
+             \x20   circuit breaker: tasks failed to start\n\
+             \x20 deployment ACTIVE ecs-svc/1: COMPLETED, 1 running / 0 pending / 2 desired, task web:1\n\
+             \x20 targets:\n\
+             \x20   web 10.0.1.5:8080 unhealthy (Target.Timeout: Request timed out)\n\
+             \x20 events (newest first):\n\
+             \x20   2026-11-25T10:01:00Z event 1\n\
+             \x20   2026-11-25T10:02:00Z event 2\n\
+             \x20   2026-11-25T10:03:00Z event 3\n\
+             \x20   2026-11-25T10:04:00Z event 4\n\
+             \x20   2026-11-25T10:05:00Z event 5\n"
+        );
+    }
+
+    #[test]
+    fn json_keeps_every_event_and_names_deployments_by_family_and_revision() {
+        let status = StackStatus { stack: "web".into(), resources: vec![], services: vec![failing_service()] };
+        let json = status.to_json();
+        let service = &json["services"][0];
+        assert_eq!(service["events"].as_array().unwrap().len(), 7);
+        assert_eq!(service["deployments"][0]["rollout_state"], "FAILED");
+        assert_eq!(service["deployments"][1]["task_definition"], "web:1");
+        assert_eq!(service["targets"][0]["reason"], "Target.Timeout");
     }
 
     #[test]

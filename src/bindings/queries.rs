@@ -79,7 +79,8 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "Re-reads a handle deckhand returned and gives the resource's current state as a map.\n\
          () when it does not exist (yet). The map has the handle's keys and more: services add status,\n\
          running, pending, deployments and target_groups; load balancers state; target groups\n\
-         health_check and targets; roles policies and trust; most add their stack tag.\n\
+         health_check and targets; listeners action (\"forward\" with target_group_arn, or the\n\
+         redirect); roles policies and trust; most add their stack tag.\n\
          Example: `describe(find_service(\"myapp\", \"myapp\")).running`",
     )
     .register_into_engine(engine, move |value: Dynamic| -> Rhai<Dynamic> {
@@ -495,7 +496,15 @@ async fn describe(aws: &Aws, kind: &str, map: &Map) -> Result<Option<Dynamic>> {
             let found = if lb.is_empty() { vec![] } else { elbv2::listeners(aws, &lb).await? };
             found.into_iter().find(|l| l.arn == arn).map(|l| {
                 let mut map = super::elbv2::listener_handle(&l);
-                map.insert("action".into(), l.action.to_string().into());
+                match &l.action {
+                    elbv2::ListenerAction::Forward { arn, .. } => {
+                        map.insert("action".into(), "forward".into());
+                        map.insert("target_group_arn".into(), arn.clone().into());
+                    }
+                    other => {
+                        map.insert("action".into(), other.to_string().into());
+                    }
+                }
                 map.insert("certificate".into(), optional(l.certificate.clone()));
                 map.insert("ssl_policy".into(), optional(l.ssl_policy.clone()));
                 map

@@ -97,3 +97,42 @@ if got != [0, (), 0, 0, ()] { throw `check mode read something: ${got}`; }
         .stderr_has("invalid describe.handle")
         .stderr_has("kind one of vpc, subnet");
 }
+
+#[test]
+fn describe_rereads_every_handle_kind() {
+    let deck = Deck::new();
+    deploy_bundled(&deck);
+    // The primitives below find everything unchanged, so the run is its plan pass only: read-only.
+    let script = r#"
+        stack("myapp");
+        let vpc = default_vpc();
+        let a = subnet(vpc, #{ name: "myapp-a", az: "us-west-2a", cidr: "172.31.96.0/24" });
+        let b = subnet(vpc, #{ name: "myapp-b", az: "us-west-2b", cidr: "172.31.97.0/24" });
+        let nat = nat_gateway(default_subnet(vpc, "us-west-2a"), #{ name: "myapp-nat" });
+        let rt = route_table(vpc, #{ name: "myapp-private", subnets: [a, b],
+                                     routes: [#{ cidr: "0.0.0.0/0", nat_gateway: nat }] });
+        let alb_sg = security_group(vpc, #{ name: "myapp-alb", ingress: [#{ port: 80, cidr: "0.0.0.0/0" }] });
+        let lb = find_load_balancer("myapp");
+        let l = listener(lb, #{ port: 80, forward: find_target_group("myapp") });
+        print(`vpc: ${describe(vpc)["default"]} ${describe(vpc).id == vpc.id}`);
+        print(`subnet: ${describe(a).cidr} ${describe(a).stack}`);
+        print(`nat: ${describe(nat).state}`);
+        print(`route table: ${describe(rt).routes} ${describe(rt).subnets.len()}`);
+        print(`security group: ${describe(alb_sg).ingress}`);
+        let found = describe(l);
+        print(`listener: ${found.action} ${found.port} ${found.target_group_arn == find_target_group("myapp").arn}`);
+        print(`cluster: ${describe(find_cluster("myapp")).status} ${describe(find_cluster("myapp")).stack}`);
+        print(`gone: ${describe(#{ kind: "subnet", id: "subnet-0000000000" }) == ()}`);
+    "#;
+    let (out, requests) = deck.recorded(|| deck.run(script, &[]));
+    requests.assert_read_only();
+    out.success()
+        .stdout_has("vpc: true true")
+        .stdout_has("subnet: 172.31.96.0/24 myapp")
+        .stdout_has("nat: available")
+        .stdout_has("route table: [\"172.31.0.0/16 -> local\", \"0.0.0.0/0 -> nat-")
+        .stdout_has("security group: [\"tcp/80 0.0.0.0/0\"]")
+        .stdout_has("listener: forward 80 true")
+        .stdout_has("cluster: ACTIVE myapp")
+        .stdout_has("gone: true");
+}
