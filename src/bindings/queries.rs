@@ -104,7 +104,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     )
     .register_into_engine(engine, move |service: Map| -> Rhai<Array> {
         let (cluster, name) = service_id("tasks.service", &service)?;
-        if !is_known(&name) {
+        if !is_known(&cluster) || !is_known(&name) {
             return Ok(Array::new());
         }
         let found = p.read(async |aws| queries::tasks(aws, &cluster, &name).await).transpose()?.unwrap_or_default();
@@ -157,7 +157,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
             return Err(Error::invalid("events.count", count, "an integer from 1 to 100").into());
         }
         let (cluster, name) = service_id("events.service", &service)?;
-        if !is_known(&name) {
+        if !is_known(&cluster) || !is_known(&name) {
             return Ok(Array::new());
         }
         let found = p.read(async |aws| queries::find_service(aws, &cluster, &name).await).transpose()?.flatten();
@@ -612,7 +612,7 @@ fn read_logs(pass: &Pass, source: &Dynamic, since: std::time::Duration, limit: i
     let limit = usize::try_from(limit).unwrap_or(1);
     let events = pass.read(async |aws| match &source {
         Source::Group(group) if is_known(group) => queries::log_events(aws, group, "", start, limit).await,
-        Source::Service(cluster, name) if is_known(name) => {
+        Source::Service(cluster, name) if is_known(cluster) && is_known(name) => {
             let Some(service) = queries::find_service(aws, cluster, name).await? else { return Ok(vec![]) };
             let tasks = queries::task_definitions(aws, std::slice::from_ref(&service.task_definition)).await?;
             let sources = tasks.values().flat_map(queries::log_sources).collect::<Vec<_>>();

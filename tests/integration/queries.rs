@@ -136,3 +136,16 @@ fn describe_rereads_every_handle_kind() {
         .stdout_has("cluster: ACTIVE myapp")
         .stdout_has("gone: true");
 }
+
+#[test]
+fn queries_on_resources_a_plan_would_create_return_empty_values() {
+    let deck = Deck::new();
+    let script = r#"
+        stack("fresh");
+        let c = cluster("fresh");
+        print(`planned: ${services(c).len()} ${describe(c) == ()} ${find_service(c, "web") == ()} ${clusters().len()}`);
+    "#;
+    let (out, requests) = deck.recorded(|| deck.plan(script, &[]));
+    requests.assert_read_only();
+    out.success().expect_changes(&["+ cluster fresh"]).stdout_has("planned: 0 true true 0");
+}
