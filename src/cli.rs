@@ -57,8 +57,8 @@ enum Command {
     Repl(ReplArgs),
     /// List every function scripts can call, grouped by area, or show one in full.
     Docs(DocsArgs),
-    /// Show every resource of a stack with its state, and each service's tasks, rollouts, target
-    /// health and newest events.
+    /// Show every resource of a stack with its state, and each service's task counts, rollouts,
+    /// target health and newest events.
     ///
     /// Resources are found by their `deckhand:stack` tag; only read requests are sent. With
     /// `--output json` the same as JSON with stable field names: `stack`, `resources[]` (`type`,

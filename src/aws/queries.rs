@@ -513,7 +513,7 @@ pub async fn endpoint_states(aws: &Aws, ids: &[String]) -> Result<HashMap<String
 
 /// Every role of the account (one paginated listing, without tags).
 pub async fn roles(aws: &Aws) -> Result<Vec<RoleSummary>> {
-    let mut pages = aws.iam.list_roles().into_paginator().items().send();
+    let mut pages = aws.iam.list_roles().max_items(1000).into_paginator().items().send();
     let mut found = Vec::new();
     while let Some(role) = pages.next().await {
         let role = role.map_err(|e| aws_error("ListRoles", e))?;
@@ -564,7 +564,7 @@ pub async fn stack_roles(
 
 /// Every log group of the region (one paginated listing, without tags).
 pub async fn log_groups(aws: &Aws) -> Result<Vec<LogGroup>> {
-    let mut pages = aws.logs.describe_log_groups().into_paginator().items().send();
+    let mut pages = aws.logs.describe_log_groups().limit(50).into_paginator().items().send();
     let mut found = Vec::new();
     while let Some(group) = pages.next().await {
         let g = group.map_err(|e| aws_error("DescribeLogGroups", e))?;
