@@ -1,5 +1,5 @@
-//! The command line: argument parsing (clap) and the commands `run`, `check`, `destroy`, `repl`
-//! and `docs`.
+//! The command line: argument parsing (clap) and the commands `run`, `check`, `destroy`, `repl`,
+//! `docs`, `status` and `logs`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -71,6 +71,59 @@ enum Command {
     Repl(ReplArgs),
     /// List every function scripts can call, grouped by area, or show one in full.
     Docs(DocsArgs),
+    /// Show every resource of a stack with its state, and each service's task counts, rollouts,
+    /// target health and newest events.
+    ///
+    /// Resources are found by their `deckhand:stack` tag; only read requests are sent. With
+    /// `--output json` the same as JSON with stable field names: `stack`, `resources[]` (`type`,
+    /// `name`, `id`, `state`, `detail`) and `services[]` (`name`, `cluster`, `arn`, `status`,
+    /// `running`, `pending`, `desired`, `task_definition`, `deployments[]`, `targets[]`,
+    /// `events[]`).
+    Status(StatusArgs),
+    /// Print a stack's service logs from CloudWatch Logs, or follow them with --follow.
+    ///
+    /// Reads the awslogs group and stream prefix of each service's task definition. Every line is
+    /// prefixed with its log stream (`prefix/container/task-id`).
+    Logs(LogsArgs),
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// The stack to show (the name given to `stack()` in the script).
+    #[arg(long)]
+    stack: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+/// How `status` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputFormat {
+    /// A readable table.
+    Text,
+    /// JSON for automation.
+    Json,
+}
+
+#[derive(Debug, Args)]
+struct LogsArgs {
+    /// The stack whose services' logs to print.
+    #[arg(long)]
+    stack: String,
+    /// Only this service of the stack.
+    #[arg(long)]
+    service: Option<String>,
+    /// How far back to start: a number and s, m, h or d (e.g. 30s, 10m, 2h, 1d).
+    #[arg(long, default_value = "10m")]
+    since: String,
+    /// Keep printing new events until Ctrl-C.
+    #[arg(long, short = 'f')]
+    follow: bool,
+    #[command(flatten)]
+    aws: AwsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -228,7 +281,39 @@ fn execute(command: Command) -> Result<()> {
         Command::Destroy(args) => destroy(args),
         Command::Repl(args) => repl(args),
         Command::Docs(args) => docs(args),
+        Command::Status(args) => status(args),
+        Command::Logs(args) => logs(args),
     }
+}
+
+fn status(args: StatusArgs) -> Result<()> {
+    let (aws, _emulator) = args.aws.connect()?;
+    let status = aws.block_on(crate::status::StackStatus::read(&aws, &args.stack))?;
+    match args.output {
+        OutputFormat::Json => {
+            let text = serde_json::to_string_pretty(&status.to_json())
+                .map_err(|e| Error::conflict(format!("internal error writing JSON: {e}"), None))?;
+            println!("{text}");
+        }
+        OutputFormat::Text => println!("{}\n({} AWS calls, nothing changed)", status.render(), aws.calls()),
+    }
+    Ok(())
+}
+
+fn logs(args: LogsArgs) -> Result<()> {
+    let since = crate::aws::queries::parse_since("--since", &args.since)?;
+    let (aws, _emulator) = args.aws.connect()?;
+    let sources = aws.block_on(crate::tail::log_sources(&aws, &args.stack, args.service.as_deref()))?;
+    if sources.is_empty() {
+        println!("Stack {} has no ECS services: no logs to show.", args.stack);
+        return Ok(());
+    }
+    let options = crate::tail::TailOptions { since, follow: args.follow };
+    let printed = crate::tail::tail(&aws, &options, &sources, |line| println!("{line}"))?;
+    if printed == 0 {
+        eprintln!("No log events in the last {}.", args.since);
+    }
+    Ok(())
 }
 
 fn repl(args: ReplArgs) -> Result<()> {

@@ -17,6 +17,8 @@ pub mod plan;
 pub mod repl;
 pub mod runtime;
 pub mod script;
+pub mod status;
+pub mod tail;
 pub mod wait;
 
 pub use cli::main;

@@ -234,7 +234,7 @@ async fn zones(aws: &Aws) -> Result<Vec<String>> {
     Ok(out.availability_zones().iter().filter_map(|z| z.zone_name().map(str::to_string)).collect())
 }
 
-async fn subnets(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<Subnet>> {
+pub(crate) async fn subnets(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<Subnet>> {
     let mut pages = aws.ec2.describe_subnets().set_filters(Some(filters)).into_paginator().items().send();
     let mut found = Vec::new();
     while let Some(subnet) = pages.next().await {
@@ -256,7 +256,7 @@ async fn subnets(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<Subnet>> {
     Ok(found)
 }
 
-async fn security_groups(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<SecurityGroup>> {
+pub(crate) async fn security_groups(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<SecurityGroup>> {
     let mut pages = aws.ec2.describe_security_groups().set_filters(Some(filters)).into_paginator().items().send();
     let mut found = Vec::new();
     while let Some(group) = pages.next().await {

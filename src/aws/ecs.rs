@@ -451,7 +451,7 @@ fn strategy_to(items: &[StrategyItem]) -> Result<Vec<CapacityProviderStrategyIte
         .collect()
 }
 
-async fn describe_clusters(aws: &Aws, names: Vec<String>) -> Result<Vec<Cluster>> {
+pub(crate) async fn describe_clusters(aws: &Aws, names: Vec<String>) -> Result<Vec<Cluster>> {
     let out = aws
         .ecs
         .describe_clusters()

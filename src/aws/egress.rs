@@ -157,7 +157,7 @@ fn live_nat_filter() -> Filter {
     Filter::builder().name("state").values("pending").values("available").build()
 }
 
-async fn nat_gateways(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<NatGateway>> {
+pub(crate) async fn nat_gateways(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<NatGateway>> {
     let mut pages = aws.ec2.describe_nat_gateways().set_filter(Some(filters)).into_paginator().items().send();
     let mut found = Vec::new();
     while let Some(nat) = pages.next().await {
@@ -191,7 +191,7 @@ async fn addresses(aws: &Aws, stack: &str) -> Result<Vec<ElasticIp>> {
         .collect())
 }
 
-async fn route_tables(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<RouteTable>> {
+pub(crate) async fn route_tables(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<RouteTable>> {
     let mut pages = aws.ec2.describe_route_tables().set_filters(Some(filters)).into_paginator().items().send();
     let mut found = Vec::new();
     while let Some(table) = pages.next().await {
@@ -244,7 +244,7 @@ async fn route_tables(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<RouteTable>
     Ok(found)
 }
 
-async fn endpoints(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<Endpoint>> {
+pub(crate) async fn endpoints(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<Endpoint>> {
     let mut pages = aws.ec2.describe_vpc_endpoints().set_filters(Some(filters)).into_paginator().items().send();
     let mut found = Vec::new();
     while let Some(endpoint) = pages.next().await {

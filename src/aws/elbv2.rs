@@ -337,7 +337,7 @@ async fn load_balancers(aws: &Aws) -> Result<Vec<LoadBalancer>> {
     Ok(found)
 }
 
-fn load_balancer_from(lb: &aws_sdk_elasticloadbalancingv2::types::LoadBalancer) -> LoadBalancer {
+pub(crate) fn load_balancer_from(lb: &aws_sdk_elasticloadbalancingv2::types::LoadBalancer) -> LoadBalancer {
     let mut subnets: Vec<String> =
         lb.availability_zones().iter().filter_map(|z| z.subnet_id()).map(str::to_string).collect();
     subnets.sort();
@@ -356,7 +356,7 @@ fn load_balancer_from(lb: &aws_sdk_elasticloadbalancingv2::types::LoadBalancer) 
     }
 }
 
-async fn target_groups(aws: &Aws) -> Result<Vec<TargetGroup>> {
+pub(crate) async fn target_groups(aws: &Aws) -> Result<Vec<TargetGroup>> {
     let mut pages = aws.elbv2.describe_target_groups().page_size(400).into_paginator().items().send();
     let mut found = Vec::new();
     while let Some(tg) = pages.next().await {
@@ -408,7 +408,7 @@ async fn tags(aws: &Aws, arns: &[String]) -> Result<HashMap<String, HashMap<Stri
     Ok(tags)
 }
 
-async fn listeners(aws: &Aws, load_balancer_arn: &str) -> Result<Vec<Listener>> {
+pub(crate) async fn listeners(aws: &Aws, load_balancer_arn: &str) -> Result<Vec<Listener>> {
     let mut pages = aws
         .elbv2
         .describe_listeners()

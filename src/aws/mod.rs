@@ -6,6 +6,7 @@ pub mod egress;
 pub mod elbv2;
 pub mod iam;
 pub mod logs;
+pub mod queries;
 
 use crate::error::Result;
 use crate::runtime::Aws;

@@ -90,7 +90,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     });
 }
 
-fn vpc_handle(vpc: &Vpc) -> Map {
+pub(super) fn vpc_handle(vpc: &Vpc) -> Map {
     let cidrs: Array = vpc.cidrs.iter().map(|c| Dynamic::from(c.to_string())).collect();
     let first = cidrs.first().cloned().unwrap_or_else(|| crate::plan::UNKNOWN.into());
     handle(
@@ -151,7 +151,7 @@ fn subnet_spec(vpc: Dynamic, map: Map) -> Result<SubnetSpec> {
     Ok(SubnetSpec { name, vpc, az, cidr, public_ip: f.bool("public_ip")?.unwrap_or(false) })
 }
 
-fn subnet_handle(subnet: &Subnet) -> Map {
+pub(super) fn subnet_handle(subnet: &Subnet) -> Map {
     handle(
         "subnet",
         [
@@ -251,7 +251,7 @@ fn rules(f: &Fields, key: &'static str, peer_key: &'static str) -> Result<Option
     Ok(Some(rules))
 }
 
-fn security_group_handle(group: &SecurityGroup) -> Map {
+pub(super) fn security_group_handle(group: &SecurityGroup) -> Map {
     handle(
         "security_group",
         [

@@ -225,7 +225,7 @@ fn strategy(key: &str, value: &Dynamic) -> Result<Vec<StrategyItem>> {
     Ok(items)
 }
 
-fn cluster_handle(cluster: &Cluster) -> Map {
+pub(super) fn cluster_handle(cluster: &Cluster) -> Map {
     let providers: Array = cluster.capacity_providers.iter().map(|p| Dynamic::from(p.clone())).collect();
     handle(
         "cluster",
@@ -483,7 +483,7 @@ fn health_check(key: &str, map: Map) -> Result<HealthCheckSpec> {
     })
 }
 
-fn task_definition_handle(task: &TaskDefinition) -> Map {
+pub(super) fn task_definition_handle(task: &TaskDefinition) -> Map {
     let containers: Array = task
         .spec
         .containers

@@ -64,7 +64,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     });
 }
 
-fn nat_handle(nat: &NatGateway) -> Map {
+pub(super) fn nat_handle(nat: &NatGateway) -> Map {
     handle(
         "nat_gateway",
         [
@@ -76,7 +76,7 @@ fn nat_handle(nat: &NatGateway) -> Map {
     )
 }
 
-fn route_table_handle(table: &RouteTable) -> Map {
+pub(super) fn route_table_handle(table: &RouteTable) -> Map {
     handle(
         "route_table",
         [
@@ -87,7 +87,7 @@ fn route_table_handle(table: &RouteTable) -> Map {
     )
 }
 
-fn endpoint_handle(endpoint: &Endpoint) -> Map {
+pub(super) fn endpoint_handle(endpoint: &Endpoint) -> Map {
     handle(
         "vpc_endpoint",
         [

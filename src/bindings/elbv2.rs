@@ -122,7 +122,7 @@ fn strings(items: &[String]) -> Dynamic {
     items.iter().map(|s| Dynamic::from(s.clone())).collect::<Array>().into()
 }
 
-fn load_balancer_handle(lb: &LoadBalancer) -> Map {
+pub(super) fn load_balancer_handle(lb: &LoadBalancer) -> Map {
     handle(
         "load_balancer",
         [
@@ -220,7 +220,7 @@ fn target_group_spec(vpc: &Dynamic, map: Map) -> Result<TargetGroupSpec> {
     })
 }
 
-fn target_group_handle(tg: &TargetGroup) -> Map {
+pub(super) fn target_group_handle(tg: &TargetGroup) -> Map {
     handle(
         "target_group",
         [
@@ -330,7 +330,7 @@ fn listener_spec(lb: &Dynamic, map: Map) -> Result<ListenerSpec> {
     })
 }
 
-fn listener_handle(listener: &Listener) -> Map {
+pub(super) fn listener_handle(listener: &Listener) -> Map {
     handle(
         "listener",
         [

@@ -131,6 +131,6 @@ fn to_json(key: &str, value: &Dynamic) -> Result<Value> {
     Err(Error::invalid(key, show(value), "a string, number, boolean, array or map (a JSON value)"))
 }
 
-fn role_handle(role: &Role) -> Map {
+pub(super) fn role_handle(role: &Role) -> Map {
     handle("role", [("arn", role.arn.clone().into()), ("name", role.name.clone().into())])
 }

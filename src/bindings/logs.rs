@@ -47,7 +47,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     });
 }
 
-fn log_group_handle(group: &LogGroup) -> Map {
+pub(super) fn log_group_handle(group: &LogGroup) -> Map {
     handle(
         "log_group",
         [

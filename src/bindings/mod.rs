@@ -8,6 +8,7 @@ mod egress;
 mod elbv2;
 mod iam;
 mod logs;
+mod queries;
 
 use std::rc::Rc;
 
@@ -29,6 +30,7 @@ pub(crate) const AREAS: &[(&str, Register)] = &[
     ("iam", iam::register),              // roles
     ("logs", logs::register),            // log groups
     ("ecs", ecs::register),              // clusters, task definitions, services, waiting
+    ("queries", queries::register),      // read-only: clusters, services, describe, logs, find_*
 ];
 
 /// Registers every primitive and query into `engine`, bound to `pass`.

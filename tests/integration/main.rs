@@ -10,5 +10,7 @@ mod guide;
 mod iam_logs;
 mod load_balancing;
 mod networking;
+mod queries;
 mod repl;
 mod script_errors;
+mod status;
