@@ -85,6 +85,12 @@ enum Command {
     /// Reads the awslogs group and stream prefix of each service's task definition. Every line is
     /// prefixed with its log stream (`prefix/container/task-id`).
     Logs(LogsArgs),
+    /// Run the local emulator until Ctrl-C, and print the environment that points deckhand at it.
+    ///
+    /// `--local` starts a fresh emulator for one command, so its resources vanish with it. To keep
+    /// a local stack across commands (run, status, logs, destroy, repl), start this in one
+    /// terminal and paste the printed `export` lines into another.
+    Emulator,
 }
 
 #[derive(Debug, Args)]
@@ -283,6 +289,7 @@ fn execute(command: Command) -> Result<()> {
         Command::Docs(args) => docs(args),
         Command::Status(args) => status(args),
         Command::Logs(args) => logs(args),
+        Command::Emulator => emulator(),
     }
 }
 
@@ -409,6 +416,18 @@ fn destroy(args: DestroyArgs) -> Result<()> {
     let deleted = contents.delete(&aws, |line| println!("{line}"))?;
     println!("{deleted} deleted{kept} ({} AWS calls)", aws.calls());
     Ok(())
+}
+
+fn emulator() -> Result<()> {
+    let emulator = Emulator::start()?;
+    println!("export AWS_ENDPOINT_URL={}", emulator.endpoint_url());
+    println!("export AWS_REGION={LOCAL_REGION} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test");
+    eprintln!("Local emulator running; Ctrl-C stops it (and forgets everything in it).");
+    std::io::stdout().flush().map_err(|e| Error::io("writing to stdout", e))?;
+    // The emulator dies with this process (see local.rs), so there is nothing to do but wait.
+    loop {
+        std::thread::park();
+    }
 }
 
 fn confirm(question: &str) -> Result<bool> {

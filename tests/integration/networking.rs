@@ -240,3 +240,49 @@ fn confirm_shows_the_plan_and_applies_only_on_yes() {
     assert_eq!(accepted.code, 0, "{}\n{}", accepted.stderr, accepted.stdout);
     assert_eq!(stack_subnets(&deck, "web").len(), 2);
 }
+
+#[test]
+fn the_emulator_command_keeps_a_local_stack_across_commands() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let deck = Deck::new();
+    let mut emulator = Command::new(env!("CARGO_BIN_EXE_deckhand"))
+        .arg("emulator")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("deckhand emulator starts");
+    let mut lines = BufReader::new(emulator.stdout.take().unwrap()).lines();
+    let endpoint_line = lines.next().expect("an export line").unwrap();
+    let endpoint = endpoint_line.strip_prefix("export AWS_ENDPOINT_URL=").expect("the endpoint first").to_string();
+    assert!(endpoint.starts_with("http://127.0.0.1:"), "{endpoint}");
+    assert_eq!(
+        lines.next().unwrap().unwrap(),
+        "export AWS_REGION=us-west-2 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test"
+    );
+
+    deck.write("deploy.rhai", NETWORK);
+    let against = |args: &[&str]| {
+        let output = deck
+            .command(env!("CARGO_BIN_EXE_deckhand"))
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .args(args)
+            .output()
+            .unwrap();
+        crate::support::Outcome::of(args, output)
+    };
+    against(&["run", "deploy.rhai"]).success().stdout_has("4 created");
+    against(&["run", "deploy.rhai"]).success().stdout_has("0 created, 0 updated, 4 unchanged");
+    against(&["destroy", "--stack", "web", "--yes"]).success().stdout_has("4 deleted");
+    assert!(stack_subnets(&deck, "web").is_empty(), "the test's own emulator was never touched");
+
+    emulator.kill().unwrap();
+    emulator.wait().unwrap();
+    let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "the emulator outlived deckhand");
+        std::thread::yield_now();
+    }
+}
