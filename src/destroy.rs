@@ -4,26 +4,16 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{self, StreamExt, TryStreamExt};
-
 use crate::aws::Snapshot;
+use crate::aws::concurrently;
 use crate::aws::ec2::{self, SecurityGroup};
 use crate::aws::ecs::{self, EcsState, Service};
 use crate::aws::egress::{self, RouteTable};
 use crate::aws::elbv2;
-use crate::aws::iam::{self, RoleSummary};
-use crate::aws::logs::{self, LogGroup};
+use crate::aws::iam::{self};
+use crate::aws::logs::{self};
 use crate::error::{Error, Result};
 use crate::runtime::Aws;
-
-/// How many tag lookups run at once where AWS cannot list by tag (IAM roles, log groups, task
-/// definitions, services of other clusters): enough to hide latency, few enough to stay well
-/// under those APIs' request rate limits.
-const LOOKUPS_AT_ONCE: usize = 8;
-
-/// IAM paths reserved by AWS (service-linked roles, IAM Identity Center roles): deckhand cannot
-/// have created roles there, so their tags are not read.
-const RESERVED_ROLE_PATHS: [&str; 2] = ["/aws-service-role/", "/aws-reserved/"];
 
 /// How often a long wait reports that it is still waiting.
 const PROGRESS_EVERY: Duration = Duration::from_secs(30);
@@ -129,8 +119,8 @@ impl StackContents {
         let (snapshot, roles, log_groups, tagged_revisions) = aws.block_on(async {
             tokio::try_join!(
                 Snapshot::load(aws, stack),
-                stack_roles(aws, stack),
-                stack_log_groups(aws, stack),
+                iam::stack_roles(aws, stack),
+                logs::stack_log_groups(aws, stack),
                 latest_revisions_of(aws, stack),
             )
         })?;
@@ -329,38 +319,6 @@ fn failure_report(err: &Error, deleted: &[&Doomed], left: &[&Doomed]) -> Error {
     )
 }
 
-/// Runs `f` over `items`, [`LOOKUPS_AT_ONCE`] at a time, keeping their order.
-async fn concurrently<I, T, F, Fut>(items: I, f: F) -> Result<Vec<T>>
-where
-    I: IntoIterator,
-    F: FnMut(I::Item) -> Fut,
-    Fut: Future<Output = Result<T>>,
-{
-    stream::iter(items).map(f).buffered(LOOKUPS_AT_ONCE).try_collect().await
-}
-
-/// The stack's IAM roles. IAM cannot list roles by tag, so this lists every role (ListRoles, 1000
-/// a page) and reads the tags of each outside the reserved paths (ListRoleTags): for N roles,
-/// ceil(N/1000) + N requests, [`LOOKUPS_AT_ONCE`] at a time — a few seconds for hundreds of roles.
-async fn stack_roles(aws: &Aws, stack: &str) -> Result<Vec<RoleSummary>> {
-    let candidates: Vec<RoleSummary> = iam::list_roles(aws)
-        .await?
-        .into_iter()
-        .filter(|role| !RESERVED_ROLE_PATHS.iter().any(|path| role.path.starts_with(path)))
-        .collect();
-    let stacks = concurrently(&candidates, |role| iam::role_stack(aws, &role.name)).await?;
-    Ok(candidates.into_iter().zip(stacks).filter(|(_, s)| s.as_deref() == Some(stack)).map(|(r, _)| r).collect())
-}
-
-/// The stack's log groups. CloudWatch Logs cannot list by tag either: every group is listed
-/// (DescribeLogGroups, 50 a page) and its tags read (ListTagsForResource): for N groups,
-/// ceil(N/50) + N requests, [`LOOKUPS_AT_ONCE`] at a time.
-async fn stack_log_groups(aws: &Aws, stack: &str) -> Result<Vec<LogGroup>> {
-    let groups = logs::list_log_groups(aws).await?;
-    let stacks = concurrently(&groups, |group| logs::log_group_stack(aws, &group.arn)).await?;
-    Ok(groups.into_iter().zip(stacks).filter(|(_, s)| s.as_deref() == Some(stack)).map(|(g, _)| g).collect())
-}
-
 /// The stack's ACTIVE services, in its own clusters (read with the snapshot) and in any other
 /// ACTIVE cluster (a script may put a service into a cluster it does not own): one ListServices
 /// per page and one DescribeServices per 10 services, per other cluster.
@@ -382,7 +340,7 @@ async fn stack_services(aws: &Aws, stack: &str, ecs: &EcsState) -> Result<Vec<Se
 /// The latest ACTIVE revision (`family:revision`) of every family whose latest revision carries
 /// the stack tag. ECS cannot list task definitions by tag: this lists the families with an ACTIVE
 /// revision (ListTaskDefinitionFamilies, 100 a page) and describes the latest revision of each
-/// with its tags: for F families, ceil(F/100) + F requests, [`LOOKUPS_AT_ONCE`] at a time.
+/// with its tags: for F families, ceil(F/100) + F requests, [`crate::aws::LOOKUPS_AT_ONCE`] at a time.
 async fn latest_revisions_of(aws: &Aws, stack: &str) -> Result<Vec<String>> {
     let families = ecs::active_families(aws).await?;
     let latest = concurrently(&families, |family| ecs::latest_task_definition(aws, family)).await?;

@@ -22,9 +22,9 @@ use std::collections::HashMap;
 use futures_util::future::try_join_all;
 use serde_json::{Value, json};
 
-use crate::aws::Snapshot;
 use crate::aws::ecs::TaskDefinition;
-use crate::aws::queries::{self, LogSource, ServiceEvent, ServiceReport, TargetHealth};
+use crate::aws::queries::{self, ServiceEvent, ServiceReport, TargetHealth};
+use crate::aws::{Snapshot, iam, logs};
 use crate::error::Result;
 use crate::runtime::Aws;
 
@@ -75,8 +75,11 @@ impl StackStatus {
     /// group listings; service details, task definitions, target health and states; then the
     /// tags of candidate roles and log groups.
     pub async fn read(aws: &Aws, stack: &str) -> Result<StackStatus> {
-        let (snapshot, roles, log_groups) =
-            tokio::try_join!(Snapshot::load(aws, stack), queries::roles(aws), queries::log_groups(aws))?;
+        let (snapshot, roles, log_groups) = tokio::try_join!(
+            Snapshot::load(aws, stack),
+            iam::stack_roles(aws, stack),
+            logs::stack_log_groups(aws, stack)
+        )?;
         let ours = |tag: &Option<String>| tag.as_deref() == Some(stack);
         let clusters: Vec<_> =
             snapshot.ecs.clusters.iter().filter(|c| c.status == "ACTIVE" && ours(&c.stack)).cloned().collect();
@@ -113,15 +116,6 @@ impl StackStatus {
             try_join_all(snapshot.elbv2.target_groups.iter().map(|tg| queries::target_health(aws, &tg.arn))),
             queries::nat_gateway_states(aws, &nat_ids),
             queries::endpoint_states(aws, &endpoint_ids),
-        )?;
-
-        let referenced_roles: Vec<String> =
-            tasks.values().flat_map(|t| [t.spec.execution_role.clone(), t.spec.task_role.clone()]).flatten().collect();
-        let referenced_groups: Vec<String> =
-            tasks.values().flat_map(queries::log_sources).map(|s: LogSource| s.group).collect();
-        let (roles, log_groups) = tokio::try_join!(
-            queries::stack_roles(aws, stack, roles, &referenced_roles),
-            queries::stack_log_groups(aws, stack, log_groups, &referenced_groups),
         )?;
 
         let health: HashMap<&str, (&str, &Vec<TargetHealth>)> = snapshot

@@ -842,6 +842,8 @@ pub struct RoleSummary {
     pub arn: String,
     /// Its IAM path, e.g. `/`.
     pub path: String,
+    /// Its description.
+    pub description: String,
 }
 
 /// Every role of the account (ListRoles, up to 1000 per page).
@@ -854,9 +856,28 @@ pub async fn list_roles(aws: &Aws) -> Result<Vec<RoleSummary>> {
             name: role.role_name().to_string(),
             arn: role.arn().to_string(),
             path: role.path().to_string(),
+            description: role.description().unwrap_or_default().to_string(),
         });
     }
     Ok(roles)
+}
+
+/// IAM paths reserved by AWS (service-linked roles, IAM Identity Center roles): deckhand cannot
+/// have created roles there, so their tags are not read.
+const RESERVED_ROLE_PATHS: [&str; 2] = ["/aws-service-role/", "/aws-reserved/"];
+
+/// The stack's IAM roles. IAM cannot list roles by tag, so this lists every role (ListRoles, 1000
+/// a page) and reads the tags of each outside the reserved paths (ListRoleTags): for N roles,
+/// ceil(N/1000) + N requests, [`crate::aws::LOOKUPS_AT_ONCE`] at a time — a few seconds for
+/// hundreds of roles. `status` and `destroy` both use it, so they always agree.
+pub async fn stack_roles(aws: &Aws, stack: &str) -> Result<Vec<RoleSummary>> {
+    let candidates: Vec<RoleSummary> = list_roles(aws)
+        .await?
+        .into_iter()
+        .filter(|role| !RESERVED_ROLE_PATHS.iter().any(|path| role.path.starts_with(path)))
+        .collect();
+    let stacks = crate::aws::concurrently(&candidates, |role| role_stack(aws, &role.name)).await?;
+    Ok(candidates.into_iter().zip(stacks).filter(|(_, s)| s.as_deref() == Some(stack)).map(|(r, _)| r).collect())
 }
 
 /// The `deckhand:stack` tag of a role (one ListRoleTags); `None` when untagged or gone.

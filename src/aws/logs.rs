@@ -263,6 +263,24 @@ pub async fn list_log_groups(aws: &Aws) -> Result<Vec<LogGroup>> {
     Ok(groups)
 }
 
+/// The stack's log groups. CloudWatch Logs cannot list by tag either: every group is listed
+/// (DescribeLogGroups, 50 a page) and its tags read (ListTagsForResource): for N groups,
+/// ceil(N/50) + N requests, [`crate::aws::LOOKUPS_AT_ONCE`] at a time. Used by `status` and
+/// `destroy` alike.
+pub async fn stack_log_groups(aws: &Aws, stack: &str) -> Result<Vec<LogGroup>> {
+    let groups = list_log_groups(aws).await?;
+    let stacks = crate::aws::concurrently(&groups, |group| log_group_stack(aws, &group.arn)).await?;
+    Ok(groups
+        .into_iter()
+        .zip(stacks)
+        .filter(|(_, s)| s.as_deref() == Some(stack))
+        .map(|(mut g, s)| {
+            g.stack = s;
+            g
+        })
+        .collect())
+}
+
 /// The `deckhand:stack` tag of a log group (one ListTagsForResource); `None` when untagged or gone.
 pub async fn log_group_stack(aws: &Aws, arn: &str) -> Result<Option<String>> {
     match aws.logs.list_tags_for_resource().resource_arn(arn).send().await {

@@ -8,6 +8,10 @@ pub mod iam;
 pub mod logs;
 pub mod queries;
 
+use std::future::Future;
+
+use futures_util::{StreamExt, TryStreamExt, stream};
+
 use crate::error::Result;
 use crate::runtime::Aws;
 
@@ -44,3 +48,18 @@ impl Snapshot {
 
 /// The `Name` tag key.
 pub const NAME_TAG: &str = "Name";
+
+/// How many lookups run at once where AWS cannot list by tag (IAM roles, log groups, task
+/// definitions, services of other clusters): enough to hide latency, few enough to stay well
+/// under those APIs' request rate limits.
+pub const LOOKUPS_AT_ONCE: usize = 8;
+
+/// Runs `f` over `items`, [`LOOKUPS_AT_ONCE`] at a time, keeping their order.
+pub async fn concurrently<I, T, F, Fut>(items: I, f: F) -> Result<Vec<T>>
+where
+    I: IntoIterator,
+    F: FnMut(I::Item) -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    stream::iter(items).map(f).buffered(LOOKUPS_AT_ONCE).try_collect().await
+}

@@ -9,19 +9,13 @@ use aws_sdk_ec2::types::Filter;
 use aws_smithy_types::DateTime;
 use aws_smithy_types::date_time::Format;
 use futures_util::future::try_join_all;
-use futures_util::{StreamExt, TryStreamExt, stream};
 
 use crate::aws::ecs::{self, Cluster, TaskDefinition};
 use crate::aws::elbv2::{self, LoadBalancer, TargetGroup};
-use crate::aws::iam::DEFAULT_DESCRIPTION;
 use crate::aws::logs::{self, LogGroup};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::STACK_TAG;
 use crate::runtime::Aws;
-
-/// How many tag reads (IAM, CloudWatch Logs) run at once: enough to be quick, few enough not to
-/// be throttled.
-const TAG_READS_AT_ONCE: usize = 8;
 
 /// An ECS service as it runs now: counts, rollouts, newest events.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,17 +125,6 @@ pub struct LogEvent {
     pub timestamp: i64,
     /// The line.
     pub message: String,
-}
-
-/// An IAM role, as listed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RoleSummary {
-    /// Its name.
-    pub name: String,
-    /// Its ARN.
-    pub arn: String,
-    /// Its description.
-    pub description: String,
 }
 
 /// Where a container's logs go (awslogs).
@@ -506,113 +489,6 @@ pub async fn endpoint_states(aws: &Aws, ids: &[String]) -> Result<HashMap<String
             (e.vpc_endpoint_id().unwrap_or_default().to_string(), state)
         })
         .collect())
-}
-
-// ---------------------------------------------------------------------------------------------
-// IAM and CloudWatch Logs: no listing by tag, so list, pick candidates, read their tags.
-
-/// Every role of the account (one paginated listing, without tags).
-pub async fn roles(aws: &Aws) -> Result<Vec<RoleSummary>> {
-    let mut pages = aws.iam.list_roles().max_items(1000).into_paginator().items().send();
-    let mut found = Vec::new();
-    while let Some(role) = pages.next().await {
-        let role = role.map_err(|e| aws_error("ListRoles", e))?;
-        found.push(RoleSummary {
-            name: role.role_name().to_string(),
-            arn: role.arn().to_string(),
-            description: role.description().unwrap_or_default().to_string(),
-        });
-    }
-    Ok(found)
-}
-
-/// The roles among `roles` that carry the stack's tag. Tags are read (ListRoleTags) only for
-/// candidates: roles that deckhand describes by default, that mention the stack in their name or
-/// description, or that `referenced` (e.g. the stack's task definitions) names by ARN.
-pub async fn stack_roles(
-    aws: &Aws,
-    stack: &str,
-    roles: Vec<RoleSummary>,
-    referenced: &[String],
-) -> Result<Vec<RoleSummary>> {
-    let needle = stack.to_ascii_lowercase();
-    let candidates = roles.into_iter().filter(|r| {
-        r.description == DEFAULT_DESCRIPTION
-            || r.name.to_ascii_lowercase().contains(&needle)
-            || r.description.to_ascii_lowercase().contains(&needle)
-            || referenced.contains(&r.arn)
-    });
-    let checked: Vec<Option<RoleSummary>> = stream::iter(candidates)
-        .map(|role| async move {
-            let out = aws
-                .iam
-                .list_role_tags()
-                .role_name(&role.name)
-                .send()
-                .await
-                .map_err(|e| aws_error("ListRoleTags", e))?;
-            let ours = out.tags().iter().any(|t| t.key() == STACK_TAG && t.value() == stack);
-            Ok::<_, Error>(ours.then_some(role))
-        })
-        .buffered(TAG_READS_AT_ONCE)
-        .try_collect()
-        .await?;
-    let mut ours: Vec<RoleSummary> = checked.into_iter().flatten().collect();
-    ours.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(ours)
-}
-
-/// Every log group of the region (one paginated listing, without tags).
-pub async fn log_groups(aws: &Aws) -> Result<Vec<LogGroup>> {
-    let mut pages = aws.logs.describe_log_groups().limit(50).into_paginator().items().send();
-    let mut found = Vec::new();
-    while let Some(group) = pages.next().await {
-        let g = group.map_err(|e| aws_error("DescribeLogGroups", e))?;
-        let arn = g
-            .log_group_arn()
-            .map(str::to_string)
-            .or_else(|| g.arn().map(|a| a.trim_end_matches(":*").to_string()))
-            .unwrap_or_default();
-        found.push(LogGroup {
-            name: g.log_group_name().unwrap_or_default().to_string(),
-            arn,
-            retention_days: g.retention_in_days(),
-            stack: None,
-        });
-    }
-    Ok(found)
-}
-
-/// The log groups among `groups` that carry the stack's tag. Tags are read
-/// (ListTagsForResource) only for candidates: groups whose name mentions the stack, or that
-/// `referenced` (e.g. the stack's task definitions) names.
-pub async fn stack_log_groups(
-    aws: &Aws,
-    stack: &str,
-    groups: Vec<LogGroup>,
-    referenced: &[String],
-) -> Result<Vec<LogGroup>> {
-    let needle = stack.to_ascii_lowercase();
-    let candidates =
-        groups.into_iter().filter(|g| g.name.to_ascii_lowercase().contains(&needle) || referenced.contains(&g.name));
-    let checked: Vec<Option<LogGroup>> = stream::iter(candidates)
-        .map(|mut group| async move {
-            let out = aws
-                .logs
-                .list_tags_for_resource()
-                .resource_arn(&group.arn)
-                .send()
-                .await
-                .map_err(|e| aws_error("ListTagsForResource", e))?;
-            group.stack = out.tags().and_then(|t| t.get(STACK_TAG)).cloned();
-            Ok::<_, Error>((group.stack.as_deref() == Some(stack)).then_some(group))
-        })
-        .buffered(TAG_READS_AT_ONCE)
-        .try_collect()
-        .await?;
-    let mut ours: Vec<LogGroup> = checked.into_iter().flatten().collect();
-    ours.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(ours)
 }
 
 /// The log group named `name` with its tags, if any.
