@@ -449,6 +449,10 @@ fn check(args: CheckArgs) -> Result<()> {
     let vars = Vars::parse(&args.vars.vars)?;
     let pass = Rc::new(Pass::new(Mode::Check, None, args.region.clone(), Sink::buffer(), Rc::new(State::default())));
     script.run(&pass, &vars)?;
+    // Change lines would all be "+" (check knows no account); warnings are worth showing.
+    for warning in pass.log.take_output().iter().filter(|line| line.starts_with("warning:")) {
+        println!("{warning}");
+    }
     println!("{}: {}", script.name, pass.log.summary(0));
     Ok(())
 }

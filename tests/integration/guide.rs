@@ -255,3 +255,14 @@ fn the_stdlib_builds_the_same_pattern_in_ten_lines() {
     deck.write("typo.rhai", "import \"fargate\" as fargate;\nstack(\"t\");\nfargate::web_service(#{ name: \"t\", image: \"nginx\", prot: 80 });\n");
     deck.deckhand(&["run", "typo.rhai"]).failure().stderr_has("unknown key \"prot\" in fargate::web_service()");
 }
+
+#[test]
+fn checking_the_guide_needs_no_account_and_shows_its_warnings() {
+    let deck = Deck::new();
+    let (outcome, requests) = deck.recorded(|| deck.deckhand(&["check", GUIDE]));
+    outcome
+        .success()
+        .stdout_has("warning: volume myapp_data of task definition myapp is task storage")
+        .stdout_has("Check passed: 14 resources declared (no AWS calls)");
+    requests.assert_none();
+}
