@@ -45,6 +45,8 @@ pub fn build(pass: &Rc<Pass>, script_dir: Option<&Path>) -> Engine {
     engine.on_debug(
         |text, source, pos| tracing::info!(target: "deckhand::script", "{}{pos:?}: {text}", source.unwrap_or("")),
     );
+    // Only the REPL turns Ctrl-C into a request (see interrupt.rs); then the statement stops here.
+    engine.on_progress(|_| crate::interrupt::requested().then(|| "interrupted (Ctrl-C)".into()));
     crate::bindings::register(&mut engine, pass);
     engine
 }

@@ -11,6 +11,7 @@ pub mod destroy;
 pub mod docs;
 pub mod engine;
 pub mod error;
+pub mod interrupt;
 pub mod local;
 pub mod pass;
 pub mod plan;

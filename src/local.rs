@@ -247,11 +247,14 @@ fn free_port() -> Result<u16> {
 #[cfg(target_os = "linux")]
 fn die_with_parent(command: &mut Command) {
     use std::os::unix::process::CommandExt;
-    // SAFETY: prctl is async-signal-safe; the closure only makes the child receive SIGTERM when
+    // SAFETY: prctl and setpgid are async-signal-safe; the closure only makes the child receive SIGTERM when
     // the thread that started it ends, so an emulator never outlives deckhand (Ctrl-C, panic, kill).
     unsafe {
         command.pre_exec(|| {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            // Its own process group: a Ctrl-C typed at the terminal reaches deckhand only (which
+            // may be a REPL that merely interrupts a statement); deckhand's exit still ends it.
+            libc::setpgid(0, 0);
             Ok(())
         });
     }

@@ -264,6 +264,7 @@ struct Session {
     stack: Option<String>,
     dir: PathBuf,
     colored: bool,
+    interactive: bool,
     inputs: usize,
     failed: usize,
 }
@@ -281,6 +282,7 @@ impl Session {
             stack: None,
             dir: PathBuf::from("."),
             colored: interactive && std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+            interactive,
             inputs: 0,
             failed: 0,
         }
@@ -385,7 +387,10 @@ impl Session {
         let mut ast = engine.compile_with_scope(&self.scope, source).map_err(|e| script.parse_report(&e))?;
         ast.set_source(name);
         let mut program = self.functions.merge(&ast);
+        // On a terminal, Ctrl-C stops this statement instead of the session.
+        let interrupt = self.interactive.then(crate::interrupt::Guard::install);
         let result = engine.eval_ast_with_scope::<Dynamic>(&mut self.scope, &program);
+        drop(interrupt);
         program.clear_statements();
         self.functions = program;
         if let Ok(stack) = pass.stack() {

@@ -93,6 +93,7 @@ impl Script {
             EvalAltResult::ErrorTooManyOperations(_) => {
                 "the script exceeded its operation limit (5,000,000): is there an endless loop?".to_string()
             }
+            EvalAltResult::ErrorTerminated(reason, _) => reason.to_string(),
             EvalAltResult::ErrorStackOverflow(_) => {
                 "function calls nested too deeply (limit 48): is there a runaway recursion?".to_string()
             }

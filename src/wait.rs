@@ -242,7 +242,16 @@ pub fn wait_stable(pass: &Pass, target: &StableTarget) -> Result<()> {
                     Verdict::Waiting => progress.show(&target.name, &status, elapsed),
                 }
                 let left = target.timeout.saturating_sub(elapsed);
-                tokio::time::sleep(delay.min(left).max(Duration::from_millis(100))).await;
+                if crate::interrupt::sleep(delay.min(left).max(Duration::from_millis(100))).await {
+                    return Err(Error::conflict(
+                        format!(
+                            "interrupted (Ctrl-C) while waiting for service {}: {}",
+                            target.name,
+                            status.progress()
+                        ),
+                        None,
+                    ));
+                }
                 delay = (delay * 3 / 2).min(Duration::from_secs(10));
             }
         })

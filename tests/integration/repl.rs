@@ -142,3 +142,26 @@ fn in_a_terminal_it_prompts_completes_keeps_history_and_exits_on_ctrl_d() {
     let history = std::fs::read_to_string(deck.dir().join("state/deckhand/history")).expect("a history file");
     assert!(history.contains("let answer = 6 * 7;"), "{history}");
 }
+
+#[test]
+fn in_a_terminal_ctrl_c_interrupts_a_running_statement_not_the_session() {
+    // The emulator never starts this service's task, so wait_stable would wait its full timeout.
+    let deck = Deck::with_emulator_env(&[("MOTO_ECS_SERVICE_RUNNING", "0")]);
+    let service = concat!(
+        r#"let svc = service(cluster("int"), #{ name: "s", desired: 1, public_ip: true, "#,
+        r#"subnets: [default_subnet(default_vpc(), "us-west-2a")], task: task_definition(#{ family: "s", "#,
+        r#"cpu: 256, memory: 512, containers: [#{ name: "app", image: "nginx", port: 80 }] }) });"#,
+        "\r"
+    );
+    let steps = serde_json::json!([
+        ["", ["> "]],
+        ["stack(\"int\");\r", ["> "]],
+        [service, ["+ service s", "> "]],
+        ["wait_stable(svc, #{ timeout: 300 });\r", ["0/1 running"]],
+        ["\u{3}", ["interrupted (Ctrl-C) while waiting for service s", "> "]],
+        ["6 * 7\r", ["42", "> "]],
+        ["\u{4}", []],
+    ]);
+    let session = deck.terminal(&["repl"], &steps);
+    assert_eq!(session.code, 0, "the session survived the interrupt: {}\n{}", session.stderr, session.stdout);
+}

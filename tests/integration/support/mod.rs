@@ -289,8 +289,11 @@ import json, os, pty, select, struct, subprocess, sys, time, fcntl, termios
 binary, args, steps = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
 master, slave = pty.openpty()
 fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))
+def controlling_terminal():  # like a login shell: Ctrl-C becomes SIGINT for deckhand
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 proc = subprocess.Popen([binary] + args, stdin=slave, stdout=slave, stderr=slave,
-                        env=dict(os.environ, TERM="xterm"), start_new_session=True)
+                        env=dict(os.environ, TERM="xterm"), preexec_fn=controlling_terminal)
 os.close(slave)
 out = b""
 def read_some(deadline):
