@@ -27,9 +27,23 @@ pub struct FunctionDoc {
 }
 
 impl FunctionDoc {
-    /// The first line of the doc comment.
-    pub fn summary(&self) -> &str {
-        self.doc.lines().next().unwrap_or("")
+    /// The doc comment's first sentence (which may wrap over several lines) on one line, cut at a
+    /// word boundary when it is long.
+    pub fn summary(&self) -> String {
+        const WIDTH: usize = 110;
+        let paragraph: Vec<&str> = self
+            .doc
+            .lines()
+            .map(str::trim)
+            .take_while(|line| !line.is_empty() && !line.starts_with("Example:"))
+            .collect();
+        let text = paragraph.join(" ");
+        let sentence = text.find(". ").map_or(text.as_str(), |at| &text[..=at]);
+        if sentence.chars().count() <= WIDTH {
+            return sentence.to_string();
+        }
+        let cut: String = sentence.chars().take(WIDTH).collect();
+        format!("{}…", cut.rsplit_once(' ').map_or(cut.as_str(), |(head, _)| head))
     }
 
     /// The example, from the `Example:` line to the end of the doc comment.
@@ -65,7 +79,7 @@ pub fn index() -> String {
     let catalog = catalog();
     let mut text = String::new();
     for (area, _) in AREAS {
-        let lines: Vec<(String, &str)> = catalog
+        let lines: Vec<(String, String)> = catalog
             .iter()
             .filter(|f| f.area == *area)
             .flat_map(|f| f.signatures.iter().map(move |s| (s.clone(), f.summary())))
@@ -169,6 +183,19 @@ fn functions(engine: &Engine, area: &'static str) -> Vec<FunctionDoc> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn summaries_are_the_first_sentence_on_one_line() {
+        let doc = |text: &str| FunctionDoc { name: "f".into(), area: "core", signatures: vec![], doc: text.into() };
+        assert_eq!(
+            doc("Waits until stable; fails\nwith the events. More here.\nExample: `f()`").summary(),
+            "Waits until stable; fails with the events."
+        );
+        assert_eq!(doc("One line\n\nSecond paragraph.").summary(), "One line");
+        let long = doc(&"word ".repeat(40)).summary();
+        assert!(long.ends_with("word…") && long.chars().count() <= 111, "{long}");
+    }
+
     use super::*;
 
     #[test]
