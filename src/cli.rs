@@ -267,7 +267,7 @@ pub fn main() -> ExitCode {
 
 fn init_tracing(verbose: u8) {
     let filter = match verbose {
-        0 => "warn",
+        0 => "error,deckhand=warn",
         1 => "warn,deckhand=debug",
         _ => "info,deckhand=trace,aws_smithy_runtime=debug,aws_config=debug",
     };

@@ -118,12 +118,26 @@ where
                 e.message().map(str::to_string).unwrap_or_else(|| e.to_string()),
             )
         }
-        SdkError::DispatchFailure(d) => ("DispatchFailure".to_string(), format!("{:?}", d)),
+        SdkError::DispatchFailure(failure) => dispatch_failure(failure),
         SdkError::TimeoutError(_) => ("Timeout".to_string(), "the request timed out".to_string()),
         other => ("RequestFailed".to_string(), source_chain(other)),
     };
     let hint = hint_for(&code);
     Error::Aws { operation: operation.to_string(), code, message, hint }
+}
+
+/// A request that never reached AWS: most often no credentials, else no connection.
+fn dispatch_failure(failure: &aws_smithy_runtime_api::client::result::DispatchFailure) -> (String, String) {
+    let detail = format!("{failure:?}");
+    if detail.contains("ProviderError") || detail.contains("CredentialsNotLoaded") {
+        let message = "no AWS credentials were found (environment, profile, SSO, credential_process, instance role)";
+        return ("NoCredentials".to_string(), message.to_string());
+    }
+    let message = match failure.as_connector_error() {
+        Some(connector) => source_chain(connector),
+        None => "the request could not be sent".to_string(),
+    };
+    ("DispatchFailure".to_string(), message)
 }
 
 fn source_chain(err: &dyn std::error::Error) -> String {
@@ -149,6 +163,9 @@ fn hint_for(code: &str) -> Option<String> {
             "the credentials are not valid for this account or region"
         }
         "DispatchFailure" => "no connection to the AWS endpoint; check network, region and AWS_ENDPOINT_URL",
+        "NoCredentials" => {
+            "log in (`aws sso login`, `aws configure`), pass --profile, or try deckhand without AWS: --local"
+        }
         "RequestLimitExceeded" | "Throttling" | "ThrottlingException" => {
             "AWS throttled the requests even after retries; try again in a minute"
         }

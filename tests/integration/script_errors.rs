@@ -133,3 +133,23 @@ fn imports_cannot_leave_the_script_folder() {
         .failure()
         .stderr_has("imports must name a module in the script's folder");
 }
+
+#[test]
+fn missing_credentials_are_named_with_a_way_out() {
+    let deck = Deck::new();
+    deck.write("deploy.rhai", "stack(\"s\");\nlet vpc = default_vpc();\n");
+    let output = deck
+        .command(env!("CARGO_BIN_EXE_deckhand"))
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .args(["run", "deploy.rhai"])
+        .output()
+        .unwrap();
+    crate::support::Outcome::of(&["run", "deploy.rhai"], output)
+        .failure()
+        .stderr_has("failed: NoCredentials: no AWS credentials were found")
+        .stderr_has("--> deploy.rhai:2:11")
+        .stderr_has(
+            "= hint: log in (`aws sso login`, `aws configure`), pass --profile, or try deckhand without AWS: --local",
+        );
+}
