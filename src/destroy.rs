@@ -105,7 +105,7 @@ impl std::fmt::Display for Doomed {
 /// Everything of a stack, found by its tag, as one read.
 pub struct StackContents {
     doomed: Vec<Doomed>,
-    kept: Vec<Doomed>,
+    kept: Vec<(Doomed, String)>,
     groups: Vec<SecurityGroup>,
     route_tables: Vec<RouteTable>,
     services: Vec<Service>,
@@ -125,6 +125,7 @@ impl StackContents {
             )
         })?;
         let services = aws.block_on(stack_services(aws, stack, &snapshot.ecs))?;
+        let last_used = aws.block_on(concurrently(&roles, |role| iam::role_last_used(aws, &role.name)))?;
         let revisions = aws.block_on(stack_task_definitions(aws, stack, tagged_revisions, &services))?;
 
         let ours = |tag: &Option<String>| tag.as_deref() == Some(stack);
@@ -179,14 +180,19 @@ impl StackContents {
         let mut kept = Vec::new();
         for group in &log_groups {
             let entry = named(Kind::LogGroup, Some(&group.name), &group.name);
-            if delete_logs { doomed.push(entry) } else { kept.push(entry) }
+            if delete_logs { doomed.push(entry) } else { kept.push((entry, "--delete-logs deletes it".to_string())) }
         }
-        for role in &roles {
-            doomed.push(named(Kind::Role, Some(&role.name), &role.name));
+        let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
+        for (role, last_used) in roles.iter().zip(last_used) {
+            let entry = named(Kind::Role, Some(&role.name), &role.name);
+            match used_elsewhere(last_used, &aws.region, now) {
+                Some(reason) => kept.push((entry, reason)),
+                None => doomed.push(entry),
+            }
         }
         // Stable: revisions of one family stay in numeric order.
         doomed.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-        kept.sort_by(|a, b| a.name.cmp(&b.name));
+        kept.sort_by(|(a, _), (b, _)| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
         Ok(StackContents { doomed, kept, groups, route_tables, services })
     }
 
@@ -195,19 +201,27 @@ impl StackContents {
         &self.doomed
     }
 
-    /// The resources found but kept (log groups without `--delete-logs`).
-    pub fn kept(&self) -> &[Doomed] {
+    /// The resources found but kept, with why (log groups without `--delete-logs`, roles in use
+    /// in another region).
+    pub fn kept(&self) -> &[(Doomed, String)] {
         &self.kept
     }
 
     /// One line per resource found, in deletion order: `- kind name (id)` for each to delete,
-    /// `= log_group NAME (kept; --delete-logs deletes it)` for each kept.
+    /// `= kind name (id) (kept; why)` for each kept.
     pub fn listing(&self) -> Vec<String> {
-        let mut all: Vec<(&Doomed, bool)> =
-            self.doomed.iter().map(|d| (d, false)).chain(self.kept.iter().map(|d| (d, true))).collect();
+        let mut all: Vec<(&Doomed, Option<&str>)> = self
+            .doomed
+            .iter()
+            .map(|d| (d, None))
+            .chain(self.kept.iter().map(|(d, why)| (d, Some(why.as_str()))))
+            .collect();
         all.sort_by_key(|(d, _)| d.kind);
         all.into_iter()
-            .map(|(d, kept)| if kept { format!("= {d} (kept; --delete-logs deletes it)") } else { format!("- {d}") })
+            .map(|(d, kept)| match kept {
+                Some(why) => format!("= {d} (kept; {why})"),
+                None => format!("- {d}"),
+            })
             .collect()
     }
 
@@ -397,6 +411,28 @@ async fn waiting<T>(
     }
 }
 
+/// IAM roles are global while stacks are regional: a role last used in another region within
+/// [`RECENT_USE_DAYS`] may serve a stack of the same name there, so destroy keeps it and says why.
+fn used_elsewhere(
+    last_used: Option<(String, aws_smithy_types::DateTime)>,
+    region: &str,
+    now: aws_smithy_types::DateTime,
+) -> Option<String> {
+    let (used_in, at) = last_used?;
+    let recent = now.secs() - at.secs() <= RECENT_USE_DAYS * 86_400;
+    (used_in != region && recent).then(|| {
+        let day = at.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default();
+        format!(
+            "last used in {used_in} on {}: IAM roles are global, a stack of this name there may need it; \
+             delete it by hand if not",
+            day.get(..10).unwrap_or(&day)
+        )
+    })
+}
+
+/// How recent a use in another region keeps a role (see [`used_elsewhere`]).
+const RECENT_USE_DAYS: i64 = 90;
+
 /// Retries `delete` while AWS answers `code` (e.g. `DependencyViolation`: network interfaces of
 /// stopped tasks or a deleted load balancer are still being released), with backoff, for up to 15
 /// minutes.
@@ -422,6 +458,19 @@ async fn retry_while(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_role_recently_used_in_another_region_is_kept() {
+        use aws_smithy_types::DateTime;
+        let now = DateTime::from_secs(1_800_000_000);
+        let days_ago = |d: i64| DateTime::from_secs(1_800_000_000 - d * 86_400);
+        let why = used_elsewhere(Some(("us-east-1".into(), days_ago(3))), "us-west-2", now).expect("kept");
+        assert!(why.starts_with("last used in us-east-1 on 2027-01-12: IAM roles are global"), "{why}");
+        assert_eq!(used_elsewhere(Some(("us-west-2".into(), days_ago(3))), "us-west-2", now), None, "used here");
+        assert_eq!(used_elsewhere(Some(("us-east-1".into(), days_ago(200))), "us-west-2", now), None, "long ago");
+        assert_eq!(used_elsewhere(None, "us-west-2", now), None, "never used");
+    }
+
     use super::*;
 
     fn doomed(kind: Kind, name: &str, id: &str) -> Doomed {

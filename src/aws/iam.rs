@@ -846,6 +846,19 @@ pub struct RoleSummary {
     pub description: String,
 }
 
+/// Where and when a role was last used (GetRole's RoleLastUsed), if AWS knows.
+pub async fn role_last_used(aws: &Aws, name: &str) -> Result<Option<(String, aws_smithy_types::DateTime)>> {
+    let out = match aws.iam.get_role().role_name(name).send().await {
+        Ok(out) => out,
+        Err(err) => match aws_error("GetRole", err) {
+            err if err.aws_code() == Some("NoSuchEntity") => return Ok(None),
+            err => return Err(err),
+        },
+    };
+    let last = out.role().and_then(|r| r.role_last_used());
+    Ok(last.and_then(|l| Some((l.region()?.to_string(), *l.last_used_date()?))))
+}
+
 /// Every role of the account (ListRoles, up to 1000 per page).
 pub async fn list_roles(aws: &Aws) -> Result<Vec<RoleSummary>> {
     let mut pages = aws.iam.list_roles().max_items(1000).into_paginator().items().send();
