@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use futures_util::future::try_join_all;
 use serde_json::{Value, json};
 
-use crate::aws::ecs::TaskDefinition;
+use crate::aws::ecs::{TaskDefinition, short_task};
 use crate::aws::queries::{self, ServiceEvent, ServiceReport, TargetHealth};
 use crate::aws::{Snapshot, iam, logs};
 use crate::error::Result;
@@ -351,11 +351,6 @@ fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
 /// An ARN's resource part (`targetgroup/myapp/73e2d6bc24d8a067`); other ids as they are.
 fn short_id(id: &str) -> &str {
     if id.starts_with("arn:") { id.splitn(6, ':').nth(5).unwrap_or(id) } else { id }
-}
-
-/// A task definition ARN as `family:revision`.
-fn short_task(arn: &str) -> String {
-    arn.rsplit_once("task-definition/").map(|(_, t)| t.to_string()).unwrap_or_else(|| arn.to_string())
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::DeploymentRolloutState;
 
+use crate::aws::ecs::short_task;
 use crate::error::{Error, Result, aws_error};
 use crate::pass::Pass;
 use crate::plan::is_known;
@@ -109,7 +110,7 @@ pub fn assess(status: &ServiceStatus, tracked: &mut Option<String>, wanted_task:
             return Verdict::Failed(format!(
                 "deployment {id} was replaced by {} running {}: the circuit breaker rolled back (or another deploy started)",
                 primary.id,
-                short(&primary.task_definition)
+                short_task(&primary.task_definition)
             ));
         }
         Some(_) => {}
@@ -119,8 +120,8 @@ pub fn assess(status: &ServiceStatus, tracked: &mut Option<String>, wanted_task:
     {
         return Verdict::Failed(format!(
             "the service runs {}, not {}: it was rolled back (or changed by someone else)",
-            short(&status.task_definition),
-            short(wanted)
+            short_task(&status.task_definition),
+            short_task(wanted)
         ));
     }
     let completed = match primary.rollout_state.as_deref() {
@@ -132,10 +133,6 @@ pub fn assess(status: &ServiceStatus, tracked: &mut Option<String>, wanted_task:
     } else {
         Verdict::Waiting
     }
-}
-
-fn short(arn: &str) -> &str {
-    arn.rsplit('/').next().unwrap_or(arn)
 }
 
 async fn poll(aws: &Aws, target: &StableTarget) -> Result<ServiceStatus> {

@@ -1486,8 +1486,8 @@ fn service_update(current: &Service, spec: &ServiceSpec) -> ServiceUpdate {
     ServiceUpdate { diffs, task_definition, desired, network, strategy, load_balancers, grace, deployment }
 }
 
-/// `family:revision` from a task definition ARN, for diffs.
-fn short_task(arn: &str) -> String {
+/// `family:revision` from a task definition ARN, for diffs and reports.
+pub(crate) fn short_task(arn: &str) -> String {
     arn.rsplit('/').next().unwrap_or(arn).to_string()
 }
 

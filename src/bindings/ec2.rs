@@ -9,7 +9,7 @@ use crate::aws::ec2::{
     self, Peer, Rule, SecurityGroup, SecurityGroupSpec, Subnet, SubnetSpec, Vpc, check_port, parse_ports,
     parse_rule_cidr, parse_subnet_cidr,
 };
-use crate::bindings::{Fields, as_string, function, handle, handle_id, show};
+use crate::bindings::{Fields, as_string, function, handle, handle_field, handle_id, show};
 use crate::error::{Error, Result};
 use crate::pass::Pass;
 
@@ -108,8 +108,7 @@ pub(super) fn vpc_handle(vpc: &Vpc) -> Map {
 /// Reads a VPC handle (or a `vpc-...` id, whose CIDRs are then unknown).
 pub(crate) fn vpc_from(key: &str, value: &Dynamic) -> Result<Vpc> {
     let id = handle_id(key, value, "vpc", "vpc-")?;
-    let map = value.read_lock::<Map>();
-    let field = |name: &str| map.as_ref().and_then(|m| m.get(name).cloned());
+    let field = |name: &str| handle_field(value, name);
     let cidrs = field("cidrs")
         .and_then(|c| c.try_cast::<Array>())
         .unwrap_or_default()
@@ -127,15 +126,14 @@ pub(crate) fn vpc_from(key: &str, value: &Dynamic) -> Result<Vpc> {
 /// Reads a subnet handle (or a `subnet-...` id, whose other facts are then unknown).
 pub(crate) fn subnet_from(key: &str, value: &Dynamic) -> Result<Subnet> {
     let id = handle_id(key, value, "subnet", "subnet-")?;
-    let map = value.read_lock::<Map>();
-    let field = |name: &str| map.as_ref().and_then(|m| m.get(name)).filter(|v| !v.is_unit()).map(|v| v.to_string());
+    let field = |name: &str| handle_field(value, name).map(|v| v.to_string());
     Ok(Subnet {
         id,
         name: field("name"),
         vpc_id: field("vpc_id").unwrap_or_default(),
         az: field("az").unwrap_or_default(),
         cidr: field("cidr").and_then(|c| c.parse().ok()).unwrap_or_default(),
-        public_ip: map.as_ref().and_then(|m| m.get("public_ip")).and_then(|v| v.as_bool().ok()).unwrap_or(false),
+        public_ip: handle_field(value, "public_ip").and_then(|v| v.as_bool().ok()).unwrap_or(false),
         default_for_az: false,
         stack: None,
     })

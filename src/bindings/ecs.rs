@@ -14,7 +14,9 @@ use crate::aws::ecs::{
 };
 use crate::aws::egress;
 use crate::bindings::ec2::subnet_from;
-use crate::bindings::{Fields, as_array, as_int, as_string, function, handle, handle_id, handle_or_string, show};
+use crate::bindings::{
+    Fields, as_array, as_int, as_string, function, handle, handle_field, handle_id, handle_or_string, show,
+};
 use crate::error::{Error, Result};
 use crate::pass::Pass;
 use crate::plan::{UNKNOWN, is_known};
@@ -130,10 +132,6 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         wait::wait_stable(&p, &target)?;
         Ok(service)
     });
-}
-
-fn handle_field(value: &Dynamic, field: &str) -> Option<Dynamic> {
-    value.read_lock::<Map>().and_then(|m| m.get(field).cloned())
 }
 
 fn sub_map(f: &Fields, key: &str) -> Result<Option<Map>> {

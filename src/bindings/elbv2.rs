@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
+use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
 use crate::aws::ec2::check_port;
 use crate::aws::elbv2::{
@@ -10,7 +10,9 @@ use crate::aws::elbv2::{
     LoadBalancerRef, LoadBalancerSpec, SubnetRef, TargetGroup, TargetGroupSpec,
 };
 use crate::bindings::ec2::vpc_from;
-use crate::bindings::{Fields, as_array, as_int, as_string, function, handle, handle_id, show};
+use crate::bindings::{
+    Fields, as_array, as_int, as_string, function, handle, handle_field, handle_id, show, string_array,
+};
 use crate::error::{Error, Result};
 use crate::pass::Pass;
 
@@ -68,11 +70,6 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     });
 }
 
-/// Reads a field of a handle map, if the value is one.
-fn handle_field(value: &Dynamic, field: &str) -> Option<Dynamic> {
-    value.read_lock::<Map>().and_then(|m| m.get(field).cloned()).filter(|v| !v.is_unit())
-}
-
 fn handle_text(value: &Dynamic, field: &str) -> Option<String> {
     handle_field(value, field).map(|v| v.to_string())
 }
@@ -118,10 +115,6 @@ fn load_balancer_spec(map: Map) -> Result<LoadBalancerSpec> {
     Ok(LoadBalancerSpec { name, scheme, subnets, security_groups })
 }
 
-fn strings(items: &[String]) -> Dynamic {
-    items.iter().map(|s| Dynamic::from(s.clone())).collect::<Array>().into()
-}
-
 pub(super) fn load_balancer_handle(lb: &LoadBalancer) -> Map {
     handle(
         "load_balancer",
@@ -131,8 +124,8 @@ pub(super) fn load_balancer_handle(lb: &LoadBalancer) -> Map {
             ("dns_name", lb.dns_name.clone().into()),
             ("scheme", lb.scheme.clone().into()),
             ("vpc_id", lb.vpc_id.clone().into()),
-            ("subnets", strings(&lb.subnets)),
-            ("security_groups", strings(&lb.security_groups)),
+            ("subnets", string_array(&lb.subnets)),
+            ("security_groups", string_array(&lb.security_groups)),
         ],
     )
 }

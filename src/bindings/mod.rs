@@ -224,6 +224,16 @@ pub(crate) fn handle_or_string(
     if accept(&text) { Ok(text) } else { Err(Error::invalid(key, show(value), expected())) }
 }
 
+/// A field of a handle map, if `value` is one and the field is set.
+pub(crate) fn handle_field(value: &Dynamic, field: &str) -> Option<Dynamic> {
+    value.read_lock::<Map>().and_then(|m| m.get(field).cloned()).filter(|v| !v.is_unit())
+}
+
+/// Strings as a Rhai array (ids in handles, rules in descriptions).
+pub(crate) fn string_array(items: &[String]) -> Dynamic {
+    items.iter().map(|s| Dynamic::from(s.clone())).collect::<Array>().into()
+}
+
 /// Builds a handle: an object map with `kind` and the given fields.
 pub(crate) fn handle(kind: &str, fields: impl IntoIterator<Item = (&'static str, Dynamic)>) -> Map {
     let mut map = Map::new();

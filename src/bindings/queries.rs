@@ -13,7 +13,7 @@ use crate::aws::ec2::{self, Rule};
 use crate::aws::ecs::Cluster;
 use crate::aws::queries::{self, ServiceReport, TargetHealth};
 use crate::aws::{egress, elbv2, iam, logs};
-use crate::bindings::{Fields, as_string, function, handle, show};
+use crate::bindings::{Fields, as_string, function, handle, show, string_array};
 use crate::error::{Error, Result};
 use crate::pass::Pass;
 use crate::plan::is_known;
@@ -359,10 +359,6 @@ fn health_map(t: &TargetHealth) -> Map {
     map
 }
 
-fn strings(items: &[String]) -> Dynamic {
-    items.iter().map(|s| Dynamic::from(s.clone())).collect::<Array>().into()
-}
-
 fn optional(value: Option<String>) -> Dynamic {
     value.map(Dynamic::from).unwrap_or(Dynamic::UNIT)
 }
@@ -414,7 +410,7 @@ async fn describe(aws: &Aws, kind: &str, map: &Map) -> Result<Option<Dynamic>> {
         }),
         "security_group" => ec2::security_groups(aws, id_filter("group-id", &id)).await?.first().map(|g| {
             let mut map = super::ec2::security_group_handle(g);
-            let rules = |rules: &[Rule]| strings(&rules.iter().map(rule_text).collect::<Vec<_>>());
+            let rules = |rules: &[Rule]| string_array(&rules.iter().map(rule_text).collect::<Vec<_>>());
             map.insert("ingress".into(), rules(&g.ingress));
             map.insert("egress".into(), rules(&g.egress));
             map.insert("stack".into(), optional(g.stack.clone()));
@@ -434,9 +430,9 @@ async fn describe(aws: &Aws, kind: &str, map: &Map) -> Result<Option<Dynamic>> {
         "route_table" => egress::route_tables(aws, id_filter("route-table-id", &id)).await?.first().map(|t| {
             let mut map = super::egress::route_table_handle(t);
             map.insert("main".into(), t.main.into());
-            map.insert("routes".into(), strings(&t.routes.iter().map(ToString::to_string).collect::<Vec<_>>()));
+            map.insert("routes".into(), string_array(&t.routes.iter().map(ToString::to_string).collect::<Vec<_>>()));
             let subnets: Vec<String> = t.associations.iter().map(|a| a.subnet.clone()).collect();
-            map.insert("subnets".into(), strings(&subnets));
+            map.insert("subnets".into(), string_array(&subnets));
             map.insert("stack".into(), optional(t.stack.clone()));
             map
         }),
@@ -449,9 +445,9 @@ async fn describe(aws: &Aws, kind: &str, map: &Map) -> Result<Option<Dynamic>> {
                 let mut map = super::egress::endpoint_handle(e);
                 map.insert("state".into(), optional(states.get(&e.id).cloned()));
                 map.insert("vpc_id".into(), e.vpc_id.clone().into());
-                map.insert("route_tables".into(), strings(&e.route_tables));
-                map.insert("subnets".into(), strings(&e.subnets));
-                map.insert("security_groups".into(), strings(&e.security_groups));
+                map.insert("route_tables".into(), string_array(&e.route_tables));
+                map.insert("subnets".into(), string_array(&e.subnets));
+                map.insert("security_groups".into(), string_array(&e.security_groups));
                 map.insert("stack".into(), optional(e.stack.clone()));
                 map
             })
@@ -514,7 +510,7 @@ async fn describe(aws: &Aws, kind: &str, map: &Map) -> Result<Option<Dynamic>> {
             let mut map = super::iam::role_handle(&r);
             map.insert("path".into(), r.path.clone().into());
             map.insert("description".into(), r.description.clone().into());
-            map.insert("managed_policies".into(), strings(&r.managed_policies));
+            map.insert("managed_policies".into(), string_array(&r.managed_policies));
             map.insert("trust".into(), json_value(&r.trust));
             map.insert("stack".into(), optional(r.stack.clone()));
             map
@@ -528,7 +524,7 @@ async fn describe(aws: &Aws, kind: &str, map: &Map) -> Result<Option<Dynamic>> {
             let mut map = super::ecs::cluster_handle(&c);
             map.insert("status".into(), c.status.clone().into());
             let strategy: Vec<String> = c.default_strategy.iter().map(ToString::to_string).collect();
-            map.insert("default_strategy".into(), strings(&strategy));
+            map.insert("default_strategy".into(), string_array(&strategy));
             map.insert("container_insights".into(), c.container_insights.clone().into());
             map.insert("stack".into(), optional(c.stack.clone()));
             map
@@ -541,9 +537,9 @@ async fn describe(aws: &Aws, kind: &str, map: &Map) -> Result<Option<Dynamic>> {
             map.insert("execution_role".into(), optional(t.spec.execution_role.clone()));
             map.insert("task_role".into(), optional(t.spec.task_role.clone()));
             let images: Vec<String> = t.spec.containers.iter().map(|c| format!("{}={}", c.name, c.image)).collect();
-            map.insert("images".into(), strings(&images));
+            map.insert("images".into(), string_array(&images));
             let groups: Vec<String> = queries::log_sources(&t).into_iter().map(|s| s.group).collect();
-            map.insert("log_groups".into(), strings(&groups));
+            map.insert("log_groups".into(), string_array(&groups));
             map.insert("stack".into(), optional(t.stack.clone()));
             map
         }),
@@ -561,7 +557,7 @@ fn service_state(s: &ServiceReport) -> Map {
     map.insert("status".into(), s.status.clone().into());
     map.insert("running".into(), i64::from(s.running).into());
     map.insert("pending".into(), i64::from(s.pending).into());
-    map.insert("target_groups".into(), strings(&s.target_groups));
+    map.insert("target_groups".into(), string_array(&s.target_groups));
     let deployments: Array = s
         .deployments
         .iter()
