@@ -58,6 +58,19 @@ pub enum Error {
         /// How to resolve it.
         hint: Option<String>,
     },
+    /// A wait that did not end in time (a rollout, a certificate, a lock).
+    #[error("{what} did not finish within {waited}{}", hint_suffix(.hint))]
+    Timeout {
+        /// What was waited for, e.g. `service web to become stable`.
+        what: String,
+        /// How long deckhand waited, for people (e.g. `15m`).
+        waited: String,
+        /// What to do next.
+        hint: Option<String>,
+    },
+    /// A bug in deckhand or an AWS reply that lacks what its API promises (never the user's fault).
+    #[error("internal error: {0}")]
+    Internal(String),
     /// The local emulator could not be provisioned or started.
     #[error("local emulator: {0}")]
     Emulator(String),
@@ -87,6 +100,12 @@ impl Error {
     /// A `Conflict` error with an optional hint.
     pub fn conflict(message: impl Into<String>, hint: Option<&str>) -> Self {
         Error::Conflict { message: message.into(), hint: hint.map(str::to_string) }
+    }
+
+    /// An AWS reply that lacks a field its API documents (e.g. `CreateSubnet` without `SubnetId`):
+    /// an error that names it, never an empty id carried on.
+    pub fn missing(operation: &str, field: &str) -> Self {
+        Error::Internal(format!("{operation} replied without {field}"))
     }
 
     /// An `Io` error with context.

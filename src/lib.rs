@@ -7,6 +7,7 @@
 pub mod aws;
 mod bindings;
 pub mod cli;
+pub mod converge;
 pub mod destroy;
 pub mod docs;
 pub mod engine;

@@ -2,9 +2,11 @@
 
 use std::collections::HashMap;
 
+use crate::aws::Snapshot;
+use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::{Pass, STACK_TAG};
-use crate::plan::{Change, ChangeKind, FieldDiff, UNKNOWN};
+use crate::plan::{FieldDiff, UNKNOWN};
 use crate::runtime::Aws;
 
 /// The retention periods (days) CloudWatch Logs accepts.
@@ -118,79 +120,94 @@ fn lookup_log_group(pass: &Pass, name: &str) -> Result<Option<LogGroup>> {
     Ok(found)
 }
 
-fn not_ours(group: &LogGroup, stack: &str) -> Error {
-    let owner = match &group.stack {
-        Some(other) => format!("it belongs to stack {other}"),
-        None => format!("it has no {STACK_TAG} tag"),
-    };
-    Error::conflict(
-        format!("a log group named {} already exists and is not part of stack {stack}: {owner}", group.name),
-        Some(
-            "deckhand never adopts resources it did not create; choose another name (or tag the group deckhand:stack=<stack> if this stack should own it)",
-        ),
-    )
-}
-
 fn show_retention(days: Option<i32>) -> String {
     days.map(|d| format!("{d} days")).unwrap_or_else(|| "never expire".to_string())
 }
 
-fn summary(group: &LogGroup) -> String {
-    format!("{}, {}", group.arn, show_retention(group.retention_days))
+/// A log group converges by name (it must carry this stack's tag); its retention policy is set or
+/// removed in place.
+impl Resource for LogGroup {
+    type Spec = LogGroupSpec;
+    type Live = LogGroup;
+    type Update = ();
+    const KIND: &'static str = "log_group";
+
+    fn name(spec: &LogGroupSpec) -> String {
+        spec.name.clone()
+    }
+
+    fn validate(_pass: &Pass, spec: &LogGroupSpec) -> Result<()> {
+        validate_log_group_name("log_group.name", &spec.name)?;
+        validate_retention("log_group.retention_days", spec.retention_days).map(drop)
+    }
+
+    fn find(pass: &Pass, spec: &LogGroupSpec) -> Result<Option<LogGroup>> {
+        lookup_log_group(pass, &spec.name)
+    }
+
+    fn stack_of(live: &LogGroup) -> Option<&str> {
+        live.stack.as_deref()
+    }
+
+    fn planned(spec: &LogGroupSpec, stack: &str) -> LogGroup {
+        LogGroup {
+            name: spec.name.clone(),
+            arn: UNKNOWN.into(),
+            retention_days: retention(spec),
+            stack: Some(stack.to_string()),
+        }
+    }
+
+    fn create(pass: &Pass, spec: &LogGroupSpec, stack: &str) -> Result<Created<LogGroup>> {
+        match create_log_group(pass, &spec.name, stack)? {
+            Some(created) => {
+                let retention = retention(spec);
+                if retention.is_some() {
+                    set_retention(pass, &spec.name, retention)?;
+                }
+                Ok(Created::New(LogGroup { retention_days: retention, stack: Some(stack.to_string()), ..created }))
+            }
+            // Created meanwhile (e.g. by a concurrent run): converged like any found group.
+            None => pass
+                .apply(async |aws| fetch_log_group(aws, &spec.name).await)?
+                .map(Created::Existing)
+                .ok_or_else(|| Error::conflict(format!("log group {} vanished while creating it", spec.name), None)),
+        }
+    }
+
+    fn diff(live: &LogGroup, spec: &LogGroupSpec) -> Drift<()> {
+        let wanted = retention(spec);
+        if live.retention_days == wanted {
+            return Drift::none();
+        }
+        Drift::of(vec![FieldDiff::changed(
+            "retention_days",
+            show_retention(live.retention_days),
+            show_retention(wanted),
+        )])
+    }
+
+    fn update(pass: &Pass, live: &LogGroup, spec: &LogGroupSpec, _: &()) -> Result<LogGroup> {
+        set_retention(pass, &spec.name, retention(spec))?;
+        Ok(Self::updated(live, spec))
+    }
+
+    fn updated(live: &LogGroup, spec: &LogGroupSpec) -> LogGroup {
+        LogGroup { retention_days: retention(spec), ..live.clone() }
+    }
+
+    fn remember(snapshot: &mut Snapshot, live: &LogGroup) {
+        snapshot.logs.groups.insert(live.name.clone(), Some(live.clone()));
+    }
+
+    fn summary(live: &LogGroup) -> String {
+        format!("{}, {}", live.arn, show_retention(live.retention_days))
+    }
 }
 
-/// Converges a log group: finds it by name (it must carry this stack's tag), creates it when
-/// missing, and sets or removes its retention policy in place.
-pub fn ensure_log_group(pass: &Pass, spec: &LogGroupSpec) -> Result<LogGroup> {
-    validate_log_group_name("log_group.name", &spec.name)?;
-    let retention = validate_retention("log_group.retention_days", spec.retention_days)?;
-    let stack = pass.stack()?;
-    let existing = lookup_log_group(pass, &spec.name)?;
-    let mut group = match existing {
-        Some(group) => group,
-        None => {
-            let mut group = LogGroup {
-                name: spec.name.clone(),
-                arn: UNKNOWN.into(),
-                retention_days: retention,
-                stack: Some(stack.clone()),
-            };
-            if !pass.mode.applies() {
-                pass.log.record(Change::new(ChangeKind::Create, "log_group", &spec.name, summary(&group)));
-                return Ok(group);
-            }
-            match create_log_group(pass, &spec.name, &stack)? {
-                Some(created) => {
-                    if retention.is_some() {
-                        set_retention(pass, &spec.name, retention)?;
-                    }
-                    group.arn = created.arn;
-                    pass.snapshot()?.borrow_mut().logs.groups.insert(spec.name.clone(), Some(group.clone()));
-                    pass.log.record(Change::new(ChangeKind::Create, "log_group", &spec.name, summary(&group)));
-                    return Ok(group);
-                }
-                // Created meanwhile (e.g. by a concurrent run): converge it below if it is ours.
-                None => pass.apply(async |aws| fetch_log_group(aws, &spec.name).await)?.ok_or_else(|| {
-                    Error::conflict(format!("log group {} vanished while creating it", spec.name), None)
-                })?,
-            }
-        }
-    };
-    if group.stack.as_deref() != Some(stack.as_str()) {
-        return Err(not_ours(&group, &stack));
-    }
-    if group.retention_days == retention {
-        pass.log.record(Change::new(ChangeKind::Unchanged, "log_group", &spec.name, summary(&group)));
-        return Ok(group);
-    }
-    let diff = FieldDiff::changed("retention_days", show_retention(group.retention_days), show_retention(retention));
-    if pass.mode.applies() {
-        set_retention(pass, &spec.name, retention)?;
-        group.retention_days = retention;
-        pass.snapshot()?.borrow_mut().logs.groups.insert(spec.name.clone(), Some(group.clone()));
-    }
-    pass.log.record(Change::new(ChangeKind::Update, "log_group", &spec.name, summary(&group)).with_diffs(vec![diff]));
-    Ok(group)
+/// The retention the spec asks for (validated before use).
+fn retention(spec: &LogGroupSpec) -> Option<i32> {
+    spec.retention_days.and_then(|d| i32::try_from(d).ok())
 }
 
 /// Creates the log group tagged with the stack (log group names may hold `#`, which tag values

@@ -6,6 +6,7 @@ use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
 use crate::aws::logs::{self, LogGroup, LogGroupSpec};
 use crate::bindings::{Fields, function, handle, show};
+use crate::converge::converge;
 use crate::error::Error;
 use crate::pass::Pass;
 
@@ -30,7 +31,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         let f = Fields::new("log_group", options, &["retention_days"])?;
         logs::validate_log_group_name("log_group.name", name)?;
         let spec = LogGroupSpec { name: name.to_string(), retention_days: f.int("retention_days")? };
-        Ok(log_group_handle(&logs::ensure_log_group(&p, &spec)?))
+        Ok(log_group_handle(&converge::<LogGroup>(&p, &spec)?))
     });
 
     let p = pass.clone();
@@ -43,7 +44,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     .register_into_engine(engine, move |name: &str| -> Rhai<Map> {
         logs::validate_log_group_name("log_group.name", name)?;
         let spec = LogGroupSpec { name: name.to_string(), retention_days: None };
-        Ok(log_group_handle(&logs::ensure_log_group(&p, &spec)?))
+        Ok(log_group_handle(&converge::<LogGroup>(&p, &spec)?))
     });
 }
 

@@ -1,0 +1,233 @@
+//! The convergence engine: a resource kind declares its spec, its live state, how to find it, how
+//! to diff, create and update it ([`Resource`]); [`converge`] is the one loop that does the rest
+//! for every kind — plan vs apply, the `+ ~ =` record, the stack-tag ownership check, the "AWS
+//! cannot change X in place" refusal, and keeping the pass's snapshot current.
+//!
+//! This is terraform-plugin-framework's resource interface (or a Kubernetes controller's
+//! reconcile) in miniature: a kind never writes the loop again.
+
+use crate::aws::Snapshot;
+use crate::error::{Error, Result};
+use crate::pass::{Pass, STACK_TAG};
+use crate::plan::{Change, ChangeKind, FieldDiff};
+
+/// What a create returned: the new resource, or one with the same identity that appeared
+/// meanwhile (a concurrent run, a lost reply), which the engine then checks and converges.
+#[derive(Debug)]
+pub enum Created<L> {
+    /// Created by this call.
+    New(L),
+    /// Found instead of created; its ownership is checked before it is used.
+    Existing(L),
+}
+
+/// How the live resource differs from the spec.
+#[derive(Debug)]
+pub struct Drift<U> {
+    /// Fields an in-place update changes, as shown in the plan.
+    pub diffs: Vec<FieldDiff>,
+    /// Fields that differ but cannot change in place ([`Resource::FIXED`] names them for people).
+    pub fixed: Vec<FieldDiff>,
+    /// What the update must send, worked out with the diff (`()` when the spec says it all).
+    pub update: U,
+}
+
+impl<U: Default> Drift<U> {
+    /// No difference.
+    pub fn none() -> Self {
+        Drift { diffs: Vec::new(), fixed: Vec::new(), update: U::default() }
+    }
+
+    /// These in-place differences, with the default update.
+    pub fn of(diffs: Vec<FieldDiff>) -> Self {
+        Drift { diffs, fixed: Vec::new(), update: U::default() }
+    }
+}
+
+impl<U> Drift<U> {
+    /// The same drift with these fields that cannot change in place.
+    pub fn with_fixed(mut self, fixed: Vec<FieldDiff>) -> Self {
+        self.fixed = fixed;
+        self
+    }
+
+    /// True when nothing differs.
+    pub fn is_empty(&self) -> bool {
+        self.diffs.is_empty() && self.fixed.is_empty()
+    }
+}
+
+/// One kind of AWS resource, declared: its types, its SDK calls and its diff rules.
+///
+/// Every method that sends a mutating request goes through [`Pass::apply`], so a plan pass cannot
+/// send one even by mistake; [`converge`] only calls `create` and `update` in the apply pass.
+pub trait Resource {
+    /// What a script asks for.
+    type Spec;
+    /// The resource as it exists in AWS (or, planned, as it will).
+    type Live: Clone;
+    /// What an in-place update must send, worked out by [`Resource::diff`].
+    type Update: Default;
+
+    /// The kind as scripts and the plan name it, e.g. `log_group`.
+    const KIND: &'static str;
+    /// What AWS cannot change in place, for people, e.g. `["VPC", "AZ", "CIDR"]`.
+    const FIXED: &'static [&'static str] = &[];
+
+    /// The resource's name in the plan.
+    fn name(spec: &Self::Spec) -> String;
+
+    /// The kind in a sentence, e.g. `log group`.
+    fn noun() -> String {
+        Self::KIND.replace('_', " ")
+    }
+
+    /// Where people find an existing resource (an id or ARN) in messages; empty when the name says it.
+    fn locator(_live: &Self::Live) -> String {
+        String::new()
+    }
+
+    /// Checks the spec before anything is read or sent (what AWS would reject).
+    fn validate(_pass: &Pass, _spec: &Self::Spec) -> Result<()> {
+        Ok(())
+    }
+
+    /// The resource this spec names, from the pass's snapshot (read on demand where AWS cannot
+    /// list by tag); `None` when it does not exist.
+    fn find(pass: &Pass, spec: &Self::Spec) -> Result<Option<Self::Live>>;
+
+    /// The live resource's `deckhand:stack` tag.
+    fn stack_of(live: &Self::Live) -> Option<&str>;
+
+    /// What the resource will look like once created; ids are [`crate::plan::UNKNOWN`].
+    fn planned(spec: &Self::Spec, stack: &str) -> Self::Live;
+
+    /// Creates it, tagged with the stack (apply pass only).
+    fn create(pass: &Pass, spec: &Self::Spec, stack: &str) -> Result<Created<Self::Live>>;
+
+    /// How `live` differs from `spec`.
+    fn diff(live: &Self::Live, spec: &Self::Spec) -> Drift<Self::Update>;
+
+    /// Changes `live` in place to match `spec` (apply pass only) and returns it as it now is.
+    fn update(pass: &Pass, live: &Self::Live, spec: &Self::Spec, update: &Self::Update) -> Result<Self::Live>;
+
+    /// What `live` will look like after the update, without sending it (plan pass).
+    fn updated(live: &Self::Live, spec: &Self::Spec) -> Self::Live;
+
+    /// Records the resource in the pass's snapshot so later primitives of the pass see it.
+    fn remember(snapshot: &mut Snapshot, live: &Self::Live);
+
+    /// Short identifying facts for the plan line, e.g. `subnet-0abc, us-west-2a, 172.31.96.0/24`.
+    fn summary(live: &Self::Live) -> String;
+}
+
+/// Converges one resource of kind `R` to `spec`: validates it, finds it, creates it when
+/// missing, refuses one that is not the stack's, updates it in place when it drifted (or refuses
+/// what AWS cannot change in place), and records `+`, `~` or `=`.
+pub fn converge<R: Resource>(pass: &Pass, spec: &R::Spec) -> Result<R::Live> {
+    R::validate(pass, spec)?;
+    let stack = pass.stack()?;
+    let name = R::name(spec);
+    let live = match R::find(pass, spec)? {
+        Some(live) => live,
+        None if !pass.mode.applies() => {
+            let planned = R::planned(spec, &stack);
+            return Ok(record::<R>(pass, ChangeKind::Create, &name, planned, Vec::new()));
+        }
+        None => match R::create(pass, spec, &stack)? {
+            Created::New(live) => return Ok(record::<R>(pass, ChangeKind::Create, &name, live, Vec::new())),
+            Created::Existing(live) => live,
+        },
+    };
+    check_owner(&R::noun(), &name, &R::locator(&live), R::stack_of(&live), &stack)?;
+    let drift = R::diff(&live, spec);
+    if !drift.fixed.is_empty() {
+        return Err(cannot_change::<R>(&name, &drift.fixed));
+    }
+    if drift.diffs.is_empty() {
+        return Ok(record::<R>(pass, ChangeKind::Unchanged, &name, live, Vec::new()));
+    }
+    let after =
+        if pass.mode.applies() { R::update(pass, &live, spec, &drift.update)? } else { R::updated(&live, spec) };
+    Ok(record::<R>(pass, ChangeKind::Update, &name, after, drift.diffs))
+}
+
+fn record<R: Resource>(pass: &Pass, kind: ChangeKind, name: &str, live: R::Live, diffs: Vec<FieldDiff>) -> R::Live {
+    if let Ok(snapshot) = pass.snapshot() {
+        R::remember(&mut snapshot.borrow_mut(), &live);
+    }
+    pass.log.record(Change::new(kind, R::KIND, name, R::summary(&live)).with_diffs(diffs));
+    live
+}
+
+/// Refuses a resource that exists under the script's name but is not this stack's: deckhand never
+/// adopts what it did not create.
+pub fn check_owner(noun: &str, name: &str, locator: &str, owner: Option<&str>, stack: &str) -> Result<()> {
+    if owner == Some(stack) {
+        return Ok(());
+    }
+    let owner = match owner {
+        Some(other) => format!("it belongs to stack {other}"),
+        None => format!("it has no {STACK_TAG} tag"),
+    };
+    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) { "an" } else { "a" };
+    let locator = if locator.is_empty() { String::new() } else { format!(" ({locator})") };
+    Err(Error::conflict(
+        format!("{article} {noun} named {name} already exists{locator} and is not part of stack {stack}: {owner}"),
+        Some(
+            "deckhand never adopts resources it did not create; choose another name (or tag it deckhand:stack=<stack> if this stack should own it)",
+        ),
+    ))
+}
+
+fn cannot_change<R: Resource>(name: &str, fixed: &[FieldDiff]) -> Error {
+    let what = if R::FIXED.is_empty() {
+        fixed.iter().map(|d| d.field.as_str()).collect::<Vec<_>>().join(", ")
+    } else {
+        or_list(R::FIXED)
+    };
+    let changes: Vec<String> = fixed.iter().map(|d| format!("{}: {} -> {}", d.field, d.before, d.after)).collect();
+    Error::conflict(
+        format!(
+            "{} {name} differs where AWS cannot change a {}'s {what} in place ({})",
+            R::KIND,
+            R::KIND,
+            changes.join("; ")
+        ),
+        Some("give the new one another name, then `deckhand destroy` or delete the old one"),
+    )
+}
+
+fn or_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_fields_read_as_a_list() {
+        assert_eq!(or_list(&["VPC", "AZ", "CIDR"]), "VPC, AZ or CIDR");
+        assert_eq!(or_list(&["port"]), "port");
+    }
+
+    #[test]
+    fn foreign_resources_are_refused_with_their_owner() {
+        assert!(check_owner("cluster", "web", "", Some("app"), "app").is_ok());
+        let err = check_owner("cluster", "web", "", Some("other"), "app").unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "a cluster named web already exists and is not part of stack app: it belongs to stack other"
+            ),
+            "{err}"
+        );
+        let err = check_owner("IAM role", "web", "arn:r", None, "app").unwrap_err().to_string();
+        assert!(err.starts_with("an IAM role named web already exists (arn:r) and is not part"), "{err}");
+        assert!(err.contains("it has no deckhand:stack tag"), "{err}");
+    }
+}
