@@ -10,6 +10,7 @@ use crate::aws::ec2::{
     parse_rule_cidr, parse_subnet_cidr,
 };
 use crate::bindings::{Fields, as_string, function, handle, handle_field, handle_id, show};
+use crate::converge::converge;
 use crate::error::{Error, Result};
 use crate::pass::Pass;
 
@@ -70,7 +71,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     )
     .register_into_engine(engine, move |vpc: Dynamic, spec: Map| -> Rhai<Map> {
         let spec = subnet_spec(vpc, spec)?;
-        Ok(subnet_handle(&ec2::ensure_subnet(&p, &spec)?))
+        Ok(subnet_handle(&converge::<Subnet>(&p, &spec)?))
     });
 
     let p = pass.clone();
@@ -86,7 +87,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     )
     .register_into_engine(engine, move |vpc: Dynamic, spec: Map| -> Rhai<Map> {
         let spec = security_group_spec(vpc, spec)?;
-        Ok(security_group_handle(&ec2::ensure_security_group(&p, &spec)?))
+        Ok(security_group_handle(&converge::<SecurityGroup>(&p, &spec)?))
     });
 }
 

@@ -205,7 +205,8 @@ fn a_same_named_group_outside_the_stack_is_refused_in_the_plan() {
     let (outcome, requests) = deck.recorded(|| deck.run(NETWORK, &[]));
     outcome
         .failure()
-        .stderr_has("a security group named web-alb already exists in vpc-")
+        .stderr_has("a security group named web-alb already exists (sg-")
+        .stderr_has(" in vpc-")
         .stderr_has("is not part of stack web")
         .stderr_has("--> deploy.rhai:8:14");
     requests.assert_read_only();
