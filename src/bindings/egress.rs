@@ -10,6 +10,7 @@ use crate::aws::egress::{
 };
 use crate::bindings::ec2::{subnet_from, validate_name, vpc_from};
 use crate::bindings::{Fields, as_array, as_string, function, handle, handle_id, show};
+use crate::converge::converge;
 use crate::error::{Error, Result};
 use crate::pass::Pass;
 
@@ -30,7 +31,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         let f = Fields::new("nat_gateway", spec, &["name"])?;
         let name = f.req_str("name", "the NAT gateway's Name tag, unique in the stack")?;
         validate_name(&f.name("name"), &name, 255)?;
-        Ok(nat_handle(&egress::ensure_nat_gateway(&p, &NatGatewaySpec { name, subnet })?))
+        Ok(nat_handle(&converge::<NatGateway>(&p, &NatGatewaySpec { name, subnet })?))
     });
 
     let p = pass.clone();
@@ -45,7 +46,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     )
     .register_into_engine(engine, move |vpc: Dynamic, spec: Map| -> Rhai<Map> {
         let spec = route_table_spec(&vpc, spec)?;
-        Ok(route_table_handle(&egress::ensure_route_table(&p, &spec)?))
+        Ok(route_table_handle(&converge::<RouteTable>(&p, &spec)?))
     });
 
     let p = pass.clone();
@@ -60,7 +61,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     )
     .register_into_engine(engine, move |vpc: Dynamic, spec: Map| -> Rhai<Map> {
         let spec = endpoint_spec(&p, &vpc, spec)?;
-        Ok(endpoint_handle(&egress::ensure_endpoint(&p, &spec)?))
+        Ok(endpoint_handle(&converge::<Endpoint>(&p, &spec)?))
     });
 }
 

@@ -1,6 +1,6 @@
 //! Private egress: NAT gateway + route table, or VPC endpoints; converge and drift.
 
-use aws_sdk_ec2::types::Filter;
+use aws_sdk_ec2::types::{DomainType, Filter, ResourceType, Tag, TagSpecification};
 
 use crate::support::Deck;
 
@@ -95,7 +95,8 @@ fn plan_shows_the_nat_route_as_known_after_apply() {
 fn vpc_endpoints_converge() {
     let deck = Deck::new();
     let script = format!("{BASE}{VIA_ENDPOINTS}");
-    deck.run(&script, &[]).success().expect_changes(&[
+    let (first, requests) = deck.recorded(|| deck.run(&script, &[]));
+    first.success().expect_changes(&[
         "+ subnet priv-a",
         "+ subnet priv-b",
         "+ route_table priv-private",
@@ -112,6 +113,18 @@ fn vpc_endpoints_converge() {
     let dkr =
         endpoints.vpc_endpoints().iter().find(|e| e.service_name() == Some("com.amazonaws.us-west-2.ecr.dkr")).unwrap();
     assert_eq!(dkr.subnet_ids().len(), 2);
+    // Each create carries its own idempotency token, so a retried request cannot make a second one.
+    let tokens: Vec<&str> = requests
+        .0
+        .iter()
+        .filter(|r| r.action == "CreateVpcEndpoint")
+        .map(|r| {
+            let token = r.body.split('&').find_map(|p| p.strip_prefix("ClientToken="));
+            token.unwrap_or_else(|| panic!("CreateVpcEndpoint without a ClientToken: {}", r.body))
+        })
+        .collect();
+    assert_eq!(tokens.len(), 4);
+    assert_eq!(tokens.iter().collect::<std::collections::BTreeSet<_>>().len(), 4, "{tokens:?}");
 
     let (second, requests) = deck.recorded(|| deck.run(&script, &[]));
     second.success().stdout_has("0 created, 0 updated, 8 unchanged");
@@ -147,4 +160,35 @@ fn egress_validation_errors() {
         outcome.failure().stderr_has(message).stderr_has("--> deploy.rhai:8:1");
         assert_eq!(requests.mutating(), Vec::<String>::new(), "{line}");
     }
+}
+
+#[test]
+fn an_unattached_elastic_ip_of_the_stack_is_reused_not_leaked() {
+    // An earlier run allocated this address (tagged as AWS allocated it), then lost the reply or
+    // failed before CreateNatGateway: the next run uses it instead of allocating another.
+    let deck = Deck::new();
+    let aws = deck.aws();
+    let tags = TagSpecification::builder()
+        .resource_type(ResourceType::ElasticIp)
+        .tags(Tag::builder().key("deckhand:stack").value("priv").build())
+        .tags(Tag::builder().key("Name").value("priv-nat").build())
+        .build();
+    let left =
+        aws.block_on(aws.ec2.allocate_address().domain(DomainType::Vpc).tag_specifications(tags).send()).unwrap();
+    let allocation = left.allocation_id().unwrap().to_string();
+
+    let script = format!("{BASE}{VIA_NAT}");
+    let (outcome, requests) = deck.recorded(|| deck.run(&script, &[]));
+    outcome.success().stdout_has("+ nat_gateway priv-nat (nat-");
+    let actions = requests.actions();
+    assert!(!actions.iter().any(|a| a == "AllocateAddress"), "allocated another address: {actions:?}");
+    assert!(actions.iter().any(|a| a == "CreateNatGateway"), "{actions:?}");
+
+    let filter = Filter::builder().name("tag:Name").values("priv-nat").build();
+    let nats = aws.block_on(aws.ec2.describe_nat_gateways().filter(filter).send()).unwrap();
+    let nat = &nats.nat_gateways()[0];
+    assert_eq!(nat.nat_gateway_addresses()[0].allocation_id(), Some(allocation.as_str()));
+    let stack = Filter::builder().name("tag:deckhand:stack").values("priv").build();
+    let eips = aws.block_on(aws.ec2.describe_addresses().filters(stack).send()).unwrap();
+    assert_eq!(eips.addresses().len(), 1, "one address for the stack");
 }

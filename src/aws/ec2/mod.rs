@@ -13,13 +13,13 @@ use crate::pass::{Pass, STACK_TAG};
 use crate::plan::UNKNOWN;
 use crate::runtime::Aws;
 
+pub(crate) use security_group::security_groups;
 pub use security_group::{
     Peer, Rule, SecurityGroup, SecurityGroupSpec, check_port, default_egress, delete_security_group, parse_ports,
     parse_rule_cidr, revoke_group_references,
 };
-pub(crate) use security_group::security_groups;
-pub use subnet::{Subnet, SubnetSpec, delete_subnet, parse_subnet_cidr};
 pub(crate) use subnet::subnets;
+pub use subnet::{Subnet, SubnetSpec, delete_subnet, parse_subnet_cidr};
 
 /// A VPC.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,4 +211,3 @@ pub(crate) fn validate_az(pass: &Pass, key: &str, az: &str) -> Result<()> {
         _ => Ok(()),
     }
 }
-

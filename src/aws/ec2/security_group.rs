@@ -158,7 +158,6 @@ fn permission(rule: &Rule) -> IpPermission {
     p.build()
 }
 
-
 /// The egress AWS gives every new security group.
 pub fn default_egress() -> Vec<Rule> {
     vec![Rule { protocol: "-1".into(), from_port: -1, to_port: -1, peer: Peer::Cidr("0.0.0.0/0".into()) }]
@@ -392,8 +391,6 @@ pub async fn revoke_group_references(aws: &Aws, groups: &[SecurityGroup]) -> Res
     Ok(())
 }
 
-
-
 /// Parses and checks a rule's port text: `80`, `8000-8100`.
 pub fn parse_ports(key: &str, text: &str) -> Result<(i32, i32)> {
     let bad = || Error::invalid(key, format!("{text:?}"), "a port from 1 to 65535, or a range like \"8000-8100\"");
@@ -464,4 +461,3 @@ mod tests {
         assert_eq!(text, ["ingress: + tcp 80 from 0.0.0.0/0", "ingress: - tcp 22 from 0.0.0.0/0"]);
     }
 }
-

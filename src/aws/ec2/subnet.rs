@@ -117,7 +117,6 @@ fn describe_subnet(subnet: &Subnet) -> String {
     }
 }
 
-
 /// A subnet converges by its `Name` and the stack tag; AWS cannot move it to another VPC, AZ or
 /// CIDR, and only whether it assigns public IPs changes in place.
 impl Resource for Subnet {
@@ -226,7 +225,8 @@ fn create_subnet(pass: &Pass, spec: &SubnetSpec, stack: &str) -> Result<Created<
     });
     match created {
         Ok(out) => {
-            let id = out.subnet().and_then(|s| s.subnet_id()).ok_or_else(|| Error::missing("CreateSubnet", "SubnetId"))?;
+            let id =
+                out.subnet().and_then(|s| s.subnet_id()).ok_or_else(|| Error::missing("CreateSubnet", "SubnetId"))?;
             Ok(Created::New(Subnet { id: id.to_string(), ..Subnet::planned(spec, stack) }))
         }
         // EC2 models no error codes: compare the code string.

@@ -1,0 +1,290 @@
+//! NAT gateways and their elastic IPs: reads, and how a NAT gateway converges.
+
+use std::time::Duration;
+
+use aws_sdk_ec2::client::Waiters;
+use aws_sdk_ec2::types::{DomainType, Filter, ResourceType};
+use aws_smithy_runtime_api::client::waiters::error::WaiterError;
+use aws_smithy_types::error::display::DisplayErrorContext;
+
+use crate::aws::ec2::{Subnet, stack_filter, tag_value, tags_for};
+use crate::aws::{NAME_TAG, Snapshot};
+use crate::converge::{Created, Drift, Resource};
+use crate::error::{Error, Result, aws_error};
+use crate::pass::{Pass, STACK_TAG};
+use crate::plan::{FieldDiff, UNKNOWN, is_known};
+use crate::runtime::Aws;
+
+/// A NAT gateway and the elastic IP it uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NatGateway {
+    /// `nat-...` or [`UNKNOWN`].
+    pub id: String,
+    /// Its `Name` tag.
+    pub name: String,
+    /// The (public) subnet it lives in.
+    pub subnet_id: String,
+    /// Its public IP, once known.
+    pub public_ip: String,
+    /// The elastic IP it uses (`eipalloc-...`), once known.
+    pub allocation_id: String,
+    /// Its `deckhand:stack` tag.
+    pub stack: Option<String>,
+}
+
+/// An elastic IP deckhand allocated for a NAT gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElasticIp {
+    /// `eipalloc-...`.
+    pub allocation_id: String,
+    /// Its `Name` tag (the NAT gateway's name).
+    pub name: String,
+    /// The address.
+    pub public_ip: String,
+    /// Whether it is associated with a network interface (a NAT gateway's, an instance's).
+    pub associated: bool,
+}
+
+/// Only NAT gateways that are or will be usable: deleted and failed ones linger in the API.
+pub(super) fn live_nat_filter() -> Filter {
+    Filter::builder().name("state").values("pending").values("available").build()
+}
+
+/// NAT gateways matching `filters` (DescribeNatGateways, paginated).
+pub(crate) async fn nat_gateways(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<NatGateway>> {
+    let mut pages = aws.ec2.describe_nat_gateways().set_filter(Some(filters)).into_paginator().items().send();
+    let mut found = Vec::new();
+    while let Some(nat) = pages.next().await {
+        let nat = nat.map_err(|e| aws_error("DescribeNatGateways", e))?;
+        let address = nat.nat_gateway_addresses().first();
+        found.push(NatGateway {
+            id: nat.nat_gateway_id().ok_or_else(|| Error::missing("DescribeNatGateways", "NatGatewayId"))?.to_string(),
+            name: tag_value(nat.tags(), NAME_TAG).unwrap_or_default(),
+            subnet_id: nat.subnet_id().ok_or_else(|| Error::missing("DescribeNatGateways", "SubnetId"))?.to_string(),
+            public_ip: address.and_then(|a| a.public_ip()).unwrap_or_default().to_string(),
+            allocation_id: address.and_then(|a| a.allocation_id()).unwrap_or_default().to_string(),
+            stack: tag_value(nat.tags(), STACK_TAG),
+        });
+    }
+    Ok(found)
+}
+
+/// The stack's elastic IPs (DescribeAddresses with the stack tag).
+pub(super) async fn addresses(aws: &Aws, stack: &str) -> Result<Vec<ElasticIp>> {
+    let out = aws
+        .ec2
+        .describe_addresses()
+        .filters(stack_filter(stack))
+        .send()
+        .await
+        .map_err(|e| aws_error("DescribeAddresses", e))?;
+    out.addresses()
+        .iter()
+        .map(|a| {
+            Ok(ElasticIp {
+                allocation_id: a
+                    .allocation_id()
+                    .ok_or_else(|| Error::missing("DescribeAddresses", "AllocationId"))?
+                    .to_string(),
+                name: tag_value(a.tags(), NAME_TAG).unwrap_or_default(),
+                public_ip: a.public_ip().unwrap_or_default().to_string(),
+                associated: a.association_id().is_some(),
+            })
+        })
+        .collect()
+}
+
+/// What a script asks of a NAT gateway.
+#[derive(Debug, Clone)]
+pub struct NatGatewaySpec {
+    /// `Name` tag, also given to its elastic IP.
+    pub name: String,
+    /// The public subnet it lives in.
+    pub subnet: Subnet,
+}
+
+/// A NAT gateway converges by its `Name` among the stack's live NAT gateways; it has nothing to
+/// change in place, and AWS cannot move it to another subnet. Creating one allocates (or reuses)
+/// its elastic IP and waits until it is available.
+impl Resource for NatGateway {
+    type Spec = NatGatewaySpec;
+    type Live = NatGateway;
+    type Update = ();
+    const KIND: &'static str = "nat_gateway";
+    const FIXED: &'static [&'static str] = &["subnet"];
+
+    fn name(spec: &NatGatewaySpec) -> String {
+        spec.name.clone()
+    }
+
+    fn noun() -> String {
+        "NAT gateway".to_string()
+    }
+
+    fn locator(live: &NatGateway) -> String {
+        live.id.clone()
+    }
+
+    fn find(pass: &Pass, spec: &NatGatewaySpec) -> Result<Option<NatGateway>> {
+        let snapshot = pass.snapshot()?;
+        Ok(snapshot.borrow().egress.nat_gateways.iter().find(|n| n.name == spec.name).cloned())
+    }
+
+    fn stack_of(live: &NatGateway) -> Option<&str> {
+        live.stack.as_deref()
+    }
+
+    fn planned(spec: &NatGatewaySpec, stack: &str) -> NatGateway {
+        NatGateway {
+            id: UNKNOWN.into(),
+            name: spec.name.clone(),
+            subnet_id: spec.subnet.id.clone(),
+            public_ip: UNKNOWN.into(),
+            allocation_id: UNKNOWN.into(),
+            stack: Some(stack.to_string()),
+        }
+    }
+
+    fn create(pass: &Pass, spec: &NatGatewaySpec, stack: &str) -> Result<Created<NatGateway>> {
+        let eip = match reusable_address(pass, &spec.name)? {
+            Some(eip) => eip,
+            None => allocate_address(pass, stack, &spec.name)?,
+        };
+        // The elastic IP is the stack's from here on, used or not: a later run reuses it rather
+        // than allocating another if this create fails.
+        pass.snapshot()?.borrow_mut().egress.addresses.retain(|a| a.allocation_id != eip.allocation_id);
+        let id = pass.apply(async |aws| {
+            // The SDK fills in CreateNatGateway's ClientToken, so its own retries cannot create two.
+            let out = aws
+                .ec2
+                .create_nat_gateway()
+                .subnet_id(&spec.subnet.id)
+                .allocation_id(&eip.allocation_id)
+                .tag_specifications(tags_for(ResourceType::Natgateway, stack, &spec.name))
+                .send()
+                .await
+                .map_err(|e| aws_error("CreateNatGateway", e))?;
+            out.nat_gateway()
+                .and_then(|n| n.nat_gateway_id())
+                .map(str::to_string)
+                .ok_or_else(|| Error::missing("CreateNatGateway", "NatGateway.NatGatewayId"))
+        })?;
+        pass.snapshot()?.borrow_mut().egress.addresses.push(ElasticIp { associated: true, ..eip.clone() });
+        pass.log.say(&format!("  waiting for NAT gateway {id} to become available (usually 1-2 minutes)..."));
+        pass.apply(async |aws| wait_available(aws, &id).await)?;
+        Ok(Created::New(NatGateway {
+            id,
+            public_ip: eip.public_ip,
+            allocation_id: eip.allocation_id,
+            ..Self::planned(spec, stack)
+        }))
+    }
+
+    fn diff(live: &NatGateway, spec: &NatGatewaySpec) -> Drift<()> {
+        let mut fixed = Vec::new();
+        if is_known(&spec.subnet.id) && live.subnet_id != spec.subnet.id {
+            fixed.push(FieldDiff::changed("subnet", &live.subnet_id, &spec.subnet.id));
+        }
+        Drift::none().with_fixed(fixed)
+    }
+
+    fn update(_pass: &Pass, live: &NatGateway, _spec: &NatGatewaySpec, _update: &()) -> Result<NatGateway> {
+        Err(Error::Internal(format!("NAT gateway {} has nothing to update in place", live.id)))
+    }
+
+    fn updated(live: &NatGateway, _spec: &NatGatewaySpec) -> NatGateway {
+        live.clone()
+    }
+
+    fn remember(snapshot: &mut Snapshot, live: &NatGateway) {
+        let nats = &mut snapshot.egress.nat_gateways;
+        nats.retain(|n| n.name != live.name);
+        nats.push(live.clone());
+    }
+
+    fn summary(live: &NatGateway) -> String {
+        format!("{}, in {}", live.id, live.subnet_id)
+    }
+}
+
+/// The stack's elastic IP that no NAT gateway uses, preferring one named for this NAT gateway: an
+/// address left by an earlier run whose CreateNatGateway failed, or whose AllocateAddress reply was
+/// lost (deckhand tags addresses as AWS allocates them, so such an address is still the stack's).
+fn reusable_address(pass: &Pass, name: &str) -> Result<Option<ElasticIp>> {
+    let snapshot = pass.snapshot()?;
+    let state = &snapshot.borrow().egress;
+    let in_use = |a: &ElasticIp| a.associated || state.nat_gateways.iter().any(|n| n.allocation_id == a.allocation_id);
+    Ok(state.addresses.iter().filter(|a| !in_use(a)).min_by_key(|a| a.name != name).cloned())
+}
+
+fn allocate_address(pass: &Pass, stack: &str, name: &str) -> Result<ElasticIp> {
+    pass.apply(async |aws| {
+        let out = aws
+            .ec2
+            .allocate_address()
+            .domain(DomainType::Vpc)
+            .tag_specifications(tags_for(ResourceType::ElasticIp, stack, name))
+            .send()
+            .await
+            .map_err(|e| aws_error("AllocateAddress", e))?;
+        Ok(ElasticIp {
+            allocation_id: out
+                .allocation_id()
+                .ok_or_else(|| Error::missing("AllocateAddress", "AllocationId"))?
+                .to_string(),
+            name: name.to_string(),
+            public_ip: out.public_ip().unwrap_or_default().to_string(),
+            associated: false,
+        })
+    })
+}
+
+/// How long a NAT gateway may take to become available or to be deleted (usually 1-2 minutes).
+const NAT_WAIT: Duration = Duration::from_secs(600);
+
+/// Waits until a new NAT gateway is available: AWS creates it `pending`, and routes to it work
+/// only once it is `available`.
+async fn wait_available(aws: &Aws, id: &str) -> Result<()> {
+    let waited = aws.ec2.wait_until_nat_gateway_available().nat_gateway_ids(id).wait(NAT_WAIT).await;
+    waiter_result(waited, &format!("NAT gateway {id} to become available"))
+}
+
+/// A NAT gateway waiter's outcome as deckhand's error: a [`Error::Timeout`] when it ran out of time.
+fn waiter_result<T, O, E>(waited: std::result::Result<T, WaiterError<O, E>>, what: &str) -> Result<()>
+where
+    O: std::fmt::Debug,
+    E: std::error::Error + 'static,
+{
+    match waited {
+        Ok(_) => Ok(()),
+        Err(WaiterError::ExceededMaxWait(_)) => Err(Error::Timeout {
+            what: what.to_string(),
+            waited: "10m".to_string(),
+            hint: Some(
+                "see its state with `aws ec2 describe-nat-gateways`; run deckhand again to continue".to_string(),
+            ),
+        }),
+        Err(WaiterError::FailureState(_)) => {
+            Err(Error::conflict(format!("waiting for {what}: it failed (see `aws ec2 describe-nat-gateways`)"), None))
+        }
+        Err(err) => Err(Error::conflict(format!("waiting for {what}: {}", DisplayErrorContext(&err)), None)),
+    }
+}
+
+/// Deletes a NAT gateway and waits until it is gone (its elastic IP is then free to release).
+pub async fn delete_nat_gateway(aws: &Aws, id: &str) -> Result<()> {
+    aws.ec2.delete_nat_gateway().nat_gateway_id(id).send().await.map_err(|e| aws_error("DeleteNatGateway", e))?;
+    let waited = aws.ec2.wait_until_nat_gateway_deleted().nat_gateway_ids(id).wait(NAT_WAIT).await;
+    waiter_result(waited, &format!("NAT gateway {id} to be deleted"))
+}
+
+/// Releases an elastic IP.
+pub async fn release_address(aws: &Aws, allocation_id: &str) -> Result<()> {
+    aws.ec2
+        .release_address()
+        .allocation_id(allocation_id)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| aws_error("ReleaseAddress", e))
+}
