@@ -164,31 +164,40 @@ fn egress_validation_errors() {
 
 #[test]
 fn an_unattached_elastic_ip_of_the_stack_is_reused_not_leaked() {
-    // An earlier run allocated this address (tagged as AWS allocated it), then lost the reply or
-    // failed before CreateNatGateway: the next run uses it instead of allocating another.
+    // An earlier run allocated this address (tagged with the stack as AWS allocated it), then lost
+    // the reply or failed before CreateNatGateway: the next run uses it instead of allocating
+    // another. A second NAT gateway of the run must not take the same address.
     let deck = Deck::new();
     let aws = deck.aws();
     let tags = TagSpecification::builder()
         .resource_type(ResourceType::ElasticIp)
         .tags(Tag::builder().key("deckhand:stack").value("priv").build())
-        .tags(Tag::builder().key("Name").value("priv-nat").build())
         .build();
     let left =
         aws.block_on(aws.ec2.allocate_address().domain(DomainType::Vpc).tag_specifications(tags).send()).unwrap();
     let allocation = left.allocation_id().unwrap().to_string();
 
-    let script = format!("{BASE}{VIA_NAT}");
+    let second = r#"nat_gateway(default_subnet(vpc, "us-west-2b"), #{ name: "priv-nat-b" });"#;
+    let script = format!("{BASE}{VIA_NAT}{second}\n");
     let (outcome, requests) = deck.recorded(|| deck.run(&script, &[]));
-    outcome.success().stdout_has("+ nat_gateway priv-nat (nat-");
+    outcome.success().stdout_has("+ nat_gateway priv-nat (nat-").stdout_has("+ nat_gateway priv-nat-b (nat-");
     let actions = requests.actions();
-    assert!(!actions.iter().any(|a| a == "AllocateAddress"), "allocated another address: {actions:?}");
-    assert!(actions.iter().any(|a| a == "CreateNatGateway"), "{actions:?}");
+    let allocations = actions.iter().filter(|a| *a == "AllocateAddress").count();
+    assert_eq!(allocations, 1, "one address reused, one allocated: {actions:?}");
 
-    let filter = Filter::builder().name("tag:Name").values("priv-nat").build();
-    let nats = aws.block_on(aws.ec2.describe_nat_gateways().filter(filter).send()).unwrap();
-    let nat = &nats.nat_gateways()[0];
-    assert_eq!(nat.nat_gateway_addresses()[0].allocation_id(), Some(allocation.as_str()));
+    let nats = aws.block_on(aws.ec2.describe_nat_gateways().send()).unwrap();
+    let nat_allocation = |name: &str| {
+        let nat = nats
+            .nat_gateways()
+            .iter()
+            .find(|n| n.tags().iter().any(|t| t.key() == Some("Name") && t.value() == Some(name)))
+            .unwrap_or_else(|| panic!("NAT gateway {name}"));
+        nat.nat_gateway_addresses()[0].allocation_id().unwrap().to_string()
+    };
+    let (first_nat, second_nat) = (nat_allocation("priv-nat"), nat_allocation("priv-nat-b"));
+    assert_eq!(first_nat, allocation, "the left-over address went to the first NAT gateway");
+    assert_ne!(second_nat, allocation);
     let stack = Filter::builder().name("tag:deckhand:stack").values("priv").build();
     let eips = aws.block_on(aws.ec2.describe_addresses().filters(stack).send()).unwrap();
-    assert_eq!(eips.addresses().len(), 1, "one address for the stack");
+    assert_eq!(eips.addresses().len(), 2, "one address per NAT gateway, none leaked");
 }

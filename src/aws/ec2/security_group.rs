@@ -103,7 +103,7 @@ pub(crate) async fn security_groups(aws: &Aws, filters: Vec<Filter>) -> Result<V
         let g = group.map_err(|e| aws_error("DescribeSecurityGroups", e))?;
         found.push(SecurityGroup {
             id: g.group_id().ok_or_else(|| Error::missing("DescribeSecurityGroups", "GroupId"))?.to_string(),
-            name: g.group_name().unwrap_or_default().to_string(),
+            name: g.group_name().ok_or_else(|| Error::missing("DescribeSecurityGroups", "GroupName"))?.to_string(),
             vpc_id: g.vpc_id().ok_or_else(|| Error::missing("DescribeSecurityGroups", "VpcId"))?.to_string(),
             description: g.description().unwrap_or_default().to_string(),
             ingress: flatten(g.ip_permissions()),
