@@ -129,6 +129,15 @@ fn vpc_endpoints_converge() {
     let (second, requests) = deck.recorded(|| deck.run(&script, &[]));
     second.success().stdout_has("0 created, 0 updated, 8 unchanged");
     requests.assert_read_only();
+
+    // AWS cannot turn an endpoint into one for another service: refused before anything changes.
+    let other = script.replace(r#"name: "priv-s3", service: "s3""#, r#"name: "priv-s3", service: "dynamodb""#);
+    let (outcome, requests) = deck.recorded(|| deck.run(&other, &[]));
+    outcome
+        .failure()
+        .stderr_has("vpc_endpoint priv-s3 differs where AWS cannot change")
+        .stderr_has("(service: com.amazonaws.us-west-2.s3 -> com.amazonaws.us-west-2.dynamodb)");
+    requests.assert_read_only();
 }
 
 #[test]

@@ -152,6 +152,14 @@ fn a_subnet_cannot_move_in_place() {
         .stderr_has("AWS cannot change a subnet's VPC, AZ or CIDR in place")
         .stderr_has("--> deploy.rhai:6:5");
     requests.assert_read_only();
+
+    let described = NETWORK.replace(r#"name: "web-alb","#, r#"name: "web-alb", description: "public","#);
+    let (outcome, requests) = deck.recorded(|| deck.run(&described, &[]));
+    outcome
+        .failure()
+        .stderr_has("AWS cannot change a security_group's VPC or description in place")
+        .stderr_has(r#"(description: "managed by deckhand" -> "public")"#);
+    requests.assert_read_only();
 }
 
 #[test]

@@ -150,9 +150,6 @@ impl Resource for NatGateway {
             Some(eip) => eip,
             None => allocate_address(pass, stack, &spec.name)?,
         };
-        // The elastic IP is the stack's from here on, used or not: a later run reuses it rather
-        // than allocating another if this create fails.
-        pass.snapshot()?.borrow_mut().egress.addresses.retain(|a| a.allocation_id != eip.allocation_id);
         let id = pass.apply(async |aws| {
             // The SDK fills in CreateNatGateway's ClientToken, so its own retries cannot create two.
             let out = aws
@@ -169,7 +166,13 @@ impl Resource for NatGateway {
                 .map(str::to_string)
                 .ok_or_else(|| Error::missing("CreateNatGateway", "NatGateway.NatGatewayId"))
         })?;
-        pass.snapshot()?.borrow_mut().egress.addresses.push(ElasticIp { associated: true, ..eip.clone() });
+        {
+            // Later NAT gateways of this pass must not take the same address.
+            let snapshot = pass.snapshot()?;
+            let addresses = &mut snapshot.borrow_mut().egress.addresses;
+            addresses.retain(|a| a.allocation_id != eip.allocation_id);
+            addresses.push(ElasticIp { associated: true, ..eip.clone() });
+        }
         pass.log.say(&format!("  waiting for NAT gateway {id} to become available (usually 1-2 minutes)..."));
         pass.apply(async |aws| wait_available(aws, &id).await)?;
         Ok(Created::New(NatGateway {
