@@ -330,9 +330,29 @@ fn resources_of_the_same_name_outside_the_stack_are_never_adopted() {
     let (outcome, requests) = deck.recorded(|| deck.run(r#"stack("shop"); cluster("shop");"#, &[]));
     outcome
         .failure()
-        .stderr_has("cluster shop already exists and was not created by deckhand, not to stack shop")
+        .stderr_has("a cluster named shop already exists and is not part of stack shop: it has no deckhand:stack tag")
         .stderr_has("--> deploy.rhai:1:16");
     requests.assert_read_only();
+
+    // A task definition family registered outside deckhand is not taken over either.
+    aws.block_on(
+        aws.ecs
+            .register_task_definition()
+            .family("outside")
+            .container_definitions(
+                aws_sdk_ecs::types::ContainerDefinition::builder().name("app").image("nginx").memory(512).build(),
+            )
+            .send(),
+    )
+    .unwrap();
+    let script = r#"stack("shop");
+task_definition(#{ family: "outside", cpu: 256, memory: 512, containers: [ #{ name: "app", image: "nginx" } ] });"#;
+    let (outcome, requests) = deck.recorded(|| deck.run(script, &[]));
+    outcome.failure().stderr_has(
+        "a task definition family named outside already exists (outside:1) and is not part of stack shop: it has no deckhand:stack tag",
+    );
+    requests.assert_read_only();
+    assert_eq!(describe_task(&deck, "outside").revision(), 1, "no new revision was registered");
 }
 
 #[test]
