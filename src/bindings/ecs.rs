@@ -476,7 +476,7 @@ fn health_check(key: &str, map: Map) -> Result<HealthCheckSpec> {
     Ok(HealthCheckSpec {
         command,
         interval: int("interval", 30, 5..=300)?,
-        timeout: int("timeout", 5, 2..=120)?,
+        timeout: int("timeout", 5, 2..=60)?,
         retries: int_in(&format!("{key}.retries"), h.int("retries")?.unwrap_or(3), 1..=10, "retries")?,
         start_period: int("start_period", 0, 0..=300)?,
     })

@@ -504,6 +504,13 @@ const BAD: &[(&str, &str, &str, &str, &str)] = &[
         "deploy.rhai:14:11",
     ),
     (
+        "health check timeout above the 60 s ECS allows",
+        "restart: #{ enabled: true, attempt_period: 120 },",
+        "restart: #{ enabled: true, attempt_period: 120 }, health_check: #{ command: \"true\", timeout: 61 },",
+        "invalid task_definition.containers[0].health_check.timeout 61: seconds from 2 to 60",
+        "deploy.rhai:9:12",
+    ),
+    (
         "empty image",
         r#"vars.image ?? "nginx:1.25""#,
         r#""""#,
