@@ -9,7 +9,8 @@ use aws_sdk_ecs::types::{
 };
 
 use super::{
-    FARGATE_PROVIDERS, StrategyItem, built, show_list, show_strategy, strategy_from, strategy_to, tag_value, tags_for,
+    FARGATE_PROVIDERS, StrategyItem, built, opt, show_list, show_strategy, strategy_from, strategy_to, tag_value,
+    tags_for,
 };
 use crate::aws::Snapshot;
 use crate::converge::{Created, Drift, Resource};
@@ -487,17 +488,11 @@ fn service_update(current: &Service, spec: &ServiceSpec) -> Drift<ServiceUpdate>
         network = true;
         diffs.push(FieldDiff::changed("public_ip", current.public_ip, spec.public_ip));
     }
-    // The strategy is compared only when AWS reports one. AWS echoes the strategy a service was
-    // created with, and deckhand always creates services with one, so on real AWS this converges
-    // exactly. An empty strategy means the service runs on a launch type (created outside
-    // deckhand) or the emulator dropped it (moto ignores capacityProviderStrategy in
-    // CreateService but keeps it from UpdateService). A launch type of FARGATE runs tasks exactly
-    // like the FARGATE provider, so only FARGATE_SPOT, which no launch type can express, counts
-    // as drift then; this keeps the emulator's second run `=` without claiming a change that AWS
-    // would not make, and real services created by deckhand are compared in full.
+    // AWS echoes the strategy a service was created or last updated with, and deckhand always
+    // sends one; an empty strategy means the service runs on a launch type (created outside
+    // deckhand), which moving to a capacity provider changes (with a new deployment).
     let wanted = wanted_strategy(spec);
-    let strategy =
-        if current.strategy.is_empty() { spec.capacity_provider != "FARGATE" } else { current.strategy != wanted };
+    let strategy = current.strategy != wanted;
     if strategy {
         let before =
             if current.strategy.is_empty() { "launch type".to_string() } else { show_strategy(&current.strategy) };
@@ -525,11 +520,10 @@ fn service_update(current: &Service, spec: &ServiceSpec) -> Drift<ServiceUpdate>
             spec.health_check_grace.unwrap_or(0),
         ));
     }
-    // Like the strategy: AWS always reports a deployment configuration, so it is compared
-    // whenever one is reported; the emulator reports none for services it created.
-    let deployment = current.deployment.as_ref().is_some_and(|d| *d != spec.deployment);
-    if let Some(d) = current.deployment.as_ref().filter(|_| deployment) {
-        diffs.push(FieldDiff::changed("deployment", d, &spec.deployment));
+    // AWS always reports a service's deployment configuration (its defaults when none was sent).
+    let deployment = current.deployment.as_ref() != Some(&spec.deployment);
+    if deployment {
+        diffs.push(FieldDiff::changed("deployment", opt(&current.deployment), &spec.deployment));
     }
     let update = ServiceUpdate { task_definition, desired, network, strategy, load_balancers, grace, deployment };
     Drift { diffs, fixed: Vec::new(), update }
@@ -707,17 +701,31 @@ mod tests {
     }
 
     #[test]
-    fn an_unreported_strategy_or_deployment_is_not_drift_unless_it_cannot_be_the_same() {
-        let (mut service, mut spec) = service_pair();
+    fn a_service_without_the_strategy_or_deployment_settings_asked_for_drifts() {
+        let (mut service, spec) = service_pair();
         service.strategy.clear();
         service.deployment = None;
-        assert!(service_update(&service, &spec).is_empty());
-        spec.capacity_provider = "FARGATE_SPOT".into();
         let drift = service_update(&service, &spec);
-        assert!(drift.update.strategy);
-        assert_eq!(drift.diffs[0].to_string(), "capacity_provider: launch type -> FARGATE_SPOT weight 1");
-        service.strategy = wanted_strategy(&service_pair().1);
-        assert!(service_update(&service, &spec).update.strategy, "a reported strategy is compared in full");
+        assert!(drift.update.strategy && drift.update.deployment);
+        let text: Vec<String> = drift.diffs.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "capacity_provider: launch type -> FARGATE weight 1",
+                "deployment: none -> circuit breaker on (rollback), 100-200%",
+            ]
+        );
+        let (mut service, mut spec) = service_pair();
+        spec.capacity_provider = "FARGATE_SPOT".into();
+        service.deployment = Some(Deployment { max_percent: 150, ..spec.deployment.clone() });
+        let text: Vec<String> = service_update(&service, &spec).diffs.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "capacity_provider: FARGATE weight 1 -> FARGATE_SPOT weight 1",
+                "deployment: circuit breaker on (rollback), 100-150% -> circuit breaker on (rollback), 100-200%",
+            ]
+        );
     }
 
     #[test]
