@@ -119,6 +119,12 @@ pub trait Resource {
 
     /// Short identifying facts for the plan line, e.g. `subnet-0abc, us-west-2a, 172.31.96.0/24`.
     fn summary(live: &Self::Live) -> String;
+
+    /// The plan line's facts for an update; kinds whose update makes a new version (a task
+    /// definition's revision) show both, e.g. `web:1 -> web:2`.
+    fn update_summary(_before: &Self::Live, after: &Self::Live) -> String {
+        Self::summary(after)
+    }
 }
 
 /// Converges one resource of kind `R` to `spec`: validates it, finds it, creates it when
@@ -132,10 +138,10 @@ pub fn converge<R: Resource>(pass: &Pass, spec: &R::Spec) -> Result<R::Live> {
         Some(live) => live,
         None if !pass.mode.applies() => {
             let planned = R::planned(spec, &stack);
-            return Ok(record::<R>(pass, ChangeKind::Create, &name, planned, Vec::new()));
+            return Ok(record::<R>(pass, ChangeKind::Create, &name, planned, None, Vec::new()));
         }
         None => match R::create(pass, spec, &stack)? {
-            Created::New(live) => return Ok(record::<R>(pass, ChangeKind::Create, &name, live, Vec::new())),
+            Created::New(live) => return Ok(record::<R>(pass, ChangeKind::Create, &name, live, None, Vec::new())),
             Created::Existing(live) => live,
         },
     };
@@ -145,18 +151,26 @@ pub fn converge<R: Resource>(pass: &Pass, spec: &R::Spec) -> Result<R::Live> {
         return Err(cannot_change::<R>(&name, &drift.fixed));
     }
     if drift.diffs.is_empty() {
-        return Ok(record::<R>(pass, ChangeKind::Unchanged, &name, live, Vec::new()));
+        return Ok(record::<R>(pass, ChangeKind::Unchanged, &name, live, None, Vec::new()));
     }
     let after =
         if pass.mode.applies() { R::update(pass, &live, spec, &drift.update)? } else { R::updated(&live, spec) };
-    Ok(record::<R>(pass, ChangeKind::Update, &name, after, drift.diffs))
+    Ok(record::<R>(pass, ChangeKind::Update, &name, after, Some(&live), drift.diffs))
 }
 
-fn record<R: Resource>(pass: &Pass, kind: ChangeKind, name: &str, live: R::Live, diffs: Vec<FieldDiff>) -> R::Live {
+fn record<R: Resource>(
+    pass: &Pass,
+    kind: ChangeKind,
+    name: &str,
+    live: R::Live,
+    before: Option<&R::Live>,
+    diffs: Vec<FieldDiff>,
+) -> R::Live {
     if let Ok(snapshot) = pass.snapshot() {
         R::remember(&mut snapshot.borrow_mut(), &live);
     }
-    pass.log.record(Change::new(kind, R::KIND, name, R::summary(&live)).with_diffs(diffs));
+    let summary = before.map_or_else(|| R::summary(&live), |before| R::update_summary(before, &live));
+    pass.log.record(Change::new(kind, R::KIND, name, summary).with_diffs(diffs));
     live
 }
 

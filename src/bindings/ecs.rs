@@ -17,6 +17,7 @@ use crate::bindings::ec2::subnet_from;
 use crate::bindings::{
     Fields, as_array, as_int, as_string, function, handle, handle_field, handle_id, handle_or_string, show,
 };
+use crate::converge::converge;
 use crate::error::{Error, Result};
 use crate::pass::Pass;
 use crate::plan::{UNKNOWN, is_known};
@@ -38,7 +39,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     )
     .register_into_engine(engine, move |name: &str| -> Rhai<Map> {
         let spec = cluster_spec(name, Map::new())?;
-        Ok(cluster_handle(&ecs::ensure_cluster(&p, &spec)?))
+        Ok(cluster_handle(&converge::<Cluster>(&p, &spec)?))
     });
 
     let p = pass.clone();
@@ -54,7 +55,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     )
     .register_into_engine(engine, move |name: &str, options: Map| -> Rhai<Map> {
         let spec = cluster_spec(name, options)?;
-        Ok(cluster_handle(&ecs::ensure_cluster(&p, &spec)?))
+        Ok(cluster_handle(&converge::<Cluster>(&p, &spec)?))
     });
 
     let p = pass.clone();
@@ -75,7 +76,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     )
     .register_into_engine(engine, move |spec: Map| -> Rhai<Map> {
         let spec = task_definition_spec(&p, spec)?;
-        Ok(task_definition_handle(&ecs::ensure_task_definition(&p, &spec)?))
+        Ok(task_definition_handle(&converge::<TaskDefinition>(&p, &spec)?))
     });
 
     let p = pass.clone();
@@ -101,7 +102,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         {
             warn_without_egress(&p, &subnets)?;
         }
-        let service = ecs::ensure_service(&p, &spec)?;
+        let service = converge::<Service>(&p, &spec)?;
         Ok(service_handle(&service, &spec))
     });
 
@@ -475,7 +476,7 @@ fn health_check(key: &str, map: Map) -> Result<HealthCheckSpec> {
     Ok(HealthCheckSpec {
         command,
         interval: int("interval", 30, 5..=300)?,
-        timeout: int("timeout", 5, 2..=120)?,
+        timeout: int("timeout", 5, 2..=60)?,
         retries: int_in(&format!("{key}.retries"), h.int("retries")?.unwrap_or(3), 1..=10, "retries")?,
         start_period: int("start_period", 0, 0..=300)?,
     })

@@ -154,7 +154,7 @@ fn apply_creates_the_app_as_asked_then_a_second_run_changes_nothing() {
         .stdout_has("service shop runs shop:1")
         .stdout_has("6 created, 0 updated, 0 unchanged");
 
-    // The emulator drops the strategy from describe, so the request itself is the proof.
+    // What was sent, and (below) that DescribeServices reports it back.
     let create = requests.0.iter().find(|r| r.action == "CreateService").expect("a CreateService request");
     let body: serde_json::Value = serde_json::from_str(&create.body).unwrap();
     assert_eq!(body["capacityProviderStrategy"], serde_json::json!([{ "capacityProvider": "FARGATE", "weight": 1 }]));
@@ -211,6 +211,10 @@ fn apply_creates_the_app_as_asked_then_a_second_run_changes_nothing() {
         )
         .unwrap();
     assert_eq!(vpc.security_groups(), [sg.security_groups()[0].group_id().unwrap()]);
+    let strategy = service.capacity_provider_strategy();
+    assert_eq!((strategy.len(), strategy[0].capacity_provider(), strategy[0].weight()), (1, "FARGATE", 1));
+    let deployment = service.deployment_configuration().expect("a deployment configuration");
+    assert_eq!((deployment.minimum_healthy_percent(), deployment.maximum_percent()), (Some(100), Some(200)));
     let lb = &service.load_balancers()[0];
     assert_eq!(lb.target_group_arn(), Some(p.target_group_arn.as_str()));
     assert_eq!((lb.container_name(), lb.container_port()), (Some("app"), Some(8080)));
@@ -330,9 +334,29 @@ fn resources_of_the_same_name_outside_the_stack_are_never_adopted() {
     let (outcome, requests) = deck.recorded(|| deck.run(r#"stack("shop"); cluster("shop");"#, &[]));
     outcome
         .failure()
-        .stderr_has("cluster shop already exists and was not created by deckhand, not to stack shop")
+        .stderr_has("a cluster named shop already exists and is not part of stack shop: it has no deckhand:stack tag")
         .stderr_has("--> deploy.rhai:1:16");
     requests.assert_read_only();
+
+    // A task definition family registered outside deckhand is not taken over either.
+    aws.block_on(
+        aws.ecs
+            .register_task_definition()
+            .family("outside")
+            .container_definitions(
+                aws_sdk_ecs::types::ContainerDefinition::builder().name("app").image("nginx").memory(512).build(),
+            )
+            .send(),
+    )
+    .unwrap();
+    let script = r#"stack("shop");
+task_definition(#{ family: "outside", cpu: 256, memory: 512, containers: [ #{ name: "app", image: "nginx" } ] });"#;
+    let (outcome, requests) = deck.recorded(|| deck.run(script, &[]));
+    outcome.failure().stderr_has(
+        "a task definition family named outside already exists (outside:1) and is not part of stack shop: it has no deckhand:stack tag",
+    );
+    requests.assert_read_only();
+    assert_eq!(describe_task(&deck, "outside").revision(), 1, "no new revision was registered");
 }
 
 #[test]
@@ -389,7 +413,7 @@ fn cluster_settings_and_service_fields_are_updated_in_place() {
         .stdout_has("~ service shop")
         .stdout_has("desired: 2 -> 3")
         .stdout_has("public_ip: false -> true")
-        .stdout_has("capacity_provider: launch type -> FARGATE_SPOT weight 1");
+        .stdout_has("capacity_provider: FARGATE weight 1 -> FARGATE_SPOT weight 1");
     assert_eq!(requests.mutating(), ["ecs UpdateCluster", "ecs UpdateService"]);
     let update = requests.0.iter().find(|r| r.action == "UpdateService").unwrap();
     let body: serde_json::Value = serde_json::from_str(&update.body).unwrap();
@@ -482,6 +506,13 @@ const BAD: &[(&str, &str, &str, &str, &str)] = &[
         "desired: -1,",
         "invalid service.desired -1: a task count of 0 or more",
         "deploy.rhai:14:11",
+    ),
+    (
+        "health check timeout above the 60 s ECS allows",
+        "restart: #{ enabled: true, attempt_period: 120 },",
+        "restart: #{ enabled: true, attempt_period: 120 }, health_check: #{ command: \"true\", timeout: 61 },",
+        "invalid task_definition.containers[0].health_check.timeout 61: seconds from 2 to 60",
+        "deploy.rhai:9:12",
     ),
     (
         "empty image",

@@ -1,0 +1,134 @@
+//! ECS on Fargate: clusters, task definitions and services, and how each converges (one
+//! [`crate::converge::Resource`] per kind). This file holds what the kinds share: the capacity
+//! provider strategy, the run's ECS snapshot and the SDK helpers; each kind lives in its own file.
+
+mod cluster;
+mod container;
+mod service;
+mod task_definition;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use aws_sdk_ecs::types::{CapacityProviderStrategyItem, Tag};
+use aws_smithy_types::error::operation::BuildError;
+
+pub use self::cluster::*;
+pub use self::container::*;
+pub use self::service::*;
+pub use self::task_definition::*;
+use crate::aws::NAME_TAG;
+use crate::error::{Error, Result, aws_error};
+use crate::pass::STACK_TAG;
+use crate::runtime::Aws;
+
+/// The Fargate capacity providers every cluster can use without setup.
+pub const FARGATE_PROVIDERS: [&str; 2] = ["FARGATE", "FARGATE_SPOT"];
+
+/// One entry of a capacity provider strategy.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StrategyItem {
+    /// `FARGATE`, `FARGATE_SPOT` or an Auto Scaling group capacity provider.
+    pub provider: String,
+    /// Relative share of tasks (0-1000).
+    pub weight: i32,
+    /// Tasks placed on this provider first (0-100000).
+    pub base: i32,
+}
+
+impl fmt::Display for StrategyItem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} weight {}", self.provider, self.weight)?;
+        if self.base > 0 {
+            write!(f, " base {}", self.base)?;
+        }
+        Ok(())
+    }
+}
+
+fn show_strategy(items: &[StrategyItem]) -> String {
+    if items.is_empty() { "none".into() } else { items.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ") }
+}
+
+/// The ECS part of a run's snapshot.
+#[derive(Debug, Default, Clone)]
+pub struct EcsState {
+    /// Every cluster in the region (to find the stack's and refuse names taken by others).
+    pub clusters: Vec<Cluster>,
+    /// Services by cluster name: loaded up front for the stack's clusters, on demand for others.
+    pub services: HashMap<String, Vec<Service>>,
+    /// The latest ACTIVE revision of each family asked about so far (`None`: no ACTIVE revision).
+    pub task_definitions: HashMap<String, Option<TaskDefinition>>,
+    /// Target group types by ARN, for target groups given as ARNs rather than handles.
+    pub target_group_types: HashMap<String, Option<String>>,
+    /// Containers by task definition ARN, for task definitions given as ARNs rather than handles.
+    pub task_containers: HashMap<String, ContainerPorts>,
+    /// Whether this state was read from AWS (false in check mode).
+    pub loaded: bool,
+}
+
+impl EcsState {
+    /// Reads every cluster (with tags and settings) and the services of the stack's clusters.
+    pub async fn load(aws: &Aws, stack: &str) -> Result<EcsState> {
+        let mut arns = Vec::new();
+        let mut pages = aws.ecs.list_clusters().into_paginator().items().send();
+        while let Some(arn) = pages.next().await {
+            arns.push(arn.map_err(|e| aws_error("ListClusters", e))?);
+        }
+        let mut clusters = Vec::new();
+        for chunk in arns.chunks(100) {
+            clusters.extend(describe_clusters(aws, chunk.to_vec()).await?);
+        }
+        let mut services = HashMap::new();
+        for cluster in clusters.iter().filter(|c| c.status == "ACTIVE" && c.stack.as_deref() == Some(stack)) {
+            services.insert(cluster.name.clone(), cluster_services(aws, &cluster.arn).await?);
+        }
+        Ok(EcsState { clusters, services, loaded: true, ..EcsState::default() })
+    }
+}
+
+/// A request part the SDK could not build: a bug in deckhand (a required field left unset).
+fn built<T>(what: &str, result: std::result::Result<T, BuildError>) -> Result<T> {
+    result.map_err(|e| Error::Internal(format!("building {what}: {e}")))
+}
+
+fn tag_value(tags: &[Tag], key: &str) -> Option<String> {
+    tags.iter().find(|t| t.key() == Some(key)).and_then(|t| t.value().map(str::to_string))
+}
+
+fn tags_for(stack: &str, name: &str) -> Vec<Tag> {
+    vec![Tag::builder().key(NAME_TAG).value(name).build(), Tag::builder().key(STACK_TAG).value(stack).build()]
+}
+
+fn strategy_from(items: &[CapacityProviderStrategyItem]) -> Vec<StrategyItem> {
+    let mut strategy: Vec<StrategyItem> = items
+        .iter()
+        .map(|i| StrategyItem { provider: i.capacity_provider().to_string(), weight: i.weight(), base: i.base() })
+        .collect();
+    strategy.sort();
+    strategy
+}
+
+fn strategy_to(items: &[StrategyItem]) -> Result<Vec<CapacityProviderStrategyItem>> {
+    items
+        .iter()
+        .map(|i| {
+            built(
+                "a capacity provider strategy",
+                CapacityProviderStrategyItem::builder()
+                    .capacity_provider(&i.provider)
+                    .weight(i.weight)
+                    .base(i.base)
+                    .build(),
+            )
+        })
+        .collect()
+}
+
+fn show_list(items: &[String]) -> String {
+    if items.is_empty() { "none".into() } else { items.join(", ") }
+}
+
+fn opt<T: fmt::Display>(value: &Option<T>) -> String {
+    value.as_ref().map(ToString::to_string).unwrap_or_else(|| "none".into())
+}

@@ -1,0 +1,766 @@
+//! ECS services on Fargate: awsvpc networking, a capacity provider strategy, a target group,
+//! deployment settings; all changed in place with UpdateService.
+
+use std::fmt;
+
+use aws_sdk_ecs::types::{
+    AssignPublicIp, AwsVpcConfiguration, DeploymentCircuitBreaker, DeploymentConfiguration, LoadBalancer,
+    NetworkConfiguration, ServiceField,
+};
+
+use super::{
+    FARGATE_PROVIDERS, StrategyItem, built, opt, show_list, show_strategy, strategy_from, strategy_to, tag_value,
+    tags_for,
+};
+use crate::aws::Snapshot;
+use crate::converge::{Created, Drift, Resource};
+use crate::error::{Error, Result, aws_error};
+use crate::pass::{Pass, STACK_TAG};
+use crate::plan::{FieldDiff, UNKNOWN, is_known};
+use crate::runtime::Aws;
+
+/// The load balancer mapping of a service.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LoadBalancerSpec {
+    /// Target group ARN (or [`UNKNOWN`]).
+    pub target_group_arn: String,
+    /// Container that receives traffic.
+    pub container: String,
+    /// Its port.
+    pub port: i32,
+}
+
+impl fmt::Display for LoadBalancerSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} -> {}:{}", self.target_group_arn, self.container, self.port)
+    }
+}
+
+/// Deployment settings of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deployment {
+    /// Circuit breaker with rollback on.
+    pub circuit_breaker: bool,
+    /// Minimum healthy percent during deployments.
+    pub min_healthy_percent: i32,
+    /// Maximum percent during deployments.
+    pub max_percent: i32,
+}
+
+impl fmt::Display for Deployment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "circuit breaker {}, {}-{}%",
+            if self.circuit_breaker { "on (rollback)" } else { "off" },
+            self.min_healthy_percent,
+            self.max_percent
+        )
+    }
+}
+
+/// A reference to a cluster: its name and, when known, ARN.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterRef {
+    /// The cluster name.
+    pub name: String,
+    /// Its ARN, or [`UNKNOWN`].
+    pub arn: String,
+}
+
+/// What a script asks of a service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    /// Service name, unique in the cluster.
+    pub name: String,
+    /// The cluster.
+    pub cluster: ClusterRef,
+    /// Task definition revision ARN (or [`UNKNOWN`] when a new one is planned).
+    pub task_definition: String,
+    /// Desired task count; `None` keeps an existing service's count (1 for a new one).
+    pub desired: Option<i32>,
+    /// `FARGATE` or `FARGATE_SPOT`.
+    pub capacity_provider: String,
+    /// Subnet ids (sorted).
+    pub subnets: Vec<String>,
+    /// Security group ids (sorted).
+    pub security_groups: Vec<String>,
+    /// Assign public IPs to tasks.
+    pub public_ip: bool,
+    /// Load balancer mapping.
+    pub load_balancer: Option<LoadBalancerSpec>,
+    /// Health check grace period in seconds (only with a load balancer).
+    pub health_check_grace: Option<i32>,
+    /// Deployment settings.
+    pub deployment: Deployment,
+}
+
+/// A service as it exists (or will exist) in AWS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    /// Its ARN, or [`UNKNOWN`].
+    pub arn: String,
+    /// Its name.
+    pub name: String,
+    /// Its cluster's ARN, or [`UNKNOWN`].
+    pub cluster_arn: String,
+    /// Its cluster's name (the key of [`super::EcsState::services`]).
+    pub cluster: String,
+    /// `ACTIVE`, `DRAINING` or `INACTIVE`.
+    pub status: String,
+    /// Task definition ARN.
+    pub task_definition: String,
+    /// Desired count.
+    pub desired: i32,
+    /// Capacity provider strategy (sorted; empty when AWS reports none).
+    pub strategy: Vec<StrategyItem>,
+    /// Subnet ids (sorted).
+    pub subnets: Vec<String>,
+    /// Security group ids (sorted).
+    pub security_groups: Vec<String>,
+    /// Whether tasks get public IPs.
+    pub public_ip: bool,
+    /// Load balancer mappings (sorted).
+    pub load_balancers: Vec<LoadBalancerSpec>,
+    /// Health check grace period.
+    pub health_check_grace: Option<i32>,
+    /// Deployment settings, when AWS reports them.
+    pub deployment: Option<Deployment>,
+    /// Its `deckhand:stack` tag.
+    pub stack: Option<String>,
+}
+
+/// The services of a cluster, with their tags (one ListServices per page, one DescribeServices per
+/// 10 services).
+pub(super) async fn cluster_services(aws: &Aws, cluster_arn: &str) -> Result<Vec<Service>> {
+    let mut arns = Vec::new();
+    let mut pages = aws.ecs.list_services().cluster(cluster_arn).into_paginator().items().send();
+    while let Some(arn) = pages.next().await {
+        arns.push(arn.map_err(|e| aws_error("ListServices", e))?);
+    }
+    let mut services = Vec::new();
+    for chunk in arns.chunks(10) {
+        services.extend(describe_services(aws, cluster_arn, chunk.to_vec()).await?);
+    }
+    Ok(services)
+}
+
+async fn describe_services(aws: &Aws, cluster: &str, names: Vec<String>) -> Result<Vec<Service>> {
+    let out = aws
+        .ecs
+        .describe_services()
+        .cluster(cluster)
+        .set_services(Some(names))
+        .include(ServiceField::Tags)
+        .send()
+        .await
+        .map_err(|e| aws_error("DescribeServices", e))?;
+    out.services().iter().map(|s| service_from("DescribeServices", s)).collect()
+}
+
+/// The cluster name in a cluster ARN (`arn:aws:ecs:region:account:cluster/NAME`).
+fn cluster_name(arn: &str) -> &str {
+    arn.rsplit_once(":cluster/").map_or(arn, |(_, name)| name)
+}
+
+fn service_from(operation: &str, s: &aws_sdk_ecs::types::Service) -> Result<Service> {
+    let vpc = s.network_configuration().and_then(|n| n.awsvpc_configuration());
+    let sorted = |items: &[String]| {
+        let mut items = items.to_vec();
+        items.sort();
+        items
+    };
+    // A mapping without a target group is a Classic Load Balancer's (never deckhand's): it is
+    // shown by that load balancer's name.
+    let mut load_balancers: Vec<LoadBalancerSpec> = s
+        .load_balancers()
+        .iter()
+        .filter_map(|lb| {
+            Some(LoadBalancerSpec {
+                target_group_arn: lb.target_group_arn().or(lb.load_balancer_name())?.to_string(),
+                container: lb.container_name().unwrap_or_default().to_string(),
+                port: lb.container_port().unwrap_or_default(),
+            })
+        })
+        .collect();
+    load_balancers.sort();
+    let deployment = s.deployment_configuration().map(|d| Deployment {
+        circuit_breaker: d.deployment_circuit_breaker().map(|c| c.enable() && c.rollback()).unwrap_or(false),
+        min_healthy_percent: d.minimum_healthy_percent().unwrap_or(100),
+        max_percent: d.maximum_percent().unwrap_or(200),
+    });
+    let cluster_arn = s.cluster_arn().ok_or_else(|| Error::missing(operation, "service.clusterArn"))?;
+    Ok(Service {
+        arn: s.service_arn().ok_or_else(|| Error::missing(operation, "service.serviceArn"))?.to_string(),
+        name: s.service_name().ok_or_else(|| Error::missing(operation, "service.serviceName"))?.to_string(),
+        cluster_arn: cluster_arn.to_string(),
+        cluster: cluster_name(cluster_arn).to_string(),
+        status: s.status().unwrap_or_default().to_string(),
+        // Absent only for services on the EXTERNAL deployment controller (never deckhand's).
+        task_definition: s.task_definition().unwrap_or_default().to_string(),
+        desired: s.desired_count(),
+        strategy: strategy_from(s.capacity_provider_strategy()),
+        subnets: vpc.map(|v| sorted(v.subnets())).unwrap_or_default(),
+        security_groups: vpc.map(|v| sorted(v.security_groups())).unwrap_or_default(),
+        public_ip: vpc.and_then(|v| v.assign_public_ip()) == Some(&AssignPublicIp::Enabled),
+        load_balancers,
+        health_check_grace: s.health_check_grace_period_seconds(),
+        deployment,
+        stack: tag_value(s.tags(), STACK_TAG),
+    })
+}
+
+/// The target type of a target group named by ARN (`ip`, `instance`, ...), read once per run;
+/// `None` in check mode.
+pub fn target_group_type(pass: &Pass, arn: &str) -> Result<Option<String>> {
+    let snapshot = pass.snapshot()?;
+    if let Some(target_type) = snapshot.borrow().ecs.target_group_types.get(arn) {
+        return Ok(target_type.clone());
+    }
+    let Some(found) = pass.read(async |aws| {
+        aws.elbv2
+            .describe_target_groups()
+            .target_group_arns(arn)
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeTargetGroups", e))
+    }) else {
+        return Ok(None);
+    };
+    let out = found?;
+    let group =
+        out.target_groups().first().ok_or_else(|| Error::conflict(format!("target group {arn} not found"), None))?;
+    let target_type = group.target_type().map(|t| t.as_str().to_string());
+    snapshot.borrow_mut().ecs.target_group_types.insert(arn.to_string(), target_type.clone());
+    Ok(target_type)
+}
+
+/// The services of a cluster from the snapshot, read (once) when the snapshot has none yet.
+fn services_of(pass: &Pass, cluster: &ClusterRef) -> Result<Vec<Service>> {
+    let snapshot = pass.snapshot()?;
+    if let Some(services) = snapshot.borrow().ecs.services.get(&cluster.name) {
+        return Ok(services.clone());
+    }
+    if !is_known(&cluster.arn) {
+        return Ok(Vec::new());
+    }
+    let Some(found) = pass.read(async |aws| cluster_services(aws, &cluster.arn).await) else {
+        return Ok(Vec::new());
+    };
+    let found = found?;
+    snapshot.borrow_mut().ecs.services.insert(cluster.name.clone(), found.clone());
+    Ok(found)
+}
+
+/// Checks what AWS would reject in a service: counts and percentages in range, subnets given,
+/// a grace period only with a load balancer.
+pub fn validate_service(spec: &ServiceSpec) -> Result<()> {
+    if let Some(desired) = spec.desired
+        && desired < 0
+    {
+        return Err(Error::invalid("service.desired", desired, "a task count of 0 or more"));
+    }
+    if spec.subnets.is_empty() {
+        return Err(Error::MissingKey {
+            key: "subnets".into(),
+            context: "service()".into(),
+            what: "the subnets tasks run in (awsvpc needs at least one)".into(),
+        });
+    }
+    if spec.subnets.len() > 16 {
+        return Err(Error::invalid("service.subnets", spec.subnets.len(), "at most 16 subnets"));
+    }
+    if spec.security_groups.len() > 5 {
+        return Err(Error::invalid("service.security_groups", spec.security_groups.len(), "at most 5 security groups"));
+    }
+    if !FARGATE_PROVIDERS.contains(&spec.capacity_provider.as_str()) {
+        return Err(Error::invalid(
+            "service.capacity_provider",
+            format!("{:?}", spec.capacity_provider),
+            "\"FARGATE\" or \"FARGATE_SPOT\"",
+        ));
+    }
+    if let Some(grace) = spec.health_check_grace {
+        if spec.load_balancer.is_none() {
+            return Err(Error::invalid(
+                "service.health_check_grace",
+                grace,
+                "a grace period only together with target_group (it delays load balancer health checks)",
+            ));
+        }
+        if !(0..=2_147_483_647).contains(&grace) {
+            return Err(Error::invalid("service.health_check_grace", grace, "0 or more seconds"));
+        }
+    }
+    let d = &spec.deployment;
+    if !(0..=100).contains(&d.min_healthy_percent) {
+        return Err(Error::invalid("service.min_healthy_percent", d.min_healthy_percent, "a percentage from 0 to 100"));
+    }
+    if d.max_percent < 100 || d.max_percent > 200 {
+        return Err(Error::invalid("service.max_percent", d.max_percent, "a percentage from 100 to 200"));
+    }
+    Ok(())
+}
+
+fn wanted_strategy(spec: &ServiceSpec) -> Vec<StrategyItem> {
+    vec![StrategyItem { provider: spec.capacity_provider.clone(), weight: 1, base: 0 }]
+}
+
+/// Which parts of a service an update must send.
+#[derive(Debug, Default)]
+pub struct ServiceUpdate {
+    task_definition: bool,
+    desired: bool,
+    network: bool,
+    strategy: bool,
+    load_balancers: bool,
+    grace: bool,
+    deployment: bool,
+}
+
+/// A service converges by name within its cluster (an ACTIVE one; DRAINING and INACTIVE services
+/// are deleted ones); everything the script controls is changed in place with UpdateService.
+impl Resource for Service {
+    type Spec = ServiceSpec;
+    type Live = Service;
+    type Update = ServiceUpdate;
+    const KIND: &'static str = "service";
+
+    fn name(spec: &ServiceSpec) -> String {
+        spec.name.clone()
+    }
+
+    fn locator(live: &Service) -> String {
+        live.arn.clone()
+    }
+
+    fn validate(_pass: &Pass, spec: &ServiceSpec) -> Result<()> {
+        validate_service(spec)
+    }
+
+    fn find(pass: &Pass, spec: &ServiceSpec) -> Result<Option<Service>> {
+        Ok(services_of(pass, &spec.cluster)?.into_iter().find(|s| s.name == spec.name && s.status == "ACTIVE"))
+    }
+
+    fn stack_of(live: &Service) -> Option<&str> {
+        live.stack.as_deref()
+    }
+
+    fn planned(spec: &ServiceSpec, stack: &str) -> Service {
+        Service {
+            arn: UNKNOWN.into(),
+            name: spec.name.clone(),
+            cluster_arn: spec.cluster.arn.clone(),
+            cluster: spec.cluster.name.clone(),
+            status: "ACTIVE".into(),
+            task_definition: spec.task_definition.clone(),
+            desired: spec.desired.unwrap_or(1),
+            strategy: wanted_strategy(spec),
+            subnets: spec.subnets.clone(),
+            security_groups: spec.security_groups.clone(),
+            public_ip: spec.public_ip,
+            load_balancers: spec.load_balancer.clone().into_iter().collect(),
+            health_check_grace: spec.health_check_grace,
+            deployment: Some(spec.deployment.clone()),
+            stack: Some(stack.to_string()),
+        }
+    }
+
+    fn create(pass: &Pass, spec: &ServiceSpec, stack: &str) -> Result<Created<Service>> {
+        let wanted = Self::planned(spec, stack);
+        let network = network_configuration(spec)?;
+        let strategy = strategy_to(&wanted.strategy)?;
+        let sent = pass.apply(async |aws| {
+            Ok(aws
+                .ecs
+                .create_service()
+                .cluster(&spec.cluster.arn)
+                .service_name(&spec.name)
+                .task_definition(&spec.task_definition)
+                .desired_count(wanted.desired)
+                .set_capacity_provider_strategy(Some(strategy))
+                .network_configuration(network)
+                .set_load_balancers(Some(load_balancers(spec)))
+                .set_health_check_grace_period_seconds(spec.health_check_grace)
+                .deployment_configuration(deployment_configuration(&spec.deployment))
+                .set_tags(Some(tags_for(stack, &spec.name)))
+                .send()
+                .await)
+        })?;
+        match sent {
+            Ok(out) => {
+                let created = out.service().ok_or_else(|| Error::missing("CreateService", "service"))?;
+                let created = service_from("CreateService", created)?;
+                // What AWS echoes is what was asked; keep the request's view of the rest.
+                Ok(Created::New(Service { arn: created.arn, cluster_arn: created.cluster_arn, ..wanted }))
+            }
+            // "Creation of service was not idempotent": an ACTIVE service of this name appeared
+            // meanwhile (a concurrent run, a retried request); the engine checks whose it is.
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_invalid_parameter_exception()) => {
+                let found =
+                    pass.apply(async |aws| describe_services(aws, &spec.cluster.arn, vec![spec.name.clone()]).await)?;
+                match found.into_iter().find(|s| s.status == "ACTIVE") {
+                    Some(service) => Ok(Created::Existing(service)),
+                    None => Err(aws_error("CreateService", err)),
+                }
+            }
+            Err(err) => Err(aws_error("CreateService", err)),
+        }
+    }
+
+    fn diff(live: &Service, spec: &ServiceSpec) -> Drift<ServiceUpdate> {
+        service_update(live, spec)
+    }
+
+    fn update(pass: &Pass, live: &Service, spec: &ServiceSpec, update: &ServiceUpdate) -> Result<Service> {
+        update_service(pass, live, spec, update)?;
+        Ok(updated_service(live, spec, update))
+    }
+
+    fn updated(live: &Service, spec: &ServiceSpec) -> Service {
+        updated_service(live, spec, &service_update(live, spec).update)
+    }
+
+    fn remember(snapshot: &mut Snapshot, live: &Service) {
+        let services = snapshot.ecs.services.entry(live.cluster.clone()).or_default();
+        services.retain(|s| s.name != live.name);
+        services.push(live.clone());
+    }
+
+    fn summary(live: &Service) -> String {
+        format!("{}, {} desired", live.arn, live.desired)
+    }
+}
+
+/// The service as it is once `update` is applied.
+fn updated_service(live: &Service, spec: &ServiceSpec, update: &ServiceUpdate) -> Service {
+    let mut service = live.clone();
+    service.task_definition = spec.task_definition.clone();
+    service.desired = spec.desired.unwrap_or(live.desired);
+    if update.network {
+        service.subnets = spec.subnets.clone();
+        service.security_groups = spec.security_groups.clone();
+        service.public_ip = spec.public_ip;
+    }
+    if update.strategy {
+        service.strategy = wanted_strategy(spec);
+    }
+    service.load_balancers = spec.load_balancer.clone().into_iter().collect();
+    if update.grace {
+        service.health_check_grace = spec.health_check_grace;
+    }
+    if update.deployment {
+        service.deployment = Some(spec.deployment.clone());
+    }
+    service
+}
+
+fn service_update(current: &Service, spec: &ServiceSpec) -> Drift<ServiceUpdate> {
+    let mut diffs = Vec::new();
+    let task_definition = current.task_definition != spec.task_definition;
+    if task_definition {
+        diffs.push(FieldDiff::changed(
+            "task_definition",
+            short_task(&current.task_definition),
+            short_task(&spec.task_definition),
+        ));
+    }
+    let desired = spec.desired.is_some_and(|d| d != current.desired);
+    if let Some(d) = spec.desired.filter(|_| desired) {
+        diffs.push(FieldDiff::changed("desired", current.desired, d));
+    }
+    let mut network = false;
+    if current.subnets != spec.subnets {
+        network = true;
+        diffs.push(FieldDiff::changed("subnets", show_list(&current.subnets), show_list(&spec.subnets)));
+    }
+    // Without security groups in the script, AWS puts tasks in the VPC's default group and may
+    // report it; there is nothing to converge towards then.
+    if !spec.security_groups.is_empty() && current.security_groups != spec.security_groups {
+        network = true;
+        diffs.push(FieldDiff::changed(
+            "security_groups",
+            show_list(&current.security_groups),
+            show_list(&spec.security_groups),
+        ));
+    }
+    if current.public_ip != spec.public_ip {
+        network = true;
+        diffs.push(FieldDiff::changed("public_ip", current.public_ip, spec.public_ip));
+    }
+    // AWS echoes the strategy a service was created or last updated with, and deckhand always
+    // sends one; an empty strategy means the service runs on a launch type (created outside
+    // deckhand), which moving to a capacity provider changes (with a new deployment).
+    let wanted = wanted_strategy(spec);
+    let strategy = current.strategy != wanted;
+    if strategy {
+        let before =
+            if current.strategy.is_empty() { "launch type".to_string() } else { show_strategy(&current.strategy) };
+        diffs.push(FieldDiff::changed("capacity_provider", before, show_strategy(&wanted)));
+    }
+    let wanted_lbs: Vec<LoadBalancerSpec> = spec.load_balancer.clone().into_iter().collect();
+    let load_balancers = current.load_balancers != wanted_lbs;
+    if load_balancers {
+        let show = |lbs: &[LoadBalancerSpec]| {
+            if lbs.is_empty() {
+                "none".into()
+            } else {
+                lbs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            }
+        };
+        diffs.push(FieldDiff::changed("target_group", show(&current.load_balancers), show(&wanted_lbs)));
+    }
+    // Without a load balancer AWS keeps no grace period; with one, an unset grace period is 0.
+    let grace =
+        spec.load_balancer.is_some() && current.health_check_grace.unwrap_or(0) != spec.health_check_grace.unwrap_or(0);
+    if grace {
+        diffs.push(FieldDiff::changed(
+            "health_check_grace",
+            current.health_check_grace.unwrap_or(0),
+            spec.health_check_grace.unwrap_or(0),
+        ));
+    }
+    // AWS always reports a service's deployment configuration (its defaults when none was sent).
+    let deployment = current.deployment.as_ref() != Some(&spec.deployment);
+    if deployment {
+        diffs.push(FieldDiff::changed("deployment", opt(&current.deployment), &spec.deployment));
+    }
+    let update = ServiceUpdate { task_definition, desired, network, strategy, load_balancers, grace, deployment };
+    Drift { diffs, fixed: Vec::new(), update }
+}
+
+/// `family:revision` from a task definition ARN, for diffs and reports.
+pub(crate) fn short_task(arn: &str) -> String {
+    arn.rsplit('/').next().unwrap_or(arn).to_string()
+}
+
+fn network_configuration(spec: &ServiceSpec) -> Result<NetworkConfiguration> {
+    let vpc = AwsVpcConfiguration::builder()
+        .set_subnets(Some(spec.subnets.clone()))
+        .set_security_groups(Some(spec.security_groups.clone()))
+        .assign_public_ip(if spec.public_ip { AssignPublicIp::Enabled } else { AssignPublicIp::Disabled })
+        .build();
+    Ok(NetworkConfiguration::builder().awsvpc_configuration(built("a network configuration", vpc)?).build())
+}
+
+fn deployment_configuration(d: &Deployment) -> DeploymentConfiguration {
+    DeploymentConfiguration::builder()
+        .deployment_circuit_breaker(
+            DeploymentCircuitBreaker::builder().enable(d.circuit_breaker).rollback(d.circuit_breaker).build(),
+        )
+        .minimum_healthy_percent(d.min_healthy_percent)
+        .maximum_percent(d.max_percent)
+        .build()
+}
+
+fn load_balancers(spec: &ServiceSpec) -> Vec<LoadBalancer> {
+    spec.load_balancer
+        .iter()
+        .map(|lb| {
+            LoadBalancer::builder()
+                .target_group_arn(&lb.target_group_arn)
+                .container_name(&lb.container)
+                .container_port(lb.port)
+                .build()
+        })
+        .collect()
+}
+
+fn update_service(pass: &Pass, current: &Service, spec: &ServiceSpec, update: &ServiceUpdate) -> Result<()> {
+    let network = if update.network { Some(network_configuration(spec)?) } else { None };
+    let strategy = if update.strategy { Some(strategy_to(&wanted_strategy(spec))?) } else { None };
+    pass.apply(async |aws| {
+        let mut request = aws.ecs.update_service().cluster(&current.cluster_arn).service(&current.name);
+        if update.task_definition {
+            request = request.task_definition(&spec.task_definition);
+        }
+        if update.desired {
+            request = request.set_desired_count(spec.desired);
+        }
+        if let Some(network) = network {
+            request = request.network_configuration(network);
+        }
+        if let Some(strategy) = strategy {
+            // Moving to another capacity provider only takes effect with a new deployment.
+            request = request.set_capacity_provider_strategy(Some(strategy)).force_new_deployment(true);
+        }
+        if update.load_balancers {
+            request = request.set_load_balancers(Some(load_balancers(spec)));
+        }
+        if update.grace {
+            request = request.health_check_grace_period_seconds(spec.health_check_grace.unwrap_or(0));
+        }
+        if update.deployment {
+            request = request.deployment_configuration(deployment_configuration(&spec.deployment));
+        }
+        request.send().await.map_err(|e| aws_error("UpdateService", e))
+    })?;
+    Ok(())
+}
+
+// Deletion (deckhand destroy)
+
+/// The services of a cluster, with their tags (one ListServices per page, one DescribeServices per
+/// 10 services).
+pub async fn services_in_cluster(aws: &Aws, cluster_arn: &str) -> Result<Vec<Service>> {
+    cluster_services(aws, cluster_arn).await
+}
+
+/// Scales a service to no tasks and deletes it; ECS then drains it (see [`wait_service_inactive`]).
+pub async fn delete_service(aws: &Aws, cluster_arn: &str, service_arn: &str) -> Result<()> {
+    aws.ecs
+        .update_service()
+        .cluster(cluster_arn)
+        .service(service_arn)
+        .desired_count(0)
+        .send()
+        .await
+        .map_err(|e| aws_error("UpdateService", e))?;
+    aws.ecs
+        .delete_service()
+        .cluster(cluster_arn)
+        .service(service_arn)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| aws_error("DeleteService", e))
+}
+
+/// Waits (SDK waiter) until a deleted service is INACTIVE, its tasks stopped; at most 20 minutes.
+pub async fn wait_service_inactive(aws: &Aws, cluster_arn: &str, service_arn: &str) -> Result<()> {
+    use aws_sdk_ecs::client::Waiters;
+    use aws_smithy_runtime_api::client::waiters::error::WaiterError;
+    let waited = aws
+        .ecs
+        .wait_until_services_inactive()
+        .cluster(cluster_arn)
+        .services(service_arn)
+        .wait(std::time::Duration::from_secs(1200))
+        .await;
+    match waited {
+        // The waiter's failure state is "MISSING": the service is gone altogether.
+        Ok(_) | Err(WaiterError::FailureState(_)) => Ok(()),
+        // ECS drains a deleted service's tasks first (their deregistration delay, then shutdown).
+        Err(WaiterError::ExceededMaxWait(_)) => Err(Error::Timeout {
+            what: format!("service {service_arn} to become INACTIVE"),
+            waited: "20m".into(),
+            hint: Some("run `deckhand destroy` again once its tasks have stopped".into()),
+        }),
+        Err(WaiterError::OperationFailed(failed)) => Err(aws_error("DescribeServices", failed.into_error())),
+        Err(err) => Err(Error::Internal(format!(
+            "waiting for service {service_arn}: {}",
+            aws_smithy_types::error::display::DisplayErrorContext(&err)
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service_pair() -> (Service, ServiceSpec) {
+        let deployment = Deployment { circuit_breaker: true, min_healthy_percent: 100, max_percent: 200 };
+        let spec = ServiceSpec {
+            name: "web".into(),
+            cluster: ClusterRef { name: "c".into(), arn: "arn:c".into() },
+            task_definition: "arn:td/web:1".into(),
+            desired: None,
+            capacity_provider: "FARGATE".into(),
+            subnets: vec!["subnet-1".into()],
+            security_groups: vec!["sg-1".into()],
+            public_ip: false,
+            load_balancer: None,
+            health_check_grace: None,
+            deployment: deployment.clone(),
+        };
+        let service = Service {
+            arn: "arn:s".into(),
+            name: "web".into(),
+            cluster_arn: "arn:c".into(),
+            cluster: "c".into(),
+            status: "ACTIVE".into(),
+            task_definition: "arn:td/web:1".into(),
+            desired: 3,
+            strategy: wanted_strategy(&spec),
+            subnets: spec.subnets.clone(),
+            security_groups: spec.security_groups.clone(),
+            public_ip: false,
+            load_balancers: vec![],
+            health_check_grace: None,
+            deployment: Some(deployment),
+            stack: Some("s".into()),
+        };
+        (service, spec)
+    }
+
+    #[test]
+    fn a_service_as_asked_needs_no_update_and_keeps_its_count() {
+        let (service, spec) = service_pair();
+        assert!(service_update(&service, &spec).is_empty());
+        assert_eq!(Service::updated(&service, &spec).desired, 3);
+    }
+
+    #[test]
+    fn a_service_without_the_strategy_or_deployment_settings_asked_for_drifts() {
+        let (mut service, spec) = service_pair();
+        service.strategy.clear();
+        service.deployment = None;
+        let drift = service_update(&service, &spec);
+        assert!(drift.update.strategy && drift.update.deployment);
+        let text: Vec<String> = drift.diffs.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "capacity_provider: launch type -> FARGATE weight 1",
+                "deployment: none -> circuit breaker on (rollback), 100-200%",
+            ]
+        );
+        let (mut service, mut spec) = service_pair();
+        spec.capacity_provider = "FARGATE_SPOT".into();
+        service.deployment = Some(Deployment { max_percent: 150, ..spec.deployment.clone() });
+        let text: Vec<String> = service_update(&service, &spec).diffs.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "capacity_provider: FARGATE weight 1 -> FARGATE_SPOT weight 1",
+                "deployment: circuit breaker on (rollback), 100-150% -> circuit breaker on (rollback), 100-200%",
+            ]
+        );
+    }
+
+    #[test]
+    fn service_drift_lists_each_field() {
+        let (service, mut spec) = service_pair();
+        spec.task_definition = "arn:td/web:2".into();
+        spec.desired = Some(2);
+        spec.public_ip = true;
+        spec.deployment.circuit_breaker = false;
+        let drift = service_update(&service, &spec);
+        let text: Vec<String> = drift.diffs.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                "task_definition: web:1 -> web:2",
+                "desired: 3 -> 2",
+                "public_ip: false -> true",
+                "deployment: circuit breaker on (rollback), 100-200% -> circuit breaker off, 100-200%",
+            ]
+        );
+        let u = &drift.update;
+        assert!(u.task_definition && u.desired && u.network && u.deployment);
+        assert!(!u.strategy && !u.load_balancers && !u.grace);
+        let after = Service::updated(&service, &spec);
+        assert_eq!((after.desired, after.public_ip, after.task_definition.as_str()), (2, true, "arn:td/web:2"));
+    }
+
+    #[test]
+    fn services_remember_their_cluster_by_name() {
+        assert_eq!(cluster_name("arn:aws:ecs:us-west-2:123456789012:cluster/shop"), "shop");
+        let (service, _) = service_pair();
+        let mut snapshot = Snapshot::default();
+        Service::remember(&mut snapshot, &service);
+        Service::remember(&mut snapshot, &Service { desired: 5, ..service });
+        assert_eq!(snapshot.ecs.services["c"].len(), 1);
+        assert_eq!(snapshot.ecs.services["c"][0].desired, 5);
+    }
+}
