@@ -82,21 +82,20 @@ fn apply_creates_then_second_run_changes_nothing() {
         ])
         .stdout_has("0 created, 0 updated, 4 unchanged");
     requests.assert_read_only();
-    // The ELBv2 part of the snapshot: load balancers and target groups, their tags, then the
-    // stack's listeners and target group attributes -- one request each here.
-    let mut elb: Vec<String> =
-        requests.0.iter().filter(|r| r.service == "elasticloadbalancing").map(|r| r.action.clone()).collect();
-    elb.sort();
+    // The ELBv2 part of the snapshot: the stack's load balancers and target groups by tag
+    // (GetResources), described by ARN, then their listeners and target group attributes -- one
+    // request each here, and no DescribeTags.
+    let actions = |service: &str| {
+        let mut actions: Vec<String> =
+            requests.0.iter().filter(|r| r.service == service).map(|r| r.action.clone()).collect();
+        actions.sort();
+        actions
+    };
     assert_eq!(
-        elb,
-        [
-            "DescribeListeners",
-            "DescribeLoadBalancers",
-            "DescribeTags",
-            "DescribeTargetGroupAttributes",
-            "DescribeTargetGroups"
-        ]
+        actions("elasticloadbalancing"),
+        ["DescribeListeners", "DescribeLoadBalancers", "DescribeTargetGroupAttributes", "DescribeTargetGroups"]
     );
+    assert_eq!(actions("tagging"), ["GetResources"]);
 
     // What AWS holds.
     let lb = load_balancer(&deck, "shop");
@@ -210,8 +209,9 @@ fn a_listener_switched_from_forward_to_redirect_is_modified_in_place() {
     );
 
     let (plan, requests) = deck.recorded(|| deck.plan(&redirect, &[]));
+    // The plan line shows the listener as it will be (as the apply pass does), then what changes.
     plan.success().stdout_has(
-        "~ listener shop:80 (HTTP, forward shop)\n    default_action: forward shop -> redirect HTTPS:443 (301)\n",
+        "~ listener shop:80 (HTTP, redirect HTTPS:443 (301))\n    default_action: forward shop -> redirect HTTPS:443 (301)\n",
     );
     requests.assert_read_only();
 
@@ -339,9 +339,9 @@ fn a_load_balancer_of_the_same_name_outside_the_stack_is_never_adopted() {
     outcome
         .failure()
         .stderr_has(&format!("a load balancer named shop already exists ({arn}) and is not part of stack shop"))
-        .stderr_has("it carries no deckhand:stack tag")
+        .stderr_has("it has no deckhand:stack tag")
         .stderr_has("--> deploy.rhai:5:11")
-        .stderr_has("deckhand never adopts or changes resources it did not create");
+        .stderr_has("deckhand never adopts resources it did not create");
     requests.assert_read_only();
     assert!(tags(&deck, &arn).is_empty(), "the foreign load balancer is left alone");
 
@@ -386,8 +386,10 @@ fn port_and_scheme_changes_need_replacement_and_change_nothing() {
     let (outcome, requests) = deck.recorded(|| deck.run(&moved, &[]));
     outcome
         .failure()
-        .stderr_has("target group shop exists as HTTP:8080 (ip)")
-        .stderr_has("the target group needs replacement")
+        .stderr_has(
+            "target_group shop differs where AWS cannot change a target_group's port, protocol, target type or VPC in place (port: 8080 -> 9090)",
+        )
+        .stderr_has("give the new one another name")
         .stderr_has("--> deploy.rhai:7:10");
     requests.assert_read_only();
 
@@ -395,8 +397,10 @@ fn port_and_scheme_changes_need_replacement_and_change_nothing() {
     let (outcome, requests) = deck.recorded(|| deck.run(&internal, &[]));
     outcome
         .failure()
-        .stderr_has("load balancer shop is internet-facing, the script asks for internal")
-        .stderr_has("the load balancer needs replacement")
+        .stderr_has(
+            "load_balancer shop differs where AWS cannot change a load_balancer's type, scheme or VPC in place (scheme: internet-facing -> internal)",
+        )
+        .stderr_has("give the new one another name")
         .stderr_has("--> deploy.rhai:5:11");
     requests.assert_read_only();
 }
