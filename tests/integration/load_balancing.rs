@@ -582,3 +582,94 @@ fn bad_load_balancing_fails_with_position_and_message_and_changes_nothing() {
         assert_eq!(requests.mutating(), Vec::<String>::new(), "{what}: nothing mutating may be sent");
     }
 }
+
+/// The default subnets of two AZs (what a load balancer made by hand needs).
+fn two_default_subnets(deck: &Deck) -> Vec<String> {
+    let aws = deck.aws();
+    let out = aws.block_on(aws.ec2.describe_subnets().send()).unwrap();
+    let mut subnets: Vec<(String, String)> = out
+        .subnets()
+        .iter()
+        .filter(|s| s.default_for_az() == Some(true))
+        .map(|s| (s.availability_zone().unwrap().to_string(), s.subnet_id().unwrap().to_string()))
+        .collect();
+    subnets.sort();
+    subnets.into_iter().take(2).map(|(_, id)| id).collect()
+}
+
+/// Creates `count` load balancers and `count` target groups outside stack shop: half untagged,
+/// half of another stack.
+fn create_foreign_load_balancing(deck: &Deck, count: usize) {
+    use futures_util::{StreamExt, TryStreamExt, stream};
+    let aws = deck.aws();
+    let subnets = two_default_subnets(deck);
+    let vpc = load_balancer_vpc(deck);
+    let other = Tag::builder().key("deckhand:stack").value("other").build();
+    let tags = |i: usize| if i % 2 == 0 { None } else { Some(vec![other.clone()]) };
+    let creates = (0..count).map(|i| {
+        let (aws, subnets, vpc, tags) = (&aws, subnets.clone(), vpc.clone(), tags(i));
+        async move {
+            aws.elbv2
+                .create_load_balancer()
+                .name(format!("foreign-{i}"))
+                .set_subnets(Some(subnets))
+                .set_tags(tags.clone())
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| format!("{e:?}"))?;
+            aws.elbv2
+                .create_target_group()
+                .name(format!("foreign-{i}"))
+                .protocol(ProtocolEnum::Http)
+                .port(80)
+                .vpc_id(vpc)
+                .set_tags(tags)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| format!("{e:?}"))
+        }
+    });
+    aws.block_on(stream::iter(creates).buffer_unordered(8).try_collect::<Vec<()>>()).expect("foreign resources");
+    let out = aws.block_on(aws.elbv2.describe_target_groups().send()).unwrap();
+    assert!(out.target_groups().len() > count, "the foreign target groups exist");
+}
+
+#[test]
+fn a_no_op_costs_the_same_however_many_load_balancers_the_region_holds() {
+    let deck = Deck::new();
+    deck.run(SHOP, &[]).success();
+    let (first, alone) = deck.recorded(|| deck.run(SHOP, &[]));
+    first.success().stdout_has("0 created, 0 updated, 4 unchanged");
+
+    create_foreign_load_balancing(&deck, 100);
+    let (second, crowded) = deck.recorded(|| deck.run(SHOP, &[]));
+    second.success().stdout_has("0 created, 0 updated, 4 unchanged");
+    crowded.assert_read_only();
+    let sorted = |requests: &crate::support::Requests| {
+        let mut actions = requests.actions();
+        actions.sort();
+        actions
+    };
+    assert_eq!(sorted(&crowded), sorted(&alone), "200 foreign load balancers and target groups cost no request");
+    assert!(!crowded.actions().contains(&"DescribeTags".to_string()), "{:?}", crowded.actions());
+}
+
+#[test]
+fn a_listener_on_a_load_balancer_of_another_stack_is_refused() {
+    let deck = Deck::new();
+    deck.run(SHOP, &[]).success();
+    let arn = load_balancer(&deck, "shop").load_balancer_arn().unwrap().to_string();
+    let script = r#"stack("other");
+listener(vars.lb, #{ port: 8081, redirect: #{ port: 443, protocol: "HTTPS" } });
+"#;
+    let var = format!("lb={arn}");
+    let (outcome, requests) = deck.recorded(|| deck.run(script, &["--var", &var]));
+    outcome
+        .failure()
+        .stderr_has(&format!("load balancer shop ({arn}) is not part of stack other"))
+        .stderr_has("--> deploy.rhai:2:1");
+    requests.assert_read_only();
+    assert_eq!(listeners(&deck, "shop").len(), 1, "no listener was added");
+}
