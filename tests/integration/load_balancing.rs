@@ -605,7 +605,7 @@ fn create_foreign_load_balancing(deck: &Deck, count: usize) {
     let subnets = two_default_subnets(deck);
     let vpc = load_balancer_vpc(deck);
     let other = Tag::builder().key("deckhand:stack").value("other").build();
-    let tags = |i: usize| if i % 2 == 0 { None } else { Some(vec![other.clone()]) };
+    let tags = |i: usize| if i.is_multiple_of(2) { None } else { Some(vec![other.clone()]) };
     let creates = (0..count).map(|i| {
         let (aws, subnets, vpc, tags) = (&aws, subnets.clone(), vpc.clone(), tags(i));
         async move {

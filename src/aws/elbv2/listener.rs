@@ -325,9 +325,8 @@ fn sdk_action(action: &ListenerAction) -> Action {
 /// has its listeners read once. Refuses a load balancer of another stack.
 fn read_listeners(pass: &Pass, spec: &ListenerSpec, stack: &str) -> Result<()> {
     let lb = &spec.load_balancer;
-    let (ours, read) = with_state(pass, |s| {
-        (s.load_balancers.iter().any(|l| l.arn == lb.arn), s.listeners_read.contains(&lb.arn))
-    })?;
+    let (ours, read) =
+        with_state(pass, |s| (s.load_balancers.iter().any(|l| l.arn == lb.arn), s.listeners_read.contains(&lb.arn)))?;
     if read {
         return Ok(());
     }
@@ -444,11 +443,7 @@ impl Resource for Listener {
             }
             let policy = ssl_policy(spec);
             if live.ssl_policy != policy {
-                diffs.push(FieldDiff::changed(
-                    "ssl_policy",
-                    show(live.ssl_policy.as_deref()),
-                    show(policy.as_deref()),
-                ));
+                diffs.push(FieldDiff::changed("ssl_policy", show(live.ssl_policy.as_deref()), show(policy.as_deref())));
             }
         }
         Drift::of(diffs)

@@ -124,16 +124,17 @@ async fn describe(aws: &Aws, which: Which<'_>) -> Result<Option<Vec<LoadBalancer
 
 /// The load balancers of `arns` that exist, 20 per request.
 pub(super) async fn describe_by_arns(aws: &Aws, arns: &[String]) -> Result<Vec<LoadBalancer>> {
-    let found = concurrently(arns.chunks(ARNS_PER_REQUEST), async |batch| match describe(aws, Which::Arns(batch)).await? {
-        Some(found) => Ok(found),
-        // One of them is gone (the tagging index lists a deleted load balancer for a while):
-        // describe them one by one and skip the gone ones.
-        None => {
-            let each = concurrently(batch, |arn| describe(aws, Which::Arns(std::slice::from_ref(arn)))).await?;
-            Ok(each.into_iter().flatten().flatten().collect())
-        }
-    })
-    .await?;
+    let found =
+        concurrently(arns.chunks(ARNS_PER_REQUEST), async |batch| match describe(aws, Which::Arns(batch)).await? {
+            Some(found) => Ok(found),
+            // One of them is gone (the tagging index lists a deleted load balancer for a while):
+            // describe them one by one and skip the gone ones.
+            None => {
+                let each = concurrently(batch, |arn| describe(aws, Which::Arns(std::slice::from_ref(arn)))).await?;
+                Ok(each.into_iter().flatten().flatten().collect())
+            }
+        })
+        .await?;
     Ok(found.into_iter().flatten().collect())
 }
 
@@ -391,8 +392,7 @@ impl Resource for LoadBalancer {
         }
         let subnet_diffs = set_diffs("subnets", &live.subnets, &wanted_subnets(spec));
         let group_diffs = set_diffs("security_groups", &live.security_groups, &wanted_groups(spec));
-        let update =
-            LoadBalancerUpdate { subnets: !subnet_diffs.is_empty(), security_groups: !group_diffs.is_empty() };
+        let update = LoadBalancerUpdate { subnets: !subnet_diffs.is_empty(), security_groups: !group_diffs.is_empty() };
         Drift { diffs: subnet_diffs.into_iter().chain(group_diffs).collect(), fixed, update }
     }
 

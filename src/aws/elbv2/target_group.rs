@@ -147,16 +147,17 @@ async fn describe(aws: &Aws, which: Which<'_>) -> Result<Option<Vec<TargetGroup>
 
 /// The target groups of `arns` that exist, 20 per request (without their attributes).
 pub(super) async fn describe_by_arns(aws: &Aws, arns: &[String]) -> Result<Vec<TargetGroup>> {
-    let found = concurrently(arns.chunks(ARNS_PER_REQUEST), async |batch| match describe(aws, Which::Arns(batch)).await? {
-        Some(found) => Ok(found),
-        // One of them is gone (the tagging index lists a deleted target group for a while):
-        // describe them one by one and skip the gone ones.
-        None => {
-            let each = concurrently(batch, |arn| describe(aws, Which::Arns(std::slice::from_ref(arn)))).await?;
-            Ok(each.into_iter().flatten().flatten().collect())
-        }
-    })
-    .await?;
+    let found =
+        concurrently(arns.chunks(ARNS_PER_REQUEST), async |batch| match describe(aws, Which::Arns(batch)).await? {
+            Some(found) => Ok(found),
+            // One of them is gone (the tagging index lists a deleted target group for a while):
+            // describe them one by one and skip the gone ones.
+            None => {
+                let each = concurrently(batch, |arn| describe(aws, Which::Arns(std::slice::from_ref(arn)))).await?;
+                Ok(each.into_iter().flatten().flatten().collect())
+            }
+        })
+        .await?;
     Ok(found.into_iter().flatten().collect())
 }
 
@@ -418,12 +419,21 @@ impl Resource for TargetGroup {
             deregistration_delay: live.deregistration_delay != spec.deregistration_delay,
         };
         if update.deregistration_delay {
-            diffs.push(FieldDiff::changed("deregistration_delay", live.deregistration_delay, spec.deregistration_delay));
+            diffs.push(FieldDiff::changed(
+                "deregistration_delay",
+                live.deregistration_delay,
+                spec.deregistration_delay,
+            ));
         }
         Drift { diffs, fixed, update }
     }
 
-    fn update(pass: &Pass, live: &TargetGroup, spec: &TargetGroupSpec, update: &TargetGroupUpdate) -> Result<TargetGroup> {
+    fn update(
+        pass: &Pass,
+        live: &TargetGroup,
+        spec: &TargetGroupSpec,
+        update: &TargetGroupUpdate,
+    ) -> Result<TargetGroup> {
         if update.health_check {
             let hc = &spec.health_check;
             let arn = live.arn.as_str();
