@@ -80,11 +80,13 @@ impl Elbv2State {
         Ok(state)
     }
 
-    /// Adds listeners of the stack's load balancers read from AWS, naming the target groups they forward to where known.
+    /// Adds listeners of the stack's load balancers read from AWS, naming the target groups they
+    /// forward to where known.
     fn add_listeners(&mut self, listeners: Vec<Listener>) {
         for mut listener in listeners {
+            let named = self.target_groups_named.values().flatten();
             if let ListenerAction::Forward { arn, name } = &mut listener.action
-                && let Some(tg) = self.target_groups.iter().find(|t| t.arn == *arn)
+                && let Some(tg) = self.target_groups.iter().chain(named).find(|t| t.arn == *arn)
             {
                 name.clone_from(&tg.name);
             }
