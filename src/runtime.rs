@@ -44,6 +44,8 @@ pub struct Aws {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     /// ECS: clusters, task definitions, services.
     pub ecs: aws_sdk_ecs::Client,
+    /// Resource Groups Tagging API: a stack's resources found by tag (load balancers, target groups).
+    pub tagging: aws_sdk_resourcegroupstagging::Client,
     /// The region in use.
     pub region: String,
     calls: Arc<CallCounter>,
@@ -78,6 +80,7 @@ impl Aws {
             iam: client!(aws_sdk_iam),
             logs: client!(aws_sdk_cloudwatchlogs),
             ecs: client!(aws_sdk_ecs),
+            tagging: client!(aws_sdk_resourcegroupstagging),
             region,
             calls,
             runtime,

@@ -410,7 +410,7 @@ pub async fn target_health(aws: &Aws, target_group_arn: &str) -> Result<Vec<Targ
 /// The load balancer named `name`, if any.
 pub async fn find_load_balancer(aws: &Aws, name: &str) -> Result<Option<LoadBalancer>> {
     match aws.elbv2.describe_load_balancers().names(name).send().await {
-        Ok(out) => Ok(out.load_balancers().first().map(elbv2::load_balancer_from)),
+        Ok(out) => out.load_balancers().first().map(elbv2::load_balancer_from).transpose(),
         Err(e) => {
             let err = aws_error("DescribeLoadBalancers", e);
             if err.aws_code() == Some("LoadBalancerNotFound") { Ok(None) } else { Err(err) }

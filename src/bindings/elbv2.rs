@@ -13,6 +13,7 @@ use crate::bindings::ec2::vpc_from;
 use crate::bindings::{
     Fields, as_array, as_int, as_string, function, handle, handle_field, handle_id, show, string_array,
 };
+use crate::converge::converge;
 use crate::error::{Error, Result};
 use crate::pass::Pass;
 
@@ -32,7 +33,8 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     )
     .register_into_engine(engine, move |spec: Map| -> Rhai<Map> {
         let spec = load_balancer_spec(spec)?;
-        Ok(load_balancer_handle(&elbv2::ensure_load_balancer(&p, &spec)?))
+        let spec = elbv2::resolve_subnets(&p, spec)?;
+        Ok(load_balancer_handle(&converge::<LoadBalancer>(&p, &spec)?))
     });
 
     let p = pass.clone();
@@ -50,7 +52,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     )
     .register_into_engine(engine, move |vpc: Dynamic, spec: Map| -> Rhai<Map> {
         let spec = target_group_spec(&vpc, spec)?;
-        Ok(target_group_handle(&elbv2::ensure_target_group(&p, &spec)?))
+        Ok(target_group_handle(&converge::<TargetGroup>(&p, &spec)?))
     });
 
     let p = pass.clone();
@@ -66,7 +68,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     )
     .register_into_engine(engine, move |lb: Dynamic, spec: Map| -> Rhai<Map> {
         let spec = listener_spec(&lb, spec)?;
-        Ok(listener_handle(&elbv2::ensure_listener(&p, &spec)?))
+        Ok(listener_handle(&converge::<Listener>(&p, &spec)?))
     });
 }
 

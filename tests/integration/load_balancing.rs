@@ -82,21 +82,20 @@ fn apply_creates_then_second_run_changes_nothing() {
         ])
         .stdout_has("0 created, 0 updated, 4 unchanged");
     requests.assert_read_only();
-    // The ELBv2 part of the snapshot: load balancers and target groups, their tags, then the
-    // stack's listeners and target group attributes -- one request each here.
-    let mut elb: Vec<String> =
-        requests.0.iter().filter(|r| r.service == "elasticloadbalancing").map(|r| r.action.clone()).collect();
-    elb.sort();
+    // The ELBv2 part of the snapshot: the stack's load balancers and target groups by tag
+    // (GetResources), described by ARN, then their listeners and target group attributes -- one
+    // request each here, and no DescribeTags.
+    let actions = |service: &str| {
+        let mut actions: Vec<String> =
+            requests.0.iter().filter(|r| r.service == service).map(|r| r.action.clone()).collect();
+        actions.sort();
+        actions
+    };
     assert_eq!(
-        elb,
-        [
-            "DescribeListeners",
-            "DescribeLoadBalancers",
-            "DescribeTags",
-            "DescribeTargetGroupAttributes",
-            "DescribeTargetGroups"
-        ]
+        actions("elasticloadbalancing"),
+        ["DescribeListeners", "DescribeLoadBalancers", "DescribeTargetGroupAttributes", "DescribeTargetGroups"]
     );
+    assert_eq!(actions("tagging"), ["GetResources"]);
 
     // What AWS holds.
     let lb = load_balancer(&deck, "shop");
@@ -210,8 +209,9 @@ fn a_listener_switched_from_forward_to_redirect_is_modified_in_place() {
     );
 
     let (plan, requests) = deck.recorded(|| deck.plan(&redirect, &[]));
+    // The plan line shows the listener as it will be (as the apply pass does), then what changes.
     plan.success().stdout_has(
-        "~ listener shop:80 (HTTP, forward shop)\n    default_action: forward shop -> redirect HTTPS:443 (301)\n",
+        "~ listener shop:80 (HTTP, redirect HTTPS:443 (301))\n    default_action: forward shop -> redirect HTTPS:443 (301)\n",
     );
     requests.assert_read_only();
 
@@ -339,9 +339,9 @@ fn a_load_balancer_of_the_same_name_outside_the_stack_is_never_adopted() {
     outcome
         .failure()
         .stderr_has(&format!("a load balancer named shop already exists ({arn}) and is not part of stack shop"))
-        .stderr_has("it carries no deckhand:stack tag")
+        .stderr_has("it has no deckhand:stack tag")
         .stderr_has("--> deploy.rhai:5:11")
-        .stderr_has("deckhand never adopts or changes resources it did not create");
+        .stderr_has("deckhand never adopts resources it did not create");
     requests.assert_read_only();
     assert!(tags(&deck, &arn).is_empty(), "the foreign load balancer is left alone");
 
@@ -386,8 +386,10 @@ fn port_and_scheme_changes_need_replacement_and_change_nothing() {
     let (outcome, requests) = deck.recorded(|| deck.run(&moved, &[]));
     outcome
         .failure()
-        .stderr_has("target group shop exists as HTTP:8080 (ip)")
-        .stderr_has("the target group needs replacement")
+        .stderr_has(
+            "target_group shop differs where AWS cannot change a target_group's port, protocol, target type or VPC in place (port: 8080 -> 9090)",
+        )
+        .stderr_has("give the new one another name")
         .stderr_has("--> deploy.rhai:7:10");
     requests.assert_read_only();
 
@@ -395,8 +397,10 @@ fn port_and_scheme_changes_need_replacement_and_change_nothing() {
     let (outcome, requests) = deck.recorded(|| deck.run(&internal, &[]));
     outcome
         .failure()
-        .stderr_has("load balancer shop is internet-facing, the script asks for internal")
-        .stderr_has("the load balancer needs replacement")
+        .stderr_has(
+            "load_balancer shop differs where AWS cannot change a load_balancer's type, scheme or VPC in place (scheme: internet-facing -> internal)",
+        )
+        .stderr_has("give the new one another name")
         .stderr_has("--> deploy.rhai:5:11");
     requests.assert_read_only();
 }
@@ -577,4 +581,95 @@ fn bad_load_balancing_fails_with_position_and_message_and_changes_nothing() {
         assert!(outcome.stderr.contains(&at), "{what}: expected {at:?} in:\n{}", outcome.stderr);
         assert_eq!(requests.mutating(), Vec::<String>::new(), "{what}: nothing mutating may be sent");
     }
+}
+
+/// The default subnets of two AZs (what a load balancer made by hand needs).
+fn two_default_subnets(deck: &Deck) -> Vec<String> {
+    let aws = deck.aws();
+    let out = aws.block_on(aws.ec2.describe_subnets().send()).unwrap();
+    let mut subnets: Vec<(String, String)> = out
+        .subnets()
+        .iter()
+        .filter(|s| s.default_for_az() == Some(true))
+        .map(|s| (s.availability_zone().unwrap().to_string(), s.subnet_id().unwrap().to_string()))
+        .collect();
+    subnets.sort();
+    subnets.into_iter().take(2).map(|(_, id)| id).collect()
+}
+
+/// Creates `count` load balancers and `count` target groups outside stack shop: half untagged,
+/// half of another stack.
+fn create_foreign_load_balancing(deck: &Deck, count: usize) {
+    use futures_util::{StreamExt, TryStreamExt, stream};
+    let aws = deck.aws();
+    let subnets = two_default_subnets(deck);
+    let vpc = load_balancer_vpc(deck);
+    let other = Tag::builder().key("deckhand:stack").value("other").build();
+    let tags = |i: usize| if i.is_multiple_of(2) { None } else { Some(vec![other.clone()]) };
+    let creates = (0..count).map(|i| {
+        let (aws, subnets, vpc, tags) = (&aws, subnets.clone(), vpc.clone(), tags(i));
+        async move {
+            aws.elbv2
+                .create_load_balancer()
+                .name(format!("foreign-{i}"))
+                .set_subnets(Some(subnets))
+                .set_tags(tags.clone())
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| format!("{e:?}"))?;
+            aws.elbv2
+                .create_target_group()
+                .name(format!("foreign-{i}"))
+                .protocol(ProtocolEnum::Http)
+                .port(80)
+                .vpc_id(vpc)
+                .set_tags(tags)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| format!("{e:?}"))
+        }
+    });
+    aws.block_on(stream::iter(creates).buffer_unordered(8).try_collect::<Vec<()>>()).expect("foreign resources");
+    let out = aws.block_on(aws.elbv2.describe_target_groups().send()).unwrap();
+    assert!(out.target_groups().len() > count, "the foreign target groups exist");
+}
+
+#[test]
+fn a_no_op_costs_the_same_however_many_load_balancers_the_region_holds() {
+    let deck = Deck::new();
+    deck.run(SHOP, &[]).success();
+    let (first, alone) = deck.recorded(|| deck.run(SHOP, &[]));
+    first.success().stdout_has("0 created, 0 updated, 4 unchanged");
+
+    create_foreign_load_balancing(&deck, 100);
+    let (second, crowded) = deck.recorded(|| deck.run(SHOP, &[]));
+    second.success().stdout_has("0 created, 0 updated, 4 unchanged");
+    crowded.assert_read_only();
+    let sorted = |requests: &crate::support::Requests| {
+        let mut actions = requests.actions();
+        actions.sort();
+        actions
+    };
+    assert_eq!(sorted(&crowded), sorted(&alone), "200 foreign load balancers and target groups cost no request");
+    assert!(!crowded.actions().contains(&"DescribeTags".to_string()), "{:?}", crowded.actions());
+}
+
+#[test]
+fn a_listener_on_a_load_balancer_of_another_stack_is_refused() {
+    let deck = Deck::new();
+    deck.run(SHOP, &[]).success();
+    let arn = load_balancer(&deck, "shop").load_balancer_arn().unwrap().to_string();
+    let script = r#"stack("other");
+listener(vars.lb, #{ port: 8081, redirect: #{ port: 443, protocol: "HTTPS" } });
+"#;
+    let var = format!("lb={arn}");
+    let (outcome, requests) = deck.recorded(|| deck.run(script, &["--var", &var]));
+    outcome
+        .failure()
+        .stderr_has(&format!("load balancer shop ({arn}) is not part of stack other"))
+        .stderr_has("--> deploy.rhai:2:1");
+    requests.assert_read_only();
+    assert_eq!(listeners(&deck, "shop").len(), 1, "no listener was added");
 }

@@ -1,0 +1,242 @@
+//! Elastic Load Balancing v2: Application Load Balancers, target groups and listeners. This file
+//! holds what the three kinds share: the stack's part of the snapshot (found through the Resource
+//! Groups Tagging API, so its cost does not grow with the account), lookups by name, tags and
+//! deletion; each kind converges in its own file.
+
+mod listener;
+mod load_balancer;
+mod target_group;
+
+use std::collections::{BTreeSet, HashMap};
+
+use aws_sdk_elasticloadbalancingv2::types::Tag;
+use aws_sdk_resourcegroupstagging::types::TagFilter;
+
+pub use listener::{Listener, ListenerAction, ListenerSpec, LoadBalancerRef, listeners};
+pub use load_balancer::{GroupRef, LoadBalancer, LoadBalancerSpec, SubnetRef, load_balancer_from, resolve_subnets};
+pub use target_group::{DEFAULT_DEREGISTRATION_DELAY, HealthCheck, TargetGroup, TargetGroupSpec, target_groups};
+
+use crate::aws::{NAME_TAG, concurrently};
+use crate::error::{Error, Result, aws_error};
+use crate::pass::{Pass, STACK_TAG};
+use crate::runtime::Aws;
+
+/// The TLS policy deckhand gives HTTPS listeners when the script names none (AWS's recommended one).
+pub const DEFAULT_SSL_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
+
+/// How many ARNs DescribeLoadBalancers, DescribeTargetGroups and DescribeTags take per request.
+const ARNS_PER_REQUEST: usize = 20;
+
+/// The ELBv2 part of a run's snapshot.
+#[derive(Debug, Default, Clone)]
+pub struct Elbv2State {
+    /// The stack's load balancers.
+    pub load_balancers: Vec<LoadBalancer>,
+    /// The stack's target groups.
+    pub target_groups: Vec<TargetGroup>,
+    /// The listeners of the load balancers in `listeners_read`.
+    pub listeners: Vec<Listener>,
+    /// The load balancers (ARNs) whose listeners are in `listeners`.
+    pub listeners_read: BTreeSet<String>,
+    /// Load balancers looked up by name outside the stack's tag (`None`: no such name).
+    pub load_balancers_named: HashMap<String, Option<LoadBalancer>>,
+    /// Target groups looked up by name outside the stack's tag (`None`: no such name).
+    pub target_groups_named: HashMap<String, Option<TargetGroup>>,
+}
+
+impl Elbv2State {
+    /// Finds the stack's load balancers and target groups by tag (GetResources), describes them by
+    /// ARN, then reads their listeners and target group attributes: requests in proportion to the
+    /// stack, whatever else the region holds.
+    pub async fn load(aws: &Aws, stack: &str) -> Result<Elbv2State> {
+        let arns = stack_arns(aws, stack).await?;
+        let (lb_arns, tg_arns): (Vec<String>, Vec<String>) =
+            arns.into_iter().partition(|arn| arn.contains(":loadbalancer/"));
+        let (mut load_balancers, mut target_groups) = tokio::try_join!(
+            load_balancer::describe_by_arns(aws, &lb_arns),
+            target_group::describe_by_arns(aws, &tg_arns),
+        )?;
+        for lb in &mut load_balancers {
+            lb.stack = Some(stack.to_string());
+        }
+        for tg in &mut target_groups {
+            tg.stack = Some(stack.to_string());
+        }
+        let (listeners, delays) = tokio::try_join!(
+            concurrently(&load_balancers, |lb| listeners(aws, &lb.arn)),
+            concurrently(&target_groups, |tg| target_group::deregistration_delay(aws, &tg.arn)),
+        )?;
+        for (tg, delay) in target_groups.iter_mut().zip(delays) {
+            tg.deregistration_delay = delay;
+        }
+        let mut state = Elbv2State {
+            listeners_read: load_balancers.iter().map(|lb| lb.arn.clone()).collect(),
+            load_balancers,
+            target_groups,
+            ..Elbv2State::default()
+        };
+        let listeners = listeners.into_iter().flatten().map(|l| Listener { stack: Some(stack.to_string()), ..l });
+        state.add_listeners(listeners.collect());
+        Ok(state)
+    }
+
+    /// Adds listeners of the stack's load balancers read from AWS, naming the target groups they
+    /// forward to where known.
+    fn add_listeners(&mut self, listeners: Vec<Listener>) {
+        for mut listener in listeners {
+            let named = self.target_groups_named.values().flatten();
+            if let ListenerAction::Forward { arn, name } = &mut listener.action
+                && let Some(tg) = self.target_groups.iter().chain(named).find(|t| t.arn == *arn)
+            {
+                name.clone_from(&tg.name);
+            }
+            self.listeners.retain(|l| l.arn != listener.arn);
+            self.listeners.push(listener);
+        }
+    }
+}
+
+/// The ARNs of the stack's load balancers and target groups (Resource Groups Tagging API).
+///
+/// The tagging index is eventually consistent: a load balancer or target group created moments
+/// ago may be missing (the lookup by name before every create covers that), and one deleted
+/// moments ago may still be listed (the describe by ARN drops it).
+async fn stack_arns(aws: &Aws, stack: &str) -> Result<Vec<String>> {
+    let mut pages = aws
+        .tagging
+        .get_resources()
+        .tag_filters(TagFilter::builder().key(STACK_TAG).values(stack).build())
+        .resource_type_filters("elasticloadbalancing:loadbalancer")
+        .resource_type_filters("elasticloadbalancing:targetgroup")
+        .into_paginator()
+        .items()
+        .send();
+    let mut arns = Vec::new();
+    while let Some(mapping) = pages.next().await {
+        let mapping = mapping.map_err(|e| aws_error("GetResources", e))?;
+        arns.push(mapping.resource_arn().ok_or_else(|| Error::missing("GetResources", "ResourceARN"))?.to_string());
+    }
+    Ok(arns)
+}
+
+/// The `deckhand:stack` tags of `arns` (load balancers or target groups; at most 20); an ARN
+/// without the tag is absent from the map.
+async fn stack_tags_of(aws: &Aws, arns: &[String]) -> Result<HashMap<String, String>> {
+    let mut stacks = HashMap::new();
+    if arns.is_empty() {
+        return Ok(stacks);
+    }
+    let out = aws
+        .elbv2
+        .describe_tags()
+        .set_resource_arns(Some(arns.to_vec()))
+        .send()
+        .await
+        .map_err(|e| aws_error("DescribeTags", e))?;
+    for description in out.tag_descriptions() {
+        let arn = description.resource_arn().ok_or_else(|| Error::missing("DescribeTags", "ResourceArn"))?;
+        if let Some(tag) = description.tags().iter().find(|t| t.key() == Some(STACK_TAG)) {
+            stacks.insert(arn.to_string(), tag.value().unwrap_or_default().to_string());
+        }
+    }
+    Ok(stacks)
+}
+
+fn sdk_tag(key: &str, value: &str) -> Tag {
+    Tag::builder().key(key).value(value).build()
+}
+
+/// The tags deckhand puts on what it creates: `Name` and the stack.
+fn stack_tags(stack: &str, name: &str) -> Vec<Tag> {
+    vec![sdk_tag(NAME_TAG, name), sdk_tag(STACK_TAG, stack)]
+}
+
+/// Checks an ELB name: 1-32 letters, digits and hyphens, no hyphen at either end.
+fn validate_elb_name(key: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 32
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if !ok {
+        return Err(Error::invalid(
+            key,
+            format!("{name:?}"),
+            format!(
+                "1 to 32 letters, digits and hyphens, not starting or ending with a hyphen{}",
+                if name.len() > 32 { format!(" (it has {} characters)", name.len()) } else { String::new() }
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// This pass's ELBv2 snapshot, read (immutably) by `f`.
+fn with_state<T>(pass: &Pass, f: impl FnOnce(&Elbv2State) -> T) -> Result<T> {
+    Ok(f(&pass.snapshot()?.borrow().elbv2))
+}
+
+// Deletion (deckhand destroy)
+
+/// Deletes a listener.
+pub async fn delete_listener(aws: &Aws, arn: &str) -> Result<()> {
+    aws.elbv2.delete_listener().listener_arn(arn).send().await.map(drop).map_err(|e| aws_error("DeleteListener", e))
+}
+
+/// Deletes a load balancer (with any listener left); it goes away in the background (see
+/// [`wait_load_balancer_deleted`]).
+pub async fn delete_load_balancer(aws: &Aws, arn: &str) -> Result<()> {
+    aws.elbv2
+        .delete_load_balancer()
+        .load_balancer_arn(arn)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| aws_error("DeleteLoadBalancer", e))
+}
+
+/// Waits (SDK waiter) until a deleted load balancer is gone; at most 10 minutes.
+pub async fn wait_load_balancer_deleted(aws: &Aws, arn: &str) -> Result<()> {
+    use aws_sdk_elasticloadbalancingv2::client::Waiters;
+    aws.elbv2
+        .wait_until_load_balancers_deleted()
+        .load_balancer_arns(arn)
+        .wait(std::time::Duration::from_secs(600))
+        .await
+        .map(drop)
+        .map_err(|e| Error::Timeout {
+            what: format!(
+                "the deletion of load balancer {arn} ({})",
+                aws_smithy_types::error::display::DisplayErrorContext(&e)
+            ),
+            waited: "10m".into(),
+            hint: None,
+        })
+}
+
+/// Deletes a target group (fails with `ResourceInUse` while a listener or rule forwards to it).
+pub async fn delete_target_group(aws: &Aws, arn: &str) -> Result<()> {
+    aws.elbv2
+        .delete_target_group()
+        .target_group_arn(arn)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| aws_error("DeleteTargetGroup", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn elb_names_follow_aws_rules() {
+        assert!(validate_elb_name("n", "my-app-1").is_ok());
+        assert!(validate_elb_name("n", "").is_err());
+        assert!(validate_elb_name("n", "-app").is_err());
+        assert!(validate_elb_name("n", "app-").is_err());
+        assert!(validate_elb_name("n", "my_app").is_err());
+        let err = validate_elb_name("n", &"a".repeat(33)).unwrap_err().to_string();
+        assert!(err.contains("(it has 33 characters)"), "{err}");
+    }
+}
