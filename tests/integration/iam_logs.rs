@@ -17,7 +17,7 @@ fn trust_policy(deck: &Deck, role: &str) -> serde_json::Value {
     let aws = deck.aws();
     let out = aws.block_on(aws.iam.get_role().role_name(role).send()).unwrap();
     let raw = out.role().unwrap().assume_role_policy_document().unwrap().to_string();
-    serde_json::from_str(&deckhand::aws::iam::percent_decode(&raw)).unwrap()
+    serde_json::from_str(&percent_encoding::percent_decode_str(&raw).decode_utf8_lossy()).unwrap()
 }
 
 fn attached(deck: &Deck, role: &str) -> Vec<String> {
@@ -382,4 +382,29 @@ fn a_log_group_not_created_by_the_stack_is_never_adopted() {
     deck.run("stack(\"web\");\nlog_group(\"/ecs/api\");\n", &[])
         .failure()
         .stderr_has("a log group named /ecs/api already exists and is not part of stack web: it belongs to stack api");
+}
+
+#[test]
+fn a_role_path_change_is_refused_before_anything_changes() {
+    let deck = Deck::new();
+    let script = |path: &str| {
+        format!(
+            "stack(\"web\");\nrole(#{{ name: \"web-task\", trust: \"ecs-tasks.amazonaws.com\", path: \"{path}\", managed_policies: [\"AmazonS3ReadOnlyAccess\"] }});\n"
+        )
+    };
+    deck.run(&script("/ecs/"), &[]).success().expect_changes(&["+ role web-task"]);
+
+    // The path is fixed at creation; the description drifted too, yet nothing is sent.
+    let aws = deck.aws();
+    aws.block_on(aws.iam.update_role_description().role_name("web-task").description("by hand").send()).unwrap();
+    let (outcome, requests) = deck.recorded(|| deck.run(&script("/"), &[]));
+    outcome
+        .failure()
+        .stderr_has("role web-task differs where AWS cannot change a role's path in place (path: /ecs/ -> /)")
+        .stderr_has("--> deploy.rhai:2:1");
+    assert_eq!(requests.mutating(), Vec::<String>::new());
+    let role = aws.block_on(aws.iam.get_role().role_name("web-task").send()).unwrap();
+    assert_eq!(role.role().unwrap().path(), "/ecs/");
+    assert_eq!(role.role().unwrap().description(), Some("by hand"));
+    assert_eq!(attached(&deck, "web-task"), [S3_READ]);
 }
