@@ -35,11 +35,20 @@ pub struct LogGroupSpec {
     pub retention_days: Option<i64>,
 }
 
-/// The Logs part of a run's snapshot: log groups looked up by name, filled on demand.
+/// The Logs part of a run's snapshot: log groups looked up by name, read up front for the names a
+/// script declares ([`crate::aws::Declared`]), else on demand.
 #[derive(Debug, Default, Clone)]
 pub struct LogsState {
     /// Log groups by name (`None`: no such group).
     pub groups: HashMap<String, Option<LogGroup>>,
+}
+
+impl LogsState {
+    /// Reads the log groups named `names` with their tags, concurrently.
+    pub async fn load(aws: &Aws, names: &[String]) -> Result<LogsState> {
+        let groups = crate::aws::concurrently(names, |name| fetch_log_group(aws, name)).await?;
+        Ok(LogsState { groups: names.iter().cloned().zip(groups).collect() })
+    }
 }
 
 /// Checks a log group name: 1 to 512 characters of `A-Za-z0-9 . - _ / #`, not starting with `aws/`.

@@ -408,3 +408,52 @@ fn a_role_path_change_is_refused_before_anything_changes() {
     assert_eq!(role.role().unwrap().description(), Some("by hand"));
     assert_eq!(attached(&deck, "web-task"), [S3_READ]);
 }
+
+/// The roles GetRole was asked about, in the order the emulator received the requests.
+fn roles_read(requests: &Requests) -> Vec<String> {
+    let name = |body: &str| body.split('&').find_map(|p| p.strip_prefix("RoleName=")).unwrap_or("").to_string();
+    requests.0.iter().filter(|r| r.action == "GetRole").map(|r| name(&r.body)).collect()
+}
+
+#[test]
+fn declared_roles_and_log_groups_are_read_up_front_with_the_stack() {
+    let deck = Deck::new();
+    // `find_role` reads when the script reaches it; the role and log group the script declares
+    // are read with the snapshot, at its first primitive, before that.
+    let script = r#"
+stack("web");
+log_group("/ecs/web", #{ retention_days: 30 });
+let marker = find_role("web-marker");
+task_execution_role("web-exec");
+"#;
+    deck.run(script, &[]).success().expect_changes(&["+ log_group /ecs/web", "+ role web-exec"]);
+    let (plan, requests) = deck.recorded(|| deck.plan(script, &[]));
+    plan.success().expect_changes(&["= log_group /ecs/web", "= role web-exec"]);
+    assert_eq!(roles_read(&requests), ["web-exec", "web-marker"]);
+    let mut iam = calls_to(&requests, "iam");
+    iam.sort();
+    assert_eq!(iam, ["GetRole", "GetRole", "ListAttachedRolePolicies", "ListAttachedRolePolicies"]);
+    assert_eq!(calls_to(&requests, "logs"), ["DescribeLogGroups", "ListTagsForResource"]);
+}
+
+#[test]
+fn a_role_name_only_aws_knows_is_read_when_the_script_reaches_it() {
+    let deck = Deck::new();
+    let aws = deck.aws();
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    aws.block_on(aws.iam.create_role().role_name("web-marker").assume_role_policy_document(trust).send()).unwrap();
+    // The check pass that finds the declared names knows no account: it sees "web-a".
+    let script = r#"
+stack("web");
+let name = if find_role("web-marker") == () { "web-a" } else { "web-b" };
+task_execution_role(name);
+"#;
+    let (outcome, requests) = deck.recorded(|| deck.run(script, &[]));
+    outcome.success().expect_changes(&["+ role web-b"]);
+    // find_role reads at once (each pass); "web-a" is read up front with the snapshot, at the
+    // first primitive; "web-b" when the plan pass reaches it (the apply pass reuses that read).
+    assert_eq!(roles_read(&requests), ["web-marker", "web-a", "web-b", "web-marker"]);
+    assert_eq!(attached(&deck, "web-b"), [EXEC_POLICY]);
+    assert!(aws.block_on(aws.iam.get_role().role_name("web-a").send()).is_err());
+    deck.run(script, &[]).success().expect_changes(&["= role web-b"]);
+}

@@ -69,13 +69,22 @@ pub struct RoleSpec {
     pub path: Option<String>,
 }
 
-/// The IAM part of a run's snapshot: per-name lookups, filled on demand and kept for the run.
+/// The IAM part of a run's snapshot: per-name lookups, read up front for the names a script
+/// declares ([`crate::aws::Declared`]), else on demand, and kept for the run.
 #[derive(Debug, Default, Clone)]
 pub struct IamState {
     /// Roles looked up by name (`None`: no such role).
     pub roles: HashMap<String, Option<Role>>,
     /// Whether a managed policy ARN exists, for the policies checked so far.
     pub policies: HashMap<String, bool>,
+}
+
+impl IamState {
+    /// Reads the roles named `names` (GetRole and ListAttachedRolePolicies each), concurrently.
+    pub async fn load(aws: &Aws, names: &[String]) -> Result<IamState> {
+        let roles = crate::aws::concurrently(names, |name| fetch_role(aws, name)).await?;
+        Ok(IamState { roles: names.iter().cloned().zip(roles).collect(), policies: HashMap::new() })
+    }
 }
 
 /// The partition of `region` (`aws`, `aws-cn`, `aws-us-gov`), for ARNs.
