@@ -8,6 +8,7 @@ use std::rc::Rc;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::aws::Declared;
 use crate::destroy::StackContents;
 use crate::error::{Error, Result};
 use crate::local::{Emulator, LOCAL_REGION};
@@ -342,7 +343,7 @@ fn run(args: RunArgs) -> Result<()> {
     let vars = Vars::parse(&args.vars.vars)?;
     script.parse()?;
     let (aws, _emulator) = args.aws.connect()?;
-    let state = Rc::new(State::default());
+    let state = Rc::new(State::with_declared(declared(&script, &vars)));
 
     let plan_sink = if args.plan { Sink::stdout() } else { Sink::buffer() };
     let mut plan = Pass::new(Mode::Plan, Some(aws.clone()), None, plan_sink, state.clone());
@@ -376,6 +377,15 @@ fn run(args: RunArgs) -> Result<()> {
     script.run(&apply, &vars)?;
     println!("{}", apply.log.summary(aws.calls()));
     Ok(())
+}
+
+/// The roles and log groups the script declares, from a check pass (no AWS calls, output dropped),
+/// so the plan pass reads them up front and at once. Best effort: a script that fails here
+/// declares what it reached, and the plan pass reports its errors.
+fn declared(script: &Script, vars: &Vars) -> Declared {
+    let pass = Rc::new(Pass::new(Mode::Check, None, None, Sink::buffer(), Rc::new(State::default())));
+    let _ = script.run(&pass, vars);
+    Declared::from_changes(&pass.log.changes())
 }
 
 fn destroy(args: DestroyArgs) -> Result<()> {

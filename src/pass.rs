@@ -4,7 +4,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use crate::aws::Snapshot;
+use crate::aws::{Declared, Snapshot};
 use crate::error::{Error, Result};
 use crate::plan::{ChangeLog, Mode, Sink};
 use crate::runtime::Aws;
@@ -17,6 +17,14 @@ pub const STACK_TAG: &str = "deckhand:stack";
 #[derive(Debug, Default)]
 pub struct State {
     read: RefCell<Option<Snapshot>>,
+    declared: Declared,
+}
+
+impl State {
+    /// A run's state that reads these declared resources up front with the rest.
+    pub fn with_declared(declared: Declared) -> State {
+        State { read: RefCell::default(), declared }
+    }
 }
 
 /// The context every primitive works in during one pass.
@@ -97,7 +105,7 @@ impl Pass {
         let mut read = self.state.read.borrow_mut();
         if read.is_none() {
             *read = Some(match &self.aws {
-                Some(aws) => aws.block_on(Snapshot::load(aws, &stack))?,
+                Some(aws) => aws.block_on(Snapshot::load_with(aws, &stack, &self.state.declared))?,
                 None => Snapshot::default(),
             });
         }

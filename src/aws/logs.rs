@@ -35,11 +35,20 @@ pub struct LogGroupSpec {
     pub retention_days: Option<i64>,
 }
 
-/// The Logs part of a run's snapshot: log groups looked up by name, filled on demand.
+/// The Logs part of a run's snapshot: log groups looked up by name, read up front for the names a
+/// script declares ([`crate::aws::Declared`]), else on demand.
 #[derive(Debug, Default, Clone)]
 pub struct LogsState {
     /// Log groups by name (`None`: no such group).
     pub groups: HashMap<String, Option<LogGroup>>,
+}
+
+impl LogsState {
+    /// Reads the log groups named `names` with their tags, concurrently.
+    pub async fn load(aws: &Aws, names: &[String]) -> Result<LogsState> {
+        let groups = crate::aws::concurrently(names, |name| fetch_log_group(aws, name)).await?;
+        Ok(LogsState { groups: names.iter().cloned().zip(groups).collect() })
+    }
 }
 
 /// Checks a log group name: 1 to 512 characters of `A-Za-z0-9 . - _ / #`, not starting with `aws/`.
@@ -96,14 +105,22 @@ async fn describe_log_group(aws: &Aws, name: &str) -> Result<Option<LogGroup>> {
         .send()
         .await
         .map_err(|e| aws_error("DescribeLogGroups", e))?;
-    Ok(out.log_groups().iter().find(|g| g.log_group_name() == Some(name)).map(|g| {
-        let arn = g
-            .log_group_arn()
-            .map(str::to_string)
-            .or_else(|| g.arn().map(|a| a.trim_end_matches(":*").to_string()))
-            .unwrap_or_default();
-        LogGroup { name: name.to_string(), arn, retention_days: g.retention_in_days(), stack: None }
+    let Some(group) = out.log_groups().iter().find(|g| g.log_group_name() == Some(name)) else { return Ok(None) };
+    Ok(Some(LogGroup {
+        name: name.to_string(),
+        arn: group_arn(group)?,
+        retention_days: group.retention_in_days(),
+        stack: None,
     }))
+}
+
+/// A described log group's ARN, without the `:*` that `arn` carries.
+fn group_arn(group: &aws_sdk_cloudwatchlogs::types::LogGroup) -> Result<String> {
+    group
+        .log_group_arn()
+        .map(str::to_string)
+        .or_else(|| group.arn().map(|a| a.trim_end_matches(":*").to_string()))
+        .ok_or_else(|| Error::missing("DescribeLogGroups", "logGroupArn"))
 }
 
 /// The log group named `name`, from the run's cache or read once (nothing in check mode).
@@ -213,15 +230,8 @@ fn retention(spec: &LogGroupSpec) -> Option<i32> {
 /// Creates the log group tagged with the stack (log group names may hold `#`, which tag values
 /// cannot, so there is no Name tag); `None` when a group with this name exists already.
 fn create_log_group(pass: &Pass, name: &str, stack: &str) -> Result<Option<LogGroup>> {
-    let created = pass.apply(async |aws| {
-        aws.logs
-            .create_log_group()
-            .log_group_name(name)
-            .tags(STACK_TAG, stack)
-            .send()
-            .await
-            .map_err(|e| aws_error("CreateLogGroup", e))
-    });
+    let created = pass
+        .apply(async |aws| Ok(aws.logs.create_log_group().log_group_name(name).tags(STACK_TAG, stack).send().await))?;
     match created {
         Ok(_) => {
             // CreateLogGroup returns nothing; read the ARN back.
@@ -230,8 +240,8 @@ fn create_log_group(pass: &Pass, name: &str, stack: &str) -> Result<Option<LogGr
                 .ok_or_else(|| Error::conflict(format!("log group {name} was created but cannot be found"), None))?;
             Ok(Some(group))
         }
-        Err(err) if err.aws_code() == Some("ResourceAlreadyExistsException") => Ok(None),
-        Err(err) => Err(err),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_already_exists_exception()) => Ok(None),
+        Err(e) => Err(aws_error("CreateLogGroup", e)),
     }
 }
 
@@ -265,14 +275,10 @@ pub async fn list_log_groups(aws: &Aws) -> Result<Vec<LogGroup>> {
     let mut groups = Vec::new();
     while let Some(group) = pages.next().await {
         let group = group.map_err(|e| aws_error("DescribeLogGroups", e))?;
-        let arn = group
-            .log_group_arn()
-            .map(str::to_string)
-            .or_else(|| group.arn().map(|a| a.trim_end_matches(":*").to_string()))
-            .unwrap_or_default();
+        let name = group.log_group_name().ok_or_else(|| Error::missing("DescribeLogGroups", "logGroupName"))?;
         groups.push(LogGroup {
-            name: group.log_group_name().unwrap_or_default().to_string(),
-            arn,
+            name: name.to_string(),
+            arn: group_arn(&group)?,
             retention_days: group.retention_in_days(),
             stack: None,
         });
@@ -302,10 +308,8 @@ pub async fn stack_log_groups(aws: &Aws, stack: &str) -> Result<Vec<LogGroup>> {
 pub async fn log_group_stack(aws: &Aws, arn: &str) -> Result<Option<String>> {
     match aws.logs.list_tags_for_resource().resource_arn(arn).send().await {
         Ok(out) => Ok(out.tags().and_then(|t| t.get(STACK_TAG)).cloned()),
-        Err(err) => match aws_error("ListTagsForResource", err) {
-            err if err.aws_code() == Some("ResourceNotFoundException") => Ok(None),
-            err => Err(err),
-        },
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(None),
+        Err(e) => Err(aws_error("ListTagsForResource", e)),
     }
 }
 

@@ -13,6 +13,7 @@ use std::future::Future;
 use futures_util::{StreamExt, TryStreamExt, stream};
 
 use crate::error::Result;
+use crate::plan::Change;
 use crate::runtime::Aws;
 
 /// Everything a run reads up front about its stack, loaded once, all services concurrently.
@@ -24,9 +25,9 @@ pub struct Snapshot {
     pub egress: egress::EgressState,
     /// The stack's load balancers, target groups and listeners.
     pub elbv2: elbv2::Elbv2State,
-    /// IAM roles and managed policies, looked up by name on first use.
+    /// IAM roles (the declared ones read up front, others by name on first use) and managed policies.
     pub iam: iam::IamState,
-    /// Log groups, looked up by name on first use.
+    /// Log groups (the declared ones read up front, others by name on first use).
     pub logs: logs::LogsState,
     /// ECS clusters, services and task definition families.
     pub ecs: ecs::EcsState,
@@ -35,14 +36,51 @@ pub struct Snapshot {
 impl Snapshot {
     /// Reads the stack's resources from every service at once.
     pub async fn load(aws: &Aws, stack: &str) -> Result<Snapshot> {
-        let (ec2, egress, elbv2, ecs) = tokio::try_join!(
+        Self::load_with(aws, stack, &Declared::default()).await
+    }
+
+    /// Reads the stack's resources from every service at once, and the `declared` roles and log
+    /// groups with them.
+    pub async fn load_with(aws: &Aws, stack: &str, declared: &Declared) -> Result<Snapshot> {
+        let (ec2, egress, elbv2, ecs, iam, logs) = tokio::try_join!(
             ec2::Ec2State::load(aws, stack),
             egress::EgressState::load(aws, stack),
             elbv2::Elbv2State::load(aws, stack),
             ecs::EcsState::load(aws, stack),
+            iam::IamState::load(aws, &declared.roles),
+            logs::LogsState::load(aws, &declared.log_groups),
         )?;
-        // IAM and CloudWatch Logs cannot list by tag cheaply: they fill in per name on first use.
-        Ok(Snapshot { ec2, egress, elbv2, ecs, ..Snapshot::default() })
+        Ok(Snapshot { ec2, egress, elbv2, ecs, iam, logs })
+    }
+}
+
+/// The roles and log groups a script declares, by name, as a check pass (no AWS calls) found
+/// them, for [`Snapshot::load_with`] to read concurrently with everything else instead of one
+/// after another as the script reaches them. IAM cannot list roles by tag (ListRoles returns no
+/// tags; the Resource Groups Tagging API's GetResources does not support IAM roles), and a log
+/// group needs DescribeLogGroups for its retention and ListTagsForResource for its owner. Reading
+/// by name, not by tag, is also what finds a foreign resource with the script's name, to refuse
+/// it. Names the check pass could not know (computed from what only AWS knows) are still read by
+/// name when the script reaches them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Declared {
+    /// IAM role names.
+    pub roles: Vec<String>,
+    /// Log group names.
+    pub log_groups: Vec<String>,
+}
+
+impl Declared {
+    /// The roles and log groups among a check pass's changes.
+    pub fn from_changes(changes: &[Change]) -> Declared {
+        let named = |kind: &str| {
+            let mut names: Vec<String> =
+                changes.iter().filter(|c| c.resource == kind).map(|c| c.name.clone()).collect();
+            names.sort();
+            names.dedup();
+            names
+        };
+        Declared { roles: named("role"), log_groups: named("log_group") }
     }
 }
 

@@ -5,8 +5,9 @@ use std::rc::Rc;
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 use serde_json::Value;
 
-use crate::aws::iam::{self, ECS_TASKS, Role, RoleSpec, TASK_EXECUTION_POLICY, Trust};
+use crate::aws::iam::{self, DesiredRole, ECS_TASKS, Role, RoleSpec, TASK_EXECUTION_POLICY, Trust};
 use crate::bindings::{Fields, as_array, as_string, function, handle, show};
+use crate::converge::converge;
 use crate::error::{Error, Result};
 use crate::pass::Pass;
 
@@ -26,7 +27,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     )
     .register_into_engine(engine, move |spec: Map| -> Rhai<Map> {
         let spec = role_spec(spec)?;
-        Ok(role_handle(&iam::ensure_role(&p, &spec)?))
+        Ok(role_handle(&converge_role(&p, &spec)?))
     });
 
     let p = pass.clone();
@@ -46,8 +47,14 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
             description: None,
             path: None,
         };
-        Ok(role_handle(&iam::ensure_role(&p, &spec)?))
+        Ok(role_handle(&converge_role(&p, &spec)?))
     });
+}
+
+/// Checks and resolves the script's role (policy ARNs depend on the region's partition), then
+/// converges it.
+fn converge_role(pass: &Pass, spec: &RoleSpec) -> Result<Role> {
+    converge::<Role>(pass, &DesiredRole::resolve(spec, iam::partition(pass.region()))?)
 }
 
 fn role_spec(map: Map) -> Result<RoleSpec> {

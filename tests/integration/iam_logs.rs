@@ -17,7 +17,7 @@ fn trust_policy(deck: &Deck, role: &str) -> serde_json::Value {
     let aws = deck.aws();
     let out = aws.block_on(aws.iam.get_role().role_name(role).send()).unwrap();
     let raw = out.role().unwrap().assume_role_policy_document().unwrap().to_string();
-    serde_json::from_str(&deckhand::aws::iam::percent_decode(&raw)).unwrap()
+    serde_json::from_str(&percent_encoding::percent_decode_str(&raw).decode_utf8_lossy()).unwrap()
 }
 
 fn attached(deck: &Deck, role: &str) -> Vec<String> {
@@ -382,4 +382,78 @@ fn a_log_group_not_created_by_the_stack_is_never_adopted() {
     deck.run("stack(\"web\");\nlog_group(\"/ecs/api\");\n", &[])
         .failure()
         .stderr_has("a log group named /ecs/api already exists and is not part of stack web: it belongs to stack api");
+}
+
+#[test]
+fn a_role_path_change_is_refused_before_anything_changes() {
+    let deck = Deck::new();
+    let script = |path: &str| {
+        format!(
+            "stack(\"web\");\nrole(#{{ name: \"web-task\", trust: \"ecs-tasks.amazonaws.com\", path: \"{path}\", managed_policies: [\"AmazonS3ReadOnlyAccess\"] }});\n"
+        )
+    };
+    deck.run(&script("/ecs/"), &[]).success().expect_changes(&["+ role web-task"]);
+
+    // The path is fixed at creation; the description drifted too, yet nothing is sent.
+    let aws = deck.aws();
+    aws.block_on(aws.iam.update_role_description().role_name("web-task").description("by hand").send()).unwrap();
+    let (outcome, requests) = deck.recorded(|| deck.run(&script("/"), &[]));
+    outcome
+        .failure()
+        .stderr_has("role web-task differs where AWS cannot change a role's path in place (path: /ecs/ -> /)")
+        .stderr_has("--> deploy.rhai:2:1");
+    assert_eq!(requests.mutating(), Vec::<String>::new());
+    let role = aws.block_on(aws.iam.get_role().role_name("web-task").send()).unwrap();
+    assert_eq!(role.role().unwrap().path(), "/ecs/");
+    assert_eq!(role.role().unwrap().description(), Some("by hand"));
+    assert_eq!(attached(&deck, "web-task"), [S3_READ]);
+}
+
+/// The roles GetRole was asked about, in the order the emulator received the requests.
+fn roles_read(requests: &Requests) -> Vec<String> {
+    let name = |body: &str| body.split('&').find_map(|p| p.strip_prefix("RoleName=")).unwrap_or("").to_string();
+    requests.0.iter().filter(|r| r.action == "GetRole").map(|r| name(&r.body)).collect()
+}
+
+#[test]
+fn declared_roles_and_log_groups_are_read_up_front_with_the_stack() {
+    let deck = Deck::new();
+    // `find_role` reads when the script reaches it; the role and log group the script declares
+    // are read with the snapshot, at its first primitive, before that.
+    let script = r#"
+stack("web");
+log_group("/ecs/web", #{ retention_days: 30 });
+let marker = find_role("web-marker");
+task_execution_role("web-exec");
+"#;
+    deck.run(script, &[]).success().expect_changes(&["+ log_group /ecs/web", "+ role web-exec"]);
+    let (plan, requests) = deck.recorded(|| deck.plan(script, &[]));
+    plan.success().expect_changes(&["= log_group /ecs/web", "= role web-exec"]);
+    assert_eq!(roles_read(&requests), ["web-exec", "web-marker"]);
+    let mut iam = calls_to(&requests, "iam");
+    iam.sort();
+    assert_eq!(iam, ["GetRole", "GetRole", "ListAttachedRolePolicies", "ListAttachedRolePolicies"]);
+    assert_eq!(calls_to(&requests, "logs"), ["DescribeLogGroups", "ListTagsForResource"]);
+}
+
+#[test]
+fn a_role_name_only_aws_knows_is_read_when_the_script_reaches_it() {
+    let deck = Deck::new();
+    let aws = deck.aws();
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    aws.block_on(aws.iam.create_role().role_name("web-marker").assume_role_policy_document(trust).send()).unwrap();
+    // The check pass that finds the declared names knows no account: it sees "web-a".
+    let script = r#"
+stack("web");
+let name = if find_role("web-marker") == () { "web-a" } else { "web-b" };
+task_execution_role(name);
+"#;
+    let (outcome, requests) = deck.recorded(|| deck.run(script, &[]));
+    outcome.success().expect_changes(&["+ role web-b"]);
+    // find_role reads at once (each pass); "web-a" is read up front with the snapshot, at the
+    // first primitive; "web-b" when the plan pass reaches it (the apply pass reuses that read).
+    assert_eq!(roles_read(&requests), ["web-marker", "web-a", "web-b", "web-marker"]);
+    assert_eq!(attached(&deck, "web-b"), [EXEC_POLICY]);
+    assert!(aws.block_on(aws.iam.get_role().role_name("web-a").send()).is_err());
+    deck.run(script, &[]).success().expect_changes(&["= role web-b"]);
 }
