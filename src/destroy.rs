@@ -470,7 +470,7 @@ mod tests {
     #[test]
     fn deletes_are_retried_while_aws_says_in_use_and_other_errors_end_at_once() {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-        let doomed = Doomed { kind: Kind::Subnet, name: "myapp-a".into(), id: "subnet-1".into() };
+        let doomed = doomed(Kind::Subnet, "myapp-a", "subnet-1");
         let reports = std::cell::RefCell::new(Vec::new());
         let report = |line: &str| reports.borrow_mut().push(line.to_string());
         let attempts = std::cell::Cell::new(0);
@@ -503,8 +503,6 @@ mod tests {
         assert_eq!(used_elsewhere(Some(("us-east-1".into(), days_ago(200))), "us-west-2", now), None, "long ago");
         assert_eq!(used_elsewhere(None, "us-west-2", now), None, "never used");
     }
-
-    use super::*;
 
     fn doomed(kind: Kind, name: &str, id: &str) -> Doomed {
         Doomed { kind, name: name.into(), id: id.into() }
