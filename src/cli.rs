@@ -258,12 +258,17 @@ pub fn main() -> ExitCode {
         Err(err) => {
             let text = err.to_string();
             let text = if text.starts_with("error:") { text } else { format!("error: {text}") };
-            let colored = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            let text = if colored { text.replacen("error:", "\x1b[1;31merror\x1b[0m:", 1) } else { text };
-            eprintln!("{text}");
+            anstream::eprintln!("{}", styled_error(&text));
             ExitCode::FAILURE
         }
     }
+}
+
+/// An error report with its leading `error:` in bold red (anstream strips the style where
+/// stderr takes no colour: not a terminal, `NO_COLOR`, `CLICOLOR=0`).
+pub(crate) fn styled_error(report: &str) -> String {
+    let red = anstyle::AnsiColor::Red.on_default().bold();
+    report.replacen("error:", &format!("{red}error{red:#}:"), 1)
 }
 
 fn init_tracing(verbose: u8) {
@@ -274,8 +279,8 @@ fn init_tracing(verbose: u8) {
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .with_writer(anstream::stderr)
+        .with_ansi(true)
         .with_target(false)
         .without_time()
         .try_init();
@@ -309,7 +314,7 @@ fn status(args: StatusArgs) -> Result<()> {
 }
 
 fn logs(args: LogsArgs) -> Result<()> {
-    let since = crate::aws::queries::parse_since("--since", &args.since)?;
+    let since = crate::tail::parse_since("--since", &args.since)?;
     let (aws, _emulator) = args.aws.connect()?;
     let sources = aws.block_on(crate::tail::log_sources(&aws, &args.stack, args.service.as_deref()))?;
     if sources.is_empty() {

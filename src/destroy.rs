@@ -4,6 +4,8 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use backon::{ExponentialBuilder, Retryable};
+
 use crate::aws::Snapshot;
 use crate::aws::concurrently;
 use crate::aws::ec2::{self, SecurityGroup};
@@ -434,30 +436,61 @@ fn used_elsewhere(
 const RECENT_USE_DAYS: i64 = 90;
 
 /// Retries `delete` while AWS answers `code` (e.g. `DependencyViolation`: network interfaces of
-/// stopped tasks or a deleted load balancer are still being released), with backoff, for up to 15
-/// minutes.
+/// stopped tasks or a deleted load balancer are still being released), with backoff (2 s
+/// doubling to 30 s), for up to 15 minutes. The SDK's own retry cannot serve here: it retries
+/// transient and throttling errors for seconds, while these are successful answers saying a
+/// dependency still exists, which AWS takes minutes to release.
 async fn retry_while(
     doomed: &Doomed,
     report: &impl Fn(&str),
     code: &str,
     delete: impl AsyncFn() -> Result<()>,
 ) -> Result<()> {
-    let started = Instant::now();
-    let mut delay = Duration::from_secs(2);
-    loop {
-        match delete().await {
-            Err(err) if err.aws_code() == Some(code) && started.elapsed() < Duration::from_secs(900) => {
-                report(&format!("  {doomed} is still in use; retrying in {} s", delay.as_secs()));
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(30));
-            }
-            result => return result,
-        }
-    }
+    let backoff = ExponentialBuilder::new()
+        .with_min_delay(Duration::from_secs(2))
+        .with_max_delay(Duration::from_secs(30))
+        .with_total_delay(Some(Duration::from_secs(900)))
+        .without_max_times();
+    (|| delete())
+        .retry(backoff)
+        .sleep(tokio::time::sleep)
+        .when(|err: &crate::Error| err.aws_code() == Some(code))
+        .notify(|_, delay| report(&format!("  {doomed} is still in use; retrying in {} s", delay.as_secs())))
+        .await
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn aws_error(code: &str) -> Error {
+        Error::Aws { operation: "DeleteSubnet".into(), code: code.into(), message: "in use".into(), hint: None }
+    }
+
+    #[test]
+    fn deletes_are_retried_while_aws_says_in_use_and_other_errors_end_at_once() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let doomed = doomed(Kind::Subnet, "myapp-a", "subnet-1");
+        let reports = std::cell::RefCell::new(Vec::new());
+        let report = |line: &str| reports.borrow_mut().push(line.to_string());
+        let attempts = std::cell::Cell::new(0);
+        let in_use_once = async || {
+            attempts.set(attempts.get() + 1);
+            if attempts.get() == 1 { Err(aws_error("DependencyViolation")) } else { Ok(()) }
+        };
+        runtime.block_on(retry_while(&doomed, &report, "DependencyViolation", in_use_once)).unwrap();
+        assert_eq!(attempts.get(), 2);
+        assert_eq!(reports.take(), ["  subnet myapp-a (subnet-1) is still in use; retrying in 2 s"]);
+
+        attempts.set(0);
+        let denied = async || {
+            attempts.set(attempts.get() + 1);
+            Err(aws_error("UnauthorizedOperation"))
+        };
+        let err = runtime.block_on(retry_while(&doomed, &report, "DependencyViolation", denied)).unwrap_err();
+        assert_eq!((attempts.get(), err.aws_code()), (1, Some("UnauthorizedOperation")));
+        assert!(reports.take().is_empty());
+    }
 
     #[test]
     fn a_role_recently_used_in_another_region_is_kept() {
@@ -470,8 +503,6 @@ mod tests {
         assert_eq!(used_elsewhere(Some(("us-east-1".into(), days_ago(200))), "us-west-2", now), None, "long ago");
         assert_eq!(used_elsewhere(None, "us-west-2", now), None, "never used");
     }
-
-    use super::*;
 
     fn doomed(kind: Kind, name: &str, id: &str) -> Doomed {
         Doomed { kind, name: name.into(), id: id.into() }

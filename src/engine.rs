@@ -1,11 +1,13 @@
 //! Builds the Rhai engine for a pass: sandbox limits, strict variables, module resolution
 //! (embedded `stdlib/` first, then files beside the script), printing, and every primitive.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 
 use rhai::module_resolvers::FileModuleResolver;
-use rhai::{Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
+use rhai::{AST, Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
 
 use crate::pass::Pass;
 
@@ -51,6 +53,26 @@ pub fn build(pass: &Rc<Pass>, script_dir: Option<&Path>) -> Engine {
     engine
 }
 
+thread_local! {
+    /// The embedded modules, each compiled once per thread (every REPL input and every pass
+    /// builds a fresh engine, and all of them share the sandbox's parse settings).
+    static STDLIB_ASTS: RefCell<HashMap<&'static str, Rc<AST>>> = RefCell::new(HashMap::new());
+}
+
+/// The compiled embedded module `name`. Only the AST is cached: the module's top-level
+/// statements run again in each importing engine, so they see that pass (its `print`, its
+/// primitives) and never a value left from an earlier pass.
+fn stdlib_ast(engine: &Engine, name: &'static str, code: &str) -> Result<Rc<AST>, Box<EvalAltResult>> {
+    if let Some(ast) = STDLIB_ASTS.with_borrow(|cache| cache.get(name).cloned()) {
+        return Ok(ast);
+    }
+    let mut ast = engine.compile(code)?;
+    ast.set_source(format!("stdlib/{name}.rhai"));
+    let ast = Rc::new(ast);
+    STDLIB_ASTS.with_borrow_mut(|cache| cache.insert(name, ast.clone()));
+    Ok(ast)
+}
+
 /// Resolves `import "name"`: embedded stdlib modules first, then `name.rhai` beside the script.
 /// Paths that leave the script's folder are refused (scripts have no other file access).
 struct Resolver {
@@ -65,10 +87,8 @@ impl ModuleResolver for Resolver {
         path: &str,
         pos: Position,
     ) -> Result<Shared<Module>, Box<EvalAltResult>> {
-        if let Some((_, code)) = STDLIB.iter().find(|(name, _)| *name == path) {
-            let mut ast =
-                engine.compile(*code).map_err(|e| EvalAltResult::ErrorInModule(path.into(), e.into(), pos))?;
-            ast.set_source(format!("stdlib/{path}.rhai"));
+        if let Some((name, code)) = STDLIB.iter().find(|(name, _)| *name == path) {
+            let ast = stdlib_ast(engine, name, code).map_err(|e| EvalAltResult::ErrorInModule(path.into(), e, pos))?;
             let module = Module::eval_ast_as_new(Scope::new(), &ast, engine)
                 .map_err(|e| EvalAltResult::ErrorInModule(path.into(), e, pos))?;
             return Ok(module.into());
@@ -101,6 +121,19 @@ mod tests {
         let engine = sandboxed(None);
         for (name, code) in STDLIB {
             engine.compile(code).unwrap_or_else(|e| panic!("stdlib/{name}.rhai: {e}"));
+        }
+    }
+
+    #[test]
+    fn stdlib_modules_compile_once_and_import_in_every_engine() {
+        let (name, code) = STDLIB[0];
+        let first = stdlib_ast(&sandboxed(None), name, code).unwrap();
+        let second = stdlib_ast(&sandboxed(None), name, code).unwrap();
+        assert!(Rc::ptr_eq(&first, &second), "stdlib/{name}.rhai was compiled twice");
+        for _ in 0..2 {
+            let engine = sandboxed(None);
+            let imported = engine.eval::<rhai::INT>(&format!("import \"{name}\" as m; 1"));
+            assert_eq!(imported.unwrap(), 1);
         }
     }
 }

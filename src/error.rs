@@ -1,6 +1,6 @@
 //! The one error type of deckhand, and its single conversion into a Rhai error.
 
-use rhai::{EvalAltResult, Position};
+use rhai::{Dynamic, EvalAltResult, Map, Position};
 
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -87,8 +87,11 @@ pub enum Error {
     },
 }
 
+/// How a hint follows the message in an error's text.
+const HINT: &str = "\n  hint: ";
+
 fn hint_suffix(hint: &Option<String>) -> String {
-    hint.as_ref().map(|h| format!("\n  hint: {h}")).unwrap_or_default()
+    hint.as_ref().map(|h| format!("{HINT}{h}")).unwrap_or_default()
 }
 
 impl Error {
@@ -193,9 +196,105 @@ fn hint_for(code: &str) -> Option<String> {
     Some(hint.to_string())
 }
 
-/// The one place where deckhand errors become Rhai errors; Rhai fills in the call's position.
+/// The one place where deckhand errors become Rhai errors: a value scripts can catch, the map
+/// [`Error::to_script_value`] describes. Rhai fills in the call's position.
 impl From<Error> for Box<EvalAltResult> {
     fn from(err: Error) -> Self {
-        EvalAltResult::ErrorRuntime(err.to_string().into(), Position::NONE).into()
+        EvalAltResult::ErrorRuntime(err.to_script_value().into(), Position::NONE).into()
+    }
+}
+
+impl Error {
+    /// The stable code scripts see: the AWS error code for AWS errors, else one of `invalid`,
+    /// `unknown_key`, `missing_key`, `conflict`, `timeout`, `internal`, `emulator`, `io`, `script`.
+    pub fn code(&self) -> &str {
+        match self {
+            Error::Aws { code, .. } => code,
+            Error::Invalid { .. } => "invalid",
+            Error::UnknownKey { .. } => "unknown_key",
+            Error::MissingKey { .. } => "missing_key",
+            Error::Conflict { .. } => "conflict",
+            Error::Timeout { .. } => "timeout",
+            Error::Internal(_) => "internal",
+            Error::Emulator(_) => "emulator",
+            Error::Script(_) => "script",
+            Error::Io { .. } => "io",
+        }
+    }
+
+    /// What `try { ... } catch (e) { ... }` gives a script: `#{ message, code, operation, hint }`.
+    /// `message` is the sentence deckhand prints (without the hint), `code` is [`Error::code`],
+    /// `operation` the AWS API operation for AWS errors and `()` otherwise, `hint` what usually
+    /// fixes it or `()`. An uncaught error prints from this map exactly as from the error itself.
+    pub fn to_script_value(&self) -> Map {
+        let text = self.to_string();
+        let (message, hint) = match text.split_once(HINT) {
+            Some((message, hint)) => (message.to_string(), Some(hint.to_string())),
+            None => (text, None),
+        };
+        let operation = match self {
+            Error::Aws { operation, .. } => Dynamic::from(operation.clone()),
+            _ => Dynamic::UNIT,
+        };
+        let mut map = Map::new();
+        map.insert("message".into(), message.into());
+        map.insert("code".into(), self.code().to_string().into());
+        map.insert("operation".into(), operation);
+        map.insert("hint".into(), hint.map_or(Dynamic::UNIT, Dynamic::from));
+        map
+    }
+}
+
+/// The text of a thrown value the way deckhand prints errors: a deckhand error map (see
+/// [`Error::to_script_value`]) as its message and hint, anything else a script threw as it is.
+pub fn script_error_text(value: &Dynamic) -> String {
+    let Some(map) = value.read_lock::<Map>() else {
+        return value.to_string();
+    };
+    let Some(message) = map.get("message").filter(|m| m.is_string()) else {
+        return value.to_string();
+    };
+    match map.get("hint").filter(|h| !h.is_unit()) {
+        Some(hint) => format!("{message}{HINT}{hint}"),
+        None => message.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_errors_reach_scripts_with_their_code_and_operation() {
+        let err = Error::Aws {
+            operation: "GetRole".into(),
+            code: "NoSuchEntity".into(),
+            message: "role x not found".into(),
+            hint: None,
+        };
+        let map = err.to_script_value();
+        assert_eq!(map["code"].to_string(), "NoSuchEntity");
+        assert_eq!(map["operation"].to_string(), "GetRole");
+        assert_eq!(map["message"].to_string(), "GetRole failed: NoSuchEntity: role x not found");
+        assert!(map["hint"].is_unit());
+    }
+
+    #[test]
+    fn other_errors_have_a_stable_code_and_no_operation() {
+        let map = Error::invalid("subnet.cidr", "\"x\"", "an IPv4 CIDR").to_script_value();
+        assert_eq!(map["code"].to_string(), "invalid");
+        assert!(map["operation"].is_unit());
+        let map = Error::conflict("taken", Some("rename it")).to_script_value();
+        assert_eq!((map["code"].to_string(), map["message"].to_string()), ("conflict".into(), "taken".into()));
+        assert_eq!(map["hint"].to_string(), "rename it");
+    }
+
+    #[test]
+    fn an_uncaught_error_prints_as_the_error_itself() {
+        for err in [Error::conflict("taken", Some("rename it")), Error::Internal("bug".into())] {
+            let printed = err.to_string();
+            assert_eq!(script_error_text(&err.to_script_value().into()), printed);
+        }
+        assert_eq!(script_error_text(&Dynamic::from("thrown by a script")), "thrown by a script");
     }
 }

@@ -2,7 +2,9 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
+
+use anstyle::{AnsiColor, Style};
 
 /// Placeholder for a value that exists only after the resource is created.
 pub const UNKNOWN: &str = "(known after apply)";
@@ -50,11 +52,11 @@ impl ChangeKind {
         }
     }
 
-    fn color(self) -> &'static str {
+    fn style(self) -> Style {
         match self {
-            ChangeKind::Create => "\x1b[32m",
-            ChangeKind::Update => "\x1b[33m",
-            ChangeKind::Unchanged => "\x1b[2m",
+            ChangeKind::Create => AnsiColor::Green.on_default(),
+            ChangeKind::Update => AnsiColor::Yellow.on_default(),
+            ChangeKind::Unchanged => Style::new().dimmed(),
         }
     }
 }
@@ -124,13 +126,14 @@ impl Change {
         self
     }
 
-    fn render(&self, color: bool) -> String {
-        let (on, off) = if color { (self.kind.color(), "\x1b[0m") } else { ("", "") };
-        let mut text = format!("{on}{} {} {}", self.kind.sign(), self.resource, self.name);
+    /// The change's lines; the first in its kind's colour when `styled`.
+    fn render(&self, styled: bool) -> String {
+        let style = if styled { self.kind.style() } else { Style::new() };
+        let mut text = format!("{style}{} {} {}", self.kind.sign(), self.resource, self.name);
         if !self.summary.is_empty() {
             text.push_str(&format!(" ({})", self.summary));
         }
-        text.push_str(off);
+        text.push_str(&format!("{style:#}"));
         for diff in &self.diffs {
             text.push_str(&format!("\n    {diff}"));
         }
@@ -147,20 +150,17 @@ impl fmt::Display for Change {
 /// Where a pass writes its lines: straight to stdout, or held back until the run decides.
 #[derive(Debug)]
 pub enum Sink {
-    /// Print each line as it happens.
-    Stdout {
-        /// Whether to color change lines.
-        color: bool,
-    },
+    /// Print each line as it happens, coloured where stdout takes colour (anstream decides:
+    /// a terminal, and neither `NO_COLOR` nor `CLICOLOR=0`).
+    Stdout,
     /// Keep lines (plain) for later.
     Buffer(RefCell<Vec<String>>),
 }
 
 impl Sink {
-    /// Stdout, colored when it is a terminal and `NO_COLOR` is not set.
+    /// Stdout.
     pub fn stdout() -> Self {
-        let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-        Sink::Stdout { color }
+        Sink::Stdout
     }
 
     /// A buffer for a pass whose output may be discarded.
@@ -168,22 +168,22 @@ impl Sink {
         Sink::Buffer(RefCell::new(Vec::new()))
     }
 
-    fn write_line(&self, plain: String, colored: impl FnOnce() -> String) {
+    /// Writes one (possibly styled) line: styles stripped where colour is off and in buffers.
+    fn write_line(&self, line: &str) {
         match self {
-            Sink::Stdout { color } => {
-                let line = if *color { colored() } else { plain };
-                let mut out = std::io::stdout().lock();
+            Sink::Stdout => {
+                let mut out = anstream::stdout().lock();
                 let _ = writeln!(out, "{line}");
                 let _ = out.flush();
             }
-            Sink::Buffer(lines) => lines.borrow_mut().push(plain),
+            Sink::Buffer(lines) => lines.borrow_mut().push(anstream::adapter::strip_str(line).to_string()),
         }
     }
 
     /// The lines held back so far (empty for stdout).
     pub fn take(&self) -> Vec<String> {
         match self {
-            Sink::Stdout { .. } => Vec::new(),
+            Sink::Stdout => Vec::new(),
             Sink::Buffer(lines) => std::mem::take(&mut lines.borrow_mut()),
         }
     }
@@ -211,20 +211,20 @@ impl ChangeLog {
 
     /// Records and prints a change.
     pub fn record(&self, change: Change) {
-        self.sink.write_line(change.render(false), || change.render(true));
+        self.sink.write_line(&change.render(true));
         self.changes.borrow_mut().push(change);
     }
 
     /// Prints a line from the script (`print`) or a note from deckhand.
     pub fn say(&self, line: &str) {
-        self.sink.write_line(line.to_string(), || line.to_string());
+        self.sink.write_line(line);
     }
 
     /// Prints a warning once per pass and counts it.
     pub fn warn(&self, message: &str) {
         self.notes.set(self.notes.get() + 1);
-        let plain = format!("warning: {message}");
-        self.sink.write_line(plain.clone(), || format!("\x1b[33mwarning\x1b[0m: {message}"));
+        let yellow = AnsiColor::Yellow.on_default();
+        self.sink.write_line(&format!("{yellow}warning{yellow:#}: {message}"));
     }
 
     /// All changes recorded so far.
@@ -312,5 +312,15 @@ mod tests {
         assert!(log.has_changes());
         assert_eq!(log.summary(7), "2 created, 0 updated, 1 unchanged (7 AWS calls)");
         assert_eq!(log.take_output().len(), 3);
+    }
+
+    #[test]
+    fn buffered_lines_are_plain_and_stdout_lines_carry_the_kind_colour() {
+        let change = Change::new(ChangeKind::Create, "subnet", "a", "us-west-2a");
+        assert_eq!(change.render(true), "\x1b[32m+ subnet a (us-west-2a)\x1b[0m");
+        let log = ChangeLog::new(Mode::Plan, Sink::buffer());
+        log.record(change);
+        log.warn("careful");
+        assert_eq!(log.take_output(), ["+ subnet a (us-west-2a)", "warning: careful"]);
     }
 }

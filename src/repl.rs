@@ -23,6 +23,7 @@ use crate::pass::{Pass, State};
 use crate::plan::{Mode, Sink};
 use crate::runtime::Aws;
 use crate::script::{Script, Vars};
+use crate::status::plain_table;
 
 /// How `deckhand repl` starts.
 #[derive(Debug, Clone, Default)]
@@ -263,7 +264,6 @@ struct Session {
     mode: Mode,
     stack: Option<String>,
     dir: PathBuf,
-    colored: bool,
     interactive: bool,
     inputs: usize,
     failed: usize,
@@ -281,7 +281,6 @@ impl Session {
             mode: if options.plan { Mode::Plan } else { Mode::Apply },
             stack: None,
             dir: PathBuf::from("."),
-            colored: interactive && std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
             interactive,
             inputs: 0,
             failed: 0,
@@ -399,14 +398,10 @@ impl Session {
         result.map_err(|e| script.report(&e))
     }
 
-    /// Counts a failed input and prints its error (red on a terminal).
+    /// Counts a failed input and prints its error (red where stderr takes colour).
     fn fail(&mut self, report: &str) {
         self.failed += 1;
-        if self.colored {
-            eprintln!("{}", report.replacen("error:", "\x1b[1;31merror\x1b[0m:", 1));
-        } else {
-            eprintln!("{report}");
-        }
+        anstream::eprintln!("{}", crate::cli::styled_error(report));
     }
 
     fn print_vars(&self) {
@@ -422,10 +417,8 @@ impl Session {
         if rows.is_empty() {
             println!("(no variables)");
         }
-        let width = rows.iter().map(|(n, _)| n.chars().count()).max().unwrap_or(0);
-        for (name, value) in rows {
-            println!("{name:width$}  {value}");
-        }
+        let rows = rows.into_iter().map(|(name, value)| [name, value]);
+        println!("{}", plain_table(None, rows));
     }
 
     /// What Tab completes now: functions (engine and script), variables, keys of map variables.
@@ -515,32 +508,18 @@ fn cell(value: Option<&Dynamic>) -> String {
 
 /// One handle as an aligned key/value table.
 fn handle_table(map: &Map) -> String {
-    let keys = columns([map]);
-    let width = keys.iter().map(|k| k.chars().count()).max().unwrap_or(0);
-    keys.iter()
-        .map(|key| format!("{key:width$}  {}", cell(map.get(key.as_str())).trim_end()).trim_end().to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
+    let rows = columns([map]).into_iter().map(|key| {
+        let value = cell(map.get(key.as_str()));
+        [key, value]
+    });
+    plain_table(None, rows)
 }
 
 /// Several handles as a table: a header row, then one row per handle.
 fn handles_table(handles: &[Map]) -> String {
     let keys = columns(handles);
-    let rows: Vec<Vec<String>> =
-        handles.iter().map(|h| keys.iter().map(|k| cell(h.get(k.as_str()))).collect()).collect();
-    let widths: Vec<usize> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| rows.iter().map(|r| r[i].chars().count()).chain([k.chars().count()]).max().unwrap_or(0))
-        .collect();
-    std::iter::once(keys.clone())
-        .chain(rows)
-        .map(|row| {
-            let cells: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:w$}")).collect();
-            cells.join("  ").trim_end().to_string()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let rows = handles.iter().map(|h| keys.iter().map(|k| cell(h.get(k.as_str()))).collect::<Vec<_>>());
+    plain_table(Some(keys.clone()), rows)
 }
 
 /// A one-line value for `:vars`: handles by kind, name and id; long values cut.

@@ -89,7 +89,7 @@ impl Script {
         }
         let inner = current.unwrap_inner();
         let message = match inner {
-            EvalAltResult::ErrorRuntime(value, _) => value.to_string(),
+            EvalAltResult::ErrorRuntime(value, _) => crate::error::script_error_text(value),
             EvalAltResult::ErrorTooManyOperations(_) => {
                 "the script exceeded its operation limit (5,000,000): is there an endless loop?".to_string()
             }

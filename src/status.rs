@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 
+use comfy_table::ContentArrangement;
 use futures_util::future::try_join_all;
 use serde_json::{Value, json};
 
@@ -227,15 +228,13 @@ impl StackStatus {
             return format!("Stack {} has no resources.", self.stack);
         }
         let mut out = format!("Stack {}: {} resources\n\n", self.stack, self.resources.len());
-        let rows: Vec<[String; 5]> = self
-            .resources
-            .iter()
-            .map(|r| {
-                let state = r.state.clone().unwrap_or_else(|| "-".into());
-                [r.kind.to_string(), r.name.clone(), short_id(&r.id).to_string(), state, r.detail.clone()]
-            })
-            .collect();
-        out.push_str(&table(["TYPE", "NAME", "ID", "STATE", "DETAIL"], &rows));
+        let header = ["TYPE", "NAME", "ID", "STATE", "DETAIL"].map(String::from);
+        let rows = self.resources.iter().map(|r| {
+            let state = r.state.clone().unwrap_or_else(|| "-".into());
+            [r.kind.to_string(), r.name.clone(), short_id(&r.id).to_string(), state, r.detail.clone()]
+        });
+        out.push_str(&plain_table(Some(header), rows));
+        out.push('\n');
         for s in &self.services {
             out.push('\n');
             out.push_str(&render_service(s));
@@ -322,30 +321,24 @@ fn count(n: usize, thing: &str) -> String {
     if n == 1 { format!("1 {thing}") } else { format!("{n} {thing}s") }
 }
 
-/// Columns padded to their widest cell; the last column is not padded.
-fn table<const N: usize>(header: [&str; N], rows: &[[String; N]]) -> String {
-    let mut widths = header.map(str::len);
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
+/// A borderless table (comfy-table): columns two spaces apart, padded to their widest cell, no
+/// trailing spaces; the header row, when given, first.
+pub(crate) fn plain_table<R: IntoIterator<Item = String>>(
+    header: Option<R>,
+    rows: impl IntoIterator<Item = R>,
+) -> String {
+    let mut table = comfy_table::Table::new();
+    table.load_style(comfy_table::presets::NOTHING).set_content_arrangement(ContentArrangement::Disabled);
+    if let Some(header) = header {
+        table.set_header(header);
     }
-    let line = |cells: Vec<&str>| {
-        let mut text = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == N {
-                text.push_str(cell);
-            } else {
-                text.push_str(&format!("{cell:<width$}  ", width = widths[i]));
-            }
-        }
-        text.trim_end().to_string() + "\n"
-    };
-    let mut out = line(header.to_vec());
     for row in rows {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
+        table.add_row(row);
     }
-    out
+    for column in table.column_iter_mut() {
+        column.set_padding((0, 2));
+    }
+    table.trim_fmt()
 }
 
 /// An ARN's resource part (`targetgroup/myapp/73e2d6bc24d8a067`); other ids as they are.
@@ -360,8 +353,15 @@ mod tests {
 
     #[test]
     fn tables_pad_every_column_but_the_last() {
-        let rows = [["subnet".to_string(), "myapp-a".to_string(), "x".to_string()]];
-        assert_eq!(table(["TYPE", "NAME", "DETAIL"], &rows), "TYPE    NAME     DETAIL\nsubnet  myapp-a  x\n");
+        let header = ["TYPE", "NAME", "DETAIL"].map(String::from);
+        let rows = [
+            ["subnet", "myapp-a", "x"].map(String::from),
+            ["log_group", "/ecs/myapp", "kept 30 days"].map(String::from),
+        ];
+        assert_eq!(
+            plain_table(Some(header), rows),
+            "TYPE       NAME        DETAIL\nsubnet     myapp-a     x\nlog_group  /ecs/myapp  kept 30 days"
+        );
     }
 
     fn failing_service() -> ServiceStatus {

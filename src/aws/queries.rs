@@ -3,7 +3,6 @@
 //! (which IAM and CloudWatch Logs cannot list by tag). Nothing here sends a mutating request.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Duration;
 
 use aws_sdk_ec2::types::Filter;
 use aws_smithy_types::DateTime;
@@ -144,25 +143,6 @@ pub fn rfc3339(at: &DateTime) -> String {
 /// Milliseconds since the epoch as RFC 3339 text.
 pub fn millis_rfc3339(millis: i64) -> String {
     rfc3339(&DateTime::from_millis(millis))
-}
-
-/// Parses a look-back period such as `30s`, `10m`, `2h` or `1d`.
-pub fn parse_since(key: &str, text: &str) -> Result<Duration> {
-    let invalid = || Error::invalid(key, format!("{text:?}"), "a number followed by s, m, h or d, e.g. \"10m\"");
-    let text = text.trim();
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
-    let count: u64 = number.parse().map_err(|_| invalid())?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(invalid()),
-    };
-    if count == 0 || count > 366 * 86_400 / seconds {
-        return Err(invalid());
-    }
-    Ok(Duration::from_secs(count * seconds))
 }
 
 /// The awslogs destinations of a task definition's containers.
@@ -536,26 +516,4 @@ pub async fn log_events(
     let mut events: Vec<LogEvent> = newest.into();
     events.sort_by_key(|e| e.timestamp);
     Ok(events)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn periods_take_seconds_minutes_hours_and_days() {
-        assert_eq!(parse_since("since", "30s").unwrap(), Duration::from_secs(30));
-        assert_eq!(parse_since("since", "10m").unwrap(), Duration::from_secs(600));
-        assert_eq!(parse_since("since", "2h").unwrap(), Duration::from_secs(7200));
-        assert_eq!(parse_since("since", "1d").unwrap(), Duration::from_secs(86_400));
-    }
-
-    #[test]
-    fn bad_periods_name_the_key_and_the_format() {
-        for bad in ["", "10", "m", "10x", "-5m", "0s", "1.5h", "400d"] {
-            let err = parse_since("logs.since", bad).unwrap_err().to_string();
-            assert!(err.starts_with("invalid logs.since"), "{bad}: {err}");
-            assert!(err.contains("e.g. \"10m\""), "{bad}: {err}");
-        }
-    }
 }

@@ -106,36 +106,7 @@ fn trust(key: &str, value: &Dynamic) -> Result<Trust> {
 
 /// Converts a script value (maps, arrays, strings, numbers, booleans) into JSON.
 fn to_json(key: &str, value: &Dynamic) -> Result<Value> {
-    if let Some(map) = value.read_lock::<Map>() {
-        return map
-            .iter()
-            .map(|(k, v)| Ok((k.to_string(), to_json(&format!("{key}.{k}"), v)?)))
-            .collect::<Result<serde_json::Map<_, _>>>()
-            .map(Value::Object);
-    }
-    if value.is_array() {
-        return as_array(key, value)?
-            .iter()
-            .enumerate()
-            .map(|(i, item)| to_json(&format!("{key}[{i}]"), item))
-            .collect::<Result<Vec<_>>>()
-            .map(Value::Array);
-    }
-    if value.is_string() {
-        return Ok(Value::String(value.to_string()));
-    }
-    if let Ok(n) = value.as_int() {
-        return Ok(Value::from(n));
-    }
-    if let Ok(b) = value.as_bool() {
-        return Ok(Value::Bool(b));
-    }
-    if let Ok(x) = value.as_float()
-        && let Some(n) = serde_json::Number::from_f64(x)
-    {
-        return Ok(Value::Number(n));
-    }
-    Err(Error::invalid(key, show(value), "a string, number, boolean, array or map (a JSON value)"))
+    super::to_json(key, value)
 }
 
 pub(super) fn role_handle(role: &Role) -> Map {

@@ -181,17 +181,19 @@ fn type_name(value: &Dynamic) -> &'static str {
 
 /// Whether `b` looks like a typo of `a` (edit distance at most 2).
 pub(crate) fn similar(a: &str, b: &str) -> bool {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut row = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != cb);
-            row.push((prev[j] + cost).min(prev[j + 1] + 1).min(row[j] + 1));
-        }
-        prev = row;
-    }
-    prev[b.len()] <= 2
+    strsim::levenshtein(a, b) <= 2
+}
+
+/// A script value (maps, arrays, strings, numbers, booleans, `()` as null) as JSON, or an error
+/// naming `key`.
+pub(crate) fn to_json(key: &str, value: &Dynamic) -> Result<serde_json::Value> {
+    rhai::serde::from_dynamic(value)
+        .map_err(|_| Error::invalid(key, show(value), "a string, number, boolean, array or map (a JSON value)"))
+}
+
+/// A JSON value as a script value: objects become maps, arrays arrays, null `()`.
+pub(crate) fn from_json(value: &serde_json::Value) -> Result<Dynamic> {
+    rhai::serde::to_dynamic(value).map_err(|e| Error::Internal(format!("JSON {value} as a script value: {e}")))
 }
 
 /// Reads the id of a handle of `kind` (an object map from a primitive) or a plain id string.
@@ -262,5 +264,25 @@ mod tests {
         map.insert("name".into(), Dynamic::from(42_i64));
         let fields = Fields::new("subnet", map, &["name"]).unwrap();
         assert_eq!(fields.str("name").unwrap_err().to_string(), "invalid subnet.name 42: a string, not an integer");
+    }
+
+    #[test]
+    fn json_round_trips_through_script_values() {
+        let json = serde_json::json!({ "Version": "2012-10-17", "Statement": [{ "Effect": "Allow", "Max": 3, "On": true, "Off": null }] });
+        let value = from_json(&json).unwrap();
+        let statement = value.read_lock::<Map>().unwrap()["Statement"].clone().into_array().unwrap()[0].clone();
+        let statement = statement.read_lock::<Map>().unwrap().clone();
+        assert_eq!(statement["Max"].as_int(), Ok(3));
+        assert_eq!(statement["On"].as_bool(), Ok(true));
+        assert!(statement["Off"].is_unit());
+        assert_eq!(to_json("trust", &value).unwrap(), json);
+    }
+
+    #[test]
+    fn values_json_cannot_hold_name_the_key() {
+        let fn_ptr = Dynamic::from(rhai::FnPtr::new("f").unwrap());
+        let err = to_json("role.trust", &fn_ptr).unwrap_err().to_string();
+        assert!(err.starts_with("invalid role.trust"), "{err}");
+        assert!(err.ends_with("(a JSON value)"), "{err}");
     }
 }

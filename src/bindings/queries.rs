@@ -7,13 +7,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_ec2::types::Filter;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
-use serde_json::Value;
 
 use crate::aws::ec2::{self, Rule};
 use crate::aws::ecs::Cluster;
 use crate::aws::queries::{self, ServiceReport, TargetHealth};
 use crate::aws::{egress, elbv2, iam, logs};
-use crate::bindings::{Fields, as_string, function, handle, show, string_array};
+use crate::bindings::{Fields, as_string, from_json, function, handle, show, string_array};
 use crate::error::{Error, Result};
 use crate::pass::Pass;
 use crate::plan::is_known;
@@ -187,7 +186,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     )
     .register_into_engine(engine, move |source: Dynamic, options: Map| -> Rhai<Array> {
         let f = Fields::new("logs", options, &["since", "limit"])?;
-        let since = queries::parse_since(&f.name("since"), &f.str("since")?.unwrap_or_else(|| "10m".into()))?;
+        let since = crate::tail::parse_since(&f.name("since"), &f.str("since")?.unwrap_or_else(|| "10m".into()))?;
         let limit = f.int("limit")?.unwrap_or(LOG_LIMIT);
         if !(1..=LOG_LIMIT_MAX).contains(&limit) {
             return Err(Error::invalid(f.name("limit"), limit, format!("an integer from 1 to {LOG_LIMIT_MAX}")).into());
@@ -372,17 +371,6 @@ fn rule_text(rule: &Rule) -> String {
     format!("{ports} {}", rule.peer)
 }
 
-fn json_value(value: &Value) -> Dynamic {
-    match value {
-        Value::Null => Dynamic::UNIT,
-        Value::Bool(b) => (*b).into(),
-        Value::Number(n) => n.as_i64().map(Dynamic::from).unwrap_or_else(|| n.to_string().into()),
-        Value::String(s) => s.clone().into(),
-        Value::Array(items) => items.iter().map(json_value).collect::<Array>().into(),
-        Value::Object(map) => map.iter().map(|(k, v)| (k.into(), json_value(v))).collect::<Map>().into(),
-    }
-}
-
 fn id_filter(name: &str, id: &str) -> Vec<Filter> {
     vec![Filter::builder().name(name).values(id).build()]
 }
@@ -506,15 +494,18 @@ async fn describe(aws: &Aws, kind: &str, map: &Map) -> Result<Option<Dynamic>> {
                 map
             })
         }
-        "role" => iam::fetch_role(aws, &name).await?.map(|r| {
-            let mut map = super::iam::role_handle(&r);
-            map.insert("path".into(), r.path.clone().into());
-            map.insert("description".into(), r.description.clone().into());
-            map.insert("managed_policies".into(), string_array(&r.managed_policies));
-            map.insert("trust".into(), json_value(&r.trust));
-            map.insert("stack".into(), optional(r.stack.clone()));
-            map
-        }),
+        "role" => iam::fetch_role(aws, &name)
+            .await?
+            .map(|r| -> Result<Map> {
+                let mut map = super::iam::role_handle(&r);
+                map.insert("path".into(), r.path.clone().into());
+                map.insert("description".into(), r.description.clone().into());
+                map.insert("managed_policies".into(), string_array(&r.managed_policies));
+                map.insert("trust".into(), from_json(&r.trust)?);
+                map.insert("stack".into(), optional(r.stack.clone()));
+                Ok(map)
+            })
+            .transpose()?,
         "log_group" => queries::find_log_group(aws, &name).await?.map(|g| {
             let mut map = super::logs::log_group_handle(&g);
             map.insert("stack".into(), optional(g.stack.clone()));

@@ -150,6 +150,8 @@ fn apply_creates_the_app_as_asked_then_a_second_run_changes_nothing() {
             "+ service shop (arn:aws:ecs:us-west-2:",
         ])
         .stdout_has("warning: volume shop_data of task definition shop is task storage")
+        // "2/2 running" is the emulator's constant (MOTO_ECS_SERVICE_RUNNING=2); what deckhand
+        // asked for is the CreateService body checked below.
         .stdout_has("service shop is stable: 2/2 running")
         .stdout_has("service shop runs shop:1")
         .stdout_has("6 created, 0 updated, 0 unchanged");
@@ -159,6 +161,7 @@ fn apply_creates_the_app_as_asked_then_a_second_run_changes_nothing() {
     let body: serde_json::Value = serde_json::from_str(&create.body).unwrap();
     assert_eq!(body["capacityProviderStrategy"], serde_json::json!([{ "capacityProvider": "FARGATE", "weight": 1 }]));
     assert!(body.get("launchType").is_none(), "{body}");
+    assert_eq!(body["desiredCount"], 2, "{body}");
     assert_eq!(
         body["deploymentConfiguration"]["deploymentCircuitBreaker"],
         serde_json::json!({ "enable": true, "rollback": true })

@@ -31,12 +31,17 @@ fn queries_read_the_deployed_stack_and_change_nothing() {
         print(`role: ${find_role("myapp-exec").name} ${describe(find_role("myapp-exec")).managed_policies}`);
         print(`log group: ${describe(find_log_group("/ecs/myapp")).retention_days}`);
         print(`task: ${describe(#{ kind: "task_definition", arn: svc.task_definition }).cpu}`);
-        print(`events: ${type_of(events(svc, 3))}`);
-        print(`tasks: ${type_of(tasks(svc))}`);
+        print(`events: ${events(svc, 3)}`);
+        print(`tasks: ${tasks(svc)}`);
         print(`missing: ${find_cluster("nope") == ()} ${find_service("myapp", "nope") == ()} ${find_load_balancer("nope") == ()} ${find_target_group("nope") == ()} ${find_role("nope") == ()} ${find_log_group("/nope") == ()}`);
     "#;
     let (out, requests) = deck.recorded(|| deck.run(script, &[]));
     requests.assert_read_only();
+    // The emulator reports every service's desired tasks as running (MOTO_ECS_SERVICE_RUNNING=2)
+    // and every registered target (here the test's own, see register_target) healthy: those lines
+    // prove deckhand reads and shows AWS's replies, not that tasks run. The emulator keeps no
+    // service events and starts no service tasks, so events and tasks are empty; what deckhand
+    // asked for is in the requests checked below.
     out.success()
         .stdout_has("clusters: [\"myapp\"]")
         .stdout_has("cluster kind: cluster providers: [\"FARGATE\", \"FARGATE_SPOT\"]")
@@ -50,9 +55,27 @@ fn queries_read_the_deployed_stack_and_change_nothing() {
         .stdout_has("role: myapp-exec [\"arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy\"]")
         .stdout_has("log group: 30")
         .stdout_has("task: 256")
-        .stdout_has("events: array")
-        .stdout_has("tasks: array")
+        .stdout_has("events: []")
+        .stdout_has("tasks: []")
         .stdout_has("missing: true true true true true true");
+
+    // tasks(svc) lists the service's running and stopped tasks: ListTasks by cluster and service.
+    let list_tasks: Vec<serde_json::Value> = requests
+        .0
+        .iter()
+        .filter(|r| r.action == "ListTasks")
+        .map(|r| serde_json::from_str(&r.body).expect("a JSON ListTasks body"))
+        .collect();
+    let mut statuses: Vec<&str> = list_tasks.iter().filter_map(|b| b["desiredStatus"].as_str()).collect();
+    statuses.sort();
+    assert_eq!(statuses, ["RUNNING", "STOPPED"], "{list_tasks:?}");
+    for body in &list_tasks {
+        assert_eq!(body["serviceName"], "myapp", "{body}");
+        assert!(body["cluster"].as_str().is_some_and(|c| c.ends_with(":cluster/myapp")), "{body}");
+    }
+    // events(svc, 3) reads the service (its events come with DescribeServices).
+    let described = requests.0.iter().filter(|r| r.action == "DescribeServices");
+    assert!(described.into_iter().any(|r| r.body.contains(":service/myapp/myapp") || r.body.contains("\"myapp\"")));
 }
 
 #[test]

@@ -1,5 +1,7 @@
 //! Bad scripts fail before any change, with file:line:col, a caret and a precise message.
 
+use deckhand::local::RecordedRequest;
+
 use crate::support::Deck;
 
 /// (what, line 3 of the script, expected message, expected column)
@@ -152,4 +154,67 @@ fn missing_credentials_are_named_with_a_way_out() {
         .stderr_has(
             "= hint: log in (`aws sso login`, `aws configure`), pass --profile, or try deckhand without AWS: --local",
         );
+}
+
+/// A target group ARN of the right shape that names no target group.
+const MISSING_TARGET_GROUP: &str =
+    "arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/nope/0123456789abcdef";
+
+#[test]
+fn scripts_catch_aws_errors_with_their_code_and_operation() {
+    let deck = Deck::new();
+    let script = format!(
+        r#"stack("catch");
+let caught = ();
+try {{
+    target_health("{MISSING_TARGET_GROUP}");
+    print("not thrown");
+}} catch (e) {{
+    caught = e;
+}}
+print(`caught ${{caught.code}} from ${{caught.operation}}: ${{caught.message}}`);
+"#
+    );
+    let (outcome, requests) = deck.recorded(|| deck.run(&script, &[]));
+    let outcome = outcome.success().stdout_has(
+        "caught TargetGroupNotFound from DescribeTargetHealth: DescribeTargetHealth failed: TargetGroupNotFound:",
+    );
+    assert!(!outcome.stdout.contains("not thrown"), "{}", outcome.stdout);
+    let sent: Vec<&RecordedRequest> = requests.0.iter().filter(|r| r.action == "DescribeTargetHealth").collect();
+    assert_eq!(sent.len(), 1, "the error came from AWS: {:?}", requests.actions());
+    assert!(sent[0].body.contains("targetgroup%2Fnope") || sent[0].body.contains("targetgroup/nope"), "{sent:?}");
+
+    // The same error uncaught prints as every deckhand error does: message, position, caret.
+    let uncaught = format!("stack(\"catch\");\ntarget_health(\"{MISSING_TARGET_GROUP}\");\n");
+    deck.run(&uncaught, &[])
+        .failure()
+        .stderr_has("error: DescribeTargetHealth failed: TargetGroupNotFound:")
+        .stderr_has("--> deploy.rhai:2:1")
+        .stderr_has("2 | target_health(");
+}
+
+#[test]
+fn scripts_catch_validation_errors_as_invalid_before_any_request() {
+    let deck = Deck::new();
+    let script = r#"stack("catch");
+let vpc = default_vpc();
+let codes = [];
+try { subnet(vpc, #{ name: "a", az: "us-west-2a", cidr: "172.31.300.0/24" }); } catch (e) {
+    if e.code != "invalid" { throw `expected invalid, got ${e.code}`; }
+    if e.operation != () { throw `validation has no AWS operation, got ${e.operation}`; }
+    print(`caught: ${e.message}`);
+    codes.push(e.code);
+}
+try { subnet(vpc, #{ name: "a", az: "us-west-2a", cidrr: "172.31.96.0/24" }); } catch (e) { codes.push(e.code); }
+try { subnet(vpc, #{ name: "a", cidr: "172.31.96.0/24" }); } catch (e) { codes.push(e.code); }
+print(`codes: ${codes}`);
+"#;
+    let (outcome, requests) = deck.recorded(|| deck.run(script, &[]));
+    outcome
+        .success()
+        .stdout_has(r#"caught: invalid subnet.cidr "172.31.300.0/24": an IPv4 CIDR block like "10.0.1.0/24""#)
+        .stdout_has(r#"codes: ["invalid", "unknown_key", "missing_key"]"#);
+    assert_eq!(requests.mutating(), Vec::<String>::new());
+    let subnets = requests.0.iter().filter(|r| r.action == "CreateSubnet").count();
+    assert_eq!(subnets, 0, "no subnet was created");
 }

@@ -89,6 +89,13 @@ fn status_shows_every_resource_and_the_service_counts_read_only() {
     assert!(cluster.contains("ACTIVE"), "{cluster}");
     assert!(row(&out.stdout, "subnet", "myapp-a").unwrap().contains("172.31.96.0/24"));
     assert!(row(&out.stdout, "target_group", "myapp").unwrap().contains("1/1 targets healthy"));
+    // "2 running" and "healthy" are the emulator's constants (every desired task runs, every
+    // registered target is healthy): they prove status shows what ECS and ELB answer, so check
+    // that it asked them.
+    let actions = requests.actions();
+    for action in ["DescribeServices", "DescribeTargetHealth", "DescribeTaskDefinition"] {
+        assert!(actions.iter().any(|a| a == action), "status sends {action}: {actions:?}");
+    }
     let out = out
         .stdout_has("Stack myapp: ")
         .stdout_has("Service myapp (cluster myapp): ACTIVE, 2 running / 0 pending / 2 desired, task myapp:1")
@@ -179,9 +186,9 @@ fn logs_prints_the_service_events_prefixed_with_their_stream() {
     deck.deckhand(&["logs", "--stack", "myapp", "--service", "web"])
         .failure()
         .stderr_has("invalid --service \"web\": a service of stack myapp: myapp");
-    deck.deckhand(&["logs", "--stack", "myapp", "--since", "10 minutes"])
+    deck.deckhand(&["logs", "--stack", "myapp", "--since", "ten minutes"])
         .failure()
-        .stderr_has("invalid --since \"10 minutes\": a number followed by s, m, h or d");
+        .stderr_has("invalid --since \"ten minutes\": a number followed by s, m, h or d");
 }
 
 #[test]

@@ -119,11 +119,34 @@ impl Deck {
     }
 
     /// Runs `f` while the emulator records, and returns what `f` returned with the requests.
+    /// The harness ends the recording with a probe request of its own and fails the test when
+    /// the recorder missed it: a recorder that was off would make "nothing was sent" vacuous.
+    /// The probe is not among the returned requests.
     pub fn recorded<T>(&self, f: impl FnOnce() -> T) -> (T, Requests) {
         self.emulator.start_recording().expect("recording starts");
         let value = f();
-        let requests = self.emulator.stop_recording().expect("recording stops");
+        self.probe_recorder();
+        let mut requests = self.emulator.stop_recording().expect("recording stops");
+        let probe = requests.iter().rposition(|r| r.body.contains(PROBE_MARKER));
+        let probe =
+            probe.expect("the recorder missed the harness's probe request: recording was off, so it proves nothing");
+        requests.remove(probe);
         (value, Requests(requests))
+    }
+
+    /// A harmless read (availability zones named like no zone) that [`Deck::recorded`] looks for.
+    fn probe_recorder(&self) {
+        let body = format!(
+            "Action=DescribeAvailabilityZones&Version=2016-11-15&Filter.1.Name=zone-name&Filter.1.Value.1={PROBE_MARKER}"
+        );
+        let headers = [
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            (
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=test/20250101/us-west-2/ec2/aws4_request, SignedHeaders=host, Signature=x",
+            ),
+        ];
+        self.emulator.request("POST", "/", &headers, &body).expect("the emulator answers the recorder probe");
     }
 
     /// Runs `deckhand ARGS` in a pseudo-terminal (Python's `pty`, present wherever the emulator
@@ -173,7 +196,10 @@ impl Deck {
     }
 }
 
-/// Requests the emulator received.
+/// What marks the harness's own probe request (see [`Deck::recorded`]).
+const PROBE_MARKER: &str = "deckhand-recorder-probe";
+
+/// Requests the emulator received (recording proven on: see [`Deck::recorded`]).
 #[derive(Debug)]
 pub struct Requests(pub Vec<RecordedRequest>);
 
@@ -189,7 +215,7 @@ impl Requests {
         assert_eq!(self.mutating(), Vec::<String>::new(), "mutating requests were sent");
     }
 
-    /// Asserts that no request at all reached the emulator.
+    /// Asserts that no request at all reached the emulator (the recorder was on: it saw the probe).
     pub fn assert_none(&self) {
         assert!(self.0.is_empty(), "expected no request, got {:?}", self.0);
     }
