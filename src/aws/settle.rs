@@ -70,8 +70,8 @@ struct Memory {
 #[derive(Debug)]
 struct Settling {
     code: String,
+    /// What is not visible yet, and since when: "sg-0abc was created by this run 3 s ago".
     what: String,
-    age: Duration,
 }
 
 impl Settle {
@@ -120,26 +120,26 @@ impl Settle {
         let (code, message) = error_code_and_message(ctx.response()?.body().bytes()?)?;
         let now = Instant::now();
         let mut memory = self.memory();
-        let within = |at: Option<Instant>| at.map(|at| now - at).filter(|age| *age < WINDOW);
-        let (what, age) = if EC2_NOT_YET_VISIBLE.contains(&code.as_str()) {
+        let age = |at: Option<Instant>| at.map(|at| now - at).filter(|age| *age < WINDOW).map(|age| age.as_secs());
+        let what = if EC2_NOT_YET_VISIBLE.contains(&code.as_str()) {
             // EC2 names the id in the message: "The security group 'sg-0abc' does not exist".
             let (id, at) = memory.created.iter().find(|(id, _)| message.contains(id.as_str()))?;
-            (format!("{id}, created by this run"), within(Some(*at))?)
+            format!("{id} was created by this run {} s ago", age(Some(*at))?)
         } else if code == "InvalidParameterException" && message.contains("Unable to assume the service linked role") {
             // An account's first ECS call creates the AWSServiceRoleForECS role; IAM takes a
             // while to make it assumable, and until then CreateCluster/CreateService fail.
             let since = *memory.linked_role_missing_since.get_or_insert(now);
-            ("ECS's service-linked role, being created for this account".to_string(), within(Some(since))?)
+            format!("ECS is still creating its service-linked role for this account (for {} s)", age(Some(since))?)
         } else if code == "InvalidParameterException" && message.contains("does not have an associated load balancer") {
             // ECS learns of a target group's new listener a few seconds after ELB has it.
-            ("the target group's listener, changed by this run".to_string(), within(memory.load_balancing_changed)?)
+            format!("this run attached the target group {} s ago", age(memory.load_balancing_changed)?)
         } else if code == "ClusterNotFoundException" {
             // A new cluster is not visible to CreateService for a few seconds.
-            ("the cluster, created by this run".to_string(), within(memory.cluster_created)?)
+            format!("this run created the cluster {} s ago", age(memory.cluster_created)?)
         } else {
             return None;
         };
-        Some(Settling { code, what, age })
+        Some(Settling { code, what })
     }
 }
 
@@ -202,10 +202,9 @@ impl Intercept for Settle {
             cfg.load::<Metadata>().map(|m| (m.service().to_lowercase(), m.name().to_string())).unwrap_or_default();
         tracing::debug!(
             target: "deckhand::aws",
-            "{service} {operation} attempt {attempt}: {} for {} {} s ago; AWS has not propagated it yet, retrying",
+            "{service} {operation} attempt {attempt}: {}, but {}: AWS has not propagated it yet, retrying",
             settling.code,
             settling.what,
-            settling.age.as_secs()
         );
         Ok(())
     }
@@ -226,7 +225,68 @@ impl ClassifyRetry for Settle {
 
 #[cfg(test)]
 mod tests {
-    use super::error_code_and_message;
+    use std::time::{Duration, Instant};
+
+    use aws_smithy_runtime_api::client::interceptors::context::{Error, Input, InterceptorContext};
+    use aws_smithy_runtime_api::client::orchestrator::OrchestratorError;
+    use aws_smithy_runtime_api::http::Response;
+    use aws_smithy_types::body::SdkBody;
+
+    use super::{Settle, WINDOW, error_code_and_message};
+
+    /// A failed attempt whose 400 reply has `body`.
+    fn failed(body: &str) -> InterceptorContext {
+        let mut ctx = InterceptorContext::new(Input::doesnt_matter());
+        ctx.set_response(Response::new(400.try_into().unwrap(), SdkBody::from(body)));
+        ctx.set_output_or_error(Err(OrchestratorError::operation(Error::erase(std::io::Error::other("error")))));
+        ctx
+    }
+
+    fn ec2_error(code: &str, message: &str) -> InterceptorContext {
+        failed(&format!(
+            "<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors></Response>"
+        ))
+    }
+
+    #[test]
+    fn retries_a_not_found_only_for_an_id_this_run_just_created() {
+        let settle = Settle::default();
+        let missing = ec2_error("InvalidSubnetID.NotFound", "The subnet ID 'subnet-0new' does not exist");
+        assert!(settle.settling(&missing).is_none(), "not created by this run: the user's id is wrong");
+
+        settle.memory().created.insert("subnet-0new".into(), Instant::now());
+        assert!(settle.settling(&missing).is_some());
+        let other = ec2_error("InvalidSubnetID.NotFound", "The subnet ID 'subnet-0typo' does not exist");
+        assert!(settle.settling(&other).is_none(), "another id is still the user's mistake");
+        let unrelated = ec2_error("InvalidParameterValue", "subnet-0new is in use");
+        assert!(settle.settling(&unrelated).is_none(), "only the listed codes settle");
+
+        settle.memory().created.insert("subnet-0new".into(), Instant::now() - WINDOW - Duration::from_secs(1));
+        assert!(settle.settling(&missing).is_none(), "past the window the error is real");
+    }
+
+    #[test]
+    fn retries_ecs_errors_only_after_this_runs_change() {
+        let settle = Settle::default();
+        let cluster = failed(r#"{"__type": "ClusterNotFoundException", "message": "Cluster not found."}"#);
+        assert!(settle.settling(&cluster).is_none());
+        settle.memory().cluster_created = Some(Instant::now());
+        assert!(settle.settling(&cluster).is_some());
+
+        let target_group = failed(
+            r#"{"__type": "InvalidParameterException", "message": "The target group with targetGroupArn arn:tg does not have an associated load balancer."}"#,
+        );
+        assert!(settle.settling(&target_group).is_none());
+        settle.memory().load_balancing_changed = Some(Instant::now());
+        assert!(settle.settling(&target_group).is_some());
+
+        let role = failed(
+            r#"{"__type": "InvalidParameterException", "message": "Unable to assume the service linked role. Please verify that the ECS service linked role exists."}"#,
+        );
+        assert!(settle.settling(&role).is_some(), "the first time: the role is being created");
+        settle.memory().linked_role_missing_since = Some(Instant::now() - WINDOW - Duration::from_secs(1));
+        assert!(settle.settling(&role).is_none(), "still missing after the window: give up");
+    }
 
     #[test]
     fn reads_ec2_and_json_errors() {
@@ -236,10 +296,7 @@ mod tests {
             Some(("InvalidGroup.NotFound".into(), "The security group 'sg-1' does not exist".into()))
         );
         let ecs = br#"{"__type": "com.amazonaws.ecs#ClusterNotFoundException", "message": "Cluster not found."}"#;
-        assert_eq!(
-            error_code_and_message(ecs),
-            Some(("ClusterNotFoundException".into(), "Cluster not found.".into()))
-        );
+        assert_eq!(error_code_and_message(ecs), Some(("ClusterNotFoundException".into(), "Cluster not found.".into())));
         assert_eq!(error_code_and_message(b"not an error"), None);
     }
 }

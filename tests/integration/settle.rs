@@ -11,11 +11,23 @@ const GUIDE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fargate-alb.rh
 /// Each error real AWS answers right after the create it follows, once.
 fn settling_faults() -> Vec<Fault> {
     vec![
-        Fault::ec2("AuthorizeSecurityGroupIngress", "InvalidGroup.NotFound", "The security group '{GroupId}' does not exist"),
-        Fault::ec2("CreateNatGateway", "InvalidAllocationID.NotFound", "The allocation ID '{AllocationId}' does not exist"),
+        Fault::ec2(
+            "AuthorizeSecurityGroupIngress",
+            "InvalidGroup.NotFound",
+            "The security group '{GroupId}' does not exist",
+        ),
+        Fault::ec2(
+            "CreateNatGateway",
+            "InvalidAllocationID.NotFound",
+            "The allocation ID '{AllocationId}' does not exist",
+        ),
         Fault::ec2("CreateRoute", "InvalidNatGatewayID.NotFound", "The natGateway ID '{NatGatewayId}' does not exist"),
         Fault::ec2("AssociateRouteTable", "InvalidSubnetID.NotFound", "The subnet ID '{SubnetId}' does not exist"),
-        Fault::ec2("AssociateRouteTable", "InvalidRouteTableID.NotFound", "The routeTable ID '{RouteTableId}' does not exist"),
+        Fault::ec2(
+            "AssociateRouteTable",
+            "InvalidRouteTableID.NotFound",
+            "The routeTable ID '{RouteTableId}' does not exist",
+        ),
         Fault::ecs(
             "CreateCluster",
             "InvalidParameterException",
@@ -57,9 +69,9 @@ fn the_bundled_script_rides_out_every_not_found_yet_in_one_run() {
         "InvalidNatGatewayID.NotFound",
         "InvalidSubnetID.NotFound",
         "InvalidRouteTableID.NotFound",
-        "InvalidParameterException for ECS's service-linked role",
-        "ClusterNotFoundException for the cluster",
-        "InvalidParameterException for the target group's listener",
+        "InvalidParameterException, but ECS is still creating its service-linked role",
+        "ClusterNotFoundException, but this run created the cluster",
+        "InvalidParameterException, but this run attached the target group",
     ] {
         assert!(
             outcome.stderr.lines().any(|l| l.contains(code) && l.contains("retrying")),
@@ -113,8 +125,43 @@ fn a_subnet_this_run_did_not_create_fails_at_once() {
 fn a_cluster_an_earlier_run_created_is_not_waited_for() {
     // ClusterNotFoundException is ridden out only right after this run's CreateCluster; for a
     // cluster that already existed it is the truth (deleted meanwhile) and fails at once.
-    let deck = Deck::new().with_faults(vec![Fault::ecs("CreateService", "ClusterNotFoundException", "Cluster not found.")]);
+    let deck =
+        Deck::new().with_faults(vec![Fault::ecs("CreateService", "ClusterNotFoundException", "Cluster not found.")]);
     deck.run(r#"stack("myapp"); cluster("myapp");"#, &[]).success().expect_changes(&["+ cluster myapp"]);
     deck.deckhand(&["run", GUIDE]).failure().stderr_has("ClusterNotFoundException").stderr_has("Cluster not found.");
     assert_eq!(deck.faults().count("CreateService"), 1, "an old cluster must not be waited for");
+}
+
+#[test]
+fn a_create_settling_longer_than_the_usual_attempts_is_still_ridden_out() {
+    // Five answers in a row: more than the clients' usual 5 attempts allow.
+    let fault = Fault::ec2(
+        "CreateNatGateway",
+        "InvalidAllocationID.NotFound",
+        "The allocation ID '{AllocationId}' does not exist",
+    );
+    let deck = Deck::new().with_faults(vec![fault; 5]);
+    let script = r#"
+        stack("slow");
+        let vpc = default_vpc();
+        nat_gateway(default_subnet(vpc, "us-west-2a"), #{ name: "slow-nat" });
+    "#;
+    deck.run(script, &[]).success().expect_changes(&["+ nat_gateway slow-nat (nat-"]);
+    assert_eq!(deck.faults().count("CreateNatGateway"), 6);
+    let aws = deck.aws();
+    let nats = aws.block_on(aws.ec2.describe_nat_gateways().send()).unwrap();
+    assert_eq!(nats.nat_gateways().len(), 1, "one NAT gateway, however many attempts");
+}
+
+#[test]
+fn a_wrong_group_id_from_the_script_fails_at_once() {
+    // No fault injected: the emulator itself answers that the group does not exist.
+    let deck = Deck::new().with_faults(Vec::new());
+    let script = r#"
+        stack("typo");
+        let vpc = default_vpc();
+        security_group(vpc, #{ name: "typo-app", ingress: [#{ port: 8080, from: "sg-0123456789abcdef0" }] });
+    "#;
+    deck.run(script, &[]).failure().stderr_has("InvalidGroup.NotFound").stderr_has("sg-0123456789abcdef0");
+    assert_eq!(deck.faults().count("AuthorizeSecurityGroupIngress"), 1, "a wrong id must not be retried");
 }

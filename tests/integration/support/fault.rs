@@ -118,7 +118,10 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
             ("application/x-amz-json-1.1", serde_json::json!({ "__type": fault.code, "message": message }).to_string())
         } else {
             let error = format!("<Code>{}</Code><Message>{message}</Message>", fault.code);
-            ("text/xml", format!("<Response><Errors><Error>{error}</Error></Errors><RequestID>fault</RequestID></Response>"))
+            (
+                "text/xml",
+                format!("<Response><Errors><Error>{error}</Error></Errors><RequestID>fault</RequestID></Response>"),
+            )
         };
         let head = format!(
             "HTTP/1.1 400 Bad Request\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -160,7 +163,8 @@ fn fill(template: &str, body: &str) -> String {
     let mut out = template.to_string();
     while let Some(start) = out.find('{') {
         let end = out[start..].find('}').map(|e| e + start).expect("a closed {Name}");
-        let value = param(body, &out[start + 1..end]).unwrap_or_else(|| panic!("the request has no {}", &out[start..=end]));
+        let value =
+            param(body, &out[start + 1..end]).unwrap_or_else(|| panic!("the request has no {}", &out[start..=end]));
         out.replace_range(start..=end, &value);
     }
     out

@@ -86,7 +86,10 @@ impl Deck {
         let mut command = Command::new(program);
         command
             .current_dir(&self.dir)
-            .env("AWS_ENDPOINT_URL", self.faults.as_ref().map_or(self.emulator.endpoint_url(), FaultProxy::endpoint_url))
+            .env(
+                "AWS_ENDPOINT_URL",
+                self.faults.as_ref().map_or(self.emulator.endpoint_url(), FaultProxy::endpoint_url),
+            )
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", LOCAL_REGION)
