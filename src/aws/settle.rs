@@ -6,14 +6,15 @@
 //! retry strategy retries them with its exponential backoff. A genuinely wrong id (one this run
 //! did not just create) is not retried and fails at once with AWS's code and message.
 //!
-//! terraform-provider-aws rides out the same errors with the same bound: EC2 rule, route and NAT
-//! calls retry `InvalidGroup.NotFound`, `InvalidSubnetID.NotFound`, `InvalidAllocationID.NotFound`,
-//! `InvalidRouteTableID.NotFound` and `InvalidNatGatewayID.NotFound` right after the create
-//! (internal/service/ec2: "EC2 eventual consistency", AWS's query-api-troubleshooting guide);
-//! ECS's `retryClusterCreate` (internal/service/ecs/cluster.go) retries "Unable to assume the
-//! service linked role" for its two-minute `propagationTimeout`, and its CreateService retry
+//! The behaviour is documented by AWS ("Eventual consistency in the Amazon EC2 API": right after
+//! a create, calls naming the new resource may fail with `Invalid*.NotFound`; retry with
+//! exponential backoff). terraform-provider-aws rides out the same errors: its EC2 resources
+//! retry them for `ec2PropagationTimeout` (internal/service/ec2/consts.go; e.g. AssociateAddress
+//! on `InvalidAllocationID.NotFound`, "a newly allocated address may not be visible yet"); ECS's
+//! `retryClusterCreate` (internal/service/ecs/cluster.go) retries "Unable to assume the service
+//! linked role" for its two-minute `propagationTimeout`, and its CreateService retry
 //! (internal/service/ecs/service.go) covers `ClusterNotFoundException` and "does not have an
-//! associated load balancer".
+//! associated load balancer". deckhand bounds all of them by the same two minutes ([`WINDOW`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
