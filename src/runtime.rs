@@ -15,6 +15,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
+use crate::aws::settle::Settle;
 use crate::error::{Error, Result};
 
 /// Where deckhand sends its AWS requests.
@@ -68,9 +69,15 @@ impl Aws {
             )
         })?;
         let calls = Arc::new(CallCounter::default());
+        // One memory of this run's creates for all clients: an id EC2 returned is retried on ECS too.
+        let settle = Settle::default();
         macro_rules! client {
             ($sdk:ident) => {{
-                let conf = $sdk::config::Builder::from(&config).interceptor(CallLogger(calls.clone())).build();
+                let conf = $sdk::config::Builder::from(&config)
+                    .interceptor(CallLogger(calls.clone()))
+                    .interceptor(settle.clone())
+                    .retry_classifier(settle.clone())
+                    .build();
                 $sdk::Client::from_conf(conf)
             }};
         }

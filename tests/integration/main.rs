@@ -13,4 +13,5 @@ mod networking;
 mod queries;
 mod repl;
 mod script_errors;
+mod settle;
 mod status;

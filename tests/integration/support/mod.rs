@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+mod fault;
+pub use fault::{Fault, FaultProxy};
+
 use deckhand::local::{Emulator, LOCAL_REGION, RecordedRequest};
 use deckhand::runtime::{Aws, Target};
 
@@ -15,6 +18,7 @@ pub struct Deck {
     /// The emulator this test talks to.
     pub emulator: Emulator,
     dir: PathBuf,
+    faults: Option<FaultProxy>,
 }
 
 impl Deck {
@@ -34,7 +38,20 @@ impl Deck {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        Deck { emulator, dir }
+        Deck { emulator, dir, faults: None }
+    }
+
+    /// Sends deckhand's requests through a [`FaultProxy`] armed with `faults` (the SDK checks of
+    /// [`Deck::aws`] still go to the emulator directly).
+    pub fn with_faults(mut self, faults: Vec<Fault>) -> Deck {
+        let upstream = self.emulator.endpoint_url().trim_start_matches("http://").to_string();
+        self.faults = Some(FaultProxy::start(upstream, faults));
+        self
+    }
+
+    /// The fault proxy of [`Deck::with_faults`].
+    pub fn faults(&self) -> &FaultProxy {
+        self.faults.as_ref().expect("Deck::with_faults was called")
     }
 
     /// Writes `source` as `name` in the scratch folder and returns its path.
@@ -69,7 +86,10 @@ impl Deck {
         let mut command = Command::new(program);
         command
             .current_dir(&self.dir)
-            .env("AWS_ENDPOINT_URL", self.emulator.endpoint_url())
+            .env(
+                "AWS_ENDPOINT_URL",
+                self.faults.as_ref().map_or(self.emulator.endpoint_url(), FaultProxy::endpoint_url),
+            )
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", LOCAL_REGION)

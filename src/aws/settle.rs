@@ -1,0 +1,303 @@
+//! Riding out AWS's eventual consistency right after a create: the call that follows a create
+//! and names the new resource fails for a few seconds with "not found" until the create has
+//! propagated through AWS. [`Settle`] is one object registered on every client twice: as an
+//! interceptor it remembers what this run created (ids from the replies of Create* calls), and as
+//! a retry classifier it marks exactly those "not found" errors transient, so the SDK's standard
+//! retry strategy retries them with its exponential backoff. A genuinely wrong id (one this run
+//! did not just create) is not retried and fails at once with AWS's code and message.
+//!
+//! The behaviour is documented by AWS ("Eventual consistency in the Amazon EC2 API": right after
+//! a create, calls naming the new resource may fail with `Invalid*.NotFound`; retry with
+//! exponential backoff). terraform-provider-aws rides out the same errors: its EC2 resources
+//! retry them for `ec2PropagationTimeout` (internal/service/ec2/consts.go; e.g. AssociateAddress
+//! on `InvalidAllocationID.NotFound`, "a newly allocated address may not be visible yet"); ECS's
+//! `retryClusterCreate` (internal/service/ecs/cluster.go) retries "Unable to assume the service
+//! linked role" for its two-minute `propagationTimeout`, and its CreateService retry
+//! (internal/service/ecs/service.go) covers `ClusterNotFoundException` and "does not have an
+//! associated load balancer". deckhand bounds all of them by the same two minutes ([`WINDOW`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use aws_config::retry::RetryConfig;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    AfterDeserializationInterceptorContextRef, FinalizerInterceptorContextRef, InterceptorContext, Output,
+};
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::retries::RequestAttempts;
+use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+
+/// How long after a create AWS may still answer "not found" for it (terraform's
+/// `propagationTimeout`); retries stop once the create is older than this.
+pub const WINDOW: Duration = Duration::from_secs(120);
+
+/// Attempts allowed to a request failing with a settling error: with the standard strategy's
+/// backoff (1 s doubling, capped at 20 s, jittered) more than [`WINDOW`] can take, so the window,
+/// not the count, ends the retries. Every other error keeps the clients' usual attempts.
+const SETTLING_ATTEMPTS: u32 = 25;
+
+/// EC2 "not found" codes whose message names the id that is not visible yet.
+const EC2_NOT_YET_VISIBLE: &[&str] = &[
+    "InvalidGroup.NotFound",
+    "InvalidSubnetID.NotFound",
+    "InvalidAllocationID.NotFound",
+    "InvalidRouteTableID.NotFound",
+    "InvalidNatGatewayID.NotFound",
+];
+
+/// What this run created, and when: shared by every client of one run.
+#[derive(Debug, Clone, Default)]
+pub struct Settle(Arc<Mutex<Memory>>);
+
+#[derive(Debug, Default)]
+struct Memory {
+    /// EC2 ids (sg-, subnet-, eipalloc-, rtb-, nat-) returned by this run's creates.
+    created: HashMap<String, Instant>,
+    /// This run's last CreateCluster.
+    cluster_created: Option<Instant>,
+    /// This run's last change to what attaches a target group to a load balancer (a target
+    /// group, listener or rule created or modified).
+    load_balancing_changed: Option<Instant>,
+    /// When ECS first said its service-linked role could not be assumed in this run.
+    linked_role_missing_since: Option<Instant>,
+}
+
+/// Why an error is AWS still propagating something this run just did.
+#[derive(Debug)]
+struct Settling {
+    code: String,
+    /// What is not visible yet, and since when: "sg-0abc was created by this run 3 s ago".
+    what: String,
+}
+
+impl Settle {
+    fn memory(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Remembers the ids and events of a successful reply.
+    fn remember(&self, output: &Output) {
+        use aws_sdk_ec2::operation as ec2;
+        use aws_sdk_elasticloadbalancingv2::operation as elbv2;
+        let now = Instant::now();
+        let id = if let Some(out) = output.downcast_ref::<ec2::create_security_group::CreateSecurityGroupOutput>() {
+            out.group_id()
+        } else if let Some(out) = output.downcast_ref::<ec2::create_subnet::CreateSubnetOutput>() {
+            out.subnet().and_then(|s| s.subnet_id())
+        } else if let Some(out) = output.downcast_ref::<ec2::allocate_address::AllocateAddressOutput>() {
+            out.allocation_id()
+        } else if let Some(out) = output.downcast_ref::<ec2::create_route_table::CreateRouteTableOutput>() {
+            out.route_table().and_then(|t| t.route_table_id())
+        } else if let Some(out) = output.downcast_ref::<ec2::create_nat_gateway::CreateNatGatewayOutput>() {
+            out.nat_gateway().and_then(|n| n.nat_gateway_id())
+        } else {
+            None
+        };
+        let mut memory = self.memory();
+        if let Some(id) = id.filter(|id| !id.is_empty()) {
+            memory.created.insert(id.to_string(), now);
+        } else if output.downcast_ref::<aws_sdk_ecs::operation::create_cluster::CreateClusterOutput>().is_some() {
+            memory.cluster_created = Some(now);
+        } else if output.downcast_ref::<elbv2::create_target_group::CreateTargetGroupOutput>().is_some()
+            || output.downcast_ref::<elbv2::create_listener::CreateListenerOutput>().is_some()
+            || output.downcast_ref::<elbv2::modify_listener::ModifyListenerOutput>().is_some()
+            || output.downcast_ref::<elbv2::create_rule::CreateRuleOutput>().is_some()
+            || output.downcast_ref::<elbv2::modify_rule::ModifyRuleOutput>().is_some()
+        {
+            memory.load_balancing_changed = Some(now);
+        }
+    }
+
+    /// Whether the failed attempt in `ctx` is AWS still propagating what this run just did.
+    fn settling(&self, ctx: &InterceptorContext) -> Option<Settling> {
+        if !matches!(ctx.output_or_error(), Some(Err(e)) if e.is_operation_error()) {
+            return None;
+        }
+        let (code, message) = error_code_and_message(ctx.response()?.body().bytes()?)?;
+        let now = Instant::now();
+        let mut memory = self.memory();
+        let age = |at: Option<Instant>| at.map(|at| now - at).filter(|age| *age < WINDOW).map(|age| age.as_secs());
+        let what = if EC2_NOT_YET_VISIBLE.contains(&code.as_str()) {
+            // EC2 names the id in the message: "The security group 'sg-0abc' does not exist".
+            let (id, at) = memory.created.iter().find(|(id, _)| message.contains(id.as_str()))?;
+            format!("{id} was created by this run {} s ago", age(Some(*at))?)
+        } else if code == "InvalidParameterException" && message.contains("Unable to assume the service linked role") {
+            // An account's first ECS call creates the AWSServiceRoleForECS role; IAM takes a
+            // while to make it assumable, and until then CreateCluster/CreateService fail.
+            let since = *memory.linked_role_missing_since.get_or_insert(now);
+            format!("ECS is still creating its service-linked role for this account (for {} s)", age(Some(since))?)
+        } else if code == "InvalidParameterException" && message.contains("does not have an associated load balancer") {
+            // ECS learns of a target group's new listener a few seconds after ELB has it.
+            format!("this run attached the target group {} s ago", age(memory.load_balancing_changed)?)
+        } else if code == "ClusterNotFoundException" {
+            // A new cluster is not visible to CreateService for a few seconds.
+            format!("this run created the cluster {} s ago", age(memory.cluster_created)?)
+        } else {
+            return None;
+        };
+        Some(Settling { code, what })
+    }
+}
+
+/// The AWS error code and message of an error reply: EC2's query XML
+/// (`<Response><Errors><Error><Code>`) or the JSON protocols' `{"__type", "message"}`.
+fn error_code_and_message(body: &[u8]) -> Option<(String, String)> {
+    let text = std::str::from_utf8(body).ok()?;
+    if text.trim_start().starts_with('{') {
+        let json: serde_json::Value = serde_json::from_str(text).ok()?;
+        let code = json.get("__type").or_else(|| json.get("code"))?.as_str()?;
+        // "com.amazonaws.ecs#ClusterNotFoundException" or "ClusterNotFoundException:http://..."
+        let code = code.rsplit('#').next()?.split(':').next()?;
+        let message = json.get("message").or_else(|| json.get("Message")).and_then(|m| m.as_str()).unwrap_or("");
+        Some((code.to_string(), message.to_string()))
+    } else {
+        let element = |name: &str| {
+            let open = format!("<{name}>");
+            let start = text.find(&open)? + open.len();
+            let end = text[start..].find(&format!("</{name}>"))? + start;
+            Some(text[start..end].to_string())
+        };
+        Some((element("Code")?, element("Message").unwrap_or_default()))
+    }
+}
+
+impl Intercept for Settle {
+    fn name(&self) -> &'static str {
+        "deckhand::Settle"
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Ok(output) = context.output_or_error() {
+            self.remember(output);
+        }
+        Ok(())
+    }
+
+    /// Runs after each attempt and before the retry strategy decides: gives a settling request
+    /// the attempts its window needs, and logs the retry (`-v`).
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(settling) = self.settling(context.inner()) else {
+            return Ok(());
+        };
+        if let Some(retry) = cfg.load::<RetryConfig>() {
+            let retry = retry.clone().with_max_attempts(SETTLING_ATTEMPTS);
+            cfg.interceptor_state().store_put(retry);
+        }
+        let attempt = cfg.load::<RequestAttempts>().map_or(1, |a| a.attempts());
+        let (service, operation) =
+            cfg.load::<Metadata>().map(|m| (m.service().to_lowercase(), m.name().to_string())).unwrap_or_default();
+        tracing::debug!(
+            target: "deckhand::aws",
+            "{service} {operation} attempt {attempt}: {}, but {}: AWS has not propagated it yet, retrying",
+            settling.code,
+            settling.what,
+        );
+        Ok(())
+    }
+}
+
+impl ClassifyRetry for Settle {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        match self.settling(ctx) {
+            Some(_) => RetryAction::transient_error(),
+            None => RetryAction::NoActionIndicated,
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "deckhand::Settle"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use aws_smithy_runtime_api::client::interceptors::context::{Error, Input, InterceptorContext};
+    use aws_smithy_runtime_api::client::orchestrator::OrchestratorError;
+    use aws_smithy_runtime_api::http::Response;
+    use aws_smithy_types::body::SdkBody;
+
+    use super::{Settle, WINDOW, error_code_and_message};
+
+    /// A failed attempt whose 400 reply has `body`.
+    fn failed(body: &str) -> InterceptorContext {
+        let mut ctx = InterceptorContext::new(Input::doesnt_matter());
+        ctx.set_response(Response::new(400.try_into().unwrap(), SdkBody::from(body)));
+        ctx.set_output_or_error(Err(OrchestratorError::operation(Error::erase(std::io::Error::other("error")))));
+        ctx
+    }
+
+    fn ec2_error(code: &str, message: &str) -> InterceptorContext {
+        failed(&format!(
+            "<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors></Response>"
+        ))
+    }
+
+    #[test]
+    fn retries_a_not_found_only_for_an_id_this_run_just_created() {
+        let settle = Settle::default();
+        let missing = ec2_error("InvalidSubnetID.NotFound", "The subnet ID 'subnet-0new' does not exist");
+        assert!(settle.settling(&missing).is_none(), "not created by this run: the user's id is wrong");
+
+        settle.memory().created.insert("subnet-0new".into(), Instant::now());
+        assert!(settle.settling(&missing).is_some());
+        let other = ec2_error("InvalidSubnetID.NotFound", "The subnet ID 'subnet-0typo' does not exist");
+        assert!(settle.settling(&other).is_none(), "another id is still the user's mistake");
+        let unrelated = ec2_error("InvalidParameterValue", "subnet-0new is in use");
+        assert!(settle.settling(&unrelated).is_none(), "only the listed codes settle");
+
+        settle.memory().created.insert("subnet-0new".into(), Instant::now() - WINDOW - Duration::from_secs(1));
+        assert!(settle.settling(&missing).is_none(), "past the window the error is real");
+    }
+
+    #[test]
+    fn retries_ecs_errors_only_after_this_runs_change() {
+        let settle = Settle::default();
+        let cluster = failed(r#"{"__type": "ClusterNotFoundException", "message": "Cluster not found."}"#);
+        assert!(settle.settling(&cluster).is_none());
+        settle.memory().cluster_created = Some(Instant::now());
+        assert!(settle.settling(&cluster).is_some());
+
+        let target_group = failed(
+            r#"{"__type": "InvalidParameterException", "message": "The target group with targetGroupArn arn:tg does not have an associated load balancer."}"#,
+        );
+        assert!(settle.settling(&target_group).is_none());
+        settle.memory().load_balancing_changed = Some(Instant::now());
+        assert!(settle.settling(&target_group).is_some());
+
+        let role = failed(
+            r#"{"__type": "InvalidParameterException", "message": "Unable to assume the service linked role. Please verify that the ECS service linked role exists."}"#,
+        );
+        assert!(settle.settling(&role).is_some(), "the first time: the role is being created");
+        settle.memory().linked_role_missing_since = Some(Instant::now() - WINDOW - Duration::from_secs(1));
+        assert!(settle.settling(&role).is_none(), "still missing after the window: give up");
+    }
+
+    #[test]
+    fn reads_ec2_and_json_errors() {
+        let ec2 = br"<Response><Errors><Error><Code>InvalidGroup.NotFound</Code><Message>The security group 'sg-1' does not exist</Message></Error></Errors><RequestID>x</RequestID></Response>";
+        assert_eq!(
+            error_code_and_message(ec2),
+            Some(("InvalidGroup.NotFound".into(), "The security group 'sg-1' does not exist".into()))
+        );
+        let ecs = br#"{"__type": "com.amazonaws.ecs#ClusterNotFoundException", "message": "Cluster not found."}"#;
+        assert_eq!(error_code_and_message(ecs), Some(("ClusterNotFoundException".into(), "Cluster not found.".into())));
+        assert_eq!(error_code_and_message(b"not an error"), None);
+    }
+}
