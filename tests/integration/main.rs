@@ -6,6 +6,7 @@ mod destroy;
 mod docs;
 mod ecs;
 mod egress;
+mod emulator;
 mod guide;
 mod iam_logs;
 mod load_balancing;
