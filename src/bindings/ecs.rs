@@ -343,7 +343,7 @@ fn container_spec(pass: &Pass, family: &str, i: usize, map: Map) -> Result<Conta
     )?;
     let name = f.req_str("name", "the container name, unique in the task")?;
     validate_identifier(&at("name"), &name, 255)?;
-    let image = f.req_str("image", "the image, e.g. \"public.ecr.aws/nginx/nginx:1.27\"")?;
+    let image = f.req_str("image", "the image, e.g. \"public.ecr.aws/nginx/nginx-unprivileged:stable\"")?;
     if image.trim().is_empty() {
         return Err(Error::invalid(at("image"), format!("{image:?}"), "a non-empty image reference"));
     }

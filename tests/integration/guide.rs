@@ -107,6 +107,8 @@ fn the_bundled_script_reproduces_the_guide() {
     );
     let container = &task.container_definitions()[0];
     assert_eq!(container.port_mappings()[0].container_port(), Some(8080));
+    // The default image listens on 8080 (nginx-unprivileged; plain nginx listens on 80).
+    assert_eq!(container.image(), Some("public.ecr.aws/nginx/nginx-unprivileged:stable"));
     let log = container.log_configuration().unwrap();
     assert_eq!(log.log_driver().as_str(), "awslogs");
     assert_eq!(log.options().unwrap().get("awslogs-group").map(String::as_str), Some("/ecs/myapp"));
