@@ -15,3 +15,4 @@ mod queries;
 mod repl;
 mod script_errors;
 mod status;
+mod zones;
