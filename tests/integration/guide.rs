@@ -205,12 +205,26 @@ fn with_a_certificate_https_serves_and_http_redirects() {
 #[test]
 fn egress_through_vpc_endpoints_instead_of_a_nat_gateway() {
     let deck = Deck::new();
-    guide(&deck, &["--var", "egress=endpoints"])
+    let ecr_image = "image=123456789012.dkr.ecr.us-west-2.amazonaws.com/myapp:1.4";
+    guide(&deck, &["--var", "egress=endpoints", "--var", ecr_image])
         .success()
         .stdout_has("+ vpc_endpoint myapp-ecr.dkr")
         .stdout_has("+ vpc_endpoint myapp-s3");
-    let out = guide(&deck, &["--var", "egress=endpoints"]).success();
+    let out = guide(&deck, &["--var", "egress=endpoints", "--var", ecr_image]).success();
     assert!(!out.stdout.contains("warning: tasks without a public IP"), "{}", out.stdout);
+
+    // The endpoints serve private ECR of the region only: the default image (ECR Public) and a
+    // Docker Hub image cannot be pulled through them.
+    guide(&deck, &["--var", "egress=endpoints", "--plan"])
+        .success()
+        .stdout_has(
+            "warning: tasks without a public IP in subnet(s) myapp-a, myapp-b reach only VPC endpoints, which serve \
+         private ECR in us-west-2",
+        )
+        .stdout_has("cannot pull public.ecr.aws/nginx/nginx-unprivileged:stable;");
+    // Through a NAT gateway any registry is reachable.
+    let nat = guide(&deck, &["--var", "image=nginx:1.27", "--plan"]).success();
+    assert!(!nat.stdout.contains("reach only VPC endpoints"), "{}", nat.stdout);
     guide(&deck, &["--var", "egress=carrier-pigeon"])
         .failure()
         .stderr_has("--var egress must be \"nat\" or \"endpoints\"");
