@@ -12,6 +12,7 @@ with moto_server's arguments (-H HOST -p PORT).
   configuration's defaults (200 %, 100 %, circuit breaker off); so does this.
 """
 
+import logging
 import os
 import sys
 
@@ -111,4 +112,6 @@ if SETTLED:
 patch_create_service()
 
 if __name__ == "__main__":
+    # Errors only on stderr: deckhand keeps it in a file and shows it if the emulator fails.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     main(sys.argv[1:])

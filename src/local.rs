@@ -26,6 +26,7 @@ pub struct Emulator {
     child: Child,
     port: u16,
     recording: PathBuf,
+    log: PathBuf,
 }
 
 impl Emulator {
@@ -53,6 +54,9 @@ impl Emulator {
         // Each emulator records into its own file: the default (`moto_recording` in the working
         // directory) is shared, so parallel tests would see each other's requests.
         let recording = std::env::temp_dir().join(format!("deckhand-moto-{}-{port}.jsonl", std::process::id()));
+        // Its errors (the launcher logs no request lines) go to a file, shown if it fails to start.
+        let log = recording.with_extension("log");
+        let stderr = std::fs::File::create(&log).map_err(|e| Error::io(format!("creating {}", log.display()), e))?;
         let mut command = Command::new(venv.join("bin").join("python"));
         command
             .args(["-c", LAUNCHER, "-H", "127.0.0.1", "-p", &port.to_string()])
@@ -64,7 +68,7 @@ impl Emulator {
             .env("MOTO_ACM_VALIDATION_WAIT", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(stderr);
         for (key, value) in std::env::vars() {
             // Pass through emulator settings a test or user asks for (e.g. tasks that never start).
             if key.starts_with("MOTO_") {
@@ -74,7 +78,7 @@ impl Emulator {
         command.envs(env.iter().copied());
         die_with_parent(&mut command);
         let child = command.spawn().map_err(|e| Error::io("starting the local emulator", e))?;
-        let mut emulator = Emulator { child, port, recording };
+        let mut emulator = Emulator { child, port, recording, log };
         emulator.wait_until_up()?;
         tracing::debug!(port, "local emulator up");
         Ok(emulator)
@@ -88,7 +92,13 @@ impl Emulator {
                 return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(Error::Emulator(format!("the emulator (moto) exited with {status} on port {}", self.port)));
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect();
+                return Err(Error::Emulator(format!(
+                    "the emulator (moto) exited with {status} on port {}:\n{}",
+                    self.port,
+                    tail.join("\n")
+                )));
             }
             if started.elapsed() > Duration::from_secs(60) {
                 return Err(Error::Emulator(format!(
@@ -165,6 +175,7 @@ impl Drop for Emulator {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.recording);
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
