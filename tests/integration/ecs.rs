@@ -389,7 +389,7 @@ fn cluster_settings_and_service_fields_are_updated_in_place() {
         .stdout_has("~ service shop")
         .stdout_has("desired: 2 -> 3")
         .stdout_has("public_ip: false -> true")
-        .stdout_has("capacity_provider: launch type -> FARGATE_SPOT weight 1");
+        .stdout_has("capacity_provider: FARGATE weight 1 -> FARGATE_SPOT weight 1");
     assert_eq!(requests.mutating(), ["ecs UpdateCluster", "ecs UpdateService"]);
     let update = requests.0.iter().find(|r| r.action == "UpdateService").unwrap();
     let body: serde_json::Value = serde_json::from_str(&update.body).unwrap();
