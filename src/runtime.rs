@@ -44,6 +44,8 @@ pub struct Aws {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     /// ECS: clusters, task definitions, services.
     pub ecs: aws_sdk_ecs::Client,
+    /// SSM Parameter Store: the stack lock.
+    pub ssm: aws_sdk_ssm::Client,
     /// The region in use.
     pub region: String,
     calls: Arc<CallCounter>,
@@ -78,6 +80,7 @@ impl Aws {
             iam: client!(aws_sdk_iam),
             logs: client!(aws_sdk_cloudwatchlogs),
             ecs: client!(aws_sdk_ecs),
+            ssm: client!(aws_sdk_ssm),
             region,
             calls,
             runtime,
