@@ -302,7 +302,10 @@ async fn acquire(aws: &Aws, stack: &str, value: &str, timeout: Duration) -> Resu
             None => Duration::from_millis(100),
         };
         if crate::interrupt::sleep(pause.min(timeout.saturating_sub(waited)).max(Duration::from_millis(100))).await {
-            break Err(Error::conflict(format!("interrupted (Ctrl-C) while waiting for the lock of stack {stack}"), None));
+            break Err(Error::conflict(
+                format!("interrupted (Ctrl-C) while waiting for the lock of stack {stack}"),
+                None,
+            ));
         }
         delay = (delay * 3 / 2).min(Duration::from_secs(10));
     };
@@ -534,7 +537,10 @@ mod tests {
     #[test]
     fn describe_names_holder_pid_command_start_and_age() {
         let h = Holder { holder: "alice@box".into(), pid: 42, command: "deckhand run d.rhai".into(), started: 1000 };
-        assert_eq!(h.describe(1192), "alice@box (pid 42, deckhand run d.rhai) since 1970-01-01 00:16:40 UTC (3m 12s ago)");
+        assert_eq!(
+            h.describe(1192),
+            "alice@box (pid 42, deckhand run d.rhai) since 1970-01-01 00:16:40 UTC (3m 12s ago)"
+        );
     }
 
     #[test]

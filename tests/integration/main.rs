@@ -9,6 +9,7 @@ mod egress;
 mod guide;
 mod iam_logs;
 mod load_balancing;
+mod lock;
 mod networking;
 mod queries;
 mod repl;
