@@ -188,3 +188,46 @@ fn a_held_lock_makes_runs_wait_then_give_up_and_unlock_needs_force() {
     assert!(log_group_exists(&deck));
     assert_eq!(lock_value(&deck), None, "the REPL statement released its lock");
 }
+
+#[test]
+fn ctrl_c_during_the_apply_stops_it_and_releases_the_lock() {
+    // No task ever runs, so wait_stable waits until Ctrl-C.
+    let deck = Deck::with_emulator_env(&[("MOTO_ECS_SERVICE_RUNNING", "0")]);
+    let script = r#"stack("myapp");
+let vpc = default_vpc();
+let subnets = [
+    subnet(vpc, #{ name: "myapp-a", az: "us-west-2a", cidr: "172.31.96.0/24" }),
+    subnet(vpc, #{ name: "myapp-b", az: "us-west-2b", cidr: "172.31.97.0/24" }),
+];
+let sg = security_group(vpc, #{ name: "myapp-app", ingress: [ #{ port: 8080, cidr: "172.31.0.0/16" } ] });
+let task = task_definition(#{ family: "myapp", cpu: 256, memory: 512, execution_role: task_execution_role("myapp-exec"),
+    containers: [ #{ name: "app", image: "nginx:1.25", port: 8080 } ] });
+let svc = service(cluster("myapp"), #{ name: "myapp", task: task, desired: 2, subnets: subnets,
+    security_groups: [sg], public_ip: true });
+"#;
+    // Created first (without the terminal's deadline), so the interrupted run only scales and waits.
+    deck.run(script, &[]).success();
+    deck.write("deploy.rhai", &(script.replace("desired: 2", "desired: 3") + "wait_stable(svc, #{ timeout: 300 });"));
+    let steps = serde_json::json!([["", ["waiting for service myapp"]], ["\u{3}", ["interrupted (Ctrl-C)"]]]);
+    let outcome = deck.terminal(&["run", "deploy.rhai"], &steps).failure();
+    assert!(outcome.stdout.contains("interrupted (Ctrl-C) while waiting for service myapp"), "{outcome:?}");
+    assert_eq!(lock_value(&deck), None, "the interrupted run released its lock");
+}
+
+#[test]
+fn destroy_holds_the_lock_and_its_plan_does_not() {
+    let deck = Deck::new();
+    deck.run(LOGS, &[]).success();
+    hold_lock(&deck, "bob@ci-runner", 10);
+    let (plan, requests) = deck.recorded(|| deck.deckhand(&["destroy", "--stack", "myapp", "--plan", "--delete-logs"]));
+    plan.success().stdout_has("/ecs/locked");
+    requests.assert_read_only();
+    deck.deckhand(&["destroy", "--stack", "myapp", "--yes", "--delete-logs", "--lock-timeout", "0"])
+        .failure()
+        .stderr_has("stack myapp is being applied by bob@ci-runner");
+    assert!(log_group_exists(&deck), "nothing was deleted");
+    deck.deckhand(&["unlock", "--stack", "myapp", "--force"]).success();
+    deck.deckhand(&["destroy", "--stack", "myapp", "--yes", "--delete-logs"]).success();
+    assert!(!log_group_exists(&deck));
+    assert_eq!(lock_value(&deck), None);
+}
