@@ -18,6 +18,27 @@ use crate::runtime::Aws;
 /// old targets' deregistration delay (300 s by default): 8 to 9 minutes, plus headroom.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
+/// How a target group paces a rolling update: new targets must pass its health checks, old ones
+/// drain for its deregistration delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetGroupPace {
+    /// Seconds between health checks.
+    pub interval: u64,
+    /// Consecutive passed checks before a target is healthy.
+    pub healthy_threshold: u64,
+    /// Seconds an old target drains before it is deregistered.
+    pub deregistration_delay: u64,
+}
+
+/// How long a rolling update behind these target groups may take, at least [`DEFAULT_TIMEOUT`]:
+/// task start-up (~1 min on Fargate, more for big images), the health checks, the old targets'
+/// deregistration delay, and 5 minutes' headroom (ECS replaces tasks in batches).
+pub fn rollout_budget(groups: &[TargetGroupPace]) -> Duration {
+    let slowest =
+        groups.iter().map(|g| 60 + g.interval * g.healthy_threshold + g.deregistration_delay + 300).max().unwrap_or(0);
+    DEFAULT_TIMEOUT.max(Duration::from_secs(slowest))
+}
+
 /// For how long after the wait starts a read may predate the create or update that preceded it.
 /// ECS reads are eventually consistent: DescribeServices can report a just-created service as
 /// MISSING, or the previous deployment and task definition right after UpdateService, for a few
@@ -75,6 +96,8 @@ pub struct ServiceStatus {
     pub deployments: Vec<DeploymentStatus>,
     /// Service events, newest first.
     pub events: Vec<String>,
+    /// The target groups the service registers its tasks with.
+    pub target_groups: Vec<String>,
 }
 
 impl ServiceStatus {
@@ -148,18 +171,17 @@ pub fn assess(
     let Some(primary) = status.primary() else {
         return Verdict::Waiting;
     };
-    if let Some(wanted) = wanted_task.filter(|w| is_known(w)) {
-        let running = [&status.task_definition, &primary.task_definition].into_iter().find(|t| t.as_str() != wanted);
-        if let Some(running) = running {
-            if early {
-                return Verdict::Waiting;
-            }
-            return Verdict::Failed(format!(
-                "the service runs {}, not {}: it was rolled back (or changed by someone else)",
-                short_task(running),
-                short_task(wanted)
-            ));
+    if let Some(wanted) = wanted_task.filter(|w| is_known(w))
+        && status.task_definition != wanted
+    {
+        if early {
+            return Verdict::Waiting;
         }
+        return Verdict::Failed(format!(
+            "the service runs {}, not {}: it was rolled back (or changed by someone else)",
+            short_task(&status.task_definition),
+            short_task(wanted)
+        ));
     }
     match tracked {
         None => *tracked = Some(primary.id.clone()),
@@ -217,7 +239,43 @@ async fn poll(aws: &Aws, target: &StableTarget) -> Result<ServiceStatus> {
             })
             .collect(),
         events: s.events().iter().filter_map(|e| e.message().map(str::to_string)).collect(),
+        target_groups: s.load_balancers().iter().filter_map(|lb| lb.target_group_arn().map(str::to_string)).collect(),
     })
+}
+
+/// Reads the pace of the service's target groups (health checks, deregistration delay).
+async fn target_group_paces(aws: &Aws, arns: &[String]) -> Result<Vec<TargetGroupPace>> {
+    let groups = aws
+        .elbv2
+        .describe_target_groups()
+        .set_target_group_arns(Some(arns.to_vec()))
+        .send()
+        .await
+        .map_err(|e| aws_error("DescribeTargetGroups", e))?;
+    let mut paces = Vec::new();
+    for group in groups.target_groups() {
+        let arn = group.target_group_arn().ok_or_else(|| Error::missing("DescribeTargetGroups", "TargetGroupArn"))?;
+        let attributes = aws
+            .elbv2
+            .describe_target_group_attributes()
+            .target_group_arn(arn)
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeTargetGroupAttributes", e))?;
+        let delay = attributes
+            .attributes()
+            .iter()
+            .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
+            .and_then(|a| a.value()?.parse().ok())
+            .unwrap_or(300);
+        let seconds = |value: Option<i32>, default: u64| value.and_then(|v| u64::try_from(v).ok()).unwrap_or(default);
+        paces.push(TargetGroupPace {
+            interval: seconds(group.health_check_interval_seconds(), 30),
+            healthy_threshold: seconds(group.healthy_threshold_count(), 5),
+            deregistration_delay: delay,
+        });
+    }
+    Ok(paces)
 }
 
 /// Shows progress: a spinner on a terminal, plain lines (only when something changed) otherwise.
@@ -277,19 +335,34 @@ pub fn wait_stable(pass: &Pass, target: &StableTarget) -> Result<()> {
         .read(async |aws| {
             let mut delay = Duration::from_secs(1);
             let mut tracked = None;
+            let mut timeout = target.timeout;
+            let mut paced = false;
             loop {
                 let status = poll(aws, target).await?;
+                // Without a timeout of the script's own, the service's target groups may need
+                // longer than the default (a long deregistration delay): wait that long instead.
+                if !paced && target.timeout == DEFAULT_TIMEOUT && !status.target_groups.is_empty() {
+                    paced = true;
+                    timeout = rollout_budget(&target_group_paces(aws, &status.target_groups).await?);
+                    if timeout > target.timeout {
+                        tracing::debug!(
+                            "waiting up to {} s for {}: its target groups are slow",
+                            timeout.as_secs(),
+                            target.name
+                        );
+                    }
+                }
                 let elapsed = started.elapsed();
                 match assess(&status, &mut tracked, target.task_definition.as_deref(), elapsed) {
                     Verdict::Stable => return Ok(status),
                     Verdict::Failed(why) => return Err(failure(&target.name, &why, &status)),
-                    Verdict::Waiting if elapsed >= target.timeout => {
-                        let why = format!("not stable after {} s: {}", target.timeout.as_secs(), status.progress());
+                    Verdict::Waiting if elapsed >= timeout => {
+                        let why = format!("not stable after {} s: {}", timeout.as_secs(), status.progress());
                         return Err(failure(&target.name, &why, &status));
                     }
                     Verdict::Waiting => progress.show(&target.name, &status, elapsed),
                 }
-                let left = target.timeout.saturating_sub(elapsed);
+                let left = timeout.saturating_sub(elapsed);
                 if crate::interrupt::sleep(delay.min(left).max(Duration::from_millis(100))).await {
                     return Err(Error::conflict(
                         format!(
@@ -357,6 +430,7 @@ mod tests {
             pending: 2 - running,
             deployments,
             events: vec![],
+            target_groups: vec![],
         }
     }
 
@@ -418,6 +492,15 @@ mod tests {
         assert!(
             matches!(assess(&s, &mut tracked, Some("arn:td/app:2"), LATER), Verdict::Failed(why) if why.contains("replaced by d4"))
         );
+    }
+
+    #[test]
+    fn the_rollout_budget_covers_slow_target_groups() {
+        let default = TargetGroupPace { interval: 30, healthy_threshold: 5, deregistration_delay: 300 };
+        assert_eq!(rollout_budget(&[]), DEFAULT_TIMEOUT);
+        assert_eq!(rollout_budget(&[default]), DEFAULT_TIMEOUT, "the default covers default target groups");
+        let slow = TargetGroupPace { deregistration_delay: 1800, ..default };
+        assert_eq!(rollout_budget(&[default, slow]), Duration::from_secs(60 + 150 + 1800 + 300));
     }
 
     #[test]
