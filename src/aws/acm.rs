@@ -150,23 +150,88 @@ pub async fn describe(aws: &Aws, arn: &str) -> Result<Option<Certificate>> {
     }))
 }
 
-/// The stack's certificates. ACM cannot list by tag: every certificate is listed (ListCertificates,
-/// every status and key type) and its tags read (ListTagsForCertificate), then the stack's ones
-/// described.
-pub async fn stack_certificates(aws: &Aws, stack: &str) -> Result<Vec<Certificate>> {
+/// Every certificate of the region with its names (ListCertificates, every status and key type).
+pub async fn account_certificates(aws: &Aws) -> Result<Vec<(String, Vec<String>)>> {
     let mut pages = aws.acm.list_certificates().into_paginator().items().send();
-    let mut arns = Vec::new();
+    let mut certs = Vec::new();
     while let Some(summary) = pages.next().await {
         let summary = summary.map_err(|e| aws_error("ListCertificates", e))?;
-        arns.push(
-            summary.certificate_arn().ok_or_else(|| Error::missing("ListCertificates", "CertificateArn"))?.to_string(),
-        );
+        let arn = summary.certificate_arn().ok_or_else(|| Error::missing("ListCertificates", "CertificateArn"))?;
+        let names = summary
+            .domain_name()
+            .into_iter()
+            .chain(summary.subject_alternative_name_summaries().iter().map(String::as_str))
+            .map(route53::normalise)
+            .collect();
+        certs.push((arn.to_string(), names));
     }
-    let stacks = crate::aws::concurrently(&arns, |arn| certificate_stack(aws, arn)).await?;
+    Ok(certs)
+}
+
+/// The stack's certificates. ACM cannot list by tag: every certificate is listed
+/// ([`account_certificates`]) and its tags read (ListTagsForCertificate), then the stack's ones
+/// described.
+pub async fn stack_certificates(aws: &Aws, stack: &str) -> Result<Vec<Certificate>> {
+    let all = account_certificates(aws).await?;
+    stack_certificates_among(aws, stack, &all).await
+}
+
+async fn stack_certificates_among(aws: &Aws, stack: &str, all: &[(String, Vec<String>)]) -> Result<Vec<Certificate>> {
+    let stacks = crate::aws::concurrently(all, |(arn, _)| certificate_stack(aws, arn)).await?;
     let ours: Vec<&String> =
-        arns.iter().zip(stacks).filter(|(_, s)| s.as_deref() == Some(stack)).map(|(a, _)| a).collect();
+        all.iter().zip(stacks).filter(|(_, s)| s.as_deref() == Some(stack)).map(|((a, _), _)| a).collect();
     let described = crate::aws::concurrently(ours, |arn| describe(aws, arn)).await?;
     Ok(described.into_iter().flatten().map(|c| Certificate { stack: Some(stack.to_string()), ..c }).collect())
+}
+
+/// A stack's certificates and DNS records, for `status` and `destroy`.
+#[derive(Debug, Clone, Default)]
+pub struct StackDomains {
+    /// Its certificates.
+    pub certificates: Vec<Certificate>,
+    /// Its record sets (marker-owned, with their markers) and its certificates' validation
+    /// CNAMEs that no certificate outside the stack shares (ACM asks for the same CNAME for the
+    /// same name in one account, so another certificate for that name still needs it to renew).
+    pub records: Vec<route53::OwnedRecord>,
+}
+
+/// Reads a stack's certificates and DNS records (see [`StackDomains`]).
+pub async fn stack_domains(aws: &Aws, stack: &str) -> Result<StackDomains> {
+    let (all, zones) = tokio::try_join!(account_certificates(aws), route53::public_zone_records(aws))?;
+    let certificates = stack_certificates_among(aws, stack, &all).await?;
+    let mut records = route53::owned_records(stack, &zones);
+    let base = |name: &str| name.trim_start_matches("*.").to_string();
+    let shared: Vec<String> = all
+        .iter()
+        .filter(|(arn, _)| !certificates.iter().any(|c| &c.arn == arn))
+        .flat_map(|(_, names)| names.iter().map(|n| base(n)))
+        .collect();
+    for cert in &certificates {
+        let names: Vec<String> =
+            std::iter::once(&cert.domain).chain(&cert.alternative_names).map(|n| base(n)).collect();
+        if names.iter().any(|n| shared.contains(n)) {
+            continue;
+        }
+        for v in &cert.validation {
+            for (zone, sets) in &zones {
+                let found = sets.iter().find(|s| {
+                    s.name == v.name
+                        && s.rtype == "CNAME"
+                        && s.values.iter().any(|x| route53::normalise(x) == route53::normalise(&v.value))
+                });
+                if let Some(set) = found
+                    && !records.iter().any(|r| r.zone_id == zone.id && r.set.name == set.name && r.set.rtype == "CNAME")
+                {
+                    records.push(route53::OwnedRecord {
+                        zone_id: zone.id.clone(),
+                        zone: zone.name.clone(),
+                        set: set.clone(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(StackDomains { certificates, records })
 }
 
 async fn certificate_stack(aws: &Aws, arn: &str) -> Result<Option<String>> {

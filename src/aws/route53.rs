@@ -608,18 +608,25 @@ fn marker_set(name: &str, existing: &[String], stack: &str, types: &[String]) ->
 pub struct OwnedRecord {
     /// The zone's id.
     pub zone_id: String,
+    /// The zone's name.
+    pub zone: String,
     /// The record set (a marker itself is listed last for its name).
     pub set: RecordSet,
 }
 
-/// The stack's record sets in every public zone of the account: those its markers name, then the
-/// markers (a marker naming other stacks too is rewritten without this stack, not deleted).
-/// ListHostedZones, then ListResourceRecordSets per zone.
-pub async fn stack_records(aws: &Aws, stack: &str) -> Result<Vec<OwnedRecord>> {
+/// Every public zone of the account with its record sets (ListHostedZones, then
+/// ListResourceRecordSets per zone, [`crate::aws::LOOKUPS_AT_ONCE`] zones at a time).
+pub async fn public_zone_records(aws: &Aws) -> Result<Vec<(HostedZone, Vec<RecordSet>)>> {
     let zones: Vec<HostedZone> = list_zones(aws).await?.into_iter().filter(|(_, p)| !p).map(|(z, _)| z).collect();
     let all = crate::aws::concurrently(&zones, |zone| list_records(aws, &zone.id)).await?;
+    Ok(zones.into_iter().zip(all).collect())
+}
+
+/// The stack's record sets among `zones`: those its markers name, each followed by its marker
+/// (a marker naming other stacks too is rewritten without this stack when deleted).
+pub fn owned_records(stack: &str, zones: &[(HostedZone, Vec<RecordSet>)]) -> Vec<OwnedRecord> {
     let mut owned = Vec::new();
-    for (zone, sets) in zones.iter().zip(all) {
+    for (zone, sets) in zones {
         for marker in sets.iter().filter(|s| s.rtype == "TXT" && s.name.starts_with("_deckhand.")) {
             let entries = marker_entries(&marker.values);
             let types: Vec<&String> = entries.iter().filter(|(s, _)| s == stack).map(|(_, t)| t).collect();
@@ -631,12 +638,12 @@ pub async fn stack_records(aws: &Aws, stack: &str) -> Result<Vec<OwnedRecord>> {
                 None => marker.name.trim_start_matches("_deckhand.").to_string(),
             };
             for set in sets.iter().filter(|s| s.name == name && types.contains(&&s.rtype)) {
-                owned.push(OwnedRecord { zone_id: zone.id.clone(), set: set.clone() });
+                owned.push(OwnedRecord { zone_id: zone.id.clone(), zone: zone.name.clone(), set: set.clone() });
             }
-            owned.push(OwnedRecord { zone_id: zone.id.clone(), set: marker.clone() });
+            owned.push(OwnedRecord { zone_id: zone.id.clone(), zone: zone.name.clone(), set: marker.clone() });
         }
     }
-    Ok(owned)
+    owned
 }
 
 /// Deletes a record set the stack owns; a marker shared with other stacks keeps their entries.
