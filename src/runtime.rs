@@ -51,6 +51,8 @@ pub struct Aws {
     pub route53: aws_sdk_route53::Client,
     /// Resource Groups Tagging API: a stack's resources found by tag (load balancers, target groups).
     pub tagging: aws_sdk_resourcegroupstagging::Client,
+    /// SSM Parameter Store: the stack lock.
+    pub ssm: aws_sdk_ssm::Client,
     /// The region in use.
     pub region: String,
     calls: Arc<CallCounter>,
@@ -94,6 +96,7 @@ impl Aws {
             tagging: client!(aws_sdk_resourcegroupstagging),
             acm: client!(aws_sdk_acm),
             route53: client!(aws_sdk_route53),
+            ssm: client!(aws_sdk_ssm),
             region,
             calls,
             runtime,

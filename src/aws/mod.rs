@@ -10,6 +10,7 @@ pub mod logs;
 pub mod queries;
 pub mod route53;
 pub mod settle;
+pub mod zones;
 
 use std::future::Future;
 
