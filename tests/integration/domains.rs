@@ -55,9 +55,11 @@ fn certificates(deck: &Deck, domain: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The load balancer `myapp`'s DNS name and canonical zone, and its listeners by port:
-/// (certificate ARN, redirect target "HTTPS:443").
-fn alb(deck: &Deck) -> (String, String, Vec<(i32, Option<String>, Option<String>)>) {
+/// A listener as the tests look at it: port, certificate ARN, redirect target ("HTTPS:443").
+type ListenerFacts = (i32, Option<String>, Option<String>);
+
+/// The load balancer `myapp`'s DNS name and canonical zone, and its listeners.
+fn alb(deck: &Deck) -> (String, String, Vec<ListenerFacts>) {
     let aws = deck.aws();
     let lb =
         aws.block_on(aws.elbv2.describe_load_balancers().names("myapp").send()).unwrap().load_balancers()[0].clone();
@@ -160,11 +162,24 @@ fn bad_domains_fail_with_line_and_column_before_anything_is_sent() {
     create_zone(&deck, "example.com");
     let cases: &[(&[&str], &str)] = &[
         (&["--var", "domain=app.example.org", "--var", "zone=example.com"], "inside the hosted zone example.com"),
-        (&["--var", "domain=app.nowhere.net", "--var", "zone=nowhere.net"], "no public Route 53 hosted zone named nowhere.net"),
-        (&["--var", "domain=", "--var", "zone=example.com"], "invalid certificate.domain \"\""),
-        (&["--var", "domain=bad..example.com", "--var", "zone=example.com"], "invalid certificate.domain \"bad..example.com\""),
         (
-            &["--var", "domain=app.example.com", "--var", "zone=example.com", "--var", "certificate_arn=arn:aws:acm:us-west-2:123456789012:certificate/x"],
+            &["--var", "domain=app.nowhere.net", "--var", "zone=nowhere.net"],
+            "no public Route 53 hosted zone named nowhere.net",
+        ),
+        (&["--var", "domain=", "--var", "zone=example.com"], "invalid certificate.domain \"\""),
+        (
+            &["--var", "domain=bad..example.com", "--var", "zone=example.com"],
+            "invalid certificate.domain \"bad..example.com\"",
+        ),
+        (
+            &[
+                "--var",
+                "domain=app.example.com",
+                "--var",
+                "zone=example.com",
+                "--var",
+                "certificate_arn=arn:aws:acm:us-west-2:123456789012:certificate/x",
+            ],
             "--var domain and --var certificate_arn exclude each other",
         ),
     ];
@@ -210,7 +225,9 @@ dns_record(zone, #{ name: "api.example.com", type: "A", values: ["192.0.2.1"] })
     let (outcome, requests) = deck.recorded(|| deck.run(script, &[]));
     outcome
         .failure()
-        .stderr_has("a DNS record named api.example.com A already exists (zone example.com) and is not part of stack dns")
+        .stderr_has(
+            "a DNS record named api.example.com A already exists (zone example.com) and is not part of stack dns",
+        )
         .stderr_has("--> deploy.rhai:5:1");
     requests.assert_read_only();
     let sets = records(&deck, &zone_id);
@@ -234,7 +251,28 @@ dns_record("example.com", #{ name: "www.example.com", type: "CNAME", values: [va
 
     // Another stack may not take the name over.
     let thief = own.replace("stack(\"dns\")", "stack(\"other\")");
-    deck.run(&thief, &["--var", "target=evil.example.com"])
+    deck.run(&thief, &["--var", "target=evil.example.com"]).failure().stderr_has("it belongs to stack dns");
+}
+
+#[test]
+fn the_stdlib_takes_domain_and_zone() {
+    let deck = Deck::new();
+    create_zone(&deck, "example.com");
+    let script = r#"
+import "fargate" as fargate;
+stack("web");
+let web = fargate::web_service(#{ name: "web", image: "nginx", domain: "web.example.com", zone: "example.com",
+                                  certificate_arn: vars.certificate_arn });
+print(web.url);
+"#;
+    let (plan, requests) = deck.recorded(|| deck.plan(script, &[]));
+    plan.success()
+        .stdout_has("+ certificate web.example.com")
+        .stdout_has("+ listener web:443")
+        .stdout_has("+ dns_record web.example.com A+AAAA")
+        .stdout_has("https://web.example.com");
+    requests.assert_read_only();
+    deck.plan(script, &["--var", "certificate_arn=arn:aws:acm:us-west-2:123456789012:certificate/x"])
         .failure()
-        .stderr_has("it belongs to stack dns");
+        .stderr_has("`domain` and `certificate_arn` exclude each other");
 }
