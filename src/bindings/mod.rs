@@ -2,6 +2,7 @@
 //! calls the typed AWS layer, and converts results back into handles (object maps).
 
 mod core;
+mod dns;
 mod ec2;
 mod ecs;
 mod egress;
@@ -30,6 +31,7 @@ pub(crate) const AREAS: &[(&str, Register)] = &[
     ("iam", iam::register),              // roles
     ("logs", logs::register),            // log groups
     ("ecs", ecs::register),              // clusters, task definitions, services, waiting
+    ("domains", dns::register),          // hosted zones, certificates, DNS records
     ("queries", queries::register),      // read-only: clusters, services, describe, logs, find_*
 ];
 
