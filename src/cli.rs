@@ -365,6 +365,7 @@ fn run(args: RunArgs) -> Result<()> {
     plan.strict = args.strict;
     let plan = Rc::new(plan);
     script.run(&plan, &vars)?;
+    crate::converge::finish(&plan)?;
     if args.plan {
         println!("{}", plan.log.summary(aws.calls()));
         return Ok(());
@@ -390,6 +391,7 @@ fn run(args: RunArgs) -> Result<()> {
     apply.strict = args.strict;
     let apply = Rc::new(apply);
     script.run(&apply, &vars)?;
+    crate::converge::finish(&apply)?;
     println!("{}", apply.log.summary(aws.calls()));
     Ok(())
 }
