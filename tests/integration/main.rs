@@ -13,6 +13,7 @@ mod load_balancing;
 mod networking;
 mod queries;
 mod repl;
+mod rules;
 mod script_errors;
 mod settle;
 mod status;
