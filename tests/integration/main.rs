@@ -10,6 +10,7 @@ mod emulator;
 mod guide;
 mod iam_logs;
 mod load_balancing;
+mod lock;
 mod networking;
 mod queries;
 mod repl;
