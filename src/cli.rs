@@ -426,6 +426,7 @@ fn run(args: RunArgs) -> Result<()> {
     plan.strict = args.strict;
     let plan = Rc::new(plan);
     script.run(&plan, &vars)?;
+    crate::converge::finish(&plan)?;
     if args.plan {
         println!("{}", plan.log.summary(aws.calls()));
         return Ok(());
@@ -457,7 +458,7 @@ fn run(args: RunArgs) -> Result<()> {
         Pass::new(Mode::Apply, Some(aws.clone()), None, Sink::stdout(), Rc::new(State::with_declared(declared)));
     apply.strict = args.strict;
     let apply = Rc::new(apply);
-    let outcome = script.run(&apply, &vars);
+    let outcome = script.run(&apply, &vars).and_then(|()| crate::converge::finish(&apply));
     drop(lock);
     outcome?;
     println!("{}", apply.log.summary(aws.calls()));

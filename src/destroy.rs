@@ -34,6 +34,8 @@ pub enum Kind {
     TaskDefinition,
     /// ECS clusters, once their services are gone.
     Cluster,
+    /// Listener rules (before their listener and the target groups they forward to).
+    ListenerRule,
     /// Listeners (before their load balancer and target groups).
     Listener,
     /// Load balancers (waited for until gone, which releases their network interfaces).
@@ -69,6 +71,7 @@ impl Kind {
             Kind::Service => "service",
             Kind::TaskDefinition => "task_definition",
             Kind::Cluster => "cluster",
+            Kind::ListenerRule => "listener_rule",
             Kind::Listener => "listener",
             Kind::LoadBalancer => "load_balancer",
             Kind::TargetGroup => "target_group",
@@ -165,6 +168,17 @@ impl StackContents {
             doomed.push(named(Kind::Cluster, Some(&cluster.name), &cluster.arn));
         }
         let elb = &snapshot.elbv2;
+        for rule in &elb.rules {
+            let listener = elb.listeners.iter().find(|l| l.arn == rule.listener_arn);
+            let lb = listener.and_then(|l| elb.load_balancers.iter().find(|lb| lb.arn == l.load_balancer_arn));
+            let name = format!(
+                "{}:{}#{}",
+                lb.map_or("-", |lb| lb.name.as_str()),
+                listener.map_or(0, |l| l.port),
+                rule.priority
+            );
+            doomed.push(named(Kind::ListenerRule, Some(&name), &rule.arn));
+        }
         for listener in &elb.listeners {
             let lb = elb.load_balancers.iter().find(|lb| lb.arn == listener.load_balancer_arn);
             let name = format!("{}:{}", lb.map_or("-", |lb| lb.name.as_str()), listener.port);
@@ -327,6 +341,7 @@ impl StackContents {
             }
             Kind::TaskDefinition => ecs::deregister_task_definition(aws, id).await,
             Kind::Cluster => ecs::delete_cluster(aws, id).await,
+            Kind::ListenerRule => elbv2::delete_rule(aws, id).await,
             Kind::Listener => elbv2::delete_listener(aws, id).await,
             Kind::LoadBalancer => {
                 elbv2::delete_load_balancer(aws, id).await?;

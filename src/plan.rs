@@ -41,6 +41,8 @@ pub enum ChangeKind {
     Update,
     /// The resource exists as the script wants it.
     Unchanged,
+    /// A sub-resource the script no longer declares (a listener rule); it gets deleted.
+    Delete,
 }
 
 impl ChangeKind {
@@ -49,6 +51,7 @@ impl ChangeKind {
             ChangeKind::Create => '+',
             ChangeKind::Update => '~',
             ChangeKind::Unchanged => '=',
+            ChangeKind::Delete => '-',
         }
     }
 
@@ -57,6 +60,7 @@ impl ChangeKind {
             ChangeKind::Create => AnsiColor::Green.on_default(),
             ChangeKind::Update => AnsiColor::Yellow.on_default(),
             ChangeKind::Unchanged => Style::new().dimmed(),
+            ChangeKind::Delete => AnsiColor::Red.on_default(),
         }
     }
 }
@@ -250,6 +254,7 @@ impl ChangeLog {
                 ChangeKind::Create => counts.create += 1,
                 ChangeKind::Update => counts.update += 1,
                 ChangeKind::Unchanged => counts.unchanged += 1,
+                ChangeKind::Delete => counts.delete += 1,
             }
         }
         counts
@@ -265,11 +270,21 @@ impl ChangeLog {
     pub fn summary_as(&self, mode: Mode, aws_calls: usize) -> String {
         let c = self.counts();
         let calls = if aws_calls == 1 { "1 AWS call".to_string() } else { format!("{aws_calls} AWS calls") };
+        let deleted = |what: &str| if c.delete == 0 { String::new() } else { format!(", {} {what}", c.delete) };
         match mode {
-            Mode::Apply => format!("{} created, {} updated, {} unchanged ({calls})", c.create, c.update, c.unchanged),
+            Mode::Apply => format!(
+                "{} created, {} updated{}, {} unchanged ({calls})",
+                c.create,
+                c.update,
+                deleted("deleted"),
+                c.unchanged
+            ),
             Mode::Plan => format!(
-                "Plan: {} to create, {} to update, {} unchanged ({calls}, nothing changed)",
-                c.create, c.update, c.unchanged
+                "Plan: {} to create, {} to update{}, {} unchanged ({calls}, nothing changed)",
+                c.create,
+                c.update,
+                deleted("to delete"),
+                c.unchanged
             ),
             Mode::Check => format!("Check passed: {} resources declared (no AWS calls)", c.create),
         }
@@ -285,6 +300,8 @@ pub struct Counts {
     pub update: usize,
     /// Resources unchanged.
     pub unchanged: usize,
+    /// Sub-resources deleted (or to delete) because the script no longer declares them.
+    pub delete: usize,
 }
 
 #[cfg(test)]

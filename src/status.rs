@@ -174,6 +174,11 @@ impl StackStatus {
             let lb = snapshot.elbv2.load_balancers.iter().find(|lb| lb.arn == l.load_balancer_arn);
             let name = format!("{}:{}", lb.map(|lb| lb.name.as_str()).unwrap_or("?"), l.port);
             add("listener", &name, &l.arn, None, format!("{} {}", l.protocol, l.action));
+            let mut rules: Vec<_> = snapshot.elbv2.rules.iter().filter(|r| r.listener_arn == l.arn).collect();
+            rules.sort_by_key(|r| r.priority);
+            for r in rules {
+                add("listener_rule", &format!("{name}#{}", r.priority), &r.arn, None, r.summary());
+            }
         }
         for c in &domains.certificates {
             let expiry = c.not_after.as_deref().map(|t| format!("expires {t}")).unwrap_or_else(|| "not issued".into());

@@ -83,8 +83,8 @@ fn apply_creates_then_second_run_changes_nothing() {
         .stdout_has("0 created, 0 updated, 4 unchanged");
     requests.assert_read_only();
     // The ELBv2 part of the snapshot: the stack's load balancers and target groups by tag
-    // (GetResources), described by ARN, then their listeners and target group attributes -- one
-    // request each here, and no DescribeTags.
+    // (GetResources), described by ARN, then their listeners (and the listeners' rules) and target
+    // group attributes -- one request each here, and no DescribeTags.
     let actions = |service: &str| {
         let mut actions: Vec<String> =
             requests.0.iter().filter(|r| r.service == service).map(|r| r.action.clone()).collect();
@@ -93,7 +93,13 @@ fn apply_creates_then_second_run_changes_nothing() {
     };
     assert_eq!(
         actions("elasticloadbalancing"),
-        ["DescribeListeners", "DescribeLoadBalancers", "DescribeTargetGroupAttributes", "DescribeTargetGroups"]
+        [
+            "DescribeListeners",
+            "DescribeLoadBalancers",
+            "DescribeRules",
+            "DescribeTargetGroupAttributes",
+            "DescribeTargetGroups"
+        ]
     );
     assert_eq!(actions("tagging"), ["GetResources"]);
 

@@ -15,6 +15,7 @@ mod lock;
 mod networking;
 mod queries;
 mod repl;
+mod rules;
 mod script_errors;
 mod settle;
 mod status;

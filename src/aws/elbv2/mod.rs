@@ -5,6 +5,7 @@
 
 mod listener;
 mod load_balancer;
+mod rule;
 mod target_group;
 
 use std::collections::{BTreeSet, HashMap};
@@ -14,6 +15,7 @@ use aws_sdk_resourcegroupstagging::types::TagFilter;
 
 pub use listener::{Listener, ListenerAction, ListenerSpec, LoadBalancerRef, listeners};
 pub use load_balancer::{GroupRef, LoadBalancer, LoadBalancerSpec, SubnetRef, load_balancer_from, resolve_subnets};
+pub use rule::{ListenerRef, ListenerRule, ListenerRuleSpec, delete_rule, prune_rules};
 pub use target_group::{DEFAULT_DEREGISTRATION_DELAY, HealthCheck, TargetGroup, TargetGroupSpec, target_groups};
 
 use crate::aws::{NAME_TAG, concurrently};
@@ -42,6 +44,13 @@ pub struct Elbv2State {
     pub load_balancers_named: HashMap<String, Option<LoadBalancer>>,
     /// Target groups looked up by name outside the stack's tag (`None`: no such name).
     pub target_groups_named: HashMap<String, Option<TargetGroup>>,
+    /// The rules (not the default ones) of the listeners in `rules_read`.
+    pub rules: Vec<ListenerRule>,
+    /// The listeners (ARNs) whose rules are in `rules`.
+    pub rules_read: BTreeSet<String>,
+    /// The rules this pass declared, by listener ARN and priority (the rest of the stack's
+    /// listeners' rules are deleted when the pass ends).
+    pub rules_declared: BTreeSet<(String, i32)>,
 }
 
 impl Elbv2State {
@@ -77,7 +86,29 @@ impl Elbv2State {
         };
         let listeners = listeners.into_iter().flatten().map(|l| Listener { stack: Some(stack.to_string()), ..l });
         state.add_listeners(listeners.collect());
+        let arns: Vec<String> = state.listeners.iter().map(|l| l.arn.clone()).collect();
+        let rules = concurrently(&arns, |arn| rule::rules(aws, arn)).await?;
+        for (arn, rules) in arns.iter().zip(rules) {
+            let rules = rules.into_iter().map(|r| ListenerRule { stack: Some(stack.to_string()), ..r }).collect();
+            state.add_rules(arn, rules);
+        }
         Ok(state)
+    }
+
+    /// Adds the rules of a listener of the stack read from AWS, naming the target groups they
+    /// forward to where known.
+    fn add_rules(&mut self, listener_arn: &str, rules: Vec<ListenerRule>) {
+        for mut rule in rules {
+            let named = self.target_groups_named.values().flatten();
+            if let ListenerAction::Forward { arn, name } = &mut rule.action
+                && let Some(tg) = self.target_groups.iter().chain(named).find(|t| t.arn == *arn)
+            {
+                name.clone_from(&tg.name);
+            }
+            self.rules.retain(|r| r.arn != rule.arn);
+            self.rules.push(rule);
+        }
+        self.rules_read.insert(listener_arn.to_string());
     }
 
     /// Adds listeners of the stack's load balancers read from AWS, naming the target groups they
