@@ -53,8 +53,7 @@ fn main() -> ExitCode {
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
-    let mut options =
-        Options { latency_ms: 50, foreign: 0, script: "scripts/fargate-alb.rhai".into(), verbose: false };
+    let mut options = Options { latency_ms: 50, foreign: 0, script: "scripts/fargate-alb.rhai".into(), verbose: false };
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
@@ -118,10 +117,7 @@ fn run_deckhand(emulator: &Emulator, options: &Options, verbose: bool) -> Result
     let took = started.elapsed();
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
-        return Err(format!(
-            "deckhand run failed:\n{stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
-        ));
+        return Err(format!("deckhand run failed:\n{stdout}{}", String::from_utf8_lossy(&output.stderr)));
     }
     let summary = stdout.lines().rev().find(|l| l.contains("AWS call")).ok_or("no summary line")?;
     println!("{summary}  [{:.2} s]", took.as_secs_f64());
