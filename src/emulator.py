@@ -10,16 +10,21 @@ with moto_server's arguments (-H HOST -p PORT).
   healthCheckGracePeriodSeconds (moto drops them; it keeps them from UpdateService), and a
   service on a capacity provider reports no launchType, as on AWS. AWS fills in the deployment
   configuration's defaults (200 %, 100 %, circuit breaker off); so does this.
+- DECKHAND_EMULATOR_LATENCY_MS (benchmarks): every AWS request waits that long before moto
+  serves it, like a round trip to a real region. Requests are still served concurrently (the
+  server is threaded; the wait holds no lock). The control API (/moto-api/) is not delayed.
 """
 
 import logging
 import os
 import sys
+import time
 
 from moto.core.utils import utcnow
 from moto.ecs import models as ecs_models
 from moto.ecs import responses as ecs_responses
 from moto.moto_api._internal import mock_random
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import main
 
 SETTLED = "MOTO_ECS_SERVICE_RUNNING" not in os.environ
@@ -107,9 +112,23 @@ def patch_create_service():
     Response.create_service = create_service
 
 
+def patch_latency(seconds):
+    original_call = DomainDispatcherApplication.__call__
+
+    def __call__(self, environ, start_response):
+        if not environ.get("PATH_INFO", "").startswith("/moto-api"):
+            time.sleep(seconds)
+        return original_call(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = __call__
+
+
 if SETTLED:
     patch_running_counts()
 patch_create_service()
+LATENCY_MS = int(os.environ.get("DECKHAND_EMULATOR_LATENCY_MS") or 0)
+if LATENCY_MS > 0:
+    patch_latency(LATENCY_MS / 1000)
 
 if __name__ == "__main__":
     # Errors only on stderr: deckhand keeps it in a file and shows it if the emulator fails.

@@ -16,6 +16,11 @@ const MOTO_DIR: &str = "moto-5.2.5";
 /// The region the emulator is used in.
 pub const LOCAL_REGION: &str = "us-west-2";
 
+/// The emulator setting that delays every AWS request by this many milliseconds (benchmarks: a
+/// round trip to a real region); requests are still served concurrently. Passed through from
+/// deckhand's environment like the `MOTO_` settings, or given to [`Emulator::start_with_env`].
+pub const LATENCY_ENV: &str = "DECKHAND_EMULATOR_LATENCY_MS";
+
 /// The emulator's launcher, run with the venv's python: moto's server with the patches that make
 /// it behave like AWS where deckhand depends on it (see its docstring).
 const LAUNCHER: &str = include_str!("emulator.py");
@@ -71,7 +76,7 @@ impl Emulator {
             .stderr(stderr);
         for (key, value) in std::env::vars() {
             // Pass through emulator settings a test or user asks for (e.g. tasks that never start).
-            if key.starts_with("MOTO_") {
+            if key.starts_with("MOTO_") || key == LATENCY_ENV {
                 command.env(key, value);
             }
         }

@@ -47,28 +47,33 @@ impl Snapshot {
         Self::load_with(aws, stack, &Declared::default()).await
     }
 
-    /// Reads the stack's resources from every service at once, and the `declared` roles and log
-    /// groups with them.
+    /// Reads the stack's resources from every service at once, and the `declared` roles, log
+    /// groups and task-definition families with them.
     pub async fn load_with(aws: &Aws, stack: &str, declared: &Declared) -> Result<Snapshot> {
-        let (ec2, egress, elbv2, ecs, iam, logs) = tokio::try_join!(
+        let families = &declared.task_definitions;
+        let (ec2, egress, elbv2, mut ecs, iam, logs, task_definitions) = tokio::try_join!(
             ec2::Ec2State::load(aws, stack),
             egress::EgressState::load(aws, stack),
             elbv2::Elbv2State::load(aws, stack),
             ecs::EcsState::load(aws, stack),
             iam::IamState::load(aws, &declared.roles),
             logs::LogsState::load(aws, &declared.log_groups),
+            concurrently(families, async |family| ecs::latest_task_definition(aws, family).await),
         )?;
+        ecs.task_definitions = families.iter().cloned().zip(task_definitions).collect();
         Ok(Snapshot { ec2, egress, elbv2, ecs, iam, logs, ..Snapshot::default() })
     }
 }
 
-/// The roles and log groups a script declares, by name, as a check pass (no AWS calls) found
-/// them, for [`Snapshot::load_with`] to read concurrently with everything else instead of one
+/// The roles, log groups and task-definition families a script declares, by name, as a check
+/// pass (no AWS calls) found them, for [`Snapshot::load_with`] to read concurrently with everything else instead of one
 /// after another as the script reaches them. IAM cannot list roles by tag (ListRoles returns no
 /// tags; the Resource Groups Tagging API's GetResources does not support IAM roles), and a log
 /// group needs DescribeLogGroups for its retention and ListTagsForResource for its owner. Reading
 /// by name, not by tag, is also what finds a foreign resource with the script's name, to refuse
-/// it. Names the check pass could not know (computed from what only AWS knows) are still read by
+/// it. ECS lists task-definition families without tags or contents, so the latest revision of
+/// each declared family is read by name too (DescribeTaskDefinition), rather than after the
+/// services are read. Names the check pass could not know (computed from what only AWS knows) are still read by
 /// name when the script reaches them.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Declared {
@@ -76,10 +81,12 @@ pub struct Declared {
     pub roles: Vec<String>,
     /// Log group names.
     pub log_groups: Vec<String>,
+    /// Task definition families.
+    pub task_definitions: Vec<String>,
 }
 
 impl Declared {
-    /// The roles and log groups among a check pass's changes.
+    /// The roles, log groups and task-definition families among a check pass's changes.
     pub fn from_changes(changes: &[Change]) -> Declared {
         let named = |kind: &str| {
             let mut names: Vec<String> =
@@ -88,7 +95,7 @@ impl Declared {
             names.dedup();
             names
         };
-        Declared { roles: named("role"), log_groups: named("log_group") }
+        Declared { roles: named("role"), log_groups: named("log_group"), task_definitions: named("task_definition") }
     }
 }
 

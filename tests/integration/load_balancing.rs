@@ -679,3 +679,58 @@ listener(vars.lb, #{ port: 8081, redirect: #{ port: 443, protocol: "HTTPS" } });
     requests.assert_read_only();
     assert_eq!(listeners(&deck, "shop").len(), 1, "no listener was added");
 }
+
+#[test]
+fn a_target_group_created_between_confirm_and_apply_is_refused_not_adopted() {
+    // `--confirm` pauses between the plan and the apply. A target group of the script's name and
+    // settings created meanwhile without the stack tag would be adopted by CreateTargetGroup (AWS
+    // returns the existing one): the apply pass reads the stack afresh and checks its owner.
+    let deck = Deck::new();
+    deck.write("deploy.rhai", SHOP);
+    let gate = deck.dir().join("planned");
+    let steps = serde_json::json!([
+        ["", ["+ target_group shop", "Apply these changes? [y/N] "]],
+        ["y\r", ["a target group named shop already exists"], gate.to_str().unwrap()]
+    ]);
+    let vpc = load_balancer_vpc(&deck);
+    let ((outcome, requests), tg_arn) = std::thread::scope(|scope| {
+        let session = scope.spawn(|| deck.recorded(|| deck.terminal(&["run", "--confirm", "deploy.rhai"], &steps)));
+        let tg_arn = deck.at_gate(&gate, || {
+            let aws = deck.aws();
+            let created = aws
+                .block_on(
+                    aws.elbv2
+                        .create_target_group()
+                        .name("shop")
+                        .protocol(ProtocolEnum::Http)
+                        .port(8080)
+                        .vpc_id(&vpc)
+                        .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Ip)
+                        .health_check_path("/health")
+                        .matcher(aws_sdk_elasticloadbalancingv2::types::Matcher::builder().http_code("200-299").build())
+                        .send(),
+                )
+                .unwrap();
+            created.target_groups()[0].target_group_arn().unwrap().to_string()
+        });
+        (session.join().unwrap(), tg_arn)
+    });
+    assert_ne!(outcome.code, 0, "the apply is refused:\n{}", outcome.stdout);
+    assert!(
+        outcome.stdout.contains(&format!(
+            "a target group named shop already exists ({tg_arn}) and is not part of stack shop: it has no deckhand:stack tag"
+        )),
+        "{}",
+        outcome.stdout
+    );
+    // The apply pass: what deckhand sent once it held the stack lock (the recorder also saw the
+    // test's own CreateTargetGroup, before it).
+    let actions = requests.actions();
+    let locked = actions.iter().position(|a| a == "PutParameter").expect("the apply took the stack lock");
+    let actions = &actions[locked..];
+    assert!(actions.iter().any(|a| a == "CreateLoadBalancer"), "the apply ran (recorder saw {actions:?})");
+    for adopting in ["CreateTargetGroup", "ModifyTargetGroup", "ModifyTargetGroupAttributes", "CreateListener"] {
+        assert!(!actions.iter().any(|a| a == adopting), "{adopting} sent: {actions:?}");
+    }
+    assert!(tags(&deck, &tg_arn).is_empty(), "the foreign target group is left untagged");
+}
