@@ -404,7 +404,7 @@ fn a_role_path_change_is_refused_before_anything_changes() {
     let (outcome, requests) = deck.recorded(|| deck.run(&script("/"), &[]));
     outcome
         .failure()
-        .stderr_has("role web-task differs where AWS cannot change a role's path in place (path: /ecs/ -> /)")
+        .stderr_has("role web-task differs where AWS cannot change an IAM role's path in place (path: /ecs/ -> /)")
         .stderr_has("--> deploy.rhai:2:1");
     assert_eq!(requests.mutating(), Vec::<String>::new());
     let role = aws.block_on(aws.iam.get_role().role_name("web-task").send()).unwrap();
