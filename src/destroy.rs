@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use backon::{ExponentialBuilder, Retryable};
 
 use crate::aws::Snapshot;
+use crate::aws::autoscaling::{self, ScalableTarget};
 use crate::aws::concurrently;
 use crate::aws::ec2::{self, SecurityGroup};
 use crate::aws::ecs::{self, EcsState, Service};
@@ -23,6 +24,9 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 /// Resource kinds in the order they are deleted (dependents first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
+    /// Scalable targets of services and their scaling policies (before the services, so the
+    /// scaler does not act on a service being deleted).
+    Autoscaling,
     /// ECS services (scaled to 0, deleted, waited for until INACTIVE).
     Service,
     /// Task definition revisions (deregistered).
@@ -57,6 +61,7 @@ impl Kind {
     /// The resource type as scripts name it.
     pub fn name(self) -> &'static str {
         match self {
+            Kind::Autoscaling => "autoscaling",
             Kind::Service => "service",
             Kind::TaskDefinition => "task_definition",
             Kind::Cluster => "cluster",
@@ -111,6 +116,7 @@ pub struct StackContents {
     groups: Vec<SecurityGroup>,
     route_tables: Vec<RouteTable>,
     services: Vec<Service>,
+    scalable_targets: Vec<ScalableTarget>,
 }
 
 impl StackContents {
@@ -137,6 +143,12 @@ impl StackContents {
             name: name.unwrap_or("-").to_string(),
             id: id.to_string(),
         };
+        let scalable_targets: Vec<ScalableTarget> =
+            services.iter().filter_map(|s| snapshot.scaling.of(&s.cluster, &s.name).cloned()).collect();
+        for target in &scalable_targets {
+            let name = target.resource_id.trim_start_matches("service/");
+            doomed.push(named(Kind::Autoscaling, Some(name), &target.resource_id));
+        }
         for service in &services {
             doomed.push(named(Kind::Service, Some(&service.name), &service.arn));
         }
@@ -195,7 +207,7 @@ impl StackContents {
         // Stable: revisions of one family stay in numeric order.
         doomed.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
         kept.sort_by(|(a, _), (b, _)| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-        Ok(StackContents { doomed, kept, groups, route_tables, services })
+        Ok(StackContents { doomed, kept, groups, route_tables, services, scalable_targets })
     }
 
     /// The resources to delete, in deletion order.
@@ -281,6 +293,10 @@ impl StackContents {
     async fn delete_one(&self, aws: &Aws, doomed: &Doomed, report: &impl Fn(&str)) -> Result<()> {
         let id = doomed.id.as_str();
         match doomed.kind {
+            Kind::Autoscaling => {
+                let target = self.scalable_targets.iter().find(|t| t.resource_id == id).expect("listed above");
+                autoscaling::delete_scalable_target(aws, target).await
+            }
             Kind::Service => {
                 let service = self.services.iter().find(|s| s.arn == id).expect("listed above");
                 // A DRAINING service was deleted by an earlier run: only wait for it.
@@ -548,7 +564,8 @@ mod tests {
 
     #[test]
     fn kinds_delete_dependents_first() {
-        assert!(Kind::Service < Kind::TaskDefinition && Kind::TaskDefinition < Kind::Cluster);
+        assert!(Kind::Autoscaling < Kind::Service && Kind::Service < Kind::TaskDefinition);
+        assert!(Kind::TaskDefinition < Kind::Cluster);
         assert!(Kind::Listener < Kind::LoadBalancer && Kind::LoadBalancer < Kind::TargetGroup);
         assert!(Kind::TargetGroup < Kind::NatGateway && Kind::SecurityGroup < Kind::Subnet);
         assert!(Kind::Subnet < Kind::LogGroup && Kind::LogGroup < Kind::Role);

@@ -45,6 +45,8 @@ pub struct Aws {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     /// ECS: clusters, task definitions, services.
     pub ecs: aws_sdk_ecs::Client,
+    /// Application Auto Scaling: ECS services' scalable targets and scaling policies.
+    pub autoscaling: aws_sdk_applicationautoscaling::Client,
     /// Resource Groups Tagging API: a stack's resources found by tag (load balancers, target groups).
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     /// The region in use.
@@ -88,6 +90,7 @@ impl Aws {
             logs: client!(aws_sdk_cloudwatchlogs),
             ecs: client!(aws_sdk_ecs),
             tagging: client!(aws_sdk_resourcegroupstagging),
+            autoscaling: client!(aws_sdk_applicationautoscaling),
             region,
             calls,
             runtime,

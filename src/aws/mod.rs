@@ -1,5 +1,6 @@
 //! The typed AWS layer: one module per service, plain structs in and out, no Rhai types.
 
+pub mod autoscaling;
 pub mod ec2;
 pub mod ecs;
 pub mod egress;
@@ -32,6 +33,8 @@ pub struct Snapshot {
     pub logs: logs::LogsState,
     /// ECS clusters, services and task definition families.
     pub ecs: ecs::EcsState,
+    /// The ECS services' scalable targets and scaling policies (Application Auto Scaling).
+    pub scaling: autoscaling::ScalingState,
 }
 
 impl Snapshot {
@@ -43,15 +46,16 @@ impl Snapshot {
     /// Reads the stack's resources from every service at once, and the `declared` roles and log
     /// groups with them.
     pub async fn load_with(aws: &Aws, stack: &str, declared: &Declared) -> Result<Snapshot> {
-        let (ec2, egress, elbv2, ecs, iam, logs) = tokio::try_join!(
+        let (ec2, egress, elbv2, ecs, iam, logs, scaling) = tokio::try_join!(
             ec2::Ec2State::load(aws, stack),
             egress::EgressState::load(aws, stack),
             elbv2::Elbv2State::load(aws, stack),
             ecs::EcsState::load(aws, stack),
             iam::IamState::load(aws, &declared.roles),
             logs::LogsState::load(aws, &declared.log_groups),
+            autoscaling::ScalingState::load(aws),
         )?;
-        Ok(Snapshot { ec2, egress, elbv2, ecs, iam, logs })
+        Ok(Snapshot { ec2, egress, elbv2, ecs, iam, logs, scaling })
     }
 }
 

@@ -1,6 +1,7 @@
 //! The Rhai layer: converts script maps into typed specs (rejecting unknown keys and wrong types),
 //! calls the typed AWS layer, and converts results back into handles (object maps).
 
+mod autoscaling;
 mod core;
 mod ec2;
 mod ecs;
@@ -30,6 +31,7 @@ pub(crate) const AREAS: &[(&str, Register)] = &[
     ("iam", iam::register),              // roles
     ("logs", logs::register),            // log groups
     ("ecs", ecs::register),              // clusters, task definitions, services, waiting
+    ("autoscaling", autoscaling::register), // service autoscaling: scalable targets, policies
     ("queries", queries::register),      // read-only: clusters, services, describe, logs, find_*
 ];
 
