@@ -306,11 +306,22 @@ fn status(args: StatusArgs) -> Result<()> {
         OutputFormat::Json => {
             let text = serde_json::to_string_pretty(&status.to_json())
                 .map_err(|e| Error::conflict(format!("internal error writing JSON: {e}"), None))?;
-            println!("{text}");
+            print_stdout(&text)
         }
-        OutputFormat::Text => println!("{}\n({} AWS calls, nothing changed)", status.render(), aws.calls()),
+        OutputFormat::Text => {
+            print_stdout(&format!("{}\n({} AWS calls, nothing changed)", status.render(), aws.calls()))
+        }
     }
-    Ok(())
+}
+
+/// Writes `text` and a newline to stdout. A reader that went away (`deckhand docs | head -1`)
+/// ends the output quietly, as ripgrep does, instead of a panic.
+fn print_stdout(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => written.map_err(|e| Error::io("writing to stdout", e)),
+    }
 }
 
 fn logs(args: LogsArgs) -> Result<()> {
@@ -337,10 +348,9 @@ fn repl(args: ReplArgs) -> Result<()> {
 
 fn docs(args: DocsArgs) -> Result<()> {
     match args.name {
-        Some(name) => println!("{}", crate::docs::describe(&name)?),
-        None => println!("{}", crate::docs::index()),
+        Some(name) => print_stdout(&crate::docs::describe(&name)?),
+        None => print_stdout(&crate::docs::index()),
     }
-    Ok(())
 }
 
 fn run(args: RunArgs) -> Result<()> {

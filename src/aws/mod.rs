@@ -9,6 +9,7 @@ pub mod iam;
 pub mod logs;
 pub mod queries;
 pub mod settle;
+pub mod zones;
 
 use std::future::Future;
 
