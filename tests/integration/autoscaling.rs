@@ -62,11 +62,10 @@ fn the_bundled_script_with_max_scales_on_cpu_and_leaves_the_scalers_count_alone(
     assert_eq!(desired_count(&deck, "myapp", "myapp"), 2, "created with the script's desired");
 
     // The scaler (here: a hand-made UpdateService) moves the count; a re-run leaves it there and
-    // sends nothing. (wait_stable is left out: the emulator always reports 2 tasks running.)
+    // sends nothing.
     let aws = deck.aws();
     aws.block_on(aws.ecs.update_service().cluster("myapp").service("myapp").desired_count(5).send()).unwrap();
-    let script = std::fs::read_to_string(GUIDE).unwrap().replace("wait_stable(svc);", "");
-    let (again, requests) = deck.recorded(|| deck.run(&script, &["--var", "max=6"]));
+    let (again, requests) = deck.recorded(|| deck.deckhand(&["run", GUIDE, "--var", "max=6"]));
     again
         .success()
         .stdout_has("5 desired (managed by autoscaling)")
@@ -76,7 +75,7 @@ fn the_bundled_script_with_max_scales_on_cpu_and_leaves_the_scalers_count_alone(
     assert_eq!(desired_count(&deck, "myapp", "myapp"), 5);
 
     // Without autoscaling in the script the target is still there, so the count is still not fought.
-    let (plain, requests) = deck.recorded(|| deck.run(&script, &[]));
+    let (plain, requests) = deck.recorded(|| deck.deckhand(&["run", GUIDE]));
     plain.success().stdout_has("5 desired (managed by autoscaling)");
     requests.assert_read_only();
 
