@@ -201,10 +201,16 @@ impl StackStatus {
         }
         for (cluster, r) in &reports {
             if let Some(t) = snapshot.scaling.of(cluster, &r.name) {
-                let detail = format!("{}-{} tasks, now {} desired, {}", t.min, t.max, r.desired, match t.policies.len() {
-                    1 => "1 policy".to_string(),
-                    n => format!("{n} policies"),
-                });
+                let detail = format!(
+                    "{}-{} tasks, now {} desired, {}",
+                    t.min,
+                    t.max,
+                    r.desired,
+                    match t.policies.len() {
+                        1 => "1 policy".to_string(),
+                        n => format!("{n} policies"),
+                    }
+                );
                 add("autoscaling", &format!("{cluster}/{}", r.name), &t.resource_id, None, detail);
             }
         }

@@ -103,7 +103,7 @@ impl fmt::Display for Policy {
             Some(metric) => write!(f, "{} {}{}", self.name, self.target, metric.unit())?,
             None => write!(f, "{} (not target tracking)", self.name)?,
         }
-        if let Some(label) = self.resource_label.as_deref().filter(|l| !is_known(l)) {
+        if let Some(label) = &self.resource_label {
             write!(f, " on {label}")?;
         }
         if self.scale_in_cooldown.is_some() || self.scale_out_cooldown.is_some() {
@@ -169,7 +169,8 @@ impl ScalingState {
     /// Reads the ECS scalable targets and scaling policies of the region, both concurrently.
     pub async fn load(aws: &Aws) -> Result<ScalingState> {
         let (targets, policies) = tokio::try_join!(read_targets(aws), read_policies(aws))?;
-        let mut targets: HashMap<String, ScalableTarget> = targets.into_iter().map(|t| (t.resource_id.clone(), t)).collect();
+        let mut targets: HashMap<String, ScalableTarget> =
+            targets.into_iter().map(|t| (t.resource_id.clone(), t)).collect();
         for (resource_id, policy) in policies {
             if let Some(target) = targets.get_mut(&resource_id) {
                 target.policies.push(policy);
@@ -288,7 +289,9 @@ pub fn validate_autoscaling(spec: &AutoscalingSpec) -> Result<()> {
             }
             _ => {}
         }
-        for (key, cooldown) in [("scale_in_cooldown", policy.scale_in_cooldown), ("scale_out_cooldown", policy.scale_out_cooldown)] {
+        for (key, cooldown) in
+            [("scale_in_cooldown", policy.scale_in_cooldown), ("scale_out_cooldown", policy.scale_out_cooldown)]
+        {
             if let Some(c) = cooldown
                 && !(0..=86_400).contains(&c)
             {
@@ -315,7 +318,11 @@ fn scaling_drift(live: &ScalableTarget, spec: &AutoscalingSpec) -> Drift<Scaling
     let mut update = ScalingUpdate::default();
     if i64::from(live.min) != spec.min || i64::from(live.max) != spec.max {
         update.target = true;
-        diffs.push(FieldDiff::changed("capacity", format!("{}-{}", live.min, live.max), format!("{}-{}", spec.min, spec.max)));
+        diffs.push(FieldDiff::changed(
+            "capacity",
+            format!("{}-{}", live.min, live.max),
+            format!("{}-{}", spec.min, spec.max),
+        ));
     }
     for wanted in &spec.policies {
         match live.policies.iter().find(|p| p.name == wanted.name) {
@@ -325,7 +332,8 @@ fn scaling_drift(live: &ScalableTarget, spec: &AutoscalingSpec) -> Drift<Scaling
                 if current.metric == wanted.metric
                     && current.target == wanted.target
                     && current.resource_label == wanted.resource_label
-                    && (wanted.scale_in_cooldown.is_none() || current.scale_in_cooldown == wanted.scale_in_cooldown)
+                    && (wanted.scale_in_cooldown.is_none()
+                        || current.scale_in_cooldown == wanted.scale_in_cooldown)
                     && (wanted.scale_out_cooldown.is_none()
                         || current.scale_out_cooldown == wanted.scale_out_cooldown) =>
             {

@@ -99,6 +99,12 @@ print(`scales ${web.autoscaling.min}-${web.autoscaling.max}`);
 #[test]
 fn policies_follow_the_script_and_a_dropped_metric_loses_its_policy() {
     let deck = Deck::new();
+    let (plan, requests) = deck.recorded(|| deck.plan(WEB, &[]));
+    plan.success().stdout_has(
+        "+ autoscaling web/web (2-4 tasks, deckhand-cpu 50% CPU, cooldown in 120s out default; \
+         deckhand-requests 100 requests/target on (known after apply), cooldown in 120s out default)",
+    );
+    requests.assert_read_only();
     deck.run(WEB, &[]).success().stdout_has("scales 2-4");
     assert_eq!(scalable_targets(&deck), [("service/web/web".to_string(), 2, 4)]);
     let aws = deck.aws();
@@ -110,11 +116,7 @@ fn policies_follow_the_script_and_a_dropped_metric_loses_its_policy() {
             tg.target_groups()[0].target_group_arn().unwrap().to_string(),
         )
     });
-    let label = format!(
-        "{}/{}",
-        lb.split_once(":loadbalancer/").unwrap().1,
-        tg.rsplit_once(':').unwrap().1
-    );
+    let label = format!("{}/{}", lb.split_once(":loadbalancer/").unwrap().1, tg.rsplit_once(':').unwrap().1);
     assert!(label.starts_with("app/web/") && label.contains("/targetgroup/web/"), "{label}");
     let found: Vec<_> = policies(&deck).iter().map(tracking).collect();
     assert_eq!(
@@ -131,7 +133,11 @@ fn policies_follow_the_script_and_a_dropped_metric_loses_its_policy() {
 
     let cpu_only = WEB.replace("requests_per_target: 100, ", "").replace("cpu: 50", "cpu: 70");
     let (changed, requests) = deck.recorded(|| deck.run(&cpu_only, &[]));
-    changed.success().stdout_has("~ autoscaling web/web").stdout_has("deckhand-requests");
+    changed
+        .success()
+        .stdout_has("~ autoscaling web/web")
+        .stdout_has("policy deckhand-cpu: deckhand-cpu 50% CPU, cooldown in 120s out default -> deckhand-cpu 70% CPU")
+        .stdout_has("policies: - deckhand-requests 100 requests/target on app/web/");
     let mutating = requests.mutating();
     assert!(mutating.iter().any(|m| m.ends_with("DeleteScalingPolicy")), "{mutating:?}");
     assert!(mutating.iter().any(|m| m.ends_with("PutScalingPolicy")), "{mutating:?}");
@@ -149,8 +155,14 @@ fn bad_autoscaling_input_fails_before_any_request() {
         ("#{ min: 5, max: 2, cpu: 60 }", "invalid autoscaling.min 5: at most max (2)"),
         ("#{ min: 1, max: 4, cpu: 0 }", "invalid autoscaling.cpu 0: a utilisation percentage from 1 to 100"),
         ("#{ min: 1, max: 4, memory: 120 }", "invalid autoscaling.memory 120: a utilisation percentage from 1 to 100"),
-        ("#{ min: 1, max: 4, requests_per_target: 100 }", "invalid autoscaling.requests_per_target 100: requests per target only together with load_balancer and target_group"),
-        ("#{ min: 1, max: 4, cpu: 60, scale_in_cooldown: -1 }", "invalid autoscaling.scale_in_cooldown -1: 0 to 86400 seconds"),
+        (
+            "#{ min: 1, max: 4, requests_per_target: 100 }",
+            "invalid autoscaling.requests_per_target 100: requests per target only together with load_balancer and target_group",
+        ),
+        (
+            "#{ min: 1, max: 4, cpu: 60, scale_in_cooldown: -1 }",
+            "invalid autoscaling.scale_in_cooldown -1: 0 to 86400 seconds",
+        ),
         ("#{ min: 1, max: 4, cpus: 60 }", "cpus"),
         ("#{ max: 4, cpu: 60 }", "min"),
     ] {
@@ -161,4 +173,5 @@ fn bad_autoscaling_input_fails_before_any_request() {
         assert!(outcome.stderr.contains("--> deploy.rhai:2:1"), "{options}: {}", outcome.stderr);
         requests.assert_none();
     }
+    deck.deckhand(&["docs", "autoscaling"]).success().stdout_has("requests_per_target").stdout_has("Example:");
 }
