@@ -49,6 +49,8 @@ pub struct Aws {
     pub autoscaling: aws_sdk_applicationautoscaling::Client,
     /// Resource Groups Tagging API: a stack's resources found by tag (load balancers, target groups).
     pub tagging: aws_sdk_resourcegroupstagging::Client,
+    /// SSM Parameter Store: the stack lock.
+    pub ssm: aws_sdk_ssm::Client,
     /// The region in use.
     pub region: String,
     calls: Arc<CallCounter>,
@@ -91,6 +93,7 @@ impl Aws {
             ecs: client!(aws_sdk_ecs),
             tagging: client!(aws_sdk_resourcegroupstagging),
             autoscaling: client!(aws_sdk_applicationautoscaling),
+            ssm: client!(aws_sdk_ssm),
             region,
             calls,
             runtime,

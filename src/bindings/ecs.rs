@@ -25,8 +25,8 @@ use crate::wait::{self, StableTarget};
 
 type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;
 
-/// wait_stable's default timeout.
-const DEFAULT_TIMEOUT: i64 = 600;
+/// wait_stable's default timeout, in seconds.
+const DEFAULT_TIMEOUT: i64 = wait::DEFAULT_TIMEOUT.as_secs() as i64;
 
 /// Registers the ECS primitives, bound to `pass`.
 pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
@@ -112,7 +112,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "wait_stable",
         &["service: Map", "Map"],
         "Waits until a service is stable (its deployment completed, the desired count running); fails\n\
-         with the newest service events when the deployment fails, is rolled back, or 600 s pass.\n\
+         with the newest service events when the deployment fails, is rolled back, or 15 minutes pass.\n\
          In plan and check passes it returns at once. Returns the service handle.\n\
          Example: `wait_stable(svc);`",
     )
@@ -126,8 +126,9 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     function(
         "wait_stable",
         &["service: Map", "options: Map", "Map"],
-        "Waits until a service is stable, at most `timeout` seconds: #{ timeout } (default 600).\n\
-         Example: `wait_stable(svc, #{ timeout: 900 });`",
+        "Waits until a service is stable, at most `timeout` seconds: #{ timeout } (default 900:\n\
+         task start-up, health checks and the old targets' 300 s deregistration delay).\n\
+         Example: `wait_stable(svc, #{ timeout: 1800 });`",
     )
     .register_into_engine(engine, move |service: Map, options: Map| -> Rhai<Map> {
         let target = stable_target(&service, options)?;

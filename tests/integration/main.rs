@@ -11,6 +11,7 @@ mod emulator;
 mod guide;
 mod iam_logs;
 mod load_balancing;
+mod lock;
 mod networking;
 mod queries;
 mod repl;
