@@ -8,6 +8,7 @@ use backon::{ExponentialBuilder, Retryable};
 
 use crate::aws::Snapshot;
 use crate::aws::acm;
+use crate::aws::autoscaling::{self, ScalableTarget};
 use crate::aws::concurrently;
 use crate::aws::ec2::{self, SecurityGroup};
 use crate::aws::ecs::{self, EcsState, Service};
@@ -28,6 +29,9 @@ pub enum Kind {
     /// Route 53 record sets the stack owns (and their ownership markers), first: the name stops
     /// pointing at what is about to go away.
     DnsRecord,
+    /// Scalable targets of services and their scaling policies (before the services, so the
+    /// scaler does not act on a service being deleted).
+    Autoscaling,
     /// ECS services (scaled to 0, deleted, waited for until INACTIVE).
     Service,
     /// Task definition revisions (deregistered).
@@ -68,6 +72,7 @@ impl Kind {
         match self {
             Kind::DnsRecord => "dns_record",
             Kind::Certificate => "certificate",
+            Kind::Autoscaling => "autoscaling",
             Kind::Service => "service",
             Kind::TaskDefinition => "task_definition",
             Kind::Cluster => "cluster",
@@ -125,6 +130,7 @@ pub struct StackContents {
     services: Vec<Service>,
     records: Vec<OwnedRecord>,
     stack: String,
+    scalable_targets: Vec<ScalableTarget>,
 }
 
 impl StackContents {
@@ -157,6 +163,12 @@ impl StackContents {
         }
         for cert in &domains.certificates {
             doomed.push(named(Kind::Certificate, Some(&cert.domain), &cert.arn));
+        }
+        let scalable_targets: Vec<ScalableTarget> =
+            services.iter().filter_map(|s| snapshot.scaling.of(&s.cluster, &s.name).cloned()).collect();
+        for target in &scalable_targets {
+            let name = target.resource_id.trim_start_matches("service/");
+            doomed.push(named(Kind::Autoscaling, Some(name), &target.resource_id));
         }
         for service in &services {
             doomed.push(named(Kind::Service, Some(&service.name), &service.arn));
@@ -235,6 +247,7 @@ impl StackContents {
             services,
             records: domains.records,
             stack: stack.to_string(),
+            scalable_targets,
         })
     }
 
@@ -329,6 +342,10 @@ impl StackContents {
             Kind::Certificate => {
                 retry_while(doomed, report, "ResourceInUseException", async || acm::delete_certificate(aws, id).await)
                     .await
+            }
+            Kind::Autoscaling => {
+                let target = self.scalable_targets.iter().find(|t| t.resource_id == id).expect("listed above");
+                autoscaling::delete_scalable_target(aws, target).await
             }
             Kind::Service => {
                 let service = self.services.iter().find(|s| s.arn == id).expect("listed above");
@@ -608,7 +625,8 @@ mod tests {
 
     #[test]
     fn kinds_delete_dependents_first() {
-        assert!(Kind::Service < Kind::TaskDefinition && Kind::TaskDefinition < Kind::Cluster);
+        assert!(Kind::Autoscaling < Kind::Service && Kind::Service < Kind::TaskDefinition);
+        assert!(Kind::TaskDefinition < Kind::Cluster);
         assert!(Kind::Listener < Kind::LoadBalancer && Kind::LoadBalancer < Kind::TargetGroup);
         assert!(Kind::TargetGroup < Kind::NatGateway && Kind::SecurityGroup < Kind::Subnet);
         assert!(Kind::Subnet < Kind::LogGroup && Kind::LogGroup < Kind::Role);

@@ -49,6 +49,8 @@ pub struct Aws {
     pub acm: aws_sdk_acm::Client,
     /// Route 53: hosted zones (looked up, never created) and record sets.
     pub route53: aws_sdk_route53::Client,
+    /// Application Auto Scaling: ECS services' scalable targets and scaling policies.
+    pub autoscaling: aws_sdk_applicationautoscaling::Client,
     /// Resource Groups Tagging API: a stack's resources found by tag (load balancers, target groups).
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     /// SSM Parameter Store: the stack lock.
@@ -96,6 +98,7 @@ impl Aws {
             tagging: client!(aws_sdk_resourcegroupstagging),
             acm: client!(aws_sdk_acm),
             route53: client!(aws_sdk_route53),
+            autoscaling: client!(aws_sdk_applicationautoscaling),
             ssm: client!(aws_sdk_ssm),
             region,
             calls,

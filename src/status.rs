@@ -11,6 +11,7 @@
 //!                    "deployments": [ { "id", "status", "rollout_state", "reason", "running",
 //!                                       "pending", "desired", "task_definition", "updated_at" } ],
 //!                    "targets": [ { "target_group", "id", "port", "state", "reason", "description" } ],
+//!                    "autoscaling": null | { "min", "max", "policies": [ { "name", "metric", "target" } ] },
 //!                    "events":  [ { "at", "message" } ] } ] }            // newest first
 //! ```
 //!
@@ -23,6 +24,7 @@ use comfy_table::ContentArrangement;
 use futures_util::future::try_join_all;
 use serde_json::{Value, json};
 
+use crate::aws::autoscaling::ScalableTarget;
 use crate::aws::ecs::{TaskDefinition, short_task};
 use crate::aws::queries::{self, ServiceEvent, ServiceReport, TargetHealth};
 use crate::aws::{Snapshot, acm, iam, logs};
@@ -58,6 +60,8 @@ pub struct ServiceStatus {
     pub task: String,
     /// The targets of its target groups, with the target group's name.
     pub targets: Vec<(String, TargetHealth)>,
+    /// Its scalable target (min/max and policies), when autoscaling manages its count.
+    pub autoscaling: Option<ScalableTarget>,
 }
 
 /// Everything `deckhand status` shows about a stack.
@@ -210,6 +214,21 @@ impl StackStatus {
             let detail = format!("{} running / {} desired", r.running, r.desired);
             add("service", &r.name, &r.arn, Some(&r.status), detail);
         }
+        for (cluster, r) in &reports {
+            if let Some(t) = snapshot.scaling.of(cluster, &r.name) {
+                let detail = format!(
+                    "{}-{} tasks, now {} desired, {}",
+                    t.min,
+                    t.max,
+                    r.desired,
+                    match t.policies.len() {
+                        1 => "1 policy".to_string(),
+                        n => format!("{n} policies"),
+                    }
+                );
+                add("autoscaling", &format!("{cluster}/{}", r.name), &t.resource_id, None, detail);
+            }
+        }
 
         let services = reports
             .into_iter()
@@ -220,7 +239,8 @@ impl StackStatus {
                     .filter_map(|arn| health.get(arn.as_str()))
                     .flat_map(|(name, targets)| targets.iter().map(|t| (name.to_string(), t.clone())))
                     .collect();
-                ServiceStatus { cluster, task: label(&report.task_definition), report, targets }
+                let autoscaling = snapshot.scaling.of(&cluster, &report.name).cloned();
+                ServiceStatus { task: label(&report.task_definition), autoscaling, cluster, report, targets }
             })
             .collect();
         Ok(StackStatus { stack: stack.to_string(), resources, services })
@@ -278,9 +298,17 @@ fn service_json(s: &ServiceStatus) -> Value {
         })
         .collect();
     let events: Vec<Value> = r.events.iter().map(|e| json!({ "at": e.at, "message": e.message })).collect();
+    let autoscaling = s.autoscaling.as_ref().map(|t| {
+        let policies: Vec<Value> = t
+            .policies
+            .iter()
+            .map(|p| json!({ "name": p.name, "metric": p.metric.map(|m| m.key()), "target": p.target }))
+            .collect();
+        json!({ "min": t.min, "max": t.max, "policies": policies })
+    });
     json!({ "name": r.name, "cluster": s.cluster, "arn": r.arn, "status": r.status, "running": r.running,
             "pending": r.pending, "desired": r.desired, "task_definition": s.task,
-            "deployments": deployments, "targets": targets, "events": events })
+            "deployments": deployments, "targets": targets, "autoscaling": autoscaling, "events": events })
 }
 
 fn render_service(s: &ServiceStatus) -> String {
@@ -314,6 +342,12 @@ fn render_service(s: &ServiceStatus) -> String {
             let port = t.port.map(|p| format!(":{p}")).unwrap_or_default();
             let why = if t.reason.is_empty() { String::new() } else { format!(" ({}: {})", t.reason, t.description) };
             out.push_str(&format!("    {tg} {}{port} {}{why}\n", t.id, t.state));
+        }
+    }
+    if let Some(t) = &s.autoscaling {
+        out.push_str(&format!("  autoscaling: {}-{} tasks (now {} desired)\n", t.min, t.max, r.desired));
+        for p in &t.policies {
+            out.push_str(&format!("    policy {p}\n"));
         }
     }
     out.push_str(&render_events(&r.events));
@@ -423,6 +457,7 @@ mod tests {
                     description: "Request timed out".into(),
                 },
             )],
+            autoscaling: None,
         }
     }
 

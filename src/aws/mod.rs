@@ -1,6 +1,7 @@
 //! The typed AWS layer: one module per service, plain structs in and out, no Rhai types.
 
 pub mod acm;
+pub mod autoscaling;
 pub mod ec2;
 pub mod ecs;
 pub mod egress;
@@ -39,6 +40,8 @@ pub struct Snapshot {
     pub acm: acm::AcmState,
     /// Route 53 zones and their record sets (read on first use).
     pub route53: route53::Route53State,
+    /// The ECS services' scalable targets and scaling policies (Application Auto Scaling).
+    pub scaling: autoscaling::ScalingState,
 }
 
 impl Snapshot {
@@ -51,7 +54,7 @@ impl Snapshot {
     /// groups and task-definition families with them.
     pub async fn load_with(aws: &Aws, stack: &str, declared: &Declared) -> Result<Snapshot> {
         let families = &declared.task_definitions;
-        let (ec2, egress, elbv2, mut ecs, iam, logs, task_definitions) = tokio::try_join!(
+        let (ec2, egress, elbv2, mut ecs, iam, logs, task_definitions, scaling) = tokio::try_join!(
             ec2::Ec2State::load(aws, stack),
             egress::EgressState::load(aws, stack),
             elbv2::Elbv2State::load(aws, stack),
@@ -59,9 +62,10 @@ impl Snapshot {
             iam::IamState::load(aws, &declared.roles),
             logs::LogsState::load(aws, &declared.log_groups),
             concurrently(families, async |family| ecs::latest_task_definition(aws, family).await),
+            autoscaling::ScalingState::load(aws),
         )?;
         ecs.task_definitions = families.iter().cloned().zip(task_definitions).collect();
-        Ok(Snapshot { ec2, egress, elbv2, ecs, iam, logs, ..Snapshot::default() })
+        Ok(Snapshot { ec2, egress, elbv2, ecs, iam, logs, scaling, ..Snapshot::default() })
     }
 }
 

@@ -1,6 +1,7 @@
 //! The Rhai layer: converts script maps into typed specs (rejecting unknown keys and wrong types),
 //! calls the typed AWS layer, and converts results back into handles (object maps).
 
+mod autoscaling;
 mod core;
 mod dns;
 mod ec2;
@@ -33,6 +34,15 @@ pub(crate) const AREAS: &[(&str, Register)] = &[
     ("ecs", ecs::register),              // clusters, task definitions, services, waiting
     ("domains", dns::register),          // hosted zones, certificates, DNS records
     ("queries", queries::register),      // read-only: clusters, services, describe, logs, find_*
+    ("core", core::register),               // stack, region, zones
+    ("networking", ec2::register),          // VPCs, subnets, security groups
+    ("egress", egress::register),           // NAT gateways, route tables, VPC endpoints
+    ("load balancing", elbv2::register),    // load balancers, target groups, listeners
+    ("iam", iam::register),                 // roles
+    ("logs", logs::register),               // log groups
+    ("ecs", ecs::register),                 // clusters, task definitions, services, waiting
+    ("autoscaling", autoscaling::register), // service autoscaling: scalable targets, policies
+    ("queries", queries::register),         // read-only: clusters, services, describe, logs, find_*
 ];
 
 /// Registers every primitive and query into `engine`, bound to `pass`.

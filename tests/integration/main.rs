@@ -2,6 +2,7 @@
 
 mod support;
 
+mod autoscaling;
 mod destroy;
 mod docs;
 mod domains;
