@@ -47,6 +47,12 @@ pub struct Aws {
     pub ecs: aws_sdk_ecs::Client,
     /// Resource Groups Tagging API: a stack's resources found by tag (load balancers, target groups).
     pub tagging: aws_sdk_resourcegroupstagging::Client,
+    /// SSM Parameter Store: the stack lock, and the parameters containers read as secrets.
+    pub ssm: aws_sdk_ssm::Client,
+    /// Secrets Manager: the secrets containers read (described, never read by deckhand).
+    pub secretsmanager: aws_sdk_secretsmanager::Client,
+    /// STS: the caller's account, for ARNs AWS does not report.
+    pub sts: aws_sdk_sts::Client,
     /// The region in use.
     pub region: String,
     calls: Arc<CallCounter>,
@@ -88,6 +94,9 @@ impl Aws {
             logs: client!(aws_sdk_cloudwatchlogs),
             ecs: client!(aws_sdk_ecs),
             tagging: client!(aws_sdk_resourcegroupstagging),
+            ssm: client!(aws_sdk_ssm),
+            secretsmanager: client!(aws_sdk_secretsmanager),
+            sts: client!(aws_sdk_sts),
             region,
             calls,
             runtime,

@@ -7,6 +7,7 @@ pub mod elbv2;
 pub mod iam;
 pub mod logs;
 pub mod queries;
+pub mod secrets;
 pub mod settle;
 
 use std::future::Future;

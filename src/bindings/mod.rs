@@ -9,6 +9,7 @@ mod elbv2;
 mod iam;
 mod logs;
 mod queries;
+mod secrets;
 
 use std::rc::Rc;
 
@@ -30,6 +31,7 @@ pub(crate) const AREAS: &[(&str, Register)] = &[
     ("iam", iam::register),              // roles
     ("logs", logs::register),            // log groups
     ("ecs", ecs::register),              // clusters, task definitions, services, waiting
+    ("secrets", secrets::register),      // parameters and secrets containers read
     ("queries", queries::register),      // read-only: clusters, services, describe, logs, find_*
 ];
 
