@@ -13,5 +13,6 @@ mod networking;
 mod queries;
 mod repl;
 mod script_errors;
+mod secrets;
 mod settle;
 mod status;

@@ -10,6 +10,7 @@ use aws_sdk_ecs::types::{
 };
 
 use super::{built, opt};
+use crate::aws::secrets::looks_like_credential;
 use crate::error::{Error, Result};
 use crate::plan::FieldDiff;
 
@@ -134,13 +135,15 @@ pub(super) fn container_diffs(have: &ContainerSpec, want: &ContainerSpec) -> Vec
     }
     for (key, value) in &want.env {
         match have.env.get(key) {
-            None => diffs.push(FieldDiff::added(&field("env"), format!("{key}={value}"))),
-            Some(old) if old != value => diffs.push(FieldDiff::changed(&field(&format!("env.{key}")), old, value)),
+            None => diffs.push(FieldDiff::added(&field("env"), format!("{key}={}", shown(value)))),
+            Some(old) if old != value => {
+                diffs.push(FieldDiff::changed(&field(&format!("env.{key}")), shown(old), shown(value)));
+            }
             Some(_) => {}
         }
     }
     for (key, value) in have.env.iter().filter(|(k, _)| !want.env.contains_key(*k)) {
-        diffs.push(FieldDiff::removed(&field("env"), format!("{key}={value}")));
+        diffs.push(FieldDiff::removed(&field("env"), format!("{key}={}", shown(value))));
     }
     for (key, value) in &want.secrets {
         match have.secrets.get(key) {
@@ -174,6 +177,11 @@ pub(super) fn container_diffs(have: &ContainerSpec, want: &ContainerSpec) -> Vec
         diffs.push(FieldDiff::changed(&field("health_check"), opt(&have.health_check), opt(&want.health_check)));
     }
     diffs
+}
+
+/// An env value as the plan shows it: hidden when it looks like a credential.
+fn shown(value: &str) -> &str {
+    if looks_like_credential(value).is_some() { "(hidden: looks like a credential)" } else { value }
 }
 
 fn show_ports(ports: &[i32]) -> String {
