@@ -67,7 +67,10 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "Ensures a Fargate task definition (awsvpc): #{ family, cpu, memory, execution_role, task_role,\n\
          containers, volumes }. A new revision is registered only when the family's latest one differs.\n\
          `cpu`/`memory` must be a Fargate pair (256/512 ...). A container is #{ name, image, port, env,\n\
-         command, essential, logs, restart, mounts, health_check }: `logs` is a log group (awslogs),\n\
+         secrets, command, essential, logs, restart, mounts, health_check }: `secrets` maps variable\n\
+         names to parameter(\"/name\") or secret(\"name\"[, \"json-key\"]) (full ARNs as valueFrom; the\n\
+         execution role gets the inline policy deckhand-secrets-FAMILY reading exactly those, removed\n\
+         when none are left), `logs` is a log group (awslogs),\n\
          `restart` #{ enabled, ignored_exit_codes, attempt_period }, `mounts` [#{ volume, path, read_only }],\n\
          `health_check` #{ command, interval, timeout, retries, start_period }. A volume is #{ name }\n\
          (task storage, gone with the task) or #{ name, efs: #{ file_system_id, root_directory,\n\

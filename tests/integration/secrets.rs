@@ -71,7 +71,8 @@ fn task_secrets(deck: &Deck) -> BTreeMap<String, String> {
 /// The execution role's secrets policy: action -> resources; `None` when it has none.
 fn role_policy(deck: &Deck) -> Option<BTreeMap<String, BTreeSet<String>>> {
     let aws = deck.aws();
-    let out = aws.block_on(aws.iam.get_role_policy().role_name("vault-exec").policy_name("deckhand-secrets-vault").send());
+    let out =
+        aws.block_on(aws.iam.get_role_policy().role_name("vault-exec").policy_name("deckhand-secrets-vault").send());
     let out = match out {
         Ok(out) => out,
         Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_entity_exception()) => return None,
@@ -184,7 +185,10 @@ task_definition(#{ family: "vault", cpu: 256, memory: 512,
 "#;
     let run = deck.plan(source, &["-vv"]).success();
     let all = format!("{}{}", run.stdout, run.stderr);
-    assert!(all.contains("env AWS_ACCESS_KEY_ID of container app (task definition vault) looks like a credential"), "{run:?}");
+    assert!(
+        all.contains("env AWS_ACCESS_KEY_ID of container app (task definition vault) looks like a credential"),
+        "{run:?}"
+    );
     assert!(all.contains("env DSN of container app"), "{run:?}");
     assert!(!all.contains("env MODE"), "{run:?}");
     assert!(all.contains("use secrets:"), "{run:?}");
@@ -197,4 +201,19 @@ task_definition(#{ family: "vault", cpu: 256, memory: 512,
     containers: [ #{ name: "app", image: "nginx:1.27", secrets: #{ DB: parameter("/vault/db-password") } } ] });
 "#;
     deck.plan(source, &[]).failure().stderr_has("execution_role");
+}
+
+#[test]
+fn web_service_passes_env_and_secrets_to_its_container() {
+    let deck = Deck::new();
+    let arns = store_secrets(&deck);
+    let source = r#"import "fargate" as fargate;
+stack("web");
+fargate::web_service(#{ name: "web", image: "nginx:1.27", env: #{ MODE: "production" },
+                        secrets: #{ DB_USER: secret("prod/db", "username") } });
+"#;
+    let (run, requests) = deck.recorded(|| deck.plan(source, &[]).success());
+    assert!(run.changes().iter().any(|c| c.starts_with("+ role_policy web-exec/deckhand-secrets-web")), "{run:?}");
+    assert!(run.stdout.contains(&arns["db"]), "the policy names the secret: {run:?}");
+    requests.assert_read_only();
 }
