@@ -267,6 +267,16 @@ fn converge_secrets_policy(
         return Ok(());
     };
     let name = super::secrets::policy_name(&spec.family)?;
+    if !sources.is_empty() && !iam::role_is_stacks(pass, &role)? {
+        let arns: Vec<&str> = sources.iter().map(|s| s.arn.as_str()).collect();
+        return pass.warn(&format!(
+            "execution role {role} of task definition {} is not part of this stack, so deckhand does not \
+             change it: it must allow ssm:GetParameters / secretsmanager:GetSecretValue on {} (and \
+             kms:Decrypt for customer-managed keys) for the tasks to start",
+            spec.family,
+            arns.join(", ")
+        ));
+    }
     match access_policy(sources, iam::partition(pass.region()), pass.region().unwrap_or(UNKNOWN)) {
         Some(document) => {
             converge::<RolePolicy>(pass, &RolePolicySpec { role, name, document })?;

@@ -217,3 +217,28 @@ fargate::web_service(#{ name: "web", image: "nginx:1.27", env: #{ MODE: "product
     assert!(run.stdout.contains(&arns["db"]), "the policy names the secret: {run:?}");
     requests.assert_read_only();
 }
+
+#[test]
+fn a_role_outside_the_stack_is_not_changed_but_named_in_a_warning() {
+    let deck = Deck::new();
+    let arns = store_secrets(&deck);
+    let aws = deck.aws();
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let role =
+        aws.block_on(aws.iam.create_role().role_name("shared-exec").assume_role_policy_document(trust).send()).unwrap();
+    let source = format!(
+        r#"stack("vault");
+task_definition(#{{ family: "vault", cpu: 256, memory: 512, execution_role: "{}",
+    containers: [ #{{ name: "app", image: "nginx:1.27", secrets: #{{ DB: parameter("/vault/db-password") }} }} ] }});
+"#,
+        role.role().unwrap().arn()
+    );
+    let (run, requests) = deck.recorded(|| deck.run(&source, &[]).success());
+    assert!(
+        run.stdout.contains("warning: execution role shared-exec of task definition vault is not part of this stack"),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains(&arns["parameter"]), "{run:?}");
+    assert!(!requests.mutating().iter().any(|r| r.starts_with("iam ")), "{:?}", requests.mutating());
+    assert_eq!(task_secrets(&deck), BTreeMap::from([("DB".to_string(), arns["parameter"].clone())]));
+}
