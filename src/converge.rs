@@ -205,7 +205,7 @@ fn cannot_change<R: Resource>(name: &str, fixed: &[FieldDiff]) -> Error {
         format!(
             "{} {name} differs where AWS cannot change a {}'s {what} in place ({})",
             R::KIND,
-            R::KIND,
+            R::noun(),
             changes.join("; ")
         ),
         Some("give the new one another name, then `deckhand destroy` or delete the old one"),

@@ -9,6 +9,7 @@ pub mod logs;
 pub mod queries;
 pub mod secrets;
 pub mod settle;
+pub mod zones;
 
 use std::future::Future;
 

@@ -387,7 +387,7 @@ fn port_and_scheme_changes_need_replacement_and_change_nothing() {
     outcome
         .failure()
         .stderr_has(
-            "target_group shop differs where AWS cannot change a target_group's port, protocol, target type or VPC in place (port: 8080 -> 9090)",
+            "target_group shop differs where AWS cannot change a target group's port, protocol, target type or VPC in place (port: 8080 -> 9090)",
         )
         .stderr_has("give the new one another name")
         .stderr_has("--> deploy.rhai:7:10");
@@ -398,7 +398,7 @@ fn port_and_scheme_changes_need_replacement_and_change_nothing() {
     outcome
         .failure()
         .stderr_has(
-            "load_balancer shop differs where AWS cannot change a load_balancer's type, scheme or VPC in place (scheme: internet-facing -> internal)",
+            "load_balancer shop differs where AWS cannot change a load balancer's type, scheme or VPC in place (scheme: internet-facing -> internal)",
         )
         .stderr_has("give the new one another name")
         .stderr_has("--> deploy.rhai:5:11");
