@@ -10,6 +10,8 @@ with moto_server's arguments (-H HOST -p PORT).
   healthCheckGracePeriodSeconds (moto drops them; it keeps them from UpdateService), and a
   service on a capacity provider reports no launchType, as on AWS. AWS fills in the deployment
   configuration's defaults (200 %, 100 %, circuit breaker off); so does this.
+- SSM DescribeParameters reports each parameter's ARN and no value, as AWS does (moto leaves the
+  ARN out and adds the value).
 """
 
 import logging
@@ -21,6 +23,8 @@ from moto.ecs import models as ecs_models
 from moto.ecs import responses as ecs_responses
 from moto.moto_api._internal import mock_random
 from moto.server import main
+from moto.ssm import responses as ssm_responses
+from moto.ssm.utils import parameter_arn
 
 SETTLED = "MOTO_ECS_SERVICE_RUNNING" not in os.environ
 
@@ -107,9 +111,35 @@ def patch_create_service():
     Response.create_service = create_service
 
 
+def patch_describe_parameters():
+    from moto.core.responses import ActionResult
+
+    def describe_parameters(self):
+        page_size = 10
+        token = self._get_param("NextToken")
+        token = int(token.strip() if hasattr(token, "strip") and token.strip() else 0)
+        result = self.ssm_backend.describe_parameters(
+            self._get_param("Filters"), self._get_param("ParameterFilters")
+        )
+        response = {"Parameters": []}
+        for parameter in result[token:]:
+            described = parameter.describe_response_object(False)
+            described.pop("Value", None)
+            described["ARN"] = parameter_arn(parameter.account_id, self.region, parameter.name)
+            response["Parameters"].append(described)
+            token += 1
+            if len(response["Parameters"]) == page_size:
+                response["NextToken"] = str(token)
+                break
+        return ActionResult(response)
+
+    ssm_responses.SimpleSystemManagerResponse.describe_parameters = describe_parameters
+
+
 if SETTLED:
     patch_running_counts()
 patch_create_service()
+patch_describe_parameters()
 
 if __name__ == "__main__":
     # Errors only on stderr: deckhand keeps it in a file and shows it if the emulator fails.

@@ -51,8 +51,6 @@ pub struct Aws {
     pub ssm: aws_sdk_ssm::Client,
     /// Secrets Manager: the secrets containers read (described, never read by deckhand).
     pub secretsmanager: aws_sdk_secretsmanager::Client,
-    /// STS: the caller's account, for ARNs AWS does not report.
-    pub sts: aws_sdk_sts::Client,
     /// The region in use.
     pub region: String,
     calls: Arc<CallCounter>,
@@ -96,7 +94,6 @@ impl Aws {
             tagging: client!(aws_sdk_resourcegroupstagging),
             ssm: client!(aws_sdk_ssm),
             secretsmanager: client!(aws_sdk_secretsmanager),
-            sts: client!(aws_sdk_sts),
             region,
             calls,
             runtime,

@@ -124,18 +124,7 @@ pub fn find_parameter(pass: &Pass, name: &str) -> Result<Option<SecretSource>> {
             .await
             .map_err(|e| aws_error("DescribeParameters", e))?;
         let Some(meta) = out.parameters().iter().find(|p| p.name() == Some(name)) else { return Ok(None) };
-        let arn = match meta.arn() {
-            Some(arn) => arn.to_string(),
-            // DescribeParameters reports the ARN; should it not, the ARN is the documented
-            // arn:PARTITION:ssm:REGION:ACCOUNT:parameter/NAME (a path's leading / dropped).
-            None => {
-                let identity =
-                    aws.sts.get_caller_identity().send().await.map_err(|e| aws_error("GetCallerIdentity", e))?;
-                let account = identity.account().ok_or_else(|| Error::missing("GetCallerIdentity", "Account"))?;
-                let partition = crate::aws::iam::partition(Some(&aws.region));
-                format!("arn:{partition}:ssm:{}:{account}:parameter/{}", aws.region, name.trim_start_matches('/'))
-            }
-        };
+        let arn = meta.arn().ok_or_else(|| Error::missing("DescribeParameters", "Parameters.ARN"))?.to_string();
         Ok::<_, Error>(Some(SecretSource {
             store: Store::Parameter,
             name: name.to_string(),
