@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use backon::{ExponentialBuilder, Retryable};
 
 use crate::aws::Snapshot;
+use crate::aws::acm;
 use crate::aws::concurrently;
 use crate::aws::ec2::{self, SecurityGroup};
 use crate::aws::ecs::{self, EcsState, Service};
@@ -14,6 +15,7 @@ use crate::aws::egress::{self, RouteTable};
 use crate::aws::elbv2;
 use crate::aws::iam::{self};
 use crate::aws::logs::{self};
+use crate::aws::route53::{self, OwnedRecord};
 use crate::error::{Error, Result};
 use crate::runtime::Aws;
 
@@ -23,6 +25,9 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 /// Resource kinds in the order they are deleted (dependents first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Kind {
+    /// Route 53 record sets the stack owns (and their ownership markers), first: the name stops
+    /// pointing at what is about to go away.
+    DnsRecord,
     /// ECS services (scaled to 0, deleted, waited for until INACTIVE).
     Service,
     /// Task definition revisions (deregistered).
@@ -35,6 +40,8 @@ pub enum Kind {
     LoadBalancer,
     /// Target groups, once no listener forwards to them.
     TargetGroup,
+    /// ACM certificates, once no listener uses them.
+    Certificate,
     /// NAT gateways (before their elastic IPs and subnets).
     NatGateway,
     /// Elastic IPs of NAT gateways.
@@ -57,6 +64,8 @@ impl Kind {
     /// The resource type as scripts name it.
     pub fn name(self) -> &'static str {
         match self {
+            Kind::DnsRecord => "dns_record",
+            Kind::Certificate => "certificate",
             Kind::Service => "service",
             Kind::TaskDefinition => "task_definition",
             Kind::Cluster => "cluster",
@@ -111,6 +120,8 @@ pub struct StackContents {
     groups: Vec<SecurityGroup>,
     route_tables: Vec<RouteTable>,
     services: Vec<Service>,
+    records: Vec<OwnedRecord>,
+    stack: String,
 }
 
 impl StackContents {
@@ -118,12 +129,13 @@ impl StackContents {
     /// AWS has one, tag lookups where it has none). Log groups are deleted only with
     /// `delete_logs`; otherwise they are listed as kept.
     pub fn find(aws: &Aws, stack: &str, delete_logs: bool) -> Result<StackContents> {
-        let (snapshot, roles, log_groups, tagged_revisions) = aws.block_on(async {
+        let (snapshot, roles, log_groups, tagged_revisions, domains) = aws.block_on(async {
             tokio::try_join!(
                 Snapshot::load(aws, stack),
                 iam::stack_roles(aws, stack),
                 logs::stack_log_groups(aws, stack),
                 latest_revisions_of(aws, stack),
+                acm::stack_domains(aws, stack),
             )
         })?;
         let services = aws.block_on(stack_services(aws, stack, &snapshot.ecs))?;
@@ -137,6 +149,12 @@ impl StackContents {
             name: name.unwrap_or("-").to_string(),
             id: id.to_string(),
         };
+        for record in &domains.records {
+            doomed.push(named(Kind::DnsRecord, Some(&record_label(record)), &record_id(record)));
+        }
+        for cert in &domains.certificates {
+            doomed.push(named(Kind::Certificate, Some(&cert.domain), &cert.arn));
+        }
         for service in &services {
             doomed.push(named(Kind::Service, Some(&service.name), &service.arn));
         }
@@ -195,7 +213,15 @@ impl StackContents {
         // Stable: revisions of one family stay in numeric order.
         doomed.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
         kept.sort_by(|(a, _), (b, _)| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-        Ok(StackContents { doomed, kept, groups, route_tables, services })
+        Ok(StackContents {
+            doomed,
+            kept,
+            groups,
+            route_tables,
+            services,
+            records: domains.records,
+            stack: stack.to_string(),
+        })
     }
 
     /// The resources to delete, in deletion order.
@@ -281,6 +307,15 @@ impl StackContents {
     async fn delete_one(&self, aws: &Aws, doomed: &Doomed, report: &impl Fn(&str)) -> Result<()> {
         let id = doomed.id.as_str();
         match doomed.kind {
+            Kind::DnsRecord => {
+                let record = self.records.iter().find(|r| record_id(r) == id).expect("listed above");
+                route53::delete_record(aws, &self.stack, record).await
+            }
+            // ACM reports a certificate in use for a moment after its last listener is deleted.
+            Kind::Certificate => {
+                retry_while(doomed, report, "ResourceInUseException", async || acm::delete_certificate(aws, id).await)
+                    .await
+            }
             Kind::Service => {
                 let service = self.services.iter().find(|s| s.arn == id).expect("listed above");
                 // A DRAINING service was deleted by an earlier run: only wait for it.
@@ -319,6 +354,16 @@ impl StackContents {
             Kind::Role => iam::delete_role(aws, id).await,
         }
     }
+}
+
+/// A record set as destroy lists it: `name TYPE (zone example.com)`.
+fn record_label(record: &OwnedRecord) -> String {
+    format!("{} {}", record.set.name, record.set.rtype)
+}
+
+/// What identifies a record set among the stack's: zone, name and type.
+fn record_id(record: &OwnedRecord) -> String {
+    format!("{}/{}/{}", record.zone_id, record.set.name, record.set.rtype)
 }
 
 /// The error of a destroy that stopped at `left[0]`: the cause, what was deleted, what was not.

@@ -210,9 +210,10 @@ pub struct RecordedRequest {
 }
 
 impl RecordedRequest {
-    /// True unless the action only reads (Describe/List/Get and a few read-only verbs).
+    /// True unless the action only reads (Describe/List/Get and a few read-only verbs; for REST
+    /// APIs such as Route 53, whose requests carry no action name, a GET or HEAD).
     pub fn is_mutating(&self) -> bool {
-        const READ_PREFIXES: [&str; 5] = ["Describe", "List", "Get", "Filter", "Lookup"];
+        const READ_PREFIXES: [&str; 7] = ["Describe", "List", "Get", "Filter", "Lookup", "GET ", "HEAD "];
         !READ_PREFIXES.iter().any(|p| self.action.starts_with(p))
     }
 

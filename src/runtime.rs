@@ -45,6 +45,10 @@ pub struct Aws {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     /// ECS: clusters, task definitions, services.
     pub ecs: aws_sdk_ecs::Client,
+    /// ACM: certificates validated by DNS.
+    pub acm: aws_sdk_acm::Client,
+    /// Route 53: hosted zones (looked up, never created) and record sets.
+    pub route53: aws_sdk_route53::Client,
     /// Resource Groups Tagging API: a stack's resources found by tag (load balancers, target groups).
     pub tagging: aws_sdk_resourcegroupstagging::Client,
     /// SSM Parameter Store: the stack lock, and the parameters containers read as secrets.
@@ -92,6 +96,8 @@ impl Aws {
             logs: client!(aws_sdk_cloudwatchlogs),
             ecs: client!(aws_sdk_ecs),
             tagging: client!(aws_sdk_resourcegroupstagging),
+            acm: client!(aws_sdk_acm),
+            route53: client!(aws_sdk_route53),
             ssm: client!(aws_sdk_ssm),
             secretsmanager: client!(aws_sdk_secretsmanager),
             region,

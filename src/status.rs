@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use crate::aws::ecs::{TaskDefinition, short_task};
 use crate::aws::queries::{self, ServiceEvent, ServiceReport, TargetHealth};
-use crate::aws::{Snapshot, iam, logs};
+use crate::aws::{Snapshot, acm, iam, logs};
 use crate::error::Result;
 use crate::runtime::Aws;
 
@@ -76,10 +76,11 @@ impl StackStatus {
     /// group listings; service details, task definitions, target health and states; then the
     /// tags of candidate roles and log groups.
     pub async fn read(aws: &Aws, stack: &str) -> Result<StackStatus> {
-        let (snapshot, roles, log_groups) = tokio::try_join!(
+        let (snapshot, roles, log_groups, domains) = tokio::try_join!(
             Snapshot::load(aws, stack),
             iam::stack_roles(aws, stack),
-            logs::stack_log_groups(aws, stack)
+            logs::stack_log_groups(aws, stack),
+            acm::stack_domains(aws, stack),
         )?;
         let ours = |tag: &Option<String>| tag.as_deref() == Some(stack);
         let clusters: Vec<_> =
@@ -173,6 +174,15 @@ impl StackStatus {
             let lb = snapshot.elbv2.load_balancers.iter().find(|lb| lb.arn == l.load_balancer_arn);
             let name = format!("{}:{}", lb.map(|lb| lb.name.as_str()).unwrap_or("?"), l.port);
             add("listener", &name, &l.arn, None, format!("{} {}", l.protocol, l.action));
+        }
+        for c in &domains.certificates {
+            let expiry = c.not_after.as_deref().map(|t| format!("expires {t}")).unwrap_or_else(|| "not issued".into());
+            let names = std::iter::once(&c.domain).chain(&c.alternative_names).cloned().collect::<Vec<_>>().join(", ");
+            add("certificate", &c.domain, &c.arn, Some(&c.status), format!("{names}; {expiry}"));
+        }
+        for r in domains.records.iter().filter(|r| !r.set.name.starts_with("_deckhand.")) {
+            let name = format!("{} {}", r.set.name, r.set.rtype);
+            add("dns_record", &name, &r.zone_id, None, format!("{} (zone {})", r.set.data(), r.zone));
         }
         for r in &roles {
             add("role", &r.name, &r.arn, None, r.description.clone());

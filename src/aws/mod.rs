@@ -1,5 +1,6 @@
 //! The typed AWS layer: one module per service, plain structs in and out, no Rhai types.
 
+pub mod acm;
 pub mod ec2;
 pub mod ecs;
 pub mod egress;
@@ -7,6 +8,7 @@ pub mod elbv2;
 pub mod iam;
 pub mod logs;
 pub mod queries;
+pub mod route53;
 pub mod secrets;
 pub mod settle;
 pub mod zones;
@@ -34,6 +36,10 @@ pub struct Snapshot {
     pub logs: logs::LogsState,
     /// ECS clusters, services and task definition families.
     pub ecs: ecs::EcsState,
+    /// The stack's ACM certificates (read on first use).
+    pub acm: acm::AcmState,
+    /// Route 53 zones and their record sets (read on first use).
+    pub route53: route53::Route53State,
 }
 
 impl Snapshot {
@@ -53,7 +59,7 @@ impl Snapshot {
             iam::IamState::load(aws, &declared.roles),
             logs::LogsState::load(aws, &declared.log_groups),
         )?;
-        Ok(Snapshot { ec2, egress, elbv2, ecs, iam, logs })
+        Ok(Snapshot { ec2, egress, elbv2, ecs, iam, logs, ..Snapshot::default() })
     }
 }
 

@@ -11,7 +11,8 @@ use crate::aws::elbv2::{
 };
 use crate::bindings::ec2::vpc_from;
 use crate::bindings::{
-    Fields, as_array, as_int, as_string, function, handle, handle_field, handle_id, show, string_array,
+    Fields, as_array, as_int, as_string, function, handle, handle_field, handle_id, handle_or_string, show,
+    string_array,
 };
 use crate::converge::converge;
 use crate::error::{Error, Result};
@@ -28,7 +29,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          `name` (1-32 letters, digits, hyphens), `subnets` (subnet handles or ids in at least two AZs, one per\n\
          AZ), `security_groups` (1-5 handles or ids), `scheme` (\"internet-facing\", the default, or \"internal\").\n\
          Subnets and security groups converge in place; the scheme cannot change.\n\
-         Returns #{ kind, arn, name, dns_name, scheme, vpc_id, subnets, security_groups }.\n\
+         Returns #{ kind, arn, name, dns_name, canonical_hosted_zone_id, scheme, vpc_id, subnets, security_groups }.\n\
          Example: `load_balancer(#{ name: \"myapp\", subnets: [a, b], security_groups: [alb_sg] })`",
     )
     .register_into_engine(engine, move |spec: Map| -> Rhai<Map> {
@@ -61,7 +62,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         &["load_balancer: Map", "spec: Map", "Map"],
         "Ensures a listener on a load balancer's port: #{ port, protocol, forward, redirect, certificate, ssl_policy }.\n\
          Exactly one of `forward` (a target group) or `redirect` #{ port, protocol, status (301 or 302) }.\n\
-         `protocol` is \"HTTP\" or \"HTTPS\" (the default when a `certificate` ARN is given); HTTPS needs a\n\
+         `protocol` is \"HTTP\" or \"HTTPS\" (the default when a `certificate` is given: a certificate() handle or an ACM ARN); HTTPS needs a\n\
          certificate, and takes an optional `ssl_policy` (default ELBSecurityPolicy-TLS13-1-2-2021-06).\n\
          Returns #{ kind, arn, port, protocol, load_balancer_arn }.\n\
          Example: `listener(alb, #{ port: 80, redirect: #{ port: 443, protocol: \"HTTPS\", status: 301 } })`",
@@ -124,6 +125,7 @@ pub(super) fn load_balancer_handle(lb: &LoadBalancer) -> Map {
             ("arn", lb.arn.clone().into()),
             ("name", lb.name.clone().into()),
             ("dns_name", lb.dns_name.clone().into()),
+            ("canonical_hosted_zone_id", lb.canonical_hosted_zone_id.clone().into()),
             ("scheme", lb.scheme.clone().into()),
             ("vpc_id", lb.vpc_id.clone().into()),
             ("subnets", string_array(&lb.subnets)),
@@ -275,7 +277,10 @@ fn listener_spec(lb: &Dynamic, map: Map) -> Result<ListenerSpec> {
         context: "listener()".into(),
         what: "the port the load balancer listens on, e.g. 80 or 443".into(),
     })?;
-    let certificate = f.str("certificate")?;
+    let certificate = f
+        .raw("certificate")
+        .map(|c| handle_or_string("listener.certificate", c, "certificate", "arn", "a certificate ARN", |_| true))
+        .transpose()?;
     let protocol = protocol_key(&f, "protocol")?
         .unwrap_or_else(|| if certificate.is_some() { "HTTPS".into() } else { "HTTP".into() });
     let (action, target_group_vpc) = match (f.raw("forward"), nested_map(&f, "redirect")?) {

@@ -2,6 +2,7 @@
 //! calls the typed AWS layer, and converts results back into handles (object maps).
 
 mod core;
+mod dns;
 mod ec2;
 mod ecs;
 mod egress;
@@ -31,6 +32,7 @@ pub(crate) const AREAS: &[(&str, Register)] = &[
     ("iam", iam::register),              // roles
     ("logs", logs::register),            // log groups
     ("ecs", ecs::register),              // clusters, task definitions, services, waiting
+    ("domains", dns::register),          // hosted zones, certificates, DNS records
     ("secrets", secrets::register),      // parameters and secrets containers read
     ("queries", queries::register),      // read-only: clusters, services, describe, logs, find_*
 ];

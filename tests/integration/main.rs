@@ -4,6 +4,7 @@ mod support;
 
 mod destroy;
 mod docs;
+mod domains;
 mod ecs;
 mod egress;
 mod emulator;

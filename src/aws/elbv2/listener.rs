@@ -264,6 +264,10 @@ fn validate_listener(pass: &Pass, spec: &ListenerSpec) -> Result<()> {
 }
 
 fn validate_certificate(pass: &Pass, arn: &str) -> Result<()> {
+    // A certificate this run requests is known after apply.
+    if !is_known(arn) {
+        return Ok(());
+    }
     let parts: Vec<&str> = arn.splitn(6, ':').collect();
     let shape_ok = parts.len() == 6
         && parts[0] == "arn"

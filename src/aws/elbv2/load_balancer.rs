@@ -22,6 +22,8 @@ pub struct LoadBalancer {
     pub name: String,
     /// Its DNS name, or [`UNKNOWN`].
     pub dns_name: String,
+    /// The Route 53 hosted zone id of its DNS name (what an alias record to it names), or [`UNKNOWN`].
+    pub canonical_hosted_zone_id: String,
     /// `internet-facing` or `internal`.
     pub scheme: String,
     /// `application`, `network` or `gateway`.
@@ -91,6 +93,7 @@ pub fn load_balancer_from(lb: &aws_sdk_elasticloadbalancingv2::types::LoadBalanc
         name: lb.load_balancer_name().ok_or_else(|| Error::missing(OP, "LoadBalancerName"))?.to_string(),
         // Gateway Load Balancers have no DNS name.
         dns_name: lb.dns_name().unwrap_or_default().to_string(),
+        canonical_hosted_zone_id: lb.canonical_hosted_zone_id().unwrap_or_default().to_string(),
         // Internet-facing is what AWS creates when no scheme is asked for.
         scheme: lb.scheme().map(|s| s.as_str().to_string()).unwrap_or_else(|| "internet-facing".into()),
         lb_type: lb.r#type().map(|t| t.as_str().to_string()).unwrap_or_else(|| "application".into()),
@@ -331,6 +334,7 @@ impl Resource for LoadBalancer {
             arn: UNKNOWN.into(),
             name: spec.name.clone(),
             dns_name: UNKNOWN.into(),
+            canonical_hosted_zone_id: UNKNOWN.into(),
             scheme: spec.scheme.clone(),
             lb_type: "application".into(),
             vpc_id: spec_vpc(spec).unwrap_or_else(|| UNKNOWN.into()),
