@@ -53,8 +53,10 @@ pub struct Aws {
     pub autoscaling: aws_sdk_applicationautoscaling::Client,
     /// Resource Groups Tagging API: a stack's resources found by tag (load balancers, target groups).
     pub tagging: aws_sdk_resourcegroupstagging::Client,
-    /// SSM Parameter Store: the stack lock.
+    /// SSM Parameter Store: the stack lock, and the parameters containers read as secrets.
     pub ssm: aws_sdk_ssm::Client,
+    /// Secrets Manager: the secrets containers read (described, never read by deckhand).
+    pub secretsmanager: aws_sdk_secretsmanager::Client,
     /// The region in use.
     pub region: String,
     calls: Arc<CallCounter>,
@@ -100,6 +102,7 @@ impl Aws {
             route53: client!(aws_sdk_route53),
             autoscaling: client!(aws_sdk_applicationautoscaling),
             ssm: client!(aws_sdk_ssm),
+            secretsmanager: client!(aws_sdk_secretsmanager),
             region,
             calls,
             runtime,

@@ -10,6 +10,7 @@ pub mod iam;
 pub mod logs;
 pub mod queries;
 pub mod route53;
+pub mod secrets;
 pub mod settle;
 pub mod zones;
 

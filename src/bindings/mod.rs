@@ -11,6 +11,7 @@ mod elbv2;
 mod iam;
 mod logs;
 mod queries;
+mod secrets;
 
 use std::rc::Rc;
 
@@ -33,6 +34,7 @@ pub(crate) const AREAS: &[(&str, Register)] = &[
     ("logs", logs::register),            // log groups
     ("ecs", ecs::register),              // clusters, task definitions, services, waiting
     ("domains", dns::register),          // hosted zones, certificates, DNS records
+    ("secrets", secrets::register),      // parameters and secrets containers read
     ("queries", queries::register),      // read-only: clusters, services, describe, logs, find_*
     ("core", core::register),               // stack, region, zones
     ("networking", ec2::register),          // VPCs, subnets, security groups

@@ -18,6 +18,7 @@ mod queries;
 mod repl;
 mod rules;
 mod script_errors;
+mod secrets;
 mod settle;
 mod status;
 mod zones;
