@@ -4,9 +4,9 @@ use std::collections::BTreeSet;
 
 use aws_sdk_elasticloadbalancingv2::types::{LoadBalancerSchemeEnum, LoadBalancerTypeEnum};
 
-use super::{ARNS_PER_REQUEST, Elbv2State, stack_tags, stack_tags_of, validate_elb_name, with_state};
+use super::{Elbv2State, describe_existing, stack_tags, stack_tags_of, validate_elb_name, with_state};
+use crate::aws::Snapshot;
 use crate::aws::ec2::Ec2State;
-use crate::aws::{Snapshot, concurrently};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::Pass;
@@ -127,18 +127,7 @@ async fn describe(aws: &Aws, which: Which<'_>) -> Result<Option<Vec<LoadBalancer
 
 /// The load balancers of `arns` that exist, 20 per request.
 pub(super) async fn describe_by_arns(aws: &Aws, arns: &[String]) -> Result<Vec<LoadBalancer>> {
-    let found =
-        concurrently(arns.chunks(ARNS_PER_REQUEST), async |batch| match describe(aws, Which::Arns(batch)).await? {
-            Some(found) => Ok(found),
-            // One of them is gone (the tagging index lists a deleted load balancer for a while):
-            // describe them one by one and skip the gone ones.
-            None => {
-                let each = concurrently(batch, |arn| describe(aws, Which::Arns(std::slice::from_ref(arn)))).await?;
-                Ok(each.into_iter().flatten().flatten().collect())
-            }
-        })
-        .await?;
-    Ok(found.into_iter().flatten().collect())
+    describe_existing(arns, async |batch: &[String]| describe(aws, Which::Arns(batch)).await).await
 }
 
 /// The load balancer with this name or ARN, with its stack tag; `None` when there is none.

@@ -29,6 +29,25 @@ pub const DEFAULT_SSL_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 /// How many ARNs DescribeLoadBalancers, DescribeTargetGroups and DescribeTags take per request.
 const ARNS_PER_REQUEST: usize = 20;
 
+/// The resources of `arns` that exist, [`ARNS_PER_REQUEST`] per `describe` (which answers `None`
+/// when one of its ARNs does not exist). The tagging index lists a deleted load balancer or target
+/// group for a while, so a batch with a gone one is described again one by one, skipping the gone.
+async fn describe_existing<T>(
+    arns: &[String],
+    describe: impl AsyncFn(&[String]) -> Result<Option<Vec<T>>>,
+) -> Result<Vec<T>> {
+    let describe = &describe;
+    let found = concurrently(arns.chunks(ARNS_PER_REQUEST), async |batch| match describe(batch).await? {
+        Some(found) => Ok(found),
+        None => {
+            let each = concurrently(batch, |arn| describe(std::slice::from_ref(arn))).await?;
+            Ok(each.into_iter().flatten().flatten().collect())
+        }
+    })
+    .await?;
+    Ok(found.into_iter().flatten().collect())
+}
+
 /// The ELBv2 part of a run's snapshot.
 #[derive(Debug, Default, Clone)]
 pub struct Elbv2State {
