@@ -306,6 +306,7 @@ impl AwsArgs {
 
 /// Parses the command line, runs the command, prints any error, and returns the exit code.
 pub fn main() -> ExitCode {
+    crate::runtime::process_start();
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     match execute(cli.command) {
@@ -415,10 +416,13 @@ fn run(args: RunArgs) -> Result<()> {
     let vars = Vars::parse(&args.vars.vars)?;
     let lock_options = args.lock.options()?;
     script.parse()?;
+    tracing::debug!("TMP parsed at {:?}", crate::runtime::process_start().elapsed());
     let (aws, _emulator) = args.aws.connect()?;
+    tracing::debug!("TMP connected at {:?}", crate::runtime::process_start().elapsed());
     // The names the script declares (a check pass, no AWS) let each pass read the stack's roles and
     // log groups up front, in one wave with the rest.
     let declared = declared(&script, &vars);
+    tracing::debug!("TMP checked at {:?}", crate::runtime::process_start().elapsed());
 
     let plan_sink = if args.plan { Sink::stdout() } else { Sink::buffer() };
     let mut plan =
@@ -426,7 +430,9 @@ fn run(args: RunArgs) -> Result<()> {
     plan.strict = args.strict;
     let plan = Rc::new(plan);
     script.run(&plan, &vars)?;
+    tracing::debug!("TMP planned at {:?}", crate::runtime::process_start().elapsed());
     crate::converge::finish(&plan)?;
+    tracing::debug!("TMP finished at {:?}", crate::runtime::process_start().elapsed());
     if args.plan {
         println!("{}", plan.log.summary(aws.calls()));
         return Ok(());
@@ -471,7 +477,11 @@ fn run(args: RunArgs) -> Result<()> {
 fn declared(script: &Script, vars: &Vars) -> Declared {
     let pass = Rc::new(Pass::new(Mode::Check, None, None, Sink::buffer(), Rc::new(State::default())));
     let _ = script.run(&pass, vars);
-    Declared::from_changes(&pass.log.changes())
+    let declared = Declared::from_changes(&pass.log.changes());
+    match pass.snapshot() {
+        Ok(snapshot) => declared.with_services_of(&snapshot.borrow()),
+        Err(_) => declared, // no stack(): nothing was declared
+    }
 }
 
 fn destroy(args: DestroyArgs) -> Result<()> {

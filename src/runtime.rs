@@ -65,13 +65,16 @@ pub struct Aws {
 impl Aws {
     /// Loads the AWS config for `target` (the standard chain plus overrides) and builds the clients.
     pub fn connect(target: &Target) -> Result<Aws> {
+        process_start();
         let runtime = Arc::new(
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .map_err(|e| Error::io("starting the async runtime", e))?,
         );
+        tracing::debug!("TMP runtime at {:?}", process_start().elapsed());
         let config = runtime.block_on(load_config(target));
+        tracing::debug!("TMP config at {:?}", process_start().elapsed());
         let region = config.region().map(|r| r.to_string()).ok_or_else(|| {
             Error::conflict(
                 "no AWS region is configured",
@@ -91,8 +94,10 @@ impl Aws {
                 $sdk::Client::from_conf(conf)
             }};
         }
+        let ec2 = client!(aws_sdk_ec2);
+        tracing::debug!("TMP ec2 at {:?}", process_start().elapsed());
         Ok(Aws {
-            ec2: client!(aws_sdk_ec2),
+            ec2,
             elbv2: client!(aws_sdk_elasticloadbalancingv2),
             iam: client!(aws_sdk_iam),
             logs: client!(aws_sdk_cloudwatchlogs),
@@ -144,6 +149,12 @@ async fn load_config(target: &Target) -> SdkConfig {
     loader.load().await
 }
 
+/// When deckhand started: its `main` asks first (and [`Aws::connect`], for library callers).
+pub(crate) fn process_start() -> Instant {
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *START.get_or_init(Instant::now)
+}
+
 #[derive(Debug, Default)]
 struct CallCounter(AtomicUsize);
 
@@ -179,7 +190,10 @@ impl Intercept for CallLogger {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let elapsed = cfg.load::<StartedAt>().map(|s| s.0.elapsed().as_millis()).unwrap_or(0);
+        let started = cfg.load::<StartedAt>().map(|s| s.0);
+        let elapsed = started.map(|s| s.elapsed().as_millis()).unwrap_or(0);
+        // When it was sent, from the process's start: calls that wait on each other show as waves.
+        let sent = started.map(|s| s.saturating_duration_since(process_start()).as_millis()).unwrap_or(0);
         let (service, operation) =
             cfg.load::<Metadata>().map(|m| (m.service().to_lowercase(), m.name().to_string())).unwrap_or_default();
         let outcome = match context.output_or_error() {
@@ -187,7 +201,7 @@ impl Intercept for CallLogger {
             Some(Err(_)) => "error",
             None => "none",
         };
-        tracing::debug!(target: "deckhand::aws", "{service} {operation} {outcome} in {elapsed} ms");
+        tracing::debug!(target: "deckhand::aws", "{service} {operation} {outcome} in {elapsed} ms (sent at {sent} ms)");
         Ok(())
     }
 }

@@ -46,22 +46,36 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Reads the stack's resources from every service at once.
+    /// Reads the stack's resources from every service at once, every ECS cluster of the region
+    /// and the services of the stack's clusters included (`status`, `destroy`).
     pub async fn load(aws: &Aws, stack: &str) -> Result<Snapshot> {
-        Self::load_with(aws, stack, &Declared::default()).await
+        Self::read(aws, stack, None).await
     }
 
     /// Reads the stack's resources from every service at once, and the `declared` roles, log
-    /// groups and task-definition families with them.
+    /// groups, task-definition families, clusters and services with them: what a run's passes
+    /// look up. ECS is read by the declared names only (no listing), so its reads are one wave.
     pub async fn load_with(aws: &Aws, stack: &str, declared: &Declared) -> Result<Snapshot> {
-        let families = &declared.task_definitions;
+        Self::read(aws, stack, Some(declared)).await
+    }
+
+    async fn read(aws: &Aws, stack: &str, declared: Option<&Declared>) -> Result<Snapshot> {
+        let everything = Declared::default();
+        let names = declared.unwrap_or(&everything);
+        let families = &names.task_definitions;
+        let ecs = async {
+            match declared {
+                Some(declared) => ecs::EcsState::load_declared(aws, &declared.clusters, &declared.services).await,
+                None => ecs::EcsState::load(aws, stack).await,
+            }
+        };
         let (ec2, egress, elbv2, mut ecs, iam, logs, task_definitions, scaling) = tokio::try_join!(
             ec2::Ec2State::load(aws, stack),
             egress::EgressState::load(aws, stack),
             elbv2::Elbv2State::load(aws, stack),
-            ecs::EcsState::load(aws, stack),
-            iam::IamState::load(aws, &declared.roles),
-            logs::LogsState::load(aws, &declared.log_groups),
+            ecs,
+            iam::IamState::load(aws, &names.roles),
+            logs::LogsState::load(aws, &names.log_groups),
             concurrently(families, async |family| ecs::latest_task_definition(aws, family).await),
             autoscaling::ScalingState::load(aws),
         )?;
@@ -70,16 +84,19 @@ impl Snapshot {
     }
 }
 
-/// The roles, log groups and task-definition families a script declares, by name, as a check
-/// pass (no AWS calls) found them, for [`Snapshot::load_with`] to read concurrently with everything else instead of one
-/// after another as the script reaches them. IAM cannot list roles by tag (ListRoles returns no
-/// tags; the Resource Groups Tagging API's GetResources does not support IAM roles), and a log
-/// group needs DescribeLogGroups for its retention and ListTagsForResource for its owner. Reading
-/// by name, not by tag, is also what finds a foreign resource with the script's name, to refuse
-/// it. ECS lists task-definition families without tags or contents, so the latest revision of
-/// each declared family is read by name too (DescribeTaskDefinition), rather than after the
-/// services are read. Names the check pass could not know (computed from what only AWS knows) are still read by
-/// name when the script reaches them.
+/// The roles, log groups, task-definition families, clusters and services a script declares, by
+/// name, as a check pass (no AWS calls) found them, for [`Snapshot::load_with`] to read
+/// concurrently with everything else instead of one after another as the script reaches them.
+/// IAM cannot list roles by tag (ListRoles returns no tags; the Resource Groups Tagging API's
+/// GetResources does not support IAM roles), and a log group needs DescribeLogGroups for its
+/// retention and ListTagsForResource for its owner. Reading by name, not by tag, is also what
+/// finds a foreign resource with the script's name, to refuse it. ECS lists task-definition
+/// families without tags or contents, so the latest revision of each declared family is read by
+/// name too (DescribeTaskDefinition), rather than after the services are read; and clusters and
+/// services are described by name (with their tags) rather than listed, then described: one wave
+/// instead of four (ListClusters, DescribeClusters, ListServices, DescribeServices). Names the
+/// check pass could not know (computed from what only AWS knows) are still read by name when the
+/// script reaches them.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Declared {
     /// IAM role names.
@@ -88,10 +105,15 @@ pub struct Declared {
     pub log_groups: Vec<String>,
     /// Task definition families.
     pub task_definitions: Vec<String>,
+    /// ECS cluster names.
+    pub clusters: Vec<String>,
+    /// ECS services as (cluster name, service name).
+    pub services: Vec<(String, String)>,
 }
 
 impl Declared {
-    /// The roles, log groups and task-definition families among a check pass's changes.
+    /// The roles, log groups, task-definition families and clusters among a check pass's changes;
+    /// services (which need their cluster) from its snapshot, see [`Declared::with_services_of`].
     pub fn from_changes(changes: &[Change]) -> Declared {
         let named = |kind: &str| {
             let mut names: Vec<String> =
@@ -100,7 +122,23 @@ impl Declared {
             names.dedup();
             names
         };
-        Declared { roles: named("role"), log_groups: named("log_group"), task_definitions: named("task_definition") }
+        Declared {
+            roles: named("role"),
+            log_groups: named("log_group"),
+            task_definitions: named("task_definition"),
+            clusters: named("cluster"),
+            services: Vec::new(),
+        }
+    }
+
+    /// The same, with the services a check pass recorded in its snapshot (by cluster).
+    pub fn with_services_of(mut self, snapshot: &Snapshot) -> Declared {
+        let mut services: Vec<(String, String)> =
+            snapshot.ecs.services_named.keys().filter(|(cluster, _)| !cluster.is_empty()).cloned().collect();
+        services.sort();
+        services.dedup();
+        self.services = services;
+        self
     }
 }
 

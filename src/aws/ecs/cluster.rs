@@ -165,8 +165,19 @@ impl Resource for Cluster {
     }
 
     fn find(pass: &Pass, spec: &ClusterSpec) -> Result<Option<Cluster>> {
-        // An INACTIVE cluster is a deleted one that ECS still lists for a while.
         let snapshot = pass.snapshot()?;
+        let known = {
+            let ecs = &snapshot.borrow().ecs;
+            ecs.all_clusters || ecs.clusters_named.contains(&spec.name)
+        };
+        if !known && let Some(read) = pass.read(async |aws| describe_clusters(aws, vec![spec.name.clone()]).await) {
+            let read = read?;
+            pass.remember_read(|s| {
+                s.ecs.clusters_named.insert(spec.name.clone());
+                s.ecs.clusters.extend(read.iter().cloned());
+            })?;
+        }
+        // An INACTIVE cluster is a deleted one that ECS still lists for a while.
         let found =
             snapshot.borrow().ecs.clusters.iter().find(|c| c.name == spec.name && c.status != "INACTIVE").cloned();
         Ok(found)
@@ -283,10 +294,15 @@ impl Resource for Cluster {
 
     fn remember(snapshot: &mut Snapshot, live: &Cluster) {
         let state = &mut snapshot.ecs;
+        let new = !state.clusters.iter().any(|c| c.name == live.name && c.status != "INACTIVE");
         state.clusters.retain(|c| c.name != live.name);
         state.clusters.push(live.clone());
-        // A cluster this pass creates has no services yet: nothing to read for it.
-        state.services.entry(live.name.clone()).or_default();
+        state.clusters_named.insert(live.name.clone());
+        // A cluster this pass creates has no services yet: nothing to read for it. (An existing
+        // one's services are read when asked for: by name, or whole.)
+        if new {
+            state.services.entry(live.name.clone()).or_default();
+        }
     }
 
     fn summary(live: &Cluster) -> String {

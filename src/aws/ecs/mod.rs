@@ -7,7 +7,7 @@ mod container;
 mod service;
 mod task_definition;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 
 use aws_sdk_ecs::types::{CapacityProviderStrategyItem, Tag};
@@ -17,7 +17,7 @@ pub use self::cluster::*;
 pub use self::container::*;
 pub use self::service::*;
 pub use self::task_definition::*;
-use crate::aws::NAME_TAG;
+use crate::aws::{NAME_TAG, concurrently};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::STACK_TAG;
 use crate::runtime::Aws;
@@ -53,10 +53,19 @@ fn show_strategy(items: &[StrategyItem]) -> String {
 /// The ECS part of a run's snapshot.
 #[derive(Debug, Default, Clone)]
 pub struct EcsState {
-    /// Every cluster in the region (to find the stack's and refuse names taken by others).
+    /// Every cluster in the region (to find the stack's and refuse names taken by others) when
+    /// `all_clusters`; else the clusters looked up by name (`clusters_named`).
     pub clusters: Vec<Cluster>,
-    /// Services by cluster name: loaded up front for the stack's clusters, on demand for others.
+    /// Whether `clusters` lists every cluster of the region (ListClusters), not only named ones.
+    pub all_clusters: bool,
+    /// The names looked up with DescribeClusters (found or not), when not `all_clusters`.
+    pub clusters_named: BTreeSet<String>,
+    /// Services by cluster name, every service of that cluster: loaded up front for the stack's
+    /// clusters (`load`), on demand for others.
     pub services: HashMap<String, Vec<Service>>,
+    /// Services looked up by cluster and service name (`None`: no such service), as a run reads
+    /// the ones its script declares.
+    pub services_named: HashMap<(String, String), Option<Service>>,
     /// The latest ACTIVE revision of each family asked about so far (`None`: no ACTIVE revision).
     pub task_definitions: HashMap<String, Option<TaskDefinition>>,
     /// Target group types by ARN, for target groups given as ARNs rather than handles.
@@ -83,7 +92,39 @@ impl EcsState {
         for cluster in clusters.iter().filter(|c| c.status == "ACTIVE" && c.stack.as_deref() == Some(stack)) {
             services.insert(cluster.name.clone(), cluster_services(aws, &cluster.arn).await?);
         }
-        Ok(EcsState { clusters, services, loaded: true, ..EcsState::default() })
+        Ok(EcsState { clusters, all_clusters: true, services, loaded: true, ..EcsState::default() })
+    }
+
+    /// Reads the clusters (by name) and services (by cluster and name) a script declares, all in
+    /// one wave: one DescribeClusters per 100 names, one DescribeServices per cluster and 10 names,
+    /// tags included. No listing: what the script declares is all a run's passes look up (a name
+    /// the check pass could not know is read by name when the script reaches it).
+    pub async fn load_declared(aws: &Aws, clusters: &[String], services: &[(String, String)]) -> Result<EcsState> {
+        let mut by_cluster: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for (cluster, name) in services {
+            by_cluster.entry(cluster).or_default().push(name.clone());
+        }
+        let batches: Vec<(&str, Vec<String>)> = by_cluster
+            .iter()
+            .flat_map(|(cluster, names)| names.chunks(10).map(|chunk| (*cluster, chunk.to_vec())))
+            .collect();
+        let (found_clusters, found_services) = tokio::try_join!(
+            concurrently(clusters.chunks(100), |chunk| describe_clusters(aws, chunk.to_vec())),
+            concurrently(&batches, async |(cluster, names)| services_named(aws, cluster, names.clone()).await),
+        )?;
+        let mut state = EcsState {
+            clusters: found_clusters.into_iter().flatten().collect(),
+            clusters_named: clusters.iter().cloned().collect(),
+            loaded: true,
+            ..EcsState::default()
+        };
+        for service in found_services.into_iter().flatten() {
+            state.services_named.insert((service.cluster.clone(), service.name.clone()), Some(service));
+        }
+        for (cluster, name) in services {
+            state.services_named.entry((cluster.clone(), name.clone())).or_insert(None);
+        }
+        Ok(state)
     }
 }
 

@@ -161,6 +161,24 @@ async fn describe_services(aws: &Aws, cluster: &str, names: Vec<String>) -> Resu
     out.services().iter().map(|s| service_from("DescribeServices", s)).collect()
 }
 
+/// The services of `cluster` (a name or ARN) with these names, as far as they exist (ACTIVE,
+/// DRAINING or INACTIVE), with their tags; none when the cluster does not exist.
+pub(super) async fn services_named(aws: &Aws, cluster: &str, names: Vec<String>) -> Result<Vec<Service>> {
+    let out = aws
+        .ecs
+        .describe_services()
+        .cluster(cluster)
+        .set_services(Some(names))
+        .include(ServiceField::Tags)
+        .send()
+        .await;
+    match out {
+        Ok(out) => out.services().iter().map(|s| service_from("DescribeServices", s)).collect(),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_cluster_not_found_exception()) => Ok(Vec::new()),
+        Err(err) => Err(aws_error("DescribeServices", err)),
+    }
+}
+
 /// The cluster name in a cluster ARN (`arn:aws:ecs:region:account:cluster/NAME`).
 fn cluster_name(arn: &str) -> &str {
     arn.rsplit_once(":cluster/").map_or(arn, |(_, name)| name)
@@ -237,6 +255,18 @@ pub fn target_group_type(pass: &Pass, arn: &str) -> Result<Option<String>> {
     let target_type = group.target_type().map(|t| t.as_str().to_string());
     snapshot.borrow_mut().ecs.target_group_types.insert(arn.to_string(), target_type.clone());
     Ok(target_type)
+}
+
+/// The service of this name in `cluster` from the snapshot (looked up by name up front, or among
+/// the cluster's services), else every service of the cluster, read (once) on demand.
+fn service_named(pass: &Pass, cluster: &ClusterRef, name: &str) -> Result<Option<Service>> {
+    let snapshot = pass.snapshot()?;
+    let key = (cluster.name.clone(), name.to_string());
+    if let Some(found) = snapshot.borrow().ecs.services_named.get(&key) {
+        return Ok(found.clone());
+    }
+    let services = services_of(pass, cluster)?;
+    Ok(services.into_iter().find(|s| s.name == name && s.status == "ACTIVE"))
 }
 
 /// The services of a cluster from the snapshot, read (once) when the snapshot has none yet.
@@ -343,7 +373,7 @@ impl Resource for Service {
     }
 
     fn find(pass: &Pass, spec: &ServiceSpec) -> Result<Option<Service>> {
-        let found = services_of(pass, &spec.cluster)?.into_iter().find(|s| s.name == spec.name && s.status == "ACTIVE");
+        let found = service_named(pass, &spec.cluster, &spec.name)?.filter(|s| s.status == "ACTIVE");
         let autoscaled = pass.snapshot()?.borrow().scaling.of(&spec.cluster.name, &spec.name).is_some();
         Ok(found.map(|service| Service { autoscaled, ..service }))
     }
@@ -429,9 +459,13 @@ impl Resource for Service {
     }
 
     fn remember(snapshot: &mut Snapshot, live: &Service) {
-        let services = snapshot.ecs.services.entry(live.cluster.clone()).or_default();
-        services.retain(|s| s.name != live.name);
-        services.push(live.clone());
+        let ecs = &mut snapshot.ecs;
+        ecs.services_named.insert((live.cluster.clone(), live.name.clone()), Some(live.clone()));
+        // A cluster's list is complete or absent: absent, it is read whole on demand.
+        if let Some(services) = ecs.services.get_mut(&live.cluster) {
+            services.retain(|s| s.name != live.name);
+            services.push(live.clone());
+        }
     }
 
     fn summary(live: &Service) -> String {
@@ -781,9 +815,24 @@ mod tests {
         assert_eq!(cluster_name("arn:aws:ecs:us-west-2:123456789012:cluster/shop"), "shop");
         let (service, _) = service_pair();
         let mut snapshot = Snapshot::default();
+        // A cluster whose services were read whole keeps its list current.
+        snapshot.ecs.services.insert("c".into(), Vec::new());
         Service::remember(&mut snapshot, &service);
-        Service::remember(&mut snapshot, &Service { desired: 5, ..service });
+        Service::remember(&mut snapshot, &Service { desired: 5, ..service.clone() });
         assert_eq!(snapshot.ecs.services["c"].len(), 1);
         assert_eq!(snapshot.ecs.services["c"][0].desired, 5);
+        let named = &snapshot.ecs.services_named[&("c".to_string(), service.name.clone())];
+        assert_eq!(named.as_ref().map(|s| s.desired), Some(5));
+    }
+
+    #[test]
+    fn a_service_remembered_by_name_does_not_stand_for_its_cluster() {
+        // Only the declared services of a cluster were read: the cluster's list stays unread, so
+        // another service of it is still looked up (not taken as missing, and created twice).
+        let (service, _) = service_pair();
+        let mut snapshot = Snapshot::default();
+        Service::remember(&mut snapshot, &service);
+        assert!(!snapshot.ecs.services.contains_key("c"));
+        assert!(snapshot.ecs.services_named.contains_key(&("c".to_string(), service.name.clone())));
     }
 }
