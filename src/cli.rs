@@ -415,14 +415,23 @@ fn run(args: RunArgs) -> Result<()> {
     let script = Script::load(&args.script)?;
     let vars = Vars::parse(&args.vars.vars)?;
     let lock_options = args.lock.options()?;
+    // Loading the AWS config (credential chain, HTTP client) takes a while: it runs beside the
+    // parse and the check pass. The local emulator is only started for a script that parses.
+    let connecting = (!args.aws.local).then(|| {
+        let target = args.aws.clone();
+        std::thread::spawn(move || target.connect())
+    });
     script.parse()?;
     tracing::debug!("TMP parsed at {:?}", crate::runtime::process_start().elapsed());
-    let (aws, _emulator) = args.aws.connect()?;
-    tracing::debug!("TMP connected at {:?}", crate::runtime::process_start().elapsed());
-    // The names the script declares (a check pass, no AWS) let each pass read the stack's roles and
-    // log groups up front, in one wave with the rest.
+    // The names the script declares (a check pass, no AWS) let each pass read the stack's roles,
+    // log groups, clusters, services, ... up front, in one wave with the rest.
     let declared = declared(&script, &vars);
     tracing::debug!("TMP checked at {:?}", crate::runtime::process_start().elapsed());
+    let (aws, _emulator) = match connecting {
+        Some(thread) => thread.join().map_err(|_| Error::Internal("loading the AWS config panicked".into()))??,
+        None => args.aws.connect()?,
+    };
+    tracing::debug!("TMP connected at {:?}", crate::runtime::process_start().elapsed());
 
     let plan_sink = if args.plan { Sink::stdout() } else { Sink::buffer() };
     let mut plan =
@@ -479,7 +488,7 @@ fn declared(script: &Script, vars: &Vars) -> Declared {
     let _ = script.run(&pass, vars);
     let declared = Declared::from_changes(&pass.log.changes());
     match pass.snapshot() {
-        Ok(snapshot) => declared.with_services_of(&snapshot.borrow()),
+        Ok(snapshot) => declared.with_lookups_of(&snapshot.borrow()),
         Err(_) => declared, // no stack(): nothing was declared
     }
 }

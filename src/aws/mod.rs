@@ -72,9 +72,9 @@ impl Snapshot {
         let (ec2, egress, elbv2, mut ecs, iam, logs, task_definitions, scaling) = tokio::try_join!(
             ec2::Ec2State::load(aws, stack),
             egress::EgressState::load(aws, stack),
-            elbv2::Elbv2State::load(aws, stack),
+            elbv2::Elbv2State::load_with(aws, stack, &names.load_balancers, &names.target_groups),
             ecs,
-            iam::IamState::load(aws, &names.roles),
+            iam::IamState::load(aws, &names.roles, &names.role_policies),
             logs::LogsState::load(aws, &names.log_groups),
             concurrently(families, async |family| ecs::latest_task_definition(aws, family).await),
             autoscaling::ScalingState::load(aws),
@@ -96,7 +96,9 @@ impl Snapshot {
 /// services are described by name (with their tags) rather than listed, then described: one wave
 /// instead of four (ListClusters, DescribeClusters, ListServices, DescribeServices). Names the
 /// check pass could not know (computed from what only AWS knows) are still read by name when the
-/// script reaches them.
+/// script reaches them. Load balancers and target groups are found by tag, but those declared are
+/// described by name alongside that lookup rather than after it, so their listeners, attributes and
+/// rules come a wave earlier.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Declared {
     /// IAM role names.
@@ -109,11 +111,19 @@ pub struct Declared {
     pub clusters: Vec<String>,
     /// ECS services as (cluster name, service name).
     pub services: Vec<(String, String)>,
+    /// Load balancer names.
+    pub load_balancers: Vec<String>,
+    /// Target group names.
+    pub target_groups: Vec<String>,
+    /// Inline policies (role, policy name) the script's resources look up, such as a task
+    /// definition's secrets policy on its execution role.
+    pub role_policies: Vec<(String, String)>,
 }
 
 impl Declared {
-    /// The roles, log groups, task-definition families and clusters among a check pass's changes;
-    /// services (which need their cluster) from its snapshot, see [`Declared::with_services_of`].
+    /// The roles, log groups, task-definition families, clusters, load balancers and target groups
+    /// among a check pass's changes; services (which need their cluster) and inline policies from
+    /// its snapshot, see [`Declared::with_lookups_of`].
     pub fn from_changes(changes: &[Change]) -> Declared {
         let named = |kind: &str| {
             let mut names: Vec<String> =
@@ -128,16 +138,22 @@ impl Declared {
             task_definitions: named("task_definition"),
             clusters: named("cluster"),
             services: Vec::new(),
+            load_balancers: named("load_balancer"),
+            target_groups: named("target_group"),
+            role_policies: Vec::new(),
         }
     }
 
-    /// The same, with the services a check pass recorded in its snapshot (by cluster).
-    pub fn with_services_of(mut self, snapshot: &Snapshot) -> Declared {
+    /// The same, with what a check pass recorded in its snapshot: the services (by cluster) and
+    /// the inline policies its resources asked for.
+    pub fn with_lookups_of(mut self, snapshot: &Snapshot) -> Declared {
         let mut services: Vec<(String, String)> =
             snapshot.ecs.services_named.keys().filter(|(cluster, _)| !cluster.is_empty()).cloned().collect();
         services.sort();
-        services.dedup();
         self.services = services;
+        let mut policies: Vec<(String, String)> = snapshot.iam.role_policies.keys().cloned().collect();
+        policies.sort();
+        self.role_policies = policies;
         self
     }
 }

@@ -125,6 +125,11 @@ async fn describe(aws: &Aws, which: Which<'_>) -> Result<Option<Vec<LoadBalancer
     }
 }
 
+/// The load balancers named `names` that exist (any stack's or none's, without tags), 20 per request.
+pub(super) async fn describe_by_names(aws: &Aws, names: &[String]) -> Result<Vec<LoadBalancer>> {
+    describe_existing(names, async |batch: &[String]| describe(aws, Which::Names(batch)).await).await
+}
+
 /// The load balancers of `arns` that exist, 20 per request.
 pub(super) async fn describe_by_arns(aws: &Aws, arns: &[String]) -> Result<Vec<LoadBalancer>> {
     describe_existing(arns, async |batch: &[String]| describe(aws, Which::Arns(batch)).await).await

@@ -29,8 +29,8 @@ pub const DEFAULT_SSL_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 /// How many ARNs DescribeLoadBalancers, DescribeTargetGroups and DescribeTags take per request.
 const ARNS_PER_REQUEST: usize = 20;
 
-/// The resources of `arns` that exist, [`ARNS_PER_REQUEST`] per `describe` (which answers `None`
-/// when one of its ARNs does not exist). The tagging index lists a deleted load balancer or target
+/// The resources of `arns` (or names) that exist, [`ARNS_PER_REQUEST`] per `describe` (which
+/// answers `None` when one of them does not exist). The tagging index lists a deleted load balancer or target
 /// group for a while, so a batch with a gone one is described again one by one, skipping the gone.
 async fn describe_existing<T>(
     arns: &[String],
@@ -39,6 +39,7 @@ async fn describe_existing<T>(
     let describe = &describe;
     let found = concurrently(arns.chunks(ARNS_PER_REQUEST), async |batch| match describe(batch).await? {
         Some(found) => Ok(found),
+        None if batch.len() == 1 => Ok(Vec::new()),
         None => {
             let each = concurrently(batch, |arn| describe(std::slice::from_ref(arn))).await?;
             Ok(each.into_iter().flatten().flatten().collect())
@@ -77,19 +78,48 @@ impl Elbv2State {
     /// ARN, then reads their listeners and target group attributes: requests in proportion to the
     /// stack, whatever else the region holds.
     pub async fn load(aws: &Aws, stack: &str) -> Result<Elbv2State> {
-        let arns = stack_arns(aws, stack).await?;
+        Self::load_with(aws, stack, &[], &[]).await
+    }
+
+    /// [`Elbv2State::load`], describing the load balancers and target groups a script declares by
+    /// name at the same time as the tag lookup (not after it), so their listeners and attributes
+    /// are read one wave earlier; those of the stack it does not declare are described by ARN.
+    /// A declared name that does not exist is remembered as such (no lookup when the script
+    /// reaches it); one that exists outside the stack's tag is looked up when reached, as before.
+    pub async fn load_with(aws: &Aws, stack: &str, lb_names: &[String], tg_names: &[String]) -> Result<Elbv2State> {
+        let (arns, lbs_named, tgs_named) = tokio::try_join!(
+            stack_arns(aws, stack),
+            load_balancer::describe_by_names(aws, lb_names),
+            target_group::describe_by_names(aws, tg_names),
+        )?;
         let (lb_arns, tg_arns): (Vec<String>, Vec<String>) =
             arns.into_iter().partition(|arn| arn.contains(":loadbalancer/"));
-        let (mut load_balancers, mut target_groups) = tokio::try_join!(
-            load_balancer::describe_by_arns(aws, &lb_arns),
-            target_group::describe_by_arns(aws, &tg_arns),
+        let (lbs_ours, lbs_other): (Vec<LoadBalancer>, Vec<LoadBalancer>) =
+            lbs_named.into_iter().partition(|lb| lb_arns.contains(&lb.arn));
+        let (tgs_ours, tgs_other): (Vec<TargetGroup>, Vec<TargetGroup>) =
+            tgs_named.into_iter().partition(|tg| tg_arns.contains(&tg.arn));
+        let lb_rest: Vec<String> = lb_arns.into_iter().filter(|arn| !lbs_ours.iter().any(|l| l.arn == *arn)).collect();
+        let tg_rest: Vec<String> = tg_arns.into_iter().filter(|arn| !tgs_ours.iter().any(|t| t.arn == *arn)).collect();
+        let (lbs_rest, tgs_rest) = tokio::try_join!(
+            load_balancer::describe_by_arns(aws, &lb_rest),
+            target_group::describe_by_arns(aws, &tg_rest),
         )?;
+        let mut load_balancers: Vec<LoadBalancer> = lbs_ours.into_iter().chain(lbs_rest).collect();
+        let mut target_groups: Vec<TargetGroup> = tgs_ours.into_iter().chain(tgs_rest).collect();
         for lb in &mut load_balancers {
             lb.stack = Some(stack.to_string());
         }
         for tg in &mut target_groups {
             tg.stack = Some(stack.to_string());
         }
+        // Declared names that do not exist: nothing to look up when the script reaches them.
+        let absent = |name: &&String, found: &[String]| !found.contains(name);
+        let lb_found: Vec<String> = load_balancers.iter().chain(&lbs_other).map(|l| l.name.clone()).collect();
+        let tg_found: Vec<String> = target_groups.iter().chain(&tgs_other).map(|t| t.name.clone()).collect();
+        let load_balancers_named =
+            lb_names.iter().filter(|n| absent(n, &lb_found)).map(|n| (n.clone(), None)).collect();
+        let target_groups_named =
+            tg_names.iter().filter(|n| absent(n, &tg_found)).map(|n| (n.clone(), None)).collect();
         let (listeners, delays) = tokio::try_join!(
             concurrently(&load_balancers, |lb| listeners(aws, &lb.arn)),
             concurrently(&target_groups, |tg| target_group::deregistration_delay(aws, &tg.arn)),
@@ -101,6 +131,8 @@ impl Elbv2State {
             listeners_read: load_balancers.iter().map(|lb| lb.arn.clone()).collect(),
             load_balancers,
             target_groups,
+            load_balancers_named,
+            target_groups_named,
             ..Elbv2State::default()
         };
         let listeners = listeners.into_iter().flatten().map(|l| Listener { stack: Some(stack.to_string()), ..l });

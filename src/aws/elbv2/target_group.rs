@@ -145,6 +145,11 @@ async fn describe(aws: &Aws, which: Which<'_>) -> Result<Option<Vec<TargetGroup>
     }
 }
 
+/// The target groups named `names` that exist (any stack's or none's, without tags), 20 per request.
+pub(super) async fn describe_by_names(aws: &Aws, names: &[String]) -> Result<Vec<TargetGroup>> {
+    describe_existing(names, async |batch: &[String]| describe(aws, Which::Names(batch)).await).await
+}
+
 /// The target groups of `arns` that exist, 20 per request (without their attributes).
 pub(super) async fn describe_by_arns(aws: &Aws, arns: &[String]) -> Result<Vec<TargetGroup>> {
     describe_existing(arns, async |batch: &[String]| describe(aws, Which::Arns(batch)).await).await

@@ -79,13 +79,24 @@ pub struct IamState {
     pub roles: HashMap<String, Option<Role>>,
     /// Whether a managed policy ARN exists, for the policies checked so far.
     pub policies: HashMap<String, bool>,
+    /// Inline policies looked up by (role, policy name), normalised (`None`: no such policy). A
+    /// check pass records the ones it asks for (as `None`), so a run reads them up front.
+    pub role_policies: HashMap<(String, String), Option<serde_json::Value>>,
 }
 
 impl IamState {
-    /// Reads the roles named `names` (GetRole and ListAttachedRolePolicies each), concurrently.
-    pub async fn load(aws: &Aws, names: &[String]) -> Result<IamState> {
-        let roles = crate::aws::concurrently(names, |name| fetch_role(aws, name)).await?;
-        Ok(IamState { roles: names.iter().cloned().zip(roles).collect(), policies: HashMap::new() })
+    /// Reads the roles named `names` (GetRole and ListAttachedRolePolicies each) and the inline
+    /// policies `inline` (role, policy name; GetRolePolicy each), all concurrently.
+    pub async fn load(aws: &Aws, names: &[String], inline: &[(String, String)]) -> Result<IamState> {
+        let (roles, documents) = tokio::try_join!(
+            crate::aws::concurrently(names, |name| fetch_role(aws, name)),
+            crate::aws::concurrently(inline, async |(role, name)| role_policy::get(aws, role, name).await),
+        )?;
+        Ok(IamState {
+            roles: names.iter().cloned().zip(roles).collect(),
+            policies: HashMap::new(),
+            role_policies: inline.iter().cloned().zip(documents).collect(),
+        })
     }
 }
 

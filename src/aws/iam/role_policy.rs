@@ -11,6 +11,7 @@ use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::Pass;
 use crate::plan::{Change, ChangeKind, FieldDiff};
+use crate::runtime::Aws;
 
 /// What a script's resources ask of an inline policy.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,19 +70,31 @@ fn owning_stack(pass: &Pass, role: &str) -> Result<Option<String>> {
     }
 }
 
-/// The inline policy `name` of `role`, read once (nothing in a check pass, or when the role does
-/// not exist yet).
+/// The inline policy `name` of `role`, normalised; `None` when the role has none of that name, or
+/// the role does not exist.
+pub(super) async fn get(aws: &Aws, role: &str, name: &str) -> Result<Option<Value>> {
+    match aws.iam.get_role_policy().role_name(role).policy_name(name).send().await {
+        Ok(out) => Ok(Some(parse_trust(Some(out.policy_document())))),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_entity_exception()) => Ok(None),
+        Err(e) => Err(aws_error("GetRolePolicy", e)),
+    }
+}
+
+/// The inline policy `name` of `role`, read once per run: up front when a check pass asked for it
+/// (a check pass records what it asks for, and finds nothing), else now.
 fn fetch(pass: &Pass, role: &str, name: &str) -> Result<Option<Value>> {
-    let Some(found) =
-        pass.read(async |aws| match aws.iam.get_role_policy().role_name(role).policy_name(name).send().await {
-            Ok(out) => Ok(Some(parse_trust(Some(out.policy_document())))),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_entity_exception()) => Ok(None),
-            Err(e) => Err(aws_error("GetRolePolicy", e)),
-        })
-    else {
-        return Ok(None);
+    let key = (role.to_string(), name.to_string());
+    if let Some(found) = pass.snapshot()?.borrow().iam.role_policies.get(&key) {
+        return Ok(found.clone());
+    }
+    let found = match pass.read(async |aws| get(aws, role, name).await) {
+        Some(found) => found?,
+        None => None,
     };
-    found
+    pass.remember_read(|s| {
+        s.iam.role_policies.insert(key.clone(), found.clone());
+    })?;
+    Ok(found)
 }
 
 fn put(pass: &Pass, spec: &RolePolicySpec) -> Result<()> {
@@ -182,7 +195,10 @@ impl Resource for RolePolicy {
         RolePolicy { document: super::normalise_policy(&spec.document), ..live.clone() }
     }
 
-    fn remember(_snapshot: &mut Snapshot, _live: &RolePolicy) {}
+    fn remember(snapshot: &mut Snapshot, live: &RolePolicy) {
+        let key = (live.role.clone(), live.name.clone());
+        snapshot.iam.role_policies.insert(key, Some(live.document.clone()));
+    }
 
     fn summary(live: &RolePolicy) -> String {
         describe(&live.document)
@@ -203,6 +219,7 @@ pub fn remove_role_policy(pass: &Pass, role: &str, name: &str) -> Result<()> {
             Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_entity_exception()) => Ok(()),
             Err(e) => Err(aws_error("DeleteRolePolicy", e)),
         })?;
+        pass.snapshot()?.borrow_mut().iam.role_policies.insert((role.to_string(), name.to_string()), None);
     }
     let full = format!("{role}/{name}");
     pass.log.record(
