@@ -1,0 +1,411 @@
+//! One stack inventory: everything a stack owns, found by its `deckhand:stack` tag (no local
+//! state), with kind, name, id and deletion order. `status` shows it, `destroy` deletes it, and
+//! `run` removes what of it the script no longer declares; all three read it here, so they agree.
+
+use std::collections::{BTreeSet, HashMap};
+
+use crate::aws::ec2::SecurityGroup;
+use crate::aws::ecs::{self, EcsState, Service};
+use crate::aws::egress::RouteTable;
+use crate::aws::iam::{self, RoleSummary};
+use crate::aws::logs::{self, LogGroup};
+use crate::aws::{Snapshot, concurrently};
+use crate::error::Result;
+use crate::runtime::Aws;
+
+/// Resource kinds in the order they are deleted (dependents first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// ECS services (scaled to 0, deleted, waited for until INACTIVE).
+    Service,
+    /// Task definition revisions (deregistered).
+    TaskDefinition,
+    /// ECS clusters, once their services are gone.
+    Cluster,
+    /// Listeners (before their load balancer and target groups).
+    Listener,
+    /// Load balancers (waited for until gone, which releases their network interfaces).
+    LoadBalancer,
+    /// Target groups, once no listener forwards to them.
+    TargetGroup,
+    /// NAT gateways (before their elastic IPs and subnets).
+    NatGateway,
+    /// Elastic IPs of NAT gateways.
+    ElasticIp,
+    /// VPC endpoints (before route tables and subnets).
+    VpcEndpoint,
+    /// Route tables (after disassociating subnets).
+    RouteTable,
+    /// Security groups (after revoking cross references).
+    SecurityGroup,
+    /// Subnets, last of the network.
+    Subnet,
+    /// CloudWatch log groups (only with `--delete-logs`; kept otherwise).
+    LogGroup,
+    /// IAM roles (after detaching and deleting their policies).
+    Role,
+}
+
+impl Kind {
+    /// The resource type as scripts (and the change log) name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Service => "service",
+            Kind::TaskDefinition => "task_definition",
+            Kind::Cluster => "cluster",
+            Kind::Listener => "listener",
+            Kind::LoadBalancer => "load_balancer",
+            Kind::TargetGroup => "target_group",
+            Kind::NatGateway => "nat_gateway",
+            Kind::ElasticIp => "elastic_ip",
+            Kind::VpcEndpoint => "vpc_endpoint",
+            Kind::RouteTable => "route_table",
+            Kind::SecurityGroup => "security_group",
+            Kind::Subnet => "subnet",
+            Kind::LogGroup => "log_group",
+            Kind::Role => "role",
+        }
+    }
+
+    /// The kind whose declaration declares this one, by the same name: an elastic IP is named
+    /// after, and declared with, its NAT gateway; every other kind declares itself.
+    pub fn declared_as(self) -> &'static str {
+        match self {
+            Kind::ElasticIp => Kind::NatGateway.name(),
+            kind => kind.name(),
+        }
+    }
+}
+
+/// One resource of the stack.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Entry {
+    /// What it is.
+    pub kind: Kind,
+    /// Its name as the script declares it (Name tag, the name AWS knows it by, `lb:port` for a
+    /// listener, the family for a task definition revision).
+    pub name: String,
+    /// What identifies it to AWS: an id, an ARN, `family:revision`, or the name itself.
+    pub id: String,
+}
+
+impl Entry {
+    /// The id as shown: the resource part of an ARN (`service/myapp/myapp`), else the id.
+    pub fn short_id(&self) -> &str {
+        if self.id.starts_with("arn:") { self.id.splitn(6, ':').nth(5).unwrap_or(&self.id) } else { &self.id }
+    }
+}
+
+impl std::fmt::Display for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind.name(), self.name)?;
+        let id = self.short_id();
+        if id != self.name {
+            write!(f, " ({id})")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything a stack owns, read in one go, with the reads it came from (for status details and
+/// for deleting: a route table's associations, a security group's rules, a service's cluster).
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    /// Every resource, in deletion order (dependents first; revisions of a family in numeric order).
+    pub entries: Vec<Entry>,
+    /// The snapshot read with it (region-wide parts such as route tables are not all the stack's;
+    /// the fields below and `entries` are).
+    pub snapshot: Snapshot,
+    /// The stack's ACTIVE or DRAINING services, in its clusters and in any other.
+    pub services: Vec<Service>,
+    /// The stack's security groups.
+    pub security_groups: Vec<SecurityGroup>,
+    /// The stack's route tables.
+    pub route_tables: Vec<RouteTable>,
+    /// The stack's IAM roles.
+    pub roles: Vec<RoleSummary>,
+    /// The stack's log groups.
+    pub log_groups: Vec<LogGroup>,
+    /// Roles recently used in another region, with why that keeps them (by role name).
+    pub roles_used_elsewhere: HashMap<String, String>,
+}
+
+impl Inventory {
+    /// Reads the stack's resources from every service (describe calls with the tag filter where
+    /// AWS has one, tag lookups where it has none), concurrently where one read does not need
+    /// another.
+    pub async fn read(aws: &Aws, stack: &str) -> Result<Inventory> {
+        let (snapshot, roles, log_groups, tagged_revisions) = tokio::try_join!(
+            Snapshot::load(aws, stack),
+            iam::stack_roles(aws, stack),
+            logs::stack_log_groups(aws, stack),
+            latest_revisions_of(aws, stack),
+        )?;
+        let (services, last_used) = tokio::try_join!(
+            stack_services(aws, stack, &snapshot.ecs),
+            concurrently(&roles, |role| iam::role_last_used(aws, &role.name)),
+        )?;
+        let revisions = stack_task_definitions(aws, stack, tagged_revisions, &services).await?;
+
+        // Every entry is checked against the stack tag here, also where the read already filtered
+        // by it: the inventory decides what destroy and run delete, so it never trusts a filter
+        // alone with another stack's resources.
+        let ours = |tag: &Option<String>| tag.as_deref() == Some(stack);
+        let mut entries = Vec::new();
+        let mut add = |kind, name: Option<&str>, id: &str| {
+            entries.push(Entry { kind, name: name.unwrap_or("-").to_string(), id: id.to_string() });
+        };
+        for service in &services {
+            add(Kind::Service, Some(&service.name), &service.arn);
+        }
+        for (family, revision) in &revisions {
+            add(Kind::TaskDefinition, Some(family), revision);
+        }
+        for cluster in snapshot.ecs.clusters.iter().filter(|c| ours(&c.stack) && c.status != "INACTIVE") {
+            add(Kind::Cluster, Some(&cluster.name), &cluster.arn);
+        }
+        let elb = &snapshot.elbv2;
+        for listener in &elb.listeners {
+            let lb = elb.load_balancers.iter().find(|lb| lb.arn == listener.load_balancer_arn);
+            let name = format!("{}:{}", lb.map_or("-", |lb| lb.name.as_str()), listener.port);
+            add(Kind::Listener, Some(&name), &listener.arn);
+        }
+        for lb in &elb.load_balancers {
+            add(Kind::LoadBalancer, Some(&lb.name), &lb.arn);
+        }
+        for tg in &elb.target_groups {
+            add(Kind::TargetGroup, Some(&tg.name), &tg.arn);
+        }
+        for nat in snapshot.egress.nat_gateways.iter().filter(|n| ours(&n.stack)) {
+            add(Kind::NatGateway, Some(&nat.name), &nat.id);
+        }
+        for eip in &snapshot.egress.addresses {
+            add(Kind::ElasticIp, Some(&eip.name), &eip.allocation_id);
+        }
+        for endpoint in snapshot.egress.endpoints.iter().filter(|e| ours(&e.stack)) {
+            add(Kind::VpcEndpoint, endpoint.name.as_deref(), &endpoint.id);
+        }
+        let route_tables: Vec<RouteTable> =
+            snapshot.egress.route_tables.iter().filter(|t| ours(&t.stack)).cloned().collect();
+        for table in &route_tables {
+            add(Kind::RouteTable, table.name.as_deref(), &table.id);
+        }
+        let security_groups: Vec<SecurityGroup> =
+            snapshot.ec2.security_groups.iter().filter(|g| ours(&g.stack)).cloned().collect();
+        for group in &security_groups {
+            add(Kind::SecurityGroup, Some(&group.name), &group.id);
+        }
+        for subnet in snapshot.ec2.subnets.iter().filter(|s| ours(&s.stack)) {
+            add(Kind::Subnet, subnet.name.as_deref(), &subnet.id);
+        }
+        for group in &log_groups {
+            add(Kind::LogGroup, Some(&group.name), &group.name);
+        }
+        for role in &roles {
+            add(Kind::Role, Some(&role.name), &role.name);
+        }
+        // Stable: revisions of one family stay in numeric order.
+        entries.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+
+        let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
+        let roles_used_elsewhere = roles
+            .iter()
+            .zip(last_used)
+            .filter_map(|(role, last_used)| Some((role.name.clone(), used_elsewhere(last_used, &aws.region, now)?)))
+            .collect();
+        Ok(Inventory { entries, snapshot, services, security_groups, route_tables, roles, log_groups, roles_used_elsewhere })
+    }
+
+    /// Why an entry stays even when it would be deleted (log groups without `delete_logs`, roles
+    /// in use in another region); `None` when nothing keeps it.
+    pub fn kept_because(&self, entry: &Entry, delete_logs: bool) -> Option<String> {
+        match entry.kind {
+            Kind::LogGroup if !delete_logs => Some("--delete-logs deletes it".to_string()),
+            Kind::Role => self.roles_used_elsewhere.get(&entry.name).cloned(),
+            _ => None,
+        }
+    }
+
+    /// The entries a script that declared `declared` (kind and name, as the change log records
+    /// them) no longer declares, in deletion order. A declared task definition family keeps all
+    /// its revisions (see [`Inventory::older_revisions`]).
+    pub fn undeclared<'a>(&'a self, declared: &BTreeSet<(String, String)>) -> Vec<&'a Entry> {
+        self.entries
+            .iter()
+            .filter(|e| !declared.contains(&(e.kind.declared_as().to_string(), e.name.clone())))
+            .collect()
+    }
+
+    /// The revisions of declared task definition families other than their latest, which ECS
+    /// keeps (deregistering only makes a revision INACTIVE) and a rollback may use.
+    pub fn older_revisions<'a>(&'a self, declared: &BTreeSet<(String, String)>) -> Vec<&'a Entry> {
+        let revisions: Vec<&Entry> = self
+            .entries
+            .iter()
+            .filter(|e| {
+                e.kind == Kind::TaskDefinition
+                    && declared.contains(&(Kind::TaskDefinition.name().to_string(), e.name.clone()))
+            })
+            .collect();
+        // Revisions are in numeric order within a family: the last of each is its latest.
+        revisions
+            .iter()
+            .enumerate()
+            .filter(|(i, e)| revisions.get(i + 1).is_some_and(|next| next.name == e.name))
+            .map(|(_, e)| *e)
+            .collect()
+    }
+}
+
+/// The stack's ACTIVE services, in its own clusters (read with the snapshot) and in any other
+/// ACTIVE cluster (a script may put a service into a cluster it does not own): one ListServices
+/// per page and one DescribeServices per 10 services, per other cluster.
+async fn stack_services(aws: &Aws, stack: &str, ecs: &EcsState) -> Result<Vec<Service>> {
+    let others = ecs.clusters.iter().filter(|c| c.status == "ACTIVE" && !ecs.services.contains_key(&c.name));
+    let elsewhere = concurrently(others, |cluster| ecs::services_in_cluster(aws, &cluster.arn)).await?;
+    let mut services: Vec<Service> = ecs
+        .services
+        .values()
+        .flatten()
+        .cloned()
+        .chain(elsewhere.into_iter().flatten())
+        .filter(|s| s.stack.as_deref() == Some(stack) && s.status != "INACTIVE")
+        .collect();
+    services.sort_by(|a, b| (&a.name, &a.arn).cmp(&(&b.name, &b.arn)));
+    Ok(services)
+}
+
+/// The latest ACTIVE revision (`family:revision`) of every family whose latest revision carries
+/// the stack tag. ECS cannot list task definitions by tag: this lists the families with an ACTIVE
+/// revision (ListTaskDefinitionFamilies, 100 a page) and describes the latest revision of each
+/// with its tags: for F families, ceil(F/100) + F requests, [`crate::aws::LOOKUPS_AT_ONCE`] at a time.
+async fn latest_revisions_of(aws: &Aws, stack: &str) -> Result<Vec<String>> {
+    let families = ecs::active_families(aws).await?;
+    let latest = concurrently(&families, |family| ecs::latest_task_definition(aws, family)).await?;
+    Ok(latest.into_iter().flatten().filter(|t| t.stack.as_deref() == Some(stack)).map(|t| t.label()).collect())
+}
+
+/// The stack's ACTIVE task definition revisions as (family, `family:revision`), each family's in
+/// numeric order. The families are those of `tagged` (latest revisions known to be the stack's)
+/// and of the stack's services; every other ACTIVE revision of them is described for its tag (one
+/// ListTaskDefinitions per family, one DescribeTaskDefinition per revision), so a revision
+/// registered by hand into the stack's family is left alone.
+async fn stack_task_definitions(
+    aws: &Aws,
+    stack: &str,
+    tagged: Vec<String>,
+    services: &[Service],
+) -> Result<Vec<(String, String)>> {
+    let family_of = |revision: &str| revision.rsplit_once(':').map(|(f, _)| f.to_string());
+    let service_revisions = services.iter().filter_map(|s| s.task_definition.rsplit_once("task-definition/"));
+    let families: BTreeSet<String> =
+        tagged.iter().filter_map(|r| family_of(r)).chain(service_revisions.filter_map(|(_, r)| family_of(r))).collect();
+    let listed = concurrently(&families, |family| ecs::active_revisions(aws, family)).await?;
+    let unknown: Vec<String> = listed.into_iter().flatten().filter(|r| !tagged.contains(r)).collect();
+    let described = concurrently(&unknown, |revision| ecs::describe_task_definition(aws, revision)).await?;
+    let ours =
+        described.into_iter().flatten().filter(|(_, t)| t.stack.as_deref() == Some(stack)).map(|(_, t)| t.label());
+    let mut revisions: Vec<(String, String)> =
+        tagged.iter().cloned().chain(ours).filter_map(|r| Some((family_of(&r)?, r))).collect();
+    let number = |revision: &str| revision.rsplit_once(':').and_then(|(_, n)| n.parse::<u32>().ok()).unwrap_or(0);
+    revisions.sort_by(|a, b| (&a.0, number(&a.1)).cmp(&(&b.0, number(&b.1))));
+    revisions.dedup();
+    Ok(revisions)
+}
+
+/// IAM roles are global while stacks are regional: a role last used in another region within
+/// [`RECENT_USE_DAYS`] may serve a stack of the same name there, so it is kept, saying why.
+fn used_elsewhere(
+    last_used: Option<(String, aws_smithy_types::DateTime)>,
+    region: &str,
+    now: aws_smithy_types::DateTime,
+) -> Option<String> {
+    let (used_in, at) = last_used?;
+    let recent = now.secs() - at.secs() <= RECENT_USE_DAYS * 86_400;
+    (used_in != region && recent).then(|| {
+        let day = at.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default();
+        format!(
+            "last used in {used_in} on {}: IAM roles are global, a stack of this name there may need it; \
+             delete it by hand if not",
+            day.get(..10).unwrap_or(&day)
+        )
+    })
+}
+
+/// How recent a use in another region keeps a role (see [`used_elsewhere`]).
+const RECENT_USE_DAYS: i64 = 90;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(kind: Kind, name: &str, id: &str) -> Entry {
+        Entry { kind, name: name.into(), id: id.into() }
+    }
+
+    #[test]
+    fn a_role_recently_used_in_another_region_is_kept() {
+        use aws_smithy_types::DateTime;
+        let now = DateTime::from_secs(1_800_000_000);
+        let days_ago = |d: i64| DateTime::from_secs(1_800_000_000 - d * 86_400);
+        let why = used_elsewhere(Some(("us-east-1".into(), days_ago(3))), "us-west-2", now).expect("kept");
+        assert!(why.starts_with("last used in us-east-1 on 2027-01-12: IAM roles are global"), "{why}");
+        assert_eq!(used_elsewhere(Some(("us-west-2".into(), days_ago(3))), "us-west-2", now), None, "used here");
+        assert_eq!(used_elsewhere(Some(("us-east-1".into(), days_ago(200))), "us-west-2", now), None, "long ago");
+        assert_eq!(used_elsewhere(None, "us-west-2", now), None, "never used");
+    }
+
+    #[test]
+    fn arns_show_their_resource_part_and_names_show_once() {
+        let service = entry(Kind::Service, "web", "arn:aws:ecs:us-west-2:123456789012:service/web/web");
+        assert_eq!(service.to_string(), "service web (service/web/web)");
+        let group = entry(Kind::LogGroup, "/ecs/web", "/ecs/web");
+        assert_eq!(group.to_string(), "log_group /ecs/web");
+        let revision = entry(Kind::TaskDefinition, "web", "web:3");
+        assert_eq!(revision.to_string(), "task_definition web (web:3)");
+        assert_eq!(entry(Kind::Subnet, "web-a", "subnet-1").to_string(), "subnet web-a (subnet-1)");
+    }
+
+    #[test]
+    fn kinds_delete_dependents_first() {
+        assert!(Kind::Service < Kind::TaskDefinition && Kind::TaskDefinition < Kind::Cluster);
+        assert!(Kind::Listener < Kind::LoadBalancer && Kind::LoadBalancer < Kind::TargetGroup);
+        assert!(Kind::TargetGroup < Kind::NatGateway && Kind::NatGateway < Kind::ElasticIp);
+        assert!(Kind::SecurityGroup < Kind::Subnet);
+        assert!(Kind::Subnet < Kind::LogGroup && Kind::LogGroup < Kind::Role);
+    }
+
+    fn inventory(entries: Vec<Entry>) -> Inventory {
+        Inventory {
+            entries,
+            snapshot: Snapshot::default(),
+            services: Vec::new(),
+            security_groups: Vec::new(),
+            route_tables: Vec::new(),
+            roles: Vec::new(),
+            log_groups: Vec::new(),
+            roles_used_elsewhere: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn what_the_script_no_longer_declares_is_undeclared_and_an_elastic_ip_goes_with_its_nat_gateway() {
+        let inv = inventory(vec![
+            entry(Kind::Listener, "web:443", "arn:l443"),
+            entry(Kind::Listener, "web:80", "arn:l80"),
+            entry(Kind::TaskDefinition, "web", "web:1"),
+            entry(Kind::TaskDefinition, "web", "web:2"),
+            entry(Kind::NatGateway, "web-nat", "nat-1"),
+            entry(Kind::ElasticIp, "web-nat", "eipalloc-1"),
+            entry(Kind::ElasticIp, "web-nat2", "eipalloc-2"),
+        ]);
+        let declared: BTreeSet<(String, String)> = [("listener", "web:80"), ("task_definition", "web"), ("nat_gateway", "web-nat")]
+            .iter()
+            .map(|(k, n)| (k.to_string(), n.to_string()))
+            .collect();
+        let gone: Vec<&str> = inv.undeclared(&declared).iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(gone, ["arn:l443", "eipalloc-2"]);
+        let older: Vec<&str> = inv.older_revisions(&declared).iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(older, ["web:1"]);
+    }
+}
