@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::local::{Emulator, LOCAL_REGION};
 use crate::pass::{Pass, State};
 use crate::plan::{Mode, Sink};
+use crate::prune::{Prune, PruneOptions};
 use crate::runtime::{Aws, Target};
 use crate::script::{Script, Vars};
 
@@ -181,6 +182,16 @@ struct RunArgs {
     /// Treat warnings (such as tasks without a route to pull images) as errors.
     #[arg(long)]
     strict: bool,
+    /// Delete nothing the script no longer declares (it is listed as kept); apply only creates
+    /// and updates.
+    #[arg(long)]
+    keep_undeclared: bool,
+    /// Delete log groups the script no longer declares too (kept by default: they hold the history).
+    #[arg(long)]
+    delete_logs: bool,
+    /// Apply without asking even when the plan deletes more than half of the stack.
+    #[arg(long, short = 'y', conflicts_with = "plan")]
+    yes: bool,
     #[command(flatten)]
     vars: VarArgs,
     #[command(flatten)]
@@ -355,6 +366,13 @@ fn run(args: RunArgs) -> Result<()> {
     plan.strict = args.strict;
     let plan = Rc::new(plan);
     script.run(&plan, &vars)?;
+    // The whole script got through the plan pass: now, and only now, what the stack owns but the
+    // script no longer declares is known (a failing script deletes nothing).
+    let options = PruneOptions { delete_logs: args.delete_logs, keep_undeclared: args.keep_undeclared };
+    let prune = match plan.stack() {
+        Ok(stack) => Some(Prune::plan(&aws, &stack, state.first_read(), &plan.log, options)?),
+        Err(_) => None, // no stack() call: nothing declared, nothing owned
+    };
     if args.plan {
         println!("{}", plan.log.summary(aws.calls()));
         return Ok(());
@@ -366,11 +384,13 @@ fn run(args: RunArgs) -> Result<()> {
         println!("{} — no changes", plan.log.summary_as(Mode::Apply, aws.calls()));
         return Ok(());
     }
-    if args.confirm {
+    let guarded = prune.as_ref().map(|p| p.guard(args.yes || args.confirm)).transpose();
+    if args.confirm || guarded.is_err() {
         for line in plan.log.take_output() {
             println!("{line}");
         }
         println!("{}", plan.log.summary(aws.calls()));
+        guarded?;
         if !confirm("Apply these changes?")? {
             println!("Nothing applied.");
             return Ok(());
@@ -380,6 +400,15 @@ fn run(args: RunArgs) -> Result<()> {
     apply.strict = args.strict;
     let apply = Rc::new(apply);
     script.run(&apply, &vars)?;
+    if let Some(prune) = &prune {
+        prune.apply(&aws, &apply.log)?;
+        if args.keep_undeclared && prune.kept_undeclared() > 0 {
+            println!(
+                "{} resources no longer declared were left in place (--keep-undeclared): run without it to delete them",
+                prune.kept_undeclared()
+            );
+        }
+    }
     println!("{}", apply.log.summary(aws.calls()));
     Ok(())
 }

@@ -16,6 +16,7 @@ pub mod interrupt;
 pub mod local;
 pub mod pass;
 pub mod plan;
+pub mod prune;
 pub mod repl;
 pub mod runtime;
 pub mod script;

@@ -25,6 +25,12 @@ impl State {
     pub fn with_declared(declared: Declared) -> State {
         State { read: RefCell::default(), declared }
     }
+
+    /// The stack's resources as the run first read them (before any pass planned or applied a
+    /// change), if a pass has read them.
+    pub fn first_read(&self) -> Option<Snapshot> {
+        self.read.borrow().clone()
+    }
 }
 
 /// The context every primitive works in during one pass.

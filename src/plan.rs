@@ -41,6 +41,8 @@ pub enum ChangeKind {
     Update,
     /// The resource exists as the script wants it.
     Unchanged,
+    /// The resource belongs to the stack but the script no longer declares it; it gets deleted.
+    Delete,
 }
 
 impl ChangeKind {
@@ -49,6 +51,7 @@ impl ChangeKind {
             ChangeKind::Create => '+',
             ChangeKind::Update => '~',
             ChangeKind::Unchanged => '=',
+            ChangeKind::Delete => '-',
         }
     }
 
@@ -57,6 +60,7 @@ impl ChangeKind {
             ChangeKind::Create => AnsiColor::Green.on_default(),
             ChangeKind::Update => AnsiColor::Yellow.on_default(),
             ChangeKind::Unchanged => Style::new().dimmed(),
+            ChangeKind::Delete => AnsiColor::Red.on_default(),
         }
     }
 }
@@ -132,6 +136,9 @@ impl Change {
         let mut text = format!("{style}{} {} {}", self.kind.sign(), self.resource, self.name);
         if !self.summary.is_empty() {
             text.push_str(&format!(" ({})", self.summary));
+        }
+        if self.kind == ChangeKind::Delete {
+            text.push_str(" — no longer declared");
         }
         text.push_str(&format!("{style:#}"));
         for diff in &self.diffs {
@@ -215,6 +222,11 @@ impl ChangeLog {
         self.changes.borrow_mut().push(change);
     }
 
+    /// Records a change without printing it (deletions report their own progress as they go).
+    pub fn tally(&self, change: Change) {
+        self.changes.borrow_mut().push(change);
+    }
+
     /// Prints a line from the script (`print`) or a note from deckhand.
     pub fn say(&self, line: &str) {
         self.sink.write_line(line);
@@ -250,6 +262,7 @@ impl ChangeLog {
                 ChangeKind::Create => counts.create += 1,
                 ChangeKind::Update => counts.update += 1,
                 ChangeKind::Unchanged => counts.unchanged += 1,
+                ChangeKind::Delete => counts.delete += 1,
             }
         }
         counts
@@ -265,11 +278,22 @@ impl ChangeLog {
     pub fn summary_as(&self, mode: Mode, aws_calls: usize) -> String {
         let c = self.counts();
         let calls = if aws_calls == 1 { "1 AWS call".to_string() } else { format!("{aws_calls} AWS calls") };
+        // Deletions are counted only where there are some: most runs delete nothing.
+        let deleted = |verb: &str| if c.delete == 0 { String::new() } else { format!("{} {verb}, ", c.delete) };
         match mode {
-            Mode::Apply => format!("{} created, {} updated, {} unchanged ({calls})", c.create, c.update, c.unchanged),
+            Mode::Apply => format!(
+                "{} created, {} updated, {}{} unchanged ({calls})",
+                c.create,
+                c.update,
+                deleted("deleted"),
+                c.unchanged
+            ),
             Mode::Plan => format!(
-                "Plan: {} to create, {} to update, {} unchanged ({calls}, nothing changed)",
-                c.create, c.update, c.unchanged
+                "Plan: {} to create, {} to update, {}{} unchanged ({calls}, nothing changed)",
+                c.create,
+                c.update,
+                deleted("to delete"),
+                c.unchanged
             ),
             Mode::Check => format!("Check passed: {} resources declared (no AWS calls)", c.create),
         }
@@ -285,6 +309,8 @@ pub struct Counts {
     pub update: usize,
     /// Resources unchanged.
     pub unchanged: usize,
+    /// Resources deleted (or to delete) because the script no longer declares them.
+    pub delete: usize,
 }
 
 #[cfg(test)]
@@ -312,6 +338,22 @@ mod tests {
         assert!(log.has_changes());
         assert_eq!(log.summary(7), "2 created, 0 updated, 1 unchanged (7 AWS calls)");
         assert_eq!(log.take_output().len(), 3);
+        log.tally(Change::new(ChangeKind::Delete, "listener", "web:443", "listener/app/web/1/2"));
+        assert_eq!(log.summary(7), "2 created, 0 updated, 1 deleted, 1 unchanged (7 AWS calls)");
+        assert!(log.take_output().is_empty(), "tallied, not printed");
+    }
+
+    #[test]
+    fn a_deletion_says_why() {
+        let change = Change::new(ChangeKind::Delete, "nat_gateway", "web-nat", "nat-1");
+        assert_eq!(change.to_string(), "- nat_gateway web-nat (nat-1) — no longer declared");
+        let log = ChangeLog::new(Mode::Plan, Sink::buffer());
+        log.record(change);
+        assert!(log.has_changes());
+        assert_eq!(
+            log.summary(3),
+            "Plan: 0 to create, 0 to update, 1 to delete, 0 unchanged (3 AWS calls, nothing changed)"
+        );
     }
 
     #[test]

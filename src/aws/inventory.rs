@@ -135,8 +135,20 @@ impl Inventory {
     /// AWS has one, tag lookups where it has none), concurrently where one read does not need
     /// another.
     pub async fn read(aws: &Aws, stack: &str) -> Result<Inventory> {
+        Self::read_with(aws, stack, None).await
+    }
+
+    /// [`Inventory::read`], reusing `snapshot` (a run's reads of the stack, as its plan pass
+    /// found them) instead of reading it again when given.
+    pub async fn read_with(aws: &Aws, stack: &str, snapshot: Option<Snapshot>) -> Result<Inventory> {
+        let snapshot = async {
+            match snapshot {
+                Some(snapshot) => Ok(snapshot),
+                None => Snapshot::load(aws, stack).await,
+            }
+        };
         let (snapshot, roles, log_groups, tagged_revisions) = tokio::try_join!(
-            Snapshot::load(aws, stack),
+            snapshot,
             iam::stack_roles(aws, stack),
             logs::stack_log_groups(aws, stack),
             latest_revisions_of(aws, stack),
@@ -213,7 +225,16 @@ impl Inventory {
             .zip(last_used)
             .filter_map(|(role, last_used)| Some((role.name.clone(), used_elsewhere(last_used, &aws.region, now)?)))
             .collect();
-        Ok(Inventory { entries, snapshot, services, security_groups, route_tables, roles, log_groups, roles_used_elsewhere })
+        Ok(Inventory {
+            entries,
+            snapshot,
+            services,
+            security_groups,
+            route_tables,
+            roles,
+            log_groups,
+            roles_used_elsewhere,
+        })
     }
 
     /// Why an entry stays even when it would be deleted (log groups without `delete_logs`, roles
@@ -399,10 +420,11 @@ mod tests {
             entry(Kind::ElasticIp, "web-nat", "eipalloc-1"),
             entry(Kind::ElasticIp, "web-nat2", "eipalloc-2"),
         ]);
-        let declared: BTreeSet<(String, String)> = [("listener", "web:80"), ("task_definition", "web"), ("nat_gateway", "web-nat")]
-            .iter()
-            .map(|(k, n)| (k.to_string(), n.to_string()))
-            .collect();
+        let declared: BTreeSet<(String, String)> =
+            [("listener", "web:80"), ("task_definition", "web"), ("nat_gateway", "web-nat")]
+                .iter()
+                .map(|(k, n)| (k.to_string(), n.to_string()))
+                .collect();
         let gone: Vec<&str> = inv.undeclared(&declared).iter().map(|e| e.id.as_str()).collect();
         assert_eq!(gone, ["arn:l443", "eipalloc-2"]);
         let older: Vec<&str> = inv.older_revisions(&declared).iter().map(|e| e.id.as_str()).collect();
