@@ -382,6 +382,7 @@ fn run(args: RunArgs) -> Result<()> {
             println!("{line}");
         }
         println!("{} — no changes", plan.log.summary_as(Mode::Apply, aws.calls()));
+        say_what_was_left(prune.as_ref());
         return Ok(());
     }
     let guarded = prune.as_ref().map(|p| p.guard(args.yes || args.confirm)).transpose();
@@ -402,15 +403,20 @@ fn run(args: RunArgs) -> Result<()> {
     script.run(&apply, &vars)?;
     if let Some(prune) = &prune {
         prune.apply(&aws, &apply.log)?;
-        if args.keep_undeclared && prune.kept_undeclared() > 0 {
-            println!(
-                "{} resources no longer declared were left in place (--keep-undeclared): run without it to delete them",
-                prune.kept_undeclared()
-            );
-        }
     }
     println!("{}", apply.log.summary(aws.calls()));
+    say_what_was_left(prune.as_ref());
     Ok(())
+}
+
+/// After a run: how many resources the script no longer declares were left in place (each was
+/// listed as `= kept`, with why).
+fn say_what_was_left(prune: Option<&Prune>) {
+    match prune.map_or(0, Prune::kept_undeclared) {
+        0 => {}
+        1 => println!("1 resource no longer declared was left in place (see \"= kept\" above)"),
+        n => println!("{n} resources no longer declared were left in place (see \"= kept\" above)"),
+    }
 }
 
 /// The roles and log groups the script declares, from a check pass (no AWS calls, output dropped),

@@ -10,6 +10,7 @@ mod guide;
 mod iam_logs;
 mod load_balancing;
 mod networking;
+mod prune;
 mod queries;
 mod repl;
 mod script_errors;
