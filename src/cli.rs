@@ -1,5 +1,5 @@
 //! The command line: argument parsing (clap) and the commands `run`, `check`, `destroy`, `repl`,
-//! `docs`, `status` and `logs`.
+//! `docs`, `status`, `logs` and `unlock`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -12,6 +12,7 @@ use crate::aws::Declared;
 use crate::destroy::StackContents;
 use crate::error::{Error, Result};
 use crate::local::{Emulator, LOCAL_REGION};
+use crate::lock::{LockOptions, StackLock, Unlocked};
 use crate::pass::{Pass, State};
 use crate::plan::{Mode, Sink};
 use crate::prune::{Prune, PruneOptions};
@@ -48,6 +49,10 @@ enum Command {
     /// when that pass gets through without error does deckhand run it again to create and update;
     /// a plan with no changes skips the apply pass. Every resource is reported as `+` (create),
     /// `~` (update, with the fields that differ) or `=` (unchanged).
+    ///
+    /// The apply pass holds the stack lock (see `deckhand unlock --help`): while another run
+    /// applies the same stack, this one waits (--lock-timeout), then reads the stack afresh, so two
+    /// runs never create the same resources twice. Plan passes and --plan take no lock.
     Run(RunArgs),
     /// Parse and validate a script without any AWS request.
     ///
@@ -63,6 +68,7 @@ enum Command {
     /// without the stack's tag is touched, even when names match. The list is shown first and
     /// confirmed on a terminal (`--yes` skips that; without a terminal `--yes` is required). If AWS
     /// fails midway, the report says what was and was not deleted; running it again continues.
+    /// Deleting holds the stack lock, like `run`'s apply pass.
     Destroy(DestroyArgs),
     /// Explore an account interactively: type Rhai statements, see each result at once.
     ///
@@ -70,6 +76,10 @@ enum Command {
     /// or `:plan on`); variables and functions stay defined for later inputs. `:help` lists the
     /// commands. With stdin not a terminal, statements are read line by line without prompts and
     /// the exit status is 1 when any input failed (0 otherwise), so the REPL works in pipelines.
+    ///
+    /// Stack lock: in apply mode, each statement that declares resources takes the stack lock
+    /// before it reads the stack and releases it when the statement ends (not held for the
+    /// session, so a long session never blocks other runs); queries and plan mode take none.
     Repl(ReplArgs),
     /// List every function scripts can call, grouped by area, or show one in full.
     Docs(DocsArgs),
@@ -93,6 +103,45 @@ enum Command {
     /// a local stack across commands (run, status, logs, destroy, repl), start this in one
     /// terminal and paste the printed `export` lines into another.
     Emulator,
+    /// Remove a stack's lock that a run left behind (killed, crashed, machine lost), saying whose it was.
+    ///
+    /// Applying a stack (`run` after its plan, `destroy`, REPL statements in apply mode) holds the
+    /// stack's lock: the SSM parameter `/deckhand/locks/STACK`, whose value names the holder
+    /// (user@host), process id, command and start time. A second run of the same stack waits for
+    /// it (`--lock-timeout`, default 1m), then stops with "stack NAME is being applied by ... since
+    /// ...". A run releases its lock when it ends, also on errors and Ctrl-C; one killed outright
+    /// (kill -9, a cancelled CI job, a lost machine) leaves it behind. Such a lock is stale when it
+    /// is older than 1h or its process no longer runs (same host), and runs report it with this
+    /// command as the hint. `unlock` removes a stale lock at once; a lock whose run may still be
+    /// going only with --force (that run would go on unprotected).
+    Unlock(UnlockArgs),
+}
+
+#[derive(Debug, Args)]
+struct UnlockArgs {
+    /// The stack whose lock to remove.
+    #[arg(long)]
+    stack: String,
+    /// Remove the lock even when its run may still be going (not stale yet).
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+/// How long to wait for another run's stack lock.
+#[derive(Debug, Args)]
+struct LockArgs {
+    /// While another run applies the same stack, wait this long for it to finish (e.g. 30s, 2m,
+    /// 0 for no wait), then stop.
+    #[arg(long, value_name = "DURATION", default_value = "1m")]
+    lock_timeout: String,
+}
+
+impl LockArgs {
+    fn options(&self) -> Result<LockOptions> {
+        Ok(LockOptions::for_this_command(crate::lock::parse_timeout(&self.lock_timeout)?))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -149,6 +198,8 @@ struct DestroyArgs {
     #[arg(long, short = 'y')]
     yes: bool,
     #[command(flatten)]
+    lock: LockArgs,
+    #[command(flatten)]
     aws: AwsArgs,
 }
 
@@ -159,6 +210,8 @@ struct ReplArgs {
     plan: bool,
     #[command(flatten)]
     vars: VarArgs,
+    #[command(flatten)]
+    lock: LockArgs,
     #[command(flatten)]
     aws: AwsArgs,
 }
@@ -194,6 +247,8 @@ struct RunArgs {
     yes: bool,
     #[command(flatten)]
     vars: VarArgs,
+    #[command(flatten)]
+    lock: LockArgs,
     #[command(flatten)]
     aws: AwsArgs,
 }
@@ -307,6 +362,7 @@ fn execute(command: Command) -> Result<()> {
         Command::Status(args) => status(args),
         Command::Logs(args) => logs(args),
         Command::Emulator => emulator(),
+        Command::Unlock(args) => unlock(args),
     }
 }
 
@@ -317,11 +373,22 @@ fn status(args: StatusArgs) -> Result<()> {
         OutputFormat::Json => {
             let text = serde_json::to_string_pretty(&status.to_json())
                 .map_err(|e| Error::conflict(format!("internal error writing JSON: {e}"), None))?;
-            println!("{text}");
+            print_stdout(&text)
         }
-        OutputFormat::Text => println!("{}\n({} AWS calls, nothing changed)", status.render(), aws.calls()),
+        OutputFormat::Text => {
+            print_stdout(&format!("{}\n({} AWS calls, nothing changed)", status.render(), aws.calls()))
+        }
     }
-    Ok(())
+}
+
+/// Writes `text` and a newline to stdout. A reader that went away (`deckhand docs | head -1`)
+/// ends the output quietly, as ripgrep does, instead of a panic.
+fn print_stdout(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => written.map_err(|e| Error::io("writing to stdout", e)),
+    }
 }
 
 fn logs(args: LogsArgs) -> Result<()> {
@@ -341,28 +408,32 @@ fn logs(args: LogsArgs) -> Result<()> {
 }
 
 fn repl(args: ReplArgs) -> Result<()> {
-    let options = crate::repl::Options { plan: args.plan, vars: Vars::parse(&args.vars.vars)? };
+    let options =
+        crate::repl::Options { plan: args.plan, vars: Vars::parse(&args.vars.vars)?, lock: args.lock.options()? };
     let (aws, _emulator) = args.aws.connect()?;
     crate::repl::run(aws, &options)
 }
 
 fn docs(args: DocsArgs) -> Result<()> {
     match args.name {
-        Some(name) => println!("{}", crate::docs::describe(&name)?),
-        None => println!("{}", crate::docs::index()),
+        Some(name) => print_stdout(&crate::docs::describe(&name)?),
+        None => print_stdout(&crate::docs::index()),
     }
-    Ok(())
 }
 
 fn run(args: RunArgs) -> Result<()> {
     let script = Script::load(&args.script)?;
     let vars = Vars::parse(&args.vars.vars)?;
+    let lock_options = args.lock.options()?;
     script.parse()?;
     let (aws, _emulator) = args.aws.connect()?;
-    let state = Rc::new(State::with_declared(declared(&script, &vars)));
+    // The names the script declares (a check pass, no AWS) let each pass read the stack's roles and
+    // log groups up front, in one wave with the rest.
+    let declared = declared(&script, &vars);
 
     let plan_sink = if args.plan { Sink::stdout() } else { Sink::buffer() };
-    let mut plan = Pass::new(Mode::Plan, Some(aws.clone()), None, plan_sink, state.clone());
+    let plan_state = Rc::new(State::with_declared(declared.clone()));
+    let mut plan = Pass::new(Mode::Plan, Some(aws.clone()), None, plan_sink, plan_state.clone());
     plan.strict = args.strict;
     let plan = Rc::new(plan);
     script.run(&plan, &vars)?;
@@ -370,7 +441,7 @@ fn run(args: RunArgs) -> Result<()> {
     // script no longer declares is known (a failing script deletes nothing).
     let options = PruneOptions { delete_logs: args.delete_logs, keep_undeclared: args.keep_undeclared };
     let prune = match plan.stack() {
-        Ok(stack) => Some(Prune::plan(&aws, &stack, state.first_read(), &plan.log, options)?),
+        Ok(stack) => Some(Prune::plan(&aws, &stack, plan_state.first_read(), &plan.log, options)?),
         Err(_) => None, // no stack() call: nothing declared, nothing owned
     };
     if args.plan {
@@ -397,13 +468,20 @@ fn run(args: RunArgs) -> Result<()> {
             return Ok(());
         }
     }
-    let mut apply = Pass::new(Mode::Apply, Some(aws.clone()), None, Sink::stdout(), state);
+    // One apply of a stack at a time. While it applies, Ctrl-C stops the script at its next
+    // operation (or wait poll) instead of killing deckhand, so the lock is released on the way out.
+    let _interrupt = crate::interrupt::Guard::install();
+    let lock = StackLock::acquire(&aws, &plan.stack()?, &lock_options)?;
+    // The apply pass reads the stack afresh, under the lock: the plan's reads may predate another
+    // run's apply (the one we waited for, or one that ended between our plan and our lock).
+    let mut apply =
+        Pass::new(Mode::Apply, Some(aws.clone()), None, Sink::stdout(), Rc::new(State::with_declared(declared)));
     apply.strict = args.strict;
     let apply = Rc::new(apply);
-    script.run(&apply, &vars)?;
-    if let Some(prune) = &prune {
-        prune.apply(&aws, &apply.log)?;
-    }
+    // Deletions run under the same lock, after the creates and updates.
+    let outcome = script.run(&apply, &vars).and_then(|_| prune.as_ref().map_or(Ok(()), |p| p.apply(&aws, &apply.log)));
+    drop(lock);
+    outcome?;
     println!("{}", apply.log.summary(aws.calls()));
     say_what_was_left(prune.as_ref());
     Ok(())
@@ -463,8 +541,22 @@ fn destroy(args: DestroyArgs) -> Result<()> {
             return Ok(());
         }
     }
+    let lock = StackLock::acquire(&aws, &args.stack, &args.lock.options()?)?;
     let deleted = contents.delete(&aws, |line| println!("{line}"))?;
+    drop(lock);
     println!("{deleted} deleted{kept} ({} AWS calls)", aws.calls());
+    Ok(())
+}
+
+fn unlock(args: UnlockArgs) -> Result<()> {
+    let (aws, _emulator) = args.aws.connect()?;
+    match crate::lock::unlock(&aws, &args.stack, args.force)? {
+        Unlocked::NotLocked => println!("Stack {} is not locked: nothing to remove.", args.stack),
+        Unlocked::Removed(holder) => {
+            let whose = holder.describe(crate::lock::unix_now());
+            println!("Removed the lock of stack {}, held by {whose}.", args.stack);
+        }
+    }
     Ok(())
 }
 

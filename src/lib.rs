@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod interrupt;
 pub mod local;
+pub mod lock;
 pub mod pass;
 pub mod plan;
 pub mod prune;

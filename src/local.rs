@@ -1,11 +1,12 @@
 //! The local emulator: provisions moto's server into a cached venv, runs it on a free loopback
 //! port, and talks to its control API (reset, request recorder).
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use base64::Engine as _;
 
 use crate::error::{Error, Result};
 
@@ -15,12 +16,17 @@ const MOTO_DIR: &str = "moto-5.2.5";
 /// The region the emulator is used in.
 pub const LOCAL_REGION: &str = "us-west-2";
 
+/// The emulator's launcher, run with the venv's python: moto's server with the patches that make
+/// it behave like AWS where deckhand depends on it (see its docstring).
+const LAUNCHER: &str = include_str!("emulator.py");
+
 /// A running moto server; stopped when dropped.
 #[derive(Debug)]
 pub struct Emulator {
     child: Child,
     port: u16,
     recording: PathBuf,
+    log: PathBuf,
 }
 
 impl Emulator {
@@ -29,7 +35,8 @@ impl Emulator {
         Self::start_with_env(&[])
     }
 
-    /// Like [`Emulator::start`], with extra emulator settings (e.g. `MOTO_ECS_SERVICE_RUNNING`).
+    /// Like [`Emulator::start`], with extra emulator settings (e.g. `MOTO_ECS_SERVICE_RUNNING=0`:
+    /// services' tasks never start, instead of all running as asked).
     pub fn start_with_env(env: &[(&str, &str)]) -> Result<Emulator> {
         let venv = provision()?;
         let mut last = None;
@@ -44,31 +51,34 @@ impl Emulator {
 
     fn start_in(venv: &Path, env: &[(&str, &str)]) -> Result<Emulator> {
         let port = free_port()?;
-        // Each emulator records into its own file (moto's default is ./moto_recording, shared).
+        // Each emulator records into its own file: the default (`moto_recording` in the working
+        // directory) is shared, so parallel tests would see each other's requests.
         let recording = std::env::temp_dir().join(format!("deckhand-moto-{}-{port}.jsonl", std::process::id()));
-        let mut command = Command::new(venv.join("bin").join("moto_server"));
+        // Its errors (the launcher logs no request lines) go to a file, shown if it fails to start.
+        let log = recording.with_extension("log");
+        let stderr = std::fs::File::create(&log).map_err(|e| Error::io(format!("creating {}", log.display()), e))?;
+        let mut command = Command::new(venv.join("bin").join("python"));
         command
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-c", LAUNCHER, "-H", "127.0.0.1", "-p", &port.to_string()])
             .current_dir(std::env::temp_dir())
             .env("MOTO_RECORDER_FILEPATH", &recording)
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-            .env("MOTO_ECS_SERVICE_RUNNING", "2")
-            // Each emulator records into its own file: the default (`moto_recording` in the
-            // working directory) is shared, so parallel tests would see each other's requests.
-            .env("MOTO_RECORDER_FILEPATH", recording_path(port))
+            // ACM certificates are issued after a second, not moto's default minute (AWS takes
+            // as long as DNS validation does; scripts and tests only need them issued).
+            .env("MOTO_ACM_VALIDATION_WAIT", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(stderr);
         for (key, value) in std::env::vars() {
-            // Pass through emulator settings a test or user asks for (e.g. failed tasks).
+            // Pass through emulator settings a test or user asks for (e.g. tasks that never start).
             if key.starts_with("MOTO_") {
                 command.env(key, value);
             }
         }
         command.envs(env.iter().copied());
         die_with_parent(&mut command);
-        let child = command.spawn().map_err(|e| Error::io("starting moto_server", e))?;
-        let mut emulator = Emulator { child, port, recording };
+        let child = command.spawn().map_err(|e| Error::io("starting the local emulator", e))?;
+        let mut emulator = Emulator { child, port, recording, log };
         emulator.wait_until_up()?;
         tracing::debug!(port, "local emulator up");
         Ok(emulator)
@@ -82,10 +92,19 @@ impl Emulator {
                 return Ok(());
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                return Err(Error::Emulator(format!("moto_server exited with {status} on port {}", self.port)));
+                let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(12).collect::<Vec<_>>().into_iter().rev().collect();
+                return Err(Error::Emulator(format!(
+                    "the emulator (moto) exited with {status} on port {}:\n{}",
+                    self.port,
+                    tail.join("\n")
+                )));
             }
             if started.elapsed() > Duration::from_secs(60) {
-                return Err(Error::Emulator(format!("moto_server did not answer on port {} within 60 s", self.port)));
+                return Err(Error::Emulator(format!(
+                    "the emulator (moto) did not answer on port {} within 60 s",
+                    self.port
+                )));
             }
             std::thread::sleep(delay);
             delay = (delay * 2).min(Duration::from_millis(200));
@@ -125,32 +144,28 @@ impl Emulator {
         self.request("POST", path, &[], body)
     }
 
-    /// A raw HTTP/1.0 request to the emulator; non-2xx answers are errors.
+    /// An HTTP request to the emulator; non-2xx answers are errors.
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Result<String> {
-        let io = |e| Error::io(format!("{method} {path} on the local emulator"), e);
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).map_err(io)?;
-        stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(io)?;
-        let mut head = format!(
-            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nContent-Length: {}\r\nConnection: close\r\n",
-            self.port,
-            body.len()
-        );
+        let failed = |e: ureq::Error| Error::Emulator(format!("{method} {path} on the local emulator: {e}"));
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(30)))
+            .http_status_as_error(false)
+            .allow_non_standard_methods(true)
+            .build()
+            .into();
+        let mut request = ureq::http::Request::builder().method(method).uri(format!("{}{path}", self.endpoint_url()));
         for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
+            request = request.header(*name, *value);
         }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes()).map_err(io)?;
-        stream.write_all(body.as_bytes()).map_err(io)?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).map_err(io)?;
-        let text = String::from_utf8_lossy(&response);
-        let (status_line, rest) = text.split_once("\r\n").unwrap_or((&text, ""));
-        let status: u16 = status_line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = rest.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("").to_string();
-        if (200..300).contains(&status) {
-            Ok(body)
+        let request = request.body(body.to_string()).map_err(|e| failed(e.into()))?;
+        let mut response = agent.run(request).map_err(failed)?;
+        let status = response.status();
+        // A recording holds every request of a test, bodies included: more than ureq's 10 MB default.
+        let text = response.body_mut().with_config().limit(1 << 30).read_to_string().map_err(failed)?;
+        if status.is_success() {
+            Ok(text)
         } else {
-            Err(Error::Emulator(format!("{method} {path} answered {status_line}: {body}")))
+            Err(Error::Emulator(format!("{method} {path} answered {status}: {text}")))
         }
     }
 }
@@ -160,12 +175,8 @@ impl Drop for Emulator {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.recording);
+        let _ = std::fs::remove_file(&self.log);
     }
-}
-
-/// Where the emulator on `port` keeps its request recording.
-fn recording_path(port: u16) -> PathBuf {
-    std::env::temp_dir().join(format!("deckhand-moto-recording-{port}.jsonl"))
 }
 
 /// One request the emulator received, as its recorder saw it.
@@ -199,7 +210,11 @@ impl RecordedRequest {
             .to_string();
         let body = record.get("body").and_then(|b| b.as_str()).unwrap_or("");
         let body = if record.get("body_encoded").and_then(|b| b.as_bool()).unwrap_or(false) {
-            String::from_utf8(base64_decode(body)).unwrap_or_default()
+            base64::engine::general_purpose::STANDARD
+                .decode(body)
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .unwrap_or_default()
         } else {
             body.to_string()
         };
@@ -219,24 +234,6 @@ impl RecordedRequest {
         };
         Some(RecordedRequest { service, action, body })
     }
-}
-
-fn base64_decode(text: &str) -> Vec<u8> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for byte in text.bytes() {
-        let Some(value) = ALPHABET.iter().position(|&c| c == byte) else {
-            continue;
-        };
-        buffer = (buffer << 6) | value as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-    }
-    out
 }
 
 fn free_port() -> Result<u16> {

@@ -6,6 +6,7 @@ use std::rc::Rc;
 
 use crate::aws::{Declared, Snapshot};
 use crate::error::{Error, Result};
+use crate::lock::{LockOptions, PassLock};
 use crate::plan::{ChangeLog, Mode, Sink};
 use crate::runtime::Aws;
 
@@ -47,6 +48,7 @@ pub struct Pass {
     stack: RefCell<Option<String>>,
     state: Rc<State>,
     snapshot: RefCell<Option<Rc<RefCell<Snapshot>>>>,
+    lock: RefCell<PassLock>,
 }
 
 impl Pass {
@@ -62,6 +64,7 @@ impl Pass {
             stack: RefCell::new(None),
             state,
             snapshot: RefCell::new(None),
+            lock: RefCell::new(PassLock::None),
         }
     }
 
@@ -101,6 +104,14 @@ impl Pass {
         })
     }
 
+    /// Makes an apply pass take the stack lock (lock.rs) before it first reads the stack, and
+    /// hold it until the pass ends (the REPL's statements; `run` holds the lock itself).
+    pub fn lock_before_reading(&self, options: LockOptions) {
+        if self.mode.applies() {
+            *self.lock.borrow_mut() = PassLock::BeforeFirstRead(options);
+        }
+    }
+
     /// This pass's view of the stack's resources: read once per run (all services concurrently),
     /// then updated by this pass as it plans or applies changes.
     pub fn snapshot(&self) -> Result<Rc<RefCell<Snapshot>>> {
@@ -108,6 +119,9 @@ impl Pass {
             return Ok(snapshot.clone());
         }
         let stack = self.stack()?;
+        if let Some(aws) = &self.aws {
+            self.lock.borrow_mut().before_read(aws, &stack)?;
+        }
         let mut read = self.state.read.borrow_mut();
         if read.is_none() {
             *read = Some(match &self.aws {

@@ -116,8 +116,14 @@ impl Prune {
         if self.deletes() {
             let inventory = aws.block_on(Inventory::read(aws, &self.stack))?;
             let planned: BTreeSet<(Kind, &str)> = self.doomed.iter().map(|d| (d.kind, d.id.as_str())).collect();
-            let doomed: Vec<Entry> =
-                inventory.entries.iter().filter(|e| planned.contains(&(e.kind, e.id.as_str()))).cloned().collect();
+            // Still undeclared by the apply pass too (it ran the same script on fresh reads).
+            let declared = declared(&log.changes());
+            let doomed: Vec<Entry> = inventory
+                .undeclared(&declared)
+                .into_iter()
+                .filter(|e| planned.contains(&(e.kind, e.id.as_str())))
+                .cloned()
+                .collect();
             let contents = StackContents::of(inventory, doomed.clone(), Vec::new());
             contents.delete(aws, |line| log.say(line))?;
             for entry in &doomed {

@@ -32,6 +32,8 @@ pub struct Options {
     pub plan: bool,
     /// The `vars` map scripts see.
     pub vars: Vars,
+    /// The stack lock each applying statement takes before it reads the stack (lock.rs).
+    pub lock: crate::lock::LockOptions,
 }
 
 /// Runs the REPL until `:quit` or end of input. From a pipe, fails when any input failed.
@@ -263,6 +265,7 @@ struct Session {
     engine_functions: Vec<String>,
     mode: Mode,
     stack: Option<String>,
+    lock: crate::lock::LockOptions,
     dir: PathBuf,
     interactive: bool,
     inputs: usize,
@@ -280,6 +283,7 @@ impl Session {
             engine_functions: crate::docs::function_names(),
             mode: if options.plan { Mode::Plan } else { Mode::Apply },
             stack: None,
+            lock: options.lock.clone(),
             dir: PathBuf::from("."),
             interactive,
             inputs: 0,
@@ -379,6 +383,7 @@ impl Session {
         let dir = dir.unwrap_or_else(|| self.dir.clone());
         let script = Script::inline(name, source, Some(dir.clone()));
         let pass = Rc::new(Pass::new(self.mode, Some(self.aws.clone()), None, Sink::stdout(), Rc::default()));
+        pass.lock_before_reading(self.lock.clone());
         if let Some(stack) = &self.stack {
             pass.set_stack(stack).map_err(|e| format!("error: {e}"))?;
         }

@@ -47,6 +47,8 @@ pub struct Aws {
     pub ecs: aws_sdk_ecs::Client,
     /// Resource Groups Tagging API: a stack's resources found by tag (load balancers, target groups).
     pub tagging: aws_sdk_resourcegroupstagging::Client,
+    /// SSM Parameter Store: the stack lock.
+    pub ssm: aws_sdk_ssm::Client,
     /// The region in use.
     pub region: String,
     calls: Arc<CallCounter>,
@@ -88,6 +90,7 @@ impl Aws {
             logs: client!(aws_sdk_cloudwatchlogs),
             ecs: client!(aws_sdk_ecs),
             tagging: client!(aws_sdk_resourcegroupstagging),
+            ssm: client!(aws_sdk_ssm),
             region,
             calls,
             runtime,

@@ -1,5 +1,6 @@
 //! Waiting for an ECS service to become stable: polling with backoff, progress on a terminal,
-//! and a verdict that never mistakes a failed or rolled-back deployment for success.
+//! and a verdict that never mistakes a failed or rolled-back deployment for success, nor a stale
+//! read right after a create or update for a failure.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -11,6 +12,39 @@ use crate::error::{Error, Result, aws_error};
 use crate::pass::Pass;
 use crate::plan::is_known;
 use crate::runtime::Aws;
+
+/// How long `wait_stable` waits by default: a real rolling update takes task start-up (~1 min),
+/// the target group's health checks (healthy threshold x interval, 5 x 30 s by default) and the
+/// old targets' deregistration delay (300 s by default): 8 to 9 minutes, plus headroom.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// How a target group paces a rolling update: new targets must pass its health checks, old ones
+/// drain for its deregistration delay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetGroupPace {
+    /// Seconds between health checks.
+    pub interval: u64,
+    /// Consecutive passed checks before a target is healthy.
+    pub healthy_threshold: u64,
+    /// Seconds an old target drains before it is deregistered.
+    pub deregistration_delay: u64,
+}
+
+/// How long a rolling update behind these target groups may take, at least [`DEFAULT_TIMEOUT`]:
+/// task start-up (~1 min on Fargate, more for big images), the health checks, the old targets'
+/// deregistration delay, and 5 minutes' headroom (ECS replaces tasks in batches).
+pub fn rollout_budget(groups: &[TargetGroupPace]) -> Duration {
+    let slowest =
+        groups.iter().map(|g| 60 + g.interval * g.healthy_threshold + g.deregistration_delay + 300).max().unwrap_or(0);
+    DEFAULT_TIMEOUT.max(Duration::from_secs(slowest))
+}
+
+/// For how long after the wait starts a read may predate the create or update that preceded it.
+/// ECS reads are eventually consistent: DescribeServices can report a just-created service as
+/// MISSING, or the previous deployment and task definition right after UpdateService, for a few
+/// seconds. A circuit-breaker rollback takes minutes (several tasks must fail first), so a read
+/// this early that is not ours is stale, not a rollback.
+pub const STALE_READ_GRACE: Duration = Duration::from_secs(30);
 
 /// The service to wait for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +76,9 @@ pub struct DeploymentStatus {
     pub failed_tasks: i32,
 }
 
+/// DescribeServices' status for a service it does not know (in `failures[].reason`).
+const MISSING: &str = "MISSING";
+
 /// What one DescribeServices said about the service.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ServiceStatus {
@@ -59,6 +96,8 @@ pub struct ServiceStatus {
     pub deployments: Vec<DeploymentStatus>,
     /// Service events, newest first.
     pub events: Vec<String>,
+    /// The target groups the service registers its tasks with.
+    pub target_groups: Vec<String>,
 }
 
 impl ServiceStatus {
@@ -68,6 +107,9 @@ impl ServiceStatus {
 
     /// A one-line progress summary, e.g. `1/2 running, 1 pending`.
     pub fn progress(&self) -> String {
+        if self.status == MISSING {
+            return "not visible yet (DescribeServices: MISSING)".to_string();
+        }
         let mut text = format!("{}/{} running, {} pending", self.running, self.desired, self.pending);
         let failed: i32 = self.deployments.iter().map(|d| d.failed_tasks).sum();
         if failed > 0 {
@@ -75,6 +117,9 @@ impl ServiceStatus {
         }
         if let Some(state) = self.primary().and_then(|d| d.rollout_state.as_deref()) {
             text.push_str(&format!(", rollout {state}"));
+        }
+        if self.events.first().is_some_and(|e| is_role_not_yet_assumable(e)) {
+            text.push_str(" (a new IAM role is not assumable yet; ECS starts new tasks)");
         }
         text
     }
@@ -91,12 +136,34 @@ pub enum Verdict {
     Failed(String),
 }
 
-/// Judges one poll. `tracked` is the primary deployment seen first (set on the first call): if a
-/// different deployment becomes primary while waiting, the circuit breaker rolled back (or another
-/// deploy replaced ours), which is a failure even when the new deployment completes.
-pub fn assess(status: &ServiceStatus, tracked: &mut Option<String>, wanted_task: Option<&str>) -> Verdict {
-    if status.status != "ACTIVE" {
-        return Verdict::Failed(format!("the service is {}", status.status));
+/// True for the stopped reason (and service event) of a task whose role IAM has not propagated
+/// yet: "ECS was unable to assume the role ... that was provided for this task". A role created
+/// seconds ago becomes assumable within a minute; ECS keeps starting tasks meanwhile.
+pub fn is_role_not_yet_assumable(text: &str) -> bool {
+    let text = text.to_ascii_lowercase();
+    text.contains("unable to assume the role") || text.contains("unable to assume role")
+}
+
+/// Judges one poll, made `elapsed` after the wait started. `tracked` is the primary deployment
+/// running the wanted task definition, as first seen: if a different deployment becomes primary
+/// later, the circuit breaker rolled back (or another deploy replaced ours), which is a failure
+/// even when the new deployment completes. Within [`STALE_READ_GRACE`] a service reported
+/// MISSING, or a primary deployment that is not ours yet, is a stale read: keep waiting.
+/// Tasks that failed to start while the deployment is IN_PROGRESS (e.g. a new role not yet
+/// assumable) are not a verdict: ECS retries them, and its circuit breaker (when enabled) fails
+/// the deployment, which is.
+pub fn assess(
+    status: &ServiceStatus,
+    tracked: &mut Option<String>,
+    wanted_task: Option<&str>,
+    elapsed: Duration,
+) -> Verdict {
+    let early = elapsed < STALE_READ_GRACE;
+    match status.status.as_str() {
+        "ACTIVE" => {}
+        MISSING if early => return Verdict::Waiting,
+        MISSING => return Verdict::Failed("the service does not exist (DescribeServices: MISSING)".to_string()),
+        other => return Verdict::Failed(format!("the service is {other}")),
     }
     if let Some(failed) = status.deployments.iter().find(|d| d.rollout_state.as_deref() == Some("FAILED")) {
         return Verdict::Failed(format!("deployment {} failed: {}", failed.id, failed.reason));
@@ -104,8 +171,21 @@ pub fn assess(status: &ServiceStatus, tracked: &mut Option<String>, wanted_task:
     let Some(primary) = status.primary() else {
         return Verdict::Waiting;
     };
+    if let Some(wanted) = wanted_task.filter(|w| is_known(w))
+        && status.task_definition != wanted
+    {
+        if early {
+            return Verdict::Waiting;
+        }
+        return Verdict::Failed(format!(
+            "the service runs {}, not {}: it was rolled back (or changed by someone else)",
+            short_task(&status.task_definition),
+            short_task(wanted)
+        ));
+    }
     match tracked {
         None => *tracked = Some(primary.id.clone()),
+        Some(id) if *id != primary.id && early => *tracked = Some(primary.id.clone()),
         Some(id) if *id != primary.id => {
             return Verdict::Failed(format!(
                 "deployment {id} was replaced by {} running {}: the circuit breaker rolled back (or another deploy started)",
@@ -114,15 +194,6 @@ pub fn assess(status: &ServiceStatus, tracked: &mut Option<String>, wanted_task:
             ));
         }
         Some(_) => {}
-    }
-    if let Some(wanted) = wanted_task.filter(|w| is_known(w))
-        && status.task_definition != wanted
-    {
-        return Verdict::Failed(format!(
-            "the service runs {}, not {}: it was rolled back (or changed by someone else)",
-            short_task(&status.task_definition),
-            short_task(wanted)
-        ));
     }
     let completed = match primary.rollout_state.as_deref() {
         Some(state) => state == DeploymentRolloutState::Completed.as_str(),
@@ -145,7 +216,9 @@ async fn poll(aws: &Aws, target: &StableTarget) -> Result<ServiceStatus> {
         .await
         .map_err(|e| aws_error("DescribeServices", e))?;
     let Some(s) = out.services().first() else {
-        return Err(Error::conflict(format!("service {} not found in cluster {}", target.name, target.cluster), None));
+        // A just-created service can read as MISSING for a while; the verdict decides how long.
+        let reason = out.failures().first().and_then(|f| f.reason()).unwrap_or(MISSING);
+        return Ok(ServiceStatus { status: reason.to_string(), ..ServiceStatus::default() });
     };
     Ok(ServiceStatus {
         status: s.status().unwrap_or_default().to_string(),
@@ -166,7 +239,43 @@ async fn poll(aws: &Aws, target: &StableTarget) -> Result<ServiceStatus> {
             })
             .collect(),
         events: s.events().iter().filter_map(|e| e.message().map(str::to_string)).collect(),
+        target_groups: s.load_balancers().iter().filter_map(|lb| lb.target_group_arn().map(str::to_string)).collect(),
     })
+}
+
+/// Reads the pace of the service's target groups (health checks, deregistration delay).
+async fn target_group_paces(aws: &Aws, arns: &[String]) -> Result<Vec<TargetGroupPace>> {
+    let groups = aws
+        .elbv2
+        .describe_target_groups()
+        .set_target_group_arns(Some(arns.to_vec()))
+        .send()
+        .await
+        .map_err(|e| aws_error("DescribeTargetGroups", e))?;
+    let mut paces = Vec::new();
+    for group in groups.target_groups() {
+        let arn = group.target_group_arn().ok_or_else(|| Error::missing("DescribeTargetGroups", "TargetGroupArn"))?;
+        let attributes = aws
+            .elbv2
+            .describe_target_group_attributes()
+            .target_group_arn(arn)
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeTargetGroupAttributes", e))?;
+        let delay = attributes
+            .attributes()
+            .iter()
+            .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
+            .and_then(|a| a.value()?.parse().ok())
+            .unwrap_or(300);
+        let seconds = |value: Option<i32>, default: u64| value.and_then(|v| u64::try_from(v).ok()).unwrap_or(default);
+        paces.push(TargetGroupPace {
+            interval: seconds(group.health_check_interval_seconds(), 30),
+            healthy_threshold: seconds(group.healthy_threshold_count(), 5),
+            deregistration_delay: delay,
+        });
+    }
+    Ok(paces)
 }
 
 /// Shows progress: a spinner on a terminal, plain lines (only when something changed) otherwise.
@@ -226,19 +335,34 @@ pub fn wait_stable(pass: &Pass, target: &StableTarget) -> Result<()> {
         .read(async |aws| {
             let mut delay = Duration::from_secs(1);
             let mut tracked = None;
+            let mut timeout = target.timeout;
+            let mut paced = false;
             loop {
                 let status = poll(aws, target).await?;
+                // Without a timeout of the script's own, the service's target groups may need
+                // longer than the default (a long deregistration delay): wait that long instead.
+                if !paced && target.timeout == DEFAULT_TIMEOUT && !status.target_groups.is_empty() {
+                    paced = true;
+                    timeout = rollout_budget(&target_group_paces(aws, &status.target_groups).await?);
+                    if timeout > target.timeout {
+                        tracing::debug!(
+                            "waiting up to {} s for {}: its target groups are slow",
+                            timeout.as_secs(),
+                            target.name
+                        );
+                    }
+                }
                 let elapsed = started.elapsed();
-                match assess(&status, &mut tracked, target.task_definition.as_deref()) {
+                match assess(&status, &mut tracked, target.task_definition.as_deref(), elapsed) {
                     Verdict::Stable => return Ok(status),
                     Verdict::Failed(why) => return Err(failure(&target.name, &why, &status)),
-                    Verdict::Waiting if elapsed >= target.timeout => {
-                        let why = format!("not stable after {} s: {}", target.timeout.as_secs(), status.progress());
+                    Verdict::Waiting if elapsed >= timeout => {
+                        let why = format!("not stable after {} s: {}", timeout.as_secs(), status.progress());
                         return Err(failure(&target.name, &why, &status));
                     }
                     Verdict::Waiting => progress.show(&target.name, &status, elapsed),
                 }
-                let left = target.timeout.saturating_sub(elapsed);
+                let left = timeout.saturating_sub(elapsed);
                 if crate::interrupt::sleep(delay.min(left).max(Duration::from_millis(100))).await {
                     return Err(Error::conflict(
                         format!(
@@ -281,6 +405,11 @@ fn failure(name: &str, why: &str, status: &ServiceStatus) -> Error {
 mod tests {
     use super::*;
 
+    /// A poll right after the wait started (reads may be stale).
+    const NOW: Duration = Duration::ZERO;
+    /// A poll well after the stale-read grace.
+    const LATER: Duration = Duration::from_secs(120);
+
     fn deployment(id: &str, status: &str, state: &str, task: &str) -> DeploymentStatus {
         DeploymentStatus {
             id: id.into(),
@@ -301,6 +430,7 @@ mod tests {
             pending: 2 - running,
             deployments,
             events: vec![],
+            target_groups: vec![],
         }
     }
 
@@ -308,9 +438,9 @@ mod tests {
     fn completed_primary_with_desired_running_is_stable() {
         let mut tracked = None;
         let s = service(2, vec![deployment("d2", "PRIMARY", "COMPLETED", "arn:td/app:2")]);
-        assert_eq!(assess(&s, &mut tracked, Some("arn:td/app:2")), Verdict::Stable);
+        assert_eq!(assess(&s, &mut tracked, Some("arn:td/app:2"), NOW), Verdict::Stable);
         let s = service(1, vec![deployment("d2", "PRIMARY", "IN_PROGRESS", "arn:td/app:2")]);
-        assert_eq!(assess(&s, &mut tracked, None), Verdict::Waiting);
+        assert_eq!(assess(&s, &mut tracked, None, NOW), Verdict::Waiting);
     }
 
     #[test]
@@ -323,7 +453,7 @@ mod tests {
                 deployment("d1", "ACTIVE", "COMPLETED", "arn:td/app:1"),
             ],
         );
-        assert_eq!(assess(&s, &mut tracked, None), Verdict::Waiting);
+        assert_eq!(assess(&s, &mut tracked, None, NOW), Verdict::Waiting);
     }
 
     #[test]
@@ -336,7 +466,7 @@ mod tests {
                 deployment("d2", "ACTIVE", "FAILED", "arn:td/app:2"),
             ],
         );
-        assert!(matches!(assess(&s, &mut tracked, None), Verdict::Failed(why) if why.contains("d2 failed")));
+        assert!(matches!(assess(&s, &mut tracked, None, NOW), Verdict::Failed(why) if why.contains("d2 failed")));
     }
 
     #[test]
@@ -344,17 +474,96 @@ mod tests {
         // First poll: our deployment d2 is primary and in progress.
         let mut tracked = None;
         let s = service(1, vec![deployment("d2", "PRIMARY", "IN_PROGRESS", "arn:td/app:2")]);
-        assert_eq!(assess(&s, &mut tracked, Some("arn:td/app:2")), Verdict::Waiting);
+        assert_eq!(assess(&s, &mut tracked, Some("arn:td/app:2"), NOW), Verdict::Waiting);
         // Later: the circuit breaker rolled back to app:1, which completed and runs everything.
         let mut s = service(2, vec![deployment("d3", "PRIMARY", "COMPLETED", "arn:td/app:1")]);
         s.task_definition = "arn:td/app:1".into();
         assert!(
-            matches!(assess(&s, &mut tracked, Some("arn:td/app:2")), Verdict::Failed(why) if why.contains("rolled back"))
+            matches!(assess(&s, &mut tracked, Some("arn:td/app:2"), LATER), Verdict::Failed(why) if why.contains("rolled back"))
         );
         // Even when first seen after the rollback, the task definition gives it away.
         let mut fresh = None;
         assert!(
-            matches!(assess(&s, &mut fresh, Some("arn:td/app:2")), Verdict::Failed(why) if why.contains("rolled back"))
+            matches!(assess(&s, &mut fresh, Some("arn:td/app:2"), LATER), Verdict::Failed(why) if why.contains("rolled back"))
         );
+        // And a replaced deployment of our task definition (another deploy) after the grace.
+        let mut tracked = Some("d2".to_string());
+        let s = service(2, vec![deployment("d4", "PRIMARY", "COMPLETED", "arn:td/app:2")]);
+        assert!(
+            matches!(assess(&s, &mut tracked, Some("arn:td/app:2"), LATER), Verdict::Failed(why) if why.contains("replaced by d4"))
+        );
+    }
+
+    #[test]
+    fn the_rollout_budget_covers_slow_target_groups() {
+        let default = TargetGroupPace { interval: 30, healthy_threshold: 5, deregistration_delay: 300 };
+        assert_eq!(rollout_budget(&[]), DEFAULT_TIMEOUT);
+        assert_eq!(rollout_budget(&[default]), DEFAULT_TIMEOUT, "the default covers default target groups");
+        let slow = TargetGroupPace { deregistration_delay: 1800, ..default };
+        assert_eq!(rollout_budget(&[default, slow]), Duration::from_secs(60 + 150 + 1800 + 300));
+    }
+
+    #[test]
+    fn a_just_created_service_read_as_missing_is_waited_for_then_a_failure() {
+        let missing = ServiceStatus { status: "MISSING".into(), ..ServiceStatus::default() };
+        assert_eq!(assess(&missing, &mut None, Some("arn:td/app:1"), NOW), Verdict::Waiting);
+        assert_eq!(assess(&missing, &mut None, Some("arn:td/app:1"), Duration::from_secs(29)), Verdict::Waiting);
+        assert!(matches!(assess(&missing, &mut None, None, LATER), Verdict::Failed(why) if why.contains("MISSING")));
+        assert_eq!(missing.progress(), "not visible yet (DescribeServices: MISSING)");
+        // Draining or inactive is never a stale read.
+        let draining = ServiceStatus { status: "DRAINING".into(), ..ServiceStatus::default() };
+        assert!(matches!(assess(&draining, &mut None, None, NOW), Verdict::Failed(why) if why.contains("DRAINING")));
+    }
+
+    #[test]
+    fn the_old_task_definition_right_after_update_service_is_a_stale_read() {
+        let wanted = Some("arn:td/app:2");
+        let mut tracked = None;
+        // First poll: the read predates UpdateService (old deployment, old task definition).
+        let mut stale = service(2, vec![deployment("d1", "PRIMARY", "COMPLETED", "arn:td/app:1")]);
+        stale.task_definition = "arn:td/app:1".into();
+        assert_eq!(assess(&stale, &mut tracked, wanted, NOW), Verdict::Waiting);
+        assert_eq!(tracked, None, "a deployment that is not ours is not tracked");
+        // Then the update shows: our deployment rolls out, the old one drains.
+        let rolling = service(
+            1,
+            vec![
+                deployment("d2", "PRIMARY", "IN_PROGRESS", "arn:td/app:2"),
+                deployment("d1", "ACTIVE", "COMPLETED", "arn:td/app:1"),
+            ],
+        );
+        assert_eq!(assess(&rolling, &mut tracked, wanted, Duration::from_secs(5)), Verdict::Waiting);
+        assert_eq!(tracked.as_deref(), Some("d2"));
+        // A replica behind again within the grace: still a stale read, not a rollback.
+        assert_eq!(assess(&stale, &mut tracked, wanted, Duration::from_secs(10)), Verdict::Waiting);
+        let done = service(2, vec![deployment("d2", "PRIMARY", "COMPLETED", "arn:td/app:2")]);
+        assert_eq!(assess(&done, &mut tracked, wanted, LATER), Verdict::Stable);
+    }
+
+    #[test]
+    fn a_primary_deployment_flipping_within_the_grace_is_retracked() {
+        // Without a known task definition, only the grace tells a stale read from a replacement.
+        let mut tracked = None;
+        let old = service(1, vec![deployment("d1", "PRIMARY", "IN_PROGRESS", "arn:td/app:1")]);
+        assert_eq!(assess(&old, &mut tracked, None, NOW), Verdict::Waiting);
+        let new = service(2, vec![deployment("d2", "PRIMARY", "COMPLETED", "arn:td/app:2")]);
+        assert_eq!(assess(&new, &mut tracked, None, Duration::from_secs(3)), Verdict::Stable);
+    }
+
+    #[test]
+    fn tasks_stopping_because_a_new_role_is_not_assumable_yet_are_not_a_failure() {
+        let mut tracked = None;
+        let mut d2 = deployment("d2", "PRIMARY", "IN_PROGRESS", "arn:td/app:2");
+        d2.failed_tasks = 3;
+        let mut s = service(0, vec![d2]);
+        s.events = vec![
+            "(service shop) (task 1a2b) failed to start: ECS was unable to assume the role              'arn:aws:iam::123456789012:role/shop-exec' that was provided for this task."
+                .into(),
+        ];
+        assert_eq!(assess(&s, &mut tracked, Some("arn:td/app:2"), NOW), Verdict::Waiting);
+        assert_eq!(assess(&s, &mut tracked, Some("arn:td/app:2"), LATER), Verdict::Waiting);
+        assert!(s.progress().contains("3 failed to start") && s.progress().contains("not assumable yet"));
+        assert!(is_role_not_yet_assumable("unable to assume role arn:aws:iam::1:role/x"));
+        assert!(!is_role_not_yet_assumable("CannotPullContainerError: pull image manifest has been retried"));
     }
 }

@@ -9,6 +9,7 @@ pub mod inventory;
 pub mod logs;
 pub mod queries;
 pub mod settle;
+pub mod zones;
 
 use std::future::Future;
 

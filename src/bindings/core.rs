@@ -1,10 +1,12 @@
-//! Script basics: `stack()`, `region()`.
+//! Script basics: `stack()`, `region()`, `zones()`.
 
 use std::rc::Rc;
 
-use rhai::{Engine, EvalAltResult};
+use rhai::{Array, Dynamic, Engine, EvalAltResult};
 
+use crate::aws::zones::default_zones;
 use crate::bindings::function;
+use crate::error::Error;
 use crate::pass::Pass;
 
 pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
@@ -25,4 +27,20 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "The AWS region the script runs against, e.g. `us-west-2`.\nExample: `let az = region() + \"a\";`",
     )
     .register_into_engine(engine, move || -> String { p.region().unwrap_or("(unknown region)").to_string() });
+
+    let p = pass.clone();
+    function(
+        "zones",
+        &["count: i64", "Array"],
+        "Names of `count` availability zones of the region with a default subnet in the default VPC.\n\
+         A lookup; it never changes anything. Zone letters differ per account and some zones lack\n\
+         Fargate or are closed to new accounts, so ask for zones instead of writing `region() + \"a\"`.\n\
+         Errors, naming the zones that exist, when there are fewer than `count`.\n\
+         Example: `let zones = zones(2); default_subnet(vpc, zones[0])`",
+    )
+    .register_into_engine(engine, move |count: i64| -> Result<Array, Box<EvalAltResult>> {
+        let count =
+            usize::try_from(count).map_err(|_| Error::invalid("zones.count", count, "a number of zones from 1"))?;
+        Ok(default_zones(&p, count)?.into_iter().map(Dynamic::from).collect())
+    });
 }

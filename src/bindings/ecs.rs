@@ -25,8 +25,8 @@ use crate::wait::{self, StableTarget};
 
 type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;
 
-/// wait_stable's default timeout.
-const DEFAULT_TIMEOUT: i64 = 600;
+/// wait_stable's default timeout, in seconds.
+const DEFAULT_TIMEOUT: i64 = wait::DEFAULT_TIMEOUT.as_secs() as i64;
 
 /// Registers the ECS primitives, bound to `pass`.
 pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
@@ -96,11 +96,12 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     )
     .register_into_engine(engine, move |cluster: Dynamic, spec: Map| -> Rhai<Map> {
         let subnets = spec.get("subnets").cloned();
+        let images = spec.get("task").map(task_images).unwrap_or_default();
         let spec = service_spec(&p, &cluster, spec)?;
         if !spec.public_ip
             && let Some(subnets) = subnets
         {
-            warn_without_egress(&p, &subnets)?;
+            warn_without_egress(&p, &subnets, &images)?;
         }
         let service = converge::<Service>(&p, &spec)?;
         Ok(service_handle(&service, &spec))
@@ -111,7 +112,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "wait_stable",
         &["service: Map", "Map"],
         "Waits until a service is stable (its deployment completed, the desired count running); fails\n\
-         with the newest service events when the deployment fails, is rolled back, or 600 s pass.\n\
+         with the newest service events when the deployment fails, is rolled back, or 15 minutes pass.\n\
          In plan and check passes it returns at once. Returns the service handle.\n\
          Example: `wait_stable(svc);`",
     )
@@ -125,8 +126,9 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     function(
         "wait_stable",
         &["service: Map", "options: Map", "Map"],
-        "Waits until a service is stable, at most `timeout` seconds: #{ timeout } (default 600).\n\
-         Example: `wait_stable(svc, #{ timeout: 900 });`",
+        "Waits until a service is stable, at most `timeout` seconds: #{ timeout } (default 900:\n\
+         task start-up, health checks and the old targets' 300 s deregistration delay).\n\
+         Example: `wait_stable(svc, #{ timeout: 1800 });`",
     )
     .register_into_engine(engine, move |service: Map, options: Map| -> Rhai<Map> {
         let target = stable_target(&service, options)?;
@@ -344,7 +346,7 @@ fn container_spec(pass: &Pass, family: &str, i: usize, map: Map) -> Result<Conta
     )?;
     let name = f.req_str("name", "the container name, unique in the task")?;
     validate_identifier(&at("name"), &name, 255)?;
-    let image = f.req_str("image", "the image, e.g. \"public.ecr.aws/nginx/nginx:1.27\"")?;
+    let image = f.req_str("image", "the image, e.g. \"public.ecr.aws/nginx/nginx-unprivileged:stable\"")?;
     if image.trim().is_empty() {
         return Err(Error::invalid(at("image"), format!("{image:?}"), "a non-empty image reference"));
     }
@@ -489,7 +491,10 @@ pub(super) fn task_definition_handle(task: &TaskDefinition) -> Map {
         .iter()
         .map(|c| {
             let port = c.ports.first().map(|p| Dynamic::from(*p as i64)).unwrap_or(Dynamic::UNIT);
-            Dynamic::from(handle("container", [("name", c.name.clone().into()), ("port", port)]))
+            Dynamic::from(handle(
+                "container",
+                [("name", c.name.clone().into()), ("image", c.image.clone().into()), ("port", port)],
+            ))
         })
         .collect();
     handle(
@@ -650,17 +655,28 @@ fn service_spec(pass: &Pass, cluster: &Dynamic, map: Map) -> Result<ServiceSpec>
 }
 
 /// The egress trap: tasks without a public IP pull images only through a NAT route or VPC
-/// endpoints. Warns (an error with `--strict`) when the service's subnets have neither.
-fn warn_without_egress(pass: &Pass, subnets: &Dynamic) -> Result<()> {
+/// endpoints. Warns (an error with `--strict`) when the service's subnets have neither, or when
+/// they have only endpoints and an image is not in the region's private ECR (the endpoints serve
+/// nothing else).
+fn warn_without_egress(pass: &Pass, subnets: &Dynamic, images: &[String]) -> Result<()> {
     let subnets = as_array("service.subnets", subnets)?
         .iter()
         .enumerate()
         .map(|(i, s)| subnet_from(&format!("service.subnets[{i}]"), s))
         .collect::<Result<Vec<_>>>()?;
-    match egress::private_egress_gap(pass, &subnets)? {
+    if let Some(warning) = egress::private_egress_gap(pass, &subnets)? {
+        return pass.warn(&warning);
+    }
+    match egress::images_beyond_endpoints(pass, &subnets, images)? {
         Some(warning) => pass.warn(&warning),
         None => Ok(()),
     }
+}
+
+/// The container images of a task_definition handle (none for a task given by ARN).
+fn task_images(task: &Dynamic) -> Vec<String> {
+    let containers = handle_field(task, "containers").and_then(|c| c.try_cast::<Array>()).unwrap_or_default();
+    containers.iter().filter_map(|c| handle_field(c, "image")).map(|i| i.to_string()).collect()
 }
 
 /// The load balancer mapping: the target group must take IP targets (awsvpc), and the container

@@ -23,7 +23,7 @@ pub(crate) type Register = fn(&mut Engine, &Rc<Pass>);
 /// The script functions by area (as `deckhand docs` groups them): each area's `register`.
 /// One line per area, so adding an area is adding a line.
 pub(crate) const AREAS: &[(&str, Register)] = &[
-    ("core", core::register),            // stack, region
+    ("core", core::register),            // stack, region, zones
     ("networking", ec2::register),       // VPCs, subnets, security groups
     ("egress", egress::register),        // NAT gateways, route tables, VPC endpoints
     ("load balancing", elbv2::register), // load balancers, target groups, listeners

@@ -210,3 +210,38 @@ fn an_unattached_elastic_ip_of_the_stack_is_reused_not_leaked() {
     let eips = aws.block_on(aws.ec2.describe_addresses().filters(stack).send()).unwrap();
     assert_eq!(eips.addresses().len(), 2, "one address per NAT gateway, none leaked");
 }
+
+#[test]
+fn vpc_endpoints_serve_only_private_ecr_images_of_the_region() {
+    let deck = Deck::new();
+    let script = format!(
+        "{BASE}{VIA_ENDPOINTS}{}",
+        r#"
+let task = task_definition(#{ family: "priv", cpu: 256, memory: 512,
+    containers: [#{ name: "app", image: vars.image, port: 8080 }] });
+service(cluster("priv"), #{ name: "priv", task: task, desired: 1, subnets: subnets });
+"#
+    );
+    let ecr = "image=123456789012.dkr.ecr.us-west-2.amazonaws.com/priv:1";
+    let out = deck.run(&script, &["--var", ecr]).success();
+    assert!(!out.stdout.contains("warning:"), "{}", out.stdout);
+
+    for image in [
+        "nginx:1.27",
+        "public.ecr.aws/nginx/nginx-unprivileged:stable",
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/priv:1",
+    ] {
+        deck.plan(&script, &["--var", &format!("image={image}")]).success().stdout_has(&format!(
+            "warning: tasks without a public IP in subnet(s) priv-a, priv-b reach only VPC endpoints, which serve \
+             private ECR in us-west-2 (<account>.dkr.ecr.us-west-2.amazonaws.com/...), not ECR Public, Docker Hub \
+             or other registries: they cannot pull {image};"
+        ));
+    }
+    let (strict, requests) = deck.recorded(|| deck.run(&script, &["--var", "image=nginx:1.27", "--strict"]));
+    strict
+        .failure()
+        .stderr_has("they cannot pull nginx:1.27;")
+        .stderr_has("(an error because of --strict)")
+        .stderr_has("--> deploy.rhai:");
+    requests.assert_read_only();
+}

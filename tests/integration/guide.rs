@@ -110,6 +110,8 @@ fn the_bundled_script_reproduces_the_guide() {
     );
     let container = &task.container_definitions()[0];
     assert_eq!(container.port_mappings()[0].container_port(), Some(8080));
+    // The default image listens on 8080 (nginx-unprivileged; plain nginx listens on 80).
+    assert_eq!(container.image(), Some("public.ecr.aws/nginx/nginx-unprivileged:stable"));
     let log = container.log_configuration().unwrap();
     assert_eq!(log.log_driver().as_str(), "awslogs");
     assert_eq!(log.options().unwrap().get("awslogs-group").map(String::as_str), Some("/ecs/myapp"));
@@ -208,12 +210,26 @@ fn with_a_certificate_https_serves_and_http_redirects() {
 #[test]
 fn egress_through_vpc_endpoints_instead_of_a_nat_gateway() {
     let deck = Deck::new();
-    guide(&deck, &["--var", "egress=endpoints"])
+    let ecr_image = "image=123456789012.dkr.ecr.us-west-2.amazonaws.com/myapp:1.4";
+    guide(&deck, &["--var", "egress=endpoints", "--var", ecr_image])
         .success()
         .stdout_has("+ vpc_endpoint myapp-ecr.dkr")
         .stdout_has("+ vpc_endpoint myapp-s3");
-    let out = guide(&deck, &["--var", "egress=endpoints"]).success();
+    let out = guide(&deck, &["--var", "egress=endpoints", "--var", ecr_image]).success();
     assert!(!out.stdout.contains("warning: tasks without a public IP"), "{}", out.stdout);
+
+    // The endpoints serve private ECR of the region only: the default image (ECR Public) and a
+    // Docker Hub image cannot be pulled through them.
+    guide(&deck, &["--var", "egress=endpoints", "--plan"])
+        .success()
+        .stdout_has(
+            "warning: tasks without a public IP in subnet(s) myapp-a, myapp-b reach only VPC endpoints, which serve \
+         private ECR in us-west-2",
+        )
+        .stdout_has("cannot pull public.ecr.aws/nginx/nginx-unprivileged:stable;");
+    // Through a NAT gateway any registry is reachable.
+    let nat = guide(&deck, &["--var", "image=nginx:1.27", "--plan"]).success();
+    assert!(!nat.stdout.contains("reach only VPC endpoints"), "{}", nat.stdout);
     guide(&deck, &["--var", "egress=carrier-pigeon"])
         .failure()
         .stderr_has("--var egress must be \"nat\" or \"endpoints\"");

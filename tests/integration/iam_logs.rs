@@ -181,10 +181,14 @@ fn a_trust_policy_changed_by_hand_is_restored() {
         .success()
         .expect_changes(&["~ role web-exec", "= log_group /ecs/web"])
         .stdout_has("trust: ec2.amazonaws.com -> ecs-tasks.amazonaws.com");
-    // The apply pass reuses what the plan pass read: one read of the role, then the fix.
+    // One read of the role per pass (the apply pass reads again under the stack lock: another run
+    // may have applied since the plan), then the fix.
     let mut iam = calls_to(&requests, "iam");
     iam.sort();
-    assert_eq!(iam, ["GetRole", "ListAttachedRolePolicies", "UpdateAssumeRolePolicy"]);
+    assert_eq!(
+        iam,
+        ["GetRole", "GetRole", "ListAttachedRolePolicies", "ListAttachedRolePolicies", "UpdateAssumeRolePolicy"]
+    );
     assert_eq!(trust_policy(&deck, "web-exec")["Statement"][0]["Principal"]["Service"], "ecs-tasks.amazonaws.com");
     deck.run(SCRIPT, &[]).success().expect_changes(&["= role web-exec", "= log_group /ecs/web"]);
 }

@@ -109,3 +109,98 @@ pub fn private_egress_gap(pass: &Pass, subnets: &[Subnet]) -> Result<Option<Stri
         missing.into_iter().collect::<Vec<_>>().join(", ")
     )))
 }
+
+/// Checks the images that tasks in `subnets` without public IPs pull when their only way out is
+/// VPC endpoints (no default route to a NAT gateway): the ECR endpoints serve the region's private
+/// registries (`<account>.dkr.ecr.<region>.amazonaws.com/...`) only, so an image from ECR Public,
+/// Docker Hub, another registry or another region cannot be pulled. Returns a warning naming them.
+pub fn images_beyond_endpoints(pass: &Pass, subnets: &[Subnet], images: &[String]) -> Result<Option<String>> {
+    let snapshot = pass.snapshot()?;
+    let snapshot = snapshot.borrow();
+    let (Some(region), true) = (pass.region(), snapshot.ec2.loaded) else {
+        return Ok(None); // check mode: nothing is known about routes
+    };
+    let state = &snapshot.egress;
+    let endpoints_only: Vec<String> = subnets
+        .iter()
+        .filter(|subnet| {
+            let vpc_id = if subnet.vpc_id.is_empty() {
+                snapshot.ec2.subnets.iter().find(|s| s.id == subnet.id).map(|s| s.vpc_id.clone()).unwrap_or_default()
+            } else {
+                subnet.vpc_id.clone()
+            };
+            let key = subnet_key(subnet);
+            let table = state
+                .route_tables
+                .iter()
+                .find(|t| t.associations.iter().any(|a| a.subnet == key))
+                .or_else(|| state.route_tables.iter().find(|t| t.main && t.vpc_id == vpc_id));
+            let routed = table.is_some_and(|t| {
+                t.routes.iter().any(|r| {
+                    r.destination == "0.0.0.0/0" && matches!(r.target, RouteTarget::Nat(_) | RouteTarget::Other(_))
+                })
+            });
+            let ecr_endpoint = state
+                .endpoints
+                .iter()
+                .any(|e| e.service == service_name(region, "ecr.dkr") && (e.vpc_id == vpc_id || !is_known(&e.vpc_id)));
+            !routed && ecr_endpoint
+        })
+        .map(|subnet| subnet.name.clone().unwrap_or_else(|| subnet.id.clone()))
+        .collect();
+    let unreachable: Vec<&str> =
+        images.iter().map(String::as_str).filter(|image| !in_private_ecr(image, region)).collect();
+    if endpoints_only.is_empty() || unreachable.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "tasks without a public IP in subnet(s) {} reach only VPC endpoints, which serve private ECR in {region} \
+         (<account>.dkr.ecr.{region}.amazonaws.com/...), not ECR Public, Docker Hub or other registries: they cannot \
+         pull {}; push the image to ECR in {region} (or add an ECR pull-through cache rule), or route the subnets \
+         through a nat_gateway",
+        endpoints_only.join(", "),
+        unreachable.join(", ")
+    )))
+}
+
+/// True when `image` is in a private ECR registry of `region`
+/// (`<12-digit account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]/...`).
+fn in_private_ecr(image: &str, region: &str) -> bool {
+    let Some((host, _)) = image.split_once('/') else {
+        return false;
+    };
+    let Some((account, rest)) = host.split_once('.') else {
+        return false;
+    };
+    let account_ok = account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit());
+    let registry = ["dkr.ecr.", "dkr.ecr-fips."].iter().any(|prefix| {
+        rest.strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix(region))
+            .is_some_and(|r| r == ".amazonaws.com" || r == ".amazonaws.com.cn")
+    });
+    account_ok && registry
+}
+
+#[cfg(test)]
+mod image_tests {
+    use super::in_private_ecr;
+
+    #[test]
+    fn only_private_ecr_of_the_region_is_behind_the_endpoints() {
+        let region = "us-west-2";
+        assert!(in_private_ecr("123456789012.dkr.ecr.us-west-2.amazonaws.com/myapp:1.4", region));
+        assert!(in_private_ecr("123456789012.dkr.ecr-fips.us-west-2.amazonaws.com/myapp@sha256:ab", region));
+        assert!(in_private_ecr("123456789012.dkr.ecr.us-west-2.amazonaws.com/ecr-public/nginx/nginx", region));
+        for image in [
+            "public.ecr.aws/nginx/nginx-unprivileged:stable",
+            "nginx:1.27",
+            "docker.io/library/nginx",
+            "ghcr.io/you/app:1.0",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/myapp:1.4",
+            "12345.dkr.ecr.us-west-2.amazonaws.com/myapp",
+            "123456789012.dkr.ecr.us-west-2.amazonaws.com.evil.example/myapp",
+        ] {
+            assert!(!in_private_ecr(image, region), "{image}");
+        }
+    }
+}
