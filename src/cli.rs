@@ -48,7 +48,10 @@ enum Command {
     /// The whole script runs once in plan mode, sending only Describe/List/Get requests. Only
     /// when that pass gets through without error does deckhand run it again to create and update;
     /// a plan with no changes skips the apply pass. Every resource is reported as `+` (create),
-    /// `~` (update, with the fields that differ) or `=` (unchanged).
+    /// `~` (update, with the fields that differ) or `=` (unchanged); what the stack owns but the
+    /// script no longer declares as `-` (deleted after the creates and updates, dependents first)
+    /// or `= kept` with why (log groups without `--delete-logs`, everything with
+    /// `--keep-undeclared`). A plan deleting more than half of the stack needs `--yes`.
     ///
     /// The apply pass holds the stack lock (see `deckhand unlock --help`): while another run
     /// applies the same stack, this one waits (--lock-timeout), then reads the stack afresh, so two
