@@ -48,12 +48,23 @@ impl Prune {
         log: &ChangeLog,
         options: PruneOptions,
     ) -> Result<Prune> {
-        let inventory = aws.block_on(Inventory::read_with(aws, stack, snapshot))?;
-        let declared = declared(&log.changes());
+        let changes = log.changes();
+        let declared = declared(&changes);
+        let inventory = aws.block_on(Inventory::read_with(aws, stack, snapshot, Some(&declared)))?;
+        // A NAT gateway created by this run takes an unattached elastic IP of the stack (one an
+        // earlier run allocated and then failed to use) before it allocates another.
+        let nat_created = changes.iter().any(|c| c.kind == ChangeKind::Create && c.resource == Kind::NatGateway.name());
+        let unattached = |entry: &Entry| {
+            entry.kind == Kind::ElasticIp
+                && inventory.snapshot.egress.addresses.iter().any(|a| a.allocation_id == entry.id && !a.associated)
+        };
         let (mut doomed, mut kept) = (Vec::new(), Vec::new());
         for entry in inventory.undeclared(&declared) {
             let why = match inventory.kept_because(entry, options.delete_logs) {
                 Some(why) => Some(why),
+                None if nat_created && unattached(entry) => {
+                    Some("unattached, and a NAT gateway this run creates reuses it".to_string())
+                }
                 None if options.keep_undeclared => Some("--keep-undeclared".to_string()),
                 None => None,
             };

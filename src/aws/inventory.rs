@@ -135,29 +135,49 @@ impl Inventory {
     /// AWS has one, tag lookups where it has none), concurrently where one read does not need
     /// another.
     pub async fn read(aws: &Aws, stack: &str) -> Result<Inventory> {
-        Self::read_with(aws, stack, None).await
+        Self::read_with(aws, stack, None, None).await
     }
 
     /// [`Inventory::read`], reusing `snapshot` (a run's reads of the stack, as its plan pass
-    /// found them) instead of reading it again when given.
-    pub async fn read_with(aws: &Aws, stack: &str, snapshot: Option<Snapshot>) -> Result<Inventory> {
+    /// found them) instead of reading it again when given. With `declared` (what a run's script
+    /// declares, kind and name), it reads only what a run may delete, so a no-op run costs little
+    /// more than its plan: task definitions only of the services the script dropped (not every
+    /// family in the account: a declared family keeps its revisions), and where roles were last
+    /// used only for the roles it dropped.
+    pub async fn read_with(
+        aws: &Aws,
+        stack: &str,
+        snapshot: Option<Snapshot>,
+        declared: Option<&BTreeSet<(String, String)>>,
+    ) -> Result<Inventory> {
         let snapshot = async {
             match snapshot {
                 Some(snapshot) => Ok(snapshot),
                 None => Snapshot::load(aws, stack).await,
             }
         };
+        let tagged_revisions = async {
+            match declared {
+                Some(_) => Ok(Vec::new()),
+                None => latest_revisions_of(aws, stack).await,
+            }
+        };
         let (snapshot, roles, log_groups, tagged_revisions) = tokio::try_join!(
             snapshot,
             iam::stack_roles(aws, stack),
             logs::stack_log_groups(aws, stack),
-            latest_revisions_of(aws, stack),
+            tagged_revisions,
         )?;
+        let is_declared = |kind: Kind, name: &str| {
+            declared.is_some_and(|d| d.contains(&(kind.declared_as().to_string(), name.to_string())))
+        };
+        let asked: Vec<&RoleSummary> = roles.iter().filter(|r| !is_declared(Kind::Role, &r.name)).collect();
         let (services, last_used) = tokio::try_join!(
             stack_services(aws, stack, &snapshot.ecs),
-            concurrently(&roles, |role| iam::role_last_used(aws, &role.name)),
+            concurrently(&asked, |role| iam::role_last_used(aws, &role.name)),
         )?;
-        let revisions = stack_task_definitions(aws, stack, tagged_revisions, &services).await?;
+        let dropped: Vec<Service> = services.iter().filter(|s| !is_declared(Kind::Service, &s.name)).cloned().collect();
+        let revisions = stack_task_definitions(aws, stack, tagged_revisions, &dropped).await?;
 
         // Every entry is checked against the stack tag here, also where the read already filtered
         // by it: the inventory decides what destroy and run delete, so it never trusts a filter
@@ -192,7 +212,10 @@ impl Inventory {
             add(Kind::NatGateway, Some(&nat.name), &nat.id);
         }
         for eip in &snapshot.egress.addresses {
-            add(Kind::ElasticIp, Some(&eip.name), &eip.allocation_id);
+            // Named after the NAT gateway that uses it (which declares it), else its Name tag.
+            let nat =
+                snapshot.egress.nat_gateways.iter().find(|n| ours(&n.stack) && n.allocation_id == eip.allocation_id);
+            add(Kind::ElasticIp, Some(nat.map_or(&eip.name, |n| &n.name)), &eip.allocation_id);
         }
         for endpoint in snapshot.egress.endpoints.iter().filter(|e| ours(&e.stack)) {
             add(Kind::VpcEndpoint, endpoint.name.as_deref(), &endpoint.id);
@@ -220,7 +243,7 @@ impl Inventory {
         entries.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
 
         let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
-        let roles_used_elsewhere = roles
+        let roles_used_elsewhere = asked
             .iter()
             .zip(last_used)
             .filter_map(|(role, last_used)| Some((role.name.clone(), used_elsewhere(last_used, &aws.region, now)?)))
