@@ -50,7 +50,8 @@ impl Prune {
     ) -> Result<Prune> {
         let changes = log.changes();
         let declared = declared(&changes);
-        let inventory = aws.block_on(Inventory::read_with(aws, stack, snapshot, Some(&declared)))?;
+        let inventory =
+            aws.block_on(Inventory::read_with(aws, stack, snapshot, Some(&declared), options.delete_logs))?;
         // A NAT gateway created by this run takes an unattached elastic IP of the stack (one an
         // earlier run allocated and then failed to use) before it allocates another.
         let nat_created = changes.iter().any(|c| c.kind == ChangeKind::Create && c.resource == Kind::NatGateway.name());

@@ -135,7 +135,7 @@ impl Inventory {
     /// AWS has one, tag lookups where it has none), concurrently where one read does not need
     /// another.
     pub async fn read(aws: &Aws, stack: &str) -> Result<Inventory> {
-        Self::read_with(aws, stack, None, None).await
+        Self::read_with(aws, stack, None, None, true).await
     }
 
     /// [`Inventory::read`], reusing `snapshot` (a run's reads of the stack, as its plan pass
@@ -149,6 +149,7 @@ impl Inventory {
         stack: &str,
         snapshot: Option<Snapshot>,
         declared: Option<&BTreeSet<(String, String)>>,
+        with_logs: bool,
     ) -> Result<Inventory> {
         let snapshot = async {
             match snapshot {
@@ -162,12 +163,23 @@ impl Inventory {
                 None => latest_revisions_of(aws, stack).await,
             }
         };
-        let (snapshot, roles, log_groups, tagged_revisions) = tokio::try_join!(
-            snapshot,
-            iam::stack_roles(aws, stack),
-            logs::stack_log_groups(aws, stack),
-            tagged_revisions,
-        )?;
+        // IAM and CloudWatch Logs cannot list by tag: finding a stack's roles and log groups reads
+        // every role's and group's tags. A run (`declared`) does not pay that on every no-op: it
+        // leaves roles to destroy, and reads log groups only when asked to delete them.
+        let roles = async {
+            match declared {
+                Some(_) => Ok(Vec::new()),
+                None => iam::stack_roles(aws, stack).await,
+            }
+        };
+        let log_groups = async {
+            match (declared, with_logs) {
+                (Some(_), false) => Ok(Vec::new()),
+                _ => logs::stack_log_groups(aws, stack).await,
+            }
+        };
+        let (snapshot, roles, log_groups, tagged_revisions) =
+            tokio::try_join!(snapshot, roles, log_groups, tagged_revisions)?;
         let is_declared = |kind: Kind, name: &str| {
             declared.is_some_and(|d| d.contains(&(kind.declared_as().to_string(), name.to_string())))
         };
