@@ -184,7 +184,7 @@ pub fn check_owner(noun: &str, name: &str, locator: &str, owner: Option<&str>, s
         Some(other) => format!("it belongs to stack {other}"),
         None => format!("it has no {STACK_TAG} tag"),
     };
-    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) { "an" } else { "a" };
+    let article = article(noun);
     let locator = if locator.is_empty() { String::new() } else { format!(" ({locator})") };
     Err(Error::conflict(
         format!("{article} {noun} named {name} already exists{locator} and is not part of stack {stack}: {owner}"),
@@ -203,13 +203,19 @@ fn cannot_change<R: Resource>(name: &str, fixed: &[FieldDiff]) -> Error {
     let changes: Vec<String> = fixed.iter().map(|d| format!("{}: {} -> {}", d.field, d.before, d.after)).collect();
     Error::conflict(
         format!(
-            "{} {name} differs where AWS cannot change a {}'s {what} in place ({})",
+            "{} {name} differs where AWS cannot change {} {}'s {what} in place ({})",
             R::KIND,
-            R::KIND,
+            article(&R::noun()),
+            R::noun(),
             changes.join("; ")
         ),
         Some("give the new one another name, then `deckhand destroy` or delete the old one"),
     )
+}
+
+/// "a" or "an" before `noun`.
+fn article(noun: &str) -> &'static str {
+    if noun.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) { "an" } else { "a" }
 }
 
 fn or_list(items: &[&str]) -> String {

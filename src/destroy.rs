@@ -5,13 +5,16 @@ use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
 
+use crate::aws::autoscaling::{self, ScalableTarget};
 use crate::aws::ec2::{self, SecurityGroup};
 use crate::aws::ecs::{self, Service};
 use crate::aws::egress::{self, RouteTable};
 use crate::aws::elbv2;
 use crate::aws::iam::{self};
-use crate::aws::inventory::{Entry, Inventory, Kind};
+use crate::aws::inventory::{self, Entry, Inventory, Kind};
 use crate::aws::logs::{self};
+use crate::aws::route53::{self, OwnedRecord};
+use crate::aws::acm;
 use crate::error::{Error, Result};
 use crate::runtime::Aws;
 
@@ -26,6 +29,9 @@ pub struct StackContents {
     groups: Vec<SecurityGroup>,
     route_tables: Vec<RouteTable>,
     services: Vec<Service>,
+    records: Vec<OwnedRecord>,
+    scalable_targets: Vec<ScalableTarget>,
+    stack: String,
 }
 
 impl StackContents {
@@ -52,7 +58,14 @@ impl StackContents {
         let groups = inventory.security_groups.into_iter().filter(|g| doomed_id(Kind::SecurityGroup, &g.id)).collect();
         let route_tables = inventory.route_tables.into_iter().filter(|t| doomed_id(Kind::RouteTable, &t.id)).collect();
         let services = inventory.services.into_iter().filter(|s| doomed_id(Kind::Service, &s.arn)).collect();
-        StackContents { doomed, kept, groups, route_tables, services }
+        let records =
+            inventory.records.into_iter().filter(|r| doomed_id(Kind::DnsRecord, &inventory::record_id(r))).collect();
+        let scalable_targets = inventory
+            .scalable_targets
+            .into_iter()
+            .filter(|t| doomed_id(Kind::Autoscaling, &t.resource_id))
+            .collect();
+        StackContents { doomed, kept, groups, route_tables, services, records, scalable_targets, stack: inventory.stack }
     }
 
     /// The resources to delete, in deletion order.
@@ -138,6 +151,14 @@ impl StackContents {
     async fn delete_one(&self, aws: &Aws, doomed: &Entry, report: &impl Fn(&str)) -> Result<()> {
         let id = doomed.id.as_str();
         match doomed.kind {
+            Kind::DnsRecord => {
+                let record = self.records.iter().find(|r| inventory::record_id(r) == id).expect("listed above");
+                route53::delete_record(aws, &self.stack, record).await
+            }
+            Kind::Autoscaling => {
+                let target = self.scalable_targets.iter().find(|t| t.resource_id == id).expect("listed above");
+                autoscaling::delete_scalable_target(aws, target).await
+            }
             Kind::Service => {
                 let service = self.services.iter().find(|s| s.arn == id).expect("listed above");
                 // A DRAINING service was deleted by an earlier run: only wait for it.
@@ -149,6 +170,7 @@ impl StackContents {
             }
             Kind::TaskDefinition => ecs::deregister_task_definition(aws, id).await,
             Kind::Cluster => ecs::delete_cluster(aws, id).await,
+            Kind::ListenerRule => elbv2::delete_rule(aws, id).await,
             Kind::Listener => elbv2::delete_listener(aws, id).await,
             Kind::LoadBalancer => {
                 elbv2::delete_load_balancer(aws, id).await?;
@@ -157,6 +179,11 @@ impl StackContents {
             // A target group stays in use for a moment after its load balancer is gone.
             Kind::TargetGroup => {
                 retry_while(doomed, report, "ResourceInUse", async || elbv2::delete_target_group(aws, id).await).await
+            }
+            // ACM reports a certificate in use for a moment after its last listener is deleted.
+            Kind::Certificate => {
+                retry_while(doomed, report, "ResourceInUseException", async || acm::delete_certificate(aws, id).await)
+                    .await
             }
             Kind::NatGateway => waiting(doomed, "it is deleted", report, egress::delete_nat_gateway(aws, id)).await,
             Kind::ElasticIp => egress::release_address(aws, id).await,
@@ -272,7 +299,7 @@ mod tests {
     }
 
     fn doomed(kind: Kind, name: &str, id: &str) -> Entry {
-        Entry { kind, name: name.into(), id: id.into() }
+        Entry { kind, name: name.into(), id: id.into(), part_of: None }
     }
 
     #[test]

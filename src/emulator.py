@@ -10,17 +10,26 @@ with moto_server's arguments (-H HOST -p PORT).
   healthCheckGracePeriodSeconds (moto drops them; it keeps them from UpdateService), and a
   service on a capacity provider reports no launchType, as on AWS. AWS fills in the deployment
   configuration's defaults (200 %, 100 %, circuit breaker off); so does this.
+- DECKHAND_EMULATOR_LATENCY_MS (benchmarks): every AWS request waits that long before moto
+  serves it, like a round trip to a real region. Requests are still served concurrently (the
+  server is threaded; the wait holds no lock). The control API (/moto-api/) is not delayed.
+- SSM DescribeParameters reports each parameter's ARN and no value, as AWS does (moto leaves the
+  ARN out and adds the value).
 """
 
 import logging
 import os
 import sys
+import time
 
 from moto.core.utils import utcnow
 from moto.ecs import models as ecs_models
 from moto.ecs import responses as ecs_responses
 from moto.moto_api._internal import mock_random
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import main
+from moto.ssm import responses as ssm_responses
+from moto.ssm.utils import parameter_arn
 
 SETTLED = "MOTO_ECS_SERVICE_RUNNING" not in os.environ
 
@@ -107,9 +116,47 @@ def patch_create_service():
     Response.create_service = create_service
 
 
+def patch_latency(seconds):
+    original_call = DomainDispatcherApplication.__call__
+
+    def __call__(self, environ, start_response):
+        if not environ.get("PATH_INFO", "").startswith("/moto-api"):
+            time.sleep(seconds)
+        return original_call(self, environ, start_response)
+
+    DomainDispatcherApplication.__call__ = __call__
+def patch_describe_parameters():
+    from moto.core.responses import ActionResult
+
+    def describe_parameters(self):
+        page_size = 10
+        token = self._get_param("NextToken")
+        token = int(token.strip() if hasattr(token, "strip") and token.strip() else 0)
+        result = self.ssm_backend.describe_parameters(
+            self._get_param("Filters"), self._get_param("ParameterFilters")
+        )
+        response = {"Parameters": []}
+        for parameter in result[token:]:
+            described = parameter.describe_response_object(False)
+            described.pop("Value", None)
+            described["ARN"] = parameter_arn(parameter.account_id, self.region, parameter.name)
+            response["Parameters"].append(described)
+            token += 1
+            if len(response["Parameters"]) == page_size:
+                response["NextToken"] = str(token)
+                break
+        return ActionResult(response)
+
+    ssm_responses.SimpleSystemManagerResponse.describe_parameters = describe_parameters
+
+
 if SETTLED:
     patch_running_counts()
 patch_create_service()
+LATENCY_MS = int(os.environ.get("DECKHAND_EMULATOR_LATENCY_MS") or 0)
+if LATENCY_MS > 0:
+    patch_latency(LATENCY_MS / 1000)
+patch_describe_parameters()
 
 if __name__ == "__main__":
     # Errors only on stderr: deckhand keeps it in a file and shows it if the emulator fails.

@@ -16,6 +16,11 @@ const MOTO_DIR: &str = "moto-5.2.5";
 /// The region the emulator is used in.
 pub const LOCAL_REGION: &str = "us-west-2";
 
+/// The emulator setting that delays every AWS request by this many milliseconds (benchmarks: a
+/// round trip to a real region); requests are still served concurrently. Passed through from
+/// deckhand's environment like the `MOTO_` settings, or given to [`Emulator::start_with_env`].
+pub const LATENCY_ENV: &str = "DECKHAND_EMULATOR_LATENCY_MS";
+
 /// The emulator's launcher, run with the venv's python: moto's server with the patches that make
 /// it behave like AWS where deckhand depends on it (see its docstring).
 const LAUNCHER: &str = include_str!("emulator.py");
@@ -71,7 +76,7 @@ impl Emulator {
             .stderr(stderr);
         for (key, value) in std::env::vars() {
             // Pass through emulator settings a test or user asks for (e.g. tasks that never start).
-            if key.starts_with("MOTO_") {
+            if key.starts_with("MOTO_") || key == LATENCY_ENV {
                 command.env(key, value);
             }
         }
@@ -80,6 +85,7 @@ impl Emulator {
         let child = command.spawn().map_err(|e| Error::io("starting the local emulator", e))?;
         let mut emulator = Emulator { child, port, recording, log };
         emulator.wait_until_up()?;
+        emulator.warm_up_tagging()?;
         tracing::debug!(port, "local emulator up");
         Ok(emulator)
     }
@@ -109,6 +115,24 @@ impl Emulator {
             std::thread::sleep(delay);
             delay = (delay * 2).min(Duration::from_millis(200));
         }
+    }
+
+    /// moto builds the backends of every service (IAM's managed policies among them) on its first
+    /// Resource Groups Tagging API requests, seconds of work; do it while starting rather than
+    /// inside the first run's snapshot read (real AWS answers GetResources in milliseconds).
+    fn warm_up_tagging(&self) -> Result<()> {
+        let headers = [
+            ("X-Amz-Target", "ResourceGroupsTaggingAPI_20170126.GetResources"),
+            ("Content-Type", "application/x-amz-json-1.1"),
+            (
+                "Authorization",
+                "AWS4-HMAC-SHA256 Credential=test/20250101/us-west-2/tagging/aws4_request, SignedHeaders=host, Signature=x",
+            ),
+        ];
+        for _ in 0..2 {
+            self.request("POST", "/", &headers, "{}")?;
+        }
+        Ok(())
     }
 
     /// The endpoint URL to point the SDK at.
@@ -191,9 +215,10 @@ pub struct RecordedRequest {
 }
 
 impl RecordedRequest {
-    /// True unless the action only reads (Describe/List/Get and a few read-only verbs).
+    /// True unless the action only reads (Describe/List/Get and a few read-only verbs; for REST
+    /// APIs such as Route 53, whose requests carry no action name, a GET or HEAD).
     pub fn is_mutating(&self) -> bool {
-        const READ_PREFIXES: [&str; 5] = ["Describe", "List", "Get", "Filter", "Lookup"];
+        const READ_PREFIXES: [&str; 7] = ["Describe", "List", "Get", "Filter", "Lookup", "GET ", "HEAD "];
         !READ_PREFIXES.iter().any(|p| self.action.starts_with(p))
     }
 

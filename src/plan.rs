@@ -41,7 +41,8 @@ pub enum ChangeKind {
     Update,
     /// The resource exists as the script wants it.
     Unchanged,
-    /// The resource belongs to the stack but the script no longer declares it; it gets deleted.
+    /// The resource belongs to the stack but the script no longer declares it (a resource, or a
+    /// sub-resource such as a listener rule); it gets deleted.
     Delete,
 }
 
@@ -278,18 +279,17 @@ impl ChangeLog {
     pub fn summary_as(&self, mode: Mode, aws_calls: usize) -> String {
         let c = self.counts();
         let calls = if aws_calls == 1 { "1 AWS call".to_string() } else { format!("{aws_calls} AWS calls") };
-        // Deletions are counted only where there are some: most runs delete nothing.
-        let deleted = |verb: &str| if c.delete == 0 { String::new() } else { format!("{} {verb}, ", c.delete) };
+        let deleted = |what: &str| if c.delete == 0 { String::new() } else { format!(", {} {what}", c.delete) };
         match mode {
             Mode::Apply => format!(
-                "{} created, {} updated, {}{} unchanged ({calls})",
+                "{} created, {} updated{}, {} unchanged ({calls})",
                 c.create,
                 c.update,
                 deleted("deleted"),
                 c.unchanged
             ),
             Mode::Plan => format!(
-                "Plan: {} to create, {} to update, {}{} unchanged ({calls}, nothing changed)",
+                "Plan: {} to create, {} to update{}, {} unchanged ({calls}, nothing changed)",
                 c.create,
                 c.update,
                 deleted("to delete"),

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::aws::Snapshot;
+use crate::aws::{Snapshot, route53};
 use crate::aws::inventory::{Entry, Inventory, Kind};
 use crate::destroy::StackContents;
 use crate::error::{Error, Result};
@@ -149,9 +149,24 @@ impl Prune {
     }
 }
 
-/// The kinds and names the script declared, from a pass's change log.
+/// The kinds and names the script declared, from a pass's change log. A `dns_record` declares
+/// one record set per type (`app.example.com A+AAAA`: `app.example.com A` and `... AAAA`) and
+/// the ownership marker of its name (`app.example.com *`), as the inventory names them.
 fn declared(changes: &[Change]) -> BTreeSet<(String, String)> {
-    changes.iter().filter(|c| c.kind != ChangeKind::Delete).map(|c| (c.resource.to_string(), c.name.clone())).collect()
+    let mut declared = BTreeSet::new();
+    for change in changes.iter().filter(|c| c.kind != ChangeKind::Delete) {
+        let kind = change.resource.to_string();
+        if kind == Kind::DnsRecord.name()
+            && let Some((name, types)) = change.name.rsplit_once(' ')
+        {
+            let name = route53::normalise(name);
+            for rtype in types.split('+').chain(["*"]) {
+                declared.insert((kind.clone(), format!("{name} {rtype}")));
+            }
+        }
+        declared.insert((kind, change.name.clone()));
+    }
+    declared
 }
 
 /// The id as a change line shows it (empty when the name says it).
@@ -170,7 +185,7 @@ mod tests {
     use super::*;
 
     fn prune(doomed: usize, size: usize) -> Prune {
-        let entry = Entry { kind: Kind::Subnet, name: "a".into(), id: "subnet-1".into() };
+        let entry = Entry { kind: Kind::Subnet, name: "a".into(), id: "subnet-1".into(), part_of: None };
         Prune { stack: "web".into(), doomed: vec![entry; doomed], kept: Vec::new(), stack_size: size }
     }
 
@@ -185,7 +200,7 @@ mod tests {
 
     #[test]
     fn kept_lines_name_the_resource_and_why() {
-        let group = Entry { kind: Kind::LogGroup, name: "/ecs/old".into(), id: "/ecs/old".into() };
+        let group = Entry { kind: Kind::LogGroup, name: "/ecs/old".into(), id: "/ecs/old".into(), part_of: None };
         assert_eq!(
             kept_line(&group, "no longer declared, kept: --delete-logs deletes it"),
             "= kept log_group /ecs/old — no longer declared, kept: --delete-logs deletes it"

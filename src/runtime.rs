@@ -45,10 +45,18 @@ pub struct Aws {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     /// ECS: clusters, task definitions, services.
     pub ecs: aws_sdk_ecs::Client,
+    /// ACM: certificates validated by DNS.
+    pub acm: aws_sdk_acm::Client,
+    /// Route 53: hosted zones (looked up, never created) and record sets.
+    pub route53: aws_sdk_route53::Client,
+    /// Application Auto Scaling: ECS services' scalable targets and scaling policies.
+    pub autoscaling: aws_sdk_applicationautoscaling::Client,
     /// Resource Groups Tagging API: a stack's resources found by tag (load balancers, target groups).
     pub tagging: aws_sdk_resourcegroupstagging::Client,
-    /// SSM Parameter Store: the stack lock.
+    /// SSM Parameter Store: the stack lock, and the parameters containers read as secrets.
     pub ssm: aws_sdk_ssm::Client,
+    /// Secrets Manager: the secrets containers read (described, never read by deckhand).
+    pub secretsmanager: aws_sdk_secretsmanager::Client,
     /// The region in use.
     pub region: String,
     calls: Arc<CallCounter>,
@@ -90,7 +98,11 @@ impl Aws {
             logs: client!(aws_sdk_cloudwatchlogs),
             ecs: client!(aws_sdk_ecs),
             tagging: client!(aws_sdk_resourcegroupstagging),
+            acm: client!(aws_sdk_acm),
+            route53: client!(aws_sdk_route53),
+            autoscaling: client!(aws_sdk_applicationautoscaling),
             ssm: client!(aws_sdk_ssm),
+            secretsmanager: client!(aws_sdk_secretsmanager),
             region,
             calls,
             runtime,

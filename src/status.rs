@@ -11,6 +11,7 @@
 //!                    "deployments": [ { "id", "status", "rollout_state", "reason", "running",
 //!                                       "pending", "desired", "task_definition", "updated_at" } ],
 //!                    "targets": [ { "target_group", "id", "port", "state", "reason", "description" } ],
+//!                    "autoscaling": null | { "min", "max", "policies": [ { "name", "metric", "target" } ] },
 //!                    "events":  [ { "at", "message" } ] } ] }            // newest first
 //! ```
 //!
@@ -23,14 +24,15 @@ use comfy_table::ContentArrangement;
 use futures_util::future::try_join_all;
 use serde_json::{Value, json};
 
+use crate::aws::autoscaling::{ScalableTarget, resource_id};
 use crate::aws::ecs::short_task;
-use crate::aws::inventory::{Inventory, Kind};
+use crate::aws::inventory::{Entry, Inventory, Kind};
 use crate::aws::queries::{self, ServiceEvent, ServiceReport, TargetHealth};
 use crate::error::Result;
 use crate::runtime::Aws;
 
 /// The order status lists kinds in: the network first, services last.
-const SHOWN_IN_ORDER: [Kind; 14] = [
+const SHOWN_IN_ORDER: [Kind; 18] = [
     Kind::Subnet,
     Kind::SecurityGroup,
     Kind::NatGateway,
@@ -40,11 +42,15 @@ const SHOWN_IN_ORDER: [Kind; 14] = [
     Kind::LoadBalancer,
     Kind::TargetGroup,
     Kind::Listener,
+    Kind::ListenerRule,
+    Kind::Certificate,
+    Kind::DnsRecord,
     Kind::Role,
     Kind::LogGroup,
     Kind::Cluster,
     Kind::TaskDefinition,
     Kind::Service,
+    Kind::Autoscaling,
 ];
 
 /// How many service events the table shows (JSON has every event ECS returns).
@@ -76,6 +82,8 @@ pub struct ServiceStatus {
     pub task: String,
     /// The targets of its target groups, with the target group's name.
     pub targets: Vec<(String, TargetHealth)>,
+    /// Its scalable target (min/max and policies), when autoscaling manages its count.
+    pub autoscaling: Option<ScalableTarget>,
 }
 
 /// Everything `deckhand status` shows about a stack.
@@ -130,7 +138,9 @@ impl StackStatus {
 
         let mut resources = Vec::new();
         for kind in SHOWN_IN_ORDER {
-            for entry in inventory.entries.iter().filter(|e| e.kind == kind) {
+            // Ownership markers are how deckhand knows a record is the stack's, not resources.
+            let is_marker = |e: &&Entry| e.kind == Kind::DnsRecord && e.name.starts_with("_deckhand.");
+            for entry in inventory.entries.iter().filter(|e| e.kind == kind && !is_marker(e)) {
                 let row = |state: Option<&String>, detail: String| Resource {
                     kind: kind.name(),
                     name: entry.name.clone(),
@@ -229,6 +239,38 @@ impl StackStatus {
                         let detail = report.map(|r| format!("{} running / {} desired", r.running, r.desired));
                         row(report.map(|r| &r.status), detail.unwrap_or_default())
                     }
+                    Kind::Autoscaling => {
+                        let t = inventory.scalable_targets.iter().find(|t| t.resource_id == id);
+                        let service = inventory.services.iter().find(|s| t.is_some_and(|t| t.resource_id == resource_id(&s.cluster, &s.name)));
+                        let desired = service.and_then(|s| reports.iter().map(|(_, r)| r).find(|r| r.arn == s.arn));
+                        let detail = t.map(|t| {
+                            let policies = match t.policies.len() {
+                                1 => "1 policy".to_string(),
+                                n => format!("{n} policies"),
+                            };
+                            let now = desired.map(|r| format!(", now {} desired", r.desired)).unwrap_or_default();
+                            format!("{}-{} tasks{now}, {policies}", t.min, t.max)
+                        });
+                        row(None, detail.unwrap_or_default())
+                    }
+                    Kind::ListenerRule => {
+                        let r = snapshot.elbv2.rules.iter().find(|r| r.arn == id);
+                        row(None, r.map(|r| r.summary()).unwrap_or_default())
+                    }
+                    Kind::Certificate => {
+                        let c = inventory.certificates.iter().find(|c| c.arn == id);
+                        let detail = c.map(|c| {
+                            let expiry =
+                                c.not_after.as_deref().map(|t| format!("expires {t}")).unwrap_or_else(|| "not issued".into());
+                            let names = std::iter::once(&c.domain).chain(&c.alternative_names).cloned();
+                            format!("{}; {expiry}", names.collect::<Vec<_>>().join(", "))
+                        });
+                        row(c.map(|c| &c.status), detail.unwrap_or_default())
+                    }
+                    Kind::DnsRecord => {
+                        let r = inventory.records.iter().find(|r| crate::aws::inventory::record_id(r) == id);
+                        row(None, r.map(|r| format!("{} (zone {})", r.set.data(), r.zone)).unwrap_or_default())
+                    }
                 });
             }
         }
@@ -242,7 +284,8 @@ impl StackStatus {
                     .filter_map(|arn| health.get(arn.as_str()))
                     .flat_map(|(name, targets)| targets.iter().map(|t| (name.to_string(), t.clone())))
                     .collect();
-                ServiceStatus { cluster, task: label(&report.task_definition), report, targets }
+                let autoscaling = snapshot.scaling.of(&cluster, &report.name).cloned();
+                ServiceStatus { task: label(&report.task_definition), autoscaling, cluster, report, targets }
             })
             .collect();
         Ok(StackStatus { stack: stack.to_string(), resources, services })
@@ -300,9 +343,17 @@ fn service_json(s: &ServiceStatus) -> Value {
         })
         .collect();
     let events: Vec<Value> = r.events.iter().map(|e| json!({ "at": e.at, "message": e.message })).collect();
+    let autoscaling = s.autoscaling.as_ref().map(|t| {
+        let policies: Vec<Value> = t
+            .policies
+            .iter()
+            .map(|p| json!({ "name": p.name, "metric": p.metric.map(|m| m.key()), "target": p.target }))
+            .collect();
+        json!({ "min": t.min, "max": t.max, "policies": policies })
+    });
     json!({ "name": r.name, "cluster": s.cluster, "arn": r.arn, "status": r.status, "running": r.running,
             "pending": r.pending, "desired": r.desired, "task_definition": s.task,
-            "deployments": deployments, "targets": targets, "events": events })
+            "deployments": deployments, "targets": targets, "autoscaling": autoscaling, "events": events })
 }
 
 fn render_service(s: &ServiceStatus) -> String {
@@ -336,6 +387,12 @@ fn render_service(s: &ServiceStatus) -> String {
             let port = t.port.map(|p| format!(":{p}")).unwrap_or_default();
             let why = if t.reason.is_empty() { String::new() } else { format!(" ({}: {})", t.reason, t.description) };
             out.push_str(&format!("    {tg} {}{port} {}{why}\n", t.id, t.state));
+        }
+    }
+    if let Some(t) = &s.autoscaling {
+        out.push_str(&format!("  autoscaling: {}-{} tasks (now {} desired)\n", t.min, t.max, r.desired));
+        for p in &t.policies {
+            out.push_str(&format!("    policy {p}\n"));
         }
     }
     out.push_str(&render_events(&r.events));
@@ -445,6 +502,7 @@ mod tests {
                     description: "Request timed out".into(),
                 },
             )],
+            autoscaling: None,
         }
     }
 

@@ -4,11 +4,14 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use crate::aws::acm::{self, Certificate, StackDomains};
+use crate::aws::autoscaling::ScalableTarget;
 use crate::aws::ec2::SecurityGroup;
 use crate::aws::ecs::{self, EcsState, Service};
 use crate::aws::egress::RouteTable;
 use crate::aws::iam::{self, RoleSummary};
 use crate::aws::logs::{self, LogGroup};
+use crate::aws::route53::{self, OwnedRecord};
 use crate::aws::{Snapshot, concurrently};
 use crate::error::Result;
 use crate::runtime::Aws;
@@ -16,18 +19,28 @@ use crate::runtime::Aws;
 /// Resource kinds in the order they are deleted (dependents first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
+    /// Route 53 record sets the stack owns (and their ownership markers), first: the name stops
+    /// pointing at what is about to go away.
+    DnsRecord,
+    /// Scalable targets of services and their scaling policies (before the services, so the
+    /// scaler does not act on a service being deleted).
+    Autoscaling,
     /// ECS services (scaled to 0, deleted, waited for until INACTIVE).
     Service,
     /// Task definition revisions (deregistered).
     TaskDefinition,
     /// ECS clusters, once their services are gone.
     Cluster,
+    /// Listener rules (before their listener and the target groups they forward to).
+    ListenerRule,
     /// Listeners (before their load balancer and target groups).
     Listener,
     /// Load balancers (waited for until gone, which releases their network interfaces).
     LoadBalancer,
     /// Target groups, once no listener forwards to them.
     TargetGroup,
+    /// ACM certificates, once no listener uses them.
+    Certificate,
     /// NAT gateways (before their elastic IPs and subnets).
     NatGateway,
     /// Elastic IPs of NAT gateways.
@@ -50,12 +63,16 @@ impl Kind {
     /// The resource type as scripts (and the change log) name it.
     pub fn name(self) -> &'static str {
         match self {
+            Kind::DnsRecord => "dns_record",
+            Kind::Autoscaling => "autoscaling",
             Kind::Service => "service",
             Kind::TaskDefinition => "task_definition",
             Kind::Cluster => "cluster",
+            Kind::ListenerRule => "listener_rule",
             Kind::Listener => "listener",
             Kind::LoadBalancer => "load_balancer",
             Kind::TargetGroup => "target_group",
+            Kind::Certificate => "certificate",
             Kind::NatGateway => "nat_gateway",
             Kind::ElasticIp => "elastic_ip",
             Kind::VpcEndpoint => "vpc_endpoint",
@@ -67,14 +84,6 @@ impl Kind {
         }
     }
 
-    /// The kind whose declaration declares this one, by the same name: an elastic IP is named
-    /// after, and declared with, its NAT gateway; every other kind declares itself.
-    pub fn declared_as(self) -> &'static str {
-        match self {
-            Kind::ElasticIp => Kind::NatGateway.name(),
-            kind => kind.name(),
-        }
-    }
 }
 
 /// One resource of the stack.
@@ -87,6 +96,10 @@ pub struct Entry {
     pub name: String,
     /// What identifies it to AWS: an id, an ARN, `family:revision`, or the name itself.
     pub id: String,
+    /// The declaration that declares it too (kind and name), when it is part of another: an
+    /// elastic IP is declared with its NAT gateway, a certificate's validation record with the
+    /// certificate, an ownership marker with the records of its name.
+    pub part_of: Option<(Kind, String)>,
 }
 
 impl Entry {
@@ -111,6 +124,8 @@ impl std::fmt::Display for Entry {
 /// for deleting: a route table's associations, a security group's rules, a service's cluster).
 #[derive(Debug, Clone)]
 pub struct Inventory {
+    /// The stack's name.
+    pub stack: String,
     /// Every resource, in deletion order (dependents first; revisions of a family in numeric order).
     pub entries: Vec<Entry>,
     /// The snapshot read with it (region-wide parts such as route tables are not all the stack's;
@@ -118,6 +133,13 @@ pub struct Inventory {
     pub snapshot: Snapshot,
     /// The stack's ACTIVE or DRAINING services, in its clusters and in any other.
     pub services: Vec<Service>,
+    /// The stack's Route 53 record sets (with their ownership markers and its certificates'
+    /// validation records).
+    pub records: Vec<OwnedRecord>,
+    /// The stack's ACM certificates.
+    pub certificates: Vec<Certificate>,
+    /// The scalable targets of the stack's services.
+    pub scalable_targets: Vec<ScalableTarget>,
     /// The stack's security groups.
     pub security_groups: Vec<SecurityGroup>,
     /// The stack's route tables.
@@ -178,15 +200,32 @@ impl Inventory {
                 _ => logs::stack_log_groups(aws, stack).await,
             }
         };
-        let (snapshot, roles, log_groups, tagged_revisions) =
-            tokio::try_join!(snapshot, roles, log_groups, tagged_revisions)?;
+        let certificates_tagged = async {
+            match declared {
+                Some(_) => acm::stack_certificate_arns(aws, stack).await,
+                None => Ok(Vec::new()),
+            }
+        };
+        let (snapshot, roles, log_groups, tagged_revisions, certificates_tagged) =
+            tokio::try_join!(snapshot, roles, log_groups, tagged_revisions, certificates_tagged)?;
         let is_declared = |kind: Kind, name: &str| {
-            declared.is_some_and(|d| d.contains(&(kind.declared_as().to_string(), name.to_string())))
+            declared.is_some_and(|d| d.contains(&(kind.name().to_string(), name.to_string())))
+        };
+        // Route 53 cannot list records by tag: finding the stack's reads every public zone's record
+        // sets. A run pays that only when its stack has a certificate (tagging API) or its script
+        // names records or certificates; destroy and status always do.
+        let uses_route53 = declared.is_none_or(|d| {
+            !certificates_tagged.is_empty()
+                || d.iter().any(|(kind, _)| kind == Kind::DnsRecord.name() || kind == Kind::Certificate.name())
+        });
+        let domains = async {
+            if uses_route53 { acm::stack_domains(aws, stack).await } else { Ok(StackDomains::default()) }
         };
         let asked: Vec<&RoleSummary> = roles.iter().filter(|r| !is_declared(Kind::Role, &r.name)).collect();
-        let (services, last_used) = tokio::try_join!(
+        let (services, last_used, domains) = tokio::try_join!(
             stack_services(aws, stack, &snapshot.ecs),
             concurrently(&asked, |role| iam::role_last_used(aws, &role.name)),
+            domains,
         )?;
         let dropped: Vec<Service> = services.iter().filter(|s| !is_declared(Kind::Service, &s.name)).cloned().collect();
         let revisions = stack_task_definitions(aws, stack, tagged_revisions, &dropped).await?;
@@ -196,63 +235,95 @@ impl Inventory {
         // alone with another stack's resources.
         let ours = |tag: &Option<String>| tag.as_deref() == Some(stack);
         let mut entries = Vec::new();
-        let mut add = |kind, name: Option<&str>, id: &str| {
-            entries.push(Entry { kind, name: name.unwrap_or("-").to_string(), id: id.to_string() });
+        let mut add = |kind, name: Option<&str>, id: &str, part_of: Option<(Kind, String)>| {
+            entries.push(Entry { kind, name: name.unwrap_or("-").to_string(), id: id.to_string(), part_of });
         };
+        for record in &domains.records {
+            let set = &record.set;
+            let validates = domains.certificates.iter().find(|c| {
+                set.rtype == "CNAME" && c.validation.iter().any(|v| route53::normalise(&v.name) == route53::normalise(&set.name))
+            });
+            let part_of = match (validates, set.name.strip_prefix("_deckhand.")) {
+                (Some(cert), _) => Some((Kind::Certificate, cert.domain.clone())),
+                (None, Some(named)) => {
+                    let named = named.strip_prefix("_wildcard.").map_or(named.to_string(), |rest| format!("*.{rest}"));
+                    Some((Kind::DnsRecord, format!("{} *", route53::normalise(&named))))
+                }
+                (None, None) => None,
+            };
+            add(Kind::DnsRecord, Some(&record_label(record)), &record_id(record), part_of);
+        }
+        let scalable_targets: Vec<ScalableTarget> =
+            services.iter().filter_map(|s| snapshot.scaling.of(&s.cluster, &s.name).cloned()).collect();
+        for target in &scalable_targets {
+            add(Kind::Autoscaling, Some(target.resource_id.trim_start_matches("service/")), &target.resource_id, None);
+        }
         for service in &services {
-            add(Kind::Service, Some(&service.name), &service.arn);
+            add(Kind::Service, Some(&service.name), &service.arn, None);
         }
         for (family, revision) in &revisions {
-            add(Kind::TaskDefinition, Some(family), revision);
+            add(Kind::TaskDefinition, Some(family), revision, None);
         }
         for cluster in snapshot.ecs.clusters.iter().filter(|c| ours(&c.stack) && c.status != "INACTIVE") {
-            add(Kind::Cluster, Some(&cluster.name), &cluster.arn);
+            add(Kind::Cluster, Some(&cluster.name), &cluster.arn, None);
         }
         let elb = &snapshot.elbv2;
+        let listener_name = |arn: &str| {
+            let listener = elb.listeners.iter().find(|l| l.arn == arn);
+            let lb = listener.and_then(|l| elb.load_balancers.iter().find(|lb| lb.arn == l.load_balancer_arn));
+            format!("{}:{}", lb.map_or("-", |lb| lb.name.as_str()), listener.map_or(0, |l| l.port))
+        };
+        for rule in &elb.rules {
+            add(Kind::ListenerRule, Some(&format!("{}#{}", listener_name(&rule.listener_arn), rule.priority)), &rule.arn, None);
+        }
         for listener in &elb.listeners {
-            let lb = elb.load_balancers.iter().find(|lb| lb.arn == listener.load_balancer_arn);
-            let name = format!("{}:{}", lb.map_or("-", |lb| lb.name.as_str()), listener.port);
-            add(Kind::Listener, Some(&name), &listener.arn);
+            add(Kind::Listener, Some(&listener_name(&listener.arn)), &listener.arn, None);
         }
         for lb in &elb.load_balancers {
-            add(Kind::LoadBalancer, Some(&lb.name), &lb.arn);
+            add(Kind::LoadBalancer, Some(&lb.name), &lb.arn, None);
         }
         for tg in &elb.target_groups {
-            add(Kind::TargetGroup, Some(&tg.name), &tg.arn);
+            add(Kind::TargetGroup, Some(&tg.name), &tg.arn, None);
+        }
+        for cert in &domains.certificates {
+            add(Kind::Certificate, Some(&cert.domain), &cert.arn, None);
         }
         for nat in snapshot.egress.nat_gateways.iter().filter(|n| ours(&n.stack)) {
-            add(Kind::NatGateway, Some(&nat.name), &nat.id);
+            add(Kind::NatGateway, Some(&nat.name), &nat.id, None);
         }
         for eip in &snapshot.egress.addresses {
-            // Named after the NAT gateway that uses it (which declares it), else its Name tag.
+            // Declared with the NAT gateway that uses it, else with the one it is named after (an
+            // address allocated for a NAT gateway whose creation failed).
             let nat =
                 snapshot.egress.nat_gateways.iter().find(|n| ours(&n.stack) && n.allocation_id == eip.allocation_id);
-            add(Kind::ElasticIp, Some(nat.map_or(&eip.name, |n| &n.name)), &eip.allocation_id);
+            let part_of = Some((Kind::NatGateway, nat.map_or(&eip.name, |n| &n.name).clone()));
+            add(Kind::ElasticIp, Some(&eip.name), &eip.allocation_id, part_of);
         }
         for endpoint in snapshot.egress.endpoints.iter().filter(|e| ours(&e.stack)) {
-            add(Kind::VpcEndpoint, endpoint.name.as_deref(), &endpoint.id);
+            add(Kind::VpcEndpoint, endpoint.name.as_deref(), &endpoint.id, None);
         }
         let route_tables: Vec<RouteTable> =
             snapshot.egress.route_tables.iter().filter(|t| ours(&t.stack)).cloned().collect();
         for table in &route_tables {
-            add(Kind::RouteTable, table.name.as_deref(), &table.id);
+            add(Kind::RouteTable, table.name.as_deref(), &table.id, None);
         }
         let security_groups: Vec<SecurityGroup> =
             snapshot.ec2.security_groups.iter().filter(|g| ours(&g.stack)).cloned().collect();
         for group in &security_groups {
-            add(Kind::SecurityGroup, Some(&group.name), &group.id);
+            add(Kind::SecurityGroup, Some(&group.name), &group.id, None);
         }
         for subnet in snapshot.ec2.subnets.iter().filter(|s| ours(&s.stack)) {
-            add(Kind::Subnet, subnet.name.as_deref(), &subnet.id);
+            add(Kind::Subnet, subnet.name.as_deref(), &subnet.id, None);
         }
         for group in &log_groups {
-            add(Kind::LogGroup, Some(&group.name), &group.name);
+            add(Kind::LogGroup, Some(&group.name), &group.name, None);
         }
         for role in &roles {
-            add(Kind::Role, Some(&role.name), &role.name);
+            add(Kind::Role, Some(&role.name), &role.name, None);
         }
-        // Stable: revisions of one family stay in numeric order.
-        entries.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+        // Stable: revisions of one family stay in numeric order. Parts after the rest of their
+        // kind: an ownership marker goes after the records it marks.
+        entries.sort_by(|a, b| (a.kind, a.part_of.is_some(), &a.name).cmp(&(b.kind, b.part_of.is_some(), &b.name)));
 
         let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
         let roles_used_elsewhere = asked
@@ -261,9 +332,13 @@ impl Inventory {
             .filter_map(|(role, last_used)| Some((role.name.clone(), used_elsewhere(last_used, &aws.region, now)?)))
             .collect();
         Ok(Inventory {
+            stack: stack.to_string(),
             entries,
             snapshot,
             services,
+            records: domains.records,
+            certificates: domains.certificates,
+            scalable_targets,
             security_groups,
             route_tables,
             roles,
@@ -288,7 +363,10 @@ impl Inventory {
     pub fn undeclared<'a>(&'a self, declared: &BTreeSet<(String, String)>) -> Vec<&'a Entry> {
         self.entries
             .iter()
-            .filter(|e| !declared.contains(&(e.kind.declared_as().to_string(), e.name.clone())))
+            .filter(|e| {
+                let is_declared = |(kind, name): &(Kind, String)| declared.contains(&(kind.name().to_string(), name.clone()));
+                !is_declared(&(e.kind, e.name.clone())) && !e.part_of.as_ref().is_some_and(is_declared)
+            })
             .collect()
     }
 
@@ -311,6 +389,16 @@ impl Inventory {
             .map(|(_, e)| *e)
             .collect()
     }
+}
+
+/// A record set as listed: `name TYPE`, the name as Route 53 compares it.
+fn record_label(record: &OwnedRecord) -> String {
+    format!("{} {}", route53::normalise(&record.set.name), record.set.rtype)
+}
+
+/// What identifies a record set among the stack's: zone, name and type.
+pub fn record_id(record: &OwnedRecord) -> String {
+    format!("{}/{}/{}", record.zone_id, record.set.name, record.set.rtype)
 }
 
 /// The stack's ACTIVE services, in its own clusters (read with the snapshot) and in any other
@@ -396,7 +484,11 @@ mod tests {
     use super::*;
 
     fn entry(kind: Kind, name: &str, id: &str) -> Entry {
-        Entry { kind, name: name.into(), id: id.into() }
+        Entry { kind, name: name.into(), id: id.into(), part_of: None }
+    }
+
+    fn part_of(entry: Entry, kind: Kind, name: &str) -> Entry {
+        Entry { part_of: Some((kind, name.into())), ..entry }
     }
 
     #[test]
@@ -424,7 +516,9 @@ mod tests {
 
     #[test]
     fn kinds_delete_dependents_first() {
+        assert!(Kind::DnsRecord < Kind::Autoscaling && Kind::Autoscaling < Kind::Service);
         assert!(Kind::Service < Kind::TaskDefinition && Kind::TaskDefinition < Kind::Cluster);
+        assert!(Kind::ListenerRule < Kind::Listener && Kind::TargetGroup < Kind::Certificate);
         assert!(Kind::Listener < Kind::LoadBalancer && Kind::LoadBalancer < Kind::TargetGroup);
         assert!(Kind::TargetGroup < Kind::NatGateway && Kind::NatGateway < Kind::ElasticIp);
         assert!(Kind::SecurityGroup < Kind::Subnet);
@@ -433,8 +527,12 @@ mod tests {
 
     fn inventory(entries: Vec<Entry>) -> Inventory {
         Inventory {
+            stack: "web".into(),
             entries,
             snapshot: Snapshot::default(),
+            records: Vec::new(),
+            certificates: Vec::new(),
+            scalable_targets: Vec::new(),
             services: Vec::new(),
             security_groups: Vec::new(),
             route_tables: Vec::new(),
@@ -452,16 +550,27 @@ mod tests {
             entry(Kind::TaskDefinition, "web", "web:1"),
             entry(Kind::TaskDefinition, "web", "web:2"),
             entry(Kind::NatGateway, "web-nat", "nat-1"),
-            entry(Kind::ElasticIp, "web-nat", "eipalloc-1"),
-            entry(Kind::ElasticIp, "web-nat2", "eipalloc-2"),
+            part_of(entry(Kind::ElasticIp, "web-eip", "eipalloc-1"), Kind::NatGateway, "web-nat"),
+            part_of(entry(Kind::ElasticIp, "web-eip2", "eipalloc-2"), Kind::NatGateway, "web-nat2"),
+            part_of(entry(Kind::DnsRecord, "_x.app.example.com CNAME", "z/_x/CNAME"), Kind::Certificate, "app.example.com"),
+            entry(Kind::DnsRecord, "app.example.com A", "z/app/A"),
+            entry(Kind::DnsRecord, "old.example.com A", "z/old/A"),
+            part_of(entry(Kind::DnsRecord, "_deckhand.app.example.com TXT", "z/m/TXT"), Kind::DnsRecord, "app.example.com *"),
+            part_of(entry(Kind::DnsRecord, "_deckhand.old.example.com TXT", "z/m2/TXT"), Kind::DnsRecord, "old.example.com *"),
         ]);
-        let declared: BTreeSet<(String, String)> =
-            [("listener", "web:80"), ("task_definition", "web"), ("nat_gateway", "web-nat")]
+        let declared: BTreeSet<(String, String)> = [
+            ("listener", "web:80"),
+            ("task_definition", "web"),
+            ("nat_gateway", "web-nat"),
+            ("certificate", "app.example.com"),
+            ("dns_record", "app.example.com A"),
+            ("dns_record", "app.example.com *"),
+        ]
                 .iter()
                 .map(|(k, n)| (k.to_string(), n.to_string()))
                 .collect();
         let gone: Vec<&str> = inv.undeclared(&declared).iter().map(|e| e.id.as_str()).collect();
-        assert_eq!(gone, ["arn:l443", "eipalloc-2"]);
+        assert_eq!(gone, ["arn:l443", "eipalloc-2", "z/old/A", "z/m2/TXT"]);
         let older: Vec<&str> = inv.older_revisions(&declared).iter().map(|e| e.id.as_str()).collect();
         assert_eq!(older, ["web:1"]);
     }

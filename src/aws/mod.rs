@@ -1,5 +1,7 @@
 //! The typed AWS layer: one module per service, plain structs in and out, no Rhai types.
 
+pub mod acm;
+pub mod autoscaling;
 pub mod ec2;
 pub mod ecs;
 pub mod egress;
@@ -8,6 +10,8 @@ pub mod iam;
 pub mod inventory;
 pub mod logs;
 pub mod queries;
+pub mod route53;
+pub mod secrets;
 pub mod settle;
 pub mod zones;
 
@@ -34,6 +38,12 @@ pub struct Snapshot {
     pub logs: logs::LogsState,
     /// ECS clusters, services and task definition families.
     pub ecs: ecs::EcsState,
+    /// The stack's ACM certificates (read on first use).
+    pub acm: acm::AcmState,
+    /// Route 53 zones and their record sets (read on first use).
+    pub route53: route53::Route53State,
+    /// The ECS services' scalable targets and scaling policies (Application Auto Scaling).
+    pub scaling: autoscaling::ScalingState,
 }
 
 impl Snapshot {
@@ -42,28 +52,34 @@ impl Snapshot {
         Self::load_with(aws, stack, &Declared::default()).await
     }
 
-    /// Reads the stack's resources from every service at once, and the `declared` roles and log
-    /// groups with them.
+    /// Reads the stack's resources from every service at once, and the `declared` roles, log
+    /// groups and task-definition families with them.
     pub async fn load_with(aws: &Aws, stack: &str, declared: &Declared) -> Result<Snapshot> {
-        let (ec2, egress, elbv2, ecs, iam, logs) = tokio::try_join!(
+        let families = &declared.task_definitions;
+        let (ec2, egress, elbv2, mut ecs, iam, logs, task_definitions, scaling) = tokio::try_join!(
             ec2::Ec2State::load(aws, stack),
             egress::EgressState::load(aws, stack),
             elbv2::Elbv2State::load(aws, stack),
             ecs::EcsState::load(aws, stack),
             iam::IamState::load(aws, &declared.roles),
             logs::LogsState::load(aws, &declared.log_groups),
+            concurrently(families, async |family| ecs::latest_task_definition(aws, family).await),
+            autoscaling::ScalingState::load(aws),
         )?;
-        Ok(Snapshot { ec2, egress, elbv2, ecs, iam, logs })
+        ecs.task_definitions = families.iter().cloned().zip(task_definitions).collect();
+        Ok(Snapshot { ec2, egress, elbv2, ecs, iam, logs, scaling, ..Snapshot::default() })
     }
 }
 
-/// The roles and log groups a script declares, by name, as a check pass (no AWS calls) found
-/// them, for [`Snapshot::load_with`] to read concurrently with everything else instead of one
+/// The roles, log groups and task-definition families a script declares, by name, as a check
+/// pass (no AWS calls) found them, for [`Snapshot::load_with`] to read concurrently with everything else instead of one
 /// after another as the script reaches them. IAM cannot list roles by tag (ListRoles returns no
 /// tags; the Resource Groups Tagging API's GetResources does not support IAM roles), and a log
 /// group needs DescribeLogGroups for its retention and ListTagsForResource for its owner. Reading
 /// by name, not by tag, is also what finds a foreign resource with the script's name, to refuse
-/// it. Names the check pass could not know (computed from what only AWS knows) are still read by
+/// it. ECS lists task-definition families without tags or contents, so the latest revision of
+/// each declared family is read by name too (DescribeTaskDefinition), rather than after the
+/// services are read. Names the check pass could not know (computed from what only AWS knows) are still read by
 /// name when the script reaches them.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Declared {
@@ -71,10 +87,12 @@ pub struct Declared {
     pub roles: Vec<String>,
     /// Log group names.
     pub log_groups: Vec<String>,
+    /// Task definition families.
+    pub task_definitions: Vec<String>,
 }
 
 impl Declared {
-    /// The roles and log groups among a check pass's changes.
+    /// The roles, log groups and task-definition families among a check pass's changes.
     pub fn from_changes(changes: &[Change]) -> Declared {
         let named = |kind: &str| {
             let mut names: Vec<String> =
@@ -83,8 +101,34 @@ impl Declared {
             names.dedup();
             names
         };
-        Declared { roles: named("role"), log_groups: named("log_group") }
+        Declared { roles: named("role"), log_groups: named("log_group"), task_definitions: named("task_definition") }
     }
+}
+
+/// The ARNs of the stack's resources of the given types (`elasticloadbalancing:loadbalancer`,
+/// `acm:certificate`, ...) from the Resource Groups Tagging API: one request a page, in proportion
+/// to the stack whatever else the account holds.
+///
+/// The tagging index is eventually consistent: a resource created moments ago may be missing
+/// (callers look up by name before every create), and one deleted moments ago may still be
+/// listed (callers describe by ARN and drop it).
+pub async fn stack_arns(aws: &Aws, stack: &str, types: &[&str]) -> Result<Vec<String>> {
+    let filter = aws_sdk_resourcegroupstagging::types::TagFilter::builder().key(crate::pass::STACK_TAG).values(stack);
+    let mut pages = aws
+        .tagging
+        .get_resources()
+        .tag_filters(filter.build())
+        .set_resource_type_filters(Some(types.iter().map(|t| t.to_string()).collect()))
+        .into_paginator()
+        .items()
+        .send();
+    let mut arns = Vec::new();
+    while let Some(mapping) = pages.next().await {
+        let mapping = mapping.map_err(|e| crate::error::aws_error("GetResources", e))?;
+        let arn = mapping.resource_arn().ok_or_else(|| crate::error::Error::missing("GetResources", "ResourceARN"))?;
+        arns.push(arn.to_string());
+    }
+    Ok(arns)
 }
 
 /// The `Name` tag key.

@@ -13,6 +13,8 @@ use crate::aws::ecs::{
     TaskDefinitionSpec, VolumeSpec,
 };
 use crate::aws::egress;
+use crate::aws::iam::{self, RolePolicy, RolePolicySpec};
+use crate::aws::secrets::{SecretSource, access_policy, looks_like_credential};
 use crate::bindings::ec2::subnet_from;
 use crate::bindings::{
     Fields, as_array, as_int, as_string, function, handle, handle_field, handle_id, handle_or_string, show,
@@ -65,7 +67,10 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "Ensures a Fargate task definition (awsvpc): #{ family, cpu, memory, execution_role, task_role,\n\
          containers, volumes }. A new revision is registered only when the family's latest one differs.\n\
          `cpu`/`memory` must be a Fargate pair (256/512 ...). A container is #{ name, image, port, env,\n\
-         command, essential, logs, restart, mounts, health_check }: `logs` is a log group (awslogs),\n\
+         secrets, command, essential, logs, restart, mounts, health_check }: `secrets` maps variable\n\
+         names to parameter(\"/name\") or secret(\"name\"[, \"json-key\"]) (full ARNs as valueFrom; the\n\
+         execution role gets the inline policy deckhand-secrets-FAMILY reading exactly those, removed\n\
+         when none are left), `logs` is a log group (awslogs),\n\
          `restart` #{ enabled, ignored_exit_codes, attempt_period }, `mounts` [#{ volume, path, read_only }],\n\
          `health_check` #{ command, interval, timeout, retries, start_period }. A volume is #{ name }\n\
          (task storage, gone with the task) or #{ name, efs: #{ file_system_id, root_directory,\n\
@@ -75,7 +80,10 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          containers: [#{ name: \"app\", image: \"nginx\", port: 80, logs: logs }] })`",
     )
     .register_into_engine(engine, move |spec: Map| -> Rhai<Map> {
-        let spec = task_definition_spec(&p, spec)?;
+        let role = spec.get("execution_role").cloned();
+        let mut sources = Vec::new();
+        let spec = task_definition_spec(&p, spec, &mut sources)?;
+        converge_secrets_policy(&p, &spec, role.as_ref(), &sources)?;
         Ok(task_definition_handle(&converge::<TaskDefinition>(&p, &spec)?))
     });
 
@@ -241,7 +249,56 @@ pub(super) fn cluster_handle(cluster: &Cluster) -> Map {
 // ---------------------------------------------------------------------------------------------
 // Task definitions
 
-fn task_definition_spec(pass: &Pass, map: Map) -> Result<TaskDefinitionSpec> {
+/// Lets the task definition's execution role read exactly the containers' secrets: the role's
+/// inline policy `deckhand-secrets-FAMILY` is put when the task has secrets (and changed when they
+/// change) and deleted when it has none left.
+fn converge_secrets_policy(
+    pass: &Pass,
+    spec: &TaskDefinitionSpec,
+    role: Option<&Dynamic>,
+    sources: &[SecretSource],
+) -> Result<()> {
+    let Some(role) = role.map(|r| execution_role_name(r, spec.execution_role.as_deref())).transpose()? else {
+        if let Some(first) = sources.first() {
+            return Err(Error::invalid(
+                "task_definition.execution_role",
+                "none",
+                format!("an execution role: ECS reads the containers' secrets ({first}, ...) with it"),
+            ));
+        }
+        return Ok(());
+    };
+    let name = super::secrets::policy_name(&spec.family)?;
+    if !sources.is_empty() && !iam::role_is_stacks(pass, &role)? {
+        let arns: Vec<&str> = sources.iter().map(|s| s.arn.as_str()).collect();
+        return pass.warn(&format!(
+            "execution role {role} of task definition {} is not part of this stack, so deckhand does not \
+             change it: it must allow ssm:GetParameters / secretsmanager:GetSecretValue on {} (and \
+             kms:Decrypt for customer-managed keys) for the tasks to start",
+            spec.family,
+            arns.join(", ")
+        ));
+    }
+    match access_policy(sources, iam::partition(pass.region()), pass.region().unwrap_or(UNKNOWN)) {
+        Some(document) => {
+            converge::<RolePolicy>(pass, &RolePolicySpec { role, name, document })?;
+        }
+        None => iam::remove_role_policy(pass, &role, &name)?,
+    }
+    Ok(())
+}
+
+/// The execution role's name: a role handle's `name`, else the last part of its ARN.
+fn execution_role_name(value: &Dynamic, arn: Option<&str>) -> Result<String> {
+    if let Some(name) = handle_field(value, "name") {
+        return Ok(name.to_string());
+    }
+    arn.and_then(|arn| arn.rsplit_once(":role/"))
+        .map(|(_, path)| path.rsplit('/').next().unwrap_or(path).to_string())
+        .ok_or_else(|| Error::invalid("task_definition.execution_role", show(value), "a role or role ARN"))
+}
+
+fn task_definition_spec(pass: &Pass, map: Map, sources: &mut Vec<SecretSource>) -> Result<TaskDefinitionSpec> {
     let f = Fields::new(
         "task_definition",
         map,
@@ -286,7 +343,7 @@ fn task_definition_spec(pass: &Pass, map: Map) -> Result<TaskDefinitionSpec> {
     })?;
     let mut containers = Vec::new();
     for (i, c) in maps.into_iter().enumerate() {
-        containers.push(container_spec(pass, &family, i, c)?);
+        containers.push(container_spec(pass, &family, i, c, sources)?);
     }
     let spec = TaskDefinitionSpec { family, cpu, memory, execution_role, task_role, containers, volumes };
     ecs::validate_task_definition(&spec)?;
@@ -337,12 +394,30 @@ fn volume_spec(i: usize, map: Map) -> Result<VolumeSpec> {
     Ok(VolumeSpec { name, efs })
 }
 
-fn container_spec(pass: &Pass, family: &str, i: usize, map: Map) -> Result<ContainerSpec> {
+fn container_spec(
+    pass: &Pass,
+    family: &str,
+    i: usize,
+    map: Map,
+    sources: &mut Vec<SecretSource>,
+) -> Result<ContainerSpec> {
     let at = |k: &str| format!("task_definition.containers[{i}].{k}");
     let f = Fields::new(
         "task_definition.containers",
         map,
-        &["name", "image", "port", "env", "command", "essential", "logs", "restart", "mounts", "health_check"],
+        &[
+            "name",
+            "image",
+            "port",
+            "env",
+            "secrets",
+            "command",
+            "essential",
+            "logs",
+            "restart",
+            "mounts",
+            "health_check",
+        ],
     )?;
     let name = f.req_str("name", "the container name, unique in the task")?;
     validate_identifier(&at("name"), &name, 255)?;
@@ -369,6 +444,25 @@ fn container_spec(pass: &Pass, family: &str, i: usize, map: Map) -> Result<Conta
             })
             .collect::<Result<_>>()?,
     };
+    for (key, value) in &env {
+        if let Some(reason) = looks_like_credential(value) {
+            pass.warn(&format!(
+                "env {key} of container {name} (task definition {family}) looks like a credential ({reason}): \
+                 task definitions show env values to anyone who can describe them; use \
+                 secrets: #{{ {key}: parameter(\"/...\") }} or secret(\"...\") instead"
+            ))?;
+        }
+    }
+    let mut secrets = BTreeMap::new();
+    for (key, value) in sub_map(&f, "secrets")?.unwrap_or_default() {
+        let at_key = format!("{}.{key}", at("secrets"));
+        if env.contains_key(key.as_str()) {
+            return Err(Error::invalid(&at_key, show(&value), format!("{key} is already set in env; give it once")));
+        }
+        let source = super::secrets::source_from(&at_key, &value)?;
+        secrets.insert(key.to_string(), source.value_from());
+        sources.push(source);
+    }
     let command = f.raw("command").map(|v| strings(&at("command"), v)).transpose()?.unwrap_or_default();
     let logs = f
         .raw("logs")
@@ -439,6 +533,7 @@ fn container_spec(pass: &Pass, family: &str, i: usize, map: Map) -> Result<Conta
         image,
         ports,
         env,
+        secrets,
         command,
         essential: f.bool("essential")?.unwrap_or(true),
         logs,

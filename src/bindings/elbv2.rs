@@ -1,4 +1,4 @@
-//! Script functions for load balancing: `load_balancer`, `target_group`, `listener`.
+//! Script functions for load balancing: `load_balancer`, `target_group`, `listener`, `listener_rule`.
 
 use std::rc::Rc;
 
@@ -6,12 +6,14 @@ use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
 use crate::aws::ec2::check_port;
 use crate::aws::elbv2::{
-    self, DEFAULT_DEREGISTRATION_DELAY, GroupRef, HealthCheck, Listener, ListenerAction, ListenerSpec, LoadBalancer,
-    LoadBalancerRef, LoadBalancerSpec, SubnetRef, TargetGroup, TargetGroupSpec,
+    self, DEFAULT_DEREGISTRATION_DELAY, GroupRef, HealthCheck, Listener, ListenerAction, ListenerRef, ListenerRule,
+    ListenerRuleSpec, ListenerSpec, LoadBalancer, LoadBalancerRef, LoadBalancerSpec, SubnetRef, TargetGroup,
+    TargetGroupSpec,
 };
 use crate::bindings::ec2::vpc_from;
 use crate::bindings::{
-    Fields, as_array, as_int, as_string, function, handle, handle_field, handle_id, show, string_array,
+    Fields, as_array, as_int, as_string, function, handle, handle_field, handle_id, handle_or_string, show,
+    string_array,
 };
 use crate::converge::converge;
 use crate::error::{Error, Result};
@@ -28,7 +30,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          `name` (1-32 letters, digits, hyphens), `subnets` (subnet handles or ids in at least two AZs, one per\n\
          AZ), `security_groups` (1-5 handles or ids), `scheme` (\"internet-facing\", the default, or \"internal\").\n\
          Subnets and security groups converge in place; the scheme cannot change.\n\
-         Returns #{ kind, arn, name, dns_name, scheme, vpc_id, subnets, security_groups }.\n\
+         Returns #{ kind, arn, name, dns_name, canonical_hosted_zone_id, scheme, vpc_id, subnets, security_groups }.\n\
          Example: `load_balancer(#{ name: \"myapp\", subnets: [a, b], security_groups: [alb_sg] })`",
     )
     .register_into_engine(engine, move |spec: Map| -> Rhai<Map> {
@@ -61,15 +63,90 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         &["load_balancer: Map", "spec: Map", "Map"],
         "Ensures a listener on a load balancer's port: #{ port, protocol, forward, redirect, certificate, ssl_policy }.\n\
          Exactly one of `forward` (a target group) or `redirect` #{ port, protocol, status (301 or 302) }.\n\
-         `protocol` is \"HTTP\" or \"HTTPS\" (the default when a `certificate` ARN is given); HTTPS needs a\n\
+         `protocol` is \"HTTP\" or \"HTTPS\" (the default when a `certificate` is given: a certificate() handle or an ACM ARN); HTTPS needs a\n\
          certificate, and takes an optional `ssl_policy` (default ELBSecurityPolicy-TLS13-1-2-2021-06).\n\
-         Returns #{ kind, arn, port, protocol, load_balancer_arn }.\n\
+         Returns #{ kind, arn, name, port, protocol, load_balancer_arn }.\n\
          Example: `listener(alb, #{ port: 80, redirect: #{ port: 443, protocol: \"HTTPS\", status: 301 } })`",
     )
     .register_into_engine(engine, move |lb: Dynamic, spec: Map| -> Rhai<Map> {
         let spec = listener_spec(&lb, spec)?;
-        Ok(listener_handle(&converge::<Listener>(&p, &spec)?))
+        let mut handle = listener_handle(&converge::<Listener>(&p, &spec)?);
+        handle.insert("name".into(), <Listener as crate::converge::Resource>::name(&spec).into());
+        Ok(handle)
     });
+
+    let p = pass.clone();
+    function(
+        "listener_rule",
+        &["listener: Map", "spec: Map", "Map"],
+        "Ensures a rule on a listener: #{ priority, paths, hosts, forward }. Requests whose path matches one of\n\
+         `paths` (patterns such as \"/api/*\") and whose host matches one of `hosts` (such as \"api.example.com\")\n\
+         go to the `forward` target group; give paths, hosts or both (at most 5 values in all, an ALB limit).\n\
+         `priority` (1-50000, lower first) identifies the rule on its listener: one rule per priority; conditions\n\
+         and target group converge in place. Rules of the stack's listeners that the script no longer declares\n\
+         are deleted when the run ends (`- listener_rule` in the plan).\n\
+         Returns #{ kind, arn, priority, listener_arn }.\n\
+         Example: `listener_rule(http, #{ priority: 10, paths: [\"/api/*\"], forward: api_tg })`",
+    )
+    .register_into_engine(engine, move |listener: Dynamic, spec: Map| -> Rhai<Map> {
+        let spec = listener_rule_spec(&listener, spec)?;
+        Ok(listener_rule_handle(&converge::<ListenerRule>(&p, &spec)?))
+    });
+}
+
+fn listener_rule_spec(listener: &Dynamic, map: Map) -> Result<ListenerRuleSpec> {
+    let (arn, listener_map) = arn_handle("listener_rule.listener", listener, "listener", ":listener/app/")?;
+    let name = listener_map.as_ref().and_then(|m| m.get("name").map(ToString::to_string)).unwrap_or_else(|| {
+        // arn:...:listener/app/NAME/LB-ID/LISTENER-ID
+        let parts: Vec<&str> = arn.rsplit('/').collect();
+        parts.get(2).map_or_else(|| arn.clone(), |name| format!("{name}:{}", parts[0]))
+    });
+    let f = Fields::new("listener_rule", map, &["priority", "paths", "hosts", "forward"])?;
+    let priority = f.int("priority")?.ok_or_else(|| Error::MissingKey {
+        key: "priority".into(),
+        context: "listener_rule()".into(),
+        what: "the rule's priority on its listener, 1-50000 (lower is evaluated first)".into(),
+    })?;
+    let priority = i32::try_from(priority).unwrap_or(i32::MAX);
+    let strings = |key: &str| -> Result<Vec<String>> {
+        let Some(value) = f.raw(key) else { return Ok(Vec::new()) };
+        let name = f.name(key);
+        if value.is_string() {
+            return Ok(vec![as_string(&name, value)?]);
+        }
+        let items = as_array(&name, value)?;
+        if items.is_empty() {
+            return Err(Error::invalid(&name, "[]", "at least one value (or leave the key out)"));
+        }
+        items.iter().map(|v| as_string(&name, v)).collect()
+    };
+    let (paths, hosts) = (strings("paths")?, strings("hosts")?);
+    let tg = f.raw("forward").ok_or_else(|| Error::MissingKey {
+        key: "forward".into(),
+        context: "listener_rule()".into(),
+        what: "the target group matching requests go to".into(),
+    })?;
+    let (tg_arn, tg_map) = arn_handle("listener_rule.forward", tg, "target_group", ":targetgroup/")?;
+    let tg_name =
+        tg_map.as_ref().and_then(|m| m.get("name").map(ToString::to_string)).unwrap_or_else(|| name_in_arn(&tg_arn));
+    Ok(ListenerRuleSpec {
+        listener: ListenerRef { arn, name },
+        priority,
+        paths,
+        hosts,
+        action: ListenerAction::Forward { arn: tg_arn, name: tg_name },
+    })
+}
+
+fn listener_rule_handle(rule: &ListenerRule) -> Map {
+    handle(
+        "listener_rule",
+        [
+            ("arn", rule.arn.clone().into()),
+            ("priority", i64::from(rule.priority).into()),
+            ("listener_arn", rule.listener_arn.clone().into()),
+        ],
+    )
 }
 
 fn handle_text(value: &Dynamic, field: &str) -> Option<String> {
@@ -124,6 +201,7 @@ pub(super) fn load_balancer_handle(lb: &LoadBalancer) -> Map {
             ("arn", lb.arn.clone().into()),
             ("name", lb.name.clone().into()),
             ("dns_name", lb.dns_name.clone().into()),
+            ("canonical_hosted_zone_id", lb.canonical_hosted_zone_id.clone().into()),
             ("scheme", lb.scheme.clone().into()),
             ("vpc_id", lb.vpc_id.clone().into()),
             ("subnets", string_array(&lb.subnets)),
@@ -275,7 +353,10 @@ fn listener_spec(lb: &Dynamic, map: Map) -> Result<ListenerSpec> {
         context: "listener()".into(),
         what: "the port the load balancer listens on, e.g. 80 or 443".into(),
     })?;
-    let certificate = f.str("certificate")?;
+    let certificate = f
+        .raw("certificate")
+        .map(|c| handle_or_string("listener.certificate", c, "certificate", "arn", "a certificate ARN", |_| true))
+        .transpose()?;
     let protocol = protocol_key(&f, "protocol")?
         .unwrap_or_else(|| if certificate.is_some() { "HTTPS".into() } else { "HTTP".into() });
     let (action, target_group_vpc) = match (f.raw("forward"), nested_map(&f, "redirect")?) {

@@ -1,7 +1,9 @@
 //! The Rhai layer: converts script maps into typed specs (rejecting unknown keys and wrong types),
 //! calls the typed AWS layer, and converts results back into handles (object maps).
 
+mod autoscaling;
 mod core;
+mod dns;
 mod ec2;
 mod ecs;
 mod egress;
@@ -9,6 +11,7 @@ mod elbv2;
 mod iam;
 mod logs;
 mod queries;
+mod secrets;
 
 use std::rc::Rc;
 
@@ -23,14 +26,17 @@ pub(crate) type Register = fn(&mut Engine, &Rc<Pass>);
 /// The script functions by area (as `deckhand docs` groups them): each area's `register`.
 /// One line per area, so adding an area is adding a line.
 pub(crate) const AREAS: &[(&str, Register)] = &[
-    ("core", core::register),            // stack, region, zones
-    ("networking", ec2::register),       // VPCs, subnets, security groups
-    ("egress", egress::register),        // NAT gateways, route tables, VPC endpoints
-    ("load balancing", elbv2::register), // load balancers, target groups, listeners
-    ("iam", iam::register),              // roles
-    ("logs", logs::register),            // log groups
-    ("ecs", ecs::register),              // clusters, task definitions, services, waiting
-    ("queries", queries::register),      // read-only: clusters, services, describe, logs, find_*
+    ("core", core::register),               // stack, region, zones
+    ("networking", ec2::register),          // VPCs, subnets, security groups
+    ("egress", egress::register),           // NAT gateways, route tables, VPC endpoints
+    ("load balancing", elbv2::register),    // load balancers, target groups, listeners, rules
+    ("iam", iam::register),                 // roles
+    ("logs", logs::register),               // log groups
+    ("ecs", ecs::register),                 // clusters, task definitions, services, waiting
+    ("autoscaling", autoscaling::register), // service autoscaling: scalable targets, policies
+    ("domains", dns::register),             // hosted zones, certificates, DNS records
+    ("secrets", secrets::register),         // parameters and secrets containers read
+    ("queries", queries::register),         // read-only: clusters, services, describe, logs, find_*
 ];
 
 /// Registers every primitive and query into `engine`, bound to `pass`.

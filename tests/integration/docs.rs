@@ -34,6 +34,7 @@ fn docs_lists_every_registered_function_by_area() {
         ("security_group", "Ensures a security group with exactly the given rules"),
         ("route_table", "Ensures a route table with exactly the given subnets and routes"),
         ("stack", "Names the stack"),
+        ("listener_rule", "Ensures a rule on a listener: #{ priority, paths, hosts, forward }."),
     ] {
         assert!(line_of(&listing, name).contains(summary), "{name} lacks {summary:?}:\n{listing}");
     }

@@ -404,7 +404,7 @@ fn a_role_path_change_is_refused_before_anything_changes() {
     let (outcome, requests) = deck.recorded(|| deck.run(&script("/"), &[]));
     outcome
         .failure()
-        .stderr_has("role web-task differs where AWS cannot change a role's path in place (path: /ecs/ -> /)")
+        .stderr_has("role web-task differs where AWS cannot change an IAM role's path in place (path: /ecs/ -> /)")
         .stderr_has("--> deploy.rhai:2:1");
     assert_eq!(requests.mutating(), Vec::<String>::new());
     let role = aws.block_on(aws.iam.get_role().role_name("web-task").send()).unwrap();
@@ -455,8 +455,10 @@ task_execution_role(name);
     let (outcome, requests) = deck.recorded(|| deck.run(script, &[]));
     outcome.success().expect_changes(&["+ role web-b"]);
     // find_role reads at once (each pass); "web-a" is read up front with the snapshot, at the
-    // first primitive; "web-b" when the plan pass reaches it (the apply pass reuses that read).
-    assert_eq!(roles_read(&requests), ["web-marker", "web-a", "web-b", "web-marker"]);
+    // first primitive; "web-b" when the pass reaches it. The apply pass reads the stack afresh under
+    // the stack lock, so it repeats the plan's reads in the same order.
+    let plan = ["web-marker", "web-a", "web-b"];
+    assert_eq!(roles_read(&requests), [plan, plan].concat());
     assert_eq!(attached(&deck, "web-b"), [EXEC_POLICY]);
     assert!(aws.block_on(aws.iam.get_role().role_name("web-a").send()).is_err());
     deck.run(script, &[]).success().expect_changes(&["= role web-b"]);

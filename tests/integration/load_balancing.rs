@@ -83,8 +83,8 @@ fn apply_creates_then_second_run_changes_nothing() {
         .stdout_has("0 created, 0 updated, 4 unchanged");
     requests.assert_read_only();
     // The ELBv2 part of the snapshot: the stack's load balancers and target groups by tag
-    // (GetResources), described by ARN, then their listeners and target group attributes -- one
-    // request each here, and no DescribeTags.
+    // (GetResources), described by ARN, then their listeners (and the listeners' rules) and target
+    // group attributes -- one request each here, and no DescribeTags.
     let actions = |service: &str| {
         let mut actions: Vec<String> =
             requests.0.iter().filter(|r| r.service == service).map(|r| r.action.clone()).collect();
@@ -93,7 +93,13 @@ fn apply_creates_then_second_run_changes_nothing() {
     };
     assert_eq!(
         actions("elasticloadbalancing"),
-        ["DescribeListeners", "DescribeLoadBalancers", "DescribeTargetGroupAttributes", "DescribeTargetGroups"]
+        [
+            "DescribeListeners",
+            "DescribeLoadBalancers",
+            "DescribeRules",
+            "DescribeTargetGroupAttributes",
+            "DescribeTargetGroups"
+        ]
     );
     assert_eq!(actions("tagging"), ["GetResources"]);
 
@@ -387,7 +393,7 @@ fn port_and_scheme_changes_need_replacement_and_change_nothing() {
     outcome
         .failure()
         .stderr_has(
-            "target_group shop differs where AWS cannot change a target_group's port, protocol, target type or VPC in place (port: 8080 -> 9090)",
+            "target_group shop differs where AWS cannot change a target group's port, protocol, target type or VPC in place (port: 8080 -> 9090)",
         )
         .stderr_has("give the new one another name")
         .stderr_has("--> deploy.rhai:7:10");
@@ -398,7 +404,7 @@ fn port_and_scheme_changes_need_replacement_and_change_nothing() {
     outcome
         .failure()
         .stderr_has(
-            "load_balancer shop differs where AWS cannot change a load_balancer's type, scheme or VPC in place (scheme: internet-facing -> internal)",
+            "load_balancer shop differs where AWS cannot change a load balancer's type, scheme or VPC in place (scheme: internet-facing -> internal)",
         )
         .stderr_has("give the new one another name")
         .stderr_has("--> deploy.rhai:5:11");
@@ -672,4 +678,59 @@ listener(vars.lb, #{ port: 8081, redirect: #{ port: 443, protocol: "HTTPS" } });
         .stderr_has("--> deploy.rhai:2:1");
     requests.assert_read_only();
     assert_eq!(listeners(&deck, "shop").len(), 1, "no listener was added");
+}
+
+#[test]
+fn a_target_group_created_between_confirm_and_apply_is_refused_not_adopted() {
+    // `--confirm` pauses between the plan and the apply. A target group of the script's name and
+    // settings created meanwhile without the stack tag would be adopted by CreateTargetGroup (AWS
+    // returns the existing one): the apply pass reads the stack afresh and checks its owner.
+    let deck = Deck::new();
+    deck.write("deploy.rhai", SHOP);
+    let gate = deck.dir().join("planned");
+    let steps = serde_json::json!([
+        ["", ["+ target_group shop", "Apply these changes? [y/N] "]],
+        ["y\r", ["a target group named shop already exists"], gate.to_str().unwrap()]
+    ]);
+    let vpc = load_balancer_vpc(&deck);
+    let ((outcome, requests), tg_arn) = std::thread::scope(|scope| {
+        let session = scope.spawn(|| deck.recorded(|| deck.terminal(&["run", "--confirm", "deploy.rhai"], &steps)));
+        let tg_arn = deck.at_gate(&gate, || {
+            let aws = deck.aws();
+            let created = aws
+                .block_on(
+                    aws.elbv2
+                        .create_target_group()
+                        .name("shop")
+                        .protocol(ProtocolEnum::Http)
+                        .port(8080)
+                        .vpc_id(&vpc)
+                        .target_type(aws_sdk_elasticloadbalancingv2::types::TargetTypeEnum::Ip)
+                        .health_check_path("/health")
+                        .matcher(aws_sdk_elasticloadbalancingv2::types::Matcher::builder().http_code("200-299").build())
+                        .send(),
+                )
+                .unwrap();
+            created.target_groups()[0].target_group_arn().unwrap().to_string()
+        });
+        (session.join().unwrap(), tg_arn)
+    });
+    assert_ne!(outcome.code, 0, "the apply is refused:\n{}", outcome.stdout);
+    assert!(
+        outcome.stdout.contains(&format!(
+            "a target group named shop already exists ({tg_arn}) and is not part of stack shop: it has no deckhand:stack tag"
+        )),
+        "{}",
+        outcome.stdout
+    );
+    // The apply pass: what deckhand sent once it held the stack lock (the recorder also saw the
+    // test's own CreateTargetGroup, before it).
+    let actions = requests.actions();
+    let locked = actions.iter().position(|a| a == "PutParameter").expect("the apply took the stack lock");
+    let actions = &actions[locked..];
+    assert!(actions.iter().any(|a| a == "CreateLoadBalancer"), "the apply ran (recorder saw {actions:?})");
+    for adopting in ["CreateTargetGroup", "ModifyTargetGroup", "ModifyTargetGroupAttributes", "CreateListener"] {
+        assert!(!actions.iter().any(|a| a == adopting), "{adopting} sent: {actions:?}");
+    }
+    assert!(tags(&deck, &tg_arn).is_empty(), "the foreign target group is left untagged");
 }

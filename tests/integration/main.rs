@@ -2,8 +2,10 @@
 
 mod support;
 
+mod autoscaling;
 mod destroy;
 mod docs;
+mod domains;
 mod ecs;
 mod egress;
 mod emulator;
@@ -15,7 +17,9 @@ mod networking;
 mod prune;
 mod queries;
 mod repl;
+mod rules;
 mod script_errors;
+mod secrets;
 mod settle;
 mod status;
 mod zones;

@@ -157,7 +157,7 @@ fn a_subnet_cannot_move_in_place() {
     let (outcome, requests) = deck.recorded(|| deck.run(&described, &[]));
     outcome
         .failure()
-        .stderr_has("AWS cannot change a security_group's VPC or description in place")
+        .stderr_has("AWS cannot change a security group's VPC or description in place")
         .stderr_has(r#"(description: "managed by deckhand" -> "public")"#);
     requests.assert_read_only();
 }

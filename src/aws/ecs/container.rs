@@ -6,10 +6,11 @@ use std::fmt;
 
 use aws_sdk_ecs::types::{
     ContainerDefinition, ContainerRestartPolicy, HealthCheck, KeyValuePair, LogConfiguration, LogDriver, MountPoint,
-    PortMapping, TransportProtocol,
+    PortMapping, Secret, TransportProtocol,
 };
 
 use super::{built, opt};
+use crate::aws::secrets::looks_like_credential;
 use crate::error::{Error, Result};
 use crate::plan::FieldDiff;
 
@@ -105,6 +106,9 @@ pub struct ContainerSpec {
     pub ports: Vec<i32>,
     /// Environment variables.
     pub env: BTreeMap<String, String>,
+    /// Secrets ECS injects as environment variables: name -> `valueFrom` (a parameter's or
+    /// secret's ARN, `ARN:json-key::` for a secret's key).
+    pub secrets: BTreeMap<String, String>,
     /// Command override (empty: the image's).
     pub command: Vec<String>,
     /// Whether the task stops when this container stops (AWS default true).
@@ -131,13 +135,25 @@ pub(super) fn container_diffs(have: &ContainerSpec, want: &ContainerSpec) -> Vec
     }
     for (key, value) in &want.env {
         match have.env.get(key) {
-            None => diffs.push(FieldDiff::added(&field("env"), format!("{key}={value}"))),
-            Some(old) if old != value => diffs.push(FieldDiff::changed(&field(&format!("env.{key}")), old, value)),
+            None => diffs.push(FieldDiff::added(&field("env"), format!("{key}={}", shown(value)))),
+            Some(old) if old != value => {
+                diffs.push(FieldDiff::changed(&field(&format!("env.{key}")), shown(old), shown(value)));
+            }
             Some(_) => {}
         }
     }
     for (key, value) in have.env.iter().filter(|(k, _)| !want.env.contains_key(*k)) {
-        diffs.push(FieldDiff::removed(&field("env"), format!("{key}={value}")));
+        diffs.push(FieldDiff::removed(&field("env"), format!("{key}={}", shown(value))));
+    }
+    for (key, value) in &want.secrets {
+        match have.secrets.get(key) {
+            None => diffs.push(FieldDiff::added(&field("secrets"), format!("{key} from {value}"))),
+            Some(old) if old != value => diffs.push(FieldDiff::changed(&field(&format!("secrets.{key}")), old, value)),
+            Some(_) => {}
+        }
+    }
+    for (key, value) in have.secrets.iter().filter(|(k, _)| !want.secrets.contains_key(*k)) {
+        diffs.push(FieldDiff::removed(&field("secrets"), format!("{key} from {value}")));
     }
     if have.command != want.command {
         diffs.push(FieldDiff::changed(&field("command"), format!("{:?}", have.command), format!("{:?}", want.command)));
@@ -161,6 +177,11 @@ pub(super) fn container_diffs(have: &ContainerSpec, want: &ContainerSpec) -> Vec
         diffs.push(FieldDiff::changed(&field("health_check"), opt(&have.health_check), opt(&want.health_check)));
     }
     diffs
+}
+
+/// An env value as the plan shows it: hidden when it looks like a credential.
+fn shown(value: &str) -> &str {
+    if looks_like_credential(value).is_some() { "(hidden: looks like a credential)" } else { value }
 }
 
 fn show_ports(ports: &[i32]) -> String {
@@ -205,6 +226,7 @@ pub(super) fn container_from(c: &ContainerDefinition) -> Result<ContainerSpec> {
             .iter()
             .map(|kv| (kv.name().unwrap_or_default().to_string(), kv.value().unwrap_or_default().to_string()))
             .collect(),
+        secrets: c.secrets().iter().map(|s| (s.name().to_string(), s.value_from().to_string())).collect(),
         command: c.command().to_vec(),
         essential: c.essential().unwrap_or(true),
         logs,
@@ -229,6 +251,9 @@ pub(super) fn container_definition(c: &ContainerSpec) -> Result<ContainerDefinit
     }
     for (name, value) in &c.env {
         def = def.environment(KeyValuePair::builder().name(name).value(value).build());
+    }
+    for (name, value_from) in &c.secrets {
+        def = def.secrets(built("a secret", Secret::builder().name(name).value_from(value_from).build())?);
     }
     if !c.command.is_empty() {
         def = def.set_command(Some(c.command.clone()));

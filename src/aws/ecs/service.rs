@@ -128,6 +128,9 @@ pub struct Service {
     pub deployment: Option<Deployment>,
     /// Its `deckhand:stack` tag.
     pub stack: Option<String>,
+    /// Whether Application Auto Scaling manages its desired count (a scalable target exists for
+    /// it), so deckhand leaves the count to the scaler.
+    pub autoscaled: bool,
 }
 
 /// The services of a cluster, with their tags (one ListServices per page, one DescribeServices per
@@ -207,6 +210,7 @@ fn service_from(operation: &str, s: &aws_sdk_ecs::types::Service) -> Result<Serv
         health_check_grace: s.health_check_grace_period_seconds(),
         deployment,
         stack: tag_value(s.tags(), STACK_TAG),
+        autoscaled: false,
     })
 }
 
@@ -339,7 +343,9 @@ impl Resource for Service {
     }
 
     fn find(pass: &Pass, spec: &ServiceSpec) -> Result<Option<Service>> {
-        Ok(services_of(pass, &spec.cluster)?.into_iter().find(|s| s.name == spec.name && s.status == "ACTIVE"))
+        let found = services_of(pass, &spec.cluster)?.into_iter().find(|s| s.name == spec.name && s.status == "ACTIVE");
+        let autoscaled = pass.snapshot()?.borrow().scaling.of(&spec.cluster.name, &spec.name).is_some();
+        Ok(found.map(|service| Service { autoscaled, ..service }))
     }
 
     fn stack_of(live: &Service) -> Option<&str> {
@@ -363,6 +369,7 @@ impl Resource for Service {
             health_check_grace: spec.health_check_grace,
             deployment: Some(spec.deployment.clone()),
             stack: Some(stack.to_string()),
+            autoscaled: false,
         }
     }
 
@@ -428,7 +435,8 @@ impl Resource for Service {
     }
 
     fn summary(live: &Service) -> String {
-        format!("{}, {} desired", live.arn, live.desired)
+        let managed = if live.autoscaled { " (managed by autoscaling)" } else { "" };
+        format!("{}, {} desired{managed}", live.arn, live.desired)
     }
 }
 
@@ -436,7 +444,9 @@ impl Resource for Service {
 fn updated_service(live: &Service, spec: &ServiceSpec, update: &ServiceUpdate) -> Service {
     let mut service = live.clone();
     service.task_definition = spec.task_definition.clone();
-    service.desired = spec.desired.unwrap_or(live.desired);
+    if update.desired {
+        service.desired = spec.desired.unwrap_or(live.desired);
+    }
     if update.network {
         service.subnets = spec.subnets.clone();
         service.security_groups = spec.security_groups.clone();
@@ -465,7 +475,9 @@ fn service_update(current: &Service, spec: &ServiceSpec) -> Drift<ServiceUpdate>
             short_task(&spec.task_definition),
         ));
     }
-    let desired = spec.desired.is_some_and(|d| d != current.desired);
+    // Once a scalable target manages the count, the scaler's choice stands: the script's
+    // `desired` only sizes a new service (what terraform users need `ignore_changes` for).
+    let desired = !current.autoscaled && spec.desired.is_some_and(|d| d != current.desired);
     if let Some(d) = spec.desired.filter(|_| desired) {
         diffs.push(FieldDiff::changed("desired", current.desired, d));
     }
@@ -689,6 +701,7 @@ mod tests {
             health_check_grace: None,
             deployment: Some(deployment),
             stack: Some("s".into()),
+            autoscaled: false,
         };
         (service, spec)
     }
@@ -751,6 +764,16 @@ mod tests {
         assert!(!u.strategy && !u.load_balancers && !u.grace);
         let after = Service::updated(&service, &spec);
         assert_eq!((after.desired, after.public_ip, after.task_definition.as_str()), (2, true, "arn:td/web:2"));
+    }
+
+    #[test]
+    fn an_autoscaled_service_keeps_the_scalers_count() {
+        let (mut service, mut spec) = service_pair();
+        service.autoscaled = true;
+        spec.desired = Some(1);
+        assert!(service_update(&service, &spec).is_empty());
+        assert_eq!(Service::updated(&service, &spec).desired, 3);
+        assert_eq!(Service::summary(&service), "arn:s, 3 desired (managed by autoscaling)");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod vpc_endpoint;
 
 use std::collections::BTreeSet;
 
+use crate::aws::Snapshot;
 use crate::aws::ec2::{Subnet, stack_filter};
 use crate::error::Result;
 use crate::pass::Pass;
@@ -75,23 +76,7 @@ pub fn private_egress_gap(pass: &Pass, subnets: &[Subnet]) -> Result<Option<Stri
     let mut stranded = Vec::new();
     let mut missing = BTreeSet::new();
     for subnet in subnets {
-        // A subnet given as a plain id: its VPC comes from the snapshot.
-        let vpc_id = if subnet.vpc_id.is_empty() {
-            snapshot.ec2.subnets.iter().find(|s| s.id == subnet.id).map(|s| s.vpc_id.clone()).unwrap_or_default()
-        } else {
-            subnet.vpc_id.clone()
-        };
-        let key = subnet_key(subnet);
-        let table = state
-            .route_tables
-            .iter()
-            .find(|t| t.associations.iter().any(|a| a.subnet == key))
-            .or_else(|| state.route_tables.iter().find(|t| t.main && t.vpc_id == vpc_id));
-        let routed = table.is_some_and(|t| {
-            t.routes.iter().any(|r| {
-                r.destination == "0.0.0.0/0" && matches!(r.target, RouteTarget::Nat(_) | RouteTarget::Other(_))
-            })
-        });
+        let (vpc_id, routed) = default_route(&snapshot, subnet);
         let lacking = missing_endpoints(&vpc_id);
         if !routed && !lacking.is_empty() {
             stranded.push(subnet.name.clone().unwrap_or_else(|| subnet.id.clone()));
@@ -110,6 +95,29 @@ pub fn private_egress_gap(pass: &Pass, subnets: &[Subnet]) -> Result<Option<Stri
     )))
 }
 
+/// A subnet's VPC and whether its route table (its own, else the VPC's main one) has a default
+/// route out that is not an internet gateway (a NAT gateway or another target).
+fn default_route(snapshot: &Snapshot, subnet: &Subnet) -> (String, bool) {
+    // A subnet given as a plain id: its VPC comes from the snapshot.
+    let vpc_id = if subnet.vpc_id.is_empty() {
+        snapshot.ec2.subnets.iter().find(|s| s.id == subnet.id).map(|s| s.vpc_id.clone()).unwrap_or_default()
+    } else {
+        subnet.vpc_id.clone()
+    };
+    let tables = &snapshot.egress.route_tables;
+    let key = subnet_key(subnet);
+    let table = tables
+        .iter()
+        .find(|t| t.associations.iter().any(|a| a.subnet == key))
+        .or_else(|| tables.iter().find(|t| t.main && t.vpc_id == vpc_id));
+    let routed = table.is_some_and(|t| {
+        t.routes
+            .iter()
+            .any(|r| r.destination == "0.0.0.0/0" && matches!(r.target, RouteTarget::Nat(_) | RouteTarget::Other(_)))
+    });
+    (vpc_id, routed)
+}
+
 /// Checks the images that tasks in `subnets` without public IPs pull when their only way out is
 /// VPC endpoints (no default route to a NAT gateway): the ECR endpoints serve the region's private
 /// registries (`<account>.dkr.ecr.<region>.amazonaws.com/...`) only, so an image from ECR Public,
@@ -124,22 +132,7 @@ pub fn images_beyond_endpoints(pass: &Pass, subnets: &[Subnet], images: &[String
     let endpoints_only: Vec<String> = subnets
         .iter()
         .filter(|subnet| {
-            let vpc_id = if subnet.vpc_id.is_empty() {
-                snapshot.ec2.subnets.iter().find(|s| s.id == subnet.id).map(|s| s.vpc_id.clone()).unwrap_or_default()
-            } else {
-                subnet.vpc_id.clone()
-            };
-            let key = subnet_key(subnet);
-            let table = state
-                .route_tables
-                .iter()
-                .find(|t| t.associations.iter().any(|a| a.subnet == key))
-                .or_else(|| state.route_tables.iter().find(|t| t.main && t.vpc_id == vpc_id));
-            let routed = table.is_some_and(|t| {
-                t.routes.iter().any(|r| {
-                    r.destination == "0.0.0.0/0" && matches!(r.target, RouteTarget::Nat(_) | RouteTarget::Other(_))
-                })
-            });
+            let (vpc_id, routed) = default_route(&snapshot, subnet);
             let ecr_endpoint = state
                 .endpoints
                 .iter()

@@ -4,9 +4,9 @@ use std::collections::BTreeSet;
 
 use aws_sdk_elasticloadbalancingv2::types::{LoadBalancerSchemeEnum, LoadBalancerTypeEnum};
 
-use super::{ARNS_PER_REQUEST, Elbv2State, stack_tags, stack_tags_of, validate_elb_name, with_state};
+use super::{Elbv2State, describe_existing, stack_tags, stack_tags_of, validate_elb_name, with_state};
+use crate::aws::Snapshot;
 use crate::aws::ec2::Ec2State;
-use crate::aws::{Snapshot, concurrently};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::Pass;
@@ -22,6 +22,8 @@ pub struct LoadBalancer {
     pub name: String,
     /// Its DNS name, or [`UNKNOWN`].
     pub dns_name: String,
+    /// The Route 53 hosted zone id of its DNS name (what an alias record to it names), or [`UNKNOWN`].
+    pub canonical_hosted_zone_id: String,
     /// `internet-facing` or `internal`.
     pub scheme: String,
     /// `application`, `network` or `gateway`.
@@ -91,6 +93,7 @@ pub fn load_balancer_from(lb: &aws_sdk_elasticloadbalancingv2::types::LoadBalanc
         name: lb.load_balancer_name().ok_or_else(|| Error::missing(OP, "LoadBalancerName"))?.to_string(),
         // Gateway Load Balancers have no DNS name.
         dns_name: lb.dns_name().unwrap_or_default().to_string(),
+        canonical_hosted_zone_id: lb.canonical_hosted_zone_id().unwrap_or_default().to_string(),
         // Internet-facing is what AWS creates when no scheme is asked for.
         scheme: lb.scheme().map(|s| s.as_str().to_string()).unwrap_or_else(|| "internet-facing".into()),
         lb_type: lb.r#type().map(|t| t.as_str().to_string()).unwrap_or_else(|| "application".into()),
@@ -124,18 +127,7 @@ async fn describe(aws: &Aws, which: Which<'_>) -> Result<Option<Vec<LoadBalancer
 
 /// The load balancers of `arns` that exist, 20 per request.
 pub(super) async fn describe_by_arns(aws: &Aws, arns: &[String]) -> Result<Vec<LoadBalancer>> {
-    let found =
-        concurrently(arns.chunks(ARNS_PER_REQUEST), async |batch| match describe(aws, Which::Arns(batch)).await? {
-            Some(found) => Ok(found),
-            // One of them is gone (the tagging index lists a deleted load balancer for a while):
-            // describe them one by one and skip the gone ones.
-            None => {
-                let each = concurrently(batch, |arn| describe(aws, Which::Arns(std::slice::from_ref(arn)))).await?;
-                Ok(each.into_iter().flatten().flatten().collect())
-            }
-        })
-        .await?;
-    Ok(found.into_iter().flatten().collect())
+    describe_existing(arns, async |batch: &[String]| describe(aws, Which::Arns(batch)).await).await
 }
 
 /// The load balancer with this name or ARN, with its stack tag; `None` when there is none.
@@ -331,6 +323,7 @@ impl Resource for LoadBalancer {
             arn: UNKNOWN.into(),
             name: spec.name.clone(),
             dns_name: UNKNOWN.into(),
+            canonical_hosted_zone_id: UNKNOWN.into(),
             scheme: spec.scheme.clone(),
             lb_type: "application".into(),
             vpc_id: spec_vpc(spec).unwrap_or_else(|| UNKNOWN.into()),

@@ -5,15 +5,16 @@
 
 mod listener;
 mod load_balancer;
+mod rule;
 mod target_group;
 
 use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_elasticloadbalancingv2::types::Tag;
-use aws_sdk_resourcegroupstagging::types::TagFilter;
 
 pub use listener::{Listener, ListenerAction, ListenerSpec, LoadBalancerRef, listeners};
 pub use load_balancer::{GroupRef, LoadBalancer, LoadBalancerSpec, SubnetRef, load_balancer_from, resolve_subnets};
+pub use rule::{ListenerRef, ListenerRule, ListenerRuleSpec, delete_rule};
 pub use target_group::{DEFAULT_DEREGISTRATION_DELAY, HealthCheck, TargetGroup, TargetGroupSpec, target_groups};
 
 use crate::aws::{NAME_TAG, concurrently};
@@ -26,6 +27,25 @@ pub const DEFAULT_SSL_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 
 /// How many ARNs DescribeLoadBalancers, DescribeTargetGroups and DescribeTags take per request.
 const ARNS_PER_REQUEST: usize = 20;
+
+/// The resources of `arns` that exist, [`ARNS_PER_REQUEST`] per `describe` (which answers `None`
+/// when one of its ARNs does not exist). The tagging index lists a deleted load balancer or target
+/// group for a while, so a batch with a gone one is described again one by one, skipping the gone.
+async fn describe_existing<T>(
+    arns: &[String],
+    describe: impl AsyncFn(&[String]) -> Result<Option<Vec<T>>>,
+) -> Result<Vec<T>> {
+    let describe = &describe;
+    let found = concurrently(arns.chunks(ARNS_PER_REQUEST), async |batch| match describe(batch).await? {
+        Some(found) => Ok(found),
+        None => {
+            let each = concurrently(batch, |arn| describe(std::slice::from_ref(arn))).await?;
+            Ok(each.into_iter().flatten().flatten().collect())
+        }
+    })
+    .await?;
+    Ok(found.into_iter().flatten().collect())
+}
 
 /// The ELBv2 part of a run's snapshot.
 #[derive(Debug, Default, Clone)]
@@ -42,6 +62,12 @@ pub struct Elbv2State {
     pub load_balancers_named: HashMap<String, Option<LoadBalancer>>,
     /// Target groups looked up by name outside the stack's tag (`None`: no such name).
     pub target_groups_named: HashMap<String, Option<TargetGroup>>,
+    /// The rules (not the default ones) of the listeners in `rules_read`.
+    pub rules: Vec<ListenerRule>,
+    /// The listeners (ARNs) whose rules are in `rules`.
+    pub rules_read: BTreeSet<String>,
+    /// The rules this pass declared, by listener ARN and priority (a priority is one rule).
+    pub rules_declared: BTreeSet<(String, i32)>,
 }
 
 impl Elbv2State {
@@ -49,7 +75,12 @@ impl Elbv2State {
     /// ARN, then reads their listeners and target group attributes: requests in proportion to the
     /// stack, whatever else the region holds.
     pub async fn load(aws: &Aws, stack: &str) -> Result<Elbv2State> {
-        let arns = stack_arns(aws, stack).await?;
+        let arns = crate::aws::stack_arns(
+            aws,
+            stack,
+            &["elasticloadbalancing:loadbalancer", "elasticloadbalancing:targetgroup"],
+        )
+        .await?;
         let (lb_arns, tg_arns): (Vec<String>, Vec<String>) =
             arns.into_iter().partition(|arn| arn.contains(":loadbalancer/"));
         let (mut load_balancers, mut target_groups) = tokio::try_join!(
@@ -77,7 +108,29 @@ impl Elbv2State {
         };
         let listeners = listeners.into_iter().flatten().map(|l| Listener { stack: Some(stack.to_string()), ..l });
         state.add_listeners(listeners.collect());
+        let arns: Vec<String> = state.listeners.iter().map(|l| l.arn.clone()).collect();
+        let rules = concurrently(&arns, |arn| rule::rules(aws, arn)).await?;
+        for (arn, rules) in arns.iter().zip(rules) {
+            let rules = rules.into_iter().map(|r| ListenerRule { stack: Some(stack.to_string()), ..r }).collect();
+            state.add_rules(arn, rules);
+        }
         Ok(state)
+    }
+
+    /// Adds the rules of a listener of the stack read from AWS, naming the target groups they
+    /// forward to where known.
+    fn add_rules(&mut self, listener_arn: &str, rules: Vec<ListenerRule>) {
+        for mut rule in rules {
+            let named = self.target_groups_named.values().flatten();
+            if let ListenerAction::Forward { arn, name } = &mut rule.action
+                && let Some(tg) = self.target_groups.iter().chain(named).find(|t| t.arn == *arn)
+            {
+                name.clone_from(&tg.name);
+            }
+            self.rules.retain(|r| r.arn != rule.arn);
+            self.rules.push(rule);
+        }
+        self.rules_read.insert(listener_arn.to_string());
     }
 
     /// Adds listeners of the stack's load balancers read from AWS, naming the target groups they
@@ -94,29 +147,6 @@ impl Elbv2State {
             self.listeners.push(listener);
         }
     }
-}
-
-/// The ARNs of the stack's load balancers and target groups (Resource Groups Tagging API).
-///
-/// The tagging index is eventually consistent: a load balancer or target group created moments
-/// ago may be missing (the lookup by name before every create covers that), and one deleted
-/// moments ago may still be listed (the describe by ARN drops it).
-async fn stack_arns(aws: &Aws, stack: &str) -> Result<Vec<String>> {
-    let mut pages = aws
-        .tagging
-        .get_resources()
-        .tag_filters(TagFilter::builder().key(STACK_TAG).values(stack).build())
-        .resource_type_filters("elasticloadbalancing:loadbalancer")
-        .resource_type_filters("elasticloadbalancing:targetgroup")
-        .into_paginator()
-        .items()
-        .send();
-    let mut arns = Vec::new();
-    while let Some(mapping) = pages.next().await {
-        let mapping = mapping.map_err(|e| aws_error("GetResources", e))?;
-        arns.push(mapping.resource_arn().ok_or_else(|| Error::missing("GetResources", "ResourceARN"))?.to_string());
-    }
-    Ok(arns)
 }
 
 /// The `deckhand:stack` tags of `arns` (load balancers or target groups; at most 20); an ARN

@@ -2,8 +2,8 @@
 
 use aws_sdk_elasticloadbalancingv2::types::{Matcher, ProtocolEnum, TargetGroupAttribute, TargetTypeEnum};
 
-use super::{ARNS_PER_REQUEST, Elbv2State, stack_tags, stack_tags_of, validate_elb_name, with_state};
-use crate::aws::{Snapshot, concurrently};
+use super::{Elbv2State, describe_existing, stack_tags, stack_tags_of, validate_elb_name, with_state};
+use crate::aws::Snapshot;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::Pass;
@@ -147,18 +147,7 @@ async fn describe(aws: &Aws, which: Which<'_>) -> Result<Option<Vec<TargetGroup>
 
 /// The target groups of `arns` that exist, 20 per request (without their attributes).
 pub(super) async fn describe_by_arns(aws: &Aws, arns: &[String]) -> Result<Vec<TargetGroup>> {
-    let found =
-        concurrently(arns.chunks(ARNS_PER_REQUEST), async |batch| match describe(aws, Which::Arns(batch)).await? {
-            Some(found) => Ok(found),
-            // One of them is gone (the tagging index lists a deleted target group for a while):
-            // describe them one by one and skip the gone ones.
-            None => {
-                let each = concurrently(batch, |arn| describe(aws, Which::Arns(std::slice::from_ref(arn)))).await?;
-                Ok(each.into_iter().flatten().flatten().collect())
-            }
-        })
-        .await?;
-    Ok(found.into_iter().flatten().collect())
+    describe_existing(arns, async |batch: &[String]| describe(aws, Which::Arns(batch)).await).await
 }
 
 /// The target group named `name` (any stack's, or none's), with its stack tag and attributes.

@@ -3,6 +3,7 @@
 
 mod policy;
 mod role;
+mod role_policy;
 
 use std::collections::HashMap;
 
@@ -16,6 +17,7 @@ pub use policy::{
     describe_trust, normalise_policy, policy_arn, service_trust, trusted_principals, validate_role_name, validate_trust,
 };
 pub use role::DesiredRole;
+pub use role_policy::{RolePolicy, RolePolicySpec, remove_role_policy, role_is_stacks, validate_policy_name};
 
 /// The description a role gets when the script gives none.
 pub const DEFAULT_DESCRIPTION: &str = "managed by deckhand";

@@ -94,9 +94,9 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
         head.iter().find_map(|h| h.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim()))
     };
     let length = header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
-    let body = String::from_utf8_lossy(&body).into_owned();
+    let mut raw_body = vec![0; length];
+    reader.read_exact(&mut raw_body)?;
+    let body = String::from_utf8_lossy(&raw_body).into_owned();
     let operation = match header("x-amz-target") {
         Some(target) => target.rsplit('.').next().unwrap_or("").to_string(),
         None => param(&body, "Action").unwrap_or_default(),
@@ -141,7 +141,7 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
     }
     request.push_str("Connection: close\r\n\r\n");
     server.write_all(request.as_bytes())?;
-    server.write_all(body.as_bytes())?;
+    server.write_all(&raw_body)?;
     let mut response = Vec::new();
     server.read_to_end(&mut response)?;
     let split = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(response.len(), |i| i + 4);

@@ -171,6 +171,8 @@ impl Deck {
 
     /// Runs `deckhand ARGS` in a pseudo-terminal (Python's `pty`, present wherever the emulator
     /// is): each step is `[keys, [texts expected next, in order]]`, waited for with a deadline.
+    /// A step `[keys, [texts], GATE]` lets the test act first: the driver creates `GATE.reached`,
+    /// then waits for the test to create `GATE` before it sends the keys (see [`Deck::at_gate`]).
     /// The outcome's stdout is the terminal transcript; stderr says what went wrong, if anything.
     pub fn terminal(&self, args: &[&str], steps: &serde_json::Value) -> Outcome {
         let args_json = serde_json::to_string(args).unwrap();
@@ -180,6 +182,20 @@ impl Deck {
             .output()
             .expect("python3 runs the pty driver");
         Outcome::of(args, output)
+    }
+
+    /// Waits (30 s at most) until a [`Deck::terminal`] session running on another thread reaches
+    /// `gate`, runs `act`, then lets the session go on.
+    pub fn at_gate<T>(&self, gate: &Path, act: impl FnOnce() -> T) -> T {
+        let reached = gate.with_extension("reached");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !reached.exists() {
+            assert!(std::time::Instant::now() < deadline, "the terminal session never reached {}", gate.display());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let result = act();
+        std::fs::write(gate, "").expect("the gate file is written");
+        result
     }
 
     /// Asks the emulator's ACM for a certificate (for example.com) and returns its ARN.
@@ -367,7 +383,15 @@ def read_some(deadline):
         return False
     out += chunk
     return bool(chunk)
-for keys, expected in steps:
+for keys, expected, *gate in steps:
+    if gate:  # the test acts before these keys: say so, then wait until it is done
+        open(gate[0] + ".reached", "w").close()
+        deadline = time.monotonic() + 30
+        while not os.path.exists(gate[0]):
+            if time.monotonic() > deadline:
+                proc.kill()
+                sys.exit("timed out waiting for the test at gate %r" % gate[0])
+            time.sleep(0.05)
     at = len(out)
     os.write(master, keys.encode())
     deadline = time.monotonic() + 30

@@ -1,0 +1,587 @@
+//! ACM certificates validated by DNS: validation, reads, how a `certificate` converges (request,
+//! validation CNAMEs written into the zone, wait until ISSUED), deletion.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_acm::types::{Tag, ValidationMethod};
+use aws_sdk_route53::types::ChangeAction;
+
+use crate::aws::Snapshot;
+use crate::aws::route53::{self, HostedZone, RecordSet};
+use crate::converge::{Created, Drift, Resource};
+use crate::error::{Error, Result, aws_error};
+use crate::pass::{Pass, STACK_TAG};
+use crate::plan::{FieldDiff, UNKNOWN, is_known};
+use crate::runtime::Aws;
+
+/// How many names a certificate may hold: ACM's default quota ("domain names per certificate").
+pub const MAX_NAMES: usize = 10;
+
+/// How long a run waits for ACM to issue a certificate. DNS validation usually completes within
+/// minutes of the CNAME being served, but ACM documents that it can take up to 30 minutes.
+pub const ISSUE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// How long a run waits for ACM to report a new certificate's validation records (RequestCertificate
+/// returns before ACM has generated them; DescribeCertificate lists them a few seconds later).
+const RECORDS_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How often a long wait says it is still waiting.
+const PROGRESS_EVERY: Duration = Duration::from_secs(30);
+
+/// A DNS validation record ACM asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationRecord {
+    /// The CNAME's name (normalised).
+    pub name: String,
+    /// Its value, e.g. `_x.acm-validations.aws.`.
+    pub value: String,
+}
+
+/// An ACM certificate as it exists (or will exist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Certificate {
+    /// Its ARN, or [`UNKNOWN`].
+    pub arn: String,
+    /// The primary domain name.
+    pub domain: String,
+    /// The other names, sorted.
+    pub alternative_names: Vec<String>,
+    /// `PENDING_VALIDATION`, `ISSUED`, `FAILED`, ...
+    pub status: String,
+    /// Expiry, RFC 3339, when issued.
+    pub not_after: Option<String>,
+    /// ACM's reason when validation failed.
+    pub failure_reason: Option<String>,
+    /// The validation CNAMEs ACM reports.
+    pub validation: Vec<ValidationRecord>,
+    /// Those not (yet, or not with the right value) in the zone.
+    pub missing: Vec<ValidationRecord>,
+    /// Its `deckhand:stack` tag.
+    pub stack: Option<String>,
+}
+
+/// What a script asks of a certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateSpec {
+    /// The primary domain name (normalised).
+    pub domain: String,
+    /// The other names (normalised).
+    pub alternative_names: Vec<String>,
+    /// The zone that validates every name.
+    pub zone: HostedZone,
+}
+
+impl CertificateSpec {
+    fn names(&self) -> Vec<String> {
+        let mut names = self.alternative_names.clone();
+        names.retain(|n| n != &self.domain);
+        names.sort();
+        names.dedup();
+        names
+    }
+}
+
+/// The ACM part of a run's snapshot: the stack's certificates, read on first use.
+#[derive(Debug, Default, Clone)]
+pub struct AcmState {
+    /// The stack's certificates (`None`: not read yet).
+    pub certificates: Option<Vec<Certificate>>,
+}
+
+/// Checks a certificate's names before any call: well-formed, wildcards as ACM allows them (the
+/// whole leftmost label), inside the zone, no repeats, at most [`MAX_NAMES`].
+pub fn validate(spec: &CertificateSpec) -> Result<()> {
+    route53::validate_name("certificate.domain", &spec.domain, true)?;
+    if spec.domain.len() > 64 {
+        return Err(Error::invalid(
+            "certificate.domain",
+            format!("{:?}", spec.domain),
+            "at most 64 characters (ACM puts it in the certificate's subject); put a longer name in alternative_names",
+        ));
+    }
+    route53::check_in_zone("certificate.domain", &spec.domain, &spec.zone.name)?;
+    for name in &spec.alternative_names {
+        route53::validate_name("certificate.alternative_names", name, true)?;
+        route53::check_in_zone("certificate.alternative_names", name, &spec.zone.name)?;
+    }
+    let count = spec.names().len() + 1;
+    if count > MAX_NAMES {
+        return Err(Error::invalid(
+            "certificate.alternative_names",
+            format!("{count} names"),
+            format!("at most {MAX_NAMES} names per certificate (ACM's default quota) including the domain"),
+        ));
+    }
+    Ok(())
+}
+
+/// Reads one certificate (DescribeCertificate); `None` when it is gone.
+pub async fn describe(aws: &Aws, arn: &str) -> Result<Option<Certificate>> {
+    let out = match aws.acm.describe_certificate().certificate_arn(arn).send().await {
+        Ok(out) => out,
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => return Ok(None),
+        Err(e) => return Err(aws_error("DescribeCertificate", e)),
+    };
+    let c = out.certificate().ok_or_else(|| Error::missing("DescribeCertificate", "Certificate"))?;
+    let domain =
+        route53::normalise(c.domain_name().ok_or_else(|| Error::missing("DescribeCertificate", "DomainName"))?);
+    let mut alternative_names: Vec<String> =
+        c.subject_alternative_names().iter().map(|n| route53::normalise(n)).filter(|n| n != &domain).collect();
+    alternative_names.sort();
+    alternative_names.dedup();
+    let mut validation: Vec<ValidationRecord> = c
+        .domain_validation_options()
+        .iter()
+        .filter_map(|o| o.resource_record())
+        .map(|r| ValidationRecord { name: route53::normalise(r.name()), value: r.value().to_string() })
+        .collect();
+    validation.sort_by(|a, b| a.name.cmp(&b.name));
+    validation.dedup();
+    Ok(Some(Certificate {
+        arn: arn.to_string(),
+        domain,
+        alternative_names,
+        status: c.status().map(|s| s.as_str().to_string()).unwrap_or_else(|| "UNKNOWN".into()),
+        not_after: c.not_after().and_then(|t| t.fmt(aws_smithy_types::date_time::Format::DateTime).ok()),
+        failure_reason: c.failure_reason().map(|r| r.as_str().to_string()),
+        validation,
+        missing: Vec::new(),
+        stack: None,
+    }))
+}
+
+/// Every certificate of the region with its names (ListCertificates, every status and key type).
+pub async fn account_certificates(aws: &Aws) -> Result<Vec<(String, Vec<String>)>> {
+    let mut pages = aws.acm.list_certificates().into_paginator().items().send();
+    let mut certs = Vec::new();
+    while let Some(summary) = pages.next().await {
+        let summary = summary.map_err(|e| aws_error("ListCertificates", e))?;
+        let arn = summary.certificate_arn().ok_or_else(|| Error::missing("ListCertificates", "CertificateArn"))?;
+        let names = summary
+            .domain_name()
+            .into_iter()
+            .chain(summary.subject_alternative_name_summaries().iter().map(String::as_str))
+            .map(route53::normalise)
+            .collect();
+        certs.push((arn.to_string(), names));
+    }
+    Ok(certs)
+}
+
+/// The stack's certificates. ACM cannot list by tag: every certificate is listed
+/// ([`account_certificates`]) and its tags read (ListTagsForCertificate), then the stack's ones
+/// described.
+pub async fn stack_certificates(aws: &Aws, stack: &str) -> Result<Vec<Certificate>> {
+    let all = account_certificates(aws).await?;
+    stack_certificates_among(aws, stack, &all).await
+}
+
+async fn stack_certificates_among(aws: &Aws, stack: &str, all: &[(String, Vec<String>)]) -> Result<Vec<Certificate>> {
+    let stacks = crate::aws::concurrently(all, |(arn, _)| certificate_stack(aws, arn)).await?;
+    let ours: Vec<&String> =
+        all.iter().zip(stacks).filter(|(_, s)| s.as_deref() == Some(stack)).map(|((a, _), _)| a).collect();
+    let described = crate::aws::concurrently(ours, |arn| describe(aws, arn)).await?;
+    Ok(described.into_iter().flatten().map(|c| Certificate { stack: Some(stack.to_string()), ..c }).collect())
+}
+
+/// A stack's certificates and DNS records, for `status` and `destroy`.
+#[derive(Debug, Clone, Default)]
+pub struct StackDomains {
+    /// Its certificates.
+    pub certificates: Vec<Certificate>,
+    /// Its record sets (marker-owned, with their markers) and its certificates' validation
+    /// CNAMEs that no certificate outside the stack shares (ACM asks for the same CNAME for the
+    /// same name in one account, so another certificate for that name still needs it to renew).
+    pub records: Vec<route53::OwnedRecord>,
+}
+
+/// Reads a stack's certificates and DNS records (see [`StackDomains`]).
+pub async fn stack_domains(aws: &Aws, stack: &str) -> Result<StackDomains> {
+    let (all, zones) = tokio::try_join!(account_certificates(aws), route53::public_zone_records(aws))?;
+    let certificates = stack_certificates_among(aws, stack, &all).await?;
+    let mut records = route53::owned_records(stack, &zones);
+    let base = |name: &str| name.trim_start_matches("*.").to_string();
+    let shared: Vec<String> = all
+        .iter()
+        .filter(|(arn, _)| !certificates.iter().any(|c| &c.arn == arn))
+        .flat_map(|(_, names)| names.iter().map(|n| base(n)))
+        .collect();
+    for cert in &certificates {
+        let names: Vec<String> =
+            std::iter::once(&cert.domain).chain(&cert.alternative_names).map(|n| base(n)).collect();
+        if names.iter().any(|n| shared.contains(n)) {
+            continue;
+        }
+        for v in &cert.validation {
+            for (zone, sets) in &zones {
+                let found = sets.iter().find(|s| {
+                    s.name == v.name
+                        && s.rtype == "CNAME"
+                        && s.values.iter().any(|x| route53::normalise(x) == route53::normalise(&v.value))
+                });
+                if let Some(set) = found
+                    && !records.iter().any(|r| r.zone_id == zone.id && r.set.name == set.name && r.set.rtype == "CNAME")
+                {
+                    records.push(route53::OwnedRecord {
+                        zone_id: zone.id.clone(),
+                        zone: zone.name.clone(),
+                        set: set.clone(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(StackDomains { certificates, records })
+}
+
+/// The ARNs of the stack's certificates, from the Resource Groups Tagging API (one request a
+/// page, whatever else the account holds): how a run learns cheaply whether its stack has any.
+pub async fn stack_certificate_arns(aws: &Aws, stack: &str) -> Result<Vec<String>> {
+    crate::aws::stack_arns(aws, stack, &["acm:certificate"]).await
+}
+
+async fn certificate_stack(aws: &Aws, arn: &str) -> Result<Option<String>> {
+    match aws.acm.list_tags_for_certificate().certificate_arn(arn).send().await {
+        Ok(out) => Ok(out.tags().iter().find(|t| t.key() == STACK_TAG).and_then(|t| t.value()).map(str::to_string)),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(None),
+        Err(e) => Err(aws_error("ListTagsForCertificate", e)),
+    }
+}
+
+/// Deletes a certificate. ACM refuses (ResourceInUseException) while a load balancer still uses
+/// it, which lasts a moment after its listener is deleted; `destroy` retries that.
+pub async fn delete_certificate(aws: &Aws, arn: &str) -> Result<()> {
+    match aws.acm.delete_certificate().certificate_arn(arn).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(()),
+        Err(e) => Err(aws_error("DeleteCertificate", e)),
+    }
+}
+
+/// Statuses a certificate never leaves: such a one is not reused, a new one is requested.
+fn is_dead(status: &str) -> bool {
+    matches!(status, "FAILED" | "VALIDATION_TIMED_OUT" | "REVOKED" | "EXPIRED" | "INACTIVE")
+}
+
+fn stack_certs(pass: &Pass) -> Result<Vec<Certificate>> {
+    if let Some(certs) = &pass.snapshot()?.borrow().acm.certificates {
+        return Ok(certs.clone());
+    }
+    let stack = pass.stack()?;
+    let Some(certs) = pass.read(async |aws| stack_certificates(aws, &stack).await) else { return Ok(Vec::new()) };
+    let certs = certs?;
+    pass.remember_read(|s| s.acm.certificates = Some(certs.clone()))?;
+    Ok(certs)
+}
+
+/// The validation records not in the zone with their value.
+fn missing_records(pass: &Pass, zone: &HostedZone, validation: &[ValidationRecord]) -> Result<Vec<ValidationRecord>> {
+    let sets = route53::zone_records(pass, zone)?;
+    Ok(validation
+        .iter()
+        .filter(|v| {
+            !sets.iter().any(|s| {
+                s.name == v.name
+                    && s.rtype == "CNAME"
+                    && s.values.iter().any(|x| route53::normalise(x) == route53::normalise(&v.value))
+            })
+        })
+        .cloned()
+        .collect())
+}
+
+/// Writes the missing validation CNAMEs into the zone (UPSERT, one batch). A CNAME at that name
+/// with another value is not deckhand's to overwrite: refused.
+fn write_validation(pass: &Pass, zone: &HostedZone, missing: &[ValidationRecord]) -> Result<()> {
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let sets = route53::zone_records(pass, zone)?;
+    if let Some(other) = missing.iter().find_map(|v| sets.iter().find(|s| s.name == v.name && s.rtype == "CNAME")) {
+        return Err(Error::conflict(
+            format!(
+                "the validation record {} exists in zone {} with another value ({})",
+                other.name,
+                zone.name,
+                other.data()
+            ),
+            Some("it was not written by deckhand for this certificate; delete it or fix it to the value ACM reports"),
+        ));
+    }
+    let written: Vec<RecordSet> = missing
+        .iter()
+        .map(|v| RecordSet {
+            name: v.name.clone(),
+            rtype: "CNAME".into(),
+            ttl: Some(300),
+            values: vec![v.value.clone()],
+            alias: None,
+        })
+        .collect();
+    let changes: Vec<(ChangeAction, RecordSet)> = written.iter().map(|s| (ChangeAction::Upsert, s.clone())).collect();
+    pass.apply(async |aws| route53::change_records(aws, &zone.id, &changes).await)?;
+    route53::remember_records(pass, &zone.id, &written)
+}
+
+/// Waits until ACM reports the validation records of a just-requested certificate.
+fn wait_for_records(pass: &Pass, arn: &str) -> Result<Certificate> {
+    let started = Instant::now();
+    let mut delay = Duration::from_secs(1);
+    loop {
+        let cert = pass
+            .apply(async |aws| describe(aws, arn).await)?
+            .ok_or_else(|| Error::conflict(format!("certificate {arn} vanished right after it was requested"), None))?;
+        if !cert.validation.is_empty() {
+            return Ok(cert);
+        }
+        if started.elapsed() > RECORDS_TIMEOUT {
+            return Err(Error::Timeout {
+                what: format!("ACM to report the DNS validation records of {arn}"),
+                waited: humantime::format_duration(RECORDS_TIMEOUT).to_string(),
+                hint: Some("run the script again: it continues with this certificate".into()),
+            });
+        }
+        sleep(pass, delay)?;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Waits until the certificate is ISSUED, with progress; fails with ACM's reason.
+fn wait_issued(pass: &Pass, cert: Certificate) -> Result<Certificate> {
+    let started = Instant::now();
+    let mut said = Instant::now();
+    let mut delay = Duration::from_secs(1);
+    let mut cert = cert;
+    loop {
+        match cert.status.as_str() {
+            "ISSUED" => return Ok(cert),
+            status if is_dead(status) => {
+                let reason = cert.failure_reason.clone().unwrap_or_else(|| "ACM gave no reason".into());
+                return Err(Error::conflict(
+                    format!("certificate {} for {} is {status}: {reason}", cert.arn, cert.domain),
+                    Some(
+                        "check that the zone is the one the domain's registrar delegates to, and CAA records allow amazon.com; then run again (a new certificate is requested)",
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        if started.elapsed() > ISSUE_TIMEOUT {
+            return Err(Error::Timeout {
+                what: format!("certificate {} for {} to be issued (it is {})", cert.arn, cert.domain, cert.status),
+                waited: humantime::format_duration(ISSUE_TIMEOUT).to_string(),
+                hint: Some(
+                    "ACM validates once the CNAMEs resolve publicly: check the domain's delegation, then run again"
+                        .into(),
+                ),
+            });
+        }
+        if said.elapsed() >= PROGRESS_EVERY {
+            pass.log.say(&format!(
+                "  waiting for certificate {} to be issued ({}, {}s)",
+                cert.domain,
+                cert.status,
+                started.elapsed().as_secs()
+            ));
+            said = Instant::now();
+        }
+        sleep(pass, delay)?;
+        delay = (delay * 2).min(Duration::from_secs(15));
+        let missing = cert.missing.clone();
+        cert = pass.apply(async |aws| describe(aws, &cert.arn).await)?.ok_or_else(|| {
+            Error::conflict(format!("certificate {} was deleted while waiting for it", cert.arn), None)
+        })?;
+        cert.missing = missing;
+    }
+}
+
+fn sleep(pass: &Pass, delay: Duration) -> Result<()> {
+    pass.apply(async |_| {
+        tokio::time::sleep(delay).await;
+        Ok(())
+    })
+}
+
+/// A request token ACM dedupes on (for an hour): the same stack and names give the same token, so
+/// a retried or repeated request returns the same certificate.
+fn idempotency_token(stack: &str, domain: &str, names: &[String]) -> String {
+    // FNV-1a, 64 bits: stable across builds and platforms.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in std::iter::once(stack)
+        .chain(std::iter::once(domain))
+        .chain(names.iter().map(String::as_str))
+        .flat_map(|s| s.bytes().chain([0]))
+    {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("deckhand{hash:016x}")
+}
+
+/// A certificate converges by its names: the stack's certificate with exactly these names is
+/// reused (its validation CNAMEs rewritten when missing, waited for until ISSUED); other names
+/// request a new one and leave the old one to `destroy`.
+impl Resource for Certificate {
+    type Spec = CertificateSpec;
+    type Live = Certificate;
+    type Update = ();
+    const KIND: &'static str = "certificate";
+
+    fn name(spec: &CertificateSpec) -> String {
+        spec.domain.clone()
+    }
+
+    fn locator(live: &Certificate) -> String {
+        live.arn.clone()
+    }
+
+    fn validate(_pass: &Pass, spec: &CertificateSpec) -> Result<()> {
+        validate(spec)
+    }
+
+    fn find(pass: &Pass, spec: &CertificateSpec) -> Result<Option<Certificate>> {
+        let names = spec.names();
+        let mut matching: Vec<Certificate> = stack_certs(pass)?
+            .into_iter()
+            .filter(|c| c.domain == spec.domain && c.alternative_names == names && !is_dead(&c.status))
+            .collect();
+        // The issued one first, then the newest request.
+        matching.sort_by_key(|c| c.status != "ISSUED");
+        let Some(mut cert) = matching.into_iter().next() else { return Ok(None) };
+        cert.missing = missing_records(pass, &spec.zone, &cert.validation)?;
+        Ok(Some(cert))
+    }
+
+    fn stack_of(live: &Certificate) -> Option<&str> {
+        live.stack.as_deref()
+    }
+
+    fn planned(spec: &CertificateSpec, stack: &str) -> Certificate {
+        Certificate {
+            arn: UNKNOWN.into(),
+            domain: spec.domain.clone(),
+            alternative_names: spec.names(),
+            status: "ISSUED".into(),
+            not_after: None,
+            failure_reason: None,
+            validation: Vec::new(),
+            missing: Vec::new(),
+            stack: Some(stack.to_string()),
+        }
+    }
+
+    fn create(pass: &Pass, spec: &CertificateSpec, stack: &str) -> Result<Created<Certificate>> {
+        let names = spec.names();
+        let token = idempotency_token(stack, &spec.domain, &names);
+        let arn = pass.apply(async |aws| {
+            let tag = |k: &str, v: &str| {
+                Tag::builder().key(k).value(v).build().map_err(|e| Error::Internal(format!("tag: {e}")))
+            };
+            let out = aws
+                .acm
+                .request_certificate()
+                .domain_name(&spec.domain)
+                .set_subject_alternative_names((!names.is_empty()).then(|| names.clone()))
+                .validation_method(ValidationMethod::Dns)
+                .idempotency_token(&token)
+                .tags(tag(STACK_TAG, stack)?)
+                .tags(tag("Name", &spec.domain)?)
+                .send()
+                .await
+                .map_err(|e| aws_error("RequestCertificate", e))?;
+            out.certificate_arn()
+                .map(str::to_string)
+                .ok_or_else(|| Error::missing("RequestCertificate", "CertificateArn"))
+        })?;
+        pass.log.say(&format!(
+            "  requested certificate {} ({arn}); validating by DNS in zone {}",
+            spec.domain, spec.zone.name
+        ));
+        let mut cert = wait_for_records(pass, &arn)?;
+        cert.stack = Some(stack.to_string());
+        cert.missing = missing_records(pass, &spec.zone, &cert.validation)?;
+        write_validation(pass, &spec.zone, &cert.missing)?;
+        cert.missing.clear();
+        Ok(Created::New(wait_issued(pass, cert)?))
+    }
+
+    fn diff(live: &Certificate, _spec: &CertificateSpec) -> Drift<()> {
+        let mut diffs: Vec<FieldDiff> = live
+            .missing
+            .iter()
+            .map(|v| FieldDiff::changed(&format!("validation CNAME {}", v.name), "(none)", &v.value))
+            .collect();
+        if live.status != "ISSUED" {
+            diffs.push(FieldDiff::changed("status", &live.status, "ISSUED"));
+        }
+        Drift::of(diffs)
+    }
+
+    fn update(pass: &Pass, live: &Certificate, spec: &CertificateSpec, _: &()) -> Result<Certificate> {
+        let mut cert = live.clone();
+        if cert.validation.is_empty() {
+            cert = Certificate { stack: live.stack.clone(), ..wait_for_records(pass, &live.arn)? };
+            cert.missing = missing_records(pass, &spec.zone, &cert.validation)?;
+        }
+        write_validation(pass, &spec.zone, &cert.missing)?;
+        cert.missing.clear();
+        wait_issued(pass, cert)
+    }
+
+    fn updated(live: &Certificate, _spec: &CertificateSpec) -> Certificate {
+        Certificate { status: "ISSUED".into(), missing: Vec::new(), ..live.clone() }
+    }
+
+    fn remember(snapshot: &mut Snapshot, live: &Certificate) {
+        if !is_known(&live.arn) {
+            return;
+        }
+        let certs = snapshot.acm.certificates.get_or_insert_with(Vec::new);
+        certs.retain(|c| c.arn != live.arn);
+        certs.push(live.clone());
+    }
+
+    fn summary(live: &Certificate) -> String {
+        let names = if live.alternative_names.is_empty() {
+            String::new()
+        } else {
+            format!(" (+ {})", live.alternative_names.join(", "))
+        };
+        let expiry = live.not_after.as_deref().map(|t| format!(", expires {t}")).unwrap_or_default();
+        format!("{}{names}, {}{expiry}", live.arn, live.status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(domain: &str, alternative_names: &[&str]) -> CertificateSpec {
+        CertificateSpec {
+            domain: domain.into(),
+            alternative_names: alternative_names.iter().map(|s| (*s).to_string()).collect(),
+            zone: HostedZone { id: "Z1".into(), name: "example.com".into() },
+        }
+    }
+
+    #[test]
+    fn names_must_sit_in_the_zone_and_fit_the_quota() {
+        assert!(validate(&spec("app.example.com", &["*.example.com", "example.com"])).is_ok());
+        let err = validate(&spec("app.example.org", &[])).unwrap_err().to_string();
+        assert!(err.contains("inside the hosted zone example.com"), "{err}");
+        let err = validate(&spec("", &[])).unwrap_err().to_string();
+        assert!(err.starts_with("invalid certificate.domain \"\""), "{err}");
+        let many: Vec<String> = (0..10).map(|i| format!("n{i}.example.com")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let err = validate(&spec("app.example.com", &many)).unwrap_err().to_string();
+        assert!(err.contains("at most 10 names"), "{err}");
+    }
+
+    #[test]
+    fn tokens_are_stable_and_short() {
+        let a = idempotency_token("web", "app.example.com", &[]);
+        assert_eq!(a, idempotency_token("web", "app.example.com", &[]));
+        assert_ne!(a, idempotency_token("web", "www.example.com", &[]));
+        assert!(a.len() <= 32 && a.chars().all(char::is_alphanumeric));
+    }
+}

@@ -1,0 +1,398 @@
+//! Listener rules: path-pattern and host-header conditions forwarding to a target group. A rule is
+//! a sub-resource of its listener: it converges by priority, belongs to the stack its listener
+//! belongs to, and the rules of the stack's listeners that a run no longer declares are deleted
+//! when the run's script has finished ([`prune_rules`]).
+
+
+
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, HostHeaderConditionConfig, PathPatternConditionConfig, RuleCondition,
+};
+
+use super::{ListenerAction, stack_tags, with_state};
+use crate::aws::Snapshot;
+use crate::converge::{Created, Drift, Resource};
+use crate::error::{Error, Result, aws_error};
+use crate::pass::Pass;
+use crate::plan::{FieldDiff, UNKNOWN, is_known};
+use crate::runtime::Aws;
+
+/// The priorities a rule may have (AWS's range; the default action is not a numbered rule).
+pub const PRIORITIES: std::ops::RangeInclusive<i32> = 1..=50_000;
+
+/// At most this many condition values per rule (all conditions together), as ALB allows.
+pub const MAX_CONDITION_VALUES: usize = 5;
+
+/// The longest path pattern or host header ALB accepts.
+const MAX_VALUE_LEN: usize = 128;
+
+/// A listener rule as it exists (or will exist) in AWS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerRule {
+    /// Its ARN, or [`UNKNOWN`].
+    pub arn: String,
+    /// The listener it belongs to.
+    pub listener_arn: String,
+    /// Its priority (1-50000).
+    pub priority: i32,
+    /// Path patterns (empty: no path condition).
+    pub paths: Vec<String>,
+    /// Host headers (empty: no host condition).
+    pub hosts: Vec<String>,
+    /// What it does with a matching request.
+    pub action: ListenerAction,
+    /// The `deckhand:stack` tag of its listener's load balancer (`None` where not known).
+    pub stack: Option<String>,
+}
+
+/// The listener a rule is declared on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerRef {
+    /// Its ARN, or [`UNKNOWN`] when it is only planned.
+    pub arn: String,
+    /// Its name in the plan, `<load balancer>:<port>`.
+    pub name: String,
+}
+
+/// What a script asks of a listener rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerRuleSpec {
+    /// The listener.
+    pub listener: ListenerRef,
+    /// 1-50000, unique on the listener.
+    pub priority: i32,
+    /// Path patterns, e.g. `/api/*`.
+    pub paths: Vec<String>,
+    /// Host headers, e.g. `api.example.com`.
+    pub hosts: Vec<String>,
+    /// The target group it forwards to (an [`ListenerAction::Forward`]).
+    pub action: ListenerAction,
+}
+
+/// The rules of a listener (DescribeRules), without its default rule.
+pub async fn rules(aws: &Aws, listener_arn: &str) -> Result<Vec<ListenerRule>> {
+    const OP: &str = "DescribeRules";
+    let mut rules = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let out = aws
+            .elbv2
+            .describe_rules()
+            .listener_arn(listener_arn)
+            .page_size(400)
+            .set_marker(marker.take())
+            .send()
+            .await
+            .map_err(|e| aws_error(OP, e))?;
+        for rule in out.rules() {
+            if rule.is_default() == Some(true) {
+                continue;
+            }
+            let priority = rule.priority().ok_or_else(|| Error::missing(OP, "Priority"))?;
+            let Ok(priority) = priority.parse() else { continue };
+            let (mut paths, mut hosts) = (Vec::new(), Vec::new());
+            for condition in rule.conditions() {
+                match condition.field() {
+                    Some("path-pattern") => paths.extend(condition_values(
+                        condition.path_pattern_config().map(|c| c.values()),
+                        condition.values(),
+                    )),
+                    Some("host-header") => hosts.extend(condition_values(
+                        condition.host_header_config().map(|c| c.values()),
+                        condition.values(),
+                    )),
+                    Some(other) => paths.push(format!("({other} condition)")),
+                    None => {}
+                }
+            }
+            rules.push(ListenerRule {
+                arn: rule.rule_arn().ok_or_else(|| Error::missing(OP, "RuleArn"))?.to_string(),
+                listener_arn: listener_arn.to_string(),
+                priority,
+                paths,
+                hosts,
+                action: super::listener::action_from(rule.actions()),
+                stack: None,
+            });
+        }
+        match out.next_marker() {
+            Some(next) if !next.is_empty() => marker = Some(next.to_string()),
+            _ => break,
+        }
+    }
+    Ok(rules)
+}
+
+/// A condition's values: from its config where AWS reports one, else from the legacy `Values`.
+fn condition_values(config: Option<&[String]>, legacy: &[String]) -> Vec<String> {
+    match config {
+        Some(values) if !values.is_empty() => values.to_vec(),
+        _ => legacy.to_vec(),
+    }
+}
+
+/// Checks a rule the way ALB would, before any request (and that the pass declares one rule per
+/// priority on a listener).
+fn validate_rule(pass: &Pass, spec: &ListenerRuleSpec) -> Result<()> {
+    if !PRIORITIES.contains(&spec.priority) {
+        return Err(Error::invalid("listener_rule.priority", spec.priority, "a priority from 1 to 50000"));
+    }
+    if spec.paths.is_empty() && spec.hosts.is_empty() {
+        return Err(Error::MissingKey {
+            key: "paths".into(),
+            context: "listener_rule()".into(),
+            what: "a rule needs at least one condition: `paths` (e.g. [\"/api/*\"]) and/or `hosts` (e.g. [\"api.example.com\"])"
+                .into(),
+        });
+    }
+    for (key, values) in [("listener_rule.paths", &spec.paths), ("listener_rule.hosts", &spec.hosts)] {
+        for value in values {
+            if value.is_empty() || value.len() > MAX_VALUE_LEN || value.chars().any(char::is_whitespace) {
+                return Err(Error::invalid(key, format!("{value:?}"), "1 to 128 characters, no spaces"));
+            }
+        }
+    }
+    let total = spec.paths.len() + spec.hosts.len();
+    if total > MAX_CONDITION_VALUES {
+        return Err(Error::invalid(
+            "listener_rule",
+            format!("{total} condition values ({} paths, {} hosts)", spec.paths.len(), spec.hosts.len()),
+            format!(
+                "at most {MAX_CONDITION_VALUES} condition values in total per rule (an ALB limit); split it into several rules"
+            ),
+        ));
+    }
+    let declared = with_state(pass, |s| s.rules_declared.contains(&(spec.listener.arn.clone(), spec.priority)))?;
+    if declared {
+        return Err(Error::invalid(
+            "listener_rule.priority",
+            spec.priority,
+            format!("a priority no other rule of listener {} has (each priority is one rule)", spec.listener.name),
+        ));
+    }
+    Ok(())
+}
+
+/// Makes sure the rules of `listener_arn` (a listener of the stack) are in the pass's snapshot.
+fn read_rules(pass: &Pass, listener_arn: &str, stack: &str) -> Result<()> {
+    if !is_known(listener_arn) || with_state(pass, |s| s.rules_read.contains(listener_arn))? {
+        return Ok(());
+    }
+    let Some(found) = pass.read(async |aws| rules(aws, listener_arn).await) else { return Ok(()) };
+    let found: Vec<ListenerRule> =
+        found?.into_iter().map(|r| ListenerRule { stack: Some(stack.to_string()), ..r }).collect();
+    pass.remember_read(|s| s.elbv2.add_rules(listener_arn, found.clone()))
+}
+
+fn sdk_conditions(paths: &[String], hosts: &[String]) -> Vec<RuleCondition> {
+    let mut conditions = Vec::new();
+    if !paths.is_empty() {
+        conditions.push(
+            RuleCondition::builder()
+                .field("path-pattern")
+                .path_pattern_config(PathPatternConditionConfig::builder().set_values(Some(paths.to_vec())).build())
+                .build(),
+        );
+    }
+    if !hosts.is_empty() {
+        conditions.push(
+            RuleCondition::builder()
+                .field("host-header")
+                .host_header_config(HostHeaderConditionConfig::builder().set_values(Some(hosts.to_vec())).build())
+                .build(),
+        );
+    }
+    conditions
+}
+
+fn sdk_forward(action: &ListenerAction) -> Result<Action> {
+    match action {
+        ListenerAction::Forward { arn, .. } if is_known(arn) => {
+            Ok(Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(arn).build())
+        }
+        other => Err(Error::Internal(format!("a listener rule forwarding to {other} (no target group ARN)"))),
+    }
+}
+
+fn sorted(values: &[String]) -> Vec<String> {
+    let mut values = values.to_vec();
+    values.sort();
+    values
+}
+
+fn show(values: &[String]) -> String {
+    if values.is_empty() { "(none)".into() } else { values.join(", ") }
+}
+
+/// The rule's name in the plan: `<load balancer>:<port>#<priority>`.
+fn rule_name(listener: &str, priority: i32) -> String {
+    format!("{listener}#{priority}")
+}
+
+/// A listener rule converges by priority on its listener: created when missing, its conditions
+/// and target group modified in place (ModifyRule).
+impl Resource for ListenerRule {
+    type Spec = ListenerRuleSpec;
+    type Live = ListenerRule;
+    type Update = ();
+    const KIND: &'static str = "listener_rule";
+
+    fn name(spec: &ListenerRuleSpec) -> String {
+        rule_name(&spec.listener.name, spec.priority)
+    }
+
+    fn validate(pass: &Pass, spec: &ListenerRuleSpec) -> Result<()> {
+        validate_rule(pass, spec)
+    }
+
+    fn find(pass: &Pass, spec: &ListenerRuleSpec) -> Result<Option<ListenerRule>> {
+        let listener = &spec.listener.arn;
+        if !is_known(listener) {
+            return Ok(None);
+        }
+        let stack = pass.stack()?;
+        let ours = with_state(pass, |s| s.listeners.iter().any(|l| l.arn == *listener))?;
+        if !ours && pass.aws().is_some() {
+            return Err(Error::conflict(
+                format!("listener {} ({listener}) is not part of stack {stack}", spec.listener.name),
+                Some("deckhand manages rules only on the listeners of its stack: pass a listener() handle"),
+            ));
+        }
+        read_rules(pass, listener, &stack)?;
+        with_state(pass, |s| {
+            s.rules.iter().find(|r| r.listener_arn == *listener && r.priority == spec.priority).cloned()
+        })
+    }
+
+    fn stack_of(live: &ListenerRule) -> Option<&str> {
+        live.stack.as_deref()
+    }
+
+    fn planned(spec: &ListenerRuleSpec, stack: &str) -> ListenerRule {
+        ListenerRule {
+            arn: UNKNOWN.into(),
+            listener_arn: spec.listener.arn.clone(),
+            priority: spec.priority,
+            paths: spec.paths.clone(),
+            hosts: spec.hosts.clone(),
+            action: spec.action.clone(),
+            stack: Some(stack.to_string()),
+        }
+    }
+
+    fn create(pass: &Pass, spec: &ListenerRuleSpec, stack: &str) -> Result<Created<ListenerRule>> {
+        let name = Self::name(spec);
+        if !is_known(&spec.listener.arn) {
+            return Err(Error::Internal(format!("listener rule {name} on a listener that was not created")));
+        }
+        let action = sdk_forward(&spec.action)?;
+        let out = pass.apply(async |aws| {
+            aws.elbv2
+                .create_rule()
+                .listener_arn(&spec.listener.arn)
+                .priority(spec.priority)
+                .set_conditions(Some(sdk_conditions(&spec.paths, &spec.hosts)))
+                .actions(action)
+                .set_tags(Some(stack_tags(stack, &name)))
+                .send()
+                .await
+                .map_err(|e| aws_error("CreateRule", e))
+        })?;
+        let arn =
+            out.rules().first().and_then(|r| r.rule_arn()).ok_or_else(|| Error::missing("CreateRule", "RuleArn"))?;
+        Ok(Created::New(ListenerRule { arn: arn.to_string(), ..Self::planned(spec, stack) }))
+    }
+
+    fn diff(live: &ListenerRule, spec: &ListenerRuleSpec) -> Drift<()> {
+        let mut diffs = Vec::new();
+        if sorted(&live.paths) != sorted(&spec.paths) {
+            diffs.push(FieldDiff::changed("paths", show(&live.paths), show(&spec.paths)));
+        }
+        if sorted(&live.hosts) != sorted(&spec.hosts) {
+            diffs.push(FieldDiff::changed("hosts", show(&live.hosts), show(&spec.hosts)));
+        }
+        if !live.action.same_as(&spec.action) {
+            diffs.push(FieldDiff::changed("forward", &live.action, &spec.action));
+        }
+        Drift::of(diffs)
+    }
+
+    fn update(pass: &Pass, live: &ListenerRule, spec: &ListenerRuleSpec, _: &()) -> Result<ListenerRule> {
+        let action = sdk_forward(&spec.action)?;
+        pass.apply(async |aws| {
+            aws.elbv2
+                .modify_rule()
+                .rule_arn(&live.arn)
+                .set_conditions(Some(sdk_conditions(&spec.paths, &spec.hosts)))
+                .actions(action)
+                .send()
+                .await
+                .map_err(|e| aws_error("ModifyRule", e))
+        })?;
+        Ok(Self::updated(live, spec))
+    }
+
+    fn updated(live: &ListenerRule, spec: &ListenerRuleSpec) -> ListenerRule {
+        ListenerRule {
+            paths: spec.paths.clone(),
+            hosts: spec.hosts.clone(),
+            action: spec.action.clone(),
+            ..live.clone()
+        }
+    }
+
+    fn remember(snapshot: &mut Snapshot, live: &ListenerRule) {
+        let state = &mut snapshot.elbv2;
+        state.rules.retain(|r| !(r.listener_arn == live.listener_arn && r.priority == live.priority));
+        state.rules.push(live.clone());
+        state.rules_declared.insert((live.listener_arn.clone(), live.priority));
+    }
+
+    fn summary(live: &ListenerRule) -> String {
+        live.summary()
+    }
+}
+
+impl ListenerRule {
+    /// Its conditions and action in a line, e.g. `paths /api/*, forward api`.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.paths.is_empty() {
+            parts.push(format!("paths {}", self.paths.join(" ")));
+        }
+        if !self.hosts.is_empty() {
+            parts.push(format!("hosts {}", self.hosts.join(" ")));
+        }
+        parts.push(self.action.to_string());
+        parts.join(", ")
+    }
+}
+
+/// Deletes a listener rule.
+pub async fn delete_rule(aws: &Aws, arn: &str) -> Result<()> {
+    aws.elbv2.delete_rule().rule_arn(arn).send().await.map(drop).map_err(|e| aws_error("DeleteRule", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_compare_conditions_as_sets() {
+        let spec = ListenerRuleSpec {
+            listener: ListenerRef { arn: "arn:l".into(), name: "app:80".into() },
+            priority: 10,
+            paths: vec!["/b".into(), "/a".into()],
+            hosts: vec![],
+            action: ListenerAction::Forward { arn: "arn:tg".into(), name: "api".into() },
+        };
+        let mut live = ListenerRule::planned(&spec, "s");
+        live.paths = vec!["/a".into(), "/b".into()];
+        assert!(ListenerRule::diff(&live, &spec).is_empty());
+        live.paths = vec!["/a".into()];
+        let drift = ListenerRule::diff(&live, &spec);
+        assert_eq!(drift.diffs[0].to_string(), "paths: /a -> /b, /a");
+        assert_eq!(ListenerRule::name(&spec), "app:80#10");
+        assert_eq!(live.summary(), "paths /a, forward api");
+    }
+}

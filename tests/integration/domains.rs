@@ -1,0 +1,278 @@
+//! HTTPS on your own domain: `hosted_zone`, `certificate` (ACM, validated through Route 53) and
+//! `dns_record`, through the bundled script with `--var domain/zone`, checked through the SDK.
+
+use aws_sdk_route53::types::ResourceRecordSet;
+
+use crate::support::{Deck, Outcome};
+
+const GUIDE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fargate-alb.rhai");
+
+fn guide(deck: &Deck, extra: &[&str]) -> Outcome {
+    let mut args = vec!["run", GUIDE];
+    args.extend_from_slice(extra);
+    deck.deckhand(&args)
+}
+
+/// Creates the public hosted zone `name` the way a user would, and returns its id.
+fn create_zone(deck: &Deck, name: &str) -> String {
+    let aws = deck.aws();
+    let out = aws
+        .block_on(aws.route53.create_hosted_zone().name(name).caller_reference(format!("test-{name}")).send())
+        .expect("CreateHostedZone");
+    out.hosted_zone().expect("a zone").id().trim_start_matches("/hostedzone/").to_string()
+}
+
+fn records(deck: &Deck, zone_id: &str) -> Vec<ResourceRecordSet> {
+    let aws = deck.aws();
+    let out = aws
+        .block_on(aws.route53.list_resource_record_sets().hosted_zone_id(zone_id).send())
+        .expect("ListResourceRecordSets");
+    out.resource_record_sets().to_vec()
+}
+
+fn record<'a>(sets: &'a [ResourceRecordSet], name: &str, rtype: &str) -> Option<&'a ResourceRecordSet> {
+    sets.iter().find(|s| s.name().trim_end_matches('.') == name && s.r#type().as_str() == rtype)
+}
+
+/// The certificate ARNs ACM has for `domain`, with their status.
+fn certificates(deck: &Deck, domain: &str) -> Vec<(String, String)> {
+    let aws = deck.aws();
+    let out = aws.block_on(aws.acm.list_certificates().send()).expect("ListCertificates");
+    out.certificate_summary_list()
+        .iter()
+        .filter(|c| c.domain_name() == Some(domain))
+        .map(|c| {
+            let arn = c.certificate_arn().unwrap().to_string();
+            let status = aws
+                .block_on(aws.acm.describe_certificate().certificate_arn(&arn).send())
+                .expect("DescribeCertificate")
+                .certificate()
+                .and_then(|c| c.status())
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default();
+            (arn, status)
+        })
+        .collect()
+}
+
+/// A listener as the tests look at it: port, certificate ARN, redirect target ("HTTPS:443").
+type ListenerFacts = (i32, Option<String>, Option<String>);
+
+/// The load balancer `myapp`'s DNS name and canonical zone, and its listeners.
+fn alb(deck: &Deck) -> (String, String, Vec<ListenerFacts>) {
+    let aws = deck.aws();
+    let lb =
+        aws.block_on(aws.elbv2.describe_load_balancers().names("myapp").send()).unwrap().load_balancers()[0].clone();
+    let listeners =
+        aws.block_on(aws.elbv2.describe_listeners().load_balancer_arn(lb.load_balancer_arn().unwrap()).send()).unwrap();
+    let listeners = listeners
+        .listeners()
+        .iter()
+        .map(|l| {
+            let cert = l.certificates().first().and_then(|c| c.certificate_arn()).map(str::to_string);
+            let redirect = l.default_actions()[0]
+                .redirect_config()
+                .map(|r| format!("{}:{}", r.protocol().unwrap_or_default(), r.port().unwrap_or_default()));
+            (l.port().unwrap(), cert, redirect)
+        })
+        .collect();
+    (lb.dns_name().unwrap().to_string(), lb.canonical_hosted_zone_id().unwrap().to_string(), listeners)
+}
+
+fn assert_serves(deck: &Deck, zone_id: &str, domain: &str) -> String {
+    let certs = certificates(deck, domain);
+    let issued: Vec<&(String, String)> = certs.iter().filter(|(_, s)| s == "ISSUED").collect();
+    assert_eq!(issued.len(), 1, "one ISSUED certificate for {domain}: {certs:?}");
+    let arn = issued[0].0.clone();
+    let (dns_name, lb_zone, listeners) = alb(deck);
+    let https = listeners.iter().find(|l| l.0 == 443).expect("an HTTPS listener");
+    assert_eq!(https.1.as_deref(), Some(arn.as_str()), "the HTTPS listener uses the managed certificate");
+    let http = listeners.iter().find(|l| l.0 == 80).expect("an HTTP listener");
+    assert_eq!(http.2.as_deref(), Some("HTTPS:443"), "port 80 redirects to 443");
+
+    let sets = records(deck, zone_id);
+    for rtype in ["A", "AAAA"] {
+        let set = record(&sets, domain, rtype).unwrap_or_else(|| panic!("an {rtype} record for {domain}: {sets:?}"));
+        let alias = set.alias_target().expect("an alias record");
+        assert_eq!(alias.dns_name().trim_end_matches('.'), dns_name.to_ascii_lowercase());
+        assert_eq!(alias.hosted_zone_id(), lb_zone);
+    }
+    // The validation CNAME ACM asks for is in the zone.
+    let aws = deck.aws();
+    let described = aws.block_on(aws.acm.describe_certificate().certificate_arn(&arn).send()).unwrap();
+    let option = &described.certificate().unwrap().domain_validation_options()[0];
+    let wanted = option.resource_record().expect("a DNS validation record");
+    let cname = record(&sets, wanted.name().trim_end_matches('.'), "CNAME").expect("the validation CNAME");
+    assert_eq!(cname.resource_records()[0].value(), wanted.value());
+    // The ownership marker beside the name.
+    let marker = record(&sets, &format!("_deckhand.{domain}"), "TXT").expect("the ownership marker");
+    let values: Vec<&str> = marker.resource_records().iter().map(|r| r.value()).collect();
+    assert!(values.contains(&"\"deckhand:stack=myapp type=A\""), "{values:?}");
+    arn
+}
+
+#[test]
+fn a_domain_gets_a_validated_certificate_https_a_redirect_and_alias_records() {
+    let deck = Deck::new();
+    let zone_id = create_zone(&deck, "example.com");
+    let vars = ["--var", "domain=app.example.com", "--var", "zone=example.com"];
+    guide(&deck, &vars)
+        .success()
+        .stdout_has("+ certificate app.example.com")
+        .stdout_has("+ listener myapp:443")
+        .stdout_has("+ dns_record app.example.com A+AAAA")
+        .stdout_has("https://app.example.com\n");
+    let first = assert_serves(&deck, &zone_id, "app.example.com");
+
+    // A re-run changes nothing and sends nothing mutating.
+    let (again, requests) = deck.recorded(|| guide(&deck, &vars));
+    again.success().stdout_has("0 created, 0 updated");
+    requests.assert_read_only();
+
+    // status shows the certificate with its expiry and the records.
+    deck.deckhand(&["status", "--stack", "myapp"])
+        .success()
+        .stdout_has("certificate")
+        .stdout_has("ISSUED")
+        .stdout_has("expires ")
+        .stdout_has("app.example.com A");
+
+    // Another name converges: a new certificate, the listener switched to it, records for the name.
+    let vars = ["--var", "domain=www.example.com", "--var", "zone=example.com"];
+    guide(&deck, &vars).success().stdout_has("+ certificate www.example.com").stdout_has("~ listener myapp:443");
+    let second = assert_serves(&deck, &zone_id, "www.example.com");
+    assert_ne!(first, second);
+
+    // destroy removes records, listeners and both certificates, and keeps the zone.
+    deck.deckhand(&["destroy", "--stack", "myapp", "--yes"]).success();
+    assert!(certificates(&deck, "app.example.com").is_empty() && certificates(&deck, "www.example.com").is_empty());
+    let left: Vec<String> = records(&deck, &zone_id)
+        .iter()
+        .filter(|s| !matches!(s.r#type().as_str(), "NS" | "SOA"))
+        .map(|s| format!("{} {}", s.name(), s.r#type().as_str()))
+        .collect();
+    assert_eq!(left, Vec::<String>::new(), "every record the stack wrote is gone");
+    let aws = deck.aws();
+    aws.block_on(aws.route53.get_hosted_zone().id(&zone_id).send()).expect("the zone is kept");
+}
+
+#[test]
+fn bad_domains_fail_with_line_and_column_before_anything_is_sent() {
+    let deck = Deck::new();
+    create_zone(&deck, "example.com");
+    let cases: &[(&[&str], &str)] = &[
+        (&["--var", "domain=app.example.org", "--var", "zone=example.com"], "inside the hosted zone example.com"),
+        (
+            &["--var", "domain=app.nowhere.net", "--var", "zone=nowhere.net"],
+            "no public Route 53 hosted zone named nowhere.net",
+        ),
+        (&["--var", "domain=", "--var", "zone=example.com"], "invalid certificate.domain \"\""),
+        (
+            &["--var", "domain=bad..example.com", "--var", "zone=example.com"],
+            "invalid certificate.domain \"bad..example.com\"",
+        ),
+        (
+            &[
+                "--var",
+                "domain=app.example.com",
+                "--var",
+                "zone=example.com",
+                "--var",
+                "certificate_arn=arn:aws:acm:us-west-2:123456789012:certificate/x",
+            ],
+            "--var domain and --var certificate_arn exclude each other",
+        ),
+    ];
+    for (vars, message) in cases {
+        let (outcome, requests) = deck.recorded(|| guide(&deck, vars));
+        outcome.failure().stderr_has(message).stderr_has("fargate-alb.rhai:");
+        assert_eq!(requests.mutating(), Vec::<String>::new(), "{vars:?} sent mutating requests");
+    }
+    // The missing zone's error names the zones the account has.
+    guide(&deck, &["--var", "domain=app.nowhere.net", "--var", "zone=nowhere.net"])
+        .failure()
+        .stderr_has("its public zones: example.com");
+}
+
+#[test]
+fn records_deckhand_did_not_create_are_never_overwritten() {
+    let deck = Deck::new();
+    let zone_id = create_zone(&deck, "example.com");
+    let aws = deck.aws();
+    // Someone's hand-made record at the name the script wants.
+    let set = ResourceRecordSet::builder()
+        .name("api.example.com")
+        .r#type("A".into())
+        .ttl(60)
+        .resource_records(aws_sdk_route53::types::ResourceRecord::builder().value("192.0.2.9").build().unwrap())
+        .build()
+        .unwrap();
+    let change = aws_sdk_route53::types::Change::builder()
+        .action(aws_sdk_route53::types::ChangeAction::Create)
+        .resource_record_set(set)
+        .build()
+        .unwrap();
+    let batch = aws_sdk_route53::types::ChangeBatch::builder().changes(change).build().unwrap();
+    aws.block_on(aws.route53.change_resource_record_sets().hosted_zone_id(&zone_id).change_batch(batch).send())
+        .unwrap();
+
+    let script = r#"
+stack("dns");
+let zone = hosted_zone("example.com");
+dns_record(zone, #{ name: "www.example.com", type: "CNAME", values: ["app.example.com"], ttl: 120 });
+dns_record(zone, #{ name: "api.example.com", type: "A", values: ["192.0.2.1"] });
+"#;
+    let (outcome, requests) = deck.recorded(|| deck.run(script, &[]));
+    outcome
+        .failure()
+        .stderr_has(
+            "a DNS record named api.example.com A already exists (zone example.com) and is not part of stack dns",
+        )
+        .stderr_has("--> deploy.rhai:5:1");
+    requests.assert_read_only();
+    let sets = records(&deck, &zone_id);
+    assert_eq!(record(&sets, "api.example.com", "A").unwrap().resource_records()[0].value(), "192.0.2.9");
+
+    // The stack's own records converge: created, then updated in place, then unchanged.
+    let own = r#"
+stack("dns");
+dns_record("example.com", #{ name: "www.example.com", type: "CNAME", values: [vars.target], ttl: 120 });
+"#;
+    deck.run(own, &["--var", "target=app.example.com"]).success().stdout_has("+ dns_record www.example.com CNAME");
+    deck.run(own, &["--var", "target=web.example.com"])
+        .success()
+        .stdout_has("~ dns_record www.example.com CNAME")
+        .stdout_has("app.example.com (ttl 120) -> web.example.com (ttl 120)");
+    let (again, requests) = deck.recorded(|| deck.run(own, &["--var", "target=web.example.com"]));
+    again.success().stdout_has("0 created, 0 updated, 1 unchanged");
+    requests.assert_read_only();
+    let sets = records(&deck, &zone_id);
+    assert_eq!(record(&sets, "www.example.com", "CNAME").unwrap().resource_records()[0].value(), "web.example.com");
+
+    // Another stack may not take the name over.
+    let thief = own.replace("stack(\"dns\")", "stack(\"other\")");
+    deck.run(&thief, &["--var", "target=evil.example.com"]).failure().stderr_has("it belongs to stack dns");
+}
+
+#[test]
+fn the_stdlib_takes_domain_and_zone() {
+    let deck = Deck::new();
+    create_zone(&deck, "example.com");
+    let script = r#"
+import "fargate" as fargate;
+stack("web");
+let web = fargate::web_service(#{ name: "web", image: "nginx", domain: "web.example.com", zone: "example.com",
+                                  certificate_arn: vars.certificate_arn });
+print(web.url);
+"#;
+    let (plan, requests) = deck.recorded(|| deck.plan(script, &[]));
+    plan.success()
+        .stdout_has("+ certificate web.example.com")
+        .stdout_has("+ listener web:443")
+        .stdout_has("+ dns_record web.example.com A+AAAA")
+        .stdout_has("https://web.example.com");
+    requests.assert_read_only();
+    deck.plan(script, &["--var", "certificate_arn=arn:aws:acm:us-west-2:123456789012:certificate/x"])
+        .failure()
+        .stderr_has("`domain` and `certificate_arn` exclude each other");
+}

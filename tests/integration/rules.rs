@@ -1,0 +1,193 @@
+//! Listener rules: several services on one load balancer (scripts/two-services.rhai), rules
+//! converged by priority, dropped rules deleted, bad rules refused before any request.
+
+use aws_sdk_elasticloadbalancingv2::types::Rule;
+
+use crate::support::Deck;
+
+const TWO_SERVICES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/two-services.rhai");
+
+/// An ALB whose listener forwards to `web` by default and `/api/*` to `api`; `RULES` is replaced
+/// by the script's rules.
+const SHOP: &str = r#"
+stack("shop");
+let vpc = default_vpc();
+let alb_sg = security_group(vpc, #{ name: "shop-alb", ingress: [ #{ port: 80, cidr: "0.0.0.0/0" } ] });
+let alb = load_balancer(#{ name: "shop", security_groups: [alb_sg],
+    subnets: [default_subnet(vpc, "us-west-2a"), default_subnet(vpc, "us-west-2b")] });
+let web = target_group(vpc, #{ name: "shop-web", port: 8080 });
+let api = target_group(vpc, #{ name: "shop-api", port: 8080 });
+let http = listener(alb, #{ port: 80, forward: web });
+RULES
+"#;
+
+fn shop(rules: &str) -> String {
+    SHOP.replace("RULES", rules)
+}
+
+fn arn_of_lb(deck: &Deck, name: &str) -> String {
+    let aws = deck.aws();
+    let out = aws.block_on(aws.elbv2.describe_load_balancers().names(name).send()).unwrap();
+    out.load_balancers()[0].load_balancer_arn().unwrap().to_string()
+}
+
+fn tg_arn(deck: &Deck, name: &str) -> String {
+    let aws = deck.aws();
+    let out = aws.block_on(aws.elbv2.describe_target_groups().names(name).send()).unwrap();
+    out.target_groups()[0].target_group_arn().unwrap().to_string()
+}
+
+/// The listener on `port` of load balancer `lb`: its ARN and default forward target group.
+fn listener(deck: &Deck, lb: &str, port: i32) -> (String, String) {
+    let aws = deck.aws();
+    let out = aws.block_on(aws.elbv2.describe_listeners().load_balancer_arn(arn_of_lb(deck, lb)).send()).unwrap();
+    let l = out.listeners().iter().find(|l| l.port() == Some(port)).expect("the listener exists");
+    let forward = l.default_actions()[0].target_group_arn().unwrap_or_default().to_string();
+    (l.listener_arn().unwrap().to_string(), forward)
+}
+
+/// The listener's rules other than the default one, by priority.
+fn rules(deck: &Deck, listener_arn: &str) -> Vec<Rule> {
+    let aws = deck.aws();
+    let out = aws.block_on(aws.elbv2.describe_rules().listener_arn(listener_arn).send()).unwrap();
+    let mut rules: Vec<Rule> = out.rules().iter().filter(|r| r.is_default() != Some(true)).cloned().collect();
+    rules.sort_by_key(|r| r.priority().unwrap().parse::<i32>().unwrap());
+    rules
+}
+
+fn paths(rule: &Rule) -> Vec<String> {
+    rule.conditions()
+        .iter()
+        .filter(|c| c.field() == Some("path-pattern"))
+        .flat_map(|c| c.path_pattern_config().map(|p| p.values().to_vec()).unwrap_or_else(|| c.values().to_vec()))
+        .collect()
+}
+
+fn forward(rule: &Rule) -> String {
+    rule.actions()[0].target_group_arn().unwrap().to_string()
+}
+
+#[test]
+fn two_services_share_one_load_balancer_through_a_rule() {
+    let deck = Deck::new();
+    deck.deckhand(&["run", TWO_SERVICES])
+        .success()
+        .stdout_has("+ listener_rule shop-web:80#10 (paths /api/*, forward shop-api)")
+        .stdout_has("api: http://shop-web-1.");
+
+    // One listener: `/` by its default action to the web service, `/api/*` by one rule to the API.
+    let (http, default) = listener(&deck, "shop-web", 80);
+    assert_eq!(default, tg_arn(&deck, "shop-web"));
+    let found = rules(&deck, &http);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].priority(), Some("10"));
+    assert_eq!(paths(&found[0]), ["/api/*"]);
+    assert_eq!(forward(&found[0]), tg_arn(&deck, "shop-api"));
+    // Each service's group admits the ALB's group on its port, and no second ALB exists.
+    let aws = deck.aws();
+    let lbs = aws.block_on(aws.elbv2.describe_load_balancers().send()).unwrap();
+    assert_eq!(lbs.load_balancers().len(), 1);
+    let alb_sg = lbs.load_balancers()[0].security_groups()[0].to_string();
+    for app in ["shop-web-app", "shop-api-app"] {
+        let out = aws
+            .block_on(
+                aws.ec2
+                    .describe_security_groups()
+                    .filters(aws_sdk_ec2::types::Filter::builder().name("group-name").values(app).build())
+                    .send(),
+            )
+            .unwrap();
+        let group = &out.security_groups()[0];
+        let from: Vec<_> =
+            group.ip_permissions()[0].user_id_group_pairs().iter().filter_map(|p| p.group_id()).collect();
+        assert_eq!(from, [alb_sg.as_str()], "{app}");
+        assert_eq!(group.ip_permissions()[0].from_port(), Some(8080), "{app}");
+    }
+
+    // A re-run changes nothing.
+    let (second, requests) = deck.recorded(|| deck.deckhand(&["run", TWO_SERVICES]));
+    second.success().stdout_has("= listener_rule shop-web:80#10").stdout_has("0 created, 0 updated, 26 unchanged");
+    requests.assert_read_only();
+
+    // Changing the API's path modifies that rule and nothing else.
+    let (third, requests) = deck.recorded(|| deck.deckhand(&["run", TWO_SERVICES, "--var", "api_path=/v2/*"]));
+    third.success().stdout_has("~ listener_rule shop-web:80#10").stdout_has("paths: /api/* -> /v2/*");
+    assert_eq!(requests.mutating(), ["elasticloadbalancing ModifyRule"]);
+    let found = rules(&deck, &http);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].rule_arn(), rules(&deck, &http)[0].rule_arn());
+    assert_eq!(paths(&found[0]), ["/v2/*"]);
+    assert_eq!(forward(&found[0]), tg_arn(&deck, "shop-api"));
+}
+
+#[test]
+fn a_rule_the_script_drops_is_deleted_and_status_and_destroy_see_rules() {
+    let deck = Deck::new();
+    let two = r#"listener_rule(http, #{ priority: 10, paths: ["/api/*"], forward: api });
+listener_rule(http, #{ priority: 20, hosts: ["admin.example.com"], paths: ["/admin", "/admin/*"], forward: web });"#;
+    deck.run(&shop(two), &[])
+        .success()
+        .stdout_has("+ listener_rule shop:80#10")
+        .stdout_has("+ listener_rule shop:80#20");
+    let (http, _) = listener(&deck, "shop", 80);
+    let found = rules(&deck, &http);
+    assert_eq!(found.len(), 2);
+    assert_eq!(paths(&found[1]), ["/admin", "/admin/*"]);
+    let hosts: Vec<_> = found[1]
+        .conditions()
+        .iter()
+        .filter(|c| c.field() == Some("host-header"))
+        .flat_map(|c| c.host_header_config().unwrap().values().to_vec())
+        .collect();
+    assert_eq!(hosts, ["admin.example.com"]);
+    deck.deckhand(&["status", "--stack", "shop"]).success().stdout_has("shop:80#10").stdout_has("shop:80#20");
+
+    // Rule 20 dropped: the plan shows it going, sending nothing; the run deletes it, only it.
+    let one = r#"listener_rule(http, #{ priority: 10, paths: ["/api/*"], forward: api });"#;
+    let (plan, requests) = deck.recorded(|| deck.plan(&shop(one), &[]));
+    plan.success()
+        .stdout_has("- listener_rule shop:80#20 (paths /admin /admin/*, hosts admin.example.com, forward shop-web)")
+        .stdout_has("1 to delete");
+    requests.assert_read_only();
+    let (run, requests) = deck.recorded(|| deck.run(&shop(one), &[]));
+    run.success().stdout_has("- listener_rule shop:80#20").stdout_has("1 deleted");
+    assert_eq!(requests.mutating(), ["elasticloadbalancing DeleteRule"]);
+    let found = rules(&deck, &http);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].priority(), Some("10"));
+    // And now the run is a no-op.
+    let (again, requests) = deck.recorded(|| deck.run(&shop(one), &[]));
+    again.success().stdout_has("= listener_rule shop:80#10");
+    requests.assert_read_only();
+
+    // destroy removes the rule before the listener and the target groups.
+    let (destroy, requests) = deck.recorded(|| deck.deckhand(&["destroy", "--stack", "shop", "--yes"]));
+    destroy.success();
+    let actions: Vec<String> = requests.0.iter().filter(|r| r.is_mutating()).map(|r| r.action.clone()).collect();
+    let at = |action: &str| actions.iter().position(|a| a == action).unwrap_or_else(|| panic!("{action}: {actions:?}"));
+    assert!(at("DeleteRule") < at("DeleteListener"), "{actions:?}");
+    assert!(at("DeleteRule") < at("DeleteTargetGroup"), "{actions:?}");
+}
+
+#[test]
+fn bad_rules_fail_with_their_position_before_any_request() {
+    let deck = Deck::new();
+    let cases = [
+        ("listener_rule(http, #{ priority: 10, paths: [\"/a\"], forward: api });\nlisteners_rule_dup", "priority"),
+        (
+            "listener_rule(http, #{ priority: 10, paths: [\"/1\", \"/2\", \"/3\"], hosts: [\"a.com\", \"b.com\", \"c.com\"], forward: api });",
+            "at most 5 condition values",
+        ),
+        ("listener_rule(http, #{ priority: 0, paths: [\"/a\"], forward: api });", "1 to 50000"),
+        ("listener_rule(http, #{ priority: 10, paths: [], forward: api });", "at least one value"),
+        ("listener_rule(http, #{ priority: 10, forward: api });", "at least one condition"),
+    ];
+    for (rules, message) in cases {
+        let rules = rules
+            .replace("listeners_rule_dup", "listener_rule(http, #{ priority: 10, paths: [\"/b\"], forward: web });");
+        let line = SHOP.lines().count() + rules.lines().count() - 1;
+        let (outcome, requests) = deck.recorded(|| deck.run(&shop(&rules), &[]));
+        outcome.failure().stderr_has(message).stderr_has(&format!("--> deploy.rhai:{line}:1"));
+        assert_eq!(requests.mutating(), Vec::<String>::new(), "{rules}");
+    }
+}
