@@ -89,6 +89,11 @@ pub struct Declared {
     pub log_groups: Vec<String>,
     /// Task definition families.
     pub task_definitions: Vec<String>,
+    /// The services the script scales, as `cluster/service`.
+    pub autoscaling: Vec<String>,
+    /// True when these are all a whole script declares (a run's check pass), so what is not
+    /// among them is no longer declared; false in the REPL, whose statements come one by one.
+    pub whole_script: bool,
 }
 
 impl Declared {
@@ -101,7 +106,13 @@ impl Declared {
             names.dedup();
             names
         };
-        Declared { roles: named("role"), log_groups: named("log_group"), task_definitions: named("task_definition") }
+        Declared {
+            roles: named("role"),
+            log_groups: named("log_group"),
+            task_definitions: named("task_definition"),
+            autoscaling: named("autoscaling"),
+            whole_script: true,
+        }
     }
 }
 
