@@ -193,3 +193,59 @@ fn switching_egress_from_nat_to_endpoints_deletes_the_nat_gateway_and_releases_i
     let state = nats.nat_gateways()[0].state().map(|s| s.as_str().to_string());
     assert!(matches!(state.as_deref(), Some("deleted" | "deleting")), "{state:?}");
 }
+
+const TWO_SERVICES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/two-services.rhai");
+
+#[test]
+fn a_service_dropped_from_a_two_service_script_is_drained_and_deleted_with_its_target_group() {
+    let deck = Deck::new();
+    let both = std::fs::read_to_string(TWO_SERVICES).unwrap();
+    deck.run(&both, &[]).success();
+    // The API's declaration and its print go; the web service stays as it was.
+    let start = both.find("let api = ").unwrap();
+    let end = start + both[start..].find("});").unwrap() + "});".len();
+    let web_only = format!("{}{}", &both[..start], &both[end..]).replace("print(`api: ${api.url}`);", "");
+
+    let (plan, requests) = deck.recorded(|| deck.plan(&web_only, &[]));
+    let plan = plan.success().stdout_has("to delete");
+    requests.assert_read_only();
+    let changes = plan.changes();
+    let deletions: Vec<&String> = changes.iter().filter(|c| c.starts_with("- ")).collect();
+    let position = |prefix: &str| {
+        deletions.iter().position(|d| d.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix}: {deletions:?}"))
+    };
+    // Dependents first: the service and the rule that forwards to it, then its target group,
+    // then its network.
+    assert!(position("- service shop-api") < position("- target_group shop-api"), "{deletions:?}");
+    assert!(position("- listener_rule shop-web:80#10") < position("- target_group shop-api"), "{deletions:?}");
+    assert!(position("- target_group shop-api") < position("- security_group shop-api-app"), "{deletions:?}");
+    assert!(deletions.iter().all(|d| !d.contains("shop-web ") || d.starts_with("- listener_rule")), "{deletions:?}");
+    assert!(changes.iter().any(|c| c.starts_with("= service shop-web")), "{changes:?}");
+
+    let (run, requests) = deck.recorded(|| deck.run(&web_only, &[]));
+    run.success().stdout_has("- service shop-api").stdout_has("deleted");
+    let actions = requests.actions();
+    let at = |action: &str| actions.iter().position(|a| a == action).unwrap_or_else(|| panic!("no {action}: {actions:?}"));
+    // The service is deleted and waited for (drained) before its target group goes.
+    assert!(at("DeleteService") < at("DeleteTargetGroup"), "{actions:?}");
+    let waited = actions[at("DeleteService")..at("DeleteTargetGroup")].iter().any(|a| a == "DescribeServices");
+    assert!(waited, "waits for the service to drain: {actions:?}");
+
+    let aws = deck.aws();
+    let mut active = Vec::new();
+    for cluster in aws.block_on(aws.ecs.list_clusters().send()).unwrap().cluster_arns() {
+        let arns = aws.block_on(aws.ecs.list_services().cluster(cluster).send()).unwrap().service_arns().to_vec();
+        if arns.is_empty() {
+            continue;
+        }
+        let out = aws.block_on(aws.ecs.describe_services().cluster(cluster).set_services(Some(arns)).send()).unwrap();
+        let names = out.services().iter().filter(|s| s.status() == Some("ACTIVE")).filter_map(|s| s.service_name());
+        active.extend(names.map(str::to_string));
+    }
+    assert_eq!(active, ["shop-web"], "the API service is gone, the web service keeps serving");
+    let groups = aws.block_on(aws.elbv2.describe_target_groups().send()).unwrap();
+    let names: Vec<&str> = groups.target_groups().iter().filter_map(|g| g.target_group_name()).collect();
+    assert_eq!(names, ["shop-web"], "only the web target group is left");
+    // The web service's listener still forwards to it, and the next run changes nothing.
+    deck.run(&web_only, &[]).success().stdout_has("no changes");
+}
