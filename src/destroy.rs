@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
 
+use crate::aws::acm;
 use crate::aws::autoscaling::{self, ScalableTarget};
 use crate::aws::ec2::{self, SecurityGroup};
 use crate::aws::ecs::{self, Service};
@@ -14,7 +15,6 @@ use crate::aws::iam::{self};
 use crate::aws::inventory::{self, Entry, Inventory, Kind};
 use crate::aws::logs::{self};
 use crate::aws::route53::{self, OwnedRecord};
-use crate::aws::acm;
 use crate::error::{Error, Result};
 use crate::runtime::Aws;
 
@@ -60,12 +60,18 @@ impl StackContents {
         let services = inventory.services.into_iter().filter(|s| doomed_id(Kind::Service, &s.arn)).collect();
         let records =
             inventory.records.into_iter().filter(|r| doomed_id(Kind::DnsRecord, &inventory::record_id(r))).collect();
-        let scalable_targets = inventory
-            .scalable_targets
-            .into_iter()
-            .filter(|t| doomed_id(Kind::Autoscaling, &t.resource_id))
-            .collect();
-        StackContents { doomed, kept, groups, route_tables, services, records, scalable_targets, stack: inventory.stack }
+        let scalable_targets =
+            inventory.scalable_targets.into_iter().filter(|t| doomed_id(Kind::Autoscaling, &t.resource_id)).collect();
+        StackContents {
+            doomed,
+            kept,
+            groups,
+            route_tables,
+            services,
+            records,
+            scalable_targets,
+            stack: inventory.stack,
+        }
     }
 
     /// The resources to delete, in deletion order.

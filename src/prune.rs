@@ -9,8 +9,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::aws::{Snapshot, route53};
 use crate::aws::inventory::{Entry, Inventory, Kind};
+use crate::aws::{Snapshot, route53};
 use crate::destroy::StackContents;
 use crate::error::{Error, Result};
 use crate::plan::{Change, ChangeKind, ChangeLog};

@@ -241,7 +241,10 @@ impl StackStatus {
                     }
                     Kind::Autoscaling => {
                         let t = inventory.scalable_targets.iter().find(|t| t.resource_id == id);
-                        let service = inventory.services.iter().find(|s| t.is_some_and(|t| t.resource_id == resource_id(&s.cluster, &s.name)));
+                        let service = inventory
+                            .services
+                            .iter()
+                            .find(|s| t.is_some_and(|t| t.resource_id == resource_id(&s.cluster, &s.name)));
                         let desired = service.and_then(|s| reports.iter().map(|(_, r)| r).find(|r| r.arn == s.arn));
                         let detail = t.map(|t| {
                             let policies = match t.policies.len() {
@@ -260,8 +263,11 @@ impl StackStatus {
                     Kind::Certificate => {
                         let c = inventory.certificates.iter().find(|c| c.arn == id);
                         let detail = c.map(|c| {
-                            let expiry =
-                                c.not_after.as_deref().map(|t| format!("expires {t}")).unwrap_or_else(|| "not issued".into());
+                            let expiry = c
+                                .not_after
+                                .as_deref()
+                                .map(|t| format!("expires {t}"))
+                                .unwrap_or_else(|| "not issued".into());
                             let names = std::iter::once(&c.domain).chain(&c.alternative_names).cloned();
                             format!("{}; {expiry}", names.collect::<Vec<_>>().join(", "))
                         });

@@ -83,7 +83,6 @@ impl Kind {
             Kind::Role => "role",
         }
     }
-
 }
 
 /// One resource of the stack.
@@ -208,9 +207,8 @@ impl Inventory {
         };
         let (snapshot, roles, log_groups, tagged_revisions, certificates_tagged) =
             tokio::try_join!(snapshot, roles, log_groups, tagged_revisions, certificates_tagged)?;
-        let is_declared = |kind: Kind, name: &str| {
-            declared.is_some_and(|d| d.contains(&(kind.name().to_string(), name.to_string())))
-        };
+        let is_declared =
+            |kind: Kind, name: &str| declared.is_some_and(|d| d.contains(&(kind.name().to_string(), name.to_string())));
         // Route 53 cannot list records by tag: finding the stack's reads every public zone's record
         // sets. A run pays that only when its stack has a certificate (tagging API) or its script
         // names records or certificates; destroy and status always do.
@@ -218,9 +216,8 @@ impl Inventory {
             !certificates_tagged.is_empty()
                 || d.iter().any(|(kind, _)| kind == Kind::DnsRecord.name() || kind == Kind::Certificate.name())
         });
-        let domains = async {
-            if uses_route53 { acm::stack_domains(aws, stack).await } else { Ok(StackDomains::default()) }
-        };
+        let domains =
+            async { if uses_route53 { acm::stack_domains(aws, stack).await } else { Ok(StackDomains::default()) } };
         let asked: Vec<&RoleSummary> = roles.iter().filter(|r| !is_declared(Kind::Role, &r.name)).collect();
         let (services, last_used, domains) = tokio::try_join!(
             stack_services(aws, stack, &snapshot.ecs),
@@ -241,7 +238,8 @@ impl Inventory {
         for record in &domains.records {
             let set = &record.set;
             let validates = domains.certificates.iter().find(|c| {
-                set.rtype == "CNAME" && c.validation.iter().any(|v| route53::normalise(&v.name) == route53::normalise(&set.name))
+                set.rtype == "CNAME"
+                    && c.validation.iter().any(|v| route53::normalise(&v.name) == route53::normalise(&set.name))
             });
             let part_of = match (validates, set.name.strip_prefix("_deckhand.")) {
                 (Some(cert), _) => Some((Kind::Certificate, cert.domain.clone())),
@@ -274,7 +272,12 @@ impl Inventory {
             format!("{}:{}", lb.map_or("-", |lb| lb.name.as_str()), listener.map_or(0, |l| l.port))
         };
         for rule in &elb.rules {
-            add(Kind::ListenerRule, Some(&format!("{}#{}", listener_name(&rule.listener_arn), rule.priority)), &rule.arn, None);
+            add(
+                Kind::ListenerRule,
+                Some(&format!("{}#{}", listener_name(&rule.listener_arn), rule.priority)),
+                &rule.arn,
+                None,
+            );
         }
         for listener in &elb.listeners {
             add(Kind::Listener, Some(&listener_name(&listener.arn)), &listener.arn, None);
@@ -364,7 +367,8 @@ impl Inventory {
         self.entries
             .iter()
             .filter(|e| {
-                let is_declared = |(kind, name): &(Kind, String)| declared.contains(&(kind.name().to_string(), name.clone()));
+                let is_declared =
+                    |(kind, name): &(Kind, String)| declared.contains(&(kind.name().to_string(), name.clone()));
                 !is_declared(&(e.kind, e.name.clone())) && !e.part_of.as_ref().is_some_and(is_declared)
             })
             .collect()
@@ -552,11 +556,23 @@ mod tests {
             entry(Kind::NatGateway, "web-nat", "nat-1"),
             part_of(entry(Kind::ElasticIp, "web-eip", "eipalloc-1"), Kind::NatGateway, "web-nat"),
             part_of(entry(Kind::ElasticIp, "web-eip2", "eipalloc-2"), Kind::NatGateway, "web-nat2"),
-            part_of(entry(Kind::DnsRecord, "_x.app.example.com CNAME", "z/_x/CNAME"), Kind::Certificate, "app.example.com"),
+            part_of(
+                entry(Kind::DnsRecord, "_x.app.example.com CNAME", "z/_x/CNAME"),
+                Kind::Certificate,
+                "app.example.com",
+            ),
             entry(Kind::DnsRecord, "app.example.com A", "z/app/A"),
             entry(Kind::DnsRecord, "old.example.com A", "z/old/A"),
-            part_of(entry(Kind::DnsRecord, "_deckhand.app.example.com TXT", "z/m/TXT"), Kind::DnsRecord, "app.example.com *"),
-            part_of(entry(Kind::DnsRecord, "_deckhand.old.example.com TXT", "z/m2/TXT"), Kind::DnsRecord, "old.example.com *"),
+            part_of(
+                entry(Kind::DnsRecord, "_deckhand.app.example.com TXT", "z/m/TXT"),
+                Kind::DnsRecord,
+                "app.example.com *",
+            ),
+            part_of(
+                entry(Kind::DnsRecord, "_deckhand.old.example.com TXT", "z/m2/TXT"),
+                Kind::DnsRecord,
+                "old.example.com *",
+            ),
         ]);
         let declared: BTreeSet<(String, String)> = [
             ("listener", "web:80"),
@@ -566,9 +582,9 @@ mod tests {
             ("dns_record", "app.example.com A"),
             ("dns_record", "app.example.com *"),
         ]
-                .iter()
-                .map(|(k, n)| (k.to_string(), n.to_string()))
-                .collect();
+        .iter()
+        .map(|(k, n)| (k.to_string(), n.to_string()))
+        .collect();
         let gone: Vec<&str> = inv.undeclared(&declared).iter().map(|e| e.id.as_str()).collect();
         assert_eq!(gone, ["arn:l443", "eipalloc-2", "z/old/A", "z/m2/TXT"]);
         let older: Vec<&str> = inv.older_revisions(&declared).iter().map(|e| e.id.as_str()).collect();

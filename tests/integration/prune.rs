@@ -225,7 +225,8 @@ fn a_service_dropped_from_a_two_service_script_is_drained_and_deleted_with_its_t
     let (run, requests) = deck.recorded(|| deck.run(&web_only, &[]));
     run.success().stdout_has("- service shop-api").stdout_has("deleted");
     let actions = requests.actions();
-    let at = |action: &str| actions.iter().position(|a| a == action).unwrap_or_else(|| panic!("no {action}: {actions:?}"));
+    let at =
+        |action: &str| actions.iter().position(|a| a == action).unwrap_or_else(|| panic!("no {action}: {actions:?}"));
     // The service is deleted and waited for (drained) before its target group goes.
     assert!(at("DeleteService") < at("DeleteTargetGroup"), "{actions:?}");
     let waited = actions[at("DeleteService")..at("DeleteTargetGroup")].iter().any(|a| a == "DescribeServices");

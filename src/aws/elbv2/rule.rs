@@ -3,8 +3,6 @@
 //! belongs to, and the rules of the stack's listeners that a run no longer declares are deleted
 //! when the run's script has finished ([`prune_rules`]).
 
-
-
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, HostHeaderConditionConfig, PathPatternConditionConfig, RuleCondition,
 };
