@@ -7,6 +7,7 @@ pub mod ecs;
 pub mod egress;
 pub mod elbv2;
 pub mod iam;
+pub mod inventory;
 pub mod logs;
 pub mod queries;
 pub mod route53;
@@ -63,24 +64,52 @@ impl Snapshot {
         let everything = Declared::default();
         let names = declared.unwrap_or(&everything);
         let families = &names.task_definitions;
-        let ecs = async {
-            match declared {
-                Some(declared) => ecs::EcsState::load_declared(aws, &declared.clusters, &declared.services).await,
-                None => ecs::EcsState::load(aws, stack).await,
-            }
-        };
-        let (ec2, egress, elbv2, mut ecs, iam, logs, task_definitions, scaling) = tokio::try_join!(
+        let (ec2, egress, (elbv2, mut ecs, certificates), iam, logs, task_definitions, scaling) = tokio::try_join!(
             ec2::Ec2State::load(aws, stack),
             egress::EgressState::load(aws, stack),
-            elbv2::Elbv2State::load_with(aws, stack, &names.load_balancers, &names.target_groups),
-            ecs,
+            async {
+                match declared {
+                    Some(declared) => Self::tagged_and_declared(aws, stack, declared).await,
+                    None => {
+                        let (elbv2, ecs) =
+                            tokio::try_join!(elbv2::Elbv2State::load(aws, stack), ecs::EcsState::load(aws, stack))?;
+                        Ok((elbv2, ecs, None))
+                    }
+                }
+            },
             iam::IamState::load(aws, &names.roles, &names.role_policies),
             logs::LogsState::load(aws, &names.log_groups),
             concurrently(families, async |family| ecs::latest_task_definition(aws, family).await),
             autoscaling::ScalingState::load(aws),
         )?;
         ecs.task_definitions = families.iter().cloned().zip(task_definitions).collect();
-        Ok(Snapshot { ec2, egress, elbv2, ecs, iam, logs, scaling, ..Snapshot::default() })
+        let acm = acm::AcmState { tagged: certificates, ..acm::AcmState::default() };
+        Ok(Snapshot { ec2, egress, elbv2, ecs, iam, logs, scaling, acm, ..Snapshot::default() })
+    }
+
+    /// A run's reads of what the Resource Groups Tagging API finds: one GetResources for the
+    /// stack's load balancers, target groups, clusters, services and certificates, alongside the
+    /// describes by name of those the script declares; then what of the stack the script does not
+    /// declare (none on a re-run of the same script), listeners, attributes and rules.
+    async fn tagged_and_declared(
+        aws: &Aws,
+        stack: &str,
+        declared: &Declared,
+    ) -> Result<(elbv2::Elbv2State, ecs::EcsState, Option<Vec<String>>)> {
+        let types: Vec<&str> =
+            elbv2::TAGGED_TYPES.iter().chain(&ecs::TAGGED_TYPES).chain(&[acm::TAGGED_TYPE]).copied().collect();
+        let (arns, named, ecs) = tokio::try_join!(
+            stack_arns(aws, stack, &types),
+            elbv2::Elbv2State::named(aws, &declared.load_balancers, &declared.target_groups),
+            ecs::EcsState::load_declared(aws, &declared.clusters, &declared.services),
+        )?;
+        let (certificates, arns): (Vec<String>, Vec<String>) =
+            arns.into_iter().partition(|arn| arn.contains(":acm:") && arn.contains(":certificate/"));
+        let (elbv2, ecs) = tokio::try_join!(
+            elbv2::Elbv2State::complete(aws, stack, arns.clone(), named),
+            ecs.add_stack(aws, stack, &arns),
+        )?;
+        Ok((elbv2, ecs, Some(certificates)))
     }
 }
 
@@ -118,6 +147,11 @@ pub struct Declared {
     /// Inline policies (role, policy name) the script's resources look up, such as a task
     /// definition's secrets policy on its execution role.
     pub role_policies: Vec<(String, String)>,
+    /// The services the script scales, as `cluster/service`.
+    pub autoscaling: Vec<String>,
+    /// True when these are all a whole script declares (a run's check pass), so what is not
+    /// among them is no longer declared; false in the REPL, whose statements come one by one.
+    pub whole_script: bool,
 }
 
 impl Declared {
@@ -141,6 +175,8 @@ impl Declared {
             load_balancers: named("load_balancer"),
             target_groups: named("target_group"),
             role_policies: Vec::new(),
+            autoscaling: named("autoscaling"),
+            whole_script: true,
         }
     }
 
@@ -156,6 +192,32 @@ impl Declared {
         self.role_policies = policies;
         self
     }
+}
+
+/// The ARNs of the stack's resources of the given types (`elasticloadbalancing:loadbalancer`,
+/// `acm:certificate`, ...) from the Resource Groups Tagging API: one request a page, in proportion
+/// to the stack whatever else the account holds.
+///
+/// The tagging index is eventually consistent: a resource created moments ago may be missing
+/// (callers look up by name before every create), and one deleted moments ago may still be
+/// listed (callers describe by ARN and drop it).
+pub async fn stack_arns(aws: &Aws, stack: &str, types: &[&str]) -> Result<Vec<String>> {
+    let filter = aws_sdk_resourcegroupstagging::types::TagFilter::builder().key(crate::pass::STACK_TAG).values(stack);
+    let mut pages = aws
+        .tagging
+        .get_resources()
+        .tag_filters(filter.build())
+        .set_resource_type_filters(Some(types.iter().map(|t| t.to_string()).collect()))
+        .into_paginator()
+        .items()
+        .send();
+    let mut arns = Vec::new();
+    while let Some(mapping) = pages.next().await {
+        let mapping = mapping.map_err(|e| crate::error::aws_error("GetResources", e))?;
+        let arn = mapping.resource_arn().ok_or_else(|| crate::error::Error::missing("GetResources", "ResourceARN"))?;
+        arns.push(arn.to_string());
+    }
+    Ok(arns)
 }
 
 /// The `Name` tag key.

@@ -66,6 +66,9 @@ pub struct EcsState {
     /// Services looked up by cluster and service name (`None`: no such service), as a run reads
     /// the ones its script declares.
     pub services_named: HashMap<(String, String), Option<Service>>,
+    /// The stack's services in any cluster, found by tag (a run's read, see
+    /// [`EcsState::add_stack`]); `None` when not read that way.
+    pub stack_services: Option<Vec<Service>>,
     /// The latest ACTIVE revision of each family asked about so far (`None`: no ACTIVE revision).
     pub task_definitions: HashMap<String, Option<TaskDefinition>>,
     /// Target group types by ARN, for target groups given as ARNs rather than handles.
@@ -126,7 +129,53 @@ impl EcsState {
         }
         Ok(state)
     }
+
+    /// Adds the stack's clusters and services found by tag (`arns`, of [`TAGGED_TYPES`]; the
+    /// Resource Groups Tagging API lists them in any cluster, in proportion to the stack) that
+    /// the declared reads did not describe: one DescribeClusters per 100, one DescribeServices per
+    /// cluster and 10; none when the script declares all of them. Sets `stack_services`.
+    ///
+    /// The tagging index is eventually consistent: one created moments ago may be missing (what
+    /// the script declares is read by name anyway), one deleted moments ago may still be listed
+    /// (its describe says INACTIVE, or nothing).
+    pub async fn add_stack(mut self, aws: &Aws, stack: &str, arns: &[String]) -> Result<EcsState> {
+        let clusters: Vec<String> = arns
+            .iter()
+            .filter(|arn| arn.contains(":cluster/") && !self.clusters.iter().any(|c| c.arn == **arn))
+            .cloned()
+            .collect();
+        let described = |arn: &str| self.services_named.values().flatten().any(|s| s.arn == arn);
+        let mut by_cluster: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for arn in arns.iter().filter(|arn| !described(arn)) {
+            if let Some((cluster, _)) = arn.split_once(":service/").and_then(|(_, rest)| rest.split_once('/')) {
+                by_cluster.entry(cluster.to_string()).or_default().push(arn.clone());
+            }
+        }
+        let batches: Vec<(String, Vec<String>)> = by_cluster
+            .iter()
+            .flat_map(|(cluster, arns)| arns.chunks(10).map(|chunk| (cluster.clone(), chunk.to_vec())))
+            .collect();
+        let (found_clusters, found_services) = tokio::try_join!(
+            concurrently(clusters.chunks(100), |chunk| describe_clusters(aws, chunk.to_vec())),
+            concurrently(&batches, async |(cluster, arns)| services_named(aws, cluster, arns.clone()).await),
+        )?;
+        for cluster in found_clusters.into_iter().flatten() {
+            self.clusters_named.insert(cluster.name.clone());
+            self.clusters.push(cluster);
+        }
+        for service in found_services.into_iter().flatten() {
+            self.services_named.insert((service.cluster.clone(), service.name.clone()), Some(service));
+        }
+        let mut services: Vec<Service> =
+            self.services_named.values().flatten().filter(|s| s.stack.as_deref() == Some(stack)).cloned().collect();
+        services.sort_by(|a, b| (&a.name, &a.arn).cmp(&(&b.name, &b.arn)));
+        self.stack_services = Some(services);
+        Ok(self)
+    }
 }
+
+/// The resource types of the stack's ECS part found by tag in a run (see [`EcsState::add_stack`]).
+pub const TAGGED_TYPES: [&str; 2] = ["ecs:cluster", "ecs:service"];
 
 /// A request part the SDK could not build: a bug in deckhand (a required field left unset).
 fn built<T>(what: &str, result: std::result::Result<T, BuildError>) -> Result<T> {

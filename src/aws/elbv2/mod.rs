@@ -11,11 +11,10 @@ mod target_group;
 use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_elasticloadbalancingv2::types::Tag;
-use aws_sdk_resourcegroupstagging::types::TagFilter;
 
 pub use listener::{Listener, ListenerAction, ListenerSpec, LoadBalancerRef, listeners};
 pub use load_balancer::{GroupRef, LoadBalancer, LoadBalancerSpec, SubnetRef, load_balancer_from, resolve_subnets};
-pub use rule::{ListenerRef, ListenerRule, ListenerRuleSpec, delete_rule, prune_rules};
+pub use rule::{ListenerRef, ListenerRule, ListenerRuleSpec, delete_rule};
 pub use target_group::{DEFAULT_DEREGISTRATION_DELAY, HealthCheck, TargetGroup, TargetGroupSpec, target_groups};
 
 use crate::aws::{NAME_TAG, concurrently};
@@ -49,6 +48,23 @@ async fn describe_existing<T>(
     Ok(found.into_iter().flatten().collect())
 }
 
+/// The resource types of the stack's ELBv2 part found by tag (Resource Groups Tagging API).
+pub const TAGGED_TYPES: [&str; 2] = ["elasticloadbalancing:loadbalancer", "elasticloadbalancing:targetgroup"];
+
+/// Whether `arn` is a load balancer's or a target group's (of [`TAGGED_TYPES`]).
+pub fn is_tagged_type(arn: &str) -> bool {
+    arn.contains(":elasticloadbalancing:") && (arn.contains(":loadbalancer/") || arn.contains(":targetgroup/"))
+}
+
+/// Load balancers and target groups described by name ([`Elbv2State::named`]), with the names asked.
+#[derive(Debug, Default)]
+pub struct Named {
+    lb_names: Vec<String>,
+    tg_names: Vec<String>,
+    load_balancers: Vec<LoadBalancer>,
+    target_groups: Vec<TargetGroup>,
+}
+
 /// The ELBv2 part of a run's snapshot.
 #[derive(Debug, Default, Clone)]
 pub struct Elbv2State {
@@ -68,8 +84,7 @@ pub struct Elbv2State {
     pub rules: Vec<ListenerRule>,
     /// The listeners (ARNs) whose rules are in `rules`.
     pub rules_read: BTreeSet<String>,
-    /// The rules this pass declared, by listener ARN and priority (the rest of the stack's
-    /// listeners' rules are deleted when the pass ends).
+    /// The rules this pass declared, by listener ARN and priority (a priority is one rule).
     pub rules_declared: BTreeSet<(String, i32)>,
 }
 
@@ -78,22 +93,31 @@ impl Elbv2State {
     /// ARN, then reads their listeners and target group attributes: requests in proportion to the
     /// stack, whatever else the region holds.
     pub async fn load(aws: &Aws, stack: &str) -> Result<Elbv2State> {
-        Self::load_with(aws, stack, &[], &[]).await
+        let arns = crate::aws::stack_arns(aws, stack, &TAGGED_TYPES).await?;
+        Self::complete(aws, stack, arns, Named::default()).await
     }
 
-    /// [`Elbv2State::load`], describing the load balancers and target groups a script declares by
-    /// name at the same time as the tag lookup (not after it), so their listeners and attributes
-    /// are read one wave earlier; those of the stack it does not declare are described by ARN.
-    /// A declared name that does not exist is remembered as such (no lookup when the script
-    /// reaches it); one that exists outside the stack's tag is looked up when reached, as before.
-    pub async fn load_with(aws: &Aws, stack: &str, lb_names: &[String], tg_names: &[String]) -> Result<Elbv2State> {
-        let (arns, lbs_named, tgs_named) = tokio::try_join!(
-            stack_arns(aws, stack),
+    /// The load balancers and target groups named `lb_names` and `tg_names` (any stack's or none's,
+    /// without tags): a run describes those its script declares alongside the tag lookup, not
+    /// after it, so their listeners, attributes and rules are read a wave earlier (see
+    /// [`Elbv2State::complete`]).
+    pub async fn named(aws: &Aws, lb_names: &[String], tg_names: &[String]) -> Result<Named> {
+        let (load_balancers, target_groups) = tokio::try_join!(
             load_balancer::describe_by_names(aws, lb_names),
             target_group::describe_by_names(aws, tg_names),
         )?;
+        Ok(Named { lb_names: lb_names.to_vec(), tg_names: tg_names.to_vec(), load_balancers, target_groups })
+    }
+
+    /// The stack's part from its tagged ARNs (`arns`, of [`TAGGED_TYPES`]) and what was described
+    /// by name: those of the stack not described yet are described by ARN, then the listeners,
+    /// target group attributes and rules are read. A name that does not exist is remembered as
+    /// such (no lookup when the script reaches it); one that exists outside the stack's tag is
+    /// looked up when reached (its tag tells whose it is, or the tagging index lags behind).
+    pub async fn complete(aws: &Aws, stack: &str, arns: Vec<String>, named: Named) -> Result<Elbv2State> {
+        let Named { lb_names, tg_names, load_balancers: lbs_named, target_groups: tgs_named } = named;
         let (lb_arns, tg_arns): (Vec<String>, Vec<String>) =
-            arns.into_iter().partition(|arn| arn.contains(":loadbalancer/"));
+            arns.into_iter().filter(|arn| is_tagged_type(arn)).partition(|arn| arn.contains(":loadbalancer/"));
         let (lbs_ours, lbs_other): (Vec<LoadBalancer>, Vec<LoadBalancer>) =
             lbs_named.into_iter().partition(|lb| lb_arns.contains(&lb.arn));
         let (tgs_ours, tgs_other): (Vec<TargetGroup>, Vec<TargetGroup>) =
@@ -176,29 +200,6 @@ impl Elbv2State {
             self.listeners.push(listener);
         }
     }
-}
-
-/// The ARNs of the stack's load balancers and target groups (Resource Groups Tagging API).
-///
-/// The tagging index is eventually consistent: a load balancer or target group created moments
-/// ago may be missing (the lookup by name before every create covers that), and one deleted
-/// moments ago may still be listed (the describe by ARN drops it).
-async fn stack_arns(aws: &Aws, stack: &str) -> Result<Vec<String>> {
-    let mut pages = aws
-        .tagging
-        .get_resources()
-        .tag_filters(TagFilter::builder().key(STACK_TAG).values(stack).build())
-        .resource_type_filters("elasticloadbalancing:loadbalancer")
-        .resource_type_filters("elasticloadbalancing:targetgroup")
-        .into_paginator()
-        .items()
-        .send();
-    let mut arns = Vec::new();
-    while let Some(mapping) = pages.next().await {
-        let mapping = mapping.map_err(|e| aws_error("GetResources", e))?;
-        arns.push(mapping.resource_arn().ok_or_else(|| Error::missing("GetResources", "ResourceARN"))?.to_string());
-    }
-    Ok(arns)
 }
 
 /// The `deckhand:stack` tags of `arns` (load balancers or target groups; at most 20); an ARN
