@@ -436,16 +436,13 @@ fn run(args: RunArgs) -> Result<()> {
         std::thread::spawn(move || target.connect())
     });
     script.parse()?;
-    tracing::debug!("TMP parsed at {:?}", crate::runtime::process_start().elapsed());
     // The names the script declares (a check pass, no AWS) let each pass read the stack's roles,
     // log groups, clusters, services, ... up front, in one wave with the rest.
     let declared = declared(&script, &vars);
-    tracing::debug!("TMP checked at {:?}", crate::runtime::process_start().elapsed());
     let (aws, _emulator) = match connecting {
         Some(thread) => thread.join().map_err(|_| Error::Internal("loading the AWS config panicked".into()))??,
         None => args.aws.connect()?,
     };
-    tracing::debug!("TMP connected at {:?}", crate::runtime::process_start().elapsed());
 
     let plan_sink = if args.plan { Sink::stdout() } else { Sink::buffer() };
     let plan_state = Rc::new(State::with_declared(declared.clone()));
@@ -453,7 +450,6 @@ fn run(args: RunArgs) -> Result<()> {
     plan.strict = args.strict;
     let plan = Rc::new(plan);
     script.run(&plan, &vars)?;
-    tracing::debug!("TMP planned at {:?}", crate::runtime::process_start().elapsed());
     // The whole script got through the plan pass: now, and only now, what the stack owns but the
     // script no longer declares is known (a failing script deletes nothing).
     let options = PruneOptions { delete_logs: args.delete_logs, keep_undeclared: args.keep_undeclared };

@@ -134,7 +134,6 @@ impl Pass {
         }
         let mut read = self.state.read.borrow_mut();
         if read.is_none() {
-            tracing::debug!("TMP loading at {:?}", crate::runtime::process_start().elapsed());
             *read = Some(match &self.aws {
                 Some(aws) => aws.block_on(Snapshot::load_with(aws, &stack, &self.state.declared))?,
                 None => Snapshot::default(),

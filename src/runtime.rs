@@ -72,9 +72,7 @@ impl Aws {
                 .build()
                 .map_err(|e| Error::io("starting the async runtime", e))?,
         );
-        tracing::debug!("TMP runtime at {:?}", process_start().elapsed());
         let config = runtime.block_on(load_config(target));
-        tracing::debug!("TMP config at {:?}", process_start().elapsed());
         let region = config.region().map(|r| r.to_string()).ok_or_else(|| {
             Error::conflict(
                 "no AWS region is configured",
@@ -94,10 +92,8 @@ impl Aws {
                 $sdk::Client::from_conf(conf)
             }};
         }
-        let ec2 = client!(aws_sdk_ec2);
-        tracing::debug!("TMP ec2 at {:?}", process_start().elapsed());
         Ok(Aws {
-            ec2,
+            ec2: client!(aws_sdk_ec2),
             elbv2: client!(aws_sdk_elasticloadbalancingv2),
             iam: client!(aws_sdk_iam),
             logs: client!(aws_sdk_cloudwatchlogs),
