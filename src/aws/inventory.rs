@@ -410,11 +410,16 @@ pub fn record_id(record: &OwnedRecord) -> String {
 
 /// The stack's ACTIVE services, in its own clusters (read with the snapshot) and in any other
 /// ACTIVE cluster (a script may put a service into a cluster it does not own): one ListServices
-/// per page and one DescribeServices per 10 services, per other cluster.
+/// per page and one DescribeServices per 10 services, per other cluster. A run's snapshot found
+/// them by tag already, in any cluster (`stack_services`): no request then.
 async fn stack_services(aws: &Aws, stack: &str, ecs: &EcsState) -> Result<Vec<Service>> {
     // A run's snapshot found them by tag, in any cluster.
     if let Some(found) = &ecs.stack_services {
-        return Ok(found.iter().filter(|s| s.stack.as_deref() == Some(stack) && s.status != "INACTIVE").cloned().collect());
+        return Ok(found
+            .iter()
+            .filter(|s| s.stack.as_deref() == Some(stack) && s.status != "INACTIVE")
+            .cloned()
+            .collect());
     }
     let others = ecs.clusters.iter().filter(|c| c.status == "ACTIVE" && !ecs.services.contains_key(&c.name));
     let elsewhere = concurrently(others, |cluster| ecs::services_in_cluster(aws, &cluster.arn)).await?;

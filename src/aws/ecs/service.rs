@@ -164,14 +164,8 @@ async fn describe_services(aws: &Aws, cluster: &str, names: Vec<String>) -> Resu
 /// The services of `cluster` (a name or ARN) with these names, as far as they exist (ACTIVE,
 /// DRAINING or INACTIVE), with their tags; none when the cluster does not exist.
 pub(super) async fn services_named(aws: &Aws, cluster: &str, names: Vec<String>) -> Result<Vec<Service>> {
-    let out = aws
-        .ecs
-        .describe_services()
-        .cluster(cluster)
-        .set_services(Some(names))
-        .include(ServiceField::Tags)
-        .send()
-        .await;
+    let out =
+        aws.ecs.describe_services().cluster(cluster).set_services(Some(names)).include(ServiceField::Tags).send().await;
     match out {
         Ok(out) => out.services().iter().map(|s| service_from("DescribeServices", s)).collect(),
         Err(err) if err.as_service_error().is_some_and(|e| e.is_cluster_not_found_exception()) => Ok(Vec::new()),

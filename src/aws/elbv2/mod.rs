@@ -142,8 +142,7 @@ impl Elbv2State {
         let tg_found: Vec<String> = target_groups.iter().chain(&tgs_other).map(|t| t.name.clone()).collect();
         let load_balancers_named =
             lb_names.iter().filter(|n| absent(n, &lb_found)).map(|n| (n.clone(), None)).collect();
-        let target_groups_named =
-            tg_names.iter().filter(|n| absent(n, &tg_found)).map(|n| (n.clone(), None)).collect();
+        let target_groups_named = tg_names.iter().filter(|n| absent(n, &tg_found)).map(|n| (n.clone(), None)).collect();
         let (listeners, delays) = tokio::try_join!(
             concurrently(&load_balancers, |lb| listeners(aws, &lb.arn)),
             concurrently(&target_groups, |tg| target_group::deregistration_delay(aws, &tg.arn)),
