@@ -399,12 +399,7 @@ impl Resource for ScalableTarget {
         let snapshot = pass.snapshot()?;
         let snapshot = snapshot.borrow();
         let Some(target) = snapshot.scaling.of(&spec.cluster, &spec.service) else { return Ok(None) };
-        let stack = snapshot
-            .ecs
-            .services
-            .get(&spec.cluster)
-            .and_then(|services| services.iter().find(|s| s.name == spec.service))
-            .and_then(|s| s.stack.clone());
+        let stack = snapshot.ecs.service(&spec.cluster, &spec.service).and_then(|s| s.stack.clone());
         Ok(Some(ScalableTarget { stack, ..target.clone() }))
     }
 

@@ -250,6 +250,50 @@ fn apply_creates_the_app_as_asked_then_a_second_run_changes_nothing() {
 }
 
 #[test]
+fn a_cluster_and_service_named_from_what_only_aws_knows_are_found_not_created_again() {
+    let deck = Deck::new();
+    let p = prerequisites(&deck);
+    deck.run(&app(&p), &[]).success();
+    // The check pass that finds the declared names knows no account: it declares "shop-other"
+    // twice. The run reads those by name up front, then "shop" (cluster and service) when the
+    // plan pass reaches them, and finds them: nothing is planned to be created.
+    let script = app(&p)
+        .replace(
+            r#"let cluster = cluster("shop");"#,
+            r#"let cluster = cluster(if find_role("shop-exec") == () { "shop-other" } else { "shop" });"#,
+        )
+        .replace(
+            r#"name: "shop", task"#,
+            r#"name: if cluster.arn.starts_with("arn:") { "shop" } else { "shop-other" }, task"#,
+        );
+    let (outcome, requests) = deck.recorded(|| deck.run(&script, &[]));
+    outcome
+        .success()
+        .expect_changes(&[
+            "= subnet shop-a",
+            "= subnet shop-b",
+            "= security_group shop-app",
+            "= cluster shop",
+            "= task_definition shop (shop:1)",
+            "= service shop",
+        ])
+        .stdout_has("no changes");
+    requests.assert_read_only();
+    let ecs: Vec<String> = requests.0.iter().filter(|r| r.service == "ecs").map(|r| r.action.clone()).collect();
+    // "shop-other" by name up front; the cluster "shop" by name when reached; the service "shop"
+    // was found by tag with the stack (GetResources) and described by ARN up front. No listing.
+    let mut ecs = ecs;
+    ecs.sort();
+    assert_eq!(
+        ecs,
+        ["DescribeClusters", "DescribeClusters", "DescribeServices", "DescribeServices", "DescribeTaskDefinition"]
+    );
+    let aws = deck.aws();
+    let services = aws.block_on(aws.ecs.list_services().cluster("shop").send()).unwrap();
+    assert_eq!(services.service_arns().len(), 1, "{:?}", services.service_arns());
+}
+
+#[test]
 fn check_validates_the_app_without_any_request() {
     let deck = Deck::new();
     let p = prerequisites(&deck);

@@ -174,6 +174,17 @@ impl EcsState {
     }
 }
 
+impl EcsState {
+    /// The service of this name in `cluster` as read so far: looked up by name, or among its
+    /// cluster's services.
+    pub fn service(&self, cluster: &str, name: &str) -> Option<&Service> {
+        match self.services_named.get(&(cluster.to_string(), name.to_string())) {
+            Some(found) => found.as_ref(),
+            None => self.services.get(cluster)?.iter().find(|s| s.name == name),
+        }
+    }
+}
+
 /// The resource types of the stack's ECS part found by tag in a run (see [`EcsState::add_stack`]).
 pub const TAGGED_TYPES: [&str; 2] = ["ecs:cluster", "ecs:service"];
 
