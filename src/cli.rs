@@ -208,11 +208,7 @@ struct ReplArgs {
     #[arg(long)]
     plan: bool,
     #[command(flatten)]
-    vars: VarArgs,
-    #[command(flatten)]
-    lock: LockArgs,
-    #[command(flatten)]
-    aws: AwsArgs,
+    session: SessionArgs,
 }
 
 #[derive(Debug, Args)]
@@ -235,11 +231,7 @@ struct RunArgs {
     #[arg(long)]
     strict: bool,
     #[command(flatten)]
-    vars: VarArgs,
-    #[command(flatten)]
-    lock: LockArgs,
-    #[command(flatten)]
-    aws: AwsArgs,
+    session: SessionArgs,
 }
 
 #[derive(Debug, Args)]
@@ -251,6 +243,17 @@ struct CheckArgs {
     region: Option<String>,
     #[command(flatten)]
     vars: VarArgs,
+}
+
+/// What a script that may apply takes (`run`, `repl`): its variables, the stack lock's wait, the AWS target.
+#[derive(Debug, Args)]
+struct SessionArgs {
+    #[command(flatten)]
+    vars: VarArgs,
+    #[command(flatten)]
+    lock: LockArgs,
+    #[command(flatten)]
+    aws: AwsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -397,9 +400,10 @@ fn logs(args: LogsArgs) -> Result<()> {
 }
 
 fn repl(args: ReplArgs) -> Result<()> {
+    let session = &args.session;
     let options =
-        crate::repl::Options { plan: args.plan, vars: Vars::parse(&args.vars.vars)?, lock: args.lock.options()? };
-    let (aws, _emulator) = args.aws.connect()?;
+        crate::repl::Options { plan: args.plan, vars: Vars::parse(&session.vars.vars)?, lock: session.lock.options()? };
+    let (aws, _emulator) = session.aws.connect()?;
     crate::repl::run(aws, &options)
 }
 
@@ -412,10 +416,10 @@ fn docs(args: DocsArgs) -> Result<()> {
 
 fn run(args: RunArgs) -> Result<()> {
     let script = Script::load(&args.script)?;
-    let vars = Vars::parse(&args.vars.vars)?;
-    let lock_options = args.lock.options()?;
+    let vars = Vars::parse(&args.session.vars.vars)?;
+    let lock_options = args.session.lock.options()?;
     script.parse()?;
-    let (aws, _emulator) = args.aws.connect()?;
+    let (aws, _emulator) = args.session.aws.connect()?;
     // The names the script declares (a check pass, no AWS) let each pass read the stack's roles and
     // log groups up front, in one wave with the rest.
     let declared = declared(&script, &vars);

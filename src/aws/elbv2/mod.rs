@@ -16,7 +16,9 @@ use aws_sdk_resourcegroupstagging::types::TagFilter;
 pub use listener::{Listener, ListenerAction, ListenerSpec, LoadBalancerRef, listeners};
 pub use load_balancer::{GroupRef, LoadBalancer, LoadBalancerSpec, SubnetRef, load_balancer_from, resolve_subnets};
 pub use rule::{ListenerRef, ListenerRule, ListenerRuleSpec, delete_rule, prune_rules};
-pub use target_group::{DEFAULT_DEREGISTRATION_DELAY, HealthCheck, TargetGroup, TargetGroupSpec, target_groups};
+pub use target_group::{
+    DEFAULT_DEREGISTRATION_DELAY, HealthCheck, TargetGroup, TargetGroupSpec, deregistration_delay, target_groups,
+};
 
 use crate::aws::{NAME_TAG, concurrently};
 use crate::error::{Error, Result, aws_error};

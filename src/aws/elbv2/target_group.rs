@@ -162,7 +162,7 @@ async fn named(aws: &Aws, name: &str) -> Result<Option<TargetGroup>> {
 }
 
 /// A target group's deregistration delay (DescribeTargetGroupAttributes).
-pub(super) async fn deregistration_delay(aws: &Aws, arn: &str) -> Result<i32> {
+pub async fn deregistration_delay(aws: &Aws, arn: &str) -> Result<i32> {
     let out = aws
         .elbv2
         .describe_target_group_attributes()
@@ -284,6 +284,21 @@ fn known(state: &Elbv2State, name: &str) -> Option<Option<TargetGroup>> {
     ours.map(Some).or_else(|| state.target_groups_named.get(name).cloned())
 }
 
+/// Sets a health check's settings on a CreateTargetGroup or ModifyTargetGroup request (the two
+/// take the same parameters).
+macro_rules! with_health_check {
+    ($request:expr, $hc:expr) => {{
+        let hc: &HealthCheck = $hc;
+        $request
+            .health_check_path(&hc.path)
+            .health_check_interval_seconds(hc.interval)
+            .health_check_timeout_seconds(hc.timeout)
+            .healthy_threshold_count(hc.healthy)
+            .unhealthy_threshold_count(hc.unhealthy)
+            .matcher(Matcher::builder().http_code(&hc.matcher).build())
+    }};
+}
+
 /// A target group converges by name (names are unique in a region): created when missing, its
 /// health check and deregistration delay modified in place; port, protocol, target type and VPC
 /// are fixed.
@@ -346,7 +361,7 @@ impl Resource for TargetGroup {
         }
         let hc = &spec.health_check;
         let created = pass.apply(async |aws| {
-            let sent = aws
+            let request = aws
                 .elbv2
                 .create_target_group()
                 .name(&spec.name)
@@ -354,15 +369,8 @@ impl Resource for TargetGroup {
                 .port(spec.port)
                 .vpc_id(&spec.vpc_id)
                 .target_type(TargetTypeEnum::from(spec.target_type.as_str()))
-                .health_check_path(&hc.path)
-                .health_check_interval_seconds(hc.interval)
-                .health_check_timeout_seconds(hc.timeout)
-                .healthy_threshold_count(hc.healthy)
-                .unhealthy_threshold_count(hc.unhealthy)
-                .matcher(Matcher::builder().http_code(&hc.matcher).build())
-                .set_tags(Some(stack_tags(stack, &spec.name)))
-                .send()
-                .await;
+                .set_tags(Some(stack_tags(stack, &spec.name)));
+            let sent = with_health_check!(request, hc).send().await;
             match sent {
                 Ok(out) => out
                     .target_groups()
@@ -427,15 +435,7 @@ impl Resource for TargetGroup {
             let hc = &spec.health_check;
             let arn = live.arn.as_str();
             pass.apply(async |aws| {
-                aws.elbv2
-                    .modify_target_group()
-                    .target_group_arn(arn)
-                    .health_check_path(&hc.path)
-                    .health_check_interval_seconds(hc.interval)
-                    .health_check_timeout_seconds(hc.timeout)
-                    .healthy_threshold_count(hc.healthy)
-                    .unhealthy_threshold_count(hc.unhealthy)
-                    .matcher(Matcher::builder().http_code(&hc.matcher).build())
+                with_health_check!(aws.elbv2.modify_target_group().target_group_arn(arn), hc)
                     .send()
                     .await
                     .map_err(|e| aws_error("ModifyTargetGroup", e))
