@@ -153,44 +153,37 @@ fn handle_text(value: &Dynamic, field: &str) -> Option<String> {
     handle_field(value, field).map(|v| v.to_string())
 }
 
+/// The required array `key` of `load_balancer()`, each item read by `item` with its name
+/// (`load_balancer.key[i]`); `what` explains the key when it is missing.
+fn required_items<T>(f: &Fields, key: &str, what: &str, item: impl Fn(&str, &Dynamic) -> Result<T>) -> Result<Vec<T>> {
+    let value = f.raw(key).ok_or_else(|| Error::MissingKey {
+        key: key.into(),
+        context: "load_balancer()".into(),
+        what: what.into(),
+    })?;
+    let name = f.name(key);
+    as_array(&name, value)?.iter().enumerate().map(|(i, v)| item(&format!("{name}[{i}]"), v)).collect()
+}
+
 fn load_balancer_spec(map: Map) -> Result<LoadBalancerSpec> {
     let f = Fields::new("load_balancer", map, &["name", "subnets", "security_groups", "scheme"])?;
     let name = f.req_str("name", "the load balancer's name, 1-32 letters, digits and hyphens")?;
     let scheme = f.str("scheme")?.unwrap_or_else(|| "internet-facing".into());
-    let subnets = f
-        .raw("subnets")
-        .ok_or_else(|| Error::MissingKey {
-            key: "subnets".into(),
-            context: "load_balancer()".into(),
-            what: "subnets in at least two availability zones".into(),
+    let subnets = required_items(&f, "subnets", "subnets in at least two availability zones", |key, subnet| {
+        Ok(SubnetRef {
+            id: handle_id(key, subnet, "subnet", "subnet-")?,
+            az: handle_text(subnet, "az"),
+            vpc_id: handle_text(subnet, "vpc_id"),
         })
-        .and_then(|v| as_array(&f.name("subnets"), v))?
-        .iter()
-        .enumerate()
-        .map(|(i, subnet)| {
-            let key = format!("load_balancer.subnets[{i}]");
-            Ok(SubnetRef {
-                id: handle_id(&key, subnet, "subnet", "subnet-")?,
-                az: handle_text(subnet, "az"),
-                vpc_id: handle_text(subnet, "vpc_id"),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let security_groups = f
-        .raw("security_groups")
-        .ok_or_else(|| Error::MissingKey {
-            key: "security_groups".into(),
-            context: "load_balancer()".into(),
-            what: "at least one security group that admits the listeners' ports".into(),
-        })
-        .and_then(|v| as_array(&f.name("security_groups"), v))?
-        .iter()
-        .enumerate()
-        .map(|(i, group)| {
-            let key = format!("load_balancer.security_groups[{i}]");
-            Ok(GroupRef { id: handle_id(&key, group, "security_group", "sg-")?, vpc_id: handle_text(group, "vpc_id") })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    })?;
+    let security_groups = required_items(
+        &f,
+        "security_groups",
+        "at least one security group that admits the listeners' ports",
+        |key, group| {
+            Ok(GroupRef { id: handle_id(key, group, "security_group", "sg-")?, vpc_id: handle_text(group, "vpc_id") })
+        },
+    )?;
     Ok(LoadBalancerSpec { name, scheme, subnets, security_groups })
 }
 

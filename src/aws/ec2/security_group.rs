@@ -316,42 +316,24 @@ fn apply_rules(pass: &Pass, group: &SecurityGroup, ingress: &[Rule], egress: &[R
     let grant_in = missing(&group.ingress, ingress);
     let grant_out = missing(&group.egress, egress);
     pass.apply(async |aws| {
-        if !revoke_in.is_empty() {
-            aws.ec2
-                .revoke_security_group_ingress()
-                .group_id(id)
-                .set_ip_permissions(Some(revoke_in))
-                .send()
-                .await
-                .map_err(|e| aws_error("RevokeSecurityGroupIngress", e))?;
+        // The four calls take the same parameters: the group and the rules; none is sent empty.
+        macro_rules! send_rules {
+            ($request:ident, $operation:literal, $rules:expr) => {
+                if !$rules.is_empty() {
+                    aws.ec2
+                        .$request()
+                        .group_id(id)
+                        .set_ip_permissions(Some($rules))
+                        .send()
+                        .await
+                        .map_err(|e| aws_error($operation, e))?;
+                }
+            };
         }
-        if !revoke_out.is_empty() {
-            aws.ec2
-                .revoke_security_group_egress()
-                .group_id(id)
-                .set_ip_permissions(Some(revoke_out))
-                .send()
-                .await
-                .map_err(|e| aws_error("RevokeSecurityGroupEgress", e))?;
-        }
-        if !grant_in.is_empty() {
-            aws.ec2
-                .authorize_security_group_ingress()
-                .group_id(id)
-                .set_ip_permissions(Some(grant_in))
-                .send()
-                .await
-                .map_err(|e| aws_error("AuthorizeSecurityGroupIngress", e))?;
-        }
-        if !grant_out.is_empty() {
-            aws.ec2
-                .authorize_security_group_egress()
-                .group_id(id)
-                .set_ip_permissions(Some(grant_out))
-                .send()
-                .await
-                .map_err(|e| aws_error("AuthorizeSecurityGroupEgress", e))?;
-        }
+        send_rules!(revoke_security_group_ingress, "RevokeSecurityGroupIngress", revoke_in);
+        send_rules!(revoke_security_group_egress, "RevokeSecurityGroupEgress", revoke_out);
+        send_rules!(authorize_security_group_ingress, "AuthorizeSecurityGroupIngress", grant_in);
+        send_rules!(authorize_security_group_egress, "AuthorizeSecurityGroupEgress", grant_out);
         Ok(())
     })
 }

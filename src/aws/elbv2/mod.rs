@@ -116,16 +116,21 @@ impl Elbv2State {
         Ok(state)
     }
 
+    /// Names the target group a forward action goes to, where the snapshot knows it.
+    fn name_target_group(&self, action: &mut ListenerAction) {
+        let named = self.target_groups_named.values().flatten();
+        if let ListenerAction::Forward { arn, name } = action
+            && let Some(tg) = self.target_groups.iter().chain(named).find(|t| t.arn == *arn)
+        {
+            name.clone_from(&tg.name);
+        }
+    }
+
     /// Adds the rules of a listener of the stack read from AWS, naming the target groups they
     /// forward to where known.
     fn add_rules(&mut self, listener_arn: &str, rules: Vec<ListenerRule>) {
         for mut rule in rules {
-            let named = self.target_groups_named.values().flatten();
-            if let ListenerAction::Forward { arn, name } = &mut rule.action
-                && let Some(tg) = self.target_groups.iter().chain(named).find(|t| t.arn == *arn)
-            {
-                name.clone_from(&tg.name);
-            }
+            self.name_target_group(&mut rule.action);
             self.rules.retain(|r| r.arn != rule.arn);
             self.rules.push(rule);
         }
@@ -136,12 +141,7 @@ impl Elbv2State {
     /// forward to where known.
     fn add_listeners(&mut self, listeners: Vec<Listener>) {
         for mut listener in listeners {
-            let named = self.target_groups_named.values().flatten();
-            if let ListenerAction::Forward { arn, name } = &mut listener.action
-                && let Some(tg) = self.target_groups.iter().chain(named).find(|t| t.arn == *arn)
-            {
-                name.clone_from(&tg.name);
-            }
+            self.name_target_group(&mut listener.action);
             self.listeners.retain(|l| l.arn != listener.arn);
             self.listeners.push(listener);
         }
