@@ -302,6 +302,22 @@ fn rule_diffs(field: &str, direction: &str, current: &[Rule], wanted: &[Rule]) -
     added.chain(removed).collect()
 }
 
+/// Sends one rule change to the group `$group_id` when `$rules` has any: Authorize/Revoke
+/// SecurityGroupIngress/Egress take the same parameters (none may be sent empty).
+macro_rules! send_rules {
+    ($aws:expr, $request:ident, $operation:literal, $group_id:expr, $rules:expr) => {
+        if !$rules.is_empty() {
+            $aws.ec2
+                .$request()
+                .group_id($group_id)
+                .set_ip_permissions(Some($rules))
+                .send()
+                .await
+                .map_err(|e| aws_error($operation, e))?;
+        }
+    };
+}
+
 /// Makes the group's rules exactly `ingress` and `egress`: revokes the extra, authorizes the missing.
 fn apply_rules(pass: &Pass, group: &SecurityGroup, ingress: &[Rule], egress: &[Rule]) -> Result<()> {
     let missing = |current: &[Rule], wanted: &[Rule]| -> Vec<IpPermission> {
@@ -316,24 +332,10 @@ fn apply_rules(pass: &Pass, group: &SecurityGroup, ingress: &[Rule], egress: &[R
     let grant_in = missing(&group.ingress, ingress);
     let grant_out = missing(&group.egress, egress);
     pass.apply(async |aws| {
-        // The four calls take the same parameters: the group and the rules; none is sent empty.
-        macro_rules! send_rules {
-            ($request:ident, $operation:literal, $rules:expr) => {
-                if !$rules.is_empty() {
-                    aws.ec2
-                        .$request()
-                        .group_id(id)
-                        .set_ip_permissions(Some($rules))
-                        .send()
-                        .await
-                        .map_err(|e| aws_error($operation, e))?;
-                }
-            };
-        }
-        send_rules!(revoke_security_group_ingress, "RevokeSecurityGroupIngress", revoke_in);
-        send_rules!(revoke_security_group_egress, "RevokeSecurityGroupEgress", revoke_out);
-        send_rules!(authorize_security_group_ingress, "AuthorizeSecurityGroupIngress", grant_in);
-        send_rules!(authorize_security_group_egress, "AuthorizeSecurityGroupEgress", grant_out);
+        send_rules!(aws, revoke_security_group_ingress, "RevokeSecurityGroupIngress", id, revoke_in);
+        send_rules!(aws, revoke_security_group_egress, "RevokeSecurityGroupEgress", id, revoke_out);
+        send_rules!(aws, authorize_security_group_ingress, "AuthorizeSecurityGroupIngress", id, grant_in);
+        send_rules!(aws, authorize_security_group_egress, "AuthorizeSecurityGroupEgress", id, grant_out);
         Ok(())
     })
 }
@@ -351,24 +353,8 @@ pub async fn revoke_group_references(aws: &Aws, groups: &[SecurityGroup]) -> Res
             rules.iter().filter(|r| matches!(r.peer, Peer::Group(_))).map(permission).collect()
         };
         let (ingress, egress) = (by_group(&group.ingress), by_group(&group.egress));
-        if !ingress.is_empty() {
-            aws.ec2
-                .revoke_security_group_ingress()
-                .group_id(&group.id)
-                .set_ip_permissions(Some(ingress))
-                .send()
-                .await
-                .map_err(|e| aws_error("RevokeSecurityGroupIngress", e))?;
-        }
-        if !egress.is_empty() {
-            aws.ec2
-                .revoke_security_group_egress()
-                .group_id(&group.id)
-                .set_ip_permissions(Some(egress))
-                .send()
-                .await
-                .map_err(|e| aws_error("RevokeSecurityGroupEgress", e))?;
-        }
+        send_rules!(aws, revoke_security_group_ingress, "RevokeSecurityGroupIngress", &group.id, ingress);
+        send_rules!(aws, revoke_security_group_egress, "RevokeSecurityGroupEgress", &group.id, egress);
     }
     Ok(())
 }

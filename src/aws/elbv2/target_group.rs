@@ -4,6 +4,7 @@ use aws_sdk_elasticloadbalancingv2::types::{Matcher, ProtocolEnum, TargetGroupAt
 
 use super::{Elbv2State, describe_existing, stack_tags, stack_tags_of, validate_elb_name, with_state};
 use crate::aws::Snapshot;
+use crate::aws::ec2::check_port;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::Pass;
@@ -196,9 +197,7 @@ fn set_deregistration_delay(pass: &Pass, arn: &str, seconds: i32) -> Result<()> 
 /// Checks a target group spec the way AWS would, before any call.
 fn validate_target_group(spec: &TargetGroupSpec) -> Result<()> {
     validate_elb_name("target_group.name", &spec.name)?;
-    if !(1..=65535).contains(&spec.port) {
-        return Err(Error::invalid("target_group.port", spec.port, "a port from 1 to 65535"));
-    }
+    check_port("target_group.port", spec.port.into())?;
     if spec.protocol != "HTTP" && spec.protocol != "HTTPS" {
         return Err(Error::invalid(
             "target_group.protocol",
