@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use aws_sdk_elasticloadbalancingv2::types::{LoadBalancerSchemeEnum, LoadBalancerTypeEnum};
 
-use super::{Elbv2State, describe_existing, stack_tags, stack_tags_of, validate_elb_name, with_state};
+use super::{Elbv2State, Which, describe_existing, stack_tags, stack_tags_of, validate_elb_name, with_state};
 use crate::aws::Snapshot;
 use crate::aws::ec2::Ec2State;
 use crate::converge::{Created, Drift, Resource};
@@ -102,12 +102,6 @@ pub fn load_balancer_from(lb: &aws_sdk_elasticloadbalancingv2::types::LoadBalanc
         security_groups,
         stack: None,
     })
-}
-
-/// Which load balancers to describe.
-enum Which<'a> {
-    Names(&'a [String]),
-    Arns(&'a [String]),
 }
 
 /// DescribeLoadBalancers by names or ARNs (at most 20); `None` when one of them does not exist.

@@ -31,6 +31,13 @@ pub const DEFAULT_SSL_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 /// How many ARNs DescribeLoadBalancers, DescribeTargetGroups and DescribeTags take per request.
 const ARNS_PER_REQUEST: usize = 20;
 
+/// Which load balancers or target groups to describe (DescribeLoadBalancers and
+/// DescribeTargetGroups take either).
+enum Which<'a> {
+    Names(&'a [String]),
+    Arns(&'a [String]),
+}
+
 /// The resources of `arns` that exist, [`ARNS_PER_REQUEST`] per `describe` (which answers `None`
 /// when one of its ARNs does not exist). The tagging index lists a deleted load balancer or target
 /// group for a while, so a batch with a gone one is described again one by one, skipping the gone.

@@ -2,7 +2,7 @@
 
 use aws_sdk_elasticloadbalancingv2::types::{Matcher, ProtocolEnum, TargetGroupAttribute, TargetTypeEnum};
 
-use super::{Elbv2State, describe_existing, stack_tags, stack_tags_of, validate_elb_name, with_state};
+use super::{Elbv2State, Which, describe_existing, stack_tags, stack_tags_of, validate_elb_name, with_state};
 use crate::aws::Snapshot;
 use crate::aws::ec2::check_port;
 use crate::converge::{Created, Drift, Resource};
@@ -123,12 +123,6 @@ pub async fn target_groups(aws: &Aws) -> Result<Vec<TargetGroup>> {
         found.push(target_group_from(&tg.map_err(|e| aws_error("DescribeTargetGroups", e))?)?);
     }
     Ok(found)
-}
-
-/// Which target groups to describe.
-enum Which<'a> {
-    Names(&'a [String]),
-    Arns(&'a [String]),
 }
 
 /// DescribeTargetGroups by names or ARNs (at most 20); `None` when one of them does not exist.
