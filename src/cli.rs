@@ -15,6 +15,7 @@ use crate::local::{Emulator, LOCAL_REGION};
 use crate::lock::{LockOptions, StackLock, Unlocked};
 use crate::pass::{Pass, State};
 use crate::plan::{Mode, Sink};
+use crate::prune::{Prune, PruneOptions};
 use crate::runtime::{Aws, Target};
 use crate::script::{Script, Vars};
 
@@ -47,7 +48,10 @@ enum Command {
     /// The whole script runs once in plan mode, sending only Describe/List/Get requests. Only
     /// when that pass gets through without error does deckhand run it again to create and update;
     /// a plan with no changes skips the apply pass. Every resource is reported as `+` (create),
-    /// `~` (update, with the fields that differ) or `=` (unchanged).
+    /// `~` (update, with the fields that differ) or `=` (unchanged); what the stack owns but the
+    /// script no longer declares as `-` (deleted after the creates and updates, dependents first)
+    /// or `= kept` with why (log groups without `--delete-logs`, everything with
+    /// `--keep-undeclared`). A plan deleting more than half of the stack needs `--yes`.
     ///
     /// The apply pass holds the stack lock (see `deckhand unlock --help`): while another run
     /// applies the same stack, this one waits (--lock-timeout), then reads the stack afresh, so two
@@ -230,6 +234,16 @@ struct RunArgs {
     /// Treat warnings (such as tasks without a route to pull images) as errors.
     #[arg(long)]
     strict: bool,
+    /// Delete nothing the script no longer declares (it is listed as kept); apply only creates
+    /// and updates.
+    #[arg(long)]
+    keep_undeclared: bool,
+    /// Delete log groups the script no longer declares too (kept by default: they hold the history).
+    #[arg(long)]
+    delete_logs: bool,
+    /// Apply without asking even when the plan deletes more than half of the stack.
+    #[arg(long, short = 'y', conflicts_with = "plan")]
+    yes: bool,
     #[command(flatten)]
     session: SessionArgs,
 }
@@ -425,12 +439,18 @@ fn run(args: RunArgs) -> Result<()> {
     let declared = declared(&script, &vars);
 
     let plan_sink = if args.plan { Sink::stdout() } else { Sink::buffer() };
-    let mut plan =
-        Pass::new(Mode::Plan, Some(aws.clone()), None, plan_sink, Rc::new(State::with_declared(declared.clone())));
+    let plan_state = Rc::new(State::with_declared(declared.clone()));
+    let mut plan = Pass::new(Mode::Plan, Some(aws.clone()), None, plan_sink, plan_state.clone());
     plan.strict = args.strict;
     let plan = Rc::new(plan);
     script.run(&plan, &vars)?;
-    crate::converge::finish(&plan)?;
+    // The whole script got through the plan pass: now, and only now, what the stack owns but the
+    // script no longer declares is known (a failing script deletes nothing).
+    let options = PruneOptions { delete_logs: args.delete_logs, keep_undeclared: args.keep_undeclared };
+    let prune = match plan.stack() {
+        Ok(stack) => Some(Prune::plan(&aws, &stack, plan_state.first_read(), &plan.log, options)?),
+        Err(_) => None, // no stack() call: nothing declared, nothing owned
+    };
     if args.plan {
         println!("{}", plan.log.summary(aws.calls()));
         return Ok(());
@@ -440,13 +460,16 @@ fn run(args: RunArgs) -> Result<()> {
             println!("{line}");
         }
         println!("{} — no changes", plan.log.summary_as(Mode::Apply, aws.calls()));
+        say_what_was_left(prune.as_ref());
         return Ok(());
     }
-    if args.confirm {
+    let guarded = prune.as_ref().map(|p| p.guard(args.yes || args.confirm)).transpose();
+    if args.confirm || guarded.is_err() {
         for line in plan.log.take_output() {
             println!("{line}");
         }
         println!("{}", plan.log.summary(aws.calls()));
+        guarded?;
         if !confirm("Apply these changes?")? {
             println!("Nothing applied.");
             return Ok(());
@@ -462,11 +485,23 @@ fn run(args: RunArgs) -> Result<()> {
         Pass::new(Mode::Apply, Some(aws.clone()), None, Sink::stdout(), Rc::new(State::with_declared(declared)));
     apply.strict = args.strict;
     let apply = Rc::new(apply);
-    let outcome = script.run(&apply, &vars).and_then(|()| crate::converge::finish(&apply));
+    // Deletions run under the same lock, after the creates and updates.
+    let outcome = script.run(&apply, &vars).and_then(|()| prune.as_ref().map_or(Ok(()), |p| p.apply(&aws, &apply.log)));
     drop(lock);
     outcome?;
     println!("{}", apply.log.summary(aws.calls()));
+    say_what_was_left(prune.as_ref());
     Ok(())
+}
+
+/// After a run: how many resources the script no longer declares were left in place (each was
+/// listed as `= kept`, with why).
+fn say_what_was_left(prune: Option<&Prune>) {
+    match prune.map_or(0, Prune::kept_undeclared) {
+        0 => {}
+        1 => println!("1 resource no longer declared was left in place (see \"= kept\" above)"),
+        n => println!("{n} resources no longer declared were left in place (see \"= kept\" above)"),
+    }
 }
 
 /// The roles and log groups the script declares, from a check pass (no AWS calls, output dropped),

@@ -158,19 +158,6 @@ pub fn converge<R: Resource>(pass: &Pass, spec: &R::Spec) -> Result<R::Live> {
     Ok(record::<R>(pass, ChangeKind::Update, &name, after, Some(&live), drift.diffs))
 }
 
-/// What runs once a whole script has run in a plan or apply pass: kinds with sub-resources that
-/// the script declares one by one (a listener's rules) remove those it no longer declares, shown
-/// as `-` in the plan. The REPL, whose pass never ends, does not run them.
-const AT_END: &[fn(&Pass) -> Result<()>] = &[crate::aws::elbv2::prune_rules];
-
-/// Ends a plan or apply pass of a whole script (see [`AT_END`]); nothing without a stack.
-pub fn finish(pass: &Pass) -> Result<()> {
-    if pass.stack().is_err() {
-        return Ok(());
-    }
-    AT_END.iter().try_for_each(|at_end| at_end(pass))
-}
-
 fn record<R: Resource>(
     pass: &Pass,
     kind: ChangeKind,

@@ -1,20 +1,18 @@
-//! `deckhand destroy`: finds everything tagged with a stack (no local state) and deletes it in
-//! reverse dependency order, retrying while AWS still releases dependencies.
+//! Deleting a stack's resources (all of them for `deckhand destroy`, what the script no longer
+//! declares for `deckhand run`), dependents first, retrying while AWS still releases dependencies.
 
-use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable};
 
-use crate::aws::Snapshot;
 use crate::aws::acm;
 use crate::aws::autoscaling::{self, ScalableTarget};
-use crate::aws::concurrently;
 use crate::aws::ec2::{self, SecurityGroup};
-use crate::aws::ecs::{self, EcsState, Service};
+use crate::aws::ecs::{self, Service};
 use crate::aws::egress::{self, RouteTable};
 use crate::aws::elbv2;
 use crate::aws::iam::{self};
+use crate::aws::inventory::{self, Entry, Inventory, Kind};
 use crate::aws::logs::{self};
 use crate::aws::route53::{self, OwnedRecord};
 use crate::error::{Error, Result};
@@ -23,249 +21,74 @@ use crate::runtime::Aws;
 /// How often a long wait reports that it is still waiting.
 const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
-/// Resource kinds in the order they are deleted (dependents first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Kind {
-    /// Route 53 record sets the stack owns (and their ownership markers), first: the name stops
-    /// pointing at what is about to go away.
-    DnsRecord,
-    /// Scalable targets of services and their scaling policies (before the services, so the
-    /// scaler does not act on a service being deleted).
-    Autoscaling,
-    /// ECS services (scaled to 0, deleted, waited for until INACTIVE).
-    Service,
-    /// Task definition revisions (deregistered).
-    TaskDefinition,
-    /// ECS clusters, once their services are gone.
-    Cluster,
-    /// Listener rules (before their listener and the target groups they forward to).
-    ListenerRule,
-    /// Listeners (before their load balancer and target groups).
-    Listener,
-    /// Load balancers (waited for until gone, which releases their network interfaces).
-    LoadBalancer,
-    /// Target groups, once no listener forwards to them.
-    TargetGroup,
-    /// ACM certificates, once no listener uses them.
-    Certificate,
-    /// NAT gateways (before their elastic IPs and subnets).
-    NatGateway,
-    /// Elastic IPs of NAT gateways.
-    ElasticIp,
-    /// VPC endpoints (before route tables and subnets).
-    VpcEndpoint,
-    /// Route tables (after disassociating subnets).
-    RouteTable,
-    /// Security groups (after revoking cross references).
-    SecurityGroup,
-    /// Subnets, last of the network.
-    Subnet,
-    /// CloudWatch log groups (only with `--delete-logs`; kept otherwise).
-    LogGroup,
-    /// IAM roles (after detaching and deleting their policies).
-    Role,
-}
-
-impl Kind {
-    /// The resource type as scripts name it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::DnsRecord => "dns_record",
-            Kind::Certificate => "certificate",
-            Kind::Autoscaling => "autoscaling",
-            Kind::Service => "service",
-            Kind::TaskDefinition => "task_definition",
-            Kind::Cluster => "cluster",
-            Kind::ListenerRule => "listener_rule",
-            Kind::Listener => "listener",
-            Kind::LoadBalancer => "load_balancer",
-            Kind::TargetGroup => "target_group",
-            Kind::NatGateway => "nat_gateway",
-            Kind::ElasticIp => "elastic_ip",
-            Kind::VpcEndpoint => "vpc_endpoint",
-            Kind::RouteTable => "route_table",
-            Kind::SecurityGroup => "security_group",
-            Kind::Subnet => "subnet",
-            Kind::LogGroup => "log_group",
-            Kind::Role => "role",
-        }
-    }
-}
-
-/// One resource of the stack, to be deleted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Doomed {
-    /// What it is.
-    pub kind: Kind,
-    /// Its name (Name tag, or the name AWS knows it by).
-    pub name: String,
-    /// What identifies it to AWS: an id, an ARN, `family:revision`, or the name itself.
-    pub id: String,
-}
-
-impl Doomed {
-    /// The id as shown: the resource part of an ARN (`service/myapp/myapp`), else the id.
-    fn short_id(&self) -> &str {
-        if self.id.starts_with("arn:") { self.id.splitn(6, ':').nth(5).unwrap_or(&self.id) } else { &self.id }
-    }
-}
-
-impl std::fmt::Display for Doomed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.kind.name(), self.name)?;
-        let id = self.short_id();
-        if id != self.name {
-            write!(f, " ({id})")?;
-        }
-        Ok(())
-    }
-}
-
-/// Everything of a stack, found by its tag, as one read.
+/// Resources of a stack chosen for deletion (with what deleting them needs to know), and those
+/// found but kept, with why.
 pub struct StackContents {
-    doomed: Vec<Doomed>,
-    kept: Vec<(Doomed, String)>,
+    doomed: Vec<Entry>,
+    kept: Vec<(Entry, String)>,
     groups: Vec<SecurityGroup>,
     route_tables: Vec<RouteTable>,
     services: Vec<Service>,
     records: Vec<OwnedRecord>,
-    stack: String,
     scalable_targets: Vec<ScalableTarget>,
+    stack: String,
 }
 
 impl StackContents {
-    /// Reads the stack's resources from every service (describe calls with the tag filter where
-    /// AWS has one, tag lookups where it has none). Log groups are deleted only with
-    /// `delete_logs`; otherwise they are listed as kept.
+    /// The whole stack (its [`Inventory`]), to delete: everything but what
+    /// [`Inventory::kept_because`] keeps (log groups unless `delete_logs`, roles in use in
+    /// another region).
     pub fn find(aws: &Aws, stack: &str, delete_logs: bool) -> Result<StackContents> {
-        let (snapshot, roles, log_groups, tagged_revisions, domains) = aws.block_on(async {
-            tokio::try_join!(
-                Snapshot::load(aws, stack),
-                iam::stack_roles(aws, stack),
-                logs::stack_log_groups(aws, stack),
-                latest_revisions_of(aws, stack),
-                acm::stack_domains(aws, stack),
-            )
-        })?;
-        let services = aws.block_on(stack_services(aws, stack, &snapshot.ecs))?;
-        let last_used = aws.block_on(concurrently(&roles, |role| iam::role_last_used(aws, &role.name)))?;
-        let revisions = aws.block_on(stack_task_definitions(aws, stack, tagged_revisions, &services))?;
-
-        let ours = |tag: &Option<String>| tag.as_deref() == Some(stack);
-        let mut doomed = Vec::new();
-        let named = |kind, name: Option<&str>, id: &str| Doomed {
-            kind,
-            name: name.unwrap_or("-").to_string(),
-            id: id.to_string(),
-        };
-        for record in &domains.records {
-            doomed.push(named(Kind::DnsRecord, Some(&record_label(record)), &record_id(record)));
-        }
-        for cert in &domains.certificates {
-            doomed.push(named(Kind::Certificate, Some(&cert.domain), &cert.arn));
-        }
-        let scalable_targets: Vec<ScalableTarget> =
-            services.iter().filter_map(|s| snapshot.scaling.of(&s.cluster, &s.name).cloned()).collect();
-        for target in &scalable_targets {
-            let name = target.resource_id.trim_start_matches("service/");
-            doomed.push(named(Kind::Autoscaling, Some(name), &target.resource_id));
-        }
-        for service in &services {
-            doomed.push(named(Kind::Service, Some(&service.name), &service.arn));
-        }
-        for (family, revision) in &revisions {
-            doomed.push(named(Kind::TaskDefinition, Some(family), revision));
-        }
-        for cluster in snapshot.ecs.clusters.iter().filter(|c| ours(&c.stack) && c.status != "INACTIVE") {
-            doomed.push(named(Kind::Cluster, Some(&cluster.name), &cluster.arn));
-        }
-        let elb = &snapshot.elbv2;
-        for rule in &elb.rules {
-            let listener = elb.listeners.iter().find(|l| l.arn == rule.listener_arn);
-            let lb = listener.and_then(|l| elb.load_balancers.iter().find(|lb| lb.arn == l.load_balancer_arn));
-            let name = format!(
-                "{}:{}#{}",
-                lb.map_or("-", |lb| lb.name.as_str()),
-                listener.map_or(0, |l| l.port),
-                rule.priority
-            );
-            doomed.push(named(Kind::ListenerRule, Some(&name), &rule.arn));
-        }
-        for listener in &elb.listeners {
-            let lb = elb.load_balancers.iter().find(|lb| lb.arn == listener.load_balancer_arn);
-            let name = format!("{}:{}", lb.map_or("-", |lb| lb.name.as_str()), listener.port);
-            doomed.push(named(Kind::Listener, Some(&name), &listener.arn));
-        }
-        for lb in &elb.load_balancers {
-            doomed.push(named(Kind::LoadBalancer, Some(&lb.name), &lb.arn));
-        }
-        for tg in &elb.target_groups {
-            doomed.push(named(Kind::TargetGroup, Some(&tg.name), &tg.arn));
-        }
-        for nat in &snapshot.egress.nat_gateways {
-            doomed.push(named(Kind::NatGateway, Some(&nat.name), &nat.id));
-        }
-        for eip in &snapshot.egress.addresses {
-            doomed.push(named(Kind::ElasticIp, Some(&eip.name), &eip.allocation_id));
-        }
-        for endpoint in snapshot.egress.endpoints.iter().filter(|e| ours(&e.stack)) {
-            doomed.push(named(Kind::VpcEndpoint, endpoint.name.as_deref(), &endpoint.id));
-        }
-        let route_tables: Vec<RouteTable> =
-            snapshot.egress.route_tables.into_iter().filter(|t| ours(&t.stack)).collect();
-        for table in &route_tables {
-            doomed.push(named(Kind::RouteTable, table.name.as_deref(), &table.id));
-        }
-        let groups: Vec<SecurityGroup> = snapshot.ec2.security_groups.into_iter().filter(|g| ours(&g.stack)).collect();
-        for group in &groups {
-            doomed.push(named(Kind::SecurityGroup, Some(&group.name), &group.id));
-        }
-        for subnet in snapshot.ec2.subnets.iter().filter(|s| ours(&s.stack)) {
-            doomed.push(named(Kind::Subnet, subnet.name.as_deref(), &subnet.id));
-        }
-        let mut kept = Vec::new();
-        for group in &log_groups {
-            let entry = named(Kind::LogGroup, Some(&group.name), &group.name);
-            if delete_logs { doomed.push(entry) } else { kept.push((entry, "--delete-logs deletes it".to_string())) }
-        }
-        let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
-        for (role, last_used) in roles.iter().zip(last_used) {
-            let entry = named(Kind::Role, Some(&role.name), &role.name);
-            match used_elsewhere(last_used, &aws.region, now) {
-                Some(reason) => kept.push((entry, reason)),
-                None => doomed.push(entry),
+        let inventory = aws.block_on(Inventory::read(aws, stack))?;
+        let (mut doomed, mut kept) = (Vec::new(), Vec::new());
+        for entry in &inventory.entries {
+            match inventory.kept_because(entry, delete_logs) {
+                Some(why) => kept.push((entry.clone(), why)),
+                None => doomed.push(entry.clone()),
             }
         }
-        // Stable: revisions of one family stay in numeric order.
+        Ok(StackContents::of(inventory, doomed, kept))
+    }
+
+    /// These entries of `inventory` to delete (in deletion order) and these kept.
+    pub fn of(inventory: Inventory, mut doomed: Vec<Entry>, mut kept: Vec<(Entry, String)>) -> StackContents {
         doomed.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
         kept.sort_by(|(a, _), (b, _)| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-        Ok(StackContents {
+        let doomed_id = |kind: Kind, id: &str| doomed.iter().any(|d| d.kind == kind && d.id == id);
+        let groups = inventory.security_groups.into_iter().filter(|g| doomed_id(Kind::SecurityGroup, &g.id)).collect();
+        let route_tables = inventory.route_tables.into_iter().filter(|t| doomed_id(Kind::RouteTable, &t.id)).collect();
+        let services = inventory.services.into_iter().filter(|s| doomed_id(Kind::Service, &s.arn)).collect();
+        let records =
+            inventory.records.into_iter().filter(|r| doomed_id(Kind::DnsRecord, &inventory::record_id(r))).collect();
+        let scalable_targets =
+            inventory.scalable_targets.into_iter().filter(|t| doomed_id(Kind::Autoscaling, &t.resource_id)).collect();
+        StackContents {
             doomed,
             kept,
             groups,
             route_tables,
             services,
-            records: domains.records,
-            stack: stack.to_string(),
+            records,
             scalable_targets,
-        })
+            stack: inventory.stack,
+        }
     }
 
     /// The resources to delete, in deletion order.
-    pub fn resources(&self) -> &[Doomed] {
+    pub fn resources(&self) -> &[Entry] {
         &self.doomed
     }
 
     /// The resources found but kept, with why (log groups without `--delete-logs`, roles in use
     /// in another region).
-    pub fn kept(&self) -> &[(Doomed, String)] {
+    pub fn kept(&self) -> &[(Entry, String)] {
         &self.kept
     }
 
     /// One line per resource found, in deletion order: `- kind name (id)` for each to delete,
     /// `= kind name (id) (kept; why)` for each kept.
     pub fn listing(&self) -> Vec<String> {
-        let mut all: Vec<(&Doomed, Option<&str>)> = self
+        let mut all: Vec<(&Entry, Option<&str>)> = self
             .doomed
             .iter()
             .map(|d| (d, None))
@@ -285,7 +108,7 @@ impl StackContents {
     /// together and drain concurrently (each drain takes at least its target group's
     /// deregistration delay); everything else goes one by one.
     pub fn delete(&self, aws: &Aws, report: impl Fn(&str)) -> Result<usize> {
-        let mut deleted: Vec<&Doomed> = Vec::new();
+        let mut deleted: Vec<&Entry> = Vec::new();
         let mut revoked = false;
         let mut rest = self.doomed.as_slice();
         while let Some(first) = rest.first() {
@@ -311,7 +134,7 @@ impl StackContents {
             });
             // A failed revocation fails the (one) security group of its batch.
             let results = results.unwrap_or_else(|err: Error| vec![Err(err)]);
-            let mut left: Vec<&Doomed> = Vec::new();
+            let mut left: Vec<&Entry> = Vec::new();
             let mut cause = None;
             for (doomed, result) in batch.iter().zip(results) {
                 match result {
@@ -331,17 +154,12 @@ impl StackContents {
         Ok(deleted.len())
     }
 
-    async fn delete_one(&self, aws: &Aws, doomed: &Doomed, report: &impl Fn(&str)) -> Result<()> {
+    async fn delete_one(&self, aws: &Aws, doomed: &Entry, report: &impl Fn(&str)) -> Result<()> {
         let id = doomed.id.as_str();
         match doomed.kind {
             Kind::DnsRecord => {
-                let record = self.records.iter().find(|r| record_id(r) == id).expect("listed above");
+                let record = self.records.iter().find(|r| inventory::record_id(r) == id).expect("listed above");
                 route53::delete_record(aws, &self.stack, record).await
-            }
-            // ACM reports a certificate in use for a moment after its last listener is deleted.
-            Kind::Certificate => {
-                retry_while(doomed, report, "ResourceInUseException", async || acm::delete_certificate(aws, id).await)
-                    .await
             }
             Kind::Autoscaling => {
                 let target = self.scalable_targets.iter().find(|t| t.resource_id == id).expect("listed above");
@@ -368,6 +186,11 @@ impl StackContents {
             Kind::TargetGroup => {
                 retry_while(doomed, report, "ResourceInUse", async || elbv2::delete_target_group(aws, id).await).await
             }
+            // ACM reports a certificate in use for a moment after its last listener is deleted.
+            Kind::Certificate => {
+                retry_while(doomed, report, "ResourceInUseException", async || acm::delete_certificate(aws, id).await)
+                    .await
+            }
             Kind::NatGateway => waiting(doomed, "it is deleted", report, egress::delete_nat_gateway(aws, id)).await,
             Kind::ElasticIp => egress::release_address(aws, id).await,
             Kind::VpcEndpoint => egress::delete_endpoint(aws, id).await,
@@ -388,19 +211,9 @@ impl StackContents {
     }
 }
 
-/// A record set as destroy lists it: `name TYPE (zone example.com)`.
-fn record_label(record: &OwnedRecord) -> String {
-    format!("{} {}", record.set.name, record.set.rtype)
-}
-
-/// What identifies a record set among the stack's: zone, name and type.
-fn record_id(record: &OwnedRecord) -> String {
-    format!("{}/{}/{}", record.zone_id, record.set.name, record.set.rtype)
-}
-
 /// The error of a destroy that stopped at `left[0]`: the cause, what was deleted, what was not.
-fn failure_report(err: &Error, deleted: &[&Doomed], left: &[&Doomed]) -> Error {
-    let list = |items: &[&Doomed]| items.iter().map(|d| format!("\n  {d}")).collect::<String>();
+fn failure_report(err: &Error, deleted: &[&Entry], left: &[&Entry]) -> Error {
+    let list = |items: &[&Entry]| items.iter().map(|d| format!("\n  {d}")).collect::<String>();
     let deleted = match deleted.len() {
         0 => "nothing deleted".to_string(),
         n => format!("deleted ({n}):{}", list(deleted)),
@@ -412,66 +225,10 @@ fn failure_report(err: &Error, deleted: &[&Doomed], left: &[&Doomed]) -> Error {
     )
 }
 
-/// The stack's ACTIVE services, in its own clusters (read with the snapshot) and in any other
-/// ACTIVE cluster (a script may put a service into a cluster it does not own): one ListServices
-/// per page and one DescribeServices per 10 services, per other cluster.
-async fn stack_services(aws: &Aws, stack: &str, ecs: &EcsState) -> Result<Vec<Service>> {
-    let others = ecs.clusters.iter().filter(|c| c.status == "ACTIVE" && !ecs.services.contains_key(&c.name));
-    let elsewhere = concurrently(others, |cluster| ecs::services_in_cluster(aws, &cluster.arn)).await?;
-    let mut services: Vec<Service> = ecs
-        .services
-        .values()
-        .flatten()
-        .cloned()
-        .chain(elsewhere.into_iter().flatten())
-        .filter(|s| s.stack.as_deref() == Some(stack) && s.status != "INACTIVE")
-        .collect();
-    services.sort_by(|a, b| (&a.name, &a.arn).cmp(&(&b.name, &b.arn)));
-    Ok(services)
-}
-
-/// The latest ACTIVE revision (`family:revision`) of every family whose latest revision carries
-/// the stack tag. ECS cannot list task definitions by tag: this lists the families with an ACTIVE
-/// revision (ListTaskDefinitionFamilies, 100 a page) and describes the latest revision of each
-/// with its tags: for F families, ceil(F/100) + F requests, [`crate::aws::LOOKUPS_AT_ONCE`] at a time.
-async fn latest_revisions_of(aws: &Aws, stack: &str) -> Result<Vec<String>> {
-    let families = ecs::active_families(aws).await?;
-    let latest = concurrently(&families, |family| ecs::latest_task_definition(aws, family)).await?;
-    Ok(latest.into_iter().flatten().filter(|t| t.stack.as_deref() == Some(stack)).map(|t| t.label()).collect())
-}
-
-/// The stack's ACTIVE task definition revisions as (family, `family:revision`), each family's in
-/// numeric order. The families are those of `tagged` (latest revisions known to be the stack's)
-/// and of the stack's services; every other ACTIVE revision of them is described for its tag (one
-/// ListTaskDefinitions per family, one DescribeTaskDefinition per revision), so a revision
-/// registered by hand into the stack's family is left alone.
-async fn stack_task_definitions(
-    aws: &Aws,
-    stack: &str,
-    tagged: Vec<String>,
-    services: &[Service],
-) -> Result<Vec<(String, String)>> {
-    let family_of = |revision: &str| revision.rsplit_once(':').map(|(f, _)| f.to_string());
-    let service_revisions = services.iter().filter_map(|s| s.task_definition.rsplit_once("task-definition/"));
-    let families: BTreeSet<String> =
-        tagged.iter().filter_map(|r| family_of(r)).chain(service_revisions.filter_map(|(_, r)| family_of(r))).collect();
-    let listed = concurrently(&families, |family| ecs::active_revisions(aws, family)).await?;
-    let unknown: Vec<String> = listed.into_iter().flatten().filter(|r| !tagged.contains(r)).collect();
-    let described = concurrently(&unknown, |revision| ecs::describe_task_definition(aws, revision)).await?;
-    let ours =
-        described.into_iter().flatten().filter(|(_, t)| t.stack.as_deref() == Some(stack)).map(|(_, t)| t.label());
-    let mut revisions: Vec<(String, String)> =
-        tagged.iter().cloned().chain(ours).filter_map(|r| Some((family_of(&r)?, r))).collect();
-    let number = |revision: &str| revision.rsplit_once(':').and_then(|(_, n)| n.parse::<u32>().ok()).unwrap_or(0);
-    revisions.sort_by(|a, b| (&a.0, number(&a.1)).cmp(&(&b.0, number(&b.1))));
-    revisions.dedup();
-    Ok(revisions)
-}
-
 /// Awaits `wait` (an SDK waiter), reporting that it waits and then, every [`PROGRESS_EVERY`], that
 /// it still does.
 async fn waiting<T>(
-    doomed: &Doomed,
+    doomed: &Entry,
     until: &str,
     report: &impl Fn(&str),
     wait: impl Future<Output = Result<T>>,
@@ -490,35 +247,13 @@ async fn waiting<T>(
     }
 }
 
-/// IAM roles are global while stacks are regional: a role last used in another region within
-/// [`RECENT_USE_DAYS`] may serve a stack of the same name there, so destroy keeps it and says why.
-fn used_elsewhere(
-    last_used: Option<(String, aws_smithy_types::DateTime)>,
-    region: &str,
-    now: aws_smithy_types::DateTime,
-) -> Option<String> {
-    let (used_in, at) = last_used?;
-    let recent = now.secs() - at.secs() <= RECENT_USE_DAYS * 86_400;
-    (used_in != region && recent).then(|| {
-        let day = at.fmt(aws_smithy_types::date_time::Format::DateTime).unwrap_or_default();
-        format!(
-            "last used in {used_in} on {}: IAM roles are global, a stack of this name there may need it; \
-             delete it by hand if not",
-            day.get(..10).unwrap_or(&day)
-        )
-    })
-}
-
-/// How recent a use in another region keeps a role (see [`used_elsewhere`]).
-const RECENT_USE_DAYS: i64 = 90;
-
 /// Retries `delete` while AWS answers `code` (e.g. `DependencyViolation`: network interfaces of
 /// stopped tasks or a deleted load balancer are still being released), with backoff (2 s
 /// doubling to 30 s), for up to 15 minutes. The SDK's own retry cannot serve here: it retries
 /// transient and throttling errors for seconds, while these are successful answers saying a
 /// dependency still exists, which AWS takes minutes to release.
 async fn retry_while(
-    doomed: &Doomed,
+    doomed: &Entry,
     report: &impl Fn(&str),
     code: &str,
     delete: impl AsyncFn() -> Result<()>,
@@ -569,31 +304,8 @@ mod tests {
         assert!(reports.take().is_empty());
     }
 
-    #[test]
-    fn a_role_recently_used_in_another_region_is_kept() {
-        use aws_smithy_types::DateTime;
-        let now = DateTime::from_secs(1_800_000_000);
-        let days_ago = |d: i64| DateTime::from_secs(1_800_000_000 - d * 86_400);
-        let why = used_elsewhere(Some(("us-east-1".into(), days_ago(3))), "us-west-2", now).expect("kept");
-        assert!(why.starts_with("last used in us-east-1 on 2027-01-12: IAM roles are global"), "{why}");
-        assert_eq!(used_elsewhere(Some(("us-west-2".into(), days_ago(3))), "us-west-2", now), None, "used here");
-        assert_eq!(used_elsewhere(Some(("us-east-1".into(), days_ago(200))), "us-west-2", now), None, "long ago");
-        assert_eq!(used_elsewhere(None, "us-west-2", now), None, "never used");
-    }
-
-    fn doomed(kind: Kind, name: &str, id: &str) -> Doomed {
-        Doomed { kind, name: name.into(), id: id.into() }
-    }
-
-    #[test]
-    fn arns_show_their_resource_part_and_names_show_once() {
-        let service = doomed(Kind::Service, "web", "arn:aws:ecs:us-west-2:123456789012:service/web/web");
-        assert_eq!(service.to_string(), "service web (service/web/web)");
-        let group = doomed(Kind::LogGroup, "/ecs/web", "/ecs/web");
-        assert_eq!(group.to_string(), "log_group /ecs/web");
-        let revision = doomed(Kind::TaskDefinition, "web", "web:3");
-        assert_eq!(revision.to_string(), "task_definition web (web:3)");
-        assert_eq!(doomed(Kind::Subnet, "web-a", "subnet-1").to_string(), "subnet web-a (subnet-1)");
+    fn doomed(kind: Kind, name: &str, id: &str) -> Entry {
+        Entry { kind, name: name.into(), id: id.into(), part_of: None }
     }
 
     #[test]
@@ -609,7 +321,7 @@ mod tests {
             message: "The Cluster cannot be deleted while Services are active.".into(),
             hint: None,
         };
-        let all: Vec<&Doomed> = all.iter().collect();
+        let all: Vec<&Entry> = all.iter().collect();
         let text = failure_report(&cause, &all[..1], &all[1..]).to_string();
         assert_eq!(
             text,
@@ -621,14 +333,5 @@ mod tests {
         );
         let first = failure_report(&cause, &[], &all).to_string();
         assert!(first.contains("\nnothing deleted\nnot deleted (3):\n  service web"), "{first}");
-    }
-
-    #[test]
-    fn kinds_delete_dependents_first() {
-        assert!(Kind::Autoscaling < Kind::Service && Kind::Service < Kind::TaskDefinition);
-        assert!(Kind::TaskDefinition < Kind::Cluster);
-        assert!(Kind::Listener < Kind::LoadBalancer && Kind::LoadBalancer < Kind::TargetGroup);
-        assert!(Kind::TargetGroup < Kind::NatGateway && Kind::SecurityGroup < Kind::Subnet);
-        assert!(Kind::Subnet < Kind::LogGroup && Kind::LogGroup < Kind::Role);
     }
 }

@@ -17,6 +17,7 @@ pub mod local;
 pub mod lock;
 pub mod pass;
 pub mod plan;
+pub mod prune;
 pub mod repl;
 pub mod runtime;
 pub mod script;

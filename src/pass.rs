@@ -26,6 +26,17 @@ impl State {
     pub fn with_declared(declared: Declared) -> State {
         State { read: RefCell::default(), declared }
     }
+
+    /// What the run's script declares, as its check pass found it (empty for the REPL).
+    pub fn declared(&self) -> &Declared {
+        &self.declared
+    }
+
+    /// The stack's resources as the run first read them (before any pass planned or applied a
+    /// change), if a pass has read them.
+    pub fn first_read(&self) -> Option<Snapshot> {
+        self.read.borrow().clone()
+    }
 }
 
 /// The context every primitive works in during one pass.
@@ -70,6 +81,11 @@ impl Pass {
     /// The region, when known (always, except in check mode without `--region`).
     pub fn region(&self) -> Option<&str> {
         self.region.as_deref()
+    }
+
+    /// What the run's script declares, as its check pass found it (empty for the REPL).
+    pub fn declared(&self) -> &Declared {
+        self.state.declared()
     }
 
     /// Names the stack that tags every resource declared after this call.

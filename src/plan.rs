@@ -41,7 +41,8 @@ pub enum ChangeKind {
     Update,
     /// The resource exists as the script wants it.
     Unchanged,
-    /// A sub-resource the script no longer declares (a listener rule); it gets deleted.
+    /// The resource belongs to the stack but the script no longer declares it (a resource, or a
+    /// sub-resource such as a listener rule); it gets deleted.
     Delete,
 }
 
@@ -137,6 +138,9 @@ impl Change {
         if !self.summary.is_empty() {
             text.push_str(&format!(" ({})", self.summary));
         }
+        if self.kind == ChangeKind::Delete {
+            text.push_str(" — no longer declared");
+        }
         text.push_str(&format!("{style:#}"));
         for diff in &self.diffs {
             text.push_str(&format!("\n    {diff}"));
@@ -216,6 +220,11 @@ impl ChangeLog {
     /// Records and prints a change.
     pub fn record(&self, change: Change) {
         self.sink.write_line(&change.render(true));
+        self.changes.borrow_mut().push(change);
+    }
+
+    /// Records a change without printing it (deletions report their own progress as they go).
+    pub fn tally(&self, change: Change) {
         self.changes.borrow_mut().push(change);
     }
 
@@ -300,7 +309,7 @@ pub struct Counts {
     pub update: usize,
     /// Resources unchanged.
     pub unchanged: usize,
-    /// Sub-resources deleted (or to delete) because the script no longer declares them.
+    /// Resources deleted (or to delete) because the script no longer declares them.
     pub delete: usize,
 }
 
@@ -329,6 +338,22 @@ mod tests {
         assert!(log.has_changes());
         assert_eq!(log.summary(7), "2 created, 0 updated, 1 unchanged (7 AWS calls)");
         assert_eq!(log.take_output().len(), 3);
+        log.tally(Change::new(ChangeKind::Delete, "listener", "web:443", "listener/app/web/1/2"));
+        assert_eq!(log.summary(7), "2 created, 0 updated, 1 deleted, 1 unchanged (7 AWS calls)");
+        assert!(log.take_output().is_empty(), "tallied, not printed");
+    }
+
+    #[test]
+    fn a_deletion_says_why() {
+        let change = Change::new(ChangeKind::Delete, "nat_gateway", "web-nat", "nat-1");
+        assert_eq!(change.to_string(), "- nat_gateway web-nat (nat-1) — no longer declared");
+        let log = ChangeLog::new(Mode::Plan, Sink::buffer());
+        log.record(change);
+        assert!(log.has_changes());
+        assert_eq!(
+            log.summary(3),
+            "Plan: 0 to create, 0 to update, 1 to delete, 0 unchanged (3 AWS calls, nothing changed)"
+        );
     }
 
     #[test]

@@ -18,18 +18,40 @@
 //! `type` is the script function's name (`subnet`, `load_balancer`, ...); `state` is AWS's
 //! lifecycle state where the resource has one (else null); times are RFC 3339.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use comfy_table::ContentArrangement;
 use futures_util::future::try_join_all;
 use serde_json::{Value, json};
 
-use crate::aws::autoscaling::ScalableTarget;
-use crate::aws::ecs::{TaskDefinition, short_task};
+use crate::aws::autoscaling::{ScalableTarget, resource_id};
+use crate::aws::ecs::short_task;
+use crate::aws::inventory::{Entry, Inventory, Kind};
 use crate::aws::queries::{self, ServiceEvent, ServiceReport, TargetHealth};
-use crate::aws::{Snapshot, acm, iam, logs};
 use crate::error::Result;
 use crate::runtime::Aws;
+
+/// The order status lists kinds in: the network first, services last.
+const SHOWN_IN_ORDER: [Kind; 18] = [
+    Kind::Subnet,
+    Kind::SecurityGroup,
+    Kind::NatGateway,
+    Kind::ElasticIp,
+    Kind::RouteTable,
+    Kind::VpcEndpoint,
+    Kind::LoadBalancer,
+    Kind::TargetGroup,
+    Kind::Listener,
+    Kind::ListenerRule,
+    Kind::Certificate,
+    Kind::DnsRecord,
+    Kind::Role,
+    Kind::LogGroup,
+    Kind::Cluster,
+    Kind::TaskDefinition,
+    Kind::Service,
+    Kind::Autoscaling,
+];
 
 /// How many service events the table shows (JSON has every event ECS returns).
 const EVENTS_SHOWN: usize = 5;
@@ -76,48 +98,28 @@ pub struct StackStatus {
 }
 
 impl StackStatus {
-    /// Reads the stack in three rounds of concurrent requests: the snapshot with the role and log
-    /// group listings; service details, task definitions, target health and states; then the
-    /// tags of candidate roles and log groups.
+    /// Reads the stack's [`Inventory`] (what `destroy` would delete), then, concurrently, service
+    /// details, task definitions, target health and lifecycle states.
     pub async fn read(aws: &Aws, stack: &str) -> Result<StackStatus> {
-        let (snapshot, roles, log_groups, domains) = tokio::try_join!(
-            Snapshot::load(aws, stack),
-            iam::stack_roles(aws, stack),
-            logs::stack_log_groups(aws, stack),
-            acm::stack_domains(aws, stack),
-        )?;
-        let ours = |tag: &Option<String>| tag.as_deref() == Some(stack);
-        let clusters: Vec<_> =
-            snapshot.ecs.clusters.iter().filter(|c| c.status == "ACTIVE" && ours(&c.stack)).cloned().collect();
-        let services: Vec<(String, String, Vec<String>)> = clusters
-            .iter()
-            .map(|c| {
-                let names = snapshot.ecs.services.get(&c.name).into_iter().flatten();
-                let names = names.filter(|s| ours(&s.stack) && s.status != "INACTIVE").map(|s| s.arn.clone());
-                (c.name.clone(), c.arn.clone(), names.collect())
-            })
-            .collect();
-        let mut task_arns: Vec<String> = snapshot
-            .ecs
-            .services
-            .values()
-            .flatten()
-            .filter(|s| ours(&s.stack) && s.status != "INACTIVE")
-            .map(|s| s.task_definition.clone())
-            .collect();
-        task_arns.sort();
-        task_arns.dedup();
-        let lb_arns: Vec<String> = snapshot.elbv2.load_balancers.iter().map(|l| l.arn.clone()).collect();
-        let nat_ids: Vec<String> = snapshot.egress.nat_gateways.iter().map(|n| n.id.clone()).collect();
-        let endpoints: Vec<_> = snapshot.egress.endpoints.iter().filter(|e| ours(&e.stack)).cloned().collect();
-        let endpoint_ids: Vec<String> = endpoints.iter().map(|e| e.id.clone()).collect();
+        let inventory = Inventory::read(aws, stack).await?;
+        let snapshot = &inventory.snapshot;
+        let ids = |kind: Kind| -> Vec<String> {
+            inventory.entries.iter().filter(|e| e.kind == kind).map(|e| e.id.clone()).collect()
+        };
+        // The stack's services by cluster, its own or not.
+        let mut by_cluster: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
+        for s in &inventory.services {
+            by_cluster.entry((s.cluster.as_str(), s.cluster_arn.as_str())).or_default().push(s.arn.clone());
+        }
+        let revisions = ids(Kind::TaskDefinition);
+        let (lb_arns, nat_ids, endpoint_ids) = (ids(Kind::LoadBalancer), ids(Kind::NatGateway), ids(Kind::VpcEndpoint));
 
         let (reports, tasks, lb_states, health, nat_states, endpoint_states) = tokio::try_join!(
-            try_join_all(services.iter().map(|(name, arn, services)| async move {
+            try_join_all(by_cluster.iter().map(|((name, arn), services)| async move {
                 let reports = queries::describe_services(aws, arn, services).await?;
-                Ok::<_, crate::Error>(reports.into_iter().map(|r| (name.clone(), r)).collect::<Vec<_>>())
+                Ok::<_, crate::Error>(reports.into_iter().map(|r| (name.to_string(), r)).collect::<Vec<_>>())
             })),
-            queries::task_definitions(aws, &task_arns),
+            queries::task_definitions(aws, &revisions),
             queries::load_balancer_states(aws, &lb_arns),
             try_join_all(snapshot.elbv2.target_groups.iter().map(|tg| queries::target_health(aws, &tg.arn))),
             queries::nat_gateway_states(aws, &nat_ids),
@@ -131,102 +133,151 @@ impl StackStatus {
             .zip(&health)
             .map(|(tg, targets)| (tg.arn.as_str(), (tg.name.as_str(), targets)))
             .collect();
-        let label = |arn: &str| tasks.get(arn).map(TaskDefinition::label).unwrap_or_else(|| short_task(arn));
+        let label = |arn: &str| short_task(arn);
+        let reports: Vec<(String, ServiceReport)> = reports.into_iter().flatten().collect();
 
         let mut resources = Vec::new();
-        let mut add = |kind, name: &str, id: &str, state: Option<&String>, detail: String| {
-            resources.push(Resource {
-                kind,
-                name: name.to_string(),
-                id: id.to_string(),
-                state: state.cloned(),
-                detail,
-            });
-        };
-        for s in snapshot.ec2.subnets.iter().filter(|s| ours(&s.stack)) {
-            add("subnet", s.name.as_deref().unwrap_or("-"), &s.id, None, format!("{} {}", s.az, s.cidr));
-        }
-        for g in snapshot.ec2.security_groups.iter().filter(|g| ours(&g.stack)) {
-            add("security_group", &g.name, &g.id, None, count(g.ingress.len(), "ingress rule"));
-        }
-        for n in &snapshot.egress.nat_gateways {
-            add("nat_gateway", &n.name, &n.id, nat_states.get(&n.id), format!("public IP {}", n.public_ip));
-        }
-        for t in snapshot.egress.route_tables.iter().filter(|t| ours(&t.stack)) {
-            let detail = format!("{}, {}", count(t.routes.len(), "route"), count(t.associations.len(), "subnet"));
-            add("route_table", t.name.as_deref().unwrap_or("-"), &t.id, None, detail);
-        }
-        for e in &endpoints {
-            add("vpc_endpoint", e.name.as_deref().unwrap_or("-"), &e.id, endpoint_states.get(&e.id), e.service.clone());
-        }
-        for lb in &snapshot.elbv2.load_balancers {
-            add("load_balancer", &lb.name, &lb.arn, lb_states.get(&lb.arn), lb.dns_name.clone());
-        }
-        for tg in &snapshot.elbv2.target_groups {
-            let targets = health.get(tg.arn.as_str()).map(|(_, t)| t.as_slice()).unwrap_or_default();
-            let healthy = targets.iter().filter(|t| t.state == "healthy").count();
-            let detail = format!(
-                "{} {} ({}), {healthy}/{} targets healthy",
-                tg.protocol,
-                tg.port,
-                tg.target_type,
-                targets.len()
-            );
-            add("target_group", &tg.name, &tg.arn, None, detail);
-        }
-        for l in &snapshot.elbv2.listeners {
-            let lb = snapshot.elbv2.load_balancers.iter().find(|lb| lb.arn == l.load_balancer_arn);
-            let name = format!("{}:{}", lb.map(|lb| lb.name.as_str()).unwrap_or("?"), l.port);
-            add("listener", &name, &l.arn, None, format!("{} {}", l.protocol, l.action));
-            let mut rules: Vec<_> = snapshot.elbv2.rules.iter().filter(|r| r.listener_arn == l.arn).collect();
-            rules.sort_by_key(|r| r.priority);
-            for r in rules {
-                add("listener_rule", &format!("{name}#{}", r.priority), &r.arn, None, r.summary());
-            }
-        }
-        for c in &domains.certificates {
-            let expiry = c.not_after.as_deref().map(|t| format!("expires {t}")).unwrap_or_else(|| "not issued".into());
-            let names = std::iter::once(&c.domain).chain(&c.alternative_names).cloned().collect::<Vec<_>>().join(", ");
-            add("certificate", &c.domain, &c.arn, Some(&c.status), format!("{names}; {expiry}"));
-        }
-        for r in domains.records.iter().filter(|r| !r.set.name.starts_with("_deckhand.")) {
-            let name = format!("{} {}", r.set.name, r.set.rtype);
-            add("dns_record", &name, &r.zone_id, None, format!("{} (zone {})", r.set.data(), r.zone));
-        }
-        for r in &roles {
-            add("role", &r.name, &r.arn, None, r.description.clone());
-        }
-        for g in &log_groups {
-            let detail = g.retention_days.map(|d| format!("kept {d} days")).unwrap_or_else(|| "kept forever".into());
-            add("log_group", &g.name, &g.arn, None, detail);
-        }
-        for c in &clusters {
-            add("cluster", &c.name, &c.arn, Some(&c.status), c.capacity_providers.join(", "));
-        }
-        let mut task_list: Vec<&TaskDefinition> = tasks.values().collect();
-        task_list.sort_by_key(|t| t.label());
-        for t in task_list {
-            let detail = format!("cpu {} memory {}", t.spec.cpu, t.spec.memory);
-            add("task_definition", &t.label(), &t.arn, None, detail);
-        }
-        let reports: Vec<(String, ServiceReport)> = reports.into_iter().flatten().collect();
-        for (_, r) in &reports {
-            let detail = format!("{} running / {} desired", r.running, r.desired);
-            add("service", &r.name, &r.arn, Some(&r.status), detail);
-        }
-        for (cluster, r) in &reports {
-            if let Some(t) = snapshot.scaling.of(cluster, &r.name) {
-                let detail = format!(
-                    "{}-{} tasks, now {} desired, {}",
-                    t.min,
-                    t.max,
-                    r.desired,
-                    match t.policies.len() {
-                        1 => "1 policy".to_string(),
-                        n => format!("{n} policies"),
+        for kind in SHOWN_IN_ORDER {
+            // Ownership markers are how deckhand knows a record is the stack's, not resources.
+            let is_marker = |e: &&Entry| e.kind == Kind::DnsRecord && e.name.starts_with("_deckhand.");
+            for entry in inventory.entries.iter().filter(|e| e.kind == kind && !is_marker(e)) {
+                let row = |state: Option<&String>, detail: String| Resource {
+                    kind: kind.name(),
+                    name: entry.name.clone(),
+                    id: entry.id.clone(),
+                    state: state.cloned(),
+                    detail,
+                };
+                let id = entry.id.as_str();
+                resources.push(match kind {
+                    Kind::Subnet => {
+                        let s = snapshot.ec2.subnets.iter().find(|s| s.id == id);
+                        row(None, s.map(|s| format!("{} {}", s.az, s.cidr)).unwrap_or_default())
                     }
-                );
-                add("autoscaling", &format!("{cluster}/{}", r.name), &t.resource_id, None, detail);
+                    Kind::SecurityGroup => {
+                        let g = inventory.security_groups.iter().find(|g| g.id == id);
+                        row(None, g.map(|g| count(g.ingress.len(), "ingress rule")).unwrap_or_default())
+                    }
+                    Kind::NatGateway => {
+                        let n = snapshot.egress.nat_gateways.iter().find(|n| n.id == id);
+                        row(nat_states.get(id), n.map(|n| format!("public IP {}", n.public_ip)).unwrap_or_default())
+                    }
+                    Kind::ElasticIp => {
+                        let a = snapshot.egress.addresses.iter().find(|a| a.allocation_id == id);
+                        let detail = a.map(|a| {
+                            let used = if a.associated { "in use" } else { "not associated" };
+                            format!("{}, {used}", a.public_ip)
+                        });
+                        row(None, detail.unwrap_or_default())
+                    }
+                    Kind::RouteTable => {
+                        let t = inventory.route_tables.iter().find(|t| t.id == id);
+                        let detail = t.map(|t| {
+                            format!("{}, {}", count(t.routes.len(), "route"), count(t.associations.len(), "subnet"))
+                        });
+                        row(None, detail.unwrap_or_default())
+                    }
+                    Kind::VpcEndpoint => {
+                        let e = snapshot.egress.endpoints.iter().find(|e| e.id == id);
+                        row(endpoint_states.get(id), e.map(|e| e.service.clone()).unwrap_or_default())
+                    }
+                    Kind::LoadBalancer => {
+                        let lb = snapshot.elbv2.load_balancers.iter().find(|lb| lb.arn == id);
+                        row(lb_states.get(id), lb.map(|lb| lb.dns_name.clone()).unwrap_or_default())
+                    }
+                    Kind::TargetGroup => {
+                        let tg = snapshot.elbv2.target_groups.iter().find(|tg| tg.arn == id);
+                        let targets = health.get(id).map(|(_, t)| t.as_slice()).unwrap_or_default();
+                        let healthy = targets.iter().filter(|t| t.state == "healthy").count();
+                        let detail = tg.map(|tg| {
+                            format!(
+                                "{} {} ({}), {healthy}/{} targets healthy",
+                                tg.protocol,
+                                tg.port,
+                                tg.target_type,
+                                targets.len()
+                            )
+                        });
+                        row(None, detail.unwrap_or_default())
+                    }
+                    Kind::Listener => {
+                        let l = snapshot.elbv2.listeners.iter().find(|l| l.arn == id);
+                        row(None, l.map(|l| format!("{} {}", l.protocol, l.action)).unwrap_or_default())
+                    }
+                    Kind::Role => {
+                        let r = inventory.roles.iter().find(|r| r.name == id);
+                        let mut r = row(None, r.map(|r| r.description.clone()).unwrap_or_default());
+                        r.id = inventory.roles.iter().find(|x| x.name == id).map_or(r.id, |x| x.arn.clone());
+                        r
+                    }
+                    Kind::LogGroup => {
+                        let g = inventory.log_groups.iter().find(|g| g.name == id);
+                        let detail = g.map(|g| {
+                            g.retention_days.map(|d| format!("kept {d} days")).unwrap_or_else(|| "kept forever".into())
+                        });
+                        let mut r = row(None, detail.unwrap_or_default());
+                        r.id = g.map_or(r.id, |g| g.arn.clone());
+                        r
+                    }
+                    Kind::Cluster => {
+                        let c = snapshot.ecs.clusters.iter().find(|c| c.arn == id);
+                        row(c.map(|c| &c.status), c.map(|c| c.capacity_providers.join(", ")).unwrap_or_default())
+                    }
+                    Kind::TaskDefinition => {
+                        // Named by revision: a family has several.
+                        let t = tasks.get(id);
+                        let mut r = row(
+                            None,
+                            t.map(|t| format!("cpu {} memory {}", t.spec.cpu, t.spec.memory)).unwrap_or_default(),
+                        );
+                        r.name = id.to_string();
+                        r.id = t.map_or(r.id, |t| t.arn.clone());
+                        r
+                    }
+                    Kind::Service => {
+                        let report = reports.iter().map(|(_, r)| r).find(|r| r.arn == id);
+                        let detail = report.map(|r| format!("{} running / {} desired", r.running, r.desired));
+                        row(report.map(|r| &r.status), detail.unwrap_or_default())
+                    }
+                    Kind::Autoscaling => {
+                        let t = inventory.scalable_targets.iter().find(|t| t.resource_id == id);
+                        let service = inventory
+                            .services
+                            .iter()
+                            .find(|s| t.is_some_and(|t| t.resource_id == resource_id(&s.cluster, &s.name)));
+                        let desired = service.and_then(|s| reports.iter().map(|(_, r)| r).find(|r| r.arn == s.arn));
+                        let detail = t.map(|t| {
+                            let policies = match t.policies.len() {
+                                1 => "1 policy".to_string(),
+                                n => format!("{n} policies"),
+                            };
+                            let now = desired.map(|r| format!(", now {} desired", r.desired)).unwrap_or_default();
+                            format!("{}-{} tasks{now}, {policies}", t.min, t.max)
+                        });
+                        row(None, detail.unwrap_or_default())
+                    }
+                    Kind::ListenerRule => {
+                        let r = snapshot.elbv2.rules.iter().find(|r| r.arn == id);
+                        row(None, r.map(|r| r.summary()).unwrap_or_default())
+                    }
+                    Kind::Certificate => {
+                        let c = inventory.certificates.iter().find(|c| c.arn == id);
+                        let detail = c.map(|c| {
+                            let expiry = c
+                                .not_after
+                                .as_deref()
+                                .map(|t| format!("expires {t}"))
+                                .unwrap_or_else(|| "not issued".into());
+                            let names = std::iter::once(&c.domain).chain(&c.alternative_names).cloned();
+                            format!("{}; {expiry}", names.collect::<Vec<_>>().join(", "))
+                        });
+                        row(c.map(|c| &c.status), detail.unwrap_or_default())
+                    }
+                    Kind::DnsRecord => {
+                        let r = inventory.records.iter().find(|r| crate::aws::inventory::record_id(r) == id);
+                        row(None, r.map(|r| format!("{} (zone {})", r.set.data(), r.zone)).unwrap_or_default())
+                    }
+                });
             }
         }
 

@@ -7,6 +7,7 @@ pub mod ecs;
 pub mod egress;
 pub mod elbv2;
 pub mod iam;
+pub mod inventory;
 pub mod logs;
 pub mod queries;
 pub mod route53;
@@ -88,6 +89,11 @@ pub struct Declared {
     pub log_groups: Vec<String>,
     /// Task definition families.
     pub task_definitions: Vec<String>,
+    /// The services the script scales, as `cluster/service`.
+    pub autoscaling: Vec<String>,
+    /// True when these are all a whole script declares (a run's check pass), so what is not
+    /// among them is no longer declared; false in the REPL, whose statements come one by one.
+    pub whole_script: bool,
 }
 
 impl Declared {
@@ -100,8 +106,40 @@ impl Declared {
             names.dedup();
             names
         };
-        Declared { roles: named("role"), log_groups: named("log_group"), task_definitions: named("task_definition") }
+        Declared {
+            roles: named("role"),
+            log_groups: named("log_group"),
+            task_definitions: named("task_definition"),
+            autoscaling: named("autoscaling"),
+            whole_script: true,
+        }
     }
+}
+
+/// The ARNs of the stack's resources of the given types (`elasticloadbalancing:loadbalancer`,
+/// `acm:certificate`, ...) from the Resource Groups Tagging API: one request a page, in proportion
+/// to the stack whatever else the account holds.
+///
+/// The tagging index is eventually consistent: a resource created moments ago may be missing
+/// (callers look up by name before every create), and one deleted moments ago may still be
+/// listed (callers describe by ARN and drop it).
+pub async fn stack_arns(aws: &Aws, stack: &str, types: &[&str]) -> Result<Vec<String>> {
+    let filter = aws_sdk_resourcegroupstagging::types::TagFilter::builder().key(crate::pass::STACK_TAG).values(stack);
+    let mut pages = aws
+        .tagging
+        .get_resources()
+        .tag_filters(filter.build())
+        .set_resource_type_filters(Some(types.iter().map(|t| t.to_string()).collect()))
+        .into_paginator()
+        .items()
+        .send();
+    let mut arns = Vec::new();
+    while let Some(mapping) = pages.next().await {
+        let mapping = mapping.map_err(|e| crate::error::aws_error("GetResources", e))?;
+        let arn = mapping.resource_arn().ok_or_else(|| crate::error::Error::missing("GetResources", "ResourceARN"))?;
+        arns.push(arn.to_string());
+    }
+    Ok(arns)
 }
 
 /// The `Name` tag key.

@@ -74,16 +74,29 @@ fn the_bundled_script_with_max_scales_on_cpu_and_leaves_the_scalers_count_alone(
     requests.assert_read_only();
     assert_eq!(desired_count(&deck, "myapp", "myapp"), 5);
 
-    // Without autoscaling in the script the target is still there, so the count is still not fought.
-    let (plain, requests) = deck.recorded(|| deck.deckhand(&["run", GUIDE]));
-    plain.success().stdout_has("5 desired (managed by autoscaling)");
-    requests.assert_read_only();
-
     deck.deckhand(&["status", "--stack", "myapp"])
         .success()
         .stdout_has("autoscaling: 2-6 tasks (now 5 desired)")
         .stdout_has("policy deckhand-cpu 60% CPU");
 
+    // Without autoscaling in the script, the run deletes the scalable target with its policy and
+    // the script's count applies again, in the same run.
+    let (plain, requests) = deck.recorded(|| deck.deckhand(&["run", GUIDE]));
+    plain
+        .success()
+        .stdout_has("~ service myapp")
+        .stdout_has("desired: 5 -> 2")
+        .stdout_has("- autoscaling myapp/myapp (service/myapp/myapp) deleted");
+    let mutating = requests.mutating();
+    assert!(mutating.contains(&"ecs UpdateService".to_string()), "{mutating:?}");
+    assert!(mutating.contains(&"application-autoscaling DeregisterScalableTarget".to_string()), "{mutating:?}");
+    assert_eq!(scalable_targets(&deck), []);
+    assert!(self::policies(&deck).is_empty());
+    assert_eq!(desired_count(&deck, "myapp", "myapp"), 2);
+    deck.deckhand(&["run", GUIDE]).success().stdout_has("no changes");
+
+    // Scaled again, destroy deletes the target first.
+    deck.deckhand(&["run", GUIDE, "--var", "max=6"]).success();
     deck.deckhand(&["destroy", "--stack", "myapp", "--yes"]).success().stdout_has("- autoscaling myapp/myapp");
     assert_eq!(scalable_targets(&deck), []);
     assert!(self::policies(&deck).is_empty());

@@ -14,6 +14,7 @@ mod iam_logs;
 mod load_balancing;
 mod lock;
 mod networking;
+mod prune;
 mod queries;
 mod repl;
 mod rules;

@@ -146,7 +146,8 @@ listener_rule(http, #{ priority: 20, hosts: ["admin.example.com"], paths: ["/adm
     let one = r#"listener_rule(http, #{ priority: 10, paths: ["/api/*"], forward: api });"#;
     let (plan, requests) = deck.recorded(|| deck.plan(&shop(one), &[]));
     plan.success()
-        .stdout_has("- listener_rule shop:80#20 (paths /admin /admin/*, hosts admin.example.com, forward shop-web)")
+        .stdout_has("- listener_rule shop:80#20 (listener-rule/app/shop/")
+        .stdout_has("— no longer declared")
         .stdout_has("1 to delete");
     requests.assert_read_only();
     let (run, requests) = deck.recorded(|| deck.run(&shop(one), &[]));

@@ -229,3 +229,56 @@ fn logs_follow_prints_new_events_as_they_arrive() {
     child.kill().expect("deckhand logs --follow stops");
     child.wait().unwrap();
 }
+
+/// status and destroy read one inventory: status shows the elastic IP and a stack service in a
+/// cluster the stack does not own, as destroy lists (and deletes) them.
+#[test]
+fn status_lists_what_destroy_would_delete_elastic_ips_and_services_in_foreign_clusters_included() {
+    let deck = Deck::new();
+    deploy_bundled(&deck);
+    let aws = deck.aws();
+    aws.block_on(async {
+        aws.ecs.create_cluster().cluster_name("handmade").send().await.unwrap();
+        aws.ecs
+            .create_service()
+            .cluster("handmade")
+            .service_name("worker")
+            .task_definition("myapp:1")
+            .desired_count(1)
+            .tags(aws_sdk_ecs::types::Tag::builder().key("deckhand:stack").value("myapp").build())
+            .send()
+            .await
+            .unwrap();
+    });
+    let stack_filter = aws_sdk_ec2::types::Filter::builder().name("tag:deckhand:stack").values("myapp").build();
+    let addresses = aws.block_on(aws.ec2.describe_addresses().filters(stack_filter).send()).unwrap();
+    let allocation = addresses.addresses()[0].allocation_id().unwrap().to_string();
+
+    let (out, requests) = deck.recorded(|| deck.deckhand(&["status", "--stack", "myapp"]));
+    requests.assert_read_only();
+    let out = out.success();
+    let eip =
+        row(&out.stdout, "elastic_ip", "myapp-nat").unwrap_or_else(|| panic!("no elastic IP in:\n{}", out.stdout));
+    assert!(eip.contains(&allocation), "{eip}");
+    let worker = row(&out.stdout, "service", "worker").unwrap_or_else(|| panic!("no worker in:\n{}", out.stdout));
+    assert!(worker.contains("service/handmade/worker"), "{worker}");
+    assert!(row(&out.stdout, "cluster", "handmade").is_none(), "the foreign cluster is not the stack's");
+    assert!(out.stdout.contains("Service worker (cluster handmade)"), "{}", out.stdout);
+
+    let json: Value =
+        serde_json::from_str(&deck.deckhand(&["status", "--stack", "myapp", "--output", "json"]).success().stdout)
+            .unwrap();
+    let resources = json["resources"].as_array().unwrap();
+    let destroy = deck.deckhand(&["destroy", "--stack", "myapp", "--plan"]).success();
+    let listed: Vec<&str> = destroy.stdout.lines().filter(|l| l.starts_with("- ") || l.starts_with("= ")).collect();
+    assert_eq!(
+        resources.len(),
+        listed.len(),
+        "status and destroy list the same resources:\n{}\n{json:#}",
+        destroy.stdout
+    );
+    for line in [format!("- elastic_ip myapp-nat ({allocation})"), "- service worker (service/handmade/worker)".into()]
+    {
+        assert!(listed.contains(&line.as_str()), "{line} not in {listed:#?}");
+    }
+}

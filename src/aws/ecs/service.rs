@@ -344,7 +344,14 @@ impl Resource for Service {
 
     fn find(pass: &Pass, spec: &ServiceSpec) -> Result<Option<Service>> {
         let found = services_of(pass, &spec.cluster)?.into_iter().find(|s| s.name == spec.name && s.status == "ACTIVE");
-        let autoscaled = pass.snapshot()?.borrow().scaling.of(&spec.cluster.name, &spec.name).is_some();
+        // A scalable target owns the count while the script scales the service. Once a whole
+        // script no longer does, the run deletes the target after the apply pass, so the
+        // script's count applies again in the same run.
+        let declared = pass.declared();
+        let scaled_by_script =
+            !declared.whole_script || declared.autoscaling.contains(&format!("{}/{}", spec.cluster.name, spec.name));
+        let autoscaled =
+            scaled_by_script && pass.snapshot()?.borrow().scaling.of(&spec.cluster.name, &spec.name).is_some();
         Ok(found.map(|service| Service { autoscaled, ..service }))
     }
 

@@ -11,11 +11,10 @@ mod target_group;
 use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_elasticloadbalancingv2::types::Tag;
-use aws_sdk_resourcegroupstagging::types::TagFilter;
 
 pub use listener::{Listener, ListenerAction, ListenerSpec, LoadBalancerRef, listeners};
 pub use load_balancer::{GroupRef, LoadBalancer, LoadBalancerSpec, SubnetRef, load_balancer_from, resolve_subnets};
-pub use rule::{ListenerRef, ListenerRule, ListenerRuleSpec, delete_rule, prune_rules};
+pub use rule::{ListenerRef, ListenerRule, ListenerRuleSpec, delete_rule};
 pub use target_group::{
     DEFAULT_DEREGISTRATION_DELAY, HealthCheck, TargetGroup, TargetGroupSpec, deregistration_delay, target_groups,
 };
@@ -76,8 +75,7 @@ pub struct Elbv2State {
     pub rules: Vec<ListenerRule>,
     /// The listeners (ARNs) whose rules are in `rules`.
     pub rules_read: BTreeSet<String>,
-    /// The rules this pass declared, by listener ARN and priority (the rest of the stack's
-    /// listeners' rules are deleted when the pass ends).
+    /// The rules this pass declared, by listener ARN and priority (a priority is one rule).
     pub rules_declared: BTreeSet<(String, i32)>,
 }
 
@@ -86,7 +84,12 @@ impl Elbv2State {
     /// ARN, then reads their listeners and target group attributes: requests in proportion to the
     /// stack, whatever else the region holds.
     pub async fn load(aws: &Aws, stack: &str) -> Result<Elbv2State> {
-        let arns = stack_arns(aws, stack).await?;
+        let arns = crate::aws::stack_arns(
+            aws,
+            stack,
+            &["elasticloadbalancing:loadbalancer", "elasticloadbalancing:targetgroup"],
+        )
+        .await?;
         let (lb_arns, tg_arns): (Vec<String>, Vec<String>) =
             arns.into_iter().partition(|arn| arn.contains(":loadbalancer/"));
         let (mut load_balancers, mut target_groups) = tokio::try_join!(
@@ -153,29 +156,6 @@ impl Elbv2State {
             self.listeners.push(listener);
         }
     }
-}
-
-/// The ARNs of the stack's load balancers and target groups (Resource Groups Tagging API).
-///
-/// The tagging index is eventually consistent: a load balancer or target group created moments
-/// ago may be missing (the lookup by name before every create covers that), and one deleted
-/// moments ago may still be listed (the describe by ARN drops it).
-async fn stack_arns(aws: &Aws, stack: &str) -> Result<Vec<String>> {
-    let mut pages = aws
-        .tagging
-        .get_resources()
-        .tag_filters(TagFilter::builder().key(STACK_TAG).values(stack).build())
-        .resource_type_filters("elasticloadbalancing:loadbalancer")
-        .resource_type_filters("elasticloadbalancing:targetgroup")
-        .into_paginator()
-        .items()
-        .send();
-    let mut arns = Vec::new();
-    while let Some(mapping) = pages.next().await {
-        let mapping = mapping.map_err(|e| aws_error("GetResources", e))?;
-        arns.push(mapping.resource_arn().ok_or_else(|| Error::missing("GetResources", "ResourceARN"))?.to_string());
-    }
-    Ok(arns)
 }
 
 /// The `deckhand:stack` tags of `arns` (load balancers or target groups; at most 20); an ARN

@@ -3,8 +3,6 @@
 //! belongs to, and the rules of the stack's listeners that a run no longer declares are deleted
 //! when the run's script has finished ([`prune_rules`]).
 
-use std::collections::BTreeSet;
-
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, HostHeaderConditionConfig, PathPatternConditionConfig, RuleCondition,
 };
@@ -14,7 +12,7 @@ use crate::aws::Snapshot;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::Pass;
-use crate::plan::{Change, ChangeKind, FieldDiff, UNKNOWN, is_known};
+use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
 
 /// The priorities a rule may have (AWS's range; the default action is not a numbered rule).
@@ -366,54 +364,6 @@ impl ListenerRule {
         parts.push(self.action.to_string());
         parts.join(", ")
     }
-}
-
-/// End of a pass: deletes (apply) or shows as `-` (plan) the rules of the stack's listeners that
-/// no `listener_rule` of the pass declared. Rules are sub-resources of their listener, so a rule
-/// dropped from the script goes away with the run, like a security group rule does.
-pub fn prune_rules(pass: &Pass) -> Result<()> {
-    if pass.aws().is_none() {
-        return Ok(());
-    }
-    let stack = pass.stack()?;
-    let listeners: Vec<(String, String)> = with_state(pass, |s| {
-        s.listeners
-            .iter()
-            .filter(|l| is_known(&l.arn) && l.stack.as_deref() == Some(stack.as_str()))
-            .map(|l| {
-                let lb = s.load_balancers.iter().find(|lb| lb.arn == l.load_balancer_arn);
-                (l.arn.clone(), format!("{}:{}", lb.map_or("-", |lb| lb.name.as_str()), l.port))
-            })
-            .collect()
-    })?;
-    for (arn, _) in &listeners {
-        read_rules(pass, arn, &stack)?;
-    }
-    let (doomed, declared): (Vec<ListenerRule>, BTreeSet<(String, i32)>) = with_state(pass, |s| {
-        let doomed = s
-            .rules
-            .iter()
-            .filter(|r| listeners.iter().any(|(l, _)| *l == r.listener_arn))
-            .filter(|r| !s.rules_declared.contains(&(r.listener_arn.clone(), r.priority)))
-            .cloned()
-            .collect();
-        (doomed, s.rules_declared.clone())
-    })?;
-    debug_assert!(doomed.iter().all(|r| !declared.contains(&(r.listener_arn.clone(), r.priority))));
-    for rule in doomed {
-        let listener = listeners.iter().find(|(l, _)| *l == rule.listener_arn).map_or("-", |(_, n)| n.as_str());
-        if pass.mode.applies() {
-            pass.apply(async |aws| delete_rule(aws, &rule.arn).await)?;
-        }
-        pass.snapshot()?.borrow_mut().elbv2.rules.retain(|r| r.arn != rule.arn);
-        pass.log.record(Change::new(
-            ChangeKind::Delete,
-            ListenerRule::KIND,
-            &rule_name(listener, rule.priority),
-            rule.summary(),
-        ));
-    }
-    Ok(())
 }
 
 /// Deletes a listener rule.

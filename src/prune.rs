@@ -1,0 +1,209 @@
+//! `deckhand run` converges all the way: what the stack owns (its [`Inventory`]) but the script no
+//! longer declares is shown at the end of the plan (`- kind name (id) — no longer declared`) and
+//! deleted after the apply pass's creates and updates, with destroy's deletion code and waits.
+//!
+//! Kept, and said why: log groups unless `--delete-logs`, IAM roles in use in another region,
+//! older revisions of declared task definition families, and everything with
+//! `--keep-undeclared`. A plan that would delete more than half of the stack is refused without
+//! `--confirm` or `--yes`: it is most often the wrong script for that stack name.
+
+use std::collections::BTreeSet;
+
+use crate::aws::inventory::{Entry, Inventory, Kind};
+use crate::aws::{Snapshot, route53};
+use crate::destroy::StackContents;
+use crate::error::{Error, Result};
+use crate::plan::{Change, ChangeKind, ChangeLog};
+use crate::runtime::Aws;
+
+/// How a kept line starts for a resource the script dropped.
+const NO_LONGER_DECLARED: &str = "no longer declared";
+
+/// What may be deleted, from the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PruneOptions {
+    /// Delete undeclared log groups too (kept by default: they hold the history).
+    pub delete_logs: bool,
+    /// Delete nothing; only say what is left.
+    pub keep_undeclared: bool,
+}
+
+/// The stack's resources the script no longer declares: those to delete and those kept.
+#[derive(Debug)]
+pub struct Prune {
+    stack: String,
+    doomed: Vec<Entry>,
+    kept: Vec<(Entry, String)>,
+    stack_size: usize,
+}
+
+impl Prune {
+    /// Compares the stack's inventory with what the plan pass declared (its change log), and
+    /// records the deletions in `log` (printed with the plan) followed by what is kept, and why.
+    /// `snapshot` is the run's first read of the stack, reused rather than read again.
+    pub fn plan(
+        aws: &Aws,
+        stack: &str,
+        snapshot: Option<Snapshot>,
+        log: &ChangeLog,
+        options: PruneOptions,
+    ) -> Result<Prune> {
+        let changes = log.changes();
+        let declared = declared(&changes);
+        let inventory =
+            aws.block_on(Inventory::read_with(aws, stack, snapshot, Some(&declared), options.delete_logs))?;
+        // A NAT gateway created by this run takes an unattached elastic IP of the stack (one an
+        // earlier run allocated and then failed to use) before it allocates another.
+        let nat_created = changes.iter().any(|c| c.kind == ChangeKind::Create && c.resource == Kind::NatGateway.name());
+        let unattached = |entry: &Entry| {
+            entry.kind == Kind::ElasticIp
+                && inventory.snapshot.egress.addresses.iter().any(|a| a.allocation_id == entry.id && !a.associated)
+        };
+        let (mut doomed, mut kept) = (Vec::new(), Vec::new());
+        for entry in inventory.undeclared(&declared) {
+            let why = match inventory.kept_because(entry, options.delete_logs) {
+                Some(why) => Some(why),
+                None if nat_created && unattached(entry) => {
+                    Some("unattached, and a NAT gateway this run creates reuses it".to_string())
+                }
+                None if options.keep_undeclared => Some("--keep-undeclared".to_string()),
+                None => None,
+            };
+            match why {
+                Some(why) => kept.push((entry.clone(), format!("{NO_LONGER_DECLARED}, kept: {why}"))),
+                None => doomed.push(entry.clone()),
+            }
+        }
+        for entry in inventory.older_revisions(&declared) {
+            let why = "an older revision, kept: a rollback may use it (deregistering would only make it INACTIVE)";
+            kept.push((entry.clone(), why.to_string()));
+        }
+        for entry in &doomed {
+            log.record(Change::new(ChangeKind::Delete, entry.kind.name(), &entry.name, shown_id(entry)));
+        }
+        for (entry, why) in &kept {
+            log.say(&kept_line(entry, why));
+        }
+        Ok(Prune { stack: stack.to_string(), doomed, kept, stack_size: inventory.entries.len() })
+    }
+
+    /// True when the plan deletes something.
+    pub fn deletes(&self) -> bool {
+        !self.doomed.is_empty()
+    }
+
+    /// How many resources the script no longer declares are kept (older revisions of declared
+    /// families not counted).
+    pub fn kept_undeclared(&self) -> usize {
+        self.kept.iter().filter(|(_, why)| why.starts_with(NO_LONGER_DECLARED)).count()
+    }
+
+    /// Refuses a plan that deletes more than half of the stack's resources unless `confirmed`
+    /// (`--yes`, or `--confirm` answered on a terminal): that is most often the wrong script (or
+    /// `--var`) for this stack name.
+    pub fn guard(&self, confirmed: bool) -> Result<()> {
+        if confirmed || self.doomed.len() * 2 <= self.stack_size {
+            return Ok(());
+        }
+        Err(Error::conflict(
+            format!(
+                "refusing to delete {} of the {} resources of stack {} without confirmation: a script that no \
+                 longer declares most of a stack is most often the wrong script (or --var) for that stack name",
+                self.doomed.len(),
+                self.stack_size,
+                self.stack
+            ),
+            Some(
+                "check the plan (run --plan); pass --yes (or --confirm on a terminal) if they should go, or --keep-undeclared to delete nothing",
+            ),
+        ))
+    }
+
+    /// Deletes what the plan showed, after the apply pass: reads the inventory again (the apply
+    /// pass changed the stack: a route no longer points at the NAT gateway, a listener no longer
+    /// forwards to the target group) and deletes, dependents first, those of the planned deletions
+    /// that still exist; nothing the plan did not show. Each deletion is tallied in `log` and
+    /// reported as it happens; the kept ones are listed after.
+    pub fn apply(&self, aws: &Aws, log: &ChangeLog) -> Result<()> {
+        if self.deletes() {
+            let inventory = aws.block_on(Inventory::read(aws, &self.stack))?;
+            let planned: BTreeSet<(Kind, &str)> = self.doomed.iter().map(|d| (d.kind, d.id.as_str())).collect();
+            // Still undeclared by the apply pass too (it ran the same script on fresh reads).
+            let declared = declared(&log.changes());
+            let doomed: Vec<Entry> = inventory
+                .undeclared(&declared)
+                .into_iter()
+                .filter(|e| planned.contains(&(e.kind, e.id.as_str())))
+                .cloned()
+                .collect();
+            let contents = StackContents::of(inventory, doomed.clone(), Vec::new());
+            contents.delete(aws, |line| log.say(line))?;
+            for entry in &doomed {
+                log.tally(Change::new(ChangeKind::Delete, entry.kind.name(), &entry.name, shown_id(entry)));
+            }
+        }
+        for (entry, why) in &self.kept {
+            log.say(&kept_line(entry, why));
+        }
+        Ok(())
+    }
+}
+
+/// The kinds and names the script declared, from a pass's change log. A `dns_record` declares
+/// one record set per type (`app.example.com A+AAAA`: `app.example.com A` and `... AAAA`) and
+/// the ownership marker of its name (`app.example.com *`), as the inventory names them.
+fn declared(changes: &[Change]) -> BTreeSet<(String, String)> {
+    let mut declared = BTreeSet::new();
+    for change in changes.iter().filter(|c| c.kind != ChangeKind::Delete) {
+        let kind = change.resource.to_string();
+        if kind == Kind::DnsRecord.name()
+            && let Some((name, types)) = change.name.rsplit_once(' ')
+        {
+            let name = route53::normalise(name);
+            for rtype in types.split('+').chain(["*"]) {
+                declared.insert((kind.clone(), format!("{name} {rtype}")));
+            }
+        }
+        declared.insert((kind, change.name.clone()));
+    }
+    declared
+}
+
+/// The id as a change line shows it (empty when the name says it).
+fn shown_id(entry: &Entry) -> String {
+    let id = entry.short_id();
+    if id == entry.name { String::new() } else { id.to_string() }
+}
+
+/// `= kept kind name (id) — why`.
+fn kept_line(entry: &Entry, why: &str) -> String {
+    format!("= kept {entry} — {why}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prune(doomed: usize, size: usize) -> Prune {
+        let entry = Entry { kind: Kind::Subnet, name: "a".into(), id: "subnet-1".into(), part_of: None };
+        Prune { stack: "web".into(), doomed: vec![entry; doomed], kept: Vec::new(), stack_size: size }
+    }
+
+    #[test]
+    fn deleting_more_than_half_of_the_stack_needs_confirmation() {
+        assert!(prune(2, 4).guard(false).is_ok(), "half is allowed");
+        let err = prune(3, 4).guard(false).unwrap_err().to_string();
+        assert!(err.starts_with("refusing to delete 3 of the 4 resources of stack web without confirmation"), "{err}");
+        assert!(err.contains("--yes"), "{err}");
+        assert!(prune(3, 4).guard(true).is_ok());
+    }
+
+    #[test]
+    fn kept_lines_name_the_resource_and_why() {
+        let group = Entry { kind: Kind::LogGroup, name: "/ecs/old".into(), id: "/ecs/old".into(), part_of: None };
+        assert_eq!(
+            kept_line(&group, "no longer declared, kept: --delete-logs deletes it"),
+            "= kept log_group /ecs/old — no longer declared, kept: --delete-logs deletes it"
+        );
+    }
+}
