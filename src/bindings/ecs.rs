@@ -16,10 +16,12 @@ use crate::aws::egress;
 use crate::aws::iam::{self, RolePolicy, RolePolicySpec};
 use crate::aws::secrets::{SecretSource, access_policy, looks_like_credential};
 use crate::bindings::ec2::subnet_from;
+use crate::bindings::keep_of;
 use crate::bindings::{
     Fields, as_array, as_int, as_string, function, handle, handle_field, handle_id, handle_or_string, show,
 };
 use crate::converge::converge;
+use crate::converge::converge_kept;
 use crate::error::{Error, Result};
 use crate::pass::Pass;
 use crate::plan::{UNKNOWN, is_known};
@@ -56,8 +58,9 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          Example: `cluster(\"myapp\", #{ container_insights: true })`",
     )
     .register_into_engine(engine, move |name: &str, options: Map| -> Rhai<Map> {
+        let (keep, options) = keep_of("cluster", options)?;
         let spec = cluster_spec(name, options)?;
-        Ok(cluster_handle(&converge::<Cluster>(&p, &spec)?))
+        Ok(cluster_handle(&converge_kept::<Cluster>(&p, &spec, keep)?))
     });
 
     let p = pass.clone();
@@ -103,6 +106,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          security_groups: [app_sg], target_group: tg })`",
     )
     .register_into_engine(engine, move |cluster: Dynamic, spec: Map| -> Rhai<Map> {
+        let (keep, spec) = keep_of("service", spec)?;
         let subnets = spec.get("subnets").cloned();
         let images = spec.get("task").map(task_images).unwrap_or_default();
         let spec = service_spec(&p, &cluster, spec)?;
@@ -111,7 +115,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         {
             warn_without_egress(&p, &subnets, &images)?;
         }
-        let service = converge::<Service>(&p, &spec)?;
+        let service = converge_kept::<Service>(&p, &spec, keep)?;
         Ok(service_handle(&service, &spec))
     });
 
