@@ -551,6 +551,19 @@ mod tests {
     }
 
     #[test]
+    fn a_marked_nat_gateway_keeps_its_elastic_ip_too() {
+        let mut inv = inventory(vec![
+            entry(Kind::NatGateway, "web-nat", "nat-1"),
+            part_of(entry(Kind::ElasticIp, "web-eip", "eipalloc-1"), Kind::NatGateway, "web-nat"),
+            entry(Kind::NatGateway, "old-nat", "nat-2"),
+            part_of(entry(Kind::ElasticIp, "old-eip", "eipalloc-2"), Kind::NatGateway, "old-nat"),
+        ]);
+        inv.snapshot.tagged = crate::aws::tagged::StackTagged::marked(["nat-1"]);
+        let marked: Vec<bool> = inv.entries.iter().map(|e| inv.is_marked(e)).collect();
+        assert_eq!(marked, [true, true, false, false]);
+    }
+
+    #[test]
     fn what_the_script_no_longer_declares_is_undeclared_and_an_elastic_ip_goes_with_its_nat_gateway() {
         let inv = inventory(vec![
             entry(Kind::Listener, "web:443", "arn:l443"),

@@ -50,6 +50,12 @@ impl StackTagged {
         Ok(tagged)
     }
 
+    /// A stack whose resources with these keys carry the mark (for tests).
+    #[cfg(test)]
+    pub fn marked<'a>(keys: impl IntoIterator<Item = &'a str>) -> StackTagged {
+        StackTagged { arns: Vec::new(), marked: keys.into_iter().map(str::to_string).collect() }
+    }
+
     /// The ARNs of one resource type, e.g. (`elasticloadbalancing`, `loadbalancer`).
     pub fn arns(&self, service: &str, resource: &str) -> Vec<String> {
         self.arns.iter().filter(|arn| arn_type(arn) == Some((service, resource))).cloned().collect()
