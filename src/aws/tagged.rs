@@ -14,7 +14,7 @@ use std::collections::HashSet;
 
 use aws_sdk_resourcegroupstagging::types::TagFilter;
 
-use crate::error::{Error, Result, aws_error};
+use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::STACK_TAG;
 use crate::runtime::Aws;
 
@@ -109,103 +109,48 @@ impl Keepable {
 
 /// Puts the keep mark on `target` (or takes it off), with the API of its service.
 pub async fn set_keep(aws: &Aws, target: &Keepable, keep: bool) -> Result<()> {
+    use aws_sdk_acm::types::Tag as AcmTag;
+    use aws_sdk_ec2::types::Tag as Ec2Tag;
+    use aws_sdk_ecs::types::Tag as EcsTag;
+    use aws_sdk_elasticloadbalancingv2::types::Tag as ElbTag;
+    let acm_tag = || AcmTag::builder().key(KEEP_TAG).value("true").build().map_err(|e| Error::Internal(e.to_string()));
     match (target, keep) {
         (Keepable::Ec2(id), true) => {
-            let tag = aws_sdk_ec2::types::Tag::builder().key(KEEP_TAG).value("true").build();
-            aws.ec2.create_tags().resources(id).tags(tag).send().await.map(drop).map_err(|e| aws_error("CreateTags", e))
+            let tag = Ec2Tag::builder().key(KEEP_TAG).value("true").build();
+            sent("CreateTags", aws.ec2.create_tags().resources(id).tags(tag).send()).await
         }
         (Keepable::Ec2(id), false) => {
-            let tag = aws_sdk_ec2::types::Tag::builder().key(KEEP_TAG).build();
-            aws.ec2.delete_tags().resources(id).tags(tag).send().await.map(drop).map_err(|e| aws_error("DeleteTags", e))
+            let tag = Ec2Tag::builder().key(KEEP_TAG).build();
+            sent("DeleteTags", aws.ec2.delete_tags().resources(id).tags(tag).send()).await
         }
         (Keepable::Elbv2(arn), true) => {
-            let tag = aws_sdk_elasticloadbalancingv2::types::Tag::builder().key(KEEP_TAG).value("true").build();
-            aws.elbv2
-                .add_tags()
-                .resource_arns(arn)
-                .tags(tag)
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| aws_error("AddTags", e))
+            let tag = ElbTag::builder().key(KEEP_TAG).value("true").build();
+            sent("AddTags", aws.elbv2.add_tags().resource_arns(arn).tags(tag).send()).await
         }
-        (Keepable::Elbv2(arn), false) => aws
-            .elbv2
-            .remove_tags()
-            .resource_arns(arn)
-            .tag_keys(KEEP_TAG)
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| aws_error("RemoveTags", e)),
+        (Keepable::Elbv2(arn), false) => {
+            sent("RemoveTags", aws.elbv2.remove_tags().resource_arns(arn).tag_keys(KEEP_TAG).send()).await
+        }
         (Keepable::Ecs(arn), true) => {
-            let tag = aws_sdk_ecs::types::Tag::builder().key(KEEP_TAG).value("true").build();
-            aws.ecs
-                .tag_resource()
-                .resource_arn(arn)
-                .tags(tag)
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| aws_error("TagResource", e))
+            let tag = EcsTag::builder().key(KEEP_TAG).value("true").build();
+            sent("TagResource", aws.ecs.tag_resource().resource_arn(arn).tags(tag).send()).await
         }
-        (Keepable::Ecs(arn), false) => aws
-            .ecs
-            .untag_resource()
-            .resource_arn(arn)
-            .tag_keys(KEEP_TAG)
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| aws_error("UntagResource", e)),
+        (Keepable::Ecs(arn), false) => {
+            sent("UntagResource", aws.ecs.untag_resource().resource_arn(arn).tag_keys(KEEP_TAG).send()).await
+        }
         (Keepable::Acm(arn), true) => {
-            let tag = aws_sdk_acm::types::Tag::builder()
-                .key(KEEP_TAG)
-                .value("true")
-                .build()
-                .map_err(|e| Error::Internal(format!("an ACM tag: {e}")))?;
-            aws.acm
-                .add_tags_to_certificate()
-                .certificate_arn(arn)
-                .tags(tag)
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| aws_error("AddTagsToCertificate", e))
+            let call = aws.acm.add_tags_to_certificate().certificate_arn(arn).tags(acm_tag()?).send();
+            sent("AddTagsToCertificate", call).await
         }
         (Keepable::Acm(arn), false) => {
-            let tag = aws_sdk_acm::types::Tag::builder()
-                .key(KEEP_TAG)
-                .value("true")
-                .build()
-                .map_err(|e| Error::Internal(format!("an ACM tag: {e}")))?;
-            aws.acm
-                .remove_tags_from_certificate()
-                .certificate_arn(arn)
-                .tags(tag)
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| aws_error("RemoveTagsFromCertificate", e))
+            let call = aws.acm.remove_tags_from_certificate().certificate_arn(arn).tags(acm_tag()?).send();
+            sent("RemoveTagsFromCertificate", call).await
         }
-        (Keepable::Logs { arn, .. }, true) => aws
-            .logs
-            .tag_resource()
-            .resource_arn(arn)
-            .tags(KEEP_TAG, "true")
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| aws_error("TagResource", e)),
-        (Keepable::Logs { arn, .. }, false) => aws
-            .logs
-            .untag_resource()
-            .resource_arn(arn)
-            .tag_keys(KEEP_TAG)
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| aws_error("UntagResource", e)),
+        (Keepable::Logs { arn, .. }, true) => {
+            sent("TagResource", aws.logs.tag_resource().resource_arn(arn).tags(KEEP_TAG, "true").send()).await
+        }
+        (Keepable::Logs { arn, .. }, false) => {
+            sent("UntagResource", aws.logs.untag_resource().resource_arn(arn).tag_keys(KEEP_TAG).send()).await
+        }
     }
 }
 
