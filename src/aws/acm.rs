@@ -1,6 +1,7 @@
 //! ACM certificates validated by DNS: validation, reads, how a `certificate` converges (request,
 //! validation CNAMEs written into the zone, wait until ISSUED), deletion.
 
+use crate::aws::tagged::Keepable;
 use std::time::{Duration, Instant};
 
 use aws_sdk_acm::types::{Tag, ValidationMethod};
@@ -234,12 +235,6 @@ pub async fn stack_domains(aws: &Aws, stack: &str) -> Result<StackDomains> {
     Ok(StackDomains { certificates, records })
 }
 
-/// The ARNs of the stack's certificates, from the Resource Groups Tagging API (one request a
-/// page, whatever else the account holds): how a run learns cheaply whether its stack has any.
-pub async fn stack_certificate_arns(aws: &Aws, stack: &str) -> Result<Vec<String>> {
-    crate::aws::stack_arns(aws, stack, &["acm:certificate"]).await
-}
-
 async fn certificate_stack(aws: &Aws, arn: &str) -> Result<Option<String>> {
     match aws.acm.list_tags_for_certificate().certificate_arn(arn).send().await {
         Ok(out) => Ok(out.tags().iter().find(|t| t.key() == STACK_TAG).and_then(|t| t.value()).map(str::to_string)),
@@ -426,6 +421,10 @@ impl Resource for Certificate {
     type Live = Certificate;
     type Update = ();
     const KIND: &'static str = "certificate";
+
+    fn keepable(live: &Certificate) -> Option<Keepable> {
+        Some(Keepable::Acm(live.arn.clone()))
+    }
 
     fn name(spec: &CertificateSpec) -> String {
         spec.domain.clone()

@@ -13,6 +13,7 @@ pub mod queries;
 pub mod route53;
 pub mod secrets;
 pub mod settle;
+pub mod tagged;
 pub mod zones;
 
 use std::future::Future;
@@ -44,6 +45,8 @@ pub struct Snapshot {
     pub route53: route53::Route53State,
     /// The ECS services' scalable targets and scaling policies (Application Auto Scaling).
     pub scaling: autoscaling::ScalingState,
+    /// The stack's resources as the tagging API lists them, with their keep marks.
+    pub tagged: tagged::StackTagged,
 }
 
 impl Snapshot {
@@ -56,10 +59,16 @@ impl Snapshot {
     /// groups and task-definition families with them.
     pub async fn load_with(aws: &Aws, stack: &str, declared: &Declared) -> Result<Snapshot> {
         let families = &declared.task_definitions;
-        let (ec2, egress, elbv2, mut ecs, iam, logs, task_definitions, scaling) = tokio::try_join!(
+        // ELBv2 cannot list by tag: its part waits for the stack's ARNs from the tagging API.
+        let tagged_and_elbv2 = async {
+            let tagged = tagged::StackTagged::read(aws, stack).await?;
+            let elbv2 = elbv2::Elbv2State::load(aws, stack, &tagged).await?;
+            Ok::<_, crate::error::Error>((tagged, elbv2))
+        };
+        let (ec2, egress, (tagged, elbv2), mut ecs, iam, logs, task_definitions, scaling) = tokio::try_join!(
             ec2::Ec2State::load(aws, stack),
             egress::EgressState::load(aws, stack),
-            elbv2::Elbv2State::load(aws, stack),
+            tagged_and_elbv2,
             ecs::EcsState::load(aws, stack),
             iam::IamState::load(aws, &declared.roles),
             logs::LogsState::load(aws, &declared.log_groups),
@@ -67,7 +76,7 @@ impl Snapshot {
             autoscaling::ScalingState::load(aws),
         )?;
         ecs.task_definitions = families.iter().cloned().zip(task_definitions).collect();
-        Ok(Snapshot { ec2, egress, elbv2, ecs, iam, logs, scaling, ..Snapshot::default() })
+        Ok(Snapshot { ec2, egress, elbv2, ecs, iam, logs, scaling, tagged, ..Snapshot::default() })
     }
 }
 
@@ -114,32 +123,6 @@ impl Declared {
             whole_script: true,
         }
     }
-}
-
-/// The ARNs of the stack's resources of the given types (`elasticloadbalancing:loadbalancer`,
-/// `acm:certificate`, ...) from the Resource Groups Tagging API: one request a page, in proportion
-/// to the stack whatever else the account holds.
-///
-/// The tagging index is eventually consistent: a resource created moments ago may be missing
-/// (callers look up by name before every create), and one deleted moments ago may still be
-/// listed (callers describe by ARN and drop it).
-pub async fn stack_arns(aws: &Aws, stack: &str, types: &[&str]) -> Result<Vec<String>> {
-    let filter = aws_sdk_resourcegroupstagging::types::TagFilter::builder().key(crate::pass::STACK_TAG).values(stack);
-    let mut pages = aws
-        .tagging
-        .get_resources()
-        .tag_filters(filter.build())
-        .set_resource_type_filters(Some(types.iter().map(|t| t.to_string()).collect()))
-        .into_paginator()
-        .items()
-        .send();
-    let mut arns = Vec::new();
-    while let Some(mapping) = pages.next().await {
-        let mapping = mapping.map_err(|e| crate::error::aws_error("GetResources", e))?;
-        let arn = mapping.resource_arn().ok_or_else(|| crate::error::Error::missing("GetResources", "ResourceARN"))?;
-        arns.push(arn.to_string());
-    }
-    Ok(arns)
 }
 
 /// The `Name` tag key.

@@ -11,11 +11,13 @@ use crate::aws::elbv2::{
     TargetGroupSpec,
 };
 use crate::bindings::ec2::vpc_from;
+use crate::bindings::keep_of;
 use crate::bindings::{
     Fields, as_array, as_int, as_string, function, handle, handle_field, handle_id, handle_or_string, show,
     string_array,
 };
 use crate::converge::converge;
+use crate::converge::converge_kept;
 use crate::error::{Error, Result};
 use crate::pass::Pass;
 
@@ -34,9 +36,10 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          Example: `load_balancer(#{ name: \"myapp\", subnets: [a, b], security_groups: [alb_sg] })`",
     )
     .register_into_engine(engine, move |spec: Map| -> Rhai<Map> {
+        let (keep, spec) = keep_of("load_balancer", spec)?;
         let spec = load_balancer_spec(spec)?;
         let spec = elbv2::resolve_subnets(&p, spec)?;
-        Ok(load_balancer_handle(&converge::<LoadBalancer>(&p, &spec)?))
+        Ok(load_balancer_handle(&converge_kept::<LoadBalancer>(&p, &spec, keep)?))
     });
 
     let p = pass.clone();
@@ -53,8 +56,9 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          Example: `target_group(vpc, #{ name: \"myapp\", port: 8080, health_check: #{ path: \"/health\" } })`",
     )
     .register_into_engine(engine, move |vpc: Dynamic, spec: Map| -> Rhai<Map> {
+        let (keep, spec) = keep_of("target_group", spec)?;
         let spec = target_group_spec(&vpc, spec)?;
-        Ok(target_group_handle(&converge::<TargetGroup>(&p, &spec)?))
+        Ok(target_group_handle(&converge_kept::<TargetGroup>(&p, &spec, keep)?))
     });
 
     let p = pass.clone();

@@ -1,6 +1,7 @@
 //! Security groups: rules (flattened to one protocol, port range and peer each), their reads, and
 //! how a group converges to exactly the script's rules.
 
+use crate::aws::tagged::Keepable;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -182,6 +183,10 @@ impl Resource for SecurityGroup {
     type Update = ();
     const KIND: &'static str = "security_group";
     const FIXED: &'static [&'static str] = &["VPC", "description"];
+
+    fn keepable(live: &SecurityGroup) -> Option<Keepable> {
+        Some(Keepable::Ec2(live.id.clone()))
+    }
 
     fn name(spec: &SecurityGroupSpec) -> String {
         spec.name.clone()

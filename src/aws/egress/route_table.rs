@@ -1,5 +1,6 @@
 //! Route tables: routes, subnet associations, their reads, and how a route table converges.
 
+use crate::aws::tagged::Keepable;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -187,6 +188,10 @@ impl Resource for RouteTable {
     type Update = ();
     const KIND: &'static str = "route_table";
     const FIXED: &'static [&'static str] = &["VPC"];
+
+    fn keepable(live: &RouteTable) -> Option<Keepable> {
+        Some(Keepable::Ec2(live.id.clone()))
+    }
 
     fn name(spec: &RouteTableSpec) -> String {
         spec.name.clone()

@@ -1,5 +1,6 @@
 //! Application Load Balancers: types, reads, validation, and how one converges.
 
+use crate::aws::tagged::Keepable;
 use std::collections::BTreeSet;
 
 use aws_sdk_elasticloadbalancingv2::types::{LoadBalancerSchemeEnum, LoadBalancerTypeEnum};
@@ -281,6 +282,10 @@ impl Resource for LoadBalancer {
     type Update = LoadBalancerUpdate;
     const KIND: &'static str = "load_balancer";
     const FIXED: &'static [&'static str] = &["type", "scheme", "VPC"];
+
+    fn keepable(live: &LoadBalancer) -> Option<Keepable> {
+        Some(Keepable::Elbv2(live.arn.clone()))
+    }
 
     fn name(spec: &LoadBalancerSpec) -> String {
         spec.name.clone()

@@ -19,6 +19,7 @@ pub use target_group::{
     DEFAULT_DEREGISTRATION_DELAY, HealthCheck, TargetGroup, TargetGroupSpec, deregistration_delay, target_groups,
 };
 
+use crate::aws::tagged::StackTagged;
 use crate::aws::{NAME_TAG, concurrently};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::{Pass, STACK_TAG};
@@ -80,18 +81,12 @@ pub struct Elbv2State {
 }
 
 impl Elbv2State {
-    /// Finds the stack's load balancers and target groups by tag (GetResources), describes them by
-    /// ARN, then reads their listeners and target group attributes: requests in proportion to the
+    /// Describes the stack's load balancers and target groups by ARN (as `tagged` lists them),
+    /// then reads their listeners and target group attributes: requests in proportion to the
     /// stack, whatever else the region holds.
-    pub async fn load(aws: &Aws, stack: &str) -> Result<Elbv2State> {
-        let arns = crate::aws::stack_arns(
-            aws,
-            stack,
-            &["elasticloadbalancing:loadbalancer", "elasticloadbalancing:targetgroup"],
-        )
-        .await?;
-        let (lb_arns, tg_arns): (Vec<String>, Vec<String>) =
-            arns.into_iter().partition(|arn| arn.contains(":loadbalancer/"));
+    pub async fn load(aws: &Aws, stack: &str, tagged: &StackTagged) -> Result<Elbv2State> {
+        let lb_arns = tagged.arns("elasticloadbalancing", "loadbalancer");
+        let tg_arns = tagged.arns("elasticloadbalancing", "targetgroup");
         let (mut load_balancers, mut target_groups) = tokio::try_join!(
             load_balancer::describe_by_arns(aws, &lb_arns),
             target_group::describe_by_arns(aws, &tg_arns),

@@ -1,5 +1,6 @@
 //! Target groups: types, reads, validation, and how one converges.
 
+use crate::aws::tagged::Keepable;
 use aws_sdk_elasticloadbalancingv2::types::{Matcher, ProtocolEnum, TargetGroupAttribute, TargetTypeEnum};
 
 use super::{Elbv2State, Which, describe_existing, stack_tags, stack_tags_of, validate_elb_name, with_state};
@@ -301,6 +302,10 @@ impl Resource for TargetGroup {
     type Update = TargetGroupUpdate;
     const KIND: &'static str = "target_group";
     const FIXED: &'static [&'static str] = &["port", "protocol", "target type", "VPC"];
+
+    fn keepable(live: &TargetGroup) -> Option<Keepable> {
+        Some(Keepable::Elbv2(live.arn.clone()))
+    }
 
     fn name(spec: &TargetGroupSpec) -> String {
         spec.name.clone()

@@ -7,8 +7,8 @@ use std::rc::Rc;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
 use crate::aws::ecs::{Cluster, ClusterSpec, FARGATE_PROVIDERS, Service, StrategyItem, TaskDefinition};
-use crate::bindings::{Fields, as_array, as_string, function, handle, show};
-use crate::converge::converge;
+use crate::bindings::{Fields, as_array, as_string, function, handle, keep_of, show};
+use crate::converge::{converge, converge_kept};
 use crate::error::{Error, Result};
 use crate::pass::Pass;
 use crate::wait;
@@ -51,8 +51,9 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          Example: `cluster(\"myapp\", #{ container_insights: true })`",
     )
     .register_into_engine(engine, move |name: &str, options: Map| -> Rhai<Map> {
+        let (keep, options) = keep_of("cluster", options)?;
         let spec = cluster_spec(name, options)?;
-        Ok(cluster_handle(&converge::<Cluster>(&p, &spec)?))
+        Ok(cluster_handle(&converge_kept::<Cluster>(&p, &spec, keep)?))
     });
 
     let p = pass.clone();
@@ -98,6 +99,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          security_groups: [app_sg], target_group: tg })`",
     )
     .register_into_engine(engine, move |cluster: Dynamic, spec: Map| -> Rhai<Map> {
+        let (keep, spec) = keep_of("service", spec)?;
         let subnets = spec.get("subnets").cloned();
         let images = spec.get("task").map(task_images).unwrap_or_default();
         let spec = service_spec(&p, &cluster, spec)?;
@@ -106,7 +108,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         {
             warn_without_egress(&p, &subnets, &images)?;
         }
-        let service = converge::<Service>(&p, &spec)?;
+        let service = converge_kept::<Service>(&p, &spec, keep)?;
         Ok(service_handle(&service, &spec))
     });
 
