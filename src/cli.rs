@@ -212,11 +212,7 @@ struct ReplArgs {
     #[arg(long)]
     plan: bool,
     #[command(flatten)]
-    vars: VarArgs,
-    #[command(flatten)]
-    lock: LockArgs,
-    #[command(flatten)]
-    aws: AwsArgs,
+    session: SessionArgs,
 }
 
 #[derive(Debug, Args)]
@@ -249,11 +245,7 @@ struct RunArgs {
     #[arg(long, short = 'y', conflicts_with = "plan")]
     yes: bool,
     #[command(flatten)]
-    vars: VarArgs,
-    #[command(flatten)]
-    lock: LockArgs,
-    #[command(flatten)]
-    aws: AwsArgs,
+    session: SessionArgs,
 }
 
 #[derive(Debug, Args)]
@@ -265,6 +257,17 @@ struct CheckArgs {
     region: Option<String>,
     #[command(flatten)]
     vars: VarArgs,
+}
+
+/// What a script that may apply takes (`run`, `repl`): its variables, the stack lock's wait, the AWS target.
+#[derive(Debug, Args)]
+struct SessionArgs {
+    #[command(flatten)]
+    vars: VarArgs,
+    #[command(flatten)]
+    lock: LockArgs,
+    #[command(flatten)]
+    aws: AwsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -412,9 +415,10 @@ fn logs(args: LogsArgs) -> Result<()> {
 }
 
 fn repl(args: ReplArgs) -> Result<()> {
+    let session = &args.session;
     let options =
-        crate::repl::Options { plan: args.plan, vars: Vars::parse(&args.vars.vars)?, lock: args.lock.options()? };
-    let (aws, _emulator) = args.aws.connect()?;
+        crate::repl::Options { plan: args.plan, vars: Vars::parse(&session.vars.vars)?, lock: session.lock.options()? };
+    let (aws, _emulator) = session.aws.connect()?;
     crate::repl::run(aws, &options)
 }
 
@@ -427,12 +431,12 @@ fn docs(args: DocsArgs) -> Result<()> {
 
 fn run(args: RunArgs) -> Result<()> {
     let script = Script::load(&args.script)?;
-    let vars = Vars::parse(&args.vars.vars)?;
-    let lock_options = args.lock.options()?;
+    let vars = Vars::parse(&args.session.vars.vars)?;
+    let lock_options = args.session.lock.options()?;
     // Loading the AWS config (credential chain, HTTP client) takes a while: it runs beside the
     // parse and the check pass. The local emulator is only started for a script that parses.
-    let connecting = (!args.aws.local).then(|| {
-        let target = args.aws.clone();
+    let connecting = (!args.session.aws.local).then(|| {
+        let target = args.session.aws.clone();
         std::thread::spawn(move || target.connect())
     });
     script.parse()?;
@@ -441,7 +445,7 @@ fn run(args: RunArgs) -> Result<()> {
     let declared = declared(&script, &vars);
     let (aws, _emulator) = match connecting {
         Some(thread) => thread.join().map_err(|_| Error::Internal("loading the AWS config panicked".into()))??,
-        None => args.aws.connect()?,
+        None => args.session.aws.connect()?,
     };
 
     let plan_sink = if args.plan { Sink::stdout() } else { Sink::buffer() };

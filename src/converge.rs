@@ -7,6 +7,7 @@
 //! reconcile) in miniature: a kind never writes the loop again.
 
 use crate::aws::Snapshot;
+use crate::aws::tagged::{self, Keepable};
 use crate::error::{Error, Result};
 use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{Change, ChangeKind, FieldDiff};
@@ -120,6 +121,12 @@ pub trait Resource {
     /// Short identifying facts for the plan line, e.g. `subnet-0abc, us-west-2a, 172.31.96.0/24`.
     fn summary(live: &Self::Live) -> String;
 
+    /// What carries the keep mark of `keep: true` (see [`converge_kept`]); `None` for kinds
+    /// that cannot be kept.
+    fn keepable(_live: &Self::Live) -> Option<Keepable> {
+        None
+    }
+
     /// The plan line's facts for an update; kinds whose update makes a new version (a task
     /// definition's revision) show both, e.g. `web:1 -> web:2`.
     fn update_summary(_before: &Self::Live, after: &Self::Live) -> String {
@@ -131,6 +138,14 @@ pub trait Resource {
 /// missing, refuses one that is not the stack's, updates it in place when it drifted (or refuses
 /// what AWS cannot change in place), and records `+`, `~` or `=`.
 pub fn converge<R: Resource>(pass: &Pass, spec: &R::Spec) -> Result<R::Live> {
+    converge_kept::<R>(pass, spec, false)
+}
+
+/// [`converge`], with `keep: true` from the script: the resource carries the `deckhand:keep`
+/// mark, so a later run whose script no longer declares it keeps it (and says why) instead of
+/// deleting it. The mark is part of the resource's state: putting it on or taking it off is an
+/// update (`keep: false -> true`); a kind without [`Resource::keepable`] ignores `keep`.
+pub fn converge_kept<R: Resource>(pass: &Pass, spec: &R::Spec, keep: bool) -> Result<R::Live> {
     R::validate(pass, spec)?;
     let stack = pass.stack()?;
     let name = R::name(spec);
@@ -141,21 +156,47 @@ pub fn converge<R: Resource>(pass: &Pass, spec: &R::Spec) -> Result<R::Live> {
             return Ok(record::<R>(pass, ChangeKind::Create, &name, planned, None, Vec::new()));
         }
         None => match R::create(pass, spec, &stack)? {
-            Created::New(live) => return Ok(record::<R>(pass, ChangeKind::Create, &name, live, None, Vec::new())),
+            Created::New(live) => {
+                if keep {
+                    mark::<R>(pass, &live, true)?;
+                }
+                return Ok(record::<R>(pass, ChangeKind::Create, &name, live, None, Vec::new()));
+            }
             Created::Existing(live) => live,
         },
     };
     check_owner(&R::noun(), &name, &R::locator(&live), R::stack_of(&live), &stack)?;
-    let drift = R::diff(&live, spec);
+    let mut drift = R::diff(&live, spec);
     if !drift.fixed.is_empty() {
         return Err(cannot_change::<R>(&name, &drift.fixed));
     }
-    if drift.diffs.is_empty() {
+    let marked = match R::keepable(&live) {
+        Some(target) => pass.snapshot()?.borrow().tagged.is_marked(target.key()),
+        None => keep,
+    };
+    if drift.diffs.is_empty() && marked == keep {
         return Ok(record::<R>(pass, ChangeKind::Unchanged, &name, live, None, Vec::new()));
     }
-    let after =
-        if pass.mode.applies() { R::update(pass, &live, spec, &drift.update)? } else { R::updated(&live, spec) };
+    let after = match (drift.diffs.is_empty(), pass.mode.applies()) {
+        (true, _) => live.clone(),
+        (false, true) => R::update(pass, &live, spec, &drift.update)?,
+        (false, false) => R::updated(&live, spec),
+    };
+    if marked != keep {
+        if pass.mode.applies() {
+            mark::<R>(pass, &after, keep)?;
+        }
+        drift.diffs.push(FieldDiff::changed("keep", marked, keep));
+    }
     Ok(record::<R>(pass, ChangeKind::Update, &name, after, Some(&live), drift.diffs))
+}
+
+/// Puts the keep mark on a resource of this run (or takes it off), and notes it in the snapshot.
+fn mark<R: Resource>(pass: &Pass, live: &R::Live, keep: bool) -> Result<()> {
+    let Some(target) = R::keepable(live) else { return Ok(()) };
+    pass.apply(async |aws| tagged::set_keep(aws, &target, keep).await)?;
+    pass.snapshot()?.borrow_mut().tagged.set_marked(&target, keep);
+    Ok(())
 }
 
 fn record<R: Resource>(

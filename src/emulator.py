@@ -15,8 +15,12 @@ with moto_server's arguments (-H HOST -p PORT).
   server is threaded; the wait holds no lock). The control API (/moto-api/) is not delayed.
 - SSM DescribeParameters reports each parameter's ARN and no value, as AWS does (moto leaves the
   ARN out and adds the value).
+- CloudWatch Logs FilterLogEvents honours logStreamNamePrefix: only streams whose names start with
+  it are searched, and it cannot be given together with logStreamNames, as on AWS (moto ignores
+  it and searches every stream of the group).
 """
 
+import json
 import logging
 import os
 import sys
@@ -25,6 +29,8 @@ import time
 from moto.core.utils import utcnow
 from moto.ecs import models as ecs_models
 from moto.ecs import responses as ecs_responses
+from moto.logs import responses as logs_responses
+from moto.logs.exceptions import InvalidParameterException
 from moto.moto_api._internal import mock_random
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 from moto.server import main
@@ -150,6 +156,36 @@ def patch_describe_parameters():
     ssm_responses.SimpleSystemManagerResponse.describe_parameters = describe_parameters
 
 
+def patch_filter_log_events():
+    def filter_log_events(self):
+        group_name = self._get_param("logGroupName")
+        stream_names = self._get_param("logStreamNames", [])
+        prefix = self._get_param("logStreamNamePrefix")
+        if prefix:
+            if stream_names:
+                raise InvalidParameterException(
+                    "You cannot specify both logStreamNames and logStreamNamePrefix"
+                )
+            group = self.logs_backend.groups.get(group_name)
+            stream_names = [name for name in group.streams if name.startswith(prefix)] if group else []
+            if group and not stream_names:
+                # moto reads an empty list as "every stream".
+                return json.dumps({"events": [], "searchedLogStreams": []})
+        events, next_token, searched = self.logs_backend.filter_log_events(
+            group_name,
+            stream_names,
+            self._get_param("startTime"),
+            self._get_param("endTime"),
+            self._get_param("limit"),
+            self._get_param("nextToken"),
+            self._get_param("filterPattern"),
+            self._get_param("interleaved", False),
+        )
+        return json.dumps({"events": events, "nextToken": next_token, "searchedLogStreams": searched})
+
+    logs_responses.LogsResponse.filter_log_events = filter_log_events
+
+
 if SETTLED:
     patch_running_counts()
 patch_create_service()
@@ -157,6 +193,7 @@ LATENCY_MS = int(os.environ.get("DECKHAND_EMULATOR_LATENCY_MS") or 0)
 if LATENCY_MS > 0:
     patch_latency(LATENCY_MS / 1000)
 patch_describe_parameters()
+patch_filter_log_events()
 
 if __name__ == "__main__":
     # Errors only on stderr: deckhand keeps it in a file and shows it if the emulator fails.

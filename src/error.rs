@@ -125,6 +125,18 @@ impl Error {
     }
 }
 
+/// Awaits an SDK call whose reply says nothing more than that it succeeded.
+pub async fn sent<T, E, R>(
+    operation: &str,
+    call: impl Future<Output = std::result::Result<T, aws_smithy_runtime_api::client::result::SdkError<E, R>>>,
+) -> Result<()>
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    call.await.map(drop).map_err(|e| aws_error(operation, e))
+}
+
 /// Converts any SDK error into [`Error::Aws`], keeping code and message and adding a hint.
 pub fn aws_error<E, R>(operation: &str, err: aws_smithy_runtime_api::client::result::SdkError<E, R>) -> Error
 where

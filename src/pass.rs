@@ -164,9 +164,7 @@ impl Pass {
     pub fn apply<T>(&self, f: impl AsyncFnOnce(&Aws) -> Result<T>) -> Result<T> {
         match (&self.aws, self.mode) {
             (Some(aws), Mode::Apply) => aws.block_on(f(aws)),
-            _ => {
-                Err(Error::conflict(format!("internal error: a change was attempted in a {:?} pass", self.mode), None))
-            }
+            _ => Err(Error::Internal(format!("a change was attempted in a {:?} pass", self.mode))),
         }
     }
 

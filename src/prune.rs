@@ -2,8 +2,9 @@
 //! longer declares is shown at the end of the plan (`- kind name (id) — no longer declared`) and
 //! deleted after the apply pass's creates and updates, with destroy's deletion code and waits.
 //!
-//! Kept, and said why: log groups unless `--delete-logs`, IAM roles in use in another region,
-//! older revisions of declared task definition families, and everything with
+//! Kept, and said why: what carries the `deckhand:keep` mark of `keep: true` (see
+//! [`crate::converge::converge_kept`]), log groups unless `--delete-logs`, IAM roles in use in
+//! another region, older revisions of declared task definition families, and everything with
 //! `--keep-undeclared`. A plan that would delete more than half of the stack is refused without
 //! `--confirm` or `--yes`: it is most often the wrong script for that stack name.
 
@@ -35,6 +36,7 @@ pub struct Prune {
     doomed: Vec<Entry>,
     kept: Vec<(Entry, String)>,
     stack_size: usize,
+    delete_logs: bool,
 }
 
 impl Prune {
@@ -62,6 +64,10 @@ impl Prune {
         let (mut doomed, mut kept) = (Vec::new(), Vec::new());
         for entry in inventory.undeclared(&declared) {
             let why = match inventory.kept_because(entry, options.delete_logs) {
+                _ if inventory.is_marked(entry) => Some(
+                    "keep: true (to delete it, declare it once more with keep: false and run, then drop it)"
+                        .to_string(),
+                ),
                 Some(why) => Some(why),
                 None if nat_created && unattached(entry) => {
                     Some("unattached, and a NAT gateway this run creates reuses it".to_string())
@@ -84,7 +90,13 @@ impl Prune {
         for (entry, why) in &kept {
             log.say(&kept_line(entry, why));
         }
-        Ok(Prune { stack: stack.to_string(), doomed, kept, stack_size: inventory.entries.len() })
+        Ok(Prune {
+            stack: stack.to_string(),
+            doomed,
+            kept,
+            stack_size: inventory.entries.len(),
+            delete_logs: options.delete_logs,
+        })
     }
 
     /// True when the plan deletes something.
@@ -126,10 +138,12 @@ impl Prune {
     /// reported as it happens; the kept ones are listed after.
     pub fn apply(&self, aws: &Aws, log: &ChangeLog) -> Result<()> {
         if self.deletes() {
-            let inventory = aws.block_on(Inventory::read(aws, &self.stack))?;
-            let planned: BTreeSet<(Kind, &str)> = self.doomed.iter().map(|d| (d.kind, d.id.as_str())).collect();
-            // Still undeclared by the apply pass too (it ran the same script on fresh reads).
+            // Still undeclared by the apply pass too (it ran the same script on fresh reads). Read
+            // as the plan read it: only what a run may delete, not every role of the account.
             let declared = declared(&log.changes());
+            let inventory =
+                aws.block_on(Inventory::read_with(aws, &self.stack, None, Some(&declared), self.delete_logs))?;
+            let planned: BTreeSet<(Kind, &str)> = self.doomed.iter().map(|d| (d.kind, d.id.as_str())).collect();
             let doomed: Vec<Entry> = inventory
                 .undeclared(&declared)
                 .into_iter()
@@ -186,7 +200,13 @@ mod tests {
 
     fn prune(doomed: usize, size: usize) -> Prune {
         let entry = Entry { kind: Kind::Subnet, name: "a".into(), id: "subnet-1".into(), part_of: None };
-        Prune { stack: "web".into(), doomed: vec![entry; doomed], kept: Vec::new(), stack_size: size }
+        Prune {
+            stack: "web".into(),
+            doomed: vec![entry; doomed],
+            kept: Vec::new(),
+            stack_size: size,
+            delete_logs: false,
+        }
     }
 
     #[test]

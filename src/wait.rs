@@ -255,24 +255,12 @@ async fn target_group_paces(aws: &Aws, arns: &[String]) -> Result<Vec<TargetGrou
     let mut paces = Vec::new();
     for group in groups.target_groups() {
         let arn = group.target_group_arn().ok_or_else(|| Error::missing("DescribeTargetGroups", "TargetGroupArn"))?;
-        let attributes = aws
-            .elbv2
-            .describe_target_group_attributes()
-            .target_group_arn(arn)
-            .send()
-            .await
-            .map_err(|e| aws_error("DescribeTargetGroupAttributes", e))?;
-        let delay = attributes
-            .attributes()
-            .iter()
-            .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
-            .and_then(|a| a.value()?.parse().ok())
-            .unwrap_or(300);
+        let delay = crate::aws::elbv2::deregistration_delay(aws, arn).await?;
         let seconds = |value: Option<i32>, default: u64| value.and_then(|v| u64::try_from(v).ok()).unwrap_or(default);
         paces.push(TargetGroupPace {
             interval: seconds(group.health_check_interval_seconds(), 30),
             healthy_threshold: seconds(group.healthy_threshold_count(), 5),
-            deregistration_delay: delay,
+            deregistration_delay: seconds(Some(delay), 300),
         });
     }
     Ok(paces)

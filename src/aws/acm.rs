@@ -1,6 +1,7 @@
 //! ACM certificates validated by DNS: validation, reads, how a `certificate` converges (request,
 //! validation CNAMEs written into the zone, wait until ISSUED), deletion.
 
+use crate::aws::tagged::Keepable;
 use std::time::{Duration, Instant};
 
 use aws_sdk_acm::types::{Tag, ValidationMethod};
@@ -86,13 +87,7 @@ impl CertificateSpec {
 pub struct AcmState {
     /// The stack's certificates (`None`: not read yet).
     pub certificates: Option<Vec<Certificate>>,
-    /// The ARNs of the stack's certificates from the tag lookup a run makes up front (`None`: not
-    /// looked up), so the run's inventory needs no lookup of its own.
-    pub tagged: Option<Vec<String>>,
 }
-
-/// The resource type of the stack's certificates in the Resource Groups Tagging API.
-pub const TAGGED_TYPE: &str = "acm:certificate";
 
 /// Checks a certificate's names before any call: well-formed, wildcards as ACM allows them (the
 /// whole leftmost label), inside the zone, no repeats, at most [`MAX_NAMES`].
@@ -238,12 +233,6 @@ pub async fn stack_domains(aws: &Aws, stack: &str) -> Result<StackDomains> {
         }
     }
     Ok(StackDomains { certificates, records })
-}
-
-/// The ARNs of the stack's certificates, from the Resource Groups Tagging API (one request a
-/// page, whatever else the account holds): how a run learns cheaply whether its stack has any.
-pub async fn stack_certificate_arns(aws: &Aws, stack: &str) -> Result<Vec<String>> {
-    crate::aws::stack_arns(aws, stack, &[TAGGED_TYPE]).await
 }
 
 async fn certificate_stack(aws: &Aws, arn: &str) -> Result<Option<String>> {
@@ -432,6 +421,10 @@ impl Resource for Certificate {
     type Live = Certificate;
     type Update = ();
     const KIND: &'static str = "certificate";
+
+    fn keepable(live: &Certificate) -> Option<Keepable> {
+        Some(Keepable::Acm(live.arn.clone()))
+    }
 
     fn name(spec: &CertificateSpec) -> String {
         spec.domain.clone()

@@ -172,8 +172,6 @@ impl Inventory {
         declared: Option<&BTreeSet<(String, String)>>,
         with_logs: bool,
     ) -> Result<Inventory> {
-        // A run's snapshot found the stack's certificates by tag with everything else.
-        let tagged_certificates = snapshot.as_ref().and_then(|s| s.acm.tagged.clone());
         let snapshot = async {
             match snapshot {
                 Some(snapshot) => Ok(snapshot),
@@ -201,22 +199,15 @@ impl Inventory {
                 _ => logs::stack_log_groups(aws, stack).await,
             }
         };
-        let certificates_tagged = async {
-            match (declared, tagged_certificates) {
-                (Some(_), Some(tagged)) => Ok(tagged),
-                (Some(_), None) => acm::stack_certificate_arns(aws, stack).await,
-                (None, _) => Ok(Vec::new()),
-            }
-        };
-        let (snapshot, roles, log_groups, tagged_revisions, certificates_tagged) =
-            tokio::try_join!(snapshot, roles, log_groups, tagged_revisions, certificates_tagged)?;
+        let (snapshot, roles, log_groups, tagged_revisions) =
+            tokio::try_join!(snapshot, roles, log_groups, tagged_revisions)?;
         let is_declared =
             |kind: Kind, name: &str| declared.is_some_and(|d| d.contains(&(kind.name().to_string(), name.to_string())));
         // Route 53 cannot list records by tag: finding the stack's reads every public zone's record
         // sets. A run pays that only when its stack has a certificate (tagging API) or its script
         // names records or certificates; destroy and status always do.
         let uses_route53 = declared.is_none_or(|d| {
-            !certificates_tagged.is_empty()
+            !snapshot.tagged.arns("acm", "certificate").is_empty()
                 || d.iter().any(|(kind, _)| kind == Kind::DnsRecord.name() || kind == Kind::Certificate.name())
         });
         let domains =
@@ -351,6 +342,16 @@ impl Inventory {
             log_groups,
             roles_used_elsewhere,
         })
+    }
+
+    /// True when the entry carries the keep mark of `keep: true`, or is part of one that does
+    /// (a NAT gateway's elastic IP).
+    pub fn is_marked(&self, entry: &Entry) -> bool {
+        let marked = |e: &Entry| self.snapshot.tagged.is_marked(&e.id);
+        marked(entry)
+            || entry.part_of.as_ref().is_some_and(|(kind, name)| {
+                self.entries.iter().any(|e| e.kind == *kind && e.name == *name && marked(e))
+            })
     }
 
     /// Why an entry stays even when it would be deleted (log groups without `delete_logs`, roles
@@ -556,6 +557,19 @@ mod tests {
             log_groups: Vec::new(),
             roles_used_elsewhere: HashMap::new(),
         }
+    }
+
+    #[test]
+    fn a_marked_nat_gateway_keeps_its_elastic_ip_too() {
+        let mut inv = inventory(vec![
+            entry(Kind::NatGateway, "web-nat", "nat-1"),
+            part_of(entry(Kind::ElasticIp, "web-eip", "eipalloc-1"), Kind::NatGateway, "web-nat"),
+            entry(Kind::NatGateway, "old-nat", "nat-2"),
+            part_of(entry(Kind::ElasticIp, "old-eip", "eipalloc-2"), Kind::NatGateway, "old-nat"),
+        ]);
+        inv.snapshot.tagged = crate::aws::tagged::StackTagged::marked(["nat-1"]);
+        let marked: Vec<bool> = inv.entries.iter().map(|e| inv.is_marked(e)).collect();
+        assert_eq!(marked, [true, true, false, false]);
     }
 
     #[test]

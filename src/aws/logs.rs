@@ -1,5 +1,6 @@
 //! CloudWatch Logs log groups: retention, the stack tag, and how a log group converges.
 
+use crate::aws::tagged::Keepable;
 use std::collections::HashMap;
 
 use crate::aws::Snapshot;
@@ -148,6 +149,10 @@ impl Resource for LogGroup {
     type Live = LogGroup;
     type Update = ();
     const KIND: &'static str = "log_group";
+
+    fn keepable(live: &LogGroup) -> Option<Keepable> {
+        Some(Keepable::Logs { name: live.name.clone(), arn: live.arn.clone() })
+    }
 
     fn name(spec: &LogGroupSpec) -> String {
         spec.name.clone()

@@ -13,6 +13,7 @@ pub mod queries;
 pub mod route53;
 pub mod secrets;
 pub mod settle;
+pub mod tagged;
 pub mod zones;
 
 use std::future::Future;
@@ -44,6 +45,8 @@ pub struct Snapshot {
     pub route53: route53::Route53State,
     /// The ECS services' scalable targets and scaling policies (Application Auto Scaling).
     pub scaling: autoscaling::ScalingState,
+    /// The stack's resources as the tagging API lists them, with their keep marks.
+    pub tagged: tagged::StackTagged,
 }
 
 impl Snapshot {
@@ -64,16 +67,22 @@ impl Snapshot {
         let everything = Declared::default();
         let names = declared.unwrap_or(&everything);
         let families = &names.task_definitions;
-        let (ec2, egress, (elbv2, mut ecs, certificates), iam, logs, task_definitions, scaling) = tokio::try_join!(
+        let (ec2, egress, (tagged, elbv2, mut ecs), iam, logs, task_definitions, scaling) = tokio::try_join!(
             ec2::Ec2State::load(aws, stack),
             egress::EgressState::load(aws, stack),
             async {
                 match declared {
                     Some(declared) => Self::tagged_and_declared(aws, stack, declared).await,
                     None => {
-                        let (elbv2, ecs) =
-                            tokio::try_join!(elbv2::Elbv2State::load(aws, stack), ecs::EcsState::load(aws, stack))?;
-                        Ok((elbv2, ecs, None))
+                        // ELBv2 cannot list by tag: its part waits for the stack's ARNs from the tagging API.
+                        let tagged_and_elbv2 = async {
+                            let tagged = tagged::StackTagged::read(aws, stack).await?;
+                            let elbv2 = elbv2::Elbv2State::load(aws, stack, &tagged).await?;
+                            Ok::<_, crate::error::Error>((tagged, elbv2))
+                        };
+                        let ((tagged, elbv2), ecs) =
+                            tokio::try_join!(tagged_and_elbv2, ecs::EcsState::load(aws, stack))?;
+                        Ok((tagged, elbv2, ecs))
                     }
                 }
             },
@@ -83,33 +92,30 @@ impl Snapshot {
             autoscaling::ScalingState::load(aws),
         )?;
         ecs.task_definitions = families.iter().cloned().zip(task_definitions).collect();
-        let acm = acm::AcmState { tagged: certificates, ..acm::AcmState::default() };
-        Ok(Snapshot { ec2, egress, elbv2, ecs, iam, logs, scaling, acm, ..Snapshot::default() })
+        Ok(Snapshot { ec2, egress, elbv2, ecs, iam, logs, scaling, tagged, ..Snapshot::default() })
     }
 
-    /// A run's reads of what the Resource Groups Tagging API finds: one GetResources for the
-    /// stack's load balancers, target groups, clusters, services and certificates, alongside the
-    /// describes by name of those the script declares; then what of the stack the script does not
-    /// declare (none on a re-run of the same script), listeners, attributes and rules.
+    /// A run's reads of what the Resource Groups Tagging API finds: one GetResources for the whole
+    /// stack (its load balancers, target groups, clusters, services, certificates, keep marks),
+    /// alongside the describes by name of what the script declares; then what of the stack the
+    /// script does not declare (none on a re-run of the same script), listeners, attributes and rules.
     async fn tagged_and_declared(
         aws: &Aws,
         stack: &str,
         declared: &Declared,
-    ) -> Result<(elbv2::Elbv2State, ecs::EcsState, Option<Vec<String>>)> {
-        let types: Vec<&str> =
-            elbv2::TAGGED_TYPES.iter().chain(&ecs::TAGGED_TYPES).chain(&[acm::TAGGED_TYPE]).copied().collect();
-        let (arns, named, ecs) = tokio::try_join!(
-            stack_arns(aws, stack, &types),
+    ) -> Result<(tagged::StackTagged, elbv2::Elbv2State, ecs::EcsState)> {
+        let (tagged, named, ecs) = tokio::try_join!(
+            tagged::StackTagged::read(aws, stack),
             elbv2::Elbv2State::named(aws, &declared.load_balancers, &declared.target_groups),
             ecs::EcsState::load_declared(aws, &declared.clusters, &declared.services),
         )?;
-        let (certificates, arns): (Vec<String>, Vec<String>) =
-            arns.into_iter().partition(|arn| arn.contains(":acm:") && arn.contains(":certificate/"));
+        let mut ecs_arns = tagged.arns("ecs", "cluster");
+        ecs_arns.extend(tagged.arns("ecs", "service"));
         let (elbv2, ecs) = tokio::try_join!(
-            elbv2::Elbv2State::complete(aws, stack, arns.clone(), named),
-            ecs.add_stack(aws, stack, &arns),
+            elbv2::Elbv2State::complete(aws, stack, elbv2::Elbv2State::tagged_arns(&tagged), named),
+            ecs.add_stack(aws, stack, &ecs_arns),
         )?;
-        Ok((elbv2, ecs, Some(certificates)))
+        Ok((tagged, elbv2, ecs))
     }
 }
 
@@ -192,32 +198,6 @@ impl Declared {
         self.role_policies = policies;
         self
     }
-}
-
-/// The ARNs of the stack's resources of the given types (`elasticloadbalancing:loadbalancer`,
-/// `acm:certificate`, ...) from the Resource Groups Tagging API: one request a page, in proportion
-/// to the stack whatever else the account holds.
-///
-/// The tagging index is eventually consistent: a resource created moments ago may be missing
-/// (callers look up by name before every create), and one deleted moments ago may still be
-/// listed (callers describe by ARN and drop it).
-pub async fn stack_arns(aws: &Aws, stack: &str, types: &[&str]) -> Result<Vec<String>> {
-    let filter = aws_sdk_resourcegroupstagging::types::TagFilter::builder().key(crate::pass::STACK_TAG).values(stack);
-    let mut pages = aws
-        .tagging
-        .get_resources()
-        .tag_filters(filter.build())
-        .set_resource_type_filters(Some(types.iter().map(|t| t.to_string()).collect()))
-        .into_paginator()
-        .items()
-        .send();
-    let mut arns = Vec::new();
-    while let Some(mapping) = pages.next().await {
-        let mapping = mapping.map_err(|e| crate::error::aws_error("GetResources", e))?;
-        let arn = mapping.resource_arn().ok_or_else(|| crate::error::Error::missing("GetResources", "ResourceARN"))?;
-        arns.push(arn.to_string());
-    }
-    Ok(arns)
 }
 
 /// The `Name` tag key.

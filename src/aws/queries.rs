@@ -500,8 +500,7 @@ pub async fn log_events(
                 return if err.aws_code() == Some("ResourceNotFoundException") { Ok(vec![]) } else { Err(err) };
             }
         };
-        // The prefix is also checked here: some CloudWatch Logs emulators ignore it.
-        for e in page.events().iter().filter(|e| e.log_stream_name().unwrap_or_default().starts_with(stream_prefix)) {
+        for e in page.events() {
             newest.push_back(LogEvent {
                 id: e.event_id().unwrap_or_default().to_string(),
                 stream: e.log_stream_name().unwrap_or_default().to_string(),

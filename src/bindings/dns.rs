@@ -6,8 +6,10 @@ use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
 use crate::aws::acm::{Certificate, CertificateSpec};
 use crate::aws::route53::{self, Alias, DnsRecord, DnsRecordSpec, HostedZone, PLAIN_TYPES, RecordData};
+use crate::bindings::keep_of;
 use crate::bindings::{Fields, as_array, as_string, function, handle, handle_field, show, string_array};
 use crate::converge::converge;
+use crate::converge::converge_kept;
 use crate::error::{Error, Result};
 use crate::pass::Pass;
 
@@ -37,6 +39,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          Example: `let cert = certificate(#{ domain: \"app.example.com\", zone: \"example.com\" });`",
     )
     .register_into_engine(engine, move |spec: Map| -> Rhai<Map> {
+        let (keep, spec) = keep_of("certificate", spec)?;
         let f = Fields::new("certificate", spec, &["domain", "alternative_names", "zone"])?;
         let domain =
             route53::normalise(&f.req_str("domain", "the certificate's domain name, e.g. \"app.example.com\"")?);
@@ -56,7 +59,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         // Names are checked against the zone's name before the zone is looked up.
         let zone = zone_of(&p, "certificate.zone", zone, Some(&domain))?;
         let spec = CertificateSpec { domain, alternative_names, zone };
-        Ok(certificate_handle(&converge::<Certificate>(&p, &spec)?))
+        Ok(certificate_handle(&converge_kept::<Certificate>(&p, &spec, keep)?))
     });
 
     let p = pass.clone();

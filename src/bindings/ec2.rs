@@ -9,8 +9,9 @@ use crate::aws::ec2::{
     self, Peer, Rule, SecurityGroup, SecurityGroupSpec, Subnet, SubnetSpec, Vpc, check_port, parse_ports,
     parse_rule_cidr, parse_subnet_cidr,
 };
+use crate::bindings::keep_of;
 use crate::bindings::{Fields, as_string, function, handle, handle_field, handle_id, show};
-use crate::converge::converge;
+use crate::converge::converge_kept;
 use crate::error::{Error, Result};
 use crate::pass::Pass;
 
@@ -70,8 +71,9 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          Example: `subnet(vpc, #{ name: \"myapp-a\", az: \"us-west-2a\", cidr: \"172.31.96.0/24\" })`",
     )
     .register_into_engine(engine, move |vpc: Dynamic, spec: Map| -> Rhai<Map> {
+        let (keep, spec) = keep_of("subnet", spec)?;
         let spec = subnet_spec(vpc, spec)?;
-        Ok(subnet_handle(&converge::<Subnet>(&p, &spec)?))
+        Ok(subnet_handle(&converge_kept::<Subnet>(&p, &spec, keep)?))
     });
 
     let p = pass.clone();
@@ -86,8 +88,9 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          Example: `security_group(vpc, #{ name: \"myapp-app\", ingress: [#{ port: 8080, from: alb_sg }] })`",
     )
     .register_into_engine(engine, move |vpc: Dynamic, spec: Map| -> Rhai<Map> {
+        let (keep, spec) = keep_of("security_group", spec)?;
         let spec = security_group_spec(vpc, spec)?;
-        Ok(security_group_handle(&converge::<SecurityGroup>(&p, &spec)?))
+        Ok(security_group_handle(&converge_kept::<SecurityGroup>(&p, &spec, keep)?))
     });
 }
 

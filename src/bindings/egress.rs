@@ -9,8 +9,10 @@ use crate::aws::egress::{
     self, Endpoint, EndpointSpec, NatGateway, NatGatewaySpec, Route, RouteTable, RouteTableSpec, RouteTarget,
 };
 use crate::bindings::ec2::{subnet_from, validate_name, vpc_from};
+use crate::bindings::keep_of;
 use crate::bindings::{Fields, as_array, as_string, function, handle, handle_id, show};
 use crate::converge::converge;
+use crate::converge::converge_kept;
 use crate::error::{Error, Result};
 use crate::pass::Pass;
 
@@ -28,10 +30,11 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     )
     .register_into_engine(engine, move |subnet: Dynamic, spec: Map| -> Rhai<Map> {
         let subnet = subnet_from("nat_gateway.subnet", &subnet)?;
+        let (keep, spec) = keep_of("nat_gateway", spec)?;
         let f = Fields::new("nat_gateway", spec, &["name"])?;
         let name = f.req_str("name", "the NAT gateway's Name tag, unique in the stack")?;
         validate_name(&f.name("name"), &name, 255)?;
-        Ok(nat_handle(&converge::<NatGateway>(&p, &NatGatewaySpec { name, subnet })?))
+        Ok(nat_handle(&converge_kept::<NatGateway>(&p, &NatGatewaySpec { name, subnet }, keep)?))
     });
 
     let p = pass.clone();
@@ -45,8 +48,9 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          routes: [#{ cidr: \"0.0.0.0/0\", nat_gateway: nat }] })`",
     )
     .register_into_engine(engine, move |vpc: Dynamic, spec: Map| -> Rhai<Map> {
+        let (keep, spec) = keep_of("route_table", spec)?;
         let spec = route_table_spec(&vpc, spec)?;
-        Ok(route_table_handle(&converge::<RouteTable>(&p, &spec)?))
+        Ok(route_table_handle(&converge_kept::<RouteTable>(&p, &spec, keep)?))
     });
 
     let p = pass.clone();

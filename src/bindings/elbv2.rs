@@ -11,11 +11,13 @@ use crate::aws::elbv2::{
     TargetGroupSpec,
 };
 use crate::bindings::ec2::vpc_from;
+use crate::bindings::keep_of;
 use crate::bindings::{
     Fields, as_array, as_int, as_string, function, handle, handle_field, handle_id, handle_or_string, show,
     string_array,
 };
 use crate::converge::converge;
+use crate::converge::converge_kept;
 use crate::error::{Error, Result};
 use crate::pass::Pass;
 
@@ -34,9 +36,10 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          Example: `load_balancer(#{ name: \"myapp\", subnets: [a, b], security_groups: [alb_sg] })`",
     )
     .register_into_engine(engine, move |spec: Map| -> Rhai<Map> {
+        let (keep, spec) = keep_of("load_balancer", spec)?;
         let spec = load_balancer_spec(spec)?;
         let spec = elbv2::resolve_subnets(&p, spec)?;
-        Ok(load_balancer_handle(&converge::<LoadBalancer>(&p, &spec)?))
+        Ok(load_balancer_handle(&converge_kept::<LoadBalancer>(&p, &spec, keep)?))
     });
 
     let p = pass.clone();
@@ -53,8 +56,9 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          Example: `target_group(vpc, #{ name: \"myapp\", port: 8080, health_check: #{ path: \"/health\" } })`",
     )
     .register_into_engine(engine, move |vpc: Dynamic, spec: Map| -> Rhai<Map> {
+        let (keep, spec) = keep_of("target_group", spec)?;
         let spec = target_group_spec(&vpc, spec)?;
-        Ok(target_group_handle(&converge::<TargetGroup>(&p, &spec)?))
+        Ok(target_group_handle(&converge_kept::<TargetGroup>(&p, &spec, keep)?))
     });
 
     let p = pass.clone();
@@ -153,44 +157,37 @@ fn handle_text(value: &Dynamic, field: &str) -> Option<String> {
     handle_field(value, field).map(|v| v.to_string())
 }
 
+/// The required array `key` of `load_balancer()`, each item read by `item` with its name
+/// (`load_balancer.key[i]`); `what` explains the key when it is missing.
+fn required_items<T>(f: &Fields, key: &str, what: &str, item: impl Fn(&str, &Dynamic) -> Result<T>) -> Result<Vec<T>> {
+    let value = f.raw(key).ok_or_else(|| Error::MissingKey {
+        key: key.into(),
+        context: "load_balancer()".into(),
+        what: what.into(),
+    })?;
+    let name = f.name(key);
+    as_array(&name, value)?.iter().enumerate().map(|(i, v)| item(&format!("{name}[{i}]"), v)).collect()
+}
+
 fn load_balancer_spec(map: Map) -> Result<LoadBalancerSpec> {
     let f = Fields::new("load_balancer", map, &["name", "subnets", "security_groups", "scheme"])?;
     let name = f.req_str("name", "the load balancer's name, 1-32 letters, digits and hyphens")?;
     let scheme = f.str("scheme")?.unwrap_or_else(|| "internet-facing".into());
-    let subnets = f
-        .raw("subnets")
-        .ok_or_else(|| Error::MissingKey {
-            key: "subnets".into(),
-            context: "load_balancer()".into(),
-            what: "subnets in at least two availability zones".into(),
+    let subnets = required_items(&f, "subnets", "subnets in at least two availability zones", |key, subnet| {
+        Ok(SubnetRef {
+            id: handle_id(key, subnet, "subnet", "subnet-")?,
+            az: handle_text(subnet, "az"),
+            vpc_id: handle_text(subnet, "vpc_id"),
         })
-        .and_then(|v| as_array(&f.name("subnets"), v))?
-        .iter()
-        .enumerate()
-        .map(|(i, subnet)| {
-            let key = format!("load_balancer.subnets[{i}]");
-            Ok(SubnetRef {
-                id: handle_id(&key, subnet, "subnet", "subnet-")?,
-                az: handle_text(subnet, "az"),
-                vpc_id: handle_text(subnet, "vpc_id"),
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let security_groups = f
-        .raw("security_groups")
-        .ok_or_else(|| Error::MissingKey {
-            key: "security_groups".into(),
-            context: "load_balancer()".into(),
-            what: "at least one security group that admits the listeners' ports".into(),
-        })
-        .and_then(|v| as_array(&f.name("security_groups"), v))?
-        .iter()
-        .enumerate()
-        .map(|(i, group)| {
-            let key = format!("load_balancer.security_groups[{i}]");
-            Ok(GroupRef { id: handle_id(&key, group, "security_group", "sg-")?, vpc_id: handle_text(group, "vpc_id") })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    })?;
+    let security_groups = required_items(
+        &f,
+        "security_groups",
+        "at least one security group that admits the listeners' ports",
+        |key, group| {
+            Ok(GroupRef { id: handle_id(key, group, "security_group", "sg-")?, vpc_id: handle_text(group, "vpc_id") })
+        },
+    )?;
     Ok(LoadBalancerSpec { name, scheme, subnets, security_groups })
 }
 

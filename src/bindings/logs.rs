@@ -5,8 +5,10 @@ use std::rc::Rc;
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
 use crate::aws::logs::{self, LogGroup, LogGroupSpec};
+use crate::bindings::keep_of;
 use crate::bindings::{Fields, function, handle, show};
 use crate::converge::converge;
+use crate::converge::converge_kept;
 use crate::error::Error;
 use crate::pass::Pass;
 
@@ -28,10 +30,11 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         let options = options
             .try_cast::<Map>()
             .ok_or_else(|| Error::invalid("log_group.options", shown, "a map like #{ retention_days: 30 }"))?;
+        let (keep, options) = keep_of("log_group", options)?;
         let f = Fields::new("log_group", options, &["retention_days"])?;
         logs::validate_log_group_name("log_group.name", name)?;
         let spec = LogGroupSpec { name: name.to_string(), retention_days: f.int("retention_days")? };
-        Ok(log_group_handle(&converge::<LogGroup>(&p, &spec)?))
+        Ok(log_group_handle(&converge_kept::<LogGroup>(&p, &spec, keep)?))
     });
 
     let p = pass.clone();

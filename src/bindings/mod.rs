@@ -52,6 +52,18 @@ pub(crate) fn function(name: &str, params: &[&str], doc: &str) -> FuncRegistrati
     FuncRegistration::new(name).with_params_info(params).with_comments([comments.join("\n")])
 }
 
+/// Takes `keep` out of a resource's option map: `keep: true` marks the resource so a run whose
+/// script no longer declares it keeps it (see [`crate::converge::converge_kept`]).
+pub(crate) fn keep_of(context: &'static str, mut map: Map) -> Result<(bool, Map)> {
+    let keep = match map.remove("keep") {
+        None => false,
+        Some(value) => value
+            .as_bool()
+            .map_err(|_| Error::invalid(format!("{context}.keep"), value.to_string(), "true or false"))?,
+    };
+    Ok((keep, map))
+}
+
 /// A script's option map, read key by key with precise errors; unknown keys are rejected up front.
 pub(crate) struct Fields {
     context: &'static str,

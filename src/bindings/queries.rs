@@ -210,16 +210,16 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
 }
 
 fn register_finders(engine: &mut Engine, pass: &Rc<Pass>) {
-    let p = pass.clone();
-    function(
+    let any_name = |_: &str, _: &str| Ok(());
+    finder(
+        engine,
+        pass,
         "find_cluster",
-        &["name: &str", "Dynamic"],
         "The ACTIVE ECS cluster named `name` as a cluster handle, or ().\nExample: `let c = find_cluster(\"myapp\");`",
-    )
-    .register_into_engine(engine, move |name: &str| -> Rhai<Dynamic> {
-        let found = p.read(async |aws| queries::find_cluster(aws, name).await).transpose()?.flatten();
-        Ok(found.map(|c| Dynamic::from(super::ecs::cluster_handle(&c))).unwrap_or(Dynamic::UNIT))
-    });
+        any_name,
+        queries::find_cluster,
+        super::ecs::cluster_handle,
+    );
 
     let p = pass.clone();
     function(
@@ -236,53 +236,68 @@ fn register_finders(engine: &mut Engine, pass: &Rc<Pass>) {
         Ok(found.map(|s| Dynamic::from(service_handle(&s))).unwrap_or(Dynamic::UNIT))
     });
 
-    let p = pass.clone();
-    function(
+    finder(
+        engine,
+        pass,
         "find_load_balancer",
-        &["name: &str", "Dynamic"],
         "The load balancer named `name` as a load_balancer handle, or ().\n\
          Example: `print(find_load_balancer(\"myapp\").dns_name)`",
-    )
-    .register_into_engine(engine, move |name: &str| -> Rhai<Dynamic> {
-        let found = p.read(async |aws| queries::find_load_balancer(aws, name).await).transpose()?.flatten();
-        Ok(found.map(|lb| Dynamic::from(super::elbv2::load_balancer_handle(&lb))).unwrap_or(Dynamic::UNIT))
-    });
-
-    let p = pass.clone();
-    function(
+        any_name,
+        queries::find_load_balancer,
+        super::elbv2::load_balancer_handle,
+    );
+    finder(
+        engine,
+        pass,
         "find_target_group",
-        &["name: &str", "Dynamic"],
         "The target group named `name` as a target_group handle, or ().\n\
          Example: `target_health(find_target_group(\"myapp\"))`",
-    )
-    .register_into_engine(engine, move |name: &str| -> Rhai<Dynamic> {
-        let found = p.read(async |aws| queries::find_target_group(aws, name).await).transpose()?.flatten();
-        Ok(found.map(|tg| Dynamic::from(super::elbv2::target_group_handle(&tg))).unwrap_or(Dynamic::UNIT))
-    });
-
-    let p = pass.clone();
-    function(
+        any_name,
+        queries::find_target_group,
+        super::elbv2::target_group_handle,
+    );
+    finder(
+        engine,
+        pass,
         "find_role",
-        &["name: &str", "Dynamic"],
         "The IAM role named `name` as a role handle, or ().\nExample: `find_role(\"myapp-exec\").arn`",
-    )
-    .register_into_engine(engine, move |name: &str| -> Rhai<Dynamic> {
-        iam::validate_role_name("find_role.name", name)?;
-        let found = p.read(async |aws| iam::fetch_role(aws, name).await).transpose()?.flatten();
-        Ok(found.map(|r| Dynamic::from(super::iam::role_handle(&r))).unwrap_or(Dynamic::UNIT))
-    });
-
-    let p = pass.clone();
-    function(
+        iam::validate_role_name,
+        iam::fetch_role,
+        super::iam::role_handle,
+    );
+    finder(
+        engine,
+        pass,
         "find_log_group",
-        &["name: &str", "Dynamic"],
         "The log group named `name` as a log_group handle, or ().\nExample: `find_log_group(\"/ecs/myapp\")`",
-    )
-    .register_into_engine(engine, move |name: &str| -> Rhai<Dynamic> {
-        logs::validate_log_group_name("find_log_group.name", name)?;
-        let found = p.read(async |aws| queries::find_log_group(aws, name).await).transpose()?.flatten();
-        Ok(found.map(|g| Dynamic::from(super::logs::log_group_handle(&g))).unwrap_or(Dynamic::UNIT))
-    });
+        logs::validate_log_group_name,
+        queries::find_log_group,
+        super::logs::log_group_handle,
+    );
+}
+
+/// Registers the lookup `function(name)`: `valid` rejects a name AWS could not hold (as the key
+/// `function.name`), `lookup` reads the resource, `to_handle` makes it a handle; () when there is
+/// none, and in check passes.
+fn finder<T: 'static>(
+    engine: &mut Engine,
+    pass: &Rc<Pass>,
+    function_name: &'static str,
+    doc: &str,
+    valid: impl Fn(&str, &str) -> Result<()> + 'static,
+    lookup: impl AsyncFn(&Aws, &str) -> Result<Option<T>> + 'static,
+    to_handle: fn(&T) -> Map,
+) {
+    let p = pass.clone();
+    let key = format!("{function_name}.name");
+    function(function_name, &["name: &str", "Dynamic"], doc).register_into_engine(
+        engine,
+        move |name: &str| -> Rhai<Dynamic> {
+            valid(&key, name)?;
+            let found = p.read(async |aws| lookup(aws, name).await).transpose()?.flatten();
+            Ok(found.map(|found| Dynamic::from(to_handle(&found))).unwrap_or(Dynamic::UNIT))
+        },
+    );
 }
 
 /// A service handle with the keys `service()` returns.

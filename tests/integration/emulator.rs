@@ -1,6 +1,6 @@
 //! The local emulator behaves like AWS where deckhand depends on it: services run what they are
-//! asked to, CreateService keeps the capacity provider strategy; and output to a reader that went
-//! away ends quietly.
+//! asked to, CreateService keeps the capacity provider strategy, FilterLogEvents searches only the
+//! streams with the given prefix; and output to a reader that went away ends quietly.
 
 use std::process::Stdio;
 
@@ -39,6 +39,56 @@ fn a_service_runs_as_many_tasks_as_desired_on_the_strategy_it_was_created_with()
         .success()
         .stdout_has("~ service myapp")
         .stdout_has("service myapp is stable: 1/1 running");
+}
+
+#[test]
+fn filter_log_events_searches_only_the_streams_with_the_prefix() {
+    let deck = Deck::new();
+    let aws = deck.aws();
+    let group = "/ecs/prefixes";
+    aws.block_on(async {
+        aws.logs.create_log_group().log_group_name(group).send().await.unwrap();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        for stream in ["web/app/1", "web/app/2", "web/sidecar/1", "worker/app/1"] {
+            aws.logs.create_log_stream().log_group_name(group).log_stream_name(stream).send().await.unwrap();
+            let event = aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                .timestamp(now)
+                .message(format!("from {stream}"))
+                .build()
+                .unwrap();
+            aws.logs
+                .put_log_events()
+                .log_group_name(group)
+                .log_stream_name(stream)
+                .log_events(event)
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+    let streams_with = |prefix: &str| -> Vec<String> {
+        let out = aws
+            .block_on(aws.logs.filter_log_events().log_group_name(group).log_stream_name_prefix(prefix).send())
+            .expect("FilterLogEvents");
+        let mut streams: Vec<String> =
+            out.events().iter().map(|e| e.log_stream_name().unwrap_or_default().to_string()).collect();
+        streams.sort();
+        streams
+    };
+    assert_eq!(streams_with("web/app/"), ["web/app/1", "web/app/2"]);
+    assert_eq!(streams_with("web/"), ["web/app/1", "web/app/2", "web/sidecar/1"]);
+    assert_eq!(streams_with("nothing/"), Vec::<String>::new(), "no stream matches: no events, not all of them");
+
+    let both = aws.block_on(
+        aws.logs
+            .filter_log_events()
+            .log_group_name(group)
+            .log_stream_name_prefix("web/")
+            .log_stream_names("web/app/1")
+            .send(),
+    );
+    let err = both.expect_err("AWS refuses logStreamNames with logStreamNamePrefix");
+    assert_eq!(err.as_service_error().and_then(|e| e.meta().code()), Some("InvalidParameterException"), "{err:?}");
 }
 
 /// Runs `deckhand ARGS` with its stdout closed before it writes anything, as `| head -0` would.

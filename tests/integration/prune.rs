@@ -250,3 +250,78 @@ fn a_service_dropped_from_a_two_service_script_is_drained_and_deleted_with_its_t
     // The web service's listener still forwards to it, and the next run changes nothing.
     deck.run(&web_only, &[]).success().stdout_has("no changes");
 }
+
+fn ec2_tag(deck: &Deck, id: &str, key: &str) -> Option<String> {
+    let aws = deck.aws();
+    let filter = Filter::builder().name("resource-id").values(id).build();
+    let out = aws.block_on(aws.ec2.describe_tags().filters(filter).send()).unwrap();
+    out.tags().iter().find(|t| t.key() == Some(key)).and_then(|t| t.value()).map(str::to_string)
+}
+
+fn log_group_tag(deck: &Deck, name: &str, key: &str) -> Option<String> {
+    let aws = deck.aws();
+    let groups = aws.block_on(aws.logs.describe_log_groups().log_group_name_prefix(name).send()).unwrap();
+    let arn = groups.log_groups()[0].log_group_arn().unwrap().to_string();
+    let tags = aws.block_on(aws.logs.list_tags_for_resource().resource_arn(arn).send()).unwrap();
+    tags.tags().and_then(|t| t.get(key)).cloned()
+}
+
+#[test]
+fn resources_marked_keep_stay_when_the_script_drops_them_until_unmarked() {
+    let deck = Deck::new();
+    deck.run(TRIM, &[]).success().stdout_has("4 created");
+    let b = subnet_id(&deck, "trim-b").unwrap();
+
+    // Marking is an update of the resource; a new resource is created marked.
+    let kept_b = SUBNET_B.replace(" });", ", keep: true });");
+    let kept_logs = LOG_GROUP.replace(" });", ", keep: true });");
+    let extra = r#"security_group(vpc, #{ name: "trim-extra", keep: true });"#;
+    let marked = format!("{}\n{extra}\n", TRIM.replace(SUBNET_B, &kept_b).replace(LOG_GROUP, &kept_logs));
+    let (plan, requests) = deck.recorded(|| deck.plan(&marked, &[]));
+    plan.success()
+        .stdout_has("~ subnet trim-b")
+        .stdout_has("keep: false -> true")
+        .stdout_has("1 to create, 2 to update");
+    requests.assert_read_only();
+    let (run, requests) = deck.recorded(|| deck.run(&marked, &[]));
+    run.success().stdout_has("1 created, 2 updated, 2 unchanged");
+    let mut mutating = requests.mutating();
+    mutating.sort();
+    assert_eq!(mutating, ["ec2 CreateSecurityGroup", "ec2 CreateTags", "ec2 CreateTags", "logs TagResource"]);
+    assert_eq!(ec2_tag(&deck, &b, "deckhand:keep").as_deref(), Some("true"));
+    assert_eq!(log_group_tag(&deck, "/ecs/trim", "deckhand:keep").as_deref(), Some("true"));
+    let (again, requests) = deck.recorded(|| deck.run(&marked, &[]));
+    again.success().stdout_has("no changes");
+    requests.assert_read_only();
+
+    // Dropped from the script, they are kept and the plan says why (--delete-logs too).
+    let dropped = TRIM.replace(SUBNET_B, "").replace(LOG_GROUP, "");
+    let (run, requests) = deck.recorded(|| deck.run(&dropped, &["--delete-logs"]));
+    run.success()
+        .stdout_has(&format!("= kept subnet trim-b ({b}) — no longer declared, kept: keep: true"))
+        .stdout_has("= kept log_group /ecs/trim — no longer declared, kept: keep: true")
+        .stdout_has("= kept security_group trim-extra (sg-");
+    requests.assert_read_only();
+    assert!(subnet_id(&deck, "trim-b").is_some() && log_group_exists(&deck, "/ecs/trim"));
+
+    // Declared again without keep, the mark comes off; then dropping deletes.
+    let (run, requests) = deck.recorded(|| deck.run(TRIM, &[]));
+    run.success().stdout_has("keep: true -> false");
+    let mut mutating = requests.mutating();
+    mutating.sort();
+    assert_eq!(mutating, ["ec2 DeleteTags", "logs UntagResource"], "trim-extra, still marked, stays");
+    assert_eq!(ec2_tag(&deck, &b, "deckhand:keep"), None);
+    deck.run(&TRIM.replace(SUBNET_B, ""), &[]).success().stdout_has(&format!("- subnet trim-b ({b}) deleted"));
+    assert_eq!(subnet_id(&deck, "trim-b"), None);
+
+    // keep takes true or false, checked before any request.
+    let subnet_a = r#"subnet(vpc, #{ name: "trim-a", az: "us-west-2a", cidr: "172.31.96.0/24" });"#;
+    let bad = TRIM.replace(subnet_a, &subnet_a.replace(" });", ", keep: \"yes\" });"));
+    deck.write("deploy.rhai", &bad);
+    let (checked, requests) = deck.recorded(|| deck.deckhand(&["check", "deploy.rhai"]));
+    checked.failure().stderr_has("subnet.keep").stderr_has("true or false").stderr_has("--> deploy.rhai:4:");
+    requests.assert_none();
+    let (run, requests) = deck.recorded(|| deck.run(&bad, &[]));
+    run.failure().stderr_has("subnet.keep");
+    requests.assert_read_only();
+}

@@ -35,7 +35,8 @@ fn queries_read_the_deployed_stack_and_change_nothing() {
         print(`tasks: ${tasks(svc)}`);
         print(`missing: ${find_cluster("nope") == ()} ${find_service("myapp", "nope") == ()} ${find_load_balancer("nope") == ()} ${find_target_group("nope") == ()} ${find_role("nope") == ()} ${find_log_group("/nope") == ()}`);
     "#;
-    let (out, requests) = deck.recorded(|| deck.run(script, &[]));
+    // A script that declares only part of the stack would delete the rest: --keep-undeclared.
+    let (out, requests) = deck.recorded(|| deck.run(script, &["--keep-undeclared"]));
     requests.assert_read_only();
     // The emulator reports every service's desired tasks as running (MOTO_ECS_SERVICE_RUNNING=2)
     // and every registered target (here the test's own, see register_target) healthy: those lines
@@ -125,7 +126,8 @@ if got != [0, (), 0, 0, ()] { throw `check mode read something: ${got}`; }
 fn describe_rereads_every_handle_kind() {
     let deck = Deck::new();
     deploy_bundled(&deck);
-    // The primitives below find everything unchanged, so the run is its plan pass only: read-only.
+    // The primitives below find everything unchanged, so the run is its plan pass only: read-only
+    // (with --keep-undeclared: they are only part of the stack).
     let script = r#"
         stack("myapp");
         let vpc = default_vpc();
@@ -147,7 +149,7 @@ fn describe_rereads_every_handle_kind() {
         print(`cluster: ${describe(find_cluster("myapp")).status} ${describe(find_cluster("myapp")).stack}`);
         print(`gone: ${describe(#{ kind: "subnet", id: "subnet-0000000000" }) == ()}`);
     "#;
-    let (out, requests) = deck.recorded(|| deck.run(script, &[]));
+    let (out, requests) = deck.recorded(|| deck.run(script, &["--keep-undeclared"]));
     requests.assert_read_only();
     out.success()
         .stdout_has("vpc: true true")

@@ -174,11 +174,21 @@ fn logs_prints_the_service_events_prefixed_with_their_stream() {
     deploy_bundled(&deck);
     put_log_lines(&deck, "myapp/app/0f1e2d3c", &["GET / 200", "GET /health 200"]);
     put_log_lines(&deck, "other/app/99", &["not this service"]);
+    put_log_lines(&deck, "myapp/sidecar/1", &["not this container"]);
 
     let (out, requests) = deck.recorded(|| deck.deckhand(&["logs", "--stack", "myapp", "--since", "1h"]));
     requests.assert_read_only();
     let out = out.success().stdout_has("myapp/app/0f1e2d3c GET / 200\nmyapp/app/0f1e2d3c GET /health 200\n");
     assert!(!out.stdout.contains("not this service"), "only the service's streams: {}", out.stdout);
+    assert!(!out.stdout.contains("not this container"), "only the container's streams: {}", out.stdout);
+    // CloudWatch Logs does the filtering: the service's stream prefix is asked for.
+    let prefixes: Vec<Value> = requests
+        .0
+        .iter()
+        .filter(|r| r.action == "FilterLogEvents")
+        .map(|r| serde_json::from_str::<Value>(&r.body).unwrap()["logStreamNamePrefix"].clone())
+        .collect();
+    assert!(!prefixes.is_empty() && prefixes.iter().all(|p| p == "myapp/app/"), "{prefixes:?}");
 
     deck.deckhand(&["logs", "--stack", "myapp", "--service", "myapp", "--since", "1h"])
         .success()

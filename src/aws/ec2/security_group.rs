@@ -1,6 +1,7 @@
 //! Security groups: rules (flattened to one protocol, port range and peer each), their reads, and
 //! how a group converges to exactly the script's rules.
 
+use crate::aws::tagged::Keepable;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -183,6 +184,10 @@ impl Resource for SecurityGroup {
     const KIND: &'static str = "security_group";
     const FIXED: &'static [&'static str] = &["VPC", "description"];
 
+    fn keepable(live: &SecurityGroup) -> Option<Keepable> {
+        Some(Keepable::Ec2(live.id.clone()))
+    }
+
     fn name(spec: &SecurityGroupSpec) -> String {
         spec.name.clone()
     }
@@ -302,6 +307,22 @@ fn rule_diffs(field: &str, direction: &str, current: &[Rule], wanted: &[Rule]) -
     added.chain(removed).collect()
 }
 
+/// Sends one rule change to the group `$group_id` when `$rules` has any: Authorize/Revoke
+/// SecurityGroupIngress/Egress take the same parameters (none may be sent empty).
+macro_rules! send_rules {
+    ($aws:expr, $request:ident, $operation:literal, $group_id:expr, $rules:expr) => {
+        if !$rules.is_empty() {
+            $aws.ec2
+                .$request()
+                .group_id($group_id)
+                .set_ip_permissions(Some($rules))
+                .send()
+                .await
+                .map_err(|e| aws_error($operation, e))?;
+        }
+    };
+}
+
 /// Makes the group's rules exactly `ingress` and `egress`: revokes the extra, authorizes the missing.
 fn apply_rules(pass: &Pass, group: &SecurityGroup, ingress: &[Rule], egress: &[Rule]) -> Result<()> {
     let missing = |current: &[Rule], wanted: &[Rule]| -> Vec<IpPermission> {
@@ -316,42 +337,10 @@ fn apply_rules(pass: &Pass, group: &SecurityGroup, ingress: &[Rule], egress: &[R
     let grant_in = missing(&group.ingress, ingress);
     let grant_out = missing(&group.egress, egress);
     pass.apply(async |aws| {
-        if !revoke_in.is_empty() {
-            aws.ec2
-                .revoke_security_group_ingress()
-                .group_id(id)
-                .set_ip_permissions(Some(revoke_in))
-                .send()
-                .await
-                .map_err(|e| aws_error("RevokeSecurityGroupIngress", e))?;
-        }
-        if !revoke_out.is_empty() {
-            aws.ec2
-                .revoke_security_group_egress()
-                .group_id(id)
-                .set_ip_permissions(Some(revoke_out))
-                .send()
-                .await
-                .map_err(|e| aws_error("RevokeSecurityGroupEgress", e))?;
-        }
-        if !grant_in.is_empty() {
-            aws.ec2
-                .authorize_security_group_ingress()
-                .group_id(id)
-                .set_ip_permissions(Some(grant_in))
-                .send()
-                .await
-                .map_err(|e| aws_error("AuthorizeSecurityGroupIngress", e))?;
-        }
-        if !grant_out.is_empty() {
-            aws.ec2
-                .authorize_security_group_egress()
-                .group_id(id)
-                .set_ip_permissions(Some(grant_out))
-                .send()
-                .await
-                .map_err(|e| aws_error("AuthorizeSecurityGroupEgress", e))?;
-        }
+        send_rules!(aws, revoke_security_group_ingress, "RevokeSecurityGroupIngress", id, revoke_in);
+        send_rules!(aws, revoke_security_group_egress, "RevokeSecurityGroupEgress", id, revoke_out);
+        send_rules!(aws, authorize_security_group_ingress, "AuthorizeSecurityGroupIngress", id, grant_in);
+        send_rules!(aws, authorize_security_group_egress, "AuthorizeSecurityGroupEgress", id, grant_out);
         Ok(())
     })
 }
@@ -369,24 +358,8 @@ pub async fn revoke_group_references(aws: &Aws, groups: &[SecurityGroup]) -> Res
             rules.iter().filter(|r| matches!(r.peer, Peer::Group(_))).map(permission).collect()
         };
         let (ingress, egress) = (by_group(&group.ingress), by_group(&group.egress));
-        if !ingress.is_empty() {
-            aws.ec2
-                .revoke_security_group_ingress()
-                .group_id(&group.id)
-                .set_ip_permissions(Some(ingress))
-                .send()
-                .await
-                .map_err(|e| aws_error("RevokeSecurityGroupIngress", e))?;
-        }
-        if !egress.is_empty() {
-            aws.ec2
-                .revoke_security_group_egress()
-                .group_id(&group.id)
-                .set_ip_permissions(Some(egress))
-                .send()
-                .await
-                .map_err(|e| aws_error("RevokeSecurityGroupEgress", e))?;
-        }
+        send_rules!(aws, revoke_security_group_ingress, "RevokeSecurityGroupIngress", &group.id, ingress);
+        send_rules!(aws, revoke_security_group_egress, "RevokeSecurityGroupEgress", &group.id, egress);
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! Subnets: their reads, validation (size, VPC, overlaps, AZ) and how a subnet converges.
 
+use crate::aws::tagged::Keepable;
 use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType};
 use ipnet::Ipv4Net;
 
@@ -125,6 +126,10 @@ impl Resource for Subnet {
     type Update = ();
     const KIND: &'static str = "subnet";
     const FIXED: &'static [&'static str] = &["VPC", "AZ", "CIDR"];
+
+    fn keepable(live: &Subnet) -> Option<Keepable> {
+        Some(Keepable::Ec2(live.id.clone()))
+    }
 
     fn name(spec: &SubnetSpec) -> String {
         spec.name.clone()

@@ -1,6 +1,7 @@
 //! ECS clusters: capacity providers, the default strategy and Container Insights, all changed in
 //! place (a cluster is never re-created).
 
+use crate::aws::tagged::Keepable;
 use std::collections::BTreeSet;
 
 use aws_sdk_ecs::types::{ClusterField, ClusterSetting, ClusterSettingName};
@@ -155,6 +156,10 @@ impl Resource for Cluster {
     type Live = Cluster;
     type Update = ClusterUpdate;
     const KIND: &'static str = "cluster";
+
+    fn keepable(live: &Cluster) -> Option<Keepable> {
+        Some(Keepable::Ecs(live.arn.clone()))
+    }
 
     fn name(spec: &ClusterSpec) -> String {
         spec.name.clone()

@@ -130,7 +130,7 @@ impl EcsState {
         Ok(state)
     }
 
-    /// Adds the stack's clusters and services found by tag (`arns`, of [`TAGGED_TYPES`]; the
+    /// Adds the stack's clusters and services found by tag (`arns`, cluster and service ARNs; the
     /// Resource Groups Tagging API lists them in any cluster, in proportion to the stack) that
     /// the declared reads did not describe: one DescribeClusters per 100, one DescribeServices per
     /// cluster and 10; none when the script declares all of them. Sets `stack_services`.
@@ -184,9 +184,6 @@ impl EcsState {
         }
     }
 }
-
-/// The resource types of the stack's ECS part found by tag in a run (see [`EcsState::add_stack`]).
-pub const TAGGED_TYPES: [&str; 2] = ["ecs:cluster", "ecs:service"];
 
 /// A request part the SDK could not build: a bug in deckhand (a required field left unset).
 fn built<T>(what: &str, result: std::result::Result<T, BuildError>) -> Result<T> {

@@ -1,6 +1,7 @@
 //! ECS services on Fargate: awsvpc networking, a capacity provider strategy, a target group,
 //! deployment settings; all changed in place with UpdateService.
 
+use crate::aws::tagged::Keepable;
 use std::fmt;
 
 use aws_sdk_ecs::types::{
@@ -353,6 +354,10 @@ impl Resource for Service {
     type Live = Service;
     type Update = ServiceUpdate;
     const KIND: &'static str = "service";
+
+    fn keepable(live: &Service) -> Option<Keepable> {
+        Some(Keepable::Ecs(live.arn.clone()))
+    }
 
     fn name(spec: &ServiceSpec) -> String {
         spec.name.clone()

@@ -1,5 +1,6 @@
 //! NAT gateways and their elastic IPs: reads, and how a NAT gateway converges.
 
+use crate::aws::tagged::Keepable;
 use std::time::Duration;
 
 use aws_sdk_ec2::client::Waiters;
@@ -112,6 +113,10 @@ impl Resource for NatGateway {
     type Update = ();
     const KIND: &'static str = "nat_gateway";
     const FIXED: &'static [&'static str] = &["subnet"];
+
+    fn keepable(live: &NatGateway) -> Option<Keepable> {
+        Some(Keepable::Ec2(live.id.clone()))
+    }
 
     fn name(spec: &NatGatewaySpec) -> String {
         spec.name.clone()

@@ -1,5 +1,6 @@
 //! Route tables: routes, subnet associations, their reads, and how a route table converges.
 
+use crate::aws::tagged::Keepable;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -188,6 +189,10 @@ impl Resource for RouteTable {
     const KIND: &'static str = "route_table";
     const FIXED: &'static [&'static str] = &["VPC"];
 
+    fn keepable(live: &RouteTable) -> Option<Keepable> {
+        Some(Keepable::Ec2(live.id.clone()))
+    }
+
     fn name(spec: &RouteTableSpec) -> String {
         spec.name.clone()
     }
@@ -303,29 +308,26 @@ fn apply_routes(pass: &Pass, table_id: &str, current: &BTreeSet<Route>, wanted: 
             RouteTarget::Nat(id) => (Some(id.clone()), None),
             other => (None, Some(other.to_string())),
         };
+        // CreateRoute and ReplaceRoute take the same parameters; ReplaceRoute where the
+        // destination already has a route.
+        macro_rules! send_route {
+            ($request:expr, $operation:literal) => {
+                $request
+                    .route_table_id(table_id)
+                    .destination_cidr_block(&route.destination)
+                    .set_nat_gateway_id(nat.clone())
+                    .set_gateway_id(gateway.clone())
+                    .send()
+                    .await
+                    .map(drop)
+                    .map_err(|e| aws_error($operation, e))
+            };
+        }
         pass.apply(async |aws| {
             if current_by_dest(&route.destination).is_some() {
-                aws.ec2
-                    .replace_route()
-                    .route_table_id(table_id)
-                    .destination_cidr_block(&route.destination)
-                    .set_nat_gateway_id(nat.clone())
-                    .set_gateway_id(gateway.clone())
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| aws_error("ReplaceRoute", e))
+                send_route!(aws.ec2.replace_route(), "ReplaceRoute")
             } else {
-                aws.ec2
-                    .create_route()
-                    .route_table_id(table_id)
-                    .destination_cidr_block(&route.destination)
-                    .set_nat_gateway_id(nat.clone())
-                    .set_gateway_id(gateway.clone())
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| aws_error("CreateRoute", e))
+                send_route!(aws.ec2.create_route(), "CreateRoute")
             }
         })?;
     }
@@ -358,15 +360,7 @@ fn apply_associations(
         if wanted.contains(&association.subnet) {
             associations.push(association.clone());
         } else {
-            pass.apply(async |aws| {
-                aws.ec2
-                    .disassociate_route_table()
-                    .association_id(&association.id)
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| aws_error("DisassociateRouteTable", e))
-            })?;
+            pass.apply(async |aws| disassociate(aws, &association.id).await)?;
         }
     }
     for subnet in wanted {
@@ -411,12 +405,7 @@ fn apply_associations(
 /// Detaches a route table from its subnets, then deletes it.
 pub async fn delete_route_table(aws: &Aws, table: &RouteTable) -> Result<()> {
     for association in &table.associations {
-        aws.ec2
-            .disassociate_route_table()
-            .association_id(&association.id)
-            .send()
-            .await
-            .map_err(|e| aws_error("DisassociateRouteTable", e))?;
+        disassociate(aws, &association.id).await?;
     }
     aws.ec2
         .delete_route_table()
@@ -425,4 +414,15 @@ pub async fn delete_route_table(aws: &Aws, table: &RouteTable) -> Result<()> {
         .await
         .map(drop)
         .map_err(|e| aws_error("DeleteRouteTable", e))
+}
+
+/// Removes one subnet association (DisassociateRouteTable).
+async fn disassociate(aws: &Aws, association_id: &str) -> Result<()> {
+    aws.ec2
+        .disassociate_route_table()
+        .association_id(association_id)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| aws_error("DisassociateRouteTable", e))
 }

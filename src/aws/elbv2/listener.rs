@@ -9,6 +9,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 
 use super::{DEFAULT_SSL_POLICY, load_balancer, stack_tags, with_state};
 use crate::aws::Snapshot;
+use crate::aws::ec2::check_port;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::Pass;
@@ -186,9 +187,7 @@ pub(super) fn action_from(actions: &[Action]) -> ListenerAction {
 
 /// Checks a listener spec the way AWS would, before any call.
 fn validate_listener(pass: &Pass, spec: &ListenerSpec) -> Result<()> {
-    if !(1..=65535).contains(&spec.port) {
-        return Err(Error::invalid("listener.port", spec.port, "a port from 1 to 65535"));
-    }
+    check_port("listener.port", spec.port.into())?;
     if spec.protocol != "HTTP" && spec.protocol != "HTTPS" {
         return Err(Error::invalid(
             "listener.protocol",
@@ -235,9 +234,7 @@ fn validate_listener(pass: &Pass, spec: &ListenerSpec) -> Result<()> {
         if protocol != "HTTP" && protocol != "HTTPS" {
             return Err(Error::invalid("listener.redirect.protocol", format!("{protocol:?}"), "\"HTTP\" or \"HTTPS\""));
         }
-        if !(1..=65535).contains(port) {
-            return Err(Error::invalid("listener.redirect.port", port, "a port from 1 to 65535"));
-        }
+        check_port("listener.redirect.port", (*port).into())?;
         if *status != 301 && *status != 302 {
             return Err(Error::invalid("listener.redirect.status", status, "301 (moved permanently) or 302 (found)"));
         }

@@ -1,10 +1,11 @@
 //! Application Load Balancers: types, reads, validation, and how one converges.
 
+use crate::aws::tagged::Keepable;
 use std::collections::BTreeSet;
 
 use aws_sdk_elasticloadbalancingv2::types::{LoadBalancerSchemeEnum, LoadBalancerTypeEnum};
 
-use super::{Elbv2State, describe_existing, stack_tags, stack_tags_of, validate_elb_name, with_state};
+use super::{Elbv2State, Which, describe_existing, stack_tags, stack_tags_of, validate_elb_name, with_state};
 use crate::aws::Snapshot;
 use crate::aws::ec2::Ec2State;
 use crate::converge::{Created, Drift, Resource};
@@ -102,12 +103,6 @@ pub fn load_balancer_from(lb: &aws_sdk_elasticloadbalancingv2::types::LoadBalanc
         security_groups,
         stack: None,
     })
-}
-
-/// Which load balancers to describe.
-enum Which<'a> {
-    Names(&'a [String]),
-    Arns(&'a [String]),
 }
 
 /// DescribeLoadBalancers by names or ARNs (at most 20); `None` when one of them does not exist.
@@ -292,6 +287,10 @@ impl Resource for LoadBalancer {
     type Update = LoadBalancerUpdate;
     const KIND: &'static str = "load_balancer";
     const FIXED: &'static [&'static str] = &["type", "scheme", "VPC"];
+
+    fn keepable(live: &LoadBalancer) -> Option<Keepable> {
+        Some(Keepable::Elbv2(live.arn.clone()))
+    }
 
     fn name(spec: &LoadBalancerSpec) -> String {
         spec.name.clone()

@@ -15,8 +15,11 @@ use aws_sdk_elasticloadbalancingv2::types::Tag;
 pub use listener::{Listener, ListenerAction, ListenerSpec, LoadBalancerRef, listeners};
 pub use load_balancer::{GroupRef, LoadBalancer, LoadBalancerSpec, SubnetRef, load_balancer_from, resolve_subnets};
 pub use rule::{ListenerRef, ListenerRule, ListenerRuleSpec, delete_rule};
-pub use target_group::{DEFAULT_DEREGISTRATION_DELAY, HealthCheck, TargetGroup, TargetGroupSpec, target_groups};
+pub use target_group::{
+    DEFAULT_DEREGISTRATION_DELAY, HealthCheck, TargetGroup, TargetGroupSpec, deregistration_delay, target_groups,
+};
 
+use crate::aws::tagged::StackTagged;
 use crate::aws::{NAME_TAG, concurrently};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::{Pass, STACK_TAG};
@@ -27,6 +30,13 @@ pub const DEFAULT_SSL_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
 
 /// How many ARNs DescribeLoadBalancers, DescribeTargetGroups and DescribeTags take per request.
 const ARNS_PER_REQUEST: usize = 20;
+
+/// Which load balancers or target groups to describe (DescribeLoadBalancers and
+/// DescribeTargetGroups take either).
+enum Which<'a> {
+    Names(&'a [String]),
+    Arns(&'a [String]),
+}
 
 /// The resources of `arns` (or names) that exist, [`ARNS_PER_REQUEST`] per `describe` (which
 /// answers `None` when one of them does not exist). The tagging index lists a deleted load balancer or target
@@ -48,11 +58,8 @@ async fn describe_existing<T>(
     Ok(found.into_iter().flatten().collect())
 }
 
-/// The resource types of the stack's ELBv2 part found by tag (Resource Groups Tagging API).
-pub const TAGGED_TYPES: [&str; 2] = ["elasticloadbalancing:loadbalancer", "elasticloadbalancing:targetgroup"];
-
-/// Whether `arn` is a load balancer's or a target group's (of [`TAGGED_TYPES`]).
-pub fn is_tagged_type(arn: &str) -> bool {
+/// Whether `arn` is a load balancer's or a target group's.
+fn is_tagged_type(arn: &str) -> bool {
     arn.contains(":elasticloadbalancing:") && (arn.contains(":loadbalancer/") || arn.contains(":targetgroup/"))
 }
 
@@ -89,12 +96,18 @@ pub struct Elbv2State {
 }
 
 impl Elbv2State {
-    /// Finds the stack's load balancers and target groups by tag (GetResources), describes them by
-    /// ARN, then reads their listeners and target group attributes: requests in proportion to the
+    /// Describes the stack's load balancers and target groups by ARN (as `tagged` lists them),
+    /// then reads their listeners and target group attributes: requests in proportion to the
     /// stack, whatever else the region holds.
-    pub async fn load(aws: &Aws, stack: &str) -> Result<Elbv2State> {
-        let arns = crate::aws::stack_arns(aws, stack, &TAGGED_TYPES).await?;
-        Self::complete(aws, stack, arns, Named::default()).await
+    pub async fn load(aws: &Aws, stack: &str, tagged: &StackTagged) -> Result<Elbv2State> {
+        Self::complete(aws, stack, Self::tagged_arns(tagged), Named::default()).await
+    }
+
+    /// The ARNs of the stack's load balancers and target groups among its tagged resources.
+    pub fn tagged_arns(tagged: &StackTagged) -> Vec<String> {
+        let mut arns = tagged.arns("elasticloadbalancing", "loadbalancer");
+        arns.extend(tagged.arns("elasticloadbalancing", "targetgroup"));
+        arns
     }
 
     /// The load balancers and target groups named `lb_names` and `tg_names` (any stack's or none's,
@@ -109,7 +122,7 @@ impl Elbv2State {
         Ok(Named { lb_names: lb_names.to_vec(), tg_names: tg_names.to_vec(), load_balancers, target_groups })
     }
 
-    /// The stack's part from its tagged ARNs (`arns`, of [`TAGGED_TYPES`]) and what was described
+    /// The stack's part from its tagged ARNs (`arns`, load balancers and target groups) and what was described
     /// by name: those of the stack not described yet are described by ARN, then the listeners,
     /// target group attributes and rules are read. A name that does not exist is remembered as
     /// such (no lookup when the script reaches it); one that exists outside the stack's tag is
@@ -169,16 +182,21 @@ impl Elbv2State {
         Ok(state)
     }
 
+    /// Names the target group a forward action goes to, where the snapshot knows it.
+    fn name_target_group(&self, action: &mut ListenerAction) {
+        let named = self.target_groups_named.values().flatten();
+        if let ListenerAction::Forward { arn, name } = action
+            && let Some(tg) = self.target_groups.iter().chain(named).find(|t| t.arn == *arn)
+        {
+            name.clone_from(&tg.name);
+        }
+    }
+
     /// Adds the rules of a listener of the stack read from AWS, naming the target groups they
     /// forward to where known.
     fn add_rules(&mut self, listener_arn: &str, rules: Vec<ListenerRule>) {
         for mut rule in rules {
-            let named = self.target_groups_named.values().flatten();
-            if let ListenerAction::Forward { arn, name } = &mut rule.action
-                && let Some(tg) = self.target_groups.iter().chain(named).find(|t| t.arn == *arn)
-            {
-                name.clone_from(&tg.name);
-            }
+            self.name_target_group(&mut rule.action);
             self.rules.retain(|r| r.arn != rule.arn);
             self.rules.push(rule);
         }
@@ -189,12 +207,7 @@ impl Elbv2State {
     /// forward to where known.
     fn add_listeners(&mut self, listeners: Vec<Listener>) {
         for mut listener in listeners {
-            let named = self.target_groups_named.values().flatten();
-            if let ListenerAction::Forward { arn, name } = &mut listener.action
-                && let Some(tg) = self.target_groups.iter().chain(named).find(|t| t.arn == *arn)
-            {
-                name.clone_from(&tg.name);
-            }
+            self.name_target_group(&mut listener.action);
             self.listeners.retain(|l| l.arn != listener.arn);
             self.listeners.push(listener);
         }

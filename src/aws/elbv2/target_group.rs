@@ -1,9 +1,11 @@
 //! Target groups: types, reads, validation, and how one converges.
 
+use crate::aws::tagged::Keepable;
 use aws_sdk_elasticloadbalancingv2::types::{Matcher, ProtocolEnum, TargetGroupAttribute, TargetTypeEnum};
 
-use super::{Elbv2State, describe_existing, stack_tags, stack_tags_of, validate_elb_name, with_state};
+use super::{Elbv2State, Which, describe_existing, stack_tags, stack_tags_of, validate_elb_name, with_state};
 use crate::aws::Snapshot;
+use crate::aws::ec2::check_port;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::Pass;
@@ -124,12 +126,6 @@ pub async fn target_groups(aws: &Aws) -> Result<Vec<TargetGroup>> {
     Ok(found)
 }
 
-/// Which target groups to describe.
-enum Which<'a> {
-    Names(&'a [String]),
-    Arns(&'a [String]),
-}
-
 /// DescribeTargetGroups by names or ARNs (at most 20); `None` when one of them does not exist.
 async fn describe(aws: &Aws, which: Which<'_>) -> Result<Option<Vec<TargetGroup>>> {
     let request = match which {
@@ -167,7 +163,7 @@ async fn named(aws: &Aws, name: &str) -> Result<Option<TargetGroup>> {
 }
 
 /// A target group's deregistration delay (DescribeTargetGroupAttributes).
-pub(super) async fn deregistration_delay(aws: &Aws, arn: &str) -> Result<i32> {
+pub async fn deregistration_delay(aws: &Aws, arn: &str) -> Result<i32> {
     let out = aws
         .elbv2
         .describe_target_group_attributes()
@@ -201,9 +197,7 @@ fn set_deregistration_delay(pass: &Pass, arn: &str, seconds: i32) -> Result<()> 
 /// Checks a target group spec the way AWS would, before any call.
 fn validate_target_group(spec: &TargetGroupSpec) -> Result<()> {
     validate_elb_name("target_group.name", &spec.name)?;
-    if !(1..=65535).contains(&spec.port) {
-        return Err(Error::invalid("target_group.port", spec.port, "a port from 1 to 65535"));
-    }
+    check_port("target_group.port", spec.port.into())?;
     if spec.protocol != "HTTP" && spec.protocol != "HTTPS" {
         return Err(Error::invalid(
             "target_group.protocol",
@@ -289,6 +283,21 @@ fn known(state: &Elbv2State, name: &str) -> Option<Option<TargetGroup>> {
     ours.map(Some).or_else(|| state.target_groups_named.get(name).cloned())
 }
 
+/// Sets a health check's settings on a CreateTargetGroup or ModifyTargetGroup request (the two
+/// take the same parameters).
+macro_rules! with_health_check {
+    ($request:expr, $hc:expr) => {{
+        let hc: &HealthCheck = $hc;
+        $request
+            .health_check_path(&hc.path)
+            .health_check_interval_seconds(hc.interval)
+            .health_check_timeout_seconds(hc.timeout)
+            .healthy_threshold_count(hc.healthy)
+            .unhealthy_threshold_count(hc.unhealthy)
+            .matcher(Matcher::builder().http_code(&hc.matcher).build())
+    }};
+}
+
 /// A target group converges by name (names are unique in a region): created when missing, its
 /// health check and deregistration delay modified in place; port, protocol, target type and VPC
 /// are fixed.
@@ -298,6 +307,10 @@ impl Resource for TargetGroup {
     type Update = TargetGroupUpdate;
     const KIND: &'static str = "target_group";
     const FIXED: &'static [&'static str] = &["port", "protocol", "target type", "VPC"];
+
+    fn keepable(live: &TargetGroup) -> Option<Keepable> {
+        Some(Keepable::Elbv2(live.arn.clone()))
+    }
 
     fn name(spec: &TargetGroupSpec) -> String {
         spec.name.clone()
@@ -351,7 +364,7 @@ impl Resource for TargetGroup {
         }
         let hc = &spec.health_check;
         let created = pass.apply(async |aws| {
-            let sent = aws
+            let request = aws
                 .elbv2
                 .create_target_group()
                 .name(&spec.name)
@@ -359,15 +372,8 @@ impl Resource for TargetGroup {
                 .port(spec.port)
                 .vpc_id(&spec.vpc_id)
                 .target_type(TargetTypeEnum::from(spec.target_type.as_str()))
-                .health_check_path(&hc.path)
-                .health_check_interval_seconds(hc.interval)
-                .health_check_timeout_seconds(hc.timeout)
-                .healthy_threshold_count(hc.healthy)
-                .unhealthy_threshold_count(hc.unhealthy)
-                .matcher(Matcher::builder().http_code(&hc.matcher).build())
-                .set_tags(Some(stack_tags(stack, &spec.name)))
-                .send()
-                .await;
+                .set_tags(Some(stack_tags(stack, &spec.name)));
+            let sent = with_health_check!(request, hc).send().await;
             match sent {
                 Ok(out) => out
                     .target_groups()
@@ -432,15 +438,7 @@ impl Resource for TargetGroup {
             let hc = &spec.health_check;
             let arn = live.arn.as_str();
             pass.apply(async |aws| {
-                aws.elbv2
-                    .modify_target_group()
-                    .target_group_arn(arn)
-                    .health_check_path(&hc.path)
-                    .health_check_interval_seconds(hc.interval)
-                    .health_check_timeout_seconds(hc.timeout)
-                    .healthy_threshold_count(hc.healthy)
-                    .unhealthy_threshold_count(hc.unhealthy)
-                    .matcher(Matcher::builder().http_code(&hc.matcher).build())
+                with_health_check!(aws.elbv2.modify_target_group().target_group_arn(arn), hc)
                     .send()
                     .await
                     .map_err(|e| aws_error("ModifyTargetGroup", e))

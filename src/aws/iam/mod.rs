@@ -228,6 +228,18 @@ pub async fn role_stack(aws: &Aws, name: &str) -> Result<Option<String>> {
     }
 }
 
+/// Detaches the managed policy `arn` from the role `name` (DetachRolePolicy).
+async fn detach_policy(aws: &Aws, name: &str, arn: &str) -> Result<()> {
+    aws.iam
+        .detach_role_policy()
+        .role_name(name)
+        .policy_arn(arn)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| aws_error("DetachRolePolicy", e))
+}
+
 /// Deletes a role: detaches its managed policies, deletes its inline policies, then the role.
 /// A role in an instance profile is refused before anything changes: IAM would not delete it, and
 /// stripping its policies would break the instances that use it.
@@ -256,14 +268,8 @@ pub async fn delete_role(aws: &Aws, name: &str) -> Result<()> {
         let policy = policy.map_err(|e| aws_error("ListAttachedRolePolicies", e))?;
         arns.extend(policy.policy_arn().map(str::to_string));
     }
-    for arn in arns {
-        aws.iam
-            .detach_role_policy()
-            .role_name(name)
-            .policy_arn(arn)
-            .send()
-            .await
-            .map_err(|e| aws_error("DetachRolePolicy", e))?;
+    for arn in &arns {
+        detach_policy(aws, name, arn).await?;
     }
     let mut inline = aws.iam.list_role_policies().role_name(name).into_paginator().items().send();
     let mut policies = Vec::new();

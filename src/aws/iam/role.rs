@@ -276,13 +276,7 @@ fn update_role(pass: &Pass, name: &str, spec: &DesiredRole, update: &RoleUpdate)
                 .map_err(|e| aws_error("AttachRolePolicy", e))?;
         }
         for arn in &update.detach {
-            aws.iam
-                .detach_role_policy()
-                .role_name(name)
-                .policy_arn(arn)
-                .send()
-                .await
-                .map_err(|e| aws_error("DetachRolePolicy", e))?;
+            super::detach_policy(aws, name, arn).await?;
         }
         Ok(())
     })

@@ -1,0 +1,244 @@
+//! Script functions for ECS on Fargate: `cluster`, `task_definition`, `service`, `wait_stable`.
+//! Here: their registration, the option helpers they share, and clusters; task definitions and
+//! services in their own files.
+
+use std::rc::Rc;
+
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
+
+use crate::aws::ecs::{Cluster, ClusterSpec, FARGATE_PROVIDERS, Service, StrategyItem, TaskDefinition};
+use crate::bindings::{Fields, as_array, as_string, function, handle, keep_of, show};
+use crate::converge::{converge, converge_kept};
+use crate::error::{Error, Result};
+use crate::pass::Pass;
+use crate::wait;
+
+mod service;
+mod task_definition;
+
+use service::{service_handle, service_spec, stable_target, task_images, warn_without_egress};
+pub(super) use task_definition::task_definition_handle;
+use task_definition::{converge_secrets_policy, task_definition_spec};
+
+type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;
+
+/// wait_stable's default timeout, in seconds.
+const DEFAULT_TIMEOUT: i64 = wait::DEFAULT_TIMEOUT.as_secs() as i64;
+
+/// Registers the ECS primitives, bound to `pass`.
+pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
+    let p = pass.clone();
+    function(
+        "cluster",
+        &["name: &str", "Map"],
+        "Ensures an ECS cluster with the FARGATE and FARGATE_SPOT capacity providers.\n\
+         Returns #{ kind, arn, name, capacity_providers }.\nExample: `let cluster = cluster(\"myapp\");`",
+    )
+    .register_into_engine(engine, move |name: &str| -> Rhai<Map> {
+        let spec = cluster_spec(name, Map::new())?;
+        Ok(cluster_handle(&converge::<Cluster>(&p, &spec)?))
+    });
+
+    let p = pass.clone();
+    function(
+        "cluster",
+        &["name: &str", "options: Map", "Map"],
+        "Ensures an ECS cluster: #{ capacity_providers, default_strategy, container_insights }.\n\
+         `capacity_providers` (default [\"FARGATE\", \"FARGATE_SPOT\"]), `default_strategy` (array of\n\
+         \"FARGATE\" or #{ provider, weight, base }; default FARGATE weight 1), `container_insights`\n\
+         (true, false or \"enhanced\"; unset leaves it alone). All are changed in place; the cluster is\n\
+         never re-created.\n\
+         Example: `cluster(\"myapp\", #{ container_insights: true })`",
+    )
+    .register_into_engine(engine, move |name: &str, options: Map| -> Rhai<Map> {
+        let (keep, options) = keep_of("cluster", options)?;
+        let spec = cluster_spec(name, options)?;
+        Ok(cluster_handle(&converge_kept::<Cluster>(&p, &spec, keep)?))
+    });
+
+    let p = pass.clone();
+    function(
+        "task_definition",
+        &["spec: Map", "Map"],
+        "Ensures a Fargate task definition (awsvpc): #{ family, cpu, memory, execution_role, task_role,\n\
+         containers, volumes }. A new revision is registered only when the family's latest one differs.\n\
+         `cpu`/`memory` must be a Fargate pair (256/512 ...). A container is #{ name, image, port, env,\n\
+         secrets, command, essential, logs, restart, mounts, health_check }: `secrets` maps variable\n\
+         names to parameter(\"/name\") or secret(\"name\"[, \"json-key\"]) (full ARNs as valueFrom; the\n\
+         execution role gets the inline policy deckhand-secrets-FAMILY reading exactly those, removed\n\
+         when none are left), `logs` is a log group (awslogs),\n\
+         `restart` #{ enabled, ignored_exit_codes, attempt_period }, `mounts` [#{ volume, path, read_only }],\n\
+         `health_check` #{ command, interval, timeout, retries, start_period }. A volume is #{ name }\n\
+         (task storage, gone with the task) or #{ name, efs: #{ file_system_id, root_directory,\n\
+         transit_encryption } }.\n\
+         Returns #{ kind, arn, family, revision, containers: [#{ name, port }] }.\n\
+         Example: `task_definition(#{ family: \"myapp\", cpu: 256, memory: 512, execution_role: role,\n\
+         containers: [#{ name: \"app\", image: \"nginx\", port: 80, logs: logs }] })`",
+    )
+    .register_into_engine(engine, move |spec: Map| -> Rhai<Map> {
+        let role = spec.get("execution_role").cloned();
+        let mut sources = Vec::new();
+        let spec = task_definition_spec(&p, spec, &mut sources)?;
+        converge_secrets_policy(&p, &spec, role.as_ref(), &sources)?;
+        Ok(task_definition_handle(&converge::<TaskDefinition>(&p, &spec)?))
+    });
+
+    let p = pass.clone();
+    function(
+        "service",
+        &["cluster: Map", "spec: Map", "Map"],
+        "Ensures a Fargate service: #{ name, task, desired, capacity_provider, subnets, security_groups,\n\
+         public_ip, target_group, container, port, health_check_grace, circuit_breaker,\n\
+         min_healthy_percent, max_percent }. Runs on a capacity provider (\"FARGATE\" default or\n\
+         \"FARGATE_SPOT\") in awsvpc mode (`public_ip` default false), behind `target_group` (type ip)\n\
+         on `container`:`port` (default: the task's only container with a port), with the deployment\n\
+         circuit breaker and rollback on (default). `desired` defaults to 1 for a new service; an\n\
+         existing one keeps its count unless the script gives one. Changes are applied in place.\n\
+         Returns #{ kind, arn, name, cluster_arn, cluster, desired, task_definition }.\n\
+         Example: `service(cluster, #{ name: \"myapp\", task: task, desired: 2, subnets: subnets,\n\
+         security_groups: [app_sg], target_group: tg })`",
+    )
+    .register_into_engine(engine, move |cluster: Dynamic, spec: Map| -> Rhai<Map> {
+        let (keep, spec) = keep_of("service", spec)?;
+        let subnets = spec.get("subnets").cloned();
+        let images = spec.get("task").map(task_images).unwrap_or_default();
+        let spec = service_spec(&p, &cluster, spec)?;
+        if !spec.public_ip
+            && let Some(subnets) = subnets
+        {
+            warn_without_egress(&p, &subnets, &images)?;
+        }
+        let service = converge_kept::<Service>(&p, &spec, keep)?;
+        Ok(service_handle(&service, &spec))
+    });
+
+    let p = pass.clone();
+    function(
+        "wait_stable",
+        &["service: Map", "Map"],
+        "Waits until a service is stable (its deployment completed, the desired count running); fails\n\
+         with the newest service events when the deployment fails, is rolled back, or 15 minutes pass.\n\
+         In plan and check passes it returns at once. Returns the service handle.\n\
+         Example: `wait_stable(svc);`",
+    )
+    .register_into_engine(engine, move |service: Map| -> Rhai<Map> {
+        let target = stable_target(&service, Map::new())?;
+        wait::wait_stable(&p, &target)?;
+        Ok(service)
+    });
+
+    let p = pass.clone();
+    function(
+        "wait_stable",
+        &["service: Map", "options: Map", "Map"],
+        "Waits until a service is stable, at most `timeout` seconds: #{ timeout } (default 900:\n\
+         task start-up, health checks and the old targets' 300 s deregistration delay).\n\
+         Example: `wait_stable(svc, #{ timeout: 1800 });`",
+    )
+    .register_into_engine(engine, move |service: Map, options: Map| -> Rhai<Map> {
+        let target = stable_target(&service, options)?;
+        wait::wait_stable(&p, &target)?;
+        Ok(service)
+    });
+}
+
+fn sub_map(f: &Fields, key: &str) -> Result<Option<Map>> {
+    f.raw(key)
+        .map(|v| v.clone().try_cast::<Map>().ok_or_else(|| Error::invalid(f.name(key), show(v), "a map #{ ... }")))
+        .transpose()
+}
+
+fn strings(key: &str, value: &Dynamic) -> Result<Vec<String>> {
+    as_array(key, value)?.iter().enumerate().map(|(i, v)| as_string(&format!("{key}[{i}]"), v)).collect()
+}
+
+fn int_in(key: &str, value: i64, range: std::ops::RangeInclusive<i64>, what: &str) -> Result<i32> {
+    if range.contains(&value) {
+        Ok(value as i32)
+    } else {
+        Err(Error::invalid(key, value, format!("{what} from {} to {}", range.start(), range.end())))
+    }
+}
+
+fn validate_identifier(key: &str, name: &str, max: usize) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= max
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(key, format!("{name:?}"), format!("1 to {max} letters, digits, hyphens and underscores")))
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Clusters
+
+fn cluster_spec(name: &str, options: Map) -> Result<ClusterSpec> {
+    validate_identifier("cluster.name", name, 255)?;
+    let f = Fields::new("cluster", options, &["capacity_providers", "default_strategy", "container_insights"])?;
+    let capacity_providers = match f.raw("capacity_providers") {
+        Some(v) => strings(&f.name("capacity_providers"), v)?,
+        None => FARGATE_PROVIDERS.iter().map(|p| p.to_string()).collect(),
+    };
+    for (i, p) in capacity_providers.iter().enumerate() {
+        validate_identifier(&format!("cluster.capacity_providers[{i}]"), p, 255)?;
+    }
+    let default_strategy = match f.raw("default_strategy") {
+        Some(v) => strategy(&f.name("default_strategy"), v)?,
+        None if capacity_providers.iter().any(|p| p == "FARGATE") => {
+            vec![StrategyItem { provider: "FARGATE".into(), weight: 1, base: 0 }]
+        }
+        None => Vec::new(),
+    };
+    let container_insights = match f.raw("container_insights") {
+        None => None,
+        Some(v) if v.is_bool() => Some(if v.as_bool().unwrap_or(false) { "enabled" } else { "disabled" }.to_string()),
+        Some(v) => match as_string(&f.name("container_insights"), v).ok().as_deref() {
+            Some(s @ ("enabled" | "disabled" | "enhanced")) => Some(s.to_string()),
+            _ => {
+                return Err(Error::invalid(
+                    f.name("container_insights"),
+                    show(v),
+                    "true, false, \"enabled\", \"disabled\" or \"enhanced\"",
+                ));
+            }
+        },
+    };
+    Ok(ClusterSpec { name: name.to_string(), capacity_providers, default_strategy, container_insights })
+}
+
+fn strategy(key: &str, value: &Dynamic) -> Result<Vec<StrategyItem>> {
+    let mut items = Vec::new();
+    for (i, item) in as_array(key, value)?.into_iter().enumerate() {
+        if item.is_string() {
+            items.push(StrategyItem { provider: item.to_string(), weight: 1, base: 0 });
+            continue;
+        }
+        let map = item.clone().try_cast::<Map>().ok_or_else(|| {
+            Error::invalid(format!("{key}[{i}]"), show(&item), "a provider name or #{ provider, weight, base }")
+        })?;
+        let f = Fields::new("cluster.default_strategy", map, &["provider", "weight", "base"])?;
+        let provider = f.req_str("provider", "the capacity provider, e.g. \"FARGATE\"")?;
+        let weight = f.int("weight")?.unwrap_or(1);
+        let base = f.int("base")?.unwrap_or(0);
+        items.push(StrategyItem {
+            provider,
+            weight: int_in(&format!("{key}[{i}].weight"), weight, 0..=1000, "a weight")?,
+            base: int_in(&format!("{key}[{i}].base"), base, 0..=100_000, "a base")?,
+        });
+    }
+    Ok(items)
+}
+
+pub(super) fn cluster_handle(cluster: &Cluster) -> Map {
+    let providers: Array = cluster.capacity_providers.iter().map(|p| Dynamic::from(p.clone())).collect();
+    handle(
+        "cluster",
+        [
+            ("arn", cluster.arn.clone().into()),
+            ("name", cluster.name.clone().into()),
+            ("capacity_providers", providers.into()),
+        ],
+    )
+}

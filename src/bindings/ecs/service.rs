@@ -1,0 +1,323 @@
+//! `service()` and `wait_stable()`: the service's cluster, network, load balancer mapping and
+//! deployment settings, the egress-trap warning, and what waiting for a rollout watches.
+
+use std::time::Duration;
+
+use rhai::{Array, Dynamic, Map};
+
+use crate::aws::ec2::check_port;
+use crate::aws::ecs::{
+    self, ClusterRef, ContainerPorts, Deployment, FARGATE_PROVIDERS, LoadBalancerSpec, Service, ServiceSpec,
+};
+use crate::aws::egress;
+use crate::bindings::ec2::subnet_from;
+use crate::bindings::{Fields, as_array, handle, handle_field, handle_id, handle_or_string, show};
+use crate::error::{Error, Result};
+use crate::pass::Pass;
+use crate::plan::is_known;
+use crate::wait::StableTarget;
+
+use super::{DEFAULT_TIMEOUT, int_in, validate_identifier};
+
+fn cluster_ref(value: &Dynamic) -> Result<(ClusterRef, Option<Vec<String>>)> {
+    let key = "service.cluster";
+    let arn = handle_or_string(key, value, "cluster", "arn", "a cluster name or ARN", |s| !s.is_empty())?;
+    if value.is_map() {
+        let name = handle_field(value, "name").map(|n| n.to_string()).unwrap_or_default();
+        let providers = handle_field(value, "capacity_providers")
+            .and_then(|p| p.try_cast::<Array>())
+            .map(|p| p.iter().map(ToString::to_string).collect());
+        return Ok((ClusterRef { name, arn }, providers));
+    }
+    // A plain name or ARN: ECS accepts either wherever a cluster is named.
+    let name = arn.rsplit_once(":cluster/").map(|(_, n)| n.to_string()).unwrap_or_else(|| arn.clone());
+    Ok((ClusterRef { name, arn }, None))
+}
+
+pub(super) fn service_spec(pass: &Pass, cluster: &Dynamic, map: Map) -> Result<ServiceSpec> {
+    let (cluster, providers) = cluster_ref(cluster)?;
+    let f = Fields::new(
+        "service",
+        map,
+        &[
+            "name",
+            "task",
+            "desired",
+            "capacity_provider",
+            "subnets",
+            "security_groups",
+            "public_ip",
+            "target_group",
+            "container",
+            "port",
+            "health_check_grace",
+            "circuit_breaker",
+            "min_healthy_percent",
+            "max_percent",
+        ],
+    )?;
+    let name = f.req_str("name", "the service name, unique in the cluster")?;
+    validate_identifier(&f.name("name"), &name, 255)?;
+    let task = f.raw("task").ok_or_else(|| Error::MissingKey {
+        key: "task".into(),
+        context: "service()".into(),
+        what: "the task definition (a task_definition handle or its ARN)".into(),
+    })?;
+    let task_definition = handle_or_string(
+        &f.name("task"),
+        task,
+        "task_definition",
+        "arn",
+        "a task definition ARN \"arn:aws:ecs:...:task-definition/family:1\"",
+        |s| s.starts_with("arn:") && s.contains(":task-definition/"),
+    )?;
+    let containers: Option<ContainerPorts> = if task.is_map() {
+        handle_field(task, "containers").and_then(|c| c.try_cast::<Array>()).map(|list| {
+            list.iter()
+                .map(|c| {
+                    let name = handle_field(c, "name").map(|n| n.to_string()).unwrap_or_default();
+                    let port = handle_field(c, "port").and_then(|p| p.as_int().ok()).map(|p| p as i32);
+                    (name, port.into_iter().collect())
+                })
+                .collect()
+        })
+    } else {
+        ecs::task_definition_containers(pass, &task_definition)?
+    };
+
+    let desired = f.int("desired")?;
+    if let Some(d) = desired
+        && !(0..=i32::MAX as i64).contains(&d)
+    {
+        return Err(Error::invalid(f.name("desired"), d, "a task count of 0 or more"));
+    }
+    let capacity_provider = f.str("capacity_provider")?.unwrap_or_else(|| "FARGATE".into());
+    if !FARGATE_PROVIDERS.contains(&capacity_provider.as_str()) {
+        return Err(Error::invalid(
+            f.name("capacity_provider"),
+            format!("{capacity_provider:?}"),
+            "\"FARGATE\" or \"FARGATE_SPOT\"",
+        ));
+    }
+    if let Some(providers) = &providers
+        && !providers.contains(&capacity_provider)
+    {
+        return Err(Error::invalid(
+            f.name("capacity_provider"),
+            format!("{capacity_provider:?}"),
+            format!("a capacity provider of cluster {}: {}", cluster.name, providers.join(", ")),
+        ));
+    }
+    let ids = |key: &str, kind: &str, prefix: &str| -> Result<Vec<String>> {
+        let Some(value) = f.raw(key) else {
+            return Ok(Vec::new());
+        };
+        let mut ids = as_array(&f.name(key), value)?
+            .iter()
+            .enumerate()
+            .map(|(i, v)| handle_id(&format!("{}[{i}]", f.name(key)), v, kind, prefix))
+            .collect::<Result<Vec<_>>>()?;
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    };
+    let subnets = ids("subnets", "subnet", "subnet-")?;
+    let security_groups = ids("security_groups", "security_group", "sg-")?;
+
+    let load_balancer = match f.raw("target_group") {
+        None => {
+            for key in ["container", "port"] {
+                if let Some(v) = f.raw(key) {
+                    return Err(Error::invalid(f.name(key), show(v), "only together with target_group"));
+                }
+            }
+            None
+        }
+        Some(tg) => Some(load_balancer(pass, &f, tg, containers.as_deref())?),
+    };
+    let grace = f
+        .int("health_check_grace")?
+        .map(|g| int_in(&f.name("health_check_grace"), g, 0..=2_147_483_647, "seconds"))
+        .transpose()?;
+    let percent = |key: &str, default: i64, range| -> Result<i32> {
+        int_in(&f.name(key), f.int(key)?.unwrap_or(default), range, "a percentage")
+    };
+    let deployment = Deployment {
+        circuit_breaker: f.bool("circuit_breaker")?.unwrap_or(true),
+        min_healthy_percent: percent("min_healthy_percent", 100, 0..=100)?,
+        max_percent: percent("max_percent", 200, 100..=200)?,
+    };
+    Ok(ServiceSpec {
+        name,
+        cluster,
+        task_definition,
+        desired: desired.map(|d| d as i32),
+        capacity_provider,
+        subnets,
+        security_groups,
+        public_ip: f.bool("public_ip")?.unwrap_or(false),
+        load_balancer,
+        health_check_grace: grace,
+        deployment,
+    })
+}
+
+/// The egress trap: tasks without a public IP pull images only through a NAT route or VPC
+/// endpoints. Warns (an error with `--strict`) when the service's subnets have neither, or when
+/// they have only endpoints and an image is not in the region's private ECR (the endpoints serve
+/// nothing else).
+pub(super) fn warn_without_egress(pass: &Pass, subnets: &Dynamic, images: &[String]) -> Result<()> {
+    let subnets = as_array("service.subnets", subnets)?
+        .iter()
+        .enumerate()
+        .map(|(i, s)| subnet_from(&format!("service.subnets[{i}]"), s))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(warning) = egress::private_egress_gap(pass, &subnets)? {
+        return pass.warn(&warning);
+    }
+    match egress::images_beyond_endpoints(pass, &subnets, images)? {
+        Some(warning) => pass.warn(&warning),
+        None => Ok(()),
+    }
+}
+
+/// The container images of a task_definition handle (none for a task given by ARN).
+pub(super) fn task_images(task: &Dynamic) -> Vec<String> {
+    let containers = handle_field(task, "containers").and_then(|c| c.try_cast::<Array>()).unwrap_or_default();
+    containers.iter().filter_map(|c| handle_field(c, "image")).map(|i| i.to_string()).collect()
+}
+
+/// The load balancer mapping: the target group must take IP targets (awsvpc), and the container
+/// and port must exist in the task definition.
+fn load_balancer(
+    pass: &Pass,
+    f: &Fields,
+    tg: &Dynamic,
+    containers: Option<&[(String, Vec<i32>)]>,
+) -> Result<LoadBalancerSpec> {
+    let key = f.name("target_group");
+    let arn = handle_or_string(&key, tg, "target_group", "arn", "a target group ARN", |s| {
+        s.starts_with("arn:") && s.contains(":targetgroup/")
+    })?;
+    let target_type = if tg.is_map() {
+        handle_field(tg, "target_type").map(|t| t.to_string())
+    } else {
+        ecs::target_group_type(pass, &arn)?
+    };
+    if let Some(t) = target_type.filter(|t| t != "ip") {
+        let from_arn = arn.split(":targetgroup/").nth(1).and_then(|rest| rest.split('/').next());
+        let name = handle_field(tg, "name")
+            .map(|n| n.to_string())
+            .or(from_arn.map(str::to_string))
+            .unwrap_or_else(|| arn.clone());
+        return Err(Error::invalid(
+            key,
+            format!("target group {name} of type {t:?}"),
+            "a target group of type \"ip\": Fargate tasks (awsvpc) register by IP address",
+        ));
+    }
+    let container = f.str("container")?;
+    let port = f.int("port")?;
+    if let Some(p) = port {
+        check_port(&f.name("port"), p)?;
+    }
+    let Some(containers) = containers else {
+        // Check mode with a task definition given by ARN: nothing to check against.
+        let container = container.ok_or_else(|| missing_lb("container"))?;
+        let port = port.ok_or_else(|| missing_lb("port"))?;
+        return Ok(LoadBalancerSpec { target_group_arn: arn, container, port: port as i32 });
+    };
+    let with_ports: Vec<&(String, Vec<i32>)> = containers.iter().filter(|(_, p)| !p.is_empty()).collect();
+    let describe = || {
+        containers
+            .iter()
+            .map(|(n, p)| if p.is_empty() { n.clone() } else { format!("{n}:{}", p[0]) })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (name, ports) = match &container {
+        Some(c) => containers.iter().find(|(n, _)| n == c).ok_or_else(|| {
+            Error::invalid(
+                f.name("container"),
+                format!("{c:?}"),
+                format!("a container of the task definition: {}", describe()),
+            )
+        })?,
+        None if with_ports.len() == 1 => with_ports[0],
+        None => {
+            return Err(Error::MissingKey {
+                key: "container".into(),
+                context: "service()".into(),
+                what: format!("which container receives the target group's traffic ({})", describe()),
+            });
+        }
+    };
+    let port = match port {
+        Some(p) if ports.contains(&(p as i32)) => p as i32,
+        Some(p) => {
+            return Err(Error::invalid(
+                f.name("port"),
+                p,
+                format!(
+                    "a port container {name} exposes: {}",
+                    if ports.is_empty() { "it has none".into() } else { format!("{:?}", ports) }
+                ),
+            ));
+        }
+        None => *ports.first().ok_or_else(|| {
+            Error::invalid(
+                f.name("container"),
+                format!("{name:?}"),
+                "a container with a port (the target group sends traffic to it)",
+            )
+        })?,
+    };
+    Ok(LoadBalancerSpec { target_group_arn: arn, container: name.clone(), port })
+}
+
+fn missing_lb(key: &str) -> Error {
+    Error::MissingKey {
+        key: key.into(),
+        context: "service()".into(),
+        what: "with a target group, the container and port that receive its traffic".into(),
+    }
+}
+
+pub(super) fn service_handle(service: &Service, spec: &ServiceSpec) -> Map {
+    let cluster_arn = if is_known(&service.cluster_arn) && !service.cluster_arn.is_empty() {
+        service.cluster_arn.clone()
+    } else {
+        spec.cluster.arn.clone()
+    };
+    handle(
+        "service",
+        [
+            ("arn", service.arn.clone().into()),
+            ("name", service.name.clone().into()),
+            ("cluster_arn", cluster_arn.into()),
+            ("cluster", spec.cluster.name.clone().into()),
+            ("desired", (service.desired as i64).into()),
+            ("task_definition", spec.task_definition.clone().into()),
+        ],
+    )
+}
+
+pub(super) fn stable_target(service: &Map, options: Map) -> Result<StableTarget> {
+    let value = Dynamic::from(service.clone());
+    handle_or_string("wait_stable.service", &value, "service", "name", "a service handle", |_| false)?;
+    let field = |name: &str| service.get(name).map(ToString::to_string).unwrap_or_default();
+    let f = Fields::new("wait_stable", options, &["timeout"])?;
+    let timeout = f.int("timeout")?.unwrap_or(DEFAULT_TIMEOUT);
+    if !(1..=86_400).contains(&timeout) {
+        return Err(Error::invalid(f.name("timeout"), timeout, "seconds from 1 to 86400"));
+    }
+    let cluster =
+        [field("cluster_arn"), field("cluster")].into_iter().find(|c| is_known(c) && !c.is_empty()).unwrap_or_default();
+    let task = field("task_definition");
+    Ok(StableTarget {
+        cluster,
+        name: field("name"),
+        task_definition: (!task.is_empty()).then_some(task),
+        timeout: Duration::from_secs(timeout as u64),
+    })
+}
