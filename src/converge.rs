@@ -58,15 +58,14 @@ impl<U> Drift<U> {
     }
 }
 
-/// One kind of AWS resource, declared: its types, its SDK calls and its diff rules.
+/// One kind of AWS resource, declared: the resource as it exists in AWS (or, planned, as it
+/// will) is the implementing type; its spec, its SDK calls and its diff rules are declared here.
 ///
 /// Every method that sends a mutating request goes through [`Pass::apply`], so a plan pass cannot
 /// send one even by mistake; [`converge`] only calls `create` and `update` in the apply pass.
-pub trait Resource {
+pub trait Resource: Clone + Sized {
     /// What a script asks for.
     type Spec;
-    /// The resource as it exists in AWS (or, planned, as it will).
-    type Live: Clone;
     /// What an in-place update must send, worked out by [`Resource::diff`].
     type Update: Default;
 
@@ -84,7 +83,7 @@ pub trait Resource {
     }
 
     /// Where people find an existing resource (an id or ARN) in messages; empty when the name says it.
-    fn locator(_live: &Self::Live) -> String {
+    fn locator(_live: &Self) -> String {
         String::new()
     }
 
@@ -95,41 +94,41 @@ pub trait Resource {
 
     /// The resource this spec names, from the pass's snapshot (read on demand where AWS cannot
     /// list by tag); `None` when it does not exist.
-    fn find(pass: &Pass, spec: &Self::Spec) -> Result<Option<Self::Live>>;
+    fn find(pass: &Pass, spec: &Self::Spec) -> Result<Option<Self>>;
 
     /// The live resource's `deckhand:stack` tag.
-    fn stack_of(live: &Self::Live) -> Option<&str>;
+    fn stack_of(live: &Self) -> Option<&str>;
 
     /// What the resource will look like once created; ids are [`crate::plan::UNKNOWN`].
-    fn planned(spec: &Self::Spec, stack: &str) -> Self::Live;
+    fn planned(spec: &Self::Spec, stack: &str) -> Self;
 
     /// Creates it, tagged with the stack (apply pass only).
-    fn create(pass: &Pass, spec: &Self::Spec, stack: &str) -> Result<Created<Self::Live>>;
+    fn create(pass: &Pass, spec: &Self::Spec, stack: &str) -> Result<Created<Self>>;
 
     /// How `live` differs from `spec`.
-    fn diff(live: &Self::Live, spec: &Self::Spec) -> Drift<Self::Update>;
+    fn diff(live: &Self, spec: &Self::Spec) -> Drift<Self::Update>;
 
     /// Changes `live` in place to match `spec` (apply pass only) and returns it as it now is.
-    fn update(pass: &Pass, live: &Self::Live, spec: &Self::Spec, update: &Self::Update) -> Result<Self::Live>;
+    fn update(pass: &Pass, live: &Self, spec: &Self::Spec, update: &Self::Update) -> Result<Self>;
 
     /// What `live` will look like after the update, without sending it (plan pass).
-    fn updated(live: &Self::Live, spec: &Self::Spec) -> Self::Live;
+    fn updated(live: &Self, spec: &Self::Spec) -> Self;
 
     /// Records the resource in the pass's snapshot so later primitives of the pass see it.
-    fn remember(snapshot: &mut Snapshot, live: &Self::Live);
+    fn remember(snapshot: &mut Snapshot, live: &Self);
 
     /// Short identifying facts for the plan line, e.g. `subnet-0abc, us-west-2a, 172.31.96.0/24`.
-    fn summary(live: &Self::Live) -> String;
+    fn summary(live: &Self) -> String;
 
     /// What carries the keep mark of `keep: true` (see [`converge_kept`]); `None` for kinds
     /// that cannot be kept.
-    fn keepable(_live: &Self::Live) -> Option<Keepable> {
+    fn keepable(_live: &Self) -> Option<Keepable> {
         None
     }
 
     /// The plan line's facts for an update; kinds whose update makes a new version (a task
     /// definition's revision) show both, e.g. `web:1 -> web:2`.
-    fn update_summary(_before: &Self::Live, after: &Self::Live) -> String {
+    fn update_summary(_before: &Self, after: &Self) -> String {
         Self::summary(after)
     }
 }
@@ -137,7 +136,7 @@ pub trait Resource {
 /// Converges one resource of kind `R` to `spec`: validates it, finds it, creates it when
 /// missing, refuses one that is not the stack's, updates it in place when it drifted (or refuses
 /// what AWS cannot change in place), and records `+`, `~` or `=`.
-pub fn converge<R: Resource>(pass: &Pass, spec: &R::Spec) -> Result<R::Live> {
+pub fn converge<R: Resource>(pass: &Pass, spec: &R::Spec) -> Result<R> {
     converge_kept::<R>(pass, spec, false)
 }
 
@@ -145,7 +144,7 @@ pub fn converge<R: Resource>(pass: &Pass, spec: &R::Spec) -> Result<R::Live> {
 /// mark, so a later run whose script no longer declares it keeps it (and says why) instead of
 /// deleting it. The mark is part of the resource's state: putting it on or taking it off is an
 /// update (`keep: false -> true`); a kind without [`Resource::keepable`] ignores `keep`.
-pub fn converge_kept<R: Resource>(pass: &Pass, spec: &R::Spec, keep: bool) -> Result<R::Live> {
+pub fn converge_kept<R: Resource>(pass: &Pass, spec: &R::Spec, keep: bool) -> Result<R> {
     R::validate(pass, spec)?;
     let stack = pass.stack()?;
     let name = R::name(spec);
@@ -192,7 +191,7 @@ pub fn converge_kept<R: Resource>(pass: &Pass, spec: &R::Spec, keep: bool) -> Re
 }
 
 /// Puts the keep mark on a resource of this run (or takes it off), and notes it in the snapshot.
-fn mark<R: Resource>(pass: &Pass, live: &R::Live, keep: bool) -> Result<()> {
+fn mark<R: Resource>(pass: &Pass, live: &R, keep: bool) -> Result<()> {
     let Some(target) = R::keepable(live) else { return Ok(()) };
     pass.apply(async |aws| tagged::set_keep(aws, &target, keep).await)?;
     pass.snapshot()?.borrow_mut().tagged.set_marked(&target, keep);
@@ -203,10 +202,10 @@ fn record<R: Resource>(
     pass: &Pass,
     kind: ChangeKind,
     name: &str,
-    live: R::Live,
-    before: Option<&R::Live>,
+    live: R,
+    before: Option<&R>,
     diffs: Vec<FieldDiff>,
-) -> R::Live {
+) -> R {
     if let Ok(snapshot) = pass.snapshot() {
         R::remember(&mut snapshot.borrow_mut(), &live);
     }

@@ -418,7 +418,6 @@ fn idempotency_token(stack: &str, domain: &str, names: &[String]) -> String {
 /// request a new one and leave the old one to `destroy`.
 impl Resource for Certificate {
     type Spec = CertificateSpec;
-    type Live = Certificate;
     type Update = ();
     const KIND: &'static str = "certificate";
 

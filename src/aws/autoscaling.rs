@@ -379,7 +379,6 @@ fn clamp(count: i64) -> i32 {
 /// place, policies are put when they differ and deleted when their metric is no longer given.
 impl Resource for ScalableTarget {
     type Spec = AutoscalingSpec;
-    type Live = ScalableTarget;
     type Update = ScalingUpdate;
     const KIND: &'static str = "autoscaling";
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use crate::aws::acm::{self, Certificate, StackDomains};
 use crate::aws::autoscaling::ScalableTarget;
 use crate::aws::ec2::SecurityGroup;
-use crate::aws::ecs::{self, EcsState, Service};
+use crate::aws::ecs::{self, EcsState, Service, TaskDefinition};
 use crate::aws::egress::RouteTable;
 use crate::aws::iam::{self, RoleSummary};
 use crate::aws::logs::{self, LogGroup};
@@ -219,7 +219,44 @@ impl Inventory {
             domains,
         )?;
         let dropped: Vec<Service> = services.iter().filter(|s| !is_declared(Kind::Service, &s.name)).cloned().collect();
-        let revisions = stack_task_definitions(aws, stack, tagged_revisions, &dropped).await?;
+        let (revisions, named) = stack_task_definitions(aws, stack, tagged_revisions, &dropped).await?;
+        // A run lists no roles (IAM cannot list by tag): the roles it may delete are those its
+        // dropped services' task definitions name, when they are the stack's and no longer declared.
+        let dropped_roles: Vec<RoleSummary> = match declared {
+            None => Vec::new(),
+            Some(_) => {
+                let names: BTreeSet<&str> = named
+                    .roles
+                    .iter()
+                    .filter_map(|arn| arn.rsplit('/').next())
+                    .filter(|name| !is_declared(Kind::Role, name))
+                    .collect();
+                let found = concurrently(&names, |name| iam::fetch_role(aws, name)).await?;
+                found
+                    .into_iter()
+                    .flatten()
+                    .filter(|role| role.stack.as_deref() == Some(stack))
+                    .map(|role| RoleSummary {
+                        name: role.name,
+                        arn: role.arn,
+                        path: role.path,
+                        description: role.description,
+                    })
+                    .collect()
+            }
+        };
+        // Likewise the log groups they name (kept unless --delete-logs, which reads them all).
+        let dropped_groups = match (declared, with_logs) {
+            (Some(_), false) => {
+                let names: Vec<&String> =
+                    named.log_groups.iter().filter(|name| !is_declared(Kind::LogGroup, name)).collect();
+                let found = concurrently(&names, |name| logs::fetch_log_group(aws, name)).await?;
+                found.into_iter().flatten().filter(|g| g.stack.as_deref() == Some(stack)).collect()
+            }
+            _ => Vec::new(),
+        };
+        let log_groups: Vec<LogGroup> = log_groups.into_iter().chain(dropped_groups).collect();
+        let dropped_last_used = concurrently(&dropped_roles, |role| iam::role_last_used(aws, &role.name)).await?;
 
         // Every entry is checked against the stack tag here, also where the read already filtered
         // by it: the inventory decides what destroy and run delete, so it never trusts a filter
@@ -315,7 +352,7 @@ impl Inventory {
         for group in &log_groups {
             add(Kind::LogGroup, Some(&group.name), &group.name, None);
         }
-        for role in &roles {
+        for role in roles.iter().chain(&dropped_roles) {
             add(Kind::Role, Some(&role.name), &role.name, None);
         }
         // Stable: revisions of one family stay in numeric order. Parts after the rest of their
@@ -325,9 +362,12 @@ impl Inventory {
         let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
         let roles_used_elsewhere = asked
             .iter()
+            .copied()
             .zip(last_used)
+            .chain(dropped_roles.iter().zip(dropped_last_used))
             .filter_map(|(role, last_used)| Some((role.name.clone(), used_elsewhere(last_used, &aws.region, now)?)))
             .collect();
+        let roles = roles.into_iter().chain(dropped_roles).collect();
         Ok(Inventory {
             stack: stack.to_string(),
             entries,
@@ -450,13 +490,14 @@ async fn latest_revisions_of(aws: &Aws, stack: &str) -> Result<Vec<String>> {
 /// numeric order. The families are those of `tagged` (latest revisions known to be the stack's)
 /// and of the stack's services; every other ACTIVE revision of them is described for its tag (one
 /// ListTaskDefinitions per family, one DescribeTaskDefinition per revision), so a revision
-/// registered by hand into the stack's family is left alone.
+/// registered by hand into the stack's family is left alone. With them, what the described
+/// revisions name.
 async fn stack_task_definitions(
     aws: &Aws,
     stack: &str,
     tagged: Vec<String>,
     services: &[Service],
-) -> Result<Vec<(String, String)>> {
+) -> Result<(Vec<(String, String)>, NamedByTasks)> {
     let family_of = |revision: &str| revision.rsplit_once(':').map(|(f, _)| f.to_string());
     let service_revisions = services.iter().filter_map(|s| s.task_definition.rsplit_once("task-definition/"));
     let families: BTreeSet<String> =
@@ -464,14 +505,36 @@ async fn stack_task_definitions(
     let listed = concurrently(&families, |family| ecs::active_revisions(aws, family)).await?;
     let unknown: Vec<String> = listed.into_iter().flatten().filter(|r| !tagged.contains(r)).collect();
     let described = concurrently(&unknown, |revision| ecs::describe_task_definition(aws, revision)).await?;
-    let ours =
-        described.into_iter().flatten().filter(|(_, t)| t.stack.as_deref() == Some(stack)).map(|(_, t)| t.label());
+    let described: Vec<TaskDefinition> =
+        described.into_iter().flatten().map(|(_, t)| t).filter(|t| t.stack.as_deref() == Some(stack)).collect();
+    let named = NamedByTasks {
+        roles: described
+            .iter()
+            .flat_map(|t| [&t.spec.execution_role, &t.spec.task_role])
+            .flatten()
+            .filter(|arn| arn.starts_with("arn:"))
+            .cloned()
+            .collect(),
+        log_groups: described
+            .iter()
+            .flat_map(|t| &t.spec.containers)
+            .filter_map(|c| c.logs.as_ref().map(|l| l.group.clone()))
+            .collect(),
+    };
+    let ours = described.iter().map(TaskDefinition::label);
     let mut revisions: Vec<(String, String)> =
         tagged.iter().cloned().chain(ours).filter_map(|r| Some((family_of(&r)?, r))).collect();
     let number = |revision: &str| revision.rsplit_once(':').and_then(|(_, n)| n.parse::<u32>().ok()).unwrap_or(0);
     revisions.sort_by(|a, b| (&a.0, number(&a.1)).cmp(&(&b.0, number(&b.1))));
     revisions.dedup();
-    Ok(revisions)
+    Ok((revisions, named))
+}
+
+/// What task definition revisions name: their roles (ARNs) and their containers' log groups.
+#[derive(Debug, Default)]
+struct NamedByTasks {
+    roles: BTreeSet<String>,
+    log_groups: BTreeSet<String>,
 }
 
 /// IAM roles are global while stacks are regional: a role last used in another region within

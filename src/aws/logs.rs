@@ -146,7 +146,6 @@ fn show_retention(days: Option<i32>) -> String {
 /// removed in place.
 impl Resource for LogGroup {
     type Spec = LogGroupSpec;
-    type Live = LogGroup;
     type Update = ();
     const KIND: &'static str = "log_group";
 

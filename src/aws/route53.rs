@@ -436,7 +436,6 @@ pub struct DnsRecord {
 /// the stack for each of its types.
 impl Resource for DnsRecord {
     type Spec = DnsRecordSpec;
-    type Live = DnsRecord;
     type Update = ();
     const KIND: &'static str = "dns_record";
 

@@ -221,6 +221,9 @@ fn a_service_dropped_from_a_two_service_script_is_drained_and_deleted_with_its_t
     assert!(position("- target_group shop-api") < position("- security_group shop-api-app"), "{deletions:?}");
     assert!(deletions.iter().all(|d| !d.contains("shop-web ") || d.starts_with("- listener_rule")), "{deletions:?}");
     assert!(changes.iter().any(|c| c.starts_with("= service shop-web")), "{changes:?}");
+    // The role its task definition named goes last; the log group stays (--delete-logs).
+    assert!(position("- subnet shop-api-b") < position("- role shop-api-exec"), "{deletions:?}");
+    assert!(plan.stdout.contains("= kept log_group /ecs/shop-api — no longer declared"), "{}", plan.stdout);
 
     let (run, requests) = deck.recorded(|| deck.run(&web_only, &[]));
     run.success().stdout_has("- service shop-api").stdout_has("deleted");
@@ -247,6 +250,9 @@ fn a_service_dropped_from_a_two_service_script_is_drained_and_deleted_with_its_t
     let groups = aws.block_on(aws.elbv2.describe_target_groups().send()).unwrap();
     let names: Vec<&str> = groups.target_groups().iter().filter_map(|g| g.target_group_name()).collect();
     assert_eq!(names, ["shop-web"], "only the web target group is left");
+    let gone = aws.block_on(aws.iam.get_role().role_name("shop-api-exec").send());
+    assert!(gone.is_err_and(|e| e.as_service_error().is_some_and(|e| e.is_no_such_entity_exception())));
+    assert!(aws.block_on(aws.iam.get_role().role_name("shop-web-exec").send()).is_ok(), "the web service's role stays");
     // The web service's listener still forwards to it, and the next run changes nothing.
     deck.run(&web_only, &[]).success().stdout_has("no changes");
 }

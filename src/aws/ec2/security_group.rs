@@ -179,7 +179,6 @@ impl SecurityGroupSpec {
 /// cannot change in place, its rules become exactly the script's.
 impl Resource for SecurityGroup {
     type Spec = SecurityGroupSpec;
-    type Live = SecurityGroup;
     type Update = ();
     const KIND: &'static str = "security_group";
     const FIXED: &'static [&'static str] = &["VPC", "description"];

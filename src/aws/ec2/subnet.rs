@@ -122,7 +122,6 @@ fn describe_subnet(subnet: &Subnet) -> String {
 /// CIDR, and only whether it assigns public IPs changes in place.
 impl Resource for Subnet {
     type Spec = SubnetSpec;
-    type Live = Subnet;
     type Update = ();
     const KIND: &'static str = "subnet";
     const FIXED: &'static [&'static str] = &["VPC", "AZ", "CIDR"];

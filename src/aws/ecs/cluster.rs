@@ -153,7 +153,6 @@ fn wanted_capacity(spec: &ClusterSpec) -> (Vec<String>, Vec<StrategyItem>) {
 /// setting are changed in place.
 impl Resource for Cluster {
     type Spec = ClusterSpec;
-    type Live = Cluster;
     type Update = ClusterUpdate;
     const KIND: &'static str = "cluster";
 

@@ -351,7 +351,6 @@ pub struct ServiceUpdate {
 /// are deleted ones); everything the script controls is changed in place with UpdateService.
 impl Resource for Service {
     type Spec = ServiceSpec;
-    type Live = Service;
     type Update = ServiceUpdate;
     const KIND: &'static str = "service";
 

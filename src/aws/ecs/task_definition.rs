@@ -384,7 +384,6 @@ fn lookup_latest(pass: &Pass, family: &str) -> Result<Option<TaskDefinition>> {
 /// and a change registers a new revision (revisions themselves never change).
 impl Resource for TaskDefinition {
     type Spec = TaskDefinitionSpec;
-    type Live = TaskDefinition;
     type Update = ();
     const KIND: &'static str = "task_definition";
 

@@ -109,7 +109,6 @@ pub struct NatGatewaySpec {
 /// its elastic IP and waits until it is available.
 impl Resource for NatGateway {
     type Spec = NatGatewaySpec;
-    type Live = NatGateway;
     type Update = ();
     const KIND: &'static str = "nat_gateway";
     const FIXED: &'static [&'static str] = &["subnet"];

@@ -184,7 +184,6 @@ fn script_routes(table: &RouteTable) -> BTreeSet<Route> {
 /// its routes and its subnet associations become exactly the script's, in place.
 impl Resource for RouteTable {
     type Spec = RouteTableSpec;
-    type Live = RouteTable;
     type Update = ();
     const KIND: &'static str = "route_table";
     const FIXED: &'static [&'static str] = &["VPC"];

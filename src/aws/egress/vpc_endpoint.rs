@@ -127,7 +127,6 @@ fn some(items: &[String]) -> Option<Vec<String>> {
 /// or type in place; its route tables, subnets and security groups change in place.
 impl Resource for Endpoint {
     type Spec = EndpointSpec;
-    type Live = Endpoint;
     type Update = EndpointUpdate;
     const KIND: &'static str = "vpc_endpoint";
     const FIXED: &'static [&'static str] = &["VPC", "service", "type"];

@@ -359,7 +359,6 @@ fn read_listeners(pass: &Pass, spec: &ListenerSpec, stack: &str) -> Result<()> {
 /// action, certificate and TLS policy modified in place.
 impl Resource for Listener {
     type Spec = ListenerSpec;
-    type Live = Listener;
     type Update = ();
     const KIND: &'static str = "listener";
 

@@ -283,7 +283,6 @@ fn known(state: &Elbv2State, name: &str) -> Option<Option<LoadBalancer>> {
 /// missing, its subnets and security groups set in place; its type, scheme and VPC are fixed.
 impl Resource for LoadBalancer {
     type Spec = LoadBalancerSpec;
-    type Live = LoadBalancer;
     type Update = LoadBalancerUpdate;
     const KIND: &'static str = "load_balancer";
     const FIXED: &'static [&'static str] = &["type", "scheme", "VPC"];

@@ -231,7 +231,6 @@ fn rule_name(listener: &str, priority: i32) -> String {
 /// and target group modified in place (ModifyRule).
 impl Resource for ListenerRule {
     type Spec = ListenerRuleSpec;
-    type Live = ListenerRule;
     type Update = ();
     const KIND: &'static str = "listener_rule";
 

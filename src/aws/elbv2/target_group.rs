@@ -303,7 +303,6 @@ macro_rules! with_health_check {
 /// are fixed.
 impl Resource for TargetGroup {
     type Spec = TargetGroupSpec;
-    type Live = TargetGroup;
     type Update = TargetGroupUpdate;
     const KIND: &'static str = "target_group";
     const FIXED: &'static [&'static str] = &["port", "protocol", "target type", "VPC"];

@@ -93,7 +93,6 @@ pub struct RoleUpdate {
 /// An IAM role converges by name; IAM cannot move it to another path in place.
 impl Resource for Role {
     type Spec = DesiredRole;
-    type Live = Role;
     type Update = RoleUpdate;
     const KIND: &'static str = "role";
     const FIXED: &'static [&'static str] = &["path"];

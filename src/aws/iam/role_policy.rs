@@ -134,7 +134,6 @@ fn describe(document: &Value) -> String {
 /// A role's inline policy converges by role and name; PutRolePolicy replaces it in place.
 impl Resource for RolePolicy {
     type Spec = RolePolicySpec;
-    type Live = RolePolicy;
     type Update = ();
     const KIND: &'static str = "role_policy";
 
