@@ -5,6 +5,7 @@
 mod cluster;
 mod container;
 mod service;
+mod service_reads;
 mod task_definition;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -16,6 +17,7 @@ use aws_smithy_types::error::operation::BuildError;
 pub use self::cluster::*;
 pub use self::container::*;
 pub use self::service::*;
+pub use self::service_reads::*;
 pub use self::task_definition::*;
 use crate::aws::{NAME_TAG, concurrently};
 use crate::error::{Error, Result, aws_error};

@@ -1,0 +1,143 @@
+//! Reading ECS services (DescribeServices with their tags, into [`Service`]) and deleting them.
+
+use aws_sdk_ecs::types::{AssignPublicIp, ServiceField};
+
+use super::service::{Deployment, LoadBalancerSpec, Service};
+use super::{cluster_services, strategy_from, tag_value};
+use crate::error::{Error, Result, aws_error};
+use crate::pass::STACK_TAG;
+use crate::runtime::Aws;
+
+pub(super) async fn describe_services(aws: &Aws, cluster: &str, names: Vec<String>) -> Result<Vec<Service>> {
+    let out = aws
+        .ecs
+        .describe_services()
+        .cluster(cluster)
+        .set_services(Some(names))
+        .include(ServiceField::Tags)
+        .send()
+        .await
+        .map_err(|e| aws_error("DescribeServices", e))?;
+    out.services().iter().map(|s| service_from("DescribeServices", s)).collect()
+}
+
+/// The services of `cluster` (a name or ARN) with these names, as far as they exist (ACTIVE,
+/// DRAINING or INACTIVE), with their tags; none when the cluster does not exist.
+pub(super) async fn services_named(aws: &Aws, cluster: &str, names: Vec<String>) -> Result<Vec<Service>> {
+    let out =
+        aws.ecs.describe_services().cluster(cluster).set_services(Some(names)).include(ServiceField::Tags).send().await;
+    match out {
+        Ok(out) => out.services().iter().map(|s| service_from("DescribeServices", s)).collect(),
+        Err(err) if err.as_service_error().is_some_and(|e| e.is_cluster_not_found_exception()) => Ok(Vec::new()),
+        Err(err) => Err(aws_error("DescribeServices", err)),
+    }
+}
+
+/// The cluster name in a cluster ARN (`arn:aws:ecs:region:account:cluster/NAME`).
+pub(super) fn cluster_name(arn: &str) -> &str {
+    arn.rsplit_once(":cluster/").map_or(arn, |(_, name)| name)
+}
+
+pub(super) fn service_from(operation: &str, s: &aws_sdk_ecs::types::Service) -> Result<Service> {
+    let vpc = s.network_configuration().and_then(|n| n.awsvpc_configuration());
+    let sorted = |items: &[String]| {
+        let mut items = items.to_vec();
+        items.sort();
+        items
+    };
+    // A mapping without a target group is a Classic Load Balancer's (never deckhand's): it is
+    // shown by that load balancer's name.
+    let mut load_balancers: Vec<LoadBalancerSpec> = s
+        .load_balancers()
+        .iter()
+        .filter_map(|lb| {
+            Some(LoadBalancerSpec {
+                target_group_arn: lb.target_group_arn().or(lb.load_balancer_name())?.to_string(),
+                container: lb.container_name().unwrap_or_default().to_string(),
+                port: lb.container_port().unwrap_or_default(),
+            })
+        })
+        .collect();
+    load_balancers.sort();
+    let deployment = s.deployment_configuration().map(|d| Deployment {
+        circuit_breaker: d.deployment_circuit_breaker().map(|c| c.enable() && c.rollback()).unwrap_or(false),
+        min_healthy_percent: d.minimum_healthy_percent().unwrap_or(100),
+        max_percent: d.maximum_percent().unwrap_or(200),
+    });
+    let cluster_arn = s.cluster_arn().ok_or_else(|| Error::missing(operation, "service.clusterArn"))?;
+    Ok(Service {
+        arn: s.service_arn().ok_or_else(|| Error::missing(operation, "service.serviceArn"))?.to_string(),
+        name: s.service_name().ok_or_else(|| Error::missing(operation, "service.serviceName"))?.to_string(),
+        cluster_arn: cluster_arn.to_string(),
+        cluster: cluster_name(cluster_arn).to_string(),
+        status: s.status().unwrap_or_default().to_string(),
+        // Absent only for services on the EXTERNAL deployment controller (never deckhand's).
+        task_definition: s.task_definition().unwrap_or_default().to_string(),
+        desired: s.desired_count(),
+        strategy: strategy_from(s.capacity_provider_strategy()),
+        subnets: vpc.map(|v| sorted(v.subnets())).unwrap_or_default(),
+        security_groups: vpc.map(|v| sorted(v.security_groups())).unwrap_or_default(),
+        public_ip: vpc.and_then(|v| v.assign_public_ip()) == Some(&AssignPublicIp::Enabled),
+        load_balancers,
+        health_check_grace: s.health_check_grace_period_seconds(),
+        deployment,
+        stack: tag_value(s.tags(), STACK_TAG),
+        autoscaled: false,
+    })
+}
+
+// Deletion (deckhand destroy)
+
+/// The services of a cluster, with their tags (one ListServices per page, one DescribeServices per
+/// 10 services).
+pub async fn services_in_cluster(aws: &Aws, cluster_arn: &str) -> Result<Vec<Service>> {
+    cluster_services(aws, cluster_arn).await
+}
+
+/// Scales a service to no tasks and deletes it; ECS then drains it (see [`wait_service_inactive`]).
+pub async fn delete_service(aws: &Aws, cluster_arn: &str, service_arn: &str) -> Result<()> {
+    aws.ecs
+        .update_service()
+        .cluster(cluster_arn)
+        .service(service_arn)
+        .desired_count(0)
+        .send()
+        .await
+        .map_err(|e| aws_error("UpdateService", e))?;
+    aws.ecs
+        .delete_service()
+        .cluster(cluster_arn)
+        .service(service_arn)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| aws_error("DeleteService", e))
+}
+
+/// Waits (SDK waiter) until a deleted service is INACTIVE, its tasks stopped; at most 20 minutes.
+pub async fn wait_service_inactive(aws: &Aws, cluster_arn: &str, service_arn: &str) -> Result<()> {
+    use aws_sdk_ecs::client::Waiters;
+    use aws_smithy_runtime_api::client::waiters::error::WaiterError;
+    let waited = aws
+        .ecs
+        .wait_until_services_inactive()
+        .cluster(cluster_arn)
+        .services(service_arn)
+        .wait(std::time::Duration::from_secs(1200))
+        .await;
+    match waited {
+        // The waiter's failure state is "MISSING": the service is gone altogether.
+        Ok(_) | Err(WaiterError::FailureState(_)) => Ok(()),
+        // ECS drains a deleted service's tasks first (their deregistration delay, then shutdown).
+        Err(WaiterError::ExceededMaxWait(_)) => Err(Error::Timeout {
+            what: format!("service {service_arn} to become INACTIVE"),
+            waited: "20m".into(),
+            hint: Some("run `deckhand destroy` again once its tasks have stopped".into()),
+        }),
+        Err(WaiterError::OperationFailed(failed)) => Err(aws_error("DescribeServices", failed.into_error())),
+        Err(err) => Err(Error::Internal(format!(
+            "waiting for service {service_arn}: {}",
+            aws_smithy_types::error::display::DisplayErrorContext(&err)
+        ))),
+    }
+}
