@@ -31,6 +31,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "certificate",
         &["spec: Map", "Map"],
         "Ensures an ACM certificate validated by DNS: #{ domain, alternative_names, zone }.\n\
+         `keep: true` marks it (tag deckhand:keep): a run whose script no longer declares it keeps it.\n\
          `zone` (a hosted_zone() handle or the zone's name) must hold every name; `*` only as a whole first label;\n\
          at most 10 names. deckhand writes the validation CNAMEs into the zone and waits until the certificate is\n\
          ISSUED (up to 30 minutes). The stack's certificate with exactly these names is reused; other names\n\

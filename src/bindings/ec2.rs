@@ -65,6 +65,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "subnet",
         &["vpc: Map", "spec: Map", "Map"],
         "Ensures a subnet exists: #{ name, az, cidr, public_ip }.\n\
+         `keep: true` marks it (tag deckhand:keep): a run whose script no longer declares it keeps it.\n\
          `name` (Name tag, unique in the stack), `az` (e.g. \"us-west-2a\"), `cidr` (IPv4, /16 to /28,\n\
          inside the VPC, overlapping no other subnet), `public_ip` (assign public IPs on launch; default false).\n\
          AZ and CIDR cannot change in place; deckhand refuses rather than replacing the subnet.\n\
@@ -81,6 +82,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "security_group",
         &["vpc: Map", "spec: Map", "Map"],
         "Ensures a security group with exactly the given rules: #{ name, description, ingress, egress }.\n\
+         `keep: true` marks it (tag deckhand:keep): a run whose script no longer declares it keeps it.\n\
          A rule is #{ port, protocol, cidr } or #{ port, protocol, from: <security group> } (ingress;\n\
          `to:` for egress). `port` is 1-65535 or a range \"8000-8100\"; `protocol` is tcp (default), udp,\n\
          icmp or all. Rules not in the script are revoked. Without `egress`, AWS's default (all traffic\n\

@@ -24,6 +24,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "nat_gateway",
         &["subnet: Map", "spec: Map", "Map"],
         "Ensures a NAT gateway (with its own elastic IP) in a public subnet: #{ name }.\n\
+         `keep: true` marks it (tag deckhand:keep): a run whose script no longer declares it keeps it.\n\
          Private subnets route 0.0.0.0/0 to it (see route_table) so tasks without public IPs can pull\n\
          images. Creating one waits until it is available (1-2 minutes on AWS). It costs money per hour.\n\
          Example: `let nat = nat_gateway(default_subnet(vpc, \"us-west-2a\"), #{ name: \"myapp\" });`",
@@ -42,6 +43,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "route_table",
         &["vpc: Map", "spec: Map", "Map"],
         "Ensures a route table with exactly the given subnets and routes: #{ name, subnets, routes }.\n\
+         `keep: true` marks it (tag deckhand:keep): a run whose script no longer declares it keeps it.\n\
          A route is #{ cidr, nat_gateway } or #{ cidr, gateway: \"igw-...\" }. Subnets associated with\n\
          another table are moved to this one. The VPC-local route is implicit.\n\
          Example: `route_table(vpc, #{ name: \"myapp-private\", subnets: subnets,\n\

@@ -29,6 +29,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "load_balancer",
         &["spec: Map", "Map"],
         "Ensures an Application Load Balancer: #{ name, subnets, security_groups, scheme }.\n\
+         `keep: true` marks it (tag deckhand:keep): a run whose script no longer declares it keeps it.\n\
          `name` (1-32 letters, digits, hyphens), `subnets` (subnet handles or ids in at least two AZs, one per\n\
          AZ), `security_groups` (1-5 handles or ids), `scheme` (\"internet-facing\", the default, or \"internal\").\n\
          Subnets and security groups converge in place; the scheme cannot change.\n\
@@ -47,6 +48,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "target_group",
         &["vpc: Map", "spec: Map", "Map"],
         "Ensures a target group: #{ name, port, protocol, target_type, health_check, deregistration_delay }.\n\
+         `keep: true` marks it (tag deckhand:keep): a run whose script no longer declares it keeps it.\n\
          `port` (1-65535), `protocol` (\"HTTP\", the default, or \"HTTPS\"), `target_type` (\"ip\", the default,\n\
          what Fargate needs, or \"instance\"), `health_check` #{ path, interval (5-300), timeout (2-120, below\n\
          the interval), healthy (2-10), unhealthy (2-10), matcher (\"200\", \"200-299\", \"200,302\") } with AWS's\n\

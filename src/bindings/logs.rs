@@ -20,6 +20,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "log_group",
         &["name: &str", "options: Map", "Map"],
         "Ensures a CloudWatch Logs log group: #{ retention_days }.\n\
+         `keep: true` marks it (tag deckhand:keep): a run whose script no longer declares it keeps it.\n\
          `retention_days` is one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096,\n\
          1827, 2192, 2557, 2922, 3288, 3653; () or absent keeps events forever.\n\
          Returns #{ kind: \"log_group\", name, arn, retention_days }.\n\

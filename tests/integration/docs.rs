@@ -57,6 +57,7 @@ fn docs_name_shows_one_function_in_full_with_its_example() {
         .stdout_has("subnet(vpc: Map, spec: Map) -> Map\n")
         .stdout_has("Ensures a subnet exists")
         .stdout_has("AZ and CIDR cannot change in place")
+        .stdout_has("`keep: true` marks it (tag deckhand:keep)")
         .stdout_has(
             "Example:\n\n    subnet(vpc, #{ name: \"myapp-a\", az: \"us-west-2a\", cidr: \"172.31.96.0/24\" })",
         );

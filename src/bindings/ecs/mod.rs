@@ -44,6 +44,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "cluster",
         &["name: &str", "options: Map", "Map"],
         "Ensures an ECS cluster: #{ capacity_providers, default_strategy, container_insights }.\n\
+         `keep: true` marks it (tag deckhand:keep): a run whose script no longer declares it keeps it.\n\
          `capacity_providers` (default [\"FARGATE\", \"FARGATE_SPOT\"]), `default_strategy` (array of\n\
          \"FARGATE\" or #{ provider, weight, base }; default FARGATE weight 1), `container_insights`\n\
          (true, false or \"enhanced\"; unset leaves it alone). All are changed in place; the cluster is\n\
@@ -94,6 +95,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          on `container`:`port` (default: the task's only container with a port), with the deployment\n\
          circuit breaker and rollback on (default). `desired` defaults to 1 for a new service; an\n\
          existing one keeps its count unless the script gives one. Changes are applied in place.\n\
+         `keep: true` marks it (tag deckhand:keep): a run whose script no longer declares it keeps it.\n\
          Returns #{ kind, arn, name, cluster_arn, cluster, desired, task_definition }.\n\
          Example: `service(cluster, #{ name: \"myapp\", task: task, desired: 2, subnets: subnets,\n\
          security_groups: [app_sg], target_group: tg })`",
