@@ -109,11 +109,9 @@ impl Snapshot {
             elbv2::Elbv2State::named(aws, &declared.load_balancers, &declared.target_groups),
             ecs::EcsState::load_declared(aws, &declared.clusters, &declared.services),
         )?;
-        let mut ecs_arns = tagged.arns("ecs", "cluster");
-        ecs_arns.extend(tagged.arns("ecs", "service"));
         let (elbv2, ecs) = tokio::try_join!(
-            elbv2::Elbv2State::complete(aws, stack, elbv2::Elbv2State::tagged_arns(&tagged), named),
-            ecs.add_stack(aws, stack, &ecs_arns),
+            elbv2::Elbv2State::complete(aws, stack, &tagged, named),
+            ecs.add_stack(aws, stack, &tagged),
         )?;
         Ok((tagged, elbv2, ecs))
     }

@@ -19,6 +19,7 @@ pub use self::container::*;
 pub use self::service::*;
 pub use self::service_reads::*;
 pub use self::task_definition::*;
+use crate::aws::tagged::StackTagged;
 use crate::aws::{NAME_TAG, concurrently};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::STACK_TAG;
@@ -105,34 +106,20 @@ impl EcsState {
     /// tags included. No listing: what the script declares is all a run's passes look up (a name
     /// the check pass could not know is read by name when the script reaches it).
     pub async fn load_declared(aws: &Aws, clusters: &[String], services: &[(String, String)]) -> Result<EcsState> {
-        let mut by_cluster: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let mut by_cluster: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for (cluster, name) in services {
-            by_cluster.entry(cluster).or_default().push(name.clone());
+            by_cluster.entry(cluster.clone()).or_default().push(name.clone());
         }
-        let batches: Vec<(&str, Vec<String>)> = by_cluster
-            .iter()
-            .flat_map(|(cluster, names)| names.chunks(10).map(|chunk| (*cluster, chunk.to_vec())))
-            .collect();
-        let (found_clusters, found_services) = tokio::try_join!(
-            concurrently(clusters.chunks(100), |chunk| describe_clusters(aws, chunk.to_vec())),
-            concurrently(&batches, async |(cluster, names)| services_named(aws, cluster, names.clone()).await),
-        )?;
-        let mut state = EcsState {
-            clusters: found_clusters.into_iter().flatten().collect(),
-            clusters_named: clusters.iter().cloned().collect(),
-            loaded: true,
-            ..EcsState::default()
-        };
-        for service in found_services.into_iter().flatten() {
-            state.services_named.insert((service.cluster.clone(), service.name.clone()), Some(service));
-        }
+        let mut state =
+            EcsState { clusters_named: clusters.iter().cloned().collect(), loaded: true, ..EcsState::default() };
+        state.add_described(aws, clusters, &by_cluster).await?;
         for (cluster, name) in services {
             state.services_named.entry((cluster.clone(), name.clone())).or_insert(None);
         }
         Ok(state)
     }
 
-    /// Adds the stack's clusters and services found by tag (`arns`, cluster and service ARNs; the
+    /// Adds the stack's clusters and services found by tag (`tagged`; the
     /// Resource Groups Tagging API lists them in any cluster, in proportion to the stack) that
     /// the declared reads did not describe: one DescribeClusters per 100, one DescribeServices per
     /// cluster and 10; none when the script declares all of them. Sets `stack_services`.
@@ -140,39 +127,53 @@ impl EcsState {
     /// The tagging index is eventually consistent: one created moments ago may be missing (what
     /// the script declares is read by name anyway), one deleted moments ago may still be listed
     /// (its describe says INACTIVE, or nothing).
-    pub async fn add_stack(mut self, aws: &Aws, stack: &str, arns: &[String]) -> Result<EcsState> {
-        let clusters: Vec<String> = arns
-            .iter()
-            .filter(|arn| arn.contains(":cluster/") && !self.clusters.iter().any(|c| c.arn == **arn))
-            .cloned()
+    pub async fn add_stack(mut self, aws: &Aws, stack: &str, tagged: &StackTagged) -> Result<EcsState> {
+        let clusters: Vec<String> = tagged
+            .arns("ecs", "cluster")
+            .into_iter()
+            .filter(|arn| !self.clusters.iter().any(|c| c.arn == *arn))
             .collect();
         let described = |arn: &str| self.services_named.values().flatten().any(|s| s.arn == arn);
         let mut by_cluster: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for arn in arns.iter().filter(|arn| !described(arn)) {
+        for arn in tagged.arns("ecs", "service").into_iter().filter(|arn| !described(arn)) {
             if let Some((cluster, _)) = arn.split_once(":service/").and_then(|(_, rest)| rest.split_once('/')) {
-                by_cluster.entry(cluster.to_string()).or_default().push(arn.clone());
+                by_cluster.entry(cluster.to_string()).or_default().push(arn.to_string());
             }
         }
-        let batches: Vec<(String, Vec<String>)> = by_cluster
-            .iter()
-            .flat_map(|(cluster, arns)| arns.chunks(10).map(|chunk| (cluster.clone(), chunk.to_vec())))
-            .collect();
-        let (found_clusters, found_services) = tokio::try_join!(
-            concurrently(clusters.chunks(100), |chunk| describe_clusters(aws, chunk.to_vec())),
-            concurrently(&batches, async |(cluster, arns)| services_named(aws, cluster, arns.clone()).await),
-        )?;
-        for cluster in found_clusters.into_iter().flatten() {
+        let known = self.clusters.len();
+        self.add_described(aws, &clusters, &by_cluster).await?;
+        for cluster in &self.clusters[known..] {
             self.clusters_named.insert(cluster.name.clone());
-            self.clusters.push(cluster);
-        }
-        for service in found_services.into_iter().flatten() {
-            self.services_named.insert((service.cluster.clone(), service.name.clone()), Some(service));
         }
         let mut services: Vec<Service> =
             self.services_named.values().flatten().filter(|s| s.stack.as_deref() == Some(stack)).cloned().collect();
         services.sort_by(|a, b| (&a.name, &a.arn).cmp(&(&b.name, &b.arn)));
         self.stack_services = Some(services);
         Ok(self)
+    }
+
+    /// Describes `clusters` (names or ARNs: one DescribeClusters per 100) and the services of
+    /// `services` (by cluster, names or ARNs: one DescribeServices per cluster and 10), all at
+    /// once, and adds what exists.
+    async fn add_described(
+        &mut self,
+        aws: &Aws,
+        clusters: &[String],
+        services: &BTreeMap<String, Vec<String>>,
+    ) -> Result<()> {
+        let batches: Vec<(&str, Vec<String>)> = services
+            .iter()
+            .flat_map(|(cluster, names)| names.chunks(10).map(|chunk| (cluster.as_str(), chunk.to_vec())))
+            .collect();
+        let (found_clusters, found_services) = tokio::try_join!(
+            concurrently(clusters.chunks(100), |chunk| describe_clusters(aws, chunk.to_vec())),
+            concurrently(&batches, async |(cluster, names)| services_named(aws, cluster, names.clone()).await),
+        )?;
+        self.clusters.extend(found_clusters.into_iter().flatten());
+        for service in found_services.into_iter().flatten() {
+            self.services_named.insert((service.cluster.clone(), service.name.clone()), Some(service));
+        }
+        Ok(())
     }
 }
 

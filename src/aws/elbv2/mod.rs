@@ -58,11 +58,6 @@ async fn describe_existing<T>(
     Ok(found.into_iter().flatten().collect())
 }
 
-/// Whether `arn` is a load balancer's or a target group's.
-fn is_tagged_type(arn: &str) -> bool {
-    arn.contains(":elasticloadbalancing:") && (arn.contains(":loadbalancer/") || arn.contains(":targetgroup/"))
-}
-
 /// Load balancers and target groups described by name ([`Elbv2State::named`]), with the names asked.
 #[derive(Debug, Default)]
 pub struct Named {
@@ -100,14 +95,7 @@ impl Elbv2State {
     /// then reads their listeners and target group attributes: requests in proportion to the
     /// stack, whatever else the region holds.
     pub async fn load(aws: &Aws, stack: &str, tagged: &StackTagged) -> Result<Elbv2State> {
-        Self::complete(aws, stack, Self::tagged_arns(tagged), Named::default()).await
-    }
-
-    /// The ARNs of the stack's load balancers and target groups among its tagged resources.
-    pub fn tagged_arns(tagged: &StackTagged) -> Vec<String> {
-        let mut arns = tagged.arns("elasticloadbalancing", "loadbalancer");
-        arns.extend(tagged.arns("elasticloadbalancing", "targetgroup"));
-        arns
+        Self::complete(aws, stack, tagged, Named::default()).await
     }
 
     /// The load balancers and target groups named `lb_names` and `tg_names` (any stack's or none's,
@@ -122,15 +110,15 @@ impl Elbv2State {
         Ok(Named { lb_names: lb_names.to_vec(), tg_names: tg_names.to_vec(), load_balancers, target_groups })
     }
 
-    /// The stack's part from its tagged ARNs (`arns`, load balancers and target groups) and what was described
+    /// The stack's part from its tagged load balancers and target groups and what was described
     /// by name: those of the stack not described yet are described by ARN, then the listeners,
     /// target group attributes and rules are read. A name that does not exist is remembered as
     /// such (no lookup when the script reaches it); one that exists outside the stack's tag is
     /// looked up when reached (its tag tells whose it is, or the tagging index lags behind).
-    pub async fn complete(aws: &Aws, stack: &str, arns: Vec<String>, named: Named) -> Result<Elbv2State> {
+    pub async fn complete(aws: &Aws, stack: &str, tagged: &StackTagged, named: Named) -> Result<Elbv2State> {
         let Named { lb_names, tg_names, load_balancers: lbs_named, target_groups: tgs_named } = named;
-        let (lb_arns, tg_arns): (Vec<String>, Vec<String>) =
-            arns.into_iter().filter(|arn| is_tagged_type(arn)).partition(|arn| arn.contains(":loadbalancer/"));
+        let lb_arns = tagged.arns("elasticloadbalancing", "loadbalancer");
+        let tg_arns = tagged.arns("elasticloadbalancing", "targetgroup");
         let (lbs_ours, lbs_other): (Vec<LoadBalancer>, Vec<LoadBalancer>) =
             lbs_named.into_iter().partition(|lb| lb_arns.contains(&lb.arn));
         let (tgs_ours, tgs_other): (Vec<TargetGroup>, Vec<TargetGroup>) =
