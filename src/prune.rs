@@ -63,18 +63,17 @@ impl Prune {
         };
         let (mut doomed, mut kept) = (Vec::new(), Vec::new());
         for entry in inventory.undeclared(&declared) {
-            let why = match inventory.kept_because(entry, options.delete_logs) {
-                _ if inventory.is_marked(entry) => Some(
-                    "keep: true (to delete it, declare it once more with keep: false and run, then drop it)"
-                        .to_string(),
-                ),
-                Some(why) => Some(why),
-                None if nat_created && unattached(entry) => {
-                    Some("unattached, and a NAT gateway this run creates reuses it".to_string())
-                }
-                None if options.keep_undeclared => Some("--keep-undeclared".to_string()),
-                None => None,
-            };
+            let marked = "keep: true (to delete it, declare it once more with keep: false and run, then drop it)";
+            let why = if inventory.is_marked(entry) {
+                Some(marked.to_string())
+            } else {
+                inventory.kept_because(entry, options.delete_logs)
+            }
+            .or_else(|| {
+                (nat_created && unattached(entry))
+                    .then(|| "unattached, and a NAT gateway this run creates reuses it".to_string())
+            })
+            .or_else(|| options.keep_undeclared.then(|| "--keep-undeclared".to_string()));
             match why {
                 Some(why) => kept.push((entry.clone(), format!("{NO_LONGER_DECLARED}, kept: {why}"))),
                 None => doomed.push(entry.clone()),

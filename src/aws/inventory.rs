@@ -163,8 +163,8 @@ impl Inventory {
     /// found them) instead of reading it again when given. With `declared` (what a run's script
     /// declares, kind and name), it reads only what a run may delete, so a no-op run costs little
     /// more than its plan: task definitions only of the services the script dropped (not every
-    /// family in the account: a declared family keeps its revisions), and where roles were last
-    /// used only for the roles it dropped.
+    /// family in the account: a declared family keeps its revisions), and the roles and log
+    /// groups those name.
     pub async fn read_with(
         aws: &Aws,
         stack: &str,
@@ -186,7 +186,8 @@ impl Inventory {
         };
         // IAM and CloudWatch Logs cannot list by tag: finding a stack's roles and log groups reads
         // every role's and group's tags. A run (`declared`) does not pay that on every no-op: it
-        // leaves roles to destroy, and reads log groups only when asked to delete them.
+        // finds them through the task definitions of the services it dropped (below), and reads
+        // every log group only when asked to delete them.
         let roles = async {
             match declared {
                 Some(_) => Ok(Vec::new()),
@@ -222,8 +223,9 @@ impl Inventory {
         let (revisions, named) = stack_task_definitions(aws, stack, tagged_revisions, &dropped).await?;
         // A run lists no roles (IAM cannot list by tag): the roles it may delete are those its
         // dropped services' task definitions name, when they are the stack's and no longer declared.
-        let dropped_roles: Vec<RoleSummary> = match declared {
-            None => Vec::new(),
+        // One GetRole each tells the owner and the last use.
+        let (dropped_roles, dropped_last_used): (Vec<RoleSummary>, Vec<_>) = match declared {
+            None => (Vec::new(), Vec::new()),
             Some(_) => {
                 let names: BTreeSet<&str> = named
                     .roles
@@ -231,18 +233,13 @@ impl Inventory {
                     .filter_map(|arn| arn.rsplit('/').next())
                     .filter(|name| !is_declared(Kind::Role, name))
                     .collect();
-                let found = concurrently(&names, |name| iam::fetch_role(aws, name)).await?;
+                let found = concurrently(&names, |name| iam::get_role(aws, name)).await?;
                 found
                     .into_iter()
                     .flatten()
-                    .filter(|role| role.stack.as_deref() == Some(stack))
-                    .map(|role| RoleSummary {
-                        name: role.name,
-                        arn: role.arn,
-                        path: role.path,
-                        description: role.description,
-                    })
-                    .collect()
+                    .filter(|role| iam::stack_of(role).as_deref() == Some(stack))
+                    .map(|role| (RoleSummary::of(&role), iam::last_used(&role)))
+                    .unzip()
             }
         };
         // Likewise the log groups they name (kept unless --delete-logs, which reads them all).
@@ -256,7 +253,6 @@ impl Inventory {
             _ => Vec::new(),
         };
         let log_groups: Vec<LogGroup> = log_groups.into_iter().chain(dropped_groups).collect();
-        let dropped_last_used = concurrently(&dropped_roles, |role| iam::role_last_used(aws, &role.name)).await?;
 
         // Every entry is checked against the stack tag here, also where the read already filtered
         // by it: the inventory decides what destroy and run delete, so it never trusts a filter

@@ -111,13 +111,7 @@ pub fn partition(region: Option<&str>) -> &'static str {
 
 /// Reads a role and its attached managed policies concurrently; `None` when there is no such role.
 pub async fn fetch_role(aws: &Aws, name: &str) -> Result<Option<Role>> {
-    let get = async {
-        match aws.iam.get_role().role_name(name).send().await {
-            Ok(out) => Ok(out.role),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_entity_exception()) => Ok(None),
-            Err(e) => Err(aws_error("GetRole", e)),
-        }
-    };
+    let get = get_role(aws, name);
     let attached = async {
         let mut pages = aws.iam.list_attached_role_policies().role_name(name).into_paginator().items().send();
         let mut arns = Vec::new();
@@ -140,8 +134,22 @@ pub async fn fetch_role(aws: &Aws, name: &str) -> Result<Option<Role>> {
         description: role.description().unwrap_or_default().to_string(),
         trust: policy::parse_trust(role.assume_role_policy_document()),
         managed_policies: arns,
-        stack: role.tags().iter().find(|t| t.key() == STACK_TAG).map(|t| t.value().to_string()),
+        stack: stack_of(&role),
     }))
+}
+
+/// GetRole: the role with its tags and last use; `None` when there is no such role.
+pub async fn get_role(aws: &Aws, name: &str) -> Result<Option<aws_sdk_iam::types::Role>> {
+    match aws.iam.get_role().role_name(name).send().await {
+        Ok(out) => Ok(out.role),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_entity_exception()) => Ok(None),
+        Err(e) => Err(aws_error("GetRole", e)),
+    }
+}
+
+/// A role's `deckhand:stack` tag (GetRole reports tags; ListRoles does not).
+pub fn stack_of(role: &aws_sdk_iam::types::Role) -> Option<String> {
+    role.tags().iter().find(|t| t.key() == STACK_TAG).map(|t| t.value().to_string())
 }
 
 /// The role named `name`, from the run's cache or read once (nothing in check mode).
@@ -173,15 +181,27 @@ pub struct RoleSummary {
     pub description: String,
 }
 
+impl RoleSummary {
+    /// The summary of a role as ListRoles or GetRole reports it.
+    pub fn of(role: &aws_sdk_iam::types::Role) -> RoleSummary {
+        RoleSummary {
+            name: role.role_name().to_string(),
+            arn: role.arn().to_string(),
+            path: role.path().to_string(),
+            description: role.description().unwrap_or_default().to_string(),
+        }
+    }
+}
+
 /// Where and when a role was last used (GetRole's RoleLastUsed), if AWS knows.
 pub async fn role_last_used(aws: &Aws, name: &str) -> Result<Option<(String, aws_smithy_types::DateTime)>> {
-    let out = match aws.iam.get_role().role_name(name).send().await {
-        Ok(out) => out,
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_no_such_entity_exception()) => return Ok(None),
-        Err(e) => return Err(aws_error("GetRole", e)),
-    };
-    let last = out.role().and_then(|r| r.role_last_used());
-    Ok(last.and_then(|l| Some((l.region()?.to_string(), *l.last_used_date()?))))
+    Ok(get_role(aws, name).await?.and_then(|role| last_used(&role)))
+}
+
+/// Where and when `role` was last used, from a GetRole reply (ListRoles leaves it out).
+pub fn last_used(role: &aws_sdk_iam::types::Role) -> Option<(String, aws_smithy_types::DateTime)> {
+    let last = role.role_last_used()?;
+    Some((last.region()?.to_string(), *last.last_used_date()?))
 }
 
 /// Every role of the account (ListRoles, up to 1000 per page).
@@ -190,12 +210,7 @@ pub async fn list_roles(aws: &Aws) -> Result<Vec<RoleSummary>> {
     let mut roles = Vec::new();
     while let Some(role) = pages.next().await {
         let role = role.map_err(|e| aws_error("ListRoles", e))?;
-        roles.push(RoleSummary {
-            name: role.role_name().to_string(),
-            arn: role.arn().to_string(),
-            path: role.path().to_string(),
-            description: role.description().unwrap_or_default().to_string(),
-        });
+        roles.push(RoleSummary::of(&role));
     }
     Ok(roles)
 }
