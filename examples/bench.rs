@@ -18,7 +18,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, Tag, TargetTypeEnum};
-use deckhand::local::{Emulator, LATENCY_ENV, LOCAL_REGION};
+use deckhand::local::{Emulator, LATENCY_ENV, LOCAL_REGION, cli_env};
 use deckhand::runtime::{Aws, Target};
 use futures_util::future::join_all;
 
@@ -99,16 +99,7 @@ fn run_deckhand(emulator: &Emulator, options: &Options, verbose: bool) -> Result
     if verbose {
         command.arg("-v");
     }
-    command
-        .env(AS_CLI, "1")
-        .env("AWS_ENDPOINT_URL", emulator.endpoint_url())
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", LOCAL_REGION)
-        .env("AWS_CONFIG_FILE", "/dev/null")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("NO_COLOR", "1");
+    command.env(AS_CLI, "1").envs(cli_env(emulator.endpoint_url()));
     if verbose {
         command.stderr(std::process::Stdio::inherit());
     }

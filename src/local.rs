@@ -21,6 +21,22 @@ pub const LOCAL_REGION: &str = "us-west-2";
 /// deckhand's environment like the `MOTO_` settings, or given to [`Emulator::start_with_env`].
 pub const LATENCY_ENV: &str = "DECKHAND_EMULATOR_LATENCY_MS";
 
+/// The environment of a deckhand process (a test's, the benchmark's) that talks to the emulator at
+/// `endpoint_url` and to nothing else: test credentials, the local region, no AWS config files, no
+/// instance metadata, no colours.
+pub fn cli_env(endpoint_url: String) -> [(&'static str, String); 8] {
+    [
+        ("AWS_ENDPOINT_URL", endpoint_url),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_REGION", LOCAL_REGION.into()),
+        ("AWS_CONFIG_FILE", "/dev/null".into()),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+        ("NO_COLOR", "1".into()),
+    ]
+}
+
 /// The emulator's launcher, run with the venv's python: moto's server with the patches that make
 /// it behave like AWS where deckhand depends on it (see its docstring).
 const LAUNCHER: &str = include_str!("emulator.py");

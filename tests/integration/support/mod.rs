@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 mod fault;
 pub use fault::{Fault, FaultProxy};
 
-use deckhand::local::{Emulator, LOCAL_REGION, RecordedRequest};
+use deckhand::local::{Emulator, LOCAL_REGION, RecordedRequest, cli_env};
 use deckhand::runtime::{Aws, Target};
 
 /// One isolated deckhand world: an emulator and a folder for scripts.
@@ -86,17 +86,7 @@ impl Deck {
         let mut command = Command::new(program);
         command
             .current_dir(&self.dir)
-            .env(
-                "AWS_ENDPOINT_URL",
-                self.faults.as_ref().map_or(self.emulator.endpoint_url(), FaultProxy::endpoint_url),
-            )
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", LOCAL_REGION)
-            .env("AWS_CONFIG_FILE", "/dev/null")
-            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("NO_COLOR", "1")
+            .envs(cli_env(self.faults.as_ref().map_or(self.emulator.endpoint_url(), FaultProxy::endpoint_url)))
             .env("XDG_STATE_HOME", self.dir.join("state"))
             .env_remove("AWS_PROFILE");
         command
