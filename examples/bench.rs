@@ -5,11 +5,16 @@
 //! cargo run --example bench -- --latency-ms 50                 # the bundled script
 //! cargo run --example bench -- --latency-ms 50 --foreign 200   # after 200 foreign LBs + TGs
 //! cargo run --example bench -- --latency-ms 50 -v              # -v: each call of the no-op, timed
+//! cargo run --example bench -- --latency-ms 50 --runs 9        # the no-op's median of 9 runs
 //! ```
 //!
 //! `--foreign N` first creates N load balancers and N target groups of another team (tagged
 //! `team=other`, no stack tag): a stack's reads should scale with the stack, not the region, so
 //! the call counts must match the run without them.
+//!
+//! The no-op re-run is run `--runs` times (default 5) and its median reported, with the fastest
+//! and slowest: one run's time varies with what else the machine (and the emulator, which shares
+//! it) is doing.
 //!
 //! deckhand runs as a child process (this binary re-executed as the CLI), so each run is timed
 //! as a user would see it, startup included.
@@ -29,6 +34,7 @@ struct Options {
     latency_ms: u64,
     foreign: usize,
     script: String,
+    runs: usize,
     verbose: bool,
 }
 
@@ -39,7 +45,7 @@ fn main() -> ExitCode {
     let options = match parse(std::env::args().skip(1)) {
         Ok(options) => options,
         Err(message) => {
-            eprintln!("bench: {message}\nusage: bench [--latency-ms 50] [--foreign N] [--script PATH] [-v]");
+            eprintln!("bench: {message}\nusage: bench [--latency-ms 50] [--foreign N] [--script PATH] [--runs N] [-v]");
             return ExitCode::FAILURE;
         }
     };
@@ -53,13 +59,18 @@ fn main() -> ExitCode {
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
-    let mut options = Options { latency_ms: 50, foreign: 0, script: "scripts/fargate-alb.rhai".into(), verbose: false };
+    let mut options =
+        Options { latency_ms: 50, foreign: 0, script: "scripts/fargate-alb.rhai".into(), runs: 5, verbose: false };
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
             "--latency-ms" => options.latency_ms = value()?.parse().map_err(|e| format!("--latency-ms: {e}"))?,
             "--foreign" => options.foreign = value()?.parse().map_err(|e| format!("--foreign: {e}"))?,
             "--script" => options.script = value()?,
+            "--runs" => match value()?.parse() {
+                Ok(n) if n > 0 => options.runs = n,
+                _ => return Err("--runs takes a whole number above 0".into()),
+            },
             "-v" | "--verbose" => options.verbose = true,
             other => return Err(format!("unknown argument {other}")),
         }
@@ -80,13 +91,29 @@ fn bench(options: &Options) -> Result<(), String> {
             n = options.foreign
         );
     }
-    let first = run_deckhand(&emulator, options, false)?;
-    let noop = run_deckhand(&emulator, options, options.verbose)?;
+    let (first_calls, first_took) = run_deckhand(&emulator, options, false)?;
+    let mut noops = Vec::with_capacity(options.runs);
+    for i in 0..options.runs {
+        // -v shows the calls of the first no-op only.
+        noops.push(run_deckhand(&emulator, options, options.verbose && i == 0)?);
+    }
+    let noop_calls = noops[0].0;
+    if let Some((calls, _)) = noops.iter().find(|(calls, _)| *calls != noop_calls) {
+        return Err(format!("no-op re-runs made {noop_calls} and {calls} AWS calls: they should not differ"));
+    }
+    let mut times: Vec<Duration> = noops.iter().map(|(_, took)| *took).collect();
+    times.sort();
     println!();
     println!("{:<16} {:>9} {:>10}", "run", "AWS calls", "wall time");
-    for (what, (calls, took)) in [("first apply", first), ("no-op re-run", noop)] {
-        println!("{what:<16} {calls:>9} {:>8.2} s", took.as_secs_f64());
-    }
+    println!("{:<16} {first_calls:>9} {:>8.2} s", "first apply", first_took.as_secs_f64());
+    println!(
+        "{:<16} {noop_calls:>9} {:>8.2} s  (median of {}: {:.2}-{:.2} s)",
+        "no-op re-run",
+        times[times.len() / 2].as_secs_f64(),
+        times.len(),
+        times[0].as_secs_f64(),
+        times[times.len() - 1].as_secs_f64()
+    );
     Ok(())
 }
 

@@ -87,6 +87,8 @@ impl Emulator {
             // ACM certificates are issued after a second, not moto's default minute (AWS takes
             // as long as DNS validation does; scripts and tests only need them issued).
             .env("MOTO_ACM_VALIDATION_WAIT", "1")
+            // The region whose backends the launcher builds before serving (see its warm_up).
+            .env("DECKHAND_EMULATOR_REGION", LOCAL_REGION)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr);
@@ -101,7 +103,6 @@ impl Emulator {
         let child = command.spawn().map_err(|e| Error::io("starting the local emulator", e))?;
         let mut emulator = Emulator { child, port, recording, log };
         emulator.wait_until_up()?;
-        emulator.warm_up_tagging()?;
         tracing::debug!(port, "local emulator up");
         Ok(emulator)
     }
@@ -131,24 +132,6 @@ impl Emulator {
             std::thread::sleep(delay);
             delay = (delay * 2).min(Duration::from_millis(200));
         }
-    }
-
-    /// moto builds the backends of every service (IAM's managed policies among them) on its first
-    /// Resource Groups Tagging API requests, seconds of work; do it while starting rather than
-    /// inside the first run's snapshot read (real AWS answers GetResources in milliseconds).
-    fn warm_up_tagging(&self) -> Result<()> {
-        let headers = [
-            ("X-Amz-Target", "ResourceGroupsTaggingAPI_20170126.GetResources"),
-            ("Content-Type", "application/x-amz-json-1.1"),
-            (
-                "Authorization",
-                "AWS4-HMAC-SHA256 Credential=test/20250101/us-west-2/tagging/aws4_request, SignedHeaders=host, Signature=x",
-            ),
-        ];
-        for _ in 0..2 {
-            self.request("POST", "/", &headers, "{}")?;
-        }
-        Ok(())
     }
 
     /// The endpoint URL to point the SDK at.
