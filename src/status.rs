@@ -179,7 +179,7 @@ impl StackStatus {
                     }
                     Kind::VpcEndpoint => {
                         let e = snapshot.egress.endpoints.iter().find(|e| e.id == id);
-                        row(endpoint_states.get(id), e.map(|e| e.service.clone()).unwrap_or_default())
+                        row(endpoint_states.get(id), e.map(|e| e.is.service.clone()).unwrap_or_default())
                     }
                     Kind::LoadBalancer => {
                         let lb = snapshot.elbv2.load_balancers.iter().find(|lb| lb.arn == id);

@@ -6,7 +6,8 @@ use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
 use crate::aws::ec2::Subnet;
 use crate::aws::egress::{
-    self, Endpoint, EndpointSpec, NatGateway, NatGatewaySpec, Route, RouteTable, RouteTableSpec, RouteTarget,
+    self, Endpoint, EndpointSettings, EndpointSpec, NatGateway, NatGatewaySpec, Route, RouteTable, RouteTableSpec,
+    RouteTarget,
 };
 use crate::bindings::ec2::{subnet_from, validate_name, vpc_from};
 use crate::bindings::keep_of;
@@ -100,8 +101,8 @@ pub(super) fn endpoint_handle(endpoint: &Endpoint) -> Map {
         [
             ("id", endpoint.id.clone().into()),
             ("name", endpoint.name.clone().unwrap_or_default().into()),
-            ("service", endpoint.service.clone().into()),
-            ("type", if endpoint.gateway { "gateway" } else { "interface" }.into()),
+            ("service", endpoint.is.service.clone().into()),
+            ("type", if endpoint.is.gateway { "gateway" } else { "interface" }.into()),
         ],
     )
 }
@@ -241,11 +242,13 @@ fn endpoint_spec(pass: &Pass, vpc: &Dynamic, map: Map) -> Result<EndpointSpec> {
     let region = pass.region().unwrap_or("us-east-1");
     Ok(EndpointSpec {
         name,
-        vpc_id: vpc.id,
-        service: egress::service_name(region, &short),
-        gateway,
-        route_tables,
-        subnets: subnets.iter().map(|s| s.id.clone()).collect(),
-        security_groups,
+        wants: EndpointSettings {
+            vpc_id: vpc.id,
+            service: egress::service_name(region, &short),
+            gateway,
+            route_tables,
+            subnets: subnets.iter().map(|s| s.id.clone()).collect(),
+            security_groups,
+        },
     })
 }

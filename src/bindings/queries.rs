@@ -447,10 +447,10 @@ async fn describe(aws: &Aws, kind: &str, map: &Map) -> Result<Option<Dynamic>> {
             found.first().map(|e| {
                 let mut map = super::egress::endpoint_handle(e);
                 map.insert("state".into(), optional(states.get(&e.id).cloned()));
-                map.insert("vpc_id".into(), e.vpc_id.clone().into());
-                map.insert("route_tables".into(), string_array(&e.route_tables));
-                map.insert("subnets".into(), string_array(&e.subnets));
-                map.insert("security_groups".into(), string_array(&e.security_groups));
+                map.insert("vpc_id".into(), e.is.vpc_id.clone().into());
+                map.insert("route_tables".into(), string_array(&e.is.route_tables));
+                map.insert("subnets".into(), string_array(&e.is.subnets));
+                map.insert("security_groups".into(), string_array(&e.is.security_groups));
                 map.insert("stack".into(), optional(e.stack.clone()));
                 map
             })

@@ -12,7 +12,6 @@ use crate::aws::Snapshot;
 use crate::aws::ec2::{Subnet, stack_filter};
 use crate::error::Result;
 use crate::pass::Pass;
-use crate::plan::is_known;
 use crate::runtime::Aws;
 
 pub(crate) use nat_gateway::nat_gateways;
@@ -21,7 +20,7 @@ use nat_gateway::{addresses, live_nat_filter};
 pub(crate) use route_table::route_tables;
 pub use route_table::{Association, Route, RouteTable, RouteTableSpec, RouteTarget, delete_route_table, subnet_key};
 pub(crate) use vpc_endpoint::endpoints;
-pub use vpc_endpoint::{Endpoint, EndpointSpec, delete_endpoint, service_name};
+pub use vpc_endpoint::{Endpoint, EndpointSettings, EndpointSpec, delete_endpoint, service_name};
 
 /// The egress part of a run's snapshot.
 #[derive(Debug, Default, Clone)]
@@ -69,7 +68,7 @@ pub fn private_egress_gap(pass: &Pass, subnets: &[Subnet]) -> Result<Option<Stri
             .copied()
             .filter(|short| {
                 let name = service_name(region, short);
-                !state.endpoints.iter().any(|e| e.service == name && (e.vpc_id == vpc_id || !is_known(&e.vpc_id)))
+                !state.endpoints.iter().any(|e| e.serves(&name, vpc_id))
             })
             .collect()
     };
@@ -133,10 +132,7 @@ pub fn images_beyond_endpoints(pass: &Pass, subnets: &[Subnet], images: &[String
         .iter()
         .filter(|subnet| {
             let (vpc_id, routed) = default_route(&snapshot, subnet);
-            let ecr_endpoint = state
-                .endpoints
-                .iter()
-                .any(|e| e.service == service_name(region, "ecr.dkr") && (e.vpc_id == vpc_id || !is_known(&e.vpc_id)));
+            let ecr_endpoint = state.endpoints.iter().any(|e| e.serves(&service_name(region, "ecr.dkr"), &vpc_id));
             !routed && ecr_endpoint
         })
         .map(|subnet| subnet.name.clone().unwrap_or_else(|| subnet.id.clone()))

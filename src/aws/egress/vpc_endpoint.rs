@@ -19,20 +19,46 @@ pub struct Endpoint {
     pub id: String,
     /// Its `Name` tag.
     pub name: Option<String>,
+    /// What it is (lists sorted).
+    pub is: EndpointSettings,
+    /// Its `deckhand:stack` tag.
+    pub stack: Option<String>,
+}
+
+impl Endpoint {
+    /// Whether it serves `service` (a full name) in `vpc_id` (one this run creates serves any).
+    pub fn serves(&self, service: &str, vpc_id: &str) -> bool {
+        self.is.service == service && (self.is.vpc_id == vpc_id || !is_known(&self.is.vpc_id))
+    }
+}
+
+/// What a VPC endpoint is: what a script asks for and what AWS reports alike.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointSettings {
     /// The VPC.
     pub vpc_id: String,
     /// Full service name, e.g. `com.amazonaws.us-west-2.ecr.dkr`.
     pub service: String,
-    /// Gateway (S3, DynamoDB) or interface.
+    /// Gateway endpoint (S3, DynamoDB) or interface endpoint.
     pub gateway: bool,
-    /// Route tables (gateway endpoints).
+    /// Route tables (gateway endpoints): ids, or planned keys in a spec.
     pub route_tables: Vec<String>,
     /// Subnets (interface endpoints).
     pub subnets: Vec<String>,
     /// Security groups (interface endpoints).
     pub security_groups: Vec<String>,
-    /// Its `deckhand:stack` tag.
-    pub stack: Option<String>,
+}
+
+impl EndpointSettings {
+    /// The same, lists sorted and without repeats, as AWS reports them.
+    fn sorted(&self) -> EndpointSettings {
+        EndpointSettings {
+            route_tables: sorted(&self.route_tables),
+            subnets: sorted(&self.subnets),
+            security_groups: sorted(&self.security_groups),
+            ..self.clone()
+        }
+    }
 }
 
 /// Live VPC endpoints matching `filters` (DescribeVpcEndpoints, paginated; deleted, failed and
@@ -49,14 +75,15 @@ pub(crate) async fn endpoints(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<End
         found.push(Endpoint {
             id: e.vpc_endpoint_id().ok_or_else(|| Error::missing("DescribeVpcEndpoints", "VpcEndpointId"))?.to_string(),
             name: tag_value(e.tags(), NAME_TAG),
-            vpc_id: e.vpc_id().ok_or_else(|| Error::missing("DescribeVpcEndpoints", "VpcId"))?.to_string(),
-            service: e.service_name().unwrap_or_default().to_string(),
-            gateway: e.vpc_endpoint_type().map(|t| t.as_str().eq_ignore_ascii_case("gateway")).unwrap_or(false),
-            route_tables: sorted(e.route_table_ids()),
-            subnets: sorted(e.subnet_ids()),
-            security_groups: sorted(
-                e.groups().iter().filter_map(|g| g.group_id()).map(str::to_string).collect::<Vec<_>>().as_slice(),
-            ),
+            is: EndpointSettings {
+                vpc_id: e.vpc_id().ok_or_else(|| Error::missing("DescribeVpcEndpoints", "VpcId"))?.to_string(),
+                service: e.service_name().unwrap_or_default().to_string(),
+                gateway: e.vpc_endpoint_type().map(|t| t.as_str().eq_ignore_ascii_case("gateway")).unwrap_or(false),
+                route_tables: e.route_table_ids().to_vec(),
+                subnets: e.subnet_ids().to_vec(),
+                security_groups: e.groups().iter().filter_map(|g| g.group_id()).map(str::to_string).collect(),
+            }
+            .sorted(),
             stack: tag_value(e.tags(), STACK_TAG),
         });
     }
@@ -75,18 +102,8 @@ fn sorted(items: &[String]) -> Vec<String> {
 pub struct EndpointSpec {
     /// `Name` tag, unique in the stack.
     pub name: String,
-    /// The VPC.
-    pub vpc_id: String,
-    /// Full service name, e.g. `com.amazonaws.us-west-2.s3`.
-    pub service: String,
-    /// Gateway endpoint (S3, DynamoDB) or interface endpoint.
-    pub gateway: bool,
-    /// Route tables (gateway endpoints): ids or planned keys.
-    pub route_tables: Vec<String>,
-    /// Subnets (interface endpoints).
-    pub subnets: Vec<String>,
-    /// Security groups (interface endpoints).
-    pub security_groups: Vec<String>,
+    /// What it should be.
+    pub wants: EndpointSettings,
 }
 
 /// The full service name for `short` (`s3`, `ecr.dkr`, ...) in `region`.
@@ -162,12 +179,7 @@ impl Resource for Endpoint {
         Endpoint {
             id: UNKNOWN.into(),
             name: Some(spec.name.clone()),
-            vpc_id: spec.vpc_id.clone(),
-            service: spec.service.clone(),
-            gateway: spec.gateway,
-            route_tables: sorted(&spec.route_tables),
-            subnets: sorted(&spec.subnets),
-            security_groups: sorted(&spec.security_groups),
+            is: spec.wants.sorted(),
             stack: Some(stack.to_string()),
         }
     }
@@ -177,21 +189,24 @@ impl Resource for Endpoint {
         // in: without it, a retry of a request whose reply was lost (a timeout, a dropped
         // connection) would create a second endpoint. One token per create, kept across retries.
         let token = client_token();
+        let wants = &spec.wants;
         let id = pass.apply(async |aws| {
             let mut request = aws
                 .ec2
                 .create_vpc_endpoint()
                 .client_token(&token)
-                .vpc_id(&spec.vpc_id)
-                .service_name(&spec.service)
+                .vpc_id(&wants.vpc_id)
+                .service_name(&wants.service)
                 .tag_specifications(tags_for(ResourceType::VpcEndpoint, stack, &spec.name));
-            request = if spec.gateway {
-                request.vpc_endpoint_type(VpcEndpointType::Gateway).set_route_table_ids(Some(spec.route_tables.clone()))
+            request = if wants.gateway {
+                request
+                    .vpc_endpoint_type(VpcEndpointType::Gateway)
+                    .set_route_table_ids(Some(wants.route_tables.clone()))
             } else {
                 request
                     .vpc_endpoint_type(VpcEndpointType::Interface)
-                    .set_subnet_ids(Some(spec.subnets.clone()))
-                    .set_security_group_ids(some(&spec.security_groups))
+                    .set_subnet_ids(Some(wants.subnets.clone()))
+                    .set_security_group_ids(some(&wants.security_groups))
                     .private_dns_enabled(true)
             };
             let out = request.send().await.map_err(|e| aws_error("CreateVpcEndpoint", e))?;
@@ -204,20 +219,21 @@ impl Resource for Endpoint {
     }
 
     fn diff(live: &Endpoint, spec: &EndpointSpec) -> Drift<EndpointUpdate> {
+        let (is, wants) = (&live.is, spec.wants.sorted());
         let mut fixed = Vec::new();
-        if is_known(&spec.vpc_id) && live.vpc_id != spec.vpc_id {
-            fixed.push(FieldDiff::changed("vpc", &live.vpc_id, &spec.vpc_id));
+        if is_known(&wants.vpc_id) && is.vpc_id != wants.vpc_id {
+            fixed.push(FieldDiff::changed("vpc", &is.vpc_id, &wants.vpc_id));
         }
-        if live.service != spec.service {
-            fixed.push(FieldDiff::changed("service", &live.service, &spec.service));
+        if is.service != wants.service {
+            fixed.push(FieldDiff::changed("service", &is.service, &wants.service));
         }
-        if live.gateway != spec.gateway {
-            fixed.push(FieldDiff::changed("type", kind_of(live.gateway), kind_of(spec.gateway)));
+        if is.gateway != wants.gateway {
+            fixed.push(FieldDiff::changed("type", kind_of(is.gateway), kind_of(wants.gateway)));
         }
         let mut diffs = Vec::new();
-        let tables = delta("route_tables", &live.route_tables, &sorted(&spec.route_tables), &mut diffs);
-        let subnets = delta("subnets", &live.subnets, &sorted(&spec.subnets), &mut diffs);
-        let groups = delta("security_groups", &live.security_groups, &sorted(&spec.security_groups), &mut diffs);
+        let tables = delta("route_tables", &is.route_tables, &wants.route_tables, &mut diffs);
+        let subnets = delta("subnets", &is.subnets, &wants.subnets, &mut diffs);
+        let groups = delta("security_groups", &is.security_groups, &wants.security_groups, &mut diffs);
         let update = EndpointUpdate {
             add_route_tables: tables.0,
             remove_route_tables: tables.1,
@@ -249,12 +265,14 @@ impl Resource for Endpoint {
     }
 
     fn updated(live: &Endpoint, spec: &EndpointSpec) -> Endpoint {
-        Endpoint {
-            route_tables: sorted(&spec.route_tables),
-            subnets: sorted(&spec.subnets),
-            security_groups: sorted(&spec.security_groups),
-            ..live.clone()
-        }
+        let wants = spec.wants.sorted();
+        let is = EndpointSettings {
+            route_tables: wants.route_tables,
+            subnets: wants.subnets,
+            security_groups: wants.security_groups,
+            ..live.is.clone()
+        };
+        Endpoint { is, ..live.clone() }
     }
 
     fn remember(snapshot: &mut Snapshot, live: &Endpoint) {
@@ -264,7 +282,7 @@ impl Resource for Endpoint {
     }
 
     fn summary(live: &Endpoint) -> String {
-        format!("{}, {}", live.id, live.service)
+        format!("{}, {}", live.id, live.is.service)
     }
 }
 
