@@ -13,6 +13,9 @@ with moto_server's arguments (-H HOST -p PORT).
 - DECKHAND_EMULATOR_LATENCY_MS (benchmarks): every AWS request waits that long before moto
   serves it, like a round trip to a real region. Requests are still served concurrently (the
   server is threaded; the wait holds no lock). The control API (/moto-api/) is not delayed.
+- Before serving, the launcher builds every backend (as moto's first tagging request would) and
+  freezes them out of Python's garbage collector: its full collections otherwise stalled every
+  request in flight for 100-350 ms, pauses real AWS does not have (see warm_up).
 - SSM DescribeParameters reports each parameter's ARN and no value, as AWS does (moto leaves the
   ARN out and adds the value).
 - CloudWatch Logs FilterLogEvents honours logStreamNamePrefix: only streams whose names start with
