@@ -12,7 +12,7 @@ use aws_sdk_applicationautoscaling::types::{
 
 use crate::aws::Snapshot;
 use crate::converge::{Created, Drift, Resource};
-use crate::error::{Error, Result, aws_error};
+use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
@@ -503,32 +503,34 @@ fn put_policy(pass: &Pass, spec: &AutoscalingSpec, policy: &Policy) -> Result<()
         .map_err(|e| Error::Internal(format!("building a target-tracking policy: {e}")))?;
     let resource_id = spec.resource_id();
     pass.apply(async |aws| {
-        aws.autoscaling
-            .put_scaling_policy()
-            .policy_name(&policy.name)
-            .service_namespace(ServiceNamespace::Ecs)
-            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-            .resource_id(&resource_id)
-            .policy_type(PolicyType::TargetTrackingScaling)
-            .target_tracking_scaling_policy_configuration(configuration)
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| aws_error("PutScalingPolicy", e))
+        sent(
+            "PutScalingPolicy",
+            aws.autoscaling
+                .put_scaling_policy()
+                .policy_name(&policy.name)
+                .service_namespace(ServiceNamespace::Ecs)
+                .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+                .resource_id(&resource_id)
+                .policy_type(PolicyType::TargetTrackingScaling)
+                .target_tracking_scaling_policy_configuration(configuration)
+                .send(),
+        )
+        .await
     })
 }
 
 async fn delete_policy(aws: &Aws, resource_id: &str, name: &str) -> Result<()> {
-    aws.autoscaling
-        .delete_scaling_policy()
-        .policy_name(name)
-        .service_namespace(ServiceNamespace::Ecs)
-        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-        .resource_id(resource_id)
-        .send()
-        .await
-        .map(drop)
-        .map_err(|e| aws_error("DeleteScalingPolicy", e))
+    sent(
+        "DeleteScalingPolicy",
+        aws.autoscaling
+            .delete_scaling_policy()
+            .policy_name(name)
+            .service_namespace(ServiceNamespace::Ecs)
+            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+            .resource_id(resource_id)
+            .send(),
+    )
+    .await
 }
 
 // Deletion (deckhand destroy)
@@ -539,15 +541,16 @@ pub async fn delete_scalable_target(aws: &Aws, target: &ScalableTarget) -> Resul
     for policy in &target.policies {
         delete_policy(aws, &target.resource_id, &policy.name).await?;
     }
-    aws.autoscaling
-        .deregister_scalable_target()
-        .service_namespace(ServiceNamespace::Ecs)
-        .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
-        .resource_id(&target.resource_id)
-        .send()
-        .await
-        .map(drop)
-        .map_err(|e| aws_error("DeregisterScalableTarget", e))
+    sent(
+        "DeregisterScalableTarget",
+        aws.autoscaling
+            .deregister_scalable_target()
+            .service_namespace(ServiceNamespace::Ecs)
+            .scalable_dimension(ScalableDimension::EcsServiceDesiredCount)
+            .resource_id(&target.resource_id)
+            .send(),
+    )
+    .await
 }
 
 #[cfg(test)]

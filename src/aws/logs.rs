@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::aws::Snapshot;
 use crate::converge::{Created, Drift, Resource};
-use crate::error::{Error, Result, aws_error};
+use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN};
 use crate::runtime::Aws;
@@ -251,23 +251,14 @@ fn create_log_group(pass: &Pass, name: &str, stack: &str) -> Result<Option<LogGr
 
 fn set_retention(pass: &Pass, name: &str, retention: Option<i32>) -> Result<()> {
     pass.apply(async |aws| match retention {
-        Some(days) => aws
-            .logs
-            .put_retention_policy()
-            .log_group_name(name)
-            .retention_in_days(days)
-            .send()
+        Some(days) => {
+            sent(
+                "PutRetentionPolicy",
+                aws.logs.put_retention_policy().log_group_name(name).retention_in_days(days).send(),
+            )
             .await
-            .map(drop)
-            .map_err(|e| aws_error("PutRetentionPolicy", e)),
-        None => aws
-            .logs
-            .delete_retention_policy()
-            .log_group_name(name)
-            .send()
-            .await
-            .map(drop)
-            .map_err(|e| aws_error("DeleteRetentionPolicy", e)),
+        }
+        None => sent("DeleteRetentionPolicy", aws.logs.delete_retention_policy().log_group_name(name).send()).await,
     })
 }
 
@@ -319,7 +310,7 @@ pub async fn log_group_stack(aws: &Aws, arn: &str) -> Result<Option<String>> {
 
 /// Deletes a log group with all its events.
 pub async fn delete_log_group(aws: &Aws, name: &str) -> Result<()> {
-    aws.logs.delete_log_group().log_group_name(name).send().await.map(drop).map_err(|e| aws_error("DeleteLogGroup", e))
+    sent("DeleteLogGroup", aws.logs.delete_log_group().log_group_name(name).send()).await
 }
 
 #[cfg(test)]

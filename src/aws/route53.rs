@@ -16,7 +16,7 @@ use aws_sdk_route53::types::{
 
 use crate::aws::Snapshot;
 use crate::converge::{Created, Drift, Resource};
-use crate::error::{Error, Result, aws_error};
+use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::Pass;
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
@@ -284,14 +284,11 @@ pub async fn change_records(aws: &Aws, zone_id: &str, changes: &[(ChangeAction, 
         );
     }
     let batch = batch.build().map_err(|e| Error::Internal(format!("change batch: {e}")))?;
-    aws.route53
-        .change_resource_record_sets()
-        .hosted_zone_id(zone_id)
-        .change_batch(batch)
-        .send()
-        .await
-        .map(drop)
-        .map_err(|e| aws_error("ChangeResourceRecordSets", e))
+    sent(
+        "ChangeResourceRecordSets",
+        aws.route53.change_resource_record_sets().hosted_zone_id(zone_id).change_batch(batch).send(),
+    )
+    .await
 }
 
 /// The zone's record sets, from the run's cache or read once (none for a zone not known yet).

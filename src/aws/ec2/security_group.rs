@@ -11,7 +11,7 @@ use ipnet::IpNet;
 use super::{Vpc, tag_value, tags_for};
 use crate::aws::Snapshot;
 use crate::converge::{Created, Drift, Resource};
-use crate::error::{Error, Result, aws_error};
+use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
@@ -346,7 +346,7 @@ fn apply_rules(pass: &Pass, group: &SecurityGroup, ingress: &[Rule], egress: &[R
 
 /// Deletes a security group (fails with `DependencyViolation` while something uses it).
 pub async fn delete_security_group(aws: &Aws, id: &str) -> Result<()> {
-    aws.ec2.delete_security_group().group_id(id).send().await.map(drop).map_err(|e| aws_error("DeleteSecurityGroup", e))
+    sent("DeleteSecurityGroup", aws.ec2.delete_security_group().group_id(id).send()).await
 }
 
 /// Revokes every rule of `groups` that names another security group, so that groups which

@@ -7,7 +7,7 @@ use ipnet::Ipv4Net;
 use super::{Ec2State, Vpc, tag_value, tags_for, validate_az};
 use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
-use crate::error::{Error, Result, aws_error};
+use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
@@ -265,7 +265,7 @@ fn set_public_ip(pass: &Pass, subnet_id: &str, on: bool) -> Result<()> {
 
 /// Deletes a subnet (fails with `DependencyViolation` while network interfaces remain).
 pub async fn delete_subnet(aws: &Aws, id: &str) -> Result<()> {
-    aws.ec2.delete_subnet().subnet_id(id).send().await.map(drop).map_err(|e| aws_error("DeleteSubnet", e))
+    sent("DeleteSubnet", aws.ec2.delete_subnet().subnet_id(id).send()).await
 }
 
 /// Parses an IPv4 CIDR block for a subnet.

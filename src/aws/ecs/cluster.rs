@@ -11,7 +11,7 @@ use super::{
 };
 use crate::aws::Snapshot;
 use crate::converge::{Created, Drift, Resource};
-use crate::error::{Error, Result, aws_error};
+use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN};
 use crate::runtime::Aws;
@@ -316,7 +316,7 @@ impl Resource for Cluster {
 
 /// Deletes a cluster (ECS refuses while it holds services or tasks).
 pub async fn delete_cluster(aws: &Aws, cluster_arn: &str) -> Result<()> {
-    aws.ecs.delete_cluster().cluster(cluster_arn).send().await.map(drop).map_err(|e| aws_error("DeleteCluster", e))
+    sent("DeleteCluster", aws.ecs.delete_cluster().cluster(cluster_arn).send()).await
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@ use aws_sdk_ecs::types::{AssignPublicIp, ServiceField};
 
 use super::service::{Deployment, LoadBalancerSpec, Service};
 use super::{cluster_services, strategy_from, tag_value};
-use crate::error::{Error, Result, aws_error};
+use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::STACK_TAG;
 use crate::runtime::Aws;
 
@@ -104,14 +104,7 @@ pub async fn delete_service(aws: &Aws, cluster_arn: &str, service_arn: &str) -> 
         .send()
         .await
         .map_err(|e| aws_error("UpdateService", e))?;
-    aws.ecs
-        .delete_service()
-        .cluster(cluster_arn)
-        .service(service_arn)
-        .send()
-        .await
-        .map(drop)
-        .map_err(|e| aws_error("DeleteService", e))
+    sent("DeleteService", aws.ecs.delete_service().cluster(cluster_arn).service(service_arn).send()).await
 }
 
 /// Waits (SDK waiter) until a deleted service is INACTIVE, its tasks stopped; at most 20 minutes.

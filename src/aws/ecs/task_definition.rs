@@ -12,7 +12,7 @@ use aws_sdk_ecs::types::{
 use super::{ContainerSpec, built, container_definition, container_diffs, container_from, opt, tag_value, tags_for};
 use crate::aws::Snapshot;
 use crate::converge::{Created, Drift, Resource};
-use crate::error::{Error, Result, aws_error};
+use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN};
 use crate::runtime::Aws;
@@ -515,13 +515,7 @@ pub async fn active_revisions(aws: &Aws, family: &str) -> Result<Vec<String>> {
 
 /// Deregisters one task definition revision (`family:revision`).
 pub async fn deregister_task_definition(aws: &Aws, revision: &str) -> Result<()> {
-    aws.ecs
-        .deregister_task_definition()
-        .task_definition(revision)
-        .send()
-        .await
-        .map(drop)
-        .map_err(|e| aws_error("DeregisterTaskDefinition", e))
+    sent("DeregisterTaskDefinition", aws.ecs.deregister_task_definition().task_definition(revision).send()).await
 }
 
 #[cfg(test)]

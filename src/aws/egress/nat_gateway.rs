@@ -11,7 +11,7 @@ use aws_smithy_types::error::display::DisplayErrorContext;
 use crate::aws::ec2::{Subnet, stack_filter, tag_value, tags_for};
 use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
-use crate::error::{Error, Result, aws_error};
+use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
@@ -287,11 +287,5 @@ pub async fn delete_nat_gateway(aws: &Aws, id: &str) -> Result<()> {
 
 /// Releases an elastic IP.
 pub async fn release_address(aws: &Aws, allocation_id: &str) -> Result<()> {
-    aws.ec2
-        .release_address()
-        .allocation_id(allocation_id)
-        .send()
-        .await
-        .map(drop)
-        .map_err(|e| aws_error("ReleaseAddress", e))
+    sent("ReleaseAddress", aws.ec2.release_address().allocation_id(allocation_id).send()).await
 }

@@ -9,7 +9,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType};
 use crate::aws::ec2::{Subnet, tag_value, tags_for};
 use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
-use crate::error::{Error, Result, aws_error};
+use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
@@ -335,14 +335,11 @@ fn apply_routes(pass: &Pass, table_id: &str, current: &BTreeSet<Route>, wanted: 
             continue; // replaced above
         }
         pass.apply(async |aws| {
-            aws.ec2
-                .delete_route()
-                .route_table_id(table_id)
-                .destination_cidr_block(&route.destination)
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| aws_error("DeleteRoute", e))
+            sent(
+                "DeleteRoute",
+                aws.ec2.delete_route().route_table_id(table_id).destination_cidr_block(&route.destination).send(),
+            )
+            .await
         })?;
     }
     Ok(())
@@ -406,22 +403,10 @@ pub async fn delete_route_table(aws: &Aws, table: &RouteTable) -> Result<()> {
     for association in &table.associations {
         disassociate(aws, &association.id).await?;
     }
-    aws.ec2
-        .delete_route_table()
-        .route_table_id(&table.id)
-        .send()
-        .await
-        .map(drop)
-        .map_err(|e| aws_error("DeleteRouteTable", e))
+    sent("DeleteRouteTable", aws.ec2.delete_route_table().route_table_id(&table.id).send()).await
 }
 
 /// Removes one subnet association (DisassociateRouteTable).
 async fn disassociate(aws: &Aws, association_id: &str) -> Result<()> {
-    aws.ec2
-        .disassociate_route_table()
-        .association_id(association_id)
-        .send()
-        .await
-        .map(drop)
-        .map_err(|e| aws_error("DisassociateRouteTable", e))
+    sent("DisassociateRouteTable", aws.ec2.disassociate_route_table().association_id(association_id).send()).await
 }

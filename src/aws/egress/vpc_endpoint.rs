@@ -7,7 +7,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType, UnsuccessfulItem, VpcEndpointType
 use crate::aws::ec2::{tag_value, tags_for};
 use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
-use crate::error::{Error, Result, aws_error};
+use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
@@ -247,19 +247,20 @@ impl Resource for Endpoint {
 
     fn update(pass: &Pass, live: &Endpoint, spec: &EndpointSpec, update: &EndpointUpdate) -> Result<Endpoint> {
         pass.apply(async |aws| {
-            aws.ec2
-                .modify_vpc_endpoint()
-                .vpc_endpoint_id(&live.id)
-                .set_add_route_table_ids(some(&update.add_route_tables))
-                .set_remove_route_table_ids(some(&update.remove_route_tables))
-                .set_add_subnet_ids(some(&update.add_subnets))
-                .set_remove_subnet_ids(some(&update.remove_subnets))
-                .set_add_security_group_ids(some(&update.add_security_groups))
-                .set_remove_security_group_ids(some(&update.remove_security_groups))
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| aws_error("ModifyVpcEndpoint", e))
+            sent(
+                "ModifyVpcEndpoint",
+                aws.ec2
+                    .modify_vpc_endpoint()
+                    .vpc_endpoint_id(&live.id)
+                    .set_add_route_table_ids(some(&update.add_route_tables))
+                    .set_remove_route_table_ids(some(&update.remove_route_tables))
+                    .set_add_subnet_ids(some(&update.add_subnets))
+                    .set_remove_subnet_ids(some(&update.remove_subnets))
+                    .set_add_security_group_ids(some(&update.add_security_groups))
+                    .set_remove_security_group_ids(some(&update.remove_security_groups))
+                    .send(),
+            )
+            .await
         })?;
         Ok(Self::updated(live, spec))
     }

@@ -21,7 +21,7 @@ pub use target_group::{
 
 use crate::aws::tagged::StackTagged;
 use crate::aws::{NAME_TAG, concurrently};
-use crate::error::{Error, Result, aws_error};
+use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::{Pass, STACK_TAG};
 use crate::runtime::Aws;
 
@@ -263,19 +263,13 @@ fn with_state<T>(pass: &Pass, f: impl FnOnce(&Elbv2State) -> T) -> Result<T> {
 
 /// Deletes a listener.
 pub async fn delete_listener(aws: &Aws, arn: &str) -> Result<()> {
-    aws.elbv2.delete_listener().listener_arn(arn).send().await.map(drop).map_err(|e| aws_error("DeleteListener", e))
+    sent("DeleteListener", aws.elbv2.delete_listener().listener_arn(arn).send()).await
 }
 
 /// Deletes a load balancer (with any listener left); it goes away in the background (see
 /// [`wait_load_balancer_deleted`]).
 pub async fn delete_load_balancer(aws: &Aws, arn: &str) -> Result<()> {
-    aws.elbv2
-        .delete_load_balancer()
-        .load_balancer_arn(arn)
-        .send()
-        .await
-        .map(drop)
-        .map_err(|e| aws_error("DeleteLoadBalancer", e))
+    sent("DeleteLoadBalancer", aws.elbv2.delete_load_balancer().load_balancer_arn(arn).send()).await
 }
 
 /// Waits (SDK waiter) until a deleted load balancer is gone; at most 10 minutes.
@@ -299,13 +293,7 @@ pub async fn wait_load_balancer_deleted(aws: &Aws, arn: &str) -> Result<()> {
 
 /// Deletes a target group (fails with `ResourceInUse` while a listener or rule forwards to it).
 pub async fn delete_target_group(aws: &Aws, arn: &str) -> Result<()> {
-    aws.elbv2
-        .delete_target_group()
-        .target_group_arn(arn)
-        .send()
-        .await
-        .map(drop)
-        .map_err(|e| aws_error("DeleteTargetGroup", e))
+    sent("DeleteTargetGroup", aws.elbv2.delete_target_group().target_group_arn(arn).send()).await
 }
 
 #[cfg(test)]

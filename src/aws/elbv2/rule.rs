@@ -10,7 +10,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 use super::{ListenerAction, stack_tags, with_state};
 use crate::aws::Snapshot;
 use crate::converge::{Created, Drift, Resource};
-use crate::error::{Error, Result, aws_error};
+use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::Pass;
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
@@ -367,7 +367,7 @@ impl ListenerRule {
 
 /// Deletes a listener rule.
 pub async fn delete_rule(aws: &Aws, arn: &str) -> Result<()> {
-    aws.elbv2.delete_rule().rule_arn(arn).send().await.map(drop).map_err(|e| aws_error("DeleteRule", e))
+    sent("DeleteRule", aws.elbv2.delete_rule().rule_arn(arn).send()).await
 }
 
 #[cfg(test)]

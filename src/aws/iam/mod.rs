@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
-use crate::error::{Error, Result, aws_error};
+use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::{Pass, STACK_TAG};
 use crate::runtime::Aws;
 
@@ -245,14 +245,7 @@ pub async fn role_stack(aws: &Aws, name: &str) -> Result<Option<String>> {
 
 /// Detaches the managed policy `arn` from the role `name` (DetachRolePolicy).
 async fn detach_policy(aws: &Aws, name: &str, arn: &str) -> Result<()> {
-    aws.iam
-        .detach_role_policy()
-        .role_name(name)
-        .policy_arn(arn)
-        .send()
-        .await
-        .map(drop)
-        .map_err(|e| aws_error("DetachRolePolicy", e))
+    sent("DetachRolePolicy", aws.iam.detach_role_policy().role_name(name).policy_arn(arn).send()).await
 }
 
 /// Deletes a role: detaches its managed policies, deletes its inline policies, then the role.
@@ -300,5 +293,5 @@ pub async fn delete_role(aws: &Aws, name: &str) -> Result<()> {
             .await
             .map_err(|e| aws_error("DeleteRolePolicy", e))?;
     }
-    aws.iam.delete_role().role_name(name).send().await.map(drop).map_err(|e| aws_error("DeleteRole", e))
+    sent("DeleteRole", aws.iam.delete_role().role_name(name).send()).await
 }
