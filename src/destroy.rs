@@ -11,9 +11,9 @@ use crate::aws::ec2::{self, SecurityGroup};
 use crate::aws::ecs::{self, Service};
 use crate::aws::egress::{self, RouteTable};
 use crate::aws::elbv2;
-use crate::aws::iam::{self};
+use crate::aws::iam;
 use crate::aws::inventory::{self, Entry, Inventory, Kind};
-use crate::aws::logs::{self};
+use crate::aws::logs;
 use crate::aws::route53::{self, OwnedRecord};
 use crate::error::{Error, Result};
 use crate::runtime::Aws;
@@ -50,10 +50,10 @@ impl StackContents {
         Ok(StackContents::of(inventory, doomed, kept))
     }
 
-    /// These entries of `inventory` to delete (in deletion order) and these kept.
-    pub fn of(inventory: Inventory, mut doomed: Vec<Entry>, mut kept: Vec<(Entry, String)>) -> StackContents {
-        doomed.sort_by(|a, b| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
-        kept.sort_by(|(a, _), (b, _)| (a.kind, &a.name).cmp(&(b.kind, &b.name)));
+    /// These entries of `inventory` to delete and these kept, each in the inventory's deletion
+    /// order (as its entries come: an ownership marker after the records it marks, a family's
+    /// revisions in numeric order).
+    pub fn of(inventory: Inventory, doomed: Vec<Entry>, kept: Vec<(Entry, String)>) -> StackContents {
         let doomed_id = |kind: Kind, id: &str| doomed.iter().any(|d| d.kind == kind && d.id == id);
         let groups = inventory.security_groups.into_iter().filter(|g| doomed_id(Kind::SecurityGroup, &g.id)).collect();
         let route_tables = inventory.route_tables.into_iter().filter(|t| doomed_id(Kind::RouteTable, &t.id)).collect();
@@ -306,6 +306,33 @@ mod tests {
 
     fn doomed(kind: Kind, name: &str, id: &str) -> Entry {
         Entry { kind, name: name.into(), id: id.into(), part_of: None }
+    }
+
+    #[test]
+    fn resources_are_deleted_in_the_inventory_order_a_marker_after_its_records() {
+        let record = doomed(Kind::DnsRecord, "app.example.com A", "z/app.example.com./A");
+        let marker = Entry {
+            part_of: Some((Kind::DnsRecord, "app.example.com *".into())),
+            ..doomed(Kind::DnsRecord, "_deckhand.app.example.com TXT", "z/_deckhand.app.example.com./TXT")
+        };
+        let revisions = [doomed(Kind::TaskDefinition, "web", "web:9"), doomed(Kind::TaskDefinition, "web", "web:10")];
+        let entries: Vec<Entry> = [record, marker].into_iter().chain(revisions).collect();
+        let inventory = Inventory {
+            stack: "web".into(),
+            entries: entries.clone(),
+            snapshot: crate::aws::Snapshot::default(),
+            services: Vec::new(),
+            records: Vec::new(),
+            certificates: Vec::new(),
+            scalable_targets: Vec::new(),
+            security_groups: Vec::new(),
+            route_tables: Vec::new(),
+            roles: Vec::new(),
+            log_groups: Vec::new(),
+            roles_used_elsewhere: std::collections::HashMap::new(),
+        };
+        // A destroy that stops after the marker would leave records no later run knows as the stack's.
+        assert_eq!(StackContents::of(inventory, entries.clone(), Vec::new()).resources(), entries);
     }
 
     #[test]
