@@ -220,7 +220,7 @@ impl ChangeLog {
     /// Records and prints a change.
     pub fn record(&self, change: Change) {
         self.sink.write_line(&change.render(true));
-        self.changes.borrow_mut().push(change);
+        self.tally(change);
     }
 
     /// Records a change without printing it (deletions report their own progress as they go).

@@ -84,7 +84,7 @@ impl Prune {
             kept.push((entry.clone(), why.to_string()));
         }
         for entry in &doomed {
-            log.record(Change::new(ChangeKind::Delete, entry.kind.name(), &entry.name, shown_id(entry)));
+            log.record(deletion(entry));
         }
         for (entry, why) in &kept {
             log.say(&kept_line(entry, why));
@@ -152,7 +152,7 @@ impl Prune {
             let contents = StackContents::of(inventory, doomed.clone(), Vec::new());
             contents.delete(aws, |line| log.say(line))?;
             for entry in &doomed {
-                log.tally(Change::new(ChangeKind::Delete, entry.kind.name(), &entry.name, shown_id(entry)));
+                log.tally(deletion(entry));
             }
         }
         for (entry, why) in &self.kept {
@@ -182,10 +182,11 @@ fn declared(changes: &[Change]) -> BTreeSet<(String, String)> {
     declared
 }
 
-/// The id as a change line shows it (empty when the name says it).
-fn shown_id(entry: &Entry) -> String {
+/// The change line of deleting `entry`: its id shown unless the name says it.
+fn deletion(entry: &Entry) -> Change {
     let id = entry.short_id();
-    if id == entry.name { String::new() } else { id.to_string() }
+    let shown = if id == entry.name { "" } else { id };
+    Change::new(ChangeKind::Delete, entry.kind.name(), &entry.name, shown)
 }
 
 /// `= kept kind name (id) — why`.

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::aws::autoscaling::{ScalableTarget, resource_id};
 use crate::aws::ecs::short_task;
-use crate::aws::inventory::{Entry, Inventory, Kind};
+use crate::aws::inventory::{Entry, Inventory, Kind, record_id};
 use crate::aws::queries::{self, ServiceEvent, ServiceReport, TargetHealth};
 use crate::error::Result;
 use crate::runtime::Aws;
@@ -133,7 +133,6 @@ impl StackStatus {
             .zip(&health)
             .map(|(tg, targets)| (tg.arn.as_str(), (tg.name.as_str(), targets)))
             .collect();
-        let label = |arn: &str| short_task(arn);
         let reports: Vec<(String, ServiceReport)> = reports.into_iter().flatten().collect();
 
         let mut resources = Vec::new();
@@ -205,9 +204,9 @@ impl StackStatus {
                         row(None, l.map(|l| format!("{} {}", l.protocol, l.action)).unwrap_or_default())
                     }
                     Kind::Role => {
-                        let r = inventory.roles.iter().find(|r| r.name == id);
-                        let mut r = row(None, r.map(|r| r.description.clone()).unwrap_or_default());
-                        r.id = inventory.roles.iter().find(|x| x.name == id).map_or(r.id, |x| x.arn.clone());
+                        let role = inventory.roles.iter().find(|r| r.name == id);
+                        let mut r = row(None, role.map(|r| r.description.clone()).unwrap_or_default());
+                        r.id = role.map_or(r.id, |role| role.arn.clone());
                         r
                     }
                     Kind::LogGroup => {
@@ -274,7 +273,7 @@ impl StackStatus {
                         row(c.map(|c| &c.status), detail.unwrap_or_default())
                     }
                     Kind::DnsRecord => {
-                        let r = inventory.records.iter().find(|r| crate::aws::inventory::record_id(r) == id);
+                        let r = inventory.records.iter().find(|r| record_id(r) == id);
                         row(None, r.map(|r| format!("{} (zone {})", r.set.data(), r.zone)).unwrap_or_default())
                     }
                 });
@@ -291,7 +290,7 @@ impl StackStatus {
                     .flat_map(|(name, targets)| targets.iter().map(|t| (name.to_string(), t.clone())))
                     .collect();
                 let autoscaling = snapshot.scaling.of(&cluster, &report.name).cloned();
-                ServiceStatus { task: label(&report.task_definition), autoscaling, cluster, report, targets }
+                ServiceStatus { task: short_task(&report.task_definition), autoscaling, cluster, report, targets }
             })
             .collect();
         Ok(StackStatus { stack: stack.to_string(), resources, services })

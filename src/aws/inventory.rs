@@ -202,8 +202,7 @@ impl Inventory {
         };
         let (snapshot, roles, log_groups, tagged_revisions) =
             tokio::try_join!(snapshot, roles, log_groups, tagged_revisions)?;
-        let is_declared =
-            |kind: Kind, name: &str| declared.is_some_and(|d| d.contains(&(kind.name().to_string(), name.to_string())));
+        let is_declared = |kind: Kind, name: &str| declared.is_some_and(|d| declares(d, kind, name));
         // Route 53 cannot list records by tag: finding the stack's reads every public zone's record
         // sets. A run pays that only when its stack has a certificate (tagging API) or its script
         // names records or certificates; destroy and status always do.
@@ -407,9 +406,8 @@ impl Inventory {
         self.entries
             .iter()
             .filter(|e| {
-                let is_declared =
-                    |(kind, name): &(Kind, String)| declared.contains(&(kind.name().to_string(), name.clone()));
-                !is_declared(&(e.kind, e.name.clone())) && !e.part_of.as_ref().is_some_and(is_declared)
+                !declares(declared, e.kind, &e.name)
+                    && !e.part_of.as_ref().is_some_and(|(kind, name)| declares(declared, *kind, name))
             })
             .collect()
     }
@@ -420,10 +418,7 @@ impl Inventory {
         let revisions: Vec<&Entry> = self
             .entries
             .iter()
-            .filter(|e| {
-                e.kind == Kind::TaskDefinition
-                    && declared.contains(&(Kind::TaskDefinition.name().to_string(), e.name.clone()))
-            })
+            .filter(|e| e.kind == Kind::TaskDefinition && declares(declared, e.kind, &e.name))
             .collect();
         // Revisions are in numeric order within a family: the last of each is its latest.
         revisions
@@ -433,6 +428,12 @@ impl Inventory {
             .map(|(_, e)| *e)
             .collect()
     }
+}
+
+/// Whether a script that declared `declared` (kind and name, as the change log records them)
+/// declares the `kind` named `name`.
+fn declares(declared: &BTreeSet<(String, String)>, kind: Kind, name: &str) -> bool {
+    declared.contains(&(kind.name().to_string(), name.to_string()))
 }
 
 /// A record set as listed: `name TYPE`, the name as Route 53 compares it.
@@ -450,7 +451,6 @@ pub fn record_id(record: &OwnedRecord) -> String {
 /// per page and one DescribeServices per 10 services, per other cluster. A run's snapshot found
 /// them by tag already, in any cluster (`stack_services`): no request then.
 async fn stack_services(aws: &Aws, stack: &str, ecs: &EcsState) -> Result<Vec<Service>> {
-    // A run's snapshot found them by tag, in any cluster.
     if let Some(found) = &ecs.stack_services {
         return Ok(found
             .iter()
