@@ -86,6 +86,16 @@ wait_stable(svc);
 print(`service ${svc.name} runs ${task.family}:${task.revision}`);
 "#;
 
+/// The plan of [`APP`] re-run unchanged.
+const APP_UNCHANGED: [&str; 6] = [
+    "= subnet shop-a",
+    "= subnet shop-b",
+    "= security_group shop-app",
+    "= cluster shop",
+    "= task_definition shop (shop:1)",
+    "= service shop",
+];
+
 fn app(p: &Prerequisites) -> String {
     APP.replace("ROLE_ARN", &p.role_arn).replace("TG_ARN", &p.target_group_arn)
 }
@@ -225,14 +235,7 @@ fn apply_creates_the_app_as_asked_then_a_second_run_changes_nothing() {
     let (second, requests) = deck.recorded(|| deck.run(&script, &[]));
     second
         .success()
-        .expect_changes(&[
-            "= subnet shop-a",
-            "= subnet shop-b",
-            "= security_group shop-app",
-            "= cluster shop",
-            "= task_definition shop (shop:1)",
-            "= service shop",
-        ])
+        .expect_changes(&APP_UNCHANGED)
         .stdout_has("0 created, 0 updated, 6 unchanged")
         .stdout_has("no changes");
     requests.assert_read_only();
@@ -240,7 +243,7 @@ fn apply_creates_the_app_as_asked_then_a_second_run_changes_nothing() {
     // the family's latest revision, all in the first wave; no listing. (The stack's clusters and
     // services are found by tag with the load balancers, in the same GetResources.) Other
     // services' tests bound their own reads.
-    let mut ecs: Vec<String> = requests.0.iter().filter(|r| r.service == "ecs").map(|r| r.action.clone()).collect();
+    let mut ecs = requests.actions_of("ecs");
     ecs.sort();
     assert_eq!(ecs, ["DescribeClusters", "DescribeServices", "DescribeTaskDefinition"]);
     // The target group's type (given as an ARN, not a handle) is read once; the stack's own target
@@ -267,22 +270,11 @@ fn a_cluster_and_service_named_from_what_only_aws_knows_are_found_not_created_ag
             r#"name: if cluster.arn.starts_with("arn:") { "shop" } else { "shop-other" }, task"#,
         );
     let (outcome, requests) = deck.recorded(|| deck.run(&script, &[]));
-    outcome
-        .success()
-        .expect_changes(&[
-            "= subnet shop-a",
-            "= subnet shop-b",
-            "= security_group shop-app",
-            "= cluster shop",
-            "= task_definition shop (shop:1)",
-            "= service shop",
-        ])
-        .stdout_has("no changes");
+    outcome.success().expect_changes(&APP_UNCHANGED).stdout_has("no changes");
     requests.assert_read_only();
-    let ecs: Vec<String> = requests.0.iter().filter(|r| r.service == "ecs").map(|r| r.action.clone()).collect();
     // "shop-other" by name up front; the cluster "shop" by name when reached; the service "shop"
     // was found by tag with the stack (GetResources) and described by ARN up front. No listing.
-    let mut ecs = ecs;
+    let mut ecs = requests.actions_of("ecs");
     ecs.sort();
     assert_eq!(
         ecs,

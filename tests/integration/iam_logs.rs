@@ -39,10 +39,6 @@ fn retention(deck: &Deck, name: &str) -> Option<i32> {
         .retention_in_days()
 }
 
-fn calls_to(requests: &Requests, service: &str) -> Vec<String> {
-    requests.0.iter().filter(|r| r.service == service).map(|r| r.action.clone()).collect()
-}
-
 #[test]
 fn apply_creates_then_second_run_changes_nothing() {
     let deck = Deck::new();
@@ -64,10 +60,10 @@ fn apply_creates_then_second_run_changes_nothing() {
     requests.assert_read_only();
     // Per role one concurrent GetRole + ListAttachedRolePolicies; per log group DescribeLogGroups
     // then ListTagsForResource. The plan pass fills the cache and the apply pass is skipped.
-    let mut iam = calls_to(&requests, "iam");
+    let mut iam = requests.actions_of("iam");
     iam.sort();
     assert_eq!(iam, ["GetRole", "ListAttachedRolePolicies"]);
-    assert_eq!(calls_to(&requests, "logs"), ["DescribeLogGroups", "ListTagsForResource"]);
+    assert_eq!(requests.actions_of("logs"), ["DescribeLogGroups", "ListTagsForResource"]);
 
     // What AWS holds: the standard ECS trust policy, the execution policy, the stack tags.
     let trust = trust_policy(&deck, "web-exec");
@@ -101,7 +97,7 @@ fn plan_on_an_empty_account_lists_creates_and_sends_nothing_mutating() {
         .stdout_has("Plan: 2 to create, 0 to update, 0 unchanged");
     requests.assert_read_only();
     // The policy to attach is checked to exist, so a typo fails the plan, not the apply.
-    assert!(calls_to(&requests, "iam").contains(&"GetPolicy".to_string()));
+    assert!(requests.actions_of("iam").contains(&"GetPolicy".to_string()));
     let aws = deck.aws();
     assert!(aws.block_on(aws.iam.get_role().role_name("web-exec").send()).is_err());
     let groups = aws.block_on(aws.logs.describe_log_groups().send()).unwrap();
@@ -183,7 +179,7 @@ fn a_trust_policy_changed_by_hand_is_restored() {
         .stdout_has("trust: ec2.amazonaws.com -> ecs-tasks.amazonaws.com");
     // One read of the role per pass (the apply pass reads again under the stack lock: another run
     // may have applied since the plan), then the fix.
-    let mut iam = calls_to(&requests, "iam");
+    let mut iam = requests.actions_of("iam");
     iam.sort();
     assert_eq!(
         iam,
@@ -434,10 +430,10 @@ task_execution_role("web-exec");
     let (plan, requests) = deck.recorded(|| deck.plan(script, &[]));
     plan.success().expect_changes(&["= log_group /ecs/web", "= role web-exec"]);
     assert_eq!(roles_read(&requests), ["web-exec", "web-marker"]);
-    let mut iam = calls_to(&requests, "iam");
+    let mut iam = requests.actions_of("iam");
     iam.sort();
     assert_eq!(iam, ["GetRole", "GetRole", "ListAttachedRolePolicies", "ListAttachedRolePolicies"]);
-    assert_eq!(calls_to(&requests, "logs"), ["DescribeLogGroups", "ListTagsForResource"]);
+    assert_eq!(requests.actions_of("logs"), ["DescribeLogGroups", "ListTagsForResource"]);
 }
 
 #[test]

@@ -86,8 +86,7 @@ fn apply_creates_then_second_run_changes_nothing() {
     // (GetResources), described by ARN, then their listeners (and the listeners' rules) and target
     // group attributes -- one request each here, and no DescribeTags.
     let actions = |service: &str| {
-        let mut actions: Vec<String> =
-            requests.0.iter().filter(|r| r.service == service).map(|r| r.action.clone()).collect();
+        let mut actions = requests.actions_of(service);
         actions.sort();
         actions
     };

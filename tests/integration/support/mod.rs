@@ -259,6 +259,11 @@ impl Requests {
     pub fn actions(&self) -> Vec<String> {
         self.0.iter().map(|r| r.action.clone()).collect()
     }
+
+    /// The actions sent to one service (as the credential scope names it, e.g. `ecs`), in order.
+    pub fn actions_of(&self, service: &str) -> Vec<String> {
+        self.0.iter().filter(|r| r.service == service).map(|r| r.action.clone()).collect()
+    }
 }
 
 /// True for a write of the stack lock's SSM parameter (`/deckhand/locks/<stack>`).
