@@ -1,7 +1,6 @@
 //! ACM certificates validated by DNS: validation, reads, how a `certificate` converges (request,
 //! validation CNAMEs written into the zone, wait until ISSUED), deletion.
 
-use crate::aws::tagged::Keepable;
 use std::time::{Duration, Instant};
 
 use aws_sdk_acm::types::{Tag, ValidationMethod};
@@ -9,6 +8,7 @@ use aws_sdk_route53::types::ChangeAction;
 
 use crate::aws::Snapshot;
 use crate::aws::route53::{self, HostedZone, RecordSet};
+use crate::aws::tagged::Keepable;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::{Pass, STACK_TAG};

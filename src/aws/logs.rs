@@ -1,9 +1,9 @@
 //! CloudWatch Logs log groups: retention, the stack tag, and how a log group converges.
 
-use crate::aws::tagged::Keepable;
 use std::collections::HashMap;
 
 use crate::aws::Snapshot;
+use crate::aws::tagged::Keepable;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::{Pass, STACK_TAG};

@@ -1,7 +1,6 @@
 //! Security groups: rules (flattened to one protocol, port range and peer each), their reads, and
 //! how a group converges to exactly the script's rules.
 
-use crate::aws::tagged::Keepable;
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -10,6 +9,7 @@ use ipnet::IpNet;
 
 use super::{Vpc, tag_value, tags_for};
 use crate::aws::Snapshot;
+use crate::aws::tagged::Keepable;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::{Pass, STACK_TAG};

@@ -1,10 +1,10 @@
 //! Subnets: their reads, validation (size, VPC, overlaps, AZ) and how a subnet converges.
 
-use crate::aws::tagged::Keepable;
 use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType};
 use ipnet::Ipv4Net;
 
 use super::{Ec2State, Vpc, tag_value, tags_for, validate_az};
+use crate::aws::tagged::Keepable;
 use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};

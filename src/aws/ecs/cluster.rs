@@ -1,7 +1,6 @@
 //! ECS clusters: capacity providers, the default strategy and Container Insights, all changed in
 //! place (a cluster is never re-created).
 
-use crate::aws::tagged::Keepable;
 use std::collections::BTreeSet;
 
 use aws_sdk_ecs::types::{ClusterField, ClusterSetting, ClusterSettingName};
@@ -10,6 +9,7 @@ use super::{
     FARGATE_PROVIDERS, StrategyItem, show_list, show_strategy, strategy_from, strategy_to, tag_value, tags_for,
 };
 use crate::aws::Snapshot;
+use crate::aws::tagged::Keepable;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::{Pass, STACK_TAG};

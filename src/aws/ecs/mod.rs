@@ -175,9 +175,7 @@ impl EcsState {
         }
         Ok(())
     }
-}
 
-impl EcsState {
     /// The service of this name in `cluster` as read so far: looked up by name, or among its
     /// cluster's services.
     pub fn service(&self, cluster: &str, name: &str) -> Option<&Service> {

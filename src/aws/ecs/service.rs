@@ -1,7 +1,6 @@
 //! ECS services on Fargate: awsvpc networking, a capacity provider strategy, a target group,
 //! deployment settings; all changed in place with UpdateService.
 
-use crate::aws::tagged::Keepable;
 use std::fmt;
 
 use aws_sdk_ecs::types::{
@@ -12,6 +11,7 @@ use aws_sdk_ecs::types::{
 use super::service_reads::{describe_services, service_from};
 use super::{FARGATE_PROVIDERS, StrategyItem, built, opt, show_list, show_strategy, strategy_to, tags_for};
 use crate::aws::Snapshot;
+use crate::aws::tagged::Keepable;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::Pass;

@@ -1,6 +1,5 @@
 //! NAT gateways and their elastic IPs: reads, and how a NAT gateway converges.
 
-use crate::aws::tagged::Keepable;
 use std::time::Duration;
 
 use aws_sdk_ec2::client::Waiters;
@@ -9,6 +8,7 @@ use aws_smithy_runtime_api::client::waiters::error::WaiterError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 use crate::aws::ec2::{Subnet, stack_filter, tag_value, tags_for};
+use crate::aws::tagged::Keepable;
 use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};

@@ -1,12 +1,12 @@
 //! Route tables: routes, subnet associations, their reads, and how a route table converges.
 
-use crate::aws::tagged::Keepable;
 use std::collections::BTreeSet;
 use std::fmt;
 
 use aws_sdk_ec2::types::{Filter, ResourceType};
 
 use crate::aws::ec2::{Subnet, tag_value, tags_for};
+use crate::aws::tagged::Keepable;
 use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};

@@ -1,6 +1,5 @@
 //! Application Load Balancers: types, reads, validation, and how one converges.
 
-use crate::aws::tagged::Keepable;
 use std::collections::BTreeSet;
 
 use aws_sdk_elasticloadbalancingv2::types::{LoadBalancerSchemeEnum, LoadBalancerTypeEnum};
@@ -8,6 +7,7 @@ use aws_sdk_elasticloadbalancingv2::types::{LoadBalancerSchemeEnum, LoadBalancer
 use super::{Elbv2State, Which, describe_existing, stack_tags, stack_tags_of, validate_elb_name, with_state};
 use crate::aws::Snapshot;
 use crate::aws::ec2::Ec2State;
+use crate::aws::tagged::Keepable;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::Pass;

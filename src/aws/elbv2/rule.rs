@@ -1,7 +1,7 @@
 //! Listener rules: path-pattern and host-header conditions forwarding to a target group. A rule is
 //! a sub-resource of its listener: it converges by priority, belongs to the stack its listener
-//! belongs to, and the rules of the stack's listeners that a run no longer declares are deleted
-//! when the run's script has finished ([`prune_rules`]).
+//! belongs to, and a rule a run's script no longer declares is deleted by the run's pruning, like
+//! every kind ([`crate::prune`]).
 
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, HostHeaderConditionConfig, PathPatternConditionConfig, RuleCondition,

@@ -1,11 +1,11 @@
 //! Target groups: types, reads, validation, and how one converges.
 
-use crate::aws::tagged::Keepable;
 use aws_sdk_elasticloadbalancingv2::types::{Matcher, ProtocolEnum, TargetGroupAttribute, TargetTypeEnum};
 
 use super::{Elbv2State, Which, describe_existing, stack_tags, stack_tags_of, validate_elb_name, with_state};
 use crate::aws::Snapshot;
 use crate::aws::ec2::check_port;
+use crate::aws::tagged::Keepable;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::Pass;
