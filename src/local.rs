@@ -37,9 +37,19 @@ pub fn cli_env(endpoint_url: String) -> [(&'static str, String); 8] {
     ]
 }
 
-/// The emulator's launcher, run with the venv's python: moto's server with the patches that make
-/// it behave like AWS where deckhand depends on it (see its docstring).
-const LAUNCHER: &str = include_str!("emulator.py");
+/// The setting that scales the emulator's modelled durations (0 < s <= 1): a NAT gateway that is
+/// pending for 90 s on AWS is pending for 90 × s seconds. Passed through like [`LATENCY_ENV`].
+pub const TIME_SCALE_ENV: &str = "DECKHAND_TIME_SCALE";
+
+/// The emulator's launcher (`main.py`, run with the venv's python) and the modules beside it:
+/// moto's server with the patches that make it behave like AWS where deckhand depends on it,
+/// states and durations included (see their docstrings).
+const LAUNCHER: [(&str, &str); 4] = [
+    ("main.py", include_str!("emulator/main.py")),
+    ("clock.py", include_str!("emulator/clock.py")),
+    ("network.py", include_str!("emulator/network.py")),
+    ("ecs.py", include_str!("emulator/ecs.py")),
+];
 
 /// A running moto server; stopped when dropped.
 #[derive(Debug)]
@@ -78,9 +88,11 @@ impl Emulator {
         // Its errors (the launcher logs no request lines) go to a file, shown if it fails to start.
         let log = recording.with_extension("log");
         let stderr = std::fs::File::create(&log).map_err(|e| Error::io(format!("creating {}", log.display()), e))?;
+        let launcher = write_launcher(venv)?;
         let mut command = Command::new(venv.join("bin").join("python"));
         command
-            .args(["-c", LAUNCHER, "-H", "127.0.0.1", "-p", &port.to_string()])
+            .arg(launcher)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .current_dir(std::env::temp_dir())
             .env("MOTO_RECORDER_FILEPATH", &recording)
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
@@ -94,7 +106,7 @@ impl Emulator {
             .stderr(stderr);
         for (key, value) in std::env::vars() {
             // Pass through emulator settings a test or user asks for (e.g. tasks that never start).
-            if key.starts_with("MOTO_") || key == LATENCY_ENV {
+            if key.starts_with("MOTO_") || key == LATENCY_ENV || key == TIME_SCALE_ENV {
                 command.env(key, value);
             }
         }
@@ -258,6 +270,33 @@ impl RecordedRequest {
         };
         Some(RecordedRequest { service, action, body })
     }
+}
+
+/// Writes the launcher's files into a folder of the venv named after their contents (so emulators
+/// of different deckhand builds never run each other's code) and returns its `main.py`.
+fn write_launcher(venv: &Path) -> Result<PathBuf> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    LAUNCHER.hash(&mut hasher);
+    let dir = venv.join(format!("deckhand-emulator-{:016x}", hasher.finish()));
+    let main = dir.join(LAUNCHER[0].0);
+    if main.exists() {
+        return Ok(main);
+    }
+    let io = |what: &Path| {
+        let what = what.display().to_string();
+        move |e| Error::io(format!("writing the emulator's launcher to {what}"), e)
+    };
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    // Written under temporary names and renamed (main.py last), so an emulator starting
+    // concurrently from another process never runs a half-written file.
+    for (name, source) in LAUNCHER.iter().rev() {
+        let path = dir.join(name);
+        let partial = dir.join(format!("{name}.{}", std::process::id()));
+        std::fs::write(&partial, source).map_err(io(&partial))?;
+        std::fs::rename(&partial, &path).map_err(io(&path))?;
+    }
+    Ok(main)
 }
 
 fn free_port() -> Result<u16> {

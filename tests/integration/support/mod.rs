@@ -10,8 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 mod fault;
 pub use fault::{Fault, FaultProxy};
 
-use deckhand::local::{Emulator, LOCAL_REGION, RecordedRequest, cli_env};
+use deckhand::local::{Emulator, LOCAL_REGION, RecordedRequest, TIME_SCALE_ENV, cli_env};
 use deckhand::runtime::{Aws, Target};
+
+/// The time scale of a test's emulator and deckhand unless it sets its own: modelled AWS
+/// durations pass this many times as fast (a 90 s NAT gateway is pending for 0.45 s).
+pub const TEST_TIME_SCALE: &str = "0.005";
 
 /// One isolated deckhand world: an emulator and a folder for scripts.
 pub struct Deck {
@@ -19,6 +23,7 @@ pub struct Deck {
     pub emulator: Emulator,
     dir: PathBuf,
     faults: Option<FaultProxy>,
+    time_scale: String,
 }
 
 impl Deck {
@@ -27,10 +32,16 @@ impl Deck {
         Deck::with_emulator_env(&[])
     }
 
-    /// Like [`Deck::new`], with extra emulator settings (e.g. `MOTO_ECS_SERVICE_RUNNING=0`).
+    /// Like [`Deck::new`], with extra emulator settings (e.g. `MOTO_ECS_SERVICE_RUNNING=0`). A
+    /// `DECKHAND_TIME_SCALE` among them is deckhand's too; without one, both use
+    /// [`TEST_TIME_SCALE`].
     pub fn with_emulator_env(env: &[(&str, &str)]) -> Deck {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let emulator = Emulator::start_with_env(env).expect("the local emulator starts");
+        let time_scale =
+            env.iter().find(|(key, _)| *key == TIME_SCALE_ENV).map_or(TEST_TIME_SCALE, |(_, value)| value).to_string();
+        let mut env = env.to_vec();
+        env.push((TIME_SCALE_ENV, &time_scale));
+        let emulator = Emulator::start_with_env(&env).expect("the local emulator starts");
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!(
             "deck-{}-{}",
             std::process::id(),
@@ -38,7 +49,7 @@ impl Deck {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        Deck { emulator, dir, faults: None }
+        Deck { emulator, dir, faults: None, time_scale }
     }
 
     /// Sends deckhand's requests through a [`FaultProxy`] armed with `faults` (the SDK checks of
@@ -88,6 +99,7 @@ impl Deck {
             .current_dir(&self.dir)
             .envs(cli_env(self.faults.as_ref().map_or(self.emulator.endpoint_url(), FaultProxy::endpoint_url)))
             .env("XDG_STATE_HOME", self.dir.join("state"))
+            .env(TIME_SCALE_ENV, &self.time_scale)
             .env_remove("AWS_PROFILE");
         command
     }
