@@ -96,9 +96,6 @@ impl Emulator {
             .current_dir(std::env::temp_dir())
             .env("MOTO_RECORDER_FILEPATH", &recording)
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-            // ACM certificates are issued after a second, not moto's default minute (AWS takes
-            // as long as DNS validation does; scripts and tests only need them issued).
-            .env("MOTO_ACM_VALIDATION_WAIT", "1")
             // The region whose backends the launcher builds before serving (see its warm_up).
             .env("DECKHAND_EMULATOR_REGION", LOCAL_REGION)
             .stdin(Stdio::null())
