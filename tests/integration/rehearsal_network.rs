@@ -6,9 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType, VpcRegion,
-};
+use aws_sdk_route53::types::{Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType, VpcRegion};
 use serde_json::Value;
 
 use crate::support::Deck;
@@ -122,9 +120,8 @@ fn a_nat_gateway_being_deleted_holds_its_address_until_it_is_deleted() {
 
     deck.deckhand(&["destroy", "--stack", "priv", "--yes"]).success();
 
-    let nat = aws.block_on(aws.ec2.describe_nat_gateways().nat_gateway_ids(&nat_id).send()).unwrap().nat_gateways()
-        [0]
-    .clone();
+    let nat = aws.block_on(aws.ec2.describe_nat_gateways().nat_gateway_ids(&nat_id).send()).unwrap().nat_gateways()[0]
+        .clone();
     assert_eq!(nat.state().map(|s| s.as_str()), Some("deleted"));
     assert!(nat.delete_time().is_some(), "AWS reports when it was deleted: {nat:?}");
     let (_, changes) = timeline(&deck);
@@ -185,10 +182,8 @@ fn create_zone(deck: &Deck, name: &str, private: bool) -> String {
     let aws = deck.aws();
     let mut request = aws.route53.create_hosted_zone().name(name).caller_reference(format!("test-{name}-{private}"));
     if private {
-        let vpc = aws_sdk_route53::types::Vpc::builder()
-            .vpc_id(deck.default_vpc_id())
-            .vpc_region(VpcRegion::UsWest2)
-            .build();
+        let vpc =
+            aws_sdk_route53::types::Vpc::builder().vpc_id(deck.default_vpc_id()).vpc_region(VpcRegion::UsWest2).build();
         let config = aws_sdk_route53::types::HostedZoneConfig::builder().private_zone(true).build();
         request = request.vpc(vpc).hosted_zone_config(config);
     }
@@ -323,4 +318,47 @@ fn a_certificate_whose_record_never_appears_times_out_after_72_hours() {
     let timed_out = entered(&changes, "certificate", &arn, "VALIDATION_TIMED_OUT").expect("timed out");
     assert_about("certificate validation timeout", timed_out - requested, 72.0 * 3600.0);
     deck.deckhand(&["status", "--stack", "certs"]).success().stdout_has("VALIDATION_TIMED_OUT");
+}
+
+#[test]
+fn status_shows_a_pending_nat_gateway_as_pending() {
+    // A NAT gateway of the stack that another run (or the console) just created: at 0.05 it is
+    // pending for 4.5 s of wall time.
+    let deck = Deck::with_emulator_env(&[("DECKHAND_TIME_SCALE", "0.05")]);
+    let aws = deck.aws();
+    let subnet = aws
+        .block_on(
+            aws.ec2
+                .describe_subnets()
+                .filters(aws_sdk_ec2::types::Filter::builder().name("default-for-az").values("true").build())
+                .send(),
+        )
+        .unwrap()
+        .subnets()[0]
+        .subnet_id()
+        .unwrap()
+        .to_string();
+    let address = aws.block_on(aws.ec2.allocate_address().send()).unwrap().allocation_id().unwrap().to_string();
+    let tags = aws_sdk_ec2::types::TagSpecification::builder()
+        .resource_type(aws_sdk_ec2::types::ResourceType::Natgateway)
+        .tags(aws_sdk_ec2::types::Tag::builder().key("Name").value("priv-nat").build())
+        .tags(aws_sdk_ec2::types::Tag::builder().key("deckhand:stack").value("priv").build())
+        .build();
+    let nat = aws
+        .block_on(aws.ec2.create_nat_gateway().subnet_id(subnet).allocation_id(address).tag_specifications(tags).send())
+        .unwrap();
+    let id = nat.nat_gateway().unwrap().nat_gateway_id().unwrap().to_string();
+
+    let state = || {
+        let out = deck.deckhand(&["status", "--stack", "priv", "--output", "json"]).success();
+        let json: Value = serde_json::from_str(&out.stdout).expect("status JSON");
+        let row = json["resources"].as_array().unwrap().iter().find(|r| r["id"] == id.as_str()).cloned();
+        row.unwrap_or_else(|| panic!("the NAT gateway in status: {json}"))["state"].as_str().unwrap().to_string()
+    };
+    let shown = state();
+    let (status_done, changes) = timeline(&deck);
+    let pending = entered(&changes, "nat_gateway", &id, "pending").expect("created pending");
+    assert!(status_done < pending + 90.0, "status ran after the NAT gateway was due to be available");
+    assert_eq!(shown, "pending");
+    poll("the NAT gateway to become available", || (state() == "available").then_some(()));
 }
