@@ -3,7 +3,8 @@ certificates go through the states real AWS shows, for as long as it takes (see 
 
 - NAT gateway: `pending` for NAT_PROVISIONING, then `available`; `failed` instead when its VPC has
   no internet gateway. DeleteNatGateway: `deleting` for NAT_DELETION (its elastic IP stays
-  associated meanwhile), then `deleted` with its DeleteTime (moto deletes at once).
+  associated meanwhile, and ReleaseAddress answers AuthFailure), then `deleted` with its
+  DeleteTime (moto deletes at once).
 - Application Load Balancer: `provisioning` for LOAD_BALANCER_PROVISIONING, then `active` (moto
   activates a load balancer on its first Describe). An internet-facing one in a VPC without an
   internet gateway stays `provisioning`.
@@ -29,6 +30,8 @@ import re
 from moto.acm import models as acm_models
 from moto.core.utils import iso_8601_datetime_with_milliseconds
 from moto.ec2.models import ec2_backends
+from moto.ec2.exceptions import EC2ClientError
+from moto.ec2.models.elastic_ip_addresses import ElasticAddressBackend
 from moto.ec2.models.internet_gateways import InternetGateway
 from moto.ec2.models.nat_gateways import NatGatewayBackend
 from moto.ec2.models.route_tables import RouteBackend
@@ -327,6 +330,19 @@ def patch_nat_gateways():
 
     NatGatewayBackend.create_nat_gateway = create_nat_gateway
     NatGatewayBackend.delete_nat_gateway = delete_nat_gateway
+
+    original_release = ElasticAddressBackend.release_address
+
+    def release_address(self, address=None, allocation_id=None):
+        # The elastic IP of a NAT gateway that is not deleted yet cannot be released: AWS answers
+        # AuthFailure (kubernetes/kops#938, genevieve/leftovers#33, eformat/sno-for-100#5).
+        eips = self.address_by_ip([address]) if address else self.address_by_allocation([allocation_id])
+        holder = eips[0].eni if eips else None
+        if holder is not None and any(n._eni is holder for n in self.nat_gateways.values()):
+            raise EC2ClientError("AuthFailure", "You do not have permission to access the specified resource.")
+        return original_release(self, address, allocation_id)
+
+    ElasticAddressBackend.release_address = release_address
 
 
 def settle(resource, expected, state):

@@ -110,27 +110,50 @@ fn name_filter(name: &str) -> aws_sdk_ec2::types::Filter {
 
 #[test]
 fn a_nat_gateway_being_deleted_holds_its_address_until_it_is_deleted() {
-    let deck = Deck::new();
+    // At 0.05 a NAT gateway is deleting for 3 s of wall time.
+    let deck = Deck::with_emulator_env(&[("DECKHAND_TIME_SCALE", "0.05")]);
     deck.run(PRIVATE_EGRESS, &[]).success();
     let aws = deck.aws();
-    let nat_id = aws.block_on(aws.ec2.describe_nat_gateways().send()).unwrap().nat_gateways()[0]
+    let nat_state = |id: &str| {
+        let out = aws.block_on(aws.ec2.describe_nat_gateways().nat_gateway_ids(id).send()).unwrap();
+        out.nat_gateways()[0].clone()
+    };
+    let ours = aws.block_on(aws.ec2.describe_nat_gateways().send()).unwrap().nat_gateways()[0]
         .nat_gateway_id()
         .unwrap()
         .to_string();
 
-    deck.deckhand(&["destroy", "--stack", "priv", "--yes"]).success();
+    // Another NAT gateway, deleted by hand: its address cannot be released while it is deleting.
+    let subnet = nat_state(&ours).subnet_id().unwrap().to_string();
+    let other_address = aws.block_on(aws.ec2.allocate_address().send()).unwrap().allocation_id().unwrap().to_string();
+    let other = aws
+        .block_on(aws.ec2.create_nat_gateway().subnet_id(subnet).allocation_id(&other_address).send())
+        .unwrap()
+        .nat_gateway()
+        .unwrap()
+        .nat_gateway_id()
+        .unwrap()
+        .to_string();
+    aws.block_on(aws.ec2.delete_nat_gateway().nat_gateway_id(&other).send()).unwrap();
+    let refused = aws.block_on(aws.ec2.release_address().allocation_id(&other_address).send());
+    let code = refused.expect_err("AWS keeps the address while its NAT gateway is deleting").into_service_error();
+    assert_eq!(code.meta().code(), Some("AuthFailure"), "{code:?}");
+    assert_eq!(nat_state(&other).state().map(|s| s.as_str()), Some("deleting"), "still deleting when refused");
 
-    let nat = aws.block_on(aws.ec2.describe_nat_gateways().nat_gateway_ids(&nat_id).send()).unwrap().nat_gateways()[0]
-        .clone();
+    // deckhand's destroy deletes its NAT gateway, waits until it is deleted, then releases its address.
+    deck.deckhand(&["destroy", "--stack", "priv", "--yes"]).success();
+    let nat = nat_state(&ours);
     assert_eq!(nat.state().map(|s| s.as_str()), Some("deleted"));
     assert!(nat.delete_time().is_some(), "AWS reports when it was deleted: {nat:?}");
     let (_, changes) = timeline(&deck);
-    let deleting = entered(&changes, "nat_gateway", &nat_id, "deleting").expect("deleting");
-    let deleted = entered(&changes, "nat_gateway", &nat_id, "deleted").expect("deleted");
-    assert!(deleted > deleting);
-    // destroy released the elastic IP, which it can only do once the NAT gateway let go of it.
+    let deleting = entered(&changes, "nat_gateway", &ours, "deleting").expect("deleting");
+    let deleted = entered(&changes, "nat_gateway", &ours, "deleted").expect("deleted");
+    assert_about("NAT gateway deleting -> deleted", deleted - deleting, 60.0);
     let addresses = aws.block_on(aws.ec2.describe_addresses().send()).unwrap();
-    assert!(addresses.addresses().is_empty(), "{addresses:?}");
+    let left: Vec<&str> = addresses.addresses().iter().filter_map(|a| a.allocation_id()).collect();
+    assert_eq!(left, [other_address.as_str()], "the stack's address is released, the other one kept");
+    aws.block_on(aws.ec2.release_address().allocation_id(&other_address).send())
+        .expect("released once its NAT gateway is deleted");
 }
 
 const LOAD_BALANCER: &str = r#"
