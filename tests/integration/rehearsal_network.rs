@@ -240,26 +240,26 @@ fn status_of(deck: &Deck, arn: &str) -> String {
     certificate(deck, arn).status().map(|s| s.as_str().to_string()).unwrap_or_default()
 }
 
+/// Requests a DNS-validated certificate for `domain` as the stack `certs`'s (by its tag), as
+/// another tool or an interrupted run would have; returns its ARN.
+fn request_certificate(deck: &Deck, domain: &str) -> String {
+    let aws = deck.aws();
+    let tag = aws_sdk_acm::types::Tag::builder().key("deckhand:stack").value("certs").build().unwrap();
+    let request = aws
+        .acm
+        .request_certificate()
+        .domain_name(domain)
+        .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
+        .tags(tag);
+    aws.block_on(request.send()).expect("RequestCertificate").certificate_arn().unwrap().to_string()
+}
+
 #[test]
 fn a_certificate_is_issued_only_a_minute_after_its_cname_is_in_a_public_zone() {
     let deck = Deck::new();
     let public = create_zone(&deck, "example.com", false);
     let private = create_zone(&deck, "example.com", true);
-    let aws = deck.aws();
-    let tag = aws_sdk_acm::types::Tag::builder().key("deckhand:stack").value("certs").build().unwrap();
-    let arn = aws
-        .block_on(
-            aws.acm
-                .request_certificate()
-                .domain_name("app.example.com")
-                .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
-                .tags(tag)
-                .send(),
-        )
-        .unwrap()
-        .certificate_arn()
-        .unwrap()
-        .to_string();
+    let arn = request_certificate(&deck, "app.example.com");
     let pending = certificate(&deck, &arn);
     assert_eq!(pending.status().map(|s| s.as_str()), Some("PENDING_VALIDATION"));
     assert!(pending.issued_at().is_none() && pending.not_after().is_none(), "not issued yet: {pending:?}");
@@ -320,21 +320,7 @@ fn deckhand_writes_the_validation_cname_then_waits_until_the_certificate_is_issu
 fn a_certificate_whose_record_never_appears_times_out_after_72_hours() {
     // At 0.00001, 72 modelled hours pass in 2.6 s.
     let deck = Deck::with_emulator_env(&[("DECKHAND_TIME_SCALE", "0.00001")]);
-    let aws = deck.aws();
-    let tag = aws_sdk_acm::types::Tag::builder().key("deckhand:stack").value("certs").build().unwrap();
-    let arn = aws
-        .block_on(
-            aws.acm
-                .request_certificate()
-                .domain_name("never.example.com")
-                .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
-                .tags(tag)
-                .send(),
-        )
-        .unwrap()
-        .certificate_arn()
-        .unwrap()
-        .to_string();
+    let arn = request_certificate(&deck, "never.example.com");
     poll("the validation to time out", || (status_of(&deck, &arn) == "VALIDATION_TIMED_OUT").then_some(()));
     let (_, changes) = timeline(&deck);
     let requested = entered(&changes, "certificate", &arn, "PENDING_VALIDATION").expect("requested");
