@@ -155,6 +155,7 @@ fn create_foreign(emulator: &Emulator, n: usize) -> Result<(), String> {
         profile: None,
         endpoint_url: Some(emulator.endpoint_url()),
         dummy_credentials: true,
+        time_scale: None,
     })
     .map_err(|e| e.to_string())?;
     aws.block_on(async {

@@ -22,4 +22,5 @@ mod script_errors;
 mod secrets;
 mod settle;
 mod status;
+mod time;
 mod zones;
