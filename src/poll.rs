@@ -95,7 +95,7 @@ impl<'a> Wait<'a> {
     /// timeout it fails with the pending poll's error, or [`Error::Timeout`]; on Ctrl-C (while an
     /// interrupt guard is installed) with "interrupted (Ctrl-C) while waiting for ...".
     pub async fn until<T>(self, mut check: impl AsyncFnMut(&mut Round) -> Result<Check<T>>) -> Result<T> {
-        let _record = self.clock.start_wait(self.name);
+        let record = self.clock.start_wait(self.name);
         let started = Instant::now();
         let mut pauses = schedule(self.pace);
         let mut progress = Progress::new(&self.what, self.report, self.quiet);
@@ -114,6 +114,7 @@ impl<'a> Wait<'a> {
                     hint: self.hint.clone(),
                 }));
             }
+            record.pausing();
             progress.show(&pending.line, round.elapsed);
             let pause = pauses.next().unwrap_or(self.pace.max).min(round.timeout - round.elapsed);
             if self.clock.sleep(pause).await {
@@ -124,6 +125,7 @@ impl<'a> Wait<'a> {
             }
         };
         progress.finish();
+        drop(record);
         outcome
     }
 }

@@ -188,6 +188,8 @@ struct Span {
     name: &'static str,
     start: Instant,
     end: Option<Instant>,
+    /// Whether it paused at all (a wait done at its first poll did not wait).
+    paused: bool,
 }
 
 /// A run's time: its scale, and the waits it spent (for the rehearsal line).
@@ -232,19 +234,21 @@ impl Clock {
     /// guard is dropped.
     pub fn start_wait(&self, name: &'static str) -> WaitRecord<'_> {
         let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
-        spans.push(Span { name, start: Instant::now(), end: None });
+        spans.push(Span { name, start: Instant::now(), end: None, paused: false });
         WaitRecord { clock: self, index: spans.len() - 1 }
     }
 
-    /// Whether a wait is going on now (calls made meanwhile are the wait's polls).
+    /// Whether a wait is pausing now (calls made meanwhile are its polls, in its time; a wait's
+    /// first poll is a call like any other until the wait pauses).
     pub fn waiting(&self) -> bool {
-        self.spans.lock().unwrap_or_else(PoisonError::into_inner).iter().any(|s| s.end.is_none())
+        self.spans.lock().unwrap_or_else(PoisonError::into_inner).iter().any(|s| s.end.is_none() && s.paused)
     }
 
-    /// The modelled time spent waiting: all waits together (concurrent waits count once), and per
-    /// name, longest first.
+    /// The modelled time spent waiting, counting only waits that paused (one done at its first
+    /// poll was a call): all together (concurrent waits count once), and per name, longest first.
     pub fn waited(&self) -> (Duration, Vec<(&'static str, Duration)>) {
-        let spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let spans: Vec<Span> =
+            self.spans.lock().unwrap_or_else(PoisonError::into_inner).iter().filter(|s| s.paused).cloned().collect();
         let now = Instant::now();
         let all: Vec<(Instant, Instant)> = spans.iter().map(|s| (s.start, s.end.unwrap_or(now))).collect();
         let mut names: Vec<&'static str> = spans.iter().map(|s| s.name).collect();
@@ -267,6 +271,16 @@ impl Clock {
 pub struct WaitRecord<'a> {
     clock: &'a Clock,
     index: usize,
+}
+
+impl WaitRecord<'_> {
+    /// Records that the wait pauses (it was not done at its first poll).
+    pub fn pausing(&self) {
+        let mut spans = self.clock.spans.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(span) = spans.get_mut(self.index) {
+            span.paused = true;
+        }
+    }
 }
 
 impl Drop for WaitRecord<'_> {
@@ -318,12 +332,12 @@ impl Rehearsal {
     }
 
     /// The rehearsal line: `rehearsed: about 5m 10s on AWS (NAT gateway 1m 30s, rollout 3m 20s,
-    /// 41 rounds of AWS calls 2s)`.
+    /// AWS calls 2s: 35 rounds at 60 ms)`.
     pub fn line(&self) -> String {
         let mut parts: Vec<String> =
             self.waits.iter().map(|(name, took)| format!("{name} {}", about(*took))).collect();
         let calls = CALL_LATENCY * u32::try_from(self.rounds).unwrap_or(u32::MAX);
-        parts.push(format!("{} rounds of AWS calls at {} ms {}", self.rounds, CALL_LATENCY.as_millis(), about(calls)));
+        parts.push(format!("AWS calls {}: {} rounds at {} ms", about(calls), self.rounds, CALL_LATENCY.as_millis()));
         format!("rehearsed: about {} on AWS ({})", about(self.total), parts.join(", "))
     }
 }
@@ -375,13 +389,19 @@ mod tests {
         };
         assert_eq!(
             rehearsal.line(),
-            "rehearsed: about 5m 10s on AWS (rollout 3m 20s, NAT gateway 1m 30s, 35 rounds of AWS calls at 60 ms 2s)"
+            "rehearsed: about 5m 10s on AWS (rollout 3m 20s, NAT gateway 1m 30s, AWS calls 2s: 35 rounds at 60 ms)"
         );
         let clock = Clock::new(Some(TimeScale::parse("0.5").unwrap()));
-        drop(clock.start_wait("NAT gateway"));
+        drop(clock.start_wait("stack lock"));
+        let nat = clock.start_wait("NAT gateway");
+        assert!(!clock.waiting(), "its first poll is a call like any other");
+        nat.pausing();
+        assert!(clock.waiting());
+        drop(nat);
         let rehearsal = Rehearsal::of(&clock, 10);
-        assert_eq!(rehearsal.total.as_millis() / 100, 6, "10 rounds at 60 ms, and a wait of next to nothing");
-        assert_eq!(rehearsal.waits.len(), 1);
+        assert_eq!(rehearsal.total.as_millis() / 100, 6, "10 rounds at 60 ms, and waits of next to nothing");
+        let names: Vec<&str> = rehearsal.waits.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, ["NAT gateway"], "a wait done at its first poll is not named");
         assert!(!clock.waiting());
     }
 }
