@@ -166,7 +166,8 @@ impl StackContents {
                 if service.status == "ACTIVE" {
                     ecs::delete_service(aws, &service.cluster_arn, id).await?;
                 }
-                let inactive = async |r: &dyn Fn(&str)| ecs::wait_service_inactive(aws, &service.cluster_arn, id, r).await;
+                let inactive =
+                    async |r: &dyn Fn(&str)| ecs::wait_service_inactive(aws, &service.cluster_arn, id, r).await;
                 waiting(doomed, "it is INACTIVE (its tasks stopped)", report, inactive).await
             }
             Kind::TaskDefinition => ecs::deregister_task_definition(aws, id).await,
@@ -180,12 +181,17 @@ impl StackContents {
             }
             // A target group stays in use for a moment after its load balancer is gone.
             Kind::TargetGroup => {
-                retry_while(aws.clock(), doomed, report, "ResourceInUse", async || elbv2::delete_target_group(aws, id).await).await
+                retry_while(aws.clock(), doomed, report, "ResourceInUse", async || {
+                    elbv2::delete_target_group(aws, id).await
+                })
+                .await
             }
             // ACM reports a certificate in use for a moment after its last listener is deleted.
             Kind::Certificate => {
-                retry_while(aws.clock(), doomed, report, "ResourceInUseException", async || acm::delete_certificate(aws, id).await)
-                    .await
+                retry_while(aws.clock(), doomed, report, "ResourceInUseException", async || {
+                    acm::delete_certificate(aws, id).await
+                })
+                .await
             }
             Kind::NatGateway => {
                 let deleted = async |r: &dyn Fn(&str)| egress::delete_nat_gateway(aws, id, r).await;
@@ -198,11 +204,16 @@ impl StackContents {
                 egress::delete_route_table(aws, table).await
             }
             Kind::SecurityGroup => {
-                retry_while(aws.clock(), doomed, report, "DependencyViolation", async || ec2::delete_security_group(aws, id).await)
-                    .await
+                retry_while(aws.clock(), doomed, report, "DependencyViolation", async || {
+                    ec2::delete_security_group(aws, id).await
+                })
+                .await
             }
             Kind::Subnet => {
-                retry_while(aws.clock(), doomed, report, "DependencyViolation", async || ec2::delete_subnet(aws, id).await).await
+                retry_while(aws.clock(), doomed, report, "DependencyViolation", async || {
+                    ec2::delete_subnet(aws, id).await
+                })
+                .await
             }
             Kind::LogGroup => logs::delete_log_group(aws, id).await,
             Kind::Role => iam::delete_role(aws, id).await,

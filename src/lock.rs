@@ -15,10 +15,10 @@ use crate::timing::{Clock, LOCK_PACE};
 
 /// Where the lock parameters live: `/deckhand/locks/<stack>`.
 pub const PARAMETER_PREFIX: &str = "/deckhand/locks/";
-/// How long a run waits for another run's lock by default (`--lock-timeout`).
-pub use crate::timing::LOCK_TIMEOUT as DEFAULT_TIMEOUT;
 /// A lock older than this is stale (see the table in `timing`).
 pub use crate::timing::LOCK_STALE_AFTER as STALE_AFTER;
+/// How long a run waits for another run's lock by default (`--lock-timeout`).
+pub use crate::timing::LOCK_TIMEOUT as DEFAULT_TIMEOUT;
 /// The tag that marks the parameter as a lock, so tag-based listings can leave it out.
 pub const LOCK_TAG: &str = "deckhand:lock";
 

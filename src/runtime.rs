@@ -151,8 +151,8 @@ impl Aws {
 const MAX_ATTEMPTS: u32 = 5;
 
 async fn load_config(target: &Target) -> SdkConfig {
-    let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
     if let Some(region) = &target.region {
         loader = loader.region(Region::new(region.clone()));
     }

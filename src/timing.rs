@@ -135,9 +135,8 @@ impl TimeScale {
 
     /// Parses a scale: a number with 0 < s <= 1.
     pub fn parse(text: &str) -> Result<TimeScale> {
-        let invalid = || {
-            Error::invalid(TIME_SCALE_ENV, format!("{text:?}"), "a number above 0 and at most 1 (e.g. 0.05)")
-        };
+        let invalid =
+            || Error::invalid(TIME_SCALE_ENV, format!("{text:?}"), "a number above 0 and at most 1 (e.g. 0.05)");
         let value: f64 = text.trim().parse().map_err(|_| invalid())?;
         if value > 0.0 && value <= 1.0 { Ok(TimeScale(value)) } else { Err(invalid()) }
     }
@@ -334,8 +333,7 @@ impl Rehearsal {
     /// The rehearsal line: `rehearsed: about 5m 10s on AWS (NAT gateway 1m 30s, rollout 3m 20s,
     /// AWS calls 2s: 35 rounds at 60 ms)`.
     pub fn line(&self) -> String {
-        let mut parts: Vec<String> =
-            self.waits.iter().map(|(name, took)| format!("{name} {}", about(*took))).collect();
+        let mut parts: Vec<String> = self.waits.iter().map(|(name, took)| format!("{name} {}", about(*took))).collect();
         let calls = CALL_LATENCY * u32::try_from(self.rounds).unwrap_or(u32::MAX);
         parts.push(format!("AWS calls {}: {} rounds at {} ms", about(calls), self.rounds, CALL_LATENCY.as_millis()));
         format!("rehearsed: about {} on AWS ({})", about(self.total), parts.join(", "))

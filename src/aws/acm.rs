@@ -18,7 +18,6 @@ use crate::timing::{CERTIFICATE_PACE, CERTIFICATE_TIMEOUT, VALIDATION_RECORDS_PA
 /// How many names a certificate may hold: ACM's default quota ("domain names per certificate").
 pub const MAX_NAMES: usize = 10;
 
-
 /// A DNS validation record ACM asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ValidationRecord {

@@ -48,7 +48,8 @@ fn a_stray_time_scale_against_aws_itself_is_ignored_with_a_warning() {
 #[test]
 fn an_invalid_time_scale_is_rejected_before_any_request() {
     // Nothing listens on the discard port: a request would fail differently.
-    let endpoint = [("AWS_ENDPOINT_URL", "http://127.0.0.1:9"), ("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")];
+    let endpoint =
+        [("AWS_ENDPOINT_URL", "http://127.0.0.1:9"), ("AWS_ACCESS_KEY_ID", "test"), ("AWS_SECRET_ACCESS_KEY", "test")];
     for value in ["0", "1.5", "-1", "fast"] {
         let env: Vec<(&str, &str)> = endpoint.iter().copied().chain([(TIME_SCALE_ENV, value)]).collect();
         let outcome = deckhand_without_aws(&["status", "--stack", "myapp"], &env).failure();

@@ -138,11 +138,9 @@ pub async fn wait_service_inactive(
             }
             match out.services().first() {
                 Some(s) if s.status() == Some("INACTIVE") => Ok(Check::Done(())),
-                Some(s) => Ok(Check::waiting(format!(
-                    "{}, {} running",
-                    s.status().unwrap_or("unknown"),
-                    s.running_count()
-                ))),
+                Some(s) => {
+                    Ok(Check::waiting(format!("{}, {} running", s.status().unwrap_or("unknown"), s.running_count())))
+                }
                 None => Ok(Check::waiting("not reported")),
             }
         })
