@@ -1,10 +1,6 @@
 //! Deleting a stack's resources (all of them for `deckhand destroy`, what the script no longer
 //! declares for `deckhand run`), dependents first, retrying while AWS still releases dependencies.
 
-use std::time::{Duration, Instant};
-
-use backon::{ExponentialBuilder, Retryable};
-
 use crate::aws::acm;
 use crate::aws::autoscaling::{self, ScalableTarget};
 use crate::aws::ec2::{self, SecurityGroup};
@@ -16,10 +12,9 @@ use crate::aws::inventory::{self, Entry, Inventory, Kind};
 use crate::aws::logs;
 use crate::aws::route53::{self, OwnedRecord};
 use crate::error::{Error, Result};
+use crate::poll::{Check, Wait};
 use crate::runtime::Aws;
-
-/// How often a long wait reports that it is still waiting.
-const PROGRESS_EVERY: Duration = Duration::from_secs(30);
+use crate::timing::{Clock, DEPENDENCY_PACE, DEPENDENCY_TIMEOUT};
 
 /// Resources of a stack chosen for deletion (with what deleting them needs to know), and those
 /// found but kept, with why.
@@ -171,7 +166,8 @@ impl StackContents {
                 if service.status == "ACTIVE" {
                     ecs::delete_service(aws, &service.cluster_arn, id).await?;
                 }
-                let inactive = ecs::wait_service_inactive(aws, &service.cluster_arn, id);
+                let inactive =
+                    async |r: &dyn Fn(&str)| ecs::wait_service_inactive(aws, &service.cluster_arn, id, r).await;
                 waiting(doomed, "it is INACTIVE (its tasks stopped)", report, inactive).await
             }
             Kind::TaskDefinition => ecs::deregister_task_definition(aws, id).await,
@@ -180,18 +176,27 @@ impl StackContents {
             Kind::Listener => elbv2::delete_listener(aws, id).await,
             Kind::LoadBalancer => {
                 elbv2::delete_load_balancer(aws, id).await?;
-                waiting(doomed, "it is gone", report, elbv2::wait_load_balancer_deleted(aws, id)).await
+                let gone = async |r: &dyn Fn(&str)| elbv2::wait_load_balancer_deleted(aws, id, r).await;
+                waiting(doomed, "it is gone", report, gone).await
             }
             // A target group stays in use for a moment after its load balancer is gone.
             Kind::TargetGroup => {
-                retry_while(doomed, report, "ResourceInUse", async || elbv2::delete_target_group(aws, id).await).await
+                retry_while(aws.clock(), doomed, report, "ResourceInUse", async || {
+                    elbv2::delete_target_group(aws, id).await
+                })
+                .await
             }
             // ACM reports a certificate in use for a moment after its last listener is deleted.
             Kind::Certificate => {
-                retry_while(doomed, report, "ResourceInUseException", async || acm::delete_certificate(aws, id).await)
-                    .await
+                retry_while(aws.clock(), doomed, report, "ResourceInUseException", async || {
+                    acm::delete_certificate(aws, id).await
+                })
+                .await
             }
-            Kind::NatGateway => waiting(doomed, "it is deleted", report, egress::delete_nat_gateway(aws, id)).await,
+            Kind::NatGateway => {
+                let deleted = async |r: &dyn Fn(&str)| egress::delete_nat_gateway(aws, id, r).await;
+                waiting(doomed, "it is deleted", report, deleted).await
+            }
             Kind::ElasticIp => egress::release_address(aws, id).await,
             Kind::VpcEndpoint => egress::delete_endpoint(aws, id).await,
             Kind::RouteTable => {
@@ -199,11 +204,16 @@ impl StackContents {
                 egress::delete_route_table(aws, table).await
             }
             Kind::SecurityGroup => {
-                retry_while(doomed, report, "DependencyViolation", async || ec2::delete_security_group(aws, id).await)
-                    .await
+                retry_while(aws.clock(), doomed, report, "DependencyViolation", async || {
+                    ec2::delete_security_group(aws, id).await
+                })
+                .await
             }
             Kind::Subnet => {
-                retry_while(doomed, report, "DependencyViolation", async || ec2::delete_subnet(aws, id).await).await
+                retry_while(aws.clock(), doomed, report, "DependencyViolation", async || {
+                    ec2::delete_subnet(aws, id).await
+                })
+                .await
             }
             Kind::LogGroup => logs::delete_log_group(aws, id).await,
             Kind::Role => iam::delete_role(aws, id).await,
@@ -225,49 +235,40 @@ fn failure_report(err: &Error, deleted: &[&Entry], left: &[&Entry]) -> Error {
     )
 }
 
-/// Awaits `wait` (an SDK waiter), reporting that it waits and then, every [`PROGRESS_EVERY`], that
-/// it still does.
+/// Says that deleting `doomed` now waits until `until`, then runs `wait` (the polling helper's
+/// progress lines indented under that line).
 async fn waiting<T>(
     doomed: &Entry,
     until: &str,
     report: &impl Fn(&str),
-    wait: impl Future<Output = Result<T>>,
+    wait: impl AsyncFnOnce(&dyn Fn(&str)) -> Result<T>,
 ) -> Result<T> {
     report(&format!("  {doomed}: waiting until {until}"));
-    let started = Instant::now();
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
-    let mut wait = std::pin::pin!(wait);
-    loop {
-        tokio::select! {
-            result = &mut wait => return result,
-            _ = ticks.tick() => {
-                report(&format!("  {doomed}: still waiting until {until} ({} s)", started.elapsed().as_secs()));
-            }
-        }
-    }
+    let indented = |line: &str| report(&format!("    {line}"));
+    wait(&indented).await
 }
 
 /// Retries `delete` while AWS answers `code` (e.g. `DependencyViolation`: network interfaces of
-/// stopped tasks or a deleted load balancer are still being released), with backoff (2 s
-/// doubling to 30 s), for up to 15 minutes. The SDK's own retry cannot serve here: it retries
-/// transient and throttling errors for seconds, while these are successful answers saying a
-/// dependency still exists, which AWS takes minutes to release.
+/// stopped tasks or a deleted load balancer are still being released), with backoff (2 s growing
+/// to 30 s), for up to 15 minutes ([`DEPENDENCY_TIMEOUT`]), then fails with AWS's last answer.
+/// The SDK's own retry cannot serve here: it retries transient and throttling errors for
+/// seconds, while these are successful answers saying a dependency still exists, which AWS
+/// takes minutes to release.
 async fn retry_while(
+    clock: &Clock,
     doomed: &Entry,
     report: &impl Fn(&str),
     code: &str,
     delete: impl AsyncFn() -> Result<()>,
 ) -> Result<()> {
-    let backoff = ExponentialBuilder::new()
-        .with_min_delay(Duration::from_secs(2))
-        .with_max_delay(Duration::from_secs(30))
-        .with_total_delay(Some(Duration::from_secs(900)))
-        .without_max_times();
-    (|| delete())
-        .retry(backoff)
-        .sleep(tokio::time::sleep)
-        .when(|err: &crate::Error| err.aws_code() == Some(code))
-        .notify(|_, delay| report(&format!("  {doomed} is still in use; retrying in {} s", delay.as_secs())))
+    let indented = |line: &str| report(&format!("  {line}"));
+    Wait::new(clock, "dependencies released", format!("{doomed} to be free"), DEPENDENCY_PACE, DEPENDENCY_TIMEOUT)
+        .report_to(&indented)
+        .until(async |_| match delete().await {
+            Ok(()) => Ok(Check::Done(())),
+            Err(err) if err.aws_code() == Some(code) => Ok(Check::waiting_or(format!("still in use ({code})"), err)),
+            Err(err) => Err(err),
+        })
         .await
 }
 
@@ -290,16 +291,20 @@ mod tests {
             attempts.set(attempts.get() + 1);
             if attempts.get() == 1 { Err(aws_error("DependencyViolation")) } else { Ok(()) }
         };
-        runtime.block_on(retry_while(&doomed, &report, "DependencyViolation", in_use_once)).unwrap();
+        let clock = Clock::new(Some(crate::timing::TimeScale::parse("0.001").unwrap()));
+        runtime.block_on(retry_while(&clock, &doomed, &report, "DependencyViolation", in_use_once)).unwrap();
         assert_eq!(attempts.get(), 2);
-        assert_eq!(reports.take(), ["  subnet myapp-a (subnet-1) is still in use; retrying in 2 s"]);
+        assert_eq!(
+            reports.take(),
+            ["  waiting for subnet myapp-a (subnet-1) to be free: still in use (DependencyViolation) (0 s)"]
+        );
 
         attempts.set(0);
         let denied = async || {
             attempts.set(attempts.get() + 1);
             Err(aws_error("UnauthorizedOperation"))
         };
-        let err = runtime.block_on(retry_while(&doomed, &report, "DependencyViolation", denied)).unwrap_err();
+        let err = runtime.block_on(retry_while(&clock, &doomed, &report, "DependencyViolation", denied)).unwrap_err();
         assert_eq!((attempts.get(), err.aws_code()), (1, Some("UnauthorizedOperation")));
         assert!(reports.take().is_empty());
     }

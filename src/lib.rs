@@ -17,12 +17,14 @@ pub mod local;
 pub mod lock;
 pub mod pass;
 pub mod plan;
+pub mod poll;
 pub mod prune;
 pub mod repl;
 pub mod runtime;
 pub mod script;
 pub mod status;
 pub mod tail;
+pub mod timing;
 pub mod wait;
 
 pub use cli::main;

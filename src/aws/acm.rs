@@ -1,8 +1,6 @@
 //! ACM certificates validated by DNS: validation, reads, how a `certificate` converges (request,
 //! validation CNAMEs written into the zone, wait until ISSUED), deletion.
 
-use std::time::{Duration, Instant};
-
 use aws_sdk_acm::types::{Tag, ValidationMethod};
 use aws_sdk_route53::types::ChangeAction;
 
@@ -13,21 +11,12 @@ use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
+use crate::poll::{Check, Wait};
 use crate::runtime::Aws;
+use crate::timing::{CERTIFICATE_PACE, CERTIFICATE_TIMEOUT, VALIDATION_RECORDS_PACE, VALIDATION_RECORDS_TIMEOUT};
 
 /// How many names a certificate may hold: ACM's default quota ("domain names per certificate").
 pub const MAX_NAMES: usize = 10;
-
-/// How long a run waits for ACM to issue a certificate. DNS validation usually completes within
-/// minutes of the CNAME being served, but ACM documents that it can take up to 30 minutes.
-pub const ISSUE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-
-/// How long a run waits for ACM to report a new certificate's validation records (RequestCertificate
-/// returns before ACM has generated them; DescribeCertificate lists them a few seconds later).
-const RECORDS_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// How often a long wait says it is still waiting.
-const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
 /// A DNS validation record ACM asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,82 +307,58 @@ fn write_validation(pass: &Pass, zone: &HostedZone, missing: &[ValidationRecord]
     route53::remember_records(pass, &zone.id, &written)
 }
 
-/// Waits until ACM reports the validation records of a just-requested certificate.
+/// Waits until ACM reports the validation records of a just-requested certificate
+/// (RequestCertificate returns before ACM has generated them).
 fn wait_for_records(pass: &Pass, arn: &str) -> Result<Certificate> {
-    let started = Instant::now();
-    let mut delay = Duration::from_secs(1);
-    loop {
-        let cert = pass
-            .apply(async |aws| describe(aws, arn).await)?
-            .ok_or_else(|| Error::conflict(format!("certificate {arn} vanished right after it was requested"), None))?;
-        if !cert.validation.is_empty() {
-            return Ok(cert);
-        }
-        if started.elapsed() > RECORDS_TIMEOUT {
-            return Err(Error::Timeout {
-                what: format!("ACM to report the DNS validation records of {arn}"),
-                waited: humantime::format_duration(RECORDS_TIMEOUT).to_string(),
-                hint: Some("run the script again: it continues with this certificate".into()),
-            });
-        }
-        sleep(pass, delay)?;
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
+    let say = |line: &str| pass.log.say(&format!("  {line}"));
+    pass.apply(async |aws| {
+        let what = format!("ACM to report the DNS validation records of {arn}");
+        Wait::new(aws.clock(), "validation records", what, VALIDATION_RECORDS_PACE, VALIDATION_RECORDS_TIMEOUT)
+            .report_to(&say)
+            .hint("run the script again: it continues with this certificate")
+            .until(async |_| {
+                let cert = describe(aws, arn).await?.ok_or_else(|| {
+                    Error::conflict(format!("certificate {arn} vanished right after it was requested"), None)
+                })?;
+                Ok(if cert.validation.is_empty() { Check::waiting("none yet") } else { Check::Done(cert) })
+            })
+            .await
+    })
 }
 
-/// Waits until the certificate is ISSUED, with progress; fails with ACM's reason.
+/// Waits until the certificate is ISSUED (ACM validates once the CNAMEs resolve publicly), with
+/// progress; fails with ACM's reason. The certificate as given is the first poll.
 fn wait_issued(pass: &Pass, cert: Certificate) -> Result<Certificate> {
-    let started = Instant::now();
-    let mut said = Instant::now();
-    let mut delay = Duration::from_secs(1);
-    let mut cert = cert;
-    loop {
-        match cert.status.as_str() {
-            "ISSUED" => return Ok(cert),
-            status if is_dead(status) => {
-                let reason = cert.failure_reason.clone().unwrap_or_else(|| "ACM gave no reason".into());
-                return Err(Error::conflict(
-                    format!("certificate {} for {} is {status}: {reason}", cert.arn, cert.domain),
-                    Some(
-                        "check that the zone is the one the domain's registrar delegates to, and CAA records allow amazon.com; then run again (a new certificate is requested)",
-                    ),
-                ));
-            }
-            _ => {}
-        }
-        if started.elapsed() > ISSUE_TIMEOUT {
-            return Err(Error::Timeout {
-                what: format!("certificate {} for {} to be issued (it is {})", cert.arn, cert.domain, cert.status),
-                waited: humantime::format_duration(ISSUE_TIMEOUT).to_string(),
-                hint: Some(
-                    "ACM validates once the CNAMEs resolve publicly: check the domain's delegation, then run again"
-                        .into(),
-                ),
-            });
-        }
-        if said.elapsed() >= PROGRESS_EVERY {
-            pass.log.say(&format!(
-                "  waiting for certificate {} to be issued ({}, {}s)",
-                cert.domain,
-                cert.status,
-                started.elapsed().as_secs()
-            ));
-            said = Instant::now();
-        }
-        sleep(pass, delay)?;
-        delay = (delay * 2).min(Duration::from_secs(15));
-        let missing = cert.missing.clone();
-        cert = pass.apply(async |aws| describe(aws, &cert.arn).await)?.ok_or_else(|| {
-            Error::conflict(format!("certificate {} was deleted while waiting for it", cert.arn), None)
-        })?;
-        cert.missing = missing;
-    }
-}
-
-fn sleep(pass: &Pass, delay: Duration) -> Result<()> {
-    pass.apply(async |_| {
-        tokio::time::sleep(delay).await;
-        Ok(())
+    let (arn, domain, missing) = (cert.arn.clone(), cert.domain.clone(), cert.missing.clone());
+    let mut given = Some(cert);
+    let say = |line: &str| pass.log.say(&format!("  {line}"));
+    pass.apply(async |aws| {
+        let what = format!("certificate {domain} ({arn}) to be issued");
+        Wait::new(aws.clock(), "certificate", what, CERTIFICATE_PACE, CERTIFICATE_TIMEOUT)
+            .report_to(&say)
+            .hint("ACM validates once the CNAMEs resolve publicly: check the domain's delegation, then run again")
+            .until(async |_| {
+                let cert = match given.take() {
+                    Some(cert) => cert,
+                    None => describe(aws, &arn).await?.ok_or_else(|| {
+                        Error::conflict(format!("certificate {arn} was deleted while waiting for it"), None)
+                    })?,
+                };
+                match cert.status.as_str() {
+                    "ISSUED" => Ok(Check::Done(Certificate { missing: missing.clone(), ..cert })),
+                    status if is_dead(status) => {
+                        let reason = cert.failure_reason.clone().unwrap_or_else(|| "ACM gave no reason".into());
+                        Err(Error::conflict(
+                            format!("certificate {} for {} is {status}: {reason}", cert.arn, cert.domain),
+                            Some(
+                                "check that the zone is the one the domain's registrar delegates to, and CAA records allow amazon.com; then run again (a new certificate is requested)",
+                            ),
+                        ))
+                    }
+                    status => Ok(Check::waiting(status)),
+                }
+            })
+            .await
     })
 }
 

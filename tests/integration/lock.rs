@@ -54,9 +54,12 @@ fn count_tagged<T>(items: &[T], tags: impl Fn(&T) -> Vec<(String, String)>) -> u
 #[test]
 fn two_concurrent_applies_of_one_stack_create_everything_once() {
     let deck = Deck::new();
+    // The lock timeout is modelled time like every wait (1 m by default: 0.3 s at the test's
+    // scale), while the other run's apply is mostly local work, which no scale shortens: wait
+    // long enough (2 h: 36 s of wall time) for it.
     let spawn = || {
         deck.command(env!("CARGO_BIN_EXE_deckhand"))
-            .args(["run", GUIDE])
+            .args(["run", GUIDE, "--lock-timeout", "2h"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -23,4 +23,5 @@ mod script_errors;
 mod secrets;
 mod settle;
 mod status;
+mod time;
 mod zones;
