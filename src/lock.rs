@@ -280,6 +280,12 @@ async fn acquire(aws: &Aws, stack: &str, value: &str, timeout: Duration) -> Resu
         }
         // Held. Between our create and this read the holder may have released it: try again.
         let held = read(aws, stack).await?;
+        // Held by us: the SDK retried a PutParameter whose first attempt succeeded but whose reply
+        // was lost (a dropped connection, a timeout), and the retry found our own parameter
+        // (ParameterAlreadyExists). The value names this process (user@host, pid, start time).
+        if held.as_ref().is_some_and(|(_, stored)| stored == value) {
+            break Ok(());
+        }
         let waited = started.elapsed();
         let now = unix_now();
         let pause = match &held {
