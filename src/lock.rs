@@ -278,6 +278,11 @@ async fn acquire(aws: &Aws, stack: &str, value: &str, timeout: Duration) -> Resu
             // Held. Between our create and this read the holder may have released it: try again.
             let now = unix_now();
             Ok(match read(aws, stack).await? {
+                // Held by us: the SDK retried a PutParameter whose first attempt succeeded but
+                // whose reply was lost (a dropped connection, a timeout), and the retry found our
+                // own parameter (ParameterAlreadyExists). The value names this process (user@host,
+                // pid, start time).
+                Some((_, stored)) if stored == value => Check::Done(()),
                 Some((holder, _)) => {
                     if let Some(why) = holder.stale(now, aws.clock()) {
                         return Err(stale_error(stack, &holder, &why, now));

@@ -1,7 +1,7 @@
 //! ACM certificates validated by DNS: validation, reads, how a `certificate` converges (request,
 //! validation CNAMEs written into the zone, wait until ISSUED), deletion.
 
-use aws_sdk_acm::types::{Tag, ValidationMethod};
+use aws_sdk_acm::types::{Filters, KeyAlgorithm, Tag, ValidationMethod};
 use aws_sdk_route53::types::ChangeAction;
 
 use crate::aws::Snapshot;
@@ -94,6 +94,21 @@ pub fn validate(spec: &CertificateSpec) -> Result<()> {
         route53::validate_name("certificate.alternative_names", name, true)?;
         route53::check_in_zone("certificate.alternative_names", name, &spec.zone.name)?;
     }
+    // Route 53 takes `_` in a name (validate_name allows it, for records such as `_dmarc`), ACM
+    // does not: RequestCertificate's DomainName and SubjectAlternativeNames follow the pattern
+    // `(\*\.)?(((?!-)[A-Za-z0-9-]{0,62}[A-Za-z0-9])\.)+((?!-)[A-Za-z0-9-]{1,62}[A-Za-z0-9])`
+    // (ACM API reference) and are refused only when the certificate is requested.
+    let named = std::iter::once(("certificate.domain", &spec.domain))
+        .chain(spec.alternative_names.iter().map(|n| ("certificate.alternative_names", n)));
+    for (key, name) in named {
+        if name.contains('_') {
+            return Err(Error::invalid(
+                key,
+                format!("{name:?}"),
+                "a name without `_`: ACM issues certificates only for host names (letters, digits, `-`)",
+            ));
+        }
+    }
     let count = spec.names().len() + 1;
     if count > MAX_NAMES {
         return Err(Error::invalid(
@@ -142,7 +157,12 @@ pub async fn describe(aws: &Aws, arn: &str) -> Result<Option<Certificate>> {
 
 /// Every certificate of the region with its names (ListCertificates, every status and key type).
 pub async fn account_certificates(aws: &Aws) -> Result<Vec<(String, Vec<String>)>> {
-    let mut pages = aws.acm.list_certificates().into_paginator().items().send();
+    // Without Includes.keyTypes, ListCertificates lists only RSA_1024 and RSA_2048 certificates
+    // (ACM API reference): an EC or RSA_4096 certificate for the same name would be invisible.
+    let every_key_type = Filters::builder()
+        .set_key_types(Some(KeyAlgorithm::values().iter().map(|k| KeyAlgorithm::from(*k)).collect()))
+        .build();
+    let mut pages = aws.acm.list_certificates().includes(every_key_type).into_paginator().items().send();
     let mut certs = Vec::new();
     while let Some(summary) = pages.next().await {
         let summary = summary.map_err(|e| aws_error("ListCertificates", e))?;
@@ -362,20 +382,12 @@ fn wait_issued(pass: &Pass, cert: Certificate) -> Result<Certificate> {
     })
 }
 
-/// A request token ACM dedupes on (for an hour): the same stack and names give the same token, so
-/// a retried or repeated request returns the same certificate.
-fn idempotency_token(stack: &str, domain: &str, names: &[String]) -> String {
-    // FNV-1a, 64 bits: stable across builds and platforms.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in std::iter::once(stack)
-        .chain(std::iter::once(domain))
-        .chain(names.iter().map(String::as_str))
-        .flat_map(|s| s.bytes().chain([0]))
-    {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("deckhand{hash:016x}")
+/// A fresh request token for one certificate request. ACM dedupes on it for an hour, so the SDK's
+/// retries of this request get the one certificate. It is never derived from the names: within the
+/// hour, a request for the same names after a FAILED or deleted certificate would get that dead
+/// certificate back (terraform-provider-aws likewise makes a new token per create).
+fn idempotency_token() -> String {
+    format!("deckhand{:016x}", fastrand::u64(..))
 }
 
 /// A certificate converges by its names: the stack's certificate with exactly these names is
@@ -435,7 +447,7 @@ impl Resource for Certificate {
 
     fn create(pass: &Pass, spec: &CertificateSpec, stack: &str) -> Result<Created<Certificate>> {
         let names = spec.names();
-        let token = idempotency_token(stack, &spec.domain, &names);
+        let token = idempotency_token();
         let arn = pass.apply(async |aws| {
             let tag = |k: &str, v: &str| {
                 Tag::builder().key(k).value(v).build().map_err(|e| Error::Internal(format!("tag: {e}")))
@@ -541,10 +553,10 @@ mod tests {
     }
 
     #[test]
-    fn tokens_are_stable_and_short() {
-        let a = idempotency_token("web", "app.example.com", &[]);
-        assert_eq!(a, idempotency_token("web", "app.example.com", &[]));
-        assert_ne!(a, idempotency_token("web", "www.example.com", &[]));
-        assert!(a.len() <= 32 && a.chars().all(char::is_alphanumeric));
+    fn tokens_are_fresh_and_fit_acm() {
+        let a = idempotency_token();
+        assert_ne!(a, idempotency_token(), "each request gets its own");
+        // RequestCertificate's IdempotencyToken: 1 to 32 word characters.
+        assert!(!a.is_empty() && a.len() <= 32 && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{a}");
     }
 }

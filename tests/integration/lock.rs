@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_ec2::types::Filter;
 
-use crate::support::{Deck, Outcome};
+use crate::support::{Deck, Fault, Outcome};
 
 const GUIDE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fargate-alb.rhai");
 const LOCK: &str = "/deckhand/locks/myapp";
@@ -123,6 +123,18 @@ fn an_apply_takes_and_releases_the_lock_and_a_plan_never_takes_it() {
     let status = status.success();
     assert!(!status.stdout.contains("/deckhand/locks"), "{}", status.stdout);
     requests.assert_read_only();
+}
+
+#[test]
+fn a_lost_reply_to_taking_the_lock_keeps_the_lock() {
+    // The first PutParameter succeeds, its reply is lost, and the SDK's retry finds the parameter
+    // (ParameterAlreadyExists): the value it holds is this run's, so the run goes on.
+    let deck = Deck::new().with_faults(vec![Fault::lost_reply("PutParameter")]);
+    deck.run(LOGS, &[]).success().expect_changes(&["+ log_group /ecs/locked"]);
+    assert_eq!(deck.faults().injected(), ["PutParameter -> lost reply"]);
+    assert_eq!(deck.faults().count("PutParameter"), 2, "the SDK sent it again");
+    assert!(log_group_exists(&deck));
+    assert_eq!(lock_value(&deck), None, "and the run released it");
 }
 
 #[test]
