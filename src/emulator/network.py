@@ -83,7 +83,9 @@ def task_network_failure(account_id, region, subnet_id, public_ip, image, uses_a
 
     `public_ip` is the service's assignPublicIp == ENABLED; `image` the container's image;
     `uses_awslogs` whether a container logs with awslogs; `secret_arns` the `valueFrom` of its
-    secrets (Secrets Manager or SSM ARNs, or SSM parameter names).
+    secrets (Secrets Manager or SSM ARNs, or SSM parameter names). For a task of several
+    containers, ask once per container (its image, its log driver, its secrets); the first
+    reason is the task's. Deterministic: the same network and arguments give the same text.
 
     The task's subnet reaches the internet when the 0.0.0.0/0 route of its route table (its
     explicit association, else the VPC's main table) goes to an internet gateway attached to the
