@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_ecs::types::DeploymentRolloutState;
 
 use crate::aws::ecs::short_task;
+use crate::aws::queries;
 use crate::error::{Error, Result, aws_error};
 use crate::pass::Pass;
 use crate::plan::is_known;
@@ -166,7 +167,16 @@ pub fn assess(
         other => return Verdict::Failed(format!("the service is {other}")),
     }
     if let Some(failed) = status.deployments.iter().find(|d| d.rollout_state.as_deref() == Some("FAILED")) {
-        return Verdict::Failed(format!("deployment {} failed: {}", failed.id, failed.reason));
+        // With rollback on, the circuit breaker's new deployment (of the last completed task
+        // definition) is primary at once.
+        let rollback = status
+            .primary()
+            .filter(|p| p.id != failed.id)
+            .map(|p| {
+                format!("; the circuit breaker rolled back to {} (deployment {})", short_task(&p.task_definition), p.id)
+            })
+            .unwrap_or_default();
+        return Verdict::Failed(format!("deployment {} failed: {}{rollback}", failed.id, failed.reason));
     }
     let Some(primary) = status.primary() else {
         return Verdict::Waiting;
@@ -343,10 +353,12 @@ pub fn wait_stable(pass: &Pass, target: &StableTarget) -> Result<()> {
                 let elapsed = started.elapsed();
                 match assess(&status, &mut tracked, target.task_definition.as_deref(), elapsed) {
                     Verdict::Stable => return Ok(status),
-                    Verdict::Failed(why) => return Err(failure(&target.name, &why, &status)),
+                    Verdict::Failed(why) => {
+                        return Err(failure(&target.name, &why, &status, &stopped_reasons(aws, target).await));
+                    }
                     Verdict::Waiting if elapsed >= timeout => {
                         let why = format!("not stable after {} s: {}", timeout.as_secs(), status.progress());
-                        return Err(failure(&target.name, &why, &status));
+                        return Err(failure(&target.name, &why, &status, &stopped_reasons(aws, target).await));
                     }
                     Verdict::Waiting => progress.show(&target.name, &status, elapsed),
                 }
@@ -376,8 +388,39 @@ pub fn wait_stable(pass: &Pass, target: &StableTarget) -> Result<()> {
     Ok(())
 }
 
-fn failure(name: &str, why: &str, status: &ServiceStatus) -> Error {
+/// Why the service's tasks of the wanted task definition stopped, newest first, each reason once:
+/// AWS's own words when they could not pull their image or reach their logs or secrets
+/// (`CannotPullContainerError: ...`, `ResourceInitializationError: ...`) or failed the load
+/// balancer's health checks (`Task failed ELB health checks in (target-group ...)`). Tasks the
+/// scheduler stopped to make way for another deployment say nothing about the failure. Read only
+/// for the failure report: when the read fails, the report goes without them.
+async fn stopped_reasons(aws: &Aws, target: &StableTarget) -> Vec<String> {
+    let tasks = queries::tasks(aws, &target.cluster, &target.name).await.unwrap_or_default();
+    let wanted = target.task_definition.as_deref().filter(|w| is_known(w));
+    let mut reasons: Vec<String> = Vec::new();
+    for task in tasks.iter().rev() {
+        let ours = wanted.is_none_or(|w| task.task_definition == w);
+        let reason = &task.stopped_reason;
+        if task.last_status == "STOPPED"
+            && ours
+            && !reason.is_empty()
+            && !reason.starts_with("Scaling activity initiated by")
+            && !reasons.contains(reason)
+        {
+            reasons.push(reason.clone());
+        }
+    }
+    reasons
+}
+
+fn failure(name: &str, why: &str, status: &ServiceStatus, stopped: &[String]) -> Error {
     let mut message = format!("service {name} did not become stable: {why}");
+    if !stopped.is_empty() {
+        message.push_str("\n  tasks stopped:");
+        for reason in stopped.iter().take(3) {
+            message.push_str(&format!("\n    {reason}"));
+        }
+    }
     if status.events.is_empty() {
         message.push_str("\n  (no service events)");
     } else {
