@@ -587,7 +587,9 @@ def count_failure(service, task):
     )
     previous = getattr(service, "_completed_task_definition", None)
     if breaker.get("rollback") and previous and deployment.get("status") == "PRIMARY":
-        # "rolls back to the last deployment that completed successfully".
+        # "rolls back to the last deployment that completed successfully": its task definition
+        # and its network configuration.
+        service.network_configuration = getattr(service, "_completed_network", None) or service.network_configuration
         rollback = new_deployment(service, previous)
         rollback["rolloutStateReason"] = (
             f"ECS deployment circuit breaker: rolling back to deploymentId {getattr(service, '_completed_deployment', '')}."
@@ -723,6 +725,7 @@ def settle_if_steady(service):
     if current.get("rolloutState") == "COMPLETED":
         service._completed_task_definition = current["taskDefinition"]
         service._completed_deployment = current["id"]
+        service._completed_network = current.get("networkConfiguration")
     # The old deployments are gone once their tasks stopped.
     service.deployments[:] = [d for d in service.deployments if d is current]
     say_once(service, f"(service {service.name}) has reached a steady state.")
@@ -867,6 +870,13 @@ def patch_services():
                 # ECS registers tasks only in a target group a load balancer uses (CreateService).
                 raise InvalidParameterException(
                     f"The target group with targetGroupArn {group.arn} does not have an associated load balancer."
+                )
+        definition = self._get_param("taskDefinition")
+        if definition and not self._get_param("networkConfiguration"):
+            if self.ecs_backend.describe_task_definition(definition).network_mode == "awsvpc":
+                # CreateService checks this up front (no service is created).
+                raise InvalidParameterException(
+                    "Network Configuration must be provided when networkMode 'awsvpc' is specified."
                 )
         strategy = self._get_param("capacityProviderStrategy")
         configured = self._get_param("deploymentConfiguration")

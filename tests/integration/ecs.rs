@@ -69,7 +69,9 @@ fn prerequisites(deck: &Deck) -> Prerequisites {
             .elbv2
             .create_load_balancer()
             .name("shop")
-            .set_subnets(Some(default_subnets.subnets().iter().filter_map(|s| s.subnet_id().map(str::to_string)).collect()))
+            .set_subnets(Some(
+                default_subnets.subnets().iter().filter_map(|s| s.subnet_id().map(str::to_string)).collect(),
+            ))
             .send()
             .await
             .unwrap();
@@ -650,16 +652,12 @@ fn wait_stable_succeeds_once_the_deployment_completes() {
         .stdout_has("waited for shop");
     // Stable means AWS's rollout completed and both tasks serve behind the target group.
     let aws = deck.aws();
-    let service = aws
-        .block_on(aws.ecs.describe_services().cluster("shop").services("shop").send())
-        .unwrap()
-        .services()[0]
-        .clone();
+    let service = aws.block_on(aws.ecs.describe_services().cluster("shop").services("shop").send()).unwrap().services()
+        [0]
+    .clone();
     assert_eq!(service.deployments()[0].rollout_state().map(|r| r.as_str()), Some("COMPLETED"));
     assert_eq!(service.running_count(), 2);
-    let health = aws
-        .block_on(aws.elbv2.describe_target_health().target_group_arn(&p.target_group_arn).send())
-        .unwrap();
+    let health = aws.block_on(aws.elbv2.describe_target_health().target_group_arn(&p.target_group_arn).send()).unwrap();
     let states: Vec<&str> = health
         .target_health_descriptions()
         .iter()
@@ -686,11 +684,9 @@ fn wait_stable_reports_a_deployment_that_does_not_come_up_as_a_failure() {
         .stderr_has("The specified log group does not exist.")
         .stderr_has("--> deploy.rhai:16:1");
     let aws = deck.aws();
-    let service = aws
-        .block_on(aws.ecs.describe_services().cluster("shop").services("shop").send())
-        .unwrap()
-        .services()[0]
-        .clone();
+    let service = aws.block_on(aws.ecs.describe_services().cluster("shop").services("shop").send()).unwrap().services()
+        [0]
+    .clone();
     let deployment = &service.deployments()[0];
     assert_eq!(deployment.rollout_state().map(|r| r.as_str()), Some("FAILED"));
     assert!(deployment.failed_tasks() >= 3, "the threshold for 2 tasks is 3: {deployment:?}");
