@@ -501,6 +501,22 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_deployment_reports_the_circuit_breakers_rollback() {
+        let mut tracked = None;
+        let mut failed = deployment("d2", "ACTIVE", "FAILED", "arn:td/app:2");
+        failed.reason = "ECS deployment circuit breaker: tasks failed to start.".into();
+        let s = service(0, vec![deployment("d3", "PRIMARY", "IN_PROGRESS", "arn:td/app:1"), failed]);
+        let Verdict::Failed(why) = assess(&s, &mut tracked, Some("arn:td/app:2"), LATER) else {
+            panic!("a failed deployment is a failure")
+        };
+        assert_eq!(
+            why,
+            "deployment d2 failed: ECS deployment circuit breaker: tasks failed to start.; \
+             the circuit breaker rolled back to app:1 (deployment d3)"
+        );
+    }
+
+    #[test]
     fn a_completed_rollback_is_never_success() {
         // First poll: our deployment d2 is primary and in progress.
         let mut tracked = None;

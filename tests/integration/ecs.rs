@@ -192,8 +192,8 @@ fn apply_creates_the_app_as_asked_then_a_second_run_changes_nothing() {
             "+ service shop (arn:aws:ecs:us-west-2:",
         ])
         .stdout_has("warning: volume shop_data of task definition shop is task storage")
-        // "2/2 running" is the emulator's constant (MOTO_ECS_SERVICE_RUNNING=2); what deckhand
-        // asked for is the CreateService body checked below.
+        // The rehearsed rollout completed (both tasks started, their targets passed the health
+        // checks); what deckhand asked for is the CreateService body checked below.
         .stdout_has("service shop is stable: 2/2 running")
         .stdout_has("service shop runs shop:1")
         .stdout_has("6 created, 0 updated, 0 unchanged");

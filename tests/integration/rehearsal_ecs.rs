@@ -226,7 +226,7 @@ fn an_app_security_group_that_does_not_admit_the_load_balancer_fails_its_health_
     // Needs network.admits_load_balancer (the `net` branch). The new deployment's tasks use a
     // security group that admits the load balancer on another port only.
     let deck = Deck::new();
-    let fast = ["--var", "interval=5", "--var", "healthy=2", "--var", "drain=10"];
+    let fast = ["--var", "interval=10", "--var", "healthy=2", "--var", "drain=10"];
     deck.run(WEB, &fast).success();
     let mut args = fast.to_vec();
     args.extend(["--var", "app_sg=rehearse-closed", "--var", "admits=9090"]);
