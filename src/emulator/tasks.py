@@ -104,20 +104,21 @@ def prepare(task, task_definition, overrides):
         task.containers.append(container)
 
 
-def private_ip(task):
+def eni_detail(task, name):
+    """A detail of the task's ENI attachment (`privateIPv4Address`, `subnetId`, ...), or None."""
     for attachment in task.attachments:
         for detail in attachment["details"]:
-            if detail["name"] == "privateIPv4Address":
+            if detail["name"] == name:
                 return detail["value"]
     return None
+
+
+def private_ip(task):
+    return eni_detail(task, "privateIPv4Address")
 
 
 def subnet_of(task):
-    for attachment in task.attachments:
-        for detail in attachment["details"]:
-            if detail["name"] == "subnetId":
-                return detail["value"]
-    return None
+    return eni_detail(task, "subnetId")
 
 
 def schedule(task, seconds, action):
