@@ -68,9 +68,12 @@ DEFAULT_DEPLOYMENT_CONFIGURATION = {
     "maximumPercent": 200,
     "minimumHealthyPercent": 100,
 }
-# How often a target waiting for its load balancer to become active looks again.
+# How often a target waiting for its load balancer to become active looks again (a modelling
+# step, not an AWS figure: health checks start at most this late after the load balancer is active).
 LOAD_BALANCER_RECHECK_SECONDS = 5
 
+# The rolloutStateReason of a deployment the circuit breaker failed, as DescribeServices reports it
+# (deployment circuit breaker docs; AWS blog "Announcing Amazon ECS deployment circuit breaker").
 FAILED_TO_START_REASON = "ECS deployment circuit breaker: tasks failed to start."
 
 # ---------------------------------------------------------------------------------------------
