@@ -40,7 +40,6 @@ ListTasks ignores serviceName, a task's IP is outside its subnet, RunTask tasks 
 import math
 import uuid
 
-from moto.ec2 import ec2_backends
 from moto.ecs import models as ecs_models
 from moto.ecs import responses as ecs_responses
 from moto.ecs.exceptions import InvalidParameterException
@@ -52,6 +51,7 @@ import clock
 import network
 from tasks import (
     begin,
+    default_security_group,
     live,
     one_off_running,
     patch_task_sizes,
@@ -549,12 +549,7 @@ def patch_tasks():
 
     def run_task(self, cluster_str, task_definition_str, count, overrides, started_by, tags, launch_type,
                  networking_configuration=None, *args, **kwargs):
-        awsvpc = (networking_configuration or {}).get("awsvpcConfiguration")
-        if awsvpc and awsvpc.get("subnets") and not awsvpc.get("securityGroups"):
-            # Without security groups, a task gets its VPC's default one (RunTask API reference).
-            ec2 = ec2_backends[self.account_id][self.region_name]
-            vpc = ec2.get_subnet(awsvpc["subnets"][0]).vpc_id
-            awsvpc["securityGroups"] = [ec2.get_default_security_group(vpc).id]
+        default_security_group(self.account_id, self.region_name, networking_configuration)
         tasks = original_run(
             self, cluster_str, task_definition_str, count, overrides, started_by, tags, launch_type,
             networking_configuration, *args, **kwargs
@@ -653,6 +648,13 @@ def patch_services():
     Response.create_service = create_service
 
     Backend = ecs_models.EC2ContainerServiceBackend
+    original_backend_create = Backend.create_service
+
+    def backend_create_service(self, *args, network_configuration=None, **kwargs):
+        default_security_group(self.account_id, self.region_name, network_configuration)
+        return original_backend_create(self, *args, network_configuration=network_configuration, **kwargs)
+
+    Backend.create_service = backend_create_service
     original_update = Backend.update_service
 
     def update_service(self, properties):

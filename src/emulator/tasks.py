@@ -121,6 +121,16 @@ def subnet_of(task):
     return eni_detail(task, "subnetId")
 
 
+def default_security_group(account_id, region, network_configuration):
+    """Gives an awsvpc configuration without security groups its VPC's default one, as ECS does
+    (RunTask/CreateService API reference, awsvpcConfiguration.securityGroups)."""
+    awsvpc = (network_configuration or {}).get("awsvpcConfiguration")
+    if awsvpc and awsvpc.get("subnets") and not awsvpc.get("securityGroups"):
+        ec2 = ec2_backends[account_id][region]
+        vpc = ec2.get_subnet(awsvpc["subnets"][0]).vpc_id
+        awsvpc["securityGroups"] = [ec2.get_default_security_group(vpc).id]
+
+
 def schedule(task, seconds, action):
     task._scheduled.append(clock.after(seconds, action))
 

@@ -23,7 +23,8 @@ fn queries_read_the_deployed_stack_and_change_nothing() {
         let tg = find_target_group("myapp");
         print(`target group: ${tg.kind} ${tg.port} ${tg.target_type} same as service: ${state.target_groups[0] == tg.arn}`);
         let health = target_health(tg);
-        let ips = tasks(svc).map(|t| t.private_ip);
+        let listed = tasks(svc);
+        let ips = listed.map(|t| t.private_ip);
         print(`targets: ${health.len()} ${health[0].port} ${health[0].state} tasks' IPs: ${ips.contains(health[0].id)} same by arn: ${target_health(tg.arn) == health}`);
         print(`describe tg: ${describe(tg).health_check.path}`);
         let lb = find_load_balancer("myapp");
@@ -32,7 +33,7 @@ fn queries_read_the_deployed_stack_and_change_nothing() {
         print(`log group: ${describe(find_log_group("/ecs/myapp")).retention_days}`);
         print(`task: ${describe(#{ kind: "task_definition", arn: svc.task_definition }).cpu}`);
         print(`events: ${events(svc, 3).len()} newest: ${events(svc, 1)[0].message}`);
-        print(`tasks: ${tasks(svc).map(|t| t.last_status)}`);
+        print(`tasks: ${listed.map(|t| t.last_status)}`);
         print(`missing: ${find_cluster("nope") == ()} ${find_service("myapp", "nope") == ()} ${find_load_balancer("nope") == ()} ${find_target_group("nope") == ()} ${find_role("nope") == ()} ${find_log_group("/nope") == ()}`);
     "#;
     // A script that declares only part of the stack would delete the rest: --keep-undeclared.
