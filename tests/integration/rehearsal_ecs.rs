@@ -33,7 +33,7 @@ let logs = log_group("/ecs/rehearse", #{ retention_days: 7 });
 let task = task_definition(#{ family: "rehearse", cpu: 256, memory: 512,
     execution_role: task_execution_role("rehearse-exec"),
     containers: [#{ name: "app", image: vars.image ?? "nginx:1.25", port: 8080, logs: vars.logs ?? logs }] });
-let svc = service(cluster("rehearse"), #{ name: "rehearse", task: task, desired: 2, subnets: subnets,
+let svc = service(cluster("rehearse"), #{ name: "rehearse", task: task, desired: vars.desired ?? 2, subnets: subnets,
     security_groups: [app_sg], public_ip: true, target_group: tg, container: "app", port: 8080 });
 if vars.wait != "no" { wait_stable(svc); }
 "#;
@@ -128,6 +128,49 @@ fn a_rollout_goes_in_progress_with_initial_targets_then_healthy_and_old_targets_
         (done.len() == 1 && done[0].2 == "COMPLETED" && states(&now) == ["healthy", "healthy"]).then_some(now)
     });
     assert!(last.iter().all(|(ip, _)| !first.iter().any(|f| &f.0 == ip)), "the old tasks are gone: {last:?}");
+}
+
+#[test]
+fn a_new_desired_count_starts_and_stops_tasks_at_the_same_pace() {
+    let deck = Deck::new();
+    deck.run(WEB, &[]).success();
+    let limit = Duration::from_secs(120);
+
+    // One more task: it starts, registers `initial` beside the two healthy ones, then passes;
+    // the deployment stays the one that completed.
+    deck.run(WEB, &["--var", "wait=no", "--var", "desired=3"]).success();
+    observe("a third target, initial, beside two healthy ones", limit, || {
+        let now = targets(&deck);
+        let mut seen = states(&now);
+        seen.sort();
+        (seen == ["healthy", "healthy", "initial"]).then_some(())
+    });
+    observe("three healthy targets", limit, || (states(&targets(&deck)) == ["healthy"; 3]).then_some(()));
+    let now = deployments(&deck);
+    assert_eq!(now.len(), 1, "a new count is no new deployment: {now:?}");
+    assert_eq!(now[0].2, "COMPLETED");
+
+    // Down to one: two targets drain, then their tasks stop.
+    deck.run(WEB, &["--var", "wait=no", "--var", "desired=1"]).success();
+    observe("two targets draining, one healthy", limit, || {
+        let now = targets(&deck);
+        let mut seen = states(&now);
+        seen.sort();
+        (seen == ["draining", "draining", "healthy"]).then_some(())
+    });
+    observe("one healthy target", limit, || (states(&targets(&deck)) == ["healthy"]).then_some(()));
+    let aws = deck.aws();
+    let running = aws
+        .block_on(
+            aws.ecs
+                .list_tasks()
+                .cluster("rehearse")
+                .service_name("rehearse")
+                .desired_status(aws_sdk_ecs::types::DesiredStatus::Running)
+                .send(),
+        )
+        .unwrap();
+    assert_eq!(running.task_arns().len(), 1);
 }
 
 #[test]
