@@ -645,9 +645,10 @@ fn wait_stable_succeeds_once_the_deployment_completes() {
         "wait_stable(svc);",
         "let same = wait_stable(svc, #{ timeout: 300 });\nprint(`waited for ${same.name}`);",
     );
+    // (How far the rollout got at the first poll depends on the machine's load: the rehearsal
+    // tests observe IN_PROGRESS through the SDK.)
     deck.run(&script, &[])
         .success()
-        .stdout_has("waiting for service shop: 0/2 running, 2 pending, rollout IN_PROGRESS")
         .stdout_has("service shop is stable: 2/2 running, 0 pending, rollout COMPLETED")
         .stdout_has("waited for shop");
     // Stable means AWS's rollout completed and both tasks serve behind the target group.
@@ -677,7 +678,6 @@ fn wait_stable_reports_a_deployment_that_does_not_come_up_as_a_failure() {
     deck.run(&script, &[])
         .failure()
         .stdout_has("+ service shop")
-        .stdout_has("waiting for service shop: 0/2 running, 2 pending, rollout IN_PROGRESS")
         .stderr_has("error: service shop did not become stable: deployment ecs-svc/")
         .stderr_has("failed: ECS deployment circuit breaker: tasks failed to start.")
         .stderr_has("tasks stopped:\n    ResourceInitializationError: failed to validate logger args")

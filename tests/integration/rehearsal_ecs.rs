@@ -94,7 +94,11 @@ fn states(targets: &[(String, String)]) -> Vec<&str> {
 #[test]
 fn a_rollout_goes_in_progress_with_initial_targets_then_healthy_and_old_targets_drain_on_an_image_update() {
     let deck = Deck::new();
-    deck.run(WEB, &["--var", "wait=no"]).success().stdout_has("+ service rehearse");
+    // Health checks of 10 x 60 s: `initial` lasts 10 modelled minutes, long enough on a loaded
+    // machine for the run to end and the polls to begin.
+    let slow =
+        |extra: &[&'static str]| [&["--var", "wait=no", "--var", "interval=60", "--var", "healthy=10"], extra].concat();
+    deck.run(WEB, &slow(&[])).success().stdout_has("+ service rehearse");
     let limit = Duration::from_secs(120);
 
     // The tasks start, register as `initial` while the rollout is in progress, then pass.
@@ -112,7 +116,7 @@ fn a_rollout_goes_in_progress_with_initial_targets_then_healthy_and_old_targets_
     assert!(first.iter().all(|(ip, _)| subnet_of(ip)), "each task's IP is in its subnet: {first:?}");
 
     // An image update: new tasks come up beside the old ones; the old targets drain, then go.
-    deck.run(WEB, &["--var", "wait=no", "--var", "image=nginx:1.27"]).success();
+    deck.run(WEB, &slow(&["--var", "image=nginx:1.27"])).success();
     let draining = observe("the old targets draining while the new rollout is IN_PROGRESS", limit, || {
         let now = targets(&deck);
         let rolling = deployments(&deck).first().is_some_and(|d| d.2 == "IN_PROGRESS" && d.3 == "rehearse:2");
@@ -133,12 +137,14 @@ fn a_rollout_goes_in_progress_with_initial_targets_then_healthy_and_old_targets_
 #[test]
 fn a_new_desired_count_starts_and_stops_tasks_at_the_same_pace() {
     let deck = Deck::new();
-    deck.run(WEB, &[]).success();
+    // Health checks of 10 x 60 s: `initial` lasts 10 modelled minutes (see above).
+    let slow = |extra: &[&'static str]| [&["--var", "interval=60", "--var", "healthy=10"], extra].concat();
+    deck.run(WEB, &slow(&[])).success();
     let limit = Duration::from_secs(120);
 
     // One more task: it starts, registers `initial` beside the two healthy ones, then passes;
     // the deployment stays the one that completed.
-    deck.run(WEB, &["--var", "wait=no", "--var", "desired=3"]).success();
+    deck.run(WEB, &slow(&["--var", "wait=no", "--var", "desired=3"])).success();
     observe("a third target, initial, beside two healthy ones", limit, || {
         let now = targets(&deck);
         let mut seen = states(&now);
@@ -151,7 +157,7 @@ fn a_new_desired_count_starts_and_stops_tasks_at_the_same_pace() {
     assert_eq!(now[0].2, "COMPLETED");
 
     // Down to one: two targets drain, then their tasks stop.
-    deck.run(WEB, &["--var", "wait=no", "--var", "desired=1"]).success();
+    deck.run(WEB, &slow(&["--var", "wait=no", "--var", "desired=1"])).success();
     observe("two targets draining, one healthy", limit, || {
         let now = targets(&deck);
         let mut seen = states(&now);
