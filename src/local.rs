@@ -47,11 +47,12 @@ pub use crate::timing::TIME_SCALE_ENV;
 /// The emulator's launcher (`main.py`, run with the venv's python) and the modules beside it:
 /// moto's server with the patches that make it behave like AWS where deckhand depends on it,
 /// states and durations included (see their docstrings).
-const LAUNCHER: [(&str, &str); 4] = [
+const LAUNCHER: [(&str, &str); 5] = [
     ("main.py", include_str!("emulator/main.py")),
     ("clock.py", include_str!("emulator/clock.py")),
     ("network.py", include_str!("emulator/network.py")),
     ("ecs.py", include_str!("emulator/ecs.py")),
+    ("tasks.py", include_str!("emulator/tasks.py")),
 ];
 
 /// A running moto server; stopped when dropped.
@@ -69,8 +70,8 @@ impl Emulator {
         Self::start_with_env(&[])
     }
 
-    /// Like [`Emulator::start`], with extra emulator settings (e.g. `MOTO_ECS_SERVICE_RUNNING=0`:
-    /// services' tasks never start, instead of all running as asked).
+    /// Like [`Emulator::start`], with extra emulator settings (e.g. `DECKHAND_TIME_SCALE=0.05`:
+    /// modelled durations pass at a twentieth of AWS's).
     pub fn start_with_env(env: &[(&str, &str)]) -> Result<Emulator> {
         let venv = provision()?;
         let mut last = None;

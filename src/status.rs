@@ -10,6 +10,8 @@
 //!                    "task_definition",                       // family:revision
 //!                    "deployments": [ { "id", "status", "rollout_state", "reason", "running",
 //!                                       "pending", "desired", "task_definition", "updated_at" } ],
+//!                    "tasks":   [ { "id", "last_status", "desired_status", "private_ip", "task_definition",
+//!                                    "started_at" } ],                // not yet stopped, oldest first
 //!                    "targets": [ { "target_group", "id", "port", "state", "reason", "description" } ],
 //!                    "autoscaling": null | { "min", "max", "policies": [ { "name", "metric", "target" } ] },
 //!                    "events":  [ { "at", "message" } ] } ] }            // newest first
@@ -27,7 +29,7 @@ use serde_json::{Value, json};
 use crate::aws::autoscaling::{ScalableTarget, resource_id};
 use crate::aws::ecs::short_task;
 use crate::aws::inventory::{Entry, Inventory, Kind, record_id};
-use crate::aws::queries::{self, ServiceEvent, ServiceReport, TargetHealth};
+use crate::aws::queries::{self, ServiceEvent, ServiceReport, TargetHealth, Task};
 use crate::error::Result;
 use crate::runtime::Aws;
 
@@ -80,6 +82,8 @@ pub struct ServiceStatus {
     pub report: ServiceReport,
     /// The primary task definition as `family:revision`.
     pub task: String,
+    /// Its tasks that have not stopped (running, starting or stopping), oldest first.
+    pub tasks: Vec<Task>,
     /// The targets of its target groups, with the target group's name.
     pub targets: Vec<(String, TargetHealth)>,
     /// Its scalable target (min/max and policies), when autoscaling manages its count.
@@ -134,6 +138,8 @@ impl StackStatus {
             .map(|(tg, targets)| (tg.arn.as_str(), (tg.name.as_str(), targets)))
             .collect();
         let reports: Vec<(String, ServiceReport)> = reports.into_iter().flatten().collect();
+        let service_tasks =
+            try_join_all(reports.iter().map(|(_, r)| queries::tasks(aws, &r.cluster_arn, &r.name))).await?;
 
         let mut resources = Vec::new();
         for kind in SHOWN_IN_ORDER {
@@ -282,7 +288,8 @@ impl StackStatus {
 
         let services = reports
             .into_iter()
-            .map(|(cluster, report)| {
+            .zip(service_tasks)
+            .map(|((cluster, report), tasks)| {
                 let targets = report
                     .target_groups
                     .iter()
@@ -290,7 +297,15 @@ impl StackStatus {
                     .flat_map(|(name, targets)| targets.iter().map(|t| (name.to_string(), t.clone())))
                     .collect();
                 let autoscaling = snapshot.scaling.of(&cluster, &report.name).cloned();
-                ServiceStatus { task: short_task(&report.task_definition), autoscaling, cluster, report, targets }
+                let tasks = tasks.into_iter().filter(|t| t.last_status != "STOPPED").collect();
+                ServiceStatus {
+                    task: short_task(&report.task_definition),
+                    autoscaling,
+                    cluster,
+                    report,
+                    tasks,
+                    targets,
+                }
             })
             .collect();
         Ok(StackStatus { stack: stack.to_string(), resources, services })
@@ -339,6 +354,15 @@ fn service_json(s: &ServiceStatus) -> Value {
                     "task_definition": short_task(&d.task_definition), "updated_at": d.updated_at })
         })
         .collect();
+    let tasks: Vec<Value> = s
+        .tasks
+        .iter()
+        .map(|t| {
+            json!({ "id": t.id, "last_status": t.last_status, "desired_status": t.desired_status,
+                    "private_ip": t.private_ip, "task_definition": short_task(&t.task_definition),
+                    "started_at": t.started_at })
+        })
+        .collect();
     let targets: Vec<Value> = s
         .targets
         .iter()
@@ -358,7 +382,7 @@ fn service_json(s: &ServiceStatus) -> Value {
     });
     json!({ "name": r.name, "cluster": s.cluster, "arn": r.arn, "status": r.status, "running": r.running,
             "pending": r.pending, "desired": r.desired, "task_definition": s.task,
-            "deployments": deployments, "targets": targets, "autoscaling": autoscaling, "events": events })
+            "deployments": deployments, "tasks": tasks, "targets": targets, "autoscaling": autoscaling, "events": events })
 }
 
 fn render_service(s: &ServiceStatus) -> String {
@@ -380,6 +404,20 @@ fn render_service(s: &ServiceStatus) -> String {
         ));
         if !d.reason.is_empty() {
             out.push_str(&format!("    {}\n", d.reason));
+        }
+    }
+    if !s.tasks.is_empty() {
+        out.push_str("  tasks:\n");
+        for t in &s.tasks {
+            let ip = if t.private_ip.is_empty() { "-" } else { &t.private_ip };
+            let wanted =
+                if t.desired_status == t.last_status { String::new() } else { format!(" -> {}", t.desired_status) };
+            out.push_str(&format!(
+                "    {} {ip} {}{wanted}, task {}\n",
+                t.id,
+                t.last_status,
+                short_task(&t.task_definition)
+            ));
         }
     }
     if r.target_groups.is_empty() {
@@ -497,6 +535,7 @@ mod tests {
                 stack: Some("web".into()),
             },
             task: "web:2".into(),
+            tasks: vec![],
             targets: vec![(
                 "web".into(),
                 TargetHealth {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use aws_sdk_ecs::types::DeploymentRolloutState;
 
 use crate::aws::ecs::short_task;
+use crate::aws::queries;
 use crate::error::{Error, Result, aws_error};
 use crate::pass::Pass;
 use crate::plan::is_known;
@@ -165,7 +166,16 @@ pub fn assess(
         other => return Verdict::Failed(format!("the service is {other}")),
     }
     if let Some(failed) = status.deployments.iter().find(|d| d.rollout_state.as_deref() == Some("FAILED")) {
-        return Verdict::Failed(format!("deployment {} failed: {}", failed.id, failed.reason));
+        // With rollback on, the circuit breaker's new deployment (of the last completed task
+        // definition) is primary at once.
+        let rollback = status
+            .primary()
+            .filter(|p| p.id != failed.id)
+            .map(|p| {
+                format!("; the circuit breaker rolled back to {} (deployment {})", short_task(&p.task_definition), p.id)
+            })
+            .unwrap_or_default();
+        return Verdict::Failed(format!("deployment {} failed: {}{rollback}", failed.id, failed.reason));
     }
     let Some(primary) = status.primary() else {
         return Verdict::Waiting;
@@ -299,12 +309,17 @@ pub fn wait_stable(pass: &Pass, target: &StableTarget) -> Result<()> {
                 let elapsed = round.elapsed;
                 match assess(&status, &mut tracked, target.task_definition.as_deref(), elapsed) {
                     Verdict::Stable => Ok(Check::Done((status, elapsed))),
-                    Verdict::Failed(why) => Err(failure(&target.name, &why, &status)),
+                    Verdict::Failed(why) => {
+                        Err(failure(&target.name, &why, &status, &stopped_reasons(aws, target).await))
+                    }
                     Verdict::Waiting => {
                         let why = format!("not stable after {} s: {}", round.timeout.as_secs(), status.progress());
                         let event = status.events.first().map(|e| format!(" — {e}")).unwrap_or_default();
                         let line = format!("{}{event}", status.progress());
-                        Ok(Check::waiting_or(line, failure(&target.name, &why, &status)))
+                        // The tasks' stopped reasons are read only by the round that gives up.
+                        let stopped =
+                            if round.elapsed >= round.timeout { stopped_reasons(aws, target).await } else { Vec::new() };
+                        Ok(Check::waiting_or(line, failure(&target.name, &why, &status, &stopped)))
                     }
                 }
             })
@@ -316,8 +331,39 @@ pub fn wait_stable(pass: &Pass, target: &StableTarget) -> Result<()> {
     Ok(())
 }
 
-fn failure(name: &str, why: &str, status: &ServiceStatus) -> Error {
+/// Why the service's tasks of the wanted task definition stopped, newest first, each reason once:
+/// AWS's own words when they could not pull their image or reach their logs or secrets
+/// (`CannotPullContainerError: ...`, `ResourceInitializationError: ...`) or failed the load
+/// balancer's health checks (`Task failed ELB health checks in (target-group ...)`). Tasks the
+/// scheduler stopped to make way for another deployment say nothing about the failure. Read only
+/// for the failure report: when the read fails, the report goes without them.
+async fn stopped_reasons(aws: &Aws, target: &StableTarget) -> Vec<String> {
+    let tasks = queries::tasks(aws, &target.cluster, &target.name).await.unwrap_or_default();
+    let wanted = target.task_definition.as_deref().filter(|w| is_known(w));
+    let mut reasons: Vec<String> = Vec::new();
+    for task in tasks.iter().rev() {
+        let ours = wanted.is_none_or(|w| task.task_definition == w);
+        let reason = &task.stopped_reason;
+        if task.last_status == "STOPPED"
+            && ours
+            && !reason.is_empty()
+            && !reason.starts_with("Scaling activity initiated by")
+            && !reasons.contains(reason)
+        {
+            reasons.push(reason.clone());
+        }
+    }
+    reasons
+}
+
+fn failure(name: &str, why: &str, status: &ServiceStatus, stopped: &[String]) -> Error {
     let mut message = format!("service {name} did not become stable: {why}");
+    if !stopped.is_empty() {
+        message.push_str("\n  tasks stopped:");
+        for reason in stopped.iter().take(3) {
+            message.push_str(&format!("\n    {reason}"));
+        }
+    }
     if status.events.is_empty() {
         message.push_str("\n  (no service events)");
     } else {
@@ -395,6 +441,22 @@ mod tests {
             ],
         );
         assert!(matches!(assess(&s, &mut tracked, None, NOW), Verdict::Failed(why) if why.contains("d2 failed")));
+    }
+
+    #[test]
+    fn a_failed_deployment_reports_the_circuit_breakers_rollback() {
+        let mut tracked = None;
+        let mut failed = deployment("d2", "ACTIVE", "FAILED", "arn:td/app:2");
+        failed.reason = "ECS deployment circuit breaker: tasks failed to start.".into();
+        let s = service(0, vec![deployment("d3", "PRIMARY", "IN_PROGRESS", "arn:td/app:1"), failed]);
+        let Verdict::Failed(why) = assess(&s, &mut tracked, Some("arn:td/app:2"), LATER) else {
+            panic!("a failed deployment is a failure")
+        };
+        assert_eq!(
+            why,
+            "deployment d2 failed: ECS deployment circuit breaker: tasks failed to start.; \
+             the circuit breaker rolled back to app:1 (deployment d3)"
+        );
     }
 
     #[test]

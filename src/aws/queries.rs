@@ -111,6 +111,8 @@ pub struct Task {
     pub started_at: String,
     /// Why it stopped, when it did.
     pub stopped_reason: String,
+    /// The private IPv4 address of its network interface (awsvpc), empty when it has none yet.
+    pub private_ip: String,
 }
 
 /// One log event.
@@ -337,12 +339,22 @@ pub async fn tasks(aws: &Aws, cluster: &str, service: &str) -> Result<Vec<Task>>
                     task_definition: t.task_definition_arn().unwrap_or_default().to_string(),
                     started_at: t.started_at().map(rfc3339).unwrap_or_default(),
                     stopped_reason: t.stopped_reason().unwrap_or_default().to_string(),
+                    private_ip: private_ip(t).unwrap_or_default().to_string(),
                 },
             ));
         }
     }
     found.sort_by_key(|(created, _)| *created);
     Ok(found.into_iter().map(|(_, task)| task).collect())
+}
+
+/// A task's private IPv4 address: its ENI attachment's `privateIPv4Address` detail.
+fn private_ip(task: &aws_sdk_ecs::types::Task) -> Option<&str> {
+    task.attachments()
+        .iter()
+        .flat_map(|a| a.details())
+        .find(|d| d.name() == Some("privateIPv4Address"))
+        .and_then(|d| d.value())
 }
 
 /// Task definitions by ARN (or family:revision), concurrently; missing ones are left out.

@@ -98,7 +98,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "tasks",
         &["service: Map", "Array"],
         "Lists a service's tasks (running and recently stopped), oldest first.\n\
-         Each is #{ kind: \"task\", id, arn, last_status, desired_status, health, task_definition, started_at, stopped_reason }.\n\
+         Each is #{ kind: \"task\", id, arn, last_status, desired_status, health, task_definition, started_at, stopped_reason, private_ip }.\n\
          Example: `tasks(svc).filter(|t| t.last_status == \"RUNNING\").len()`",
     )
     .register_into_engine(engine, move |service: Map| -> Rhai<Array> {
@@ -121,6 +121,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
                         ("task_definition", t.task_definition.into()),
                         ("started_at", t.started_at.into()),
                         ("stopped_reason", t.stopped_reason.into()),
+                        ("private_ip", t.private_ip.into()),
                     ],
                 ))
             })

@@ -149,9 +149,16 @@ def install(latency_seconds):
             return [body]
         if latency_seconds > 0 and not environ.get("PATH_INFO", "").startswith("/moto-api"):
             time.sleep(latency_seconds)
+        global _running_at
         with LOCK:
             advance()
-            return original_call(self, environ, start_response)
+            # A request is handled at one instant: what it schedules (tasks launched together)
+            # is due together, and what it records carries one timestamp.
+            _running_at = time.time()
+            try:
+                return original_call(self, environ, start_response)
+            finally:
+                _running_at = None
 
     DomainDispatcherApplication.__call__ = __call__
 

@@ -57,6 +57,38 @@ fn prerequisites(deck: &Deck) -> Prerequisites {
         let arn = |out: &aws_sdk_elasticloadbalancingv2::operation::create_target_group::CreateTargetGroupOutput| {
             out.target_groups()[0].target_group_arn().unwrap().to_string()
         };
+        // ECS registers tasks only in a target group a load balancer forwards to.
+        let default_subnets = aws
+            .ec2
+            .describe_subnets()
+            .filters(aws_sdk_ec2::types::Filter::builder().name("default-for-az").values("true").build())
+            .send()
+            .await
+            .unwrap();
+        let lb = aws
+            .elbv2
+            .create_load_balancer()
+            .name("shop")
+            .set_subnets(Some(
+                default_subnets.subnets().iter().filter_map(|s| s.subnet_id().map(str::to_string)).collect(),
+            ))
+            .send()
+            .await
+            .unwrap();
+        aws.elbv2
+            .create_listener()
+            .load_balancer_arn(lb.load_balancers()[0].load_balancer_arn().unwrap())
+            .protocol(ProtocolEnum::Http)
+            .port(80)
+            .default_actions(
+                aws_sdk_elasticloadbalancingv2::types::Action::builder()
+                    .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
+                    .target_group_arn(arn(&ip))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
         Prerequisites {
             role_arn: role.role().unwrap().arn().to_string(),
             target_group_arn: arn(&ip),
@@ -160,8 +192,8 @@ fn apply_creates_the_app_as_asked_then_a_second_run_changes_nothing() {
             "+ service shop (arn:aws:ecs:us-west-2:",
         ])
         .stdout_has("warning: volume shop_data of task definition shop is task storage")
-        // "2/2 running" is the emulator's constant (MOTO_ECS_SERVICE_RUNNING=2); what deckhand
-        // asked for is the CreateService body checked below.
+        // The rehearsed rollout completed (both tasks started, their targets passed the health
+        // checks); what deckhand asked for is the CreateService body checked below.
         .stdout_has("service shop is stable: 2/2 running")
         .stdout_has("service shop runs shop:1")
         .stdout_has("6 created, 0 updated, 0 unchanged");
@@ -611,32 +643,54 @@ fn wait_stable_succeeds_once_the_deployment_completes() {
     let p = prerequisites(&deck);
     let script = app(&p).replace(
         "wait_stable(svc);",
-        "let same = wait_stable(svc, #{ timeout: 30 });\nprint(`waited for ${same.name}`);",
+        "let same = wait_stable(svc, #{ timeout: 300 });\nprint(`waited for ${same.name}`);",
     );
-    let (outcome, requests) = deck.recorded(|| deck.run(&script, &[]));
-    outcome
+    // (How far the rollout got at the first poll depends on the machine's load: the rehearsal
+    // tests observe IN_PROGRESS through the SDK.)
+    deck.run(&script, &[])
         .success()
         .stdout_has("service shop is stable: 2/2 running, 0 pending, rollout COMPLETED")
         .stdout_has("waited for shop");
-    // Each pass describes the script's service up front; the polls come after it is created.
-    let actions = requests.actions();
-    let created = actions.iter().position(|a| a == "CreateService").expect("the service is created");
-    let polls = actions[created..].iter().filter(|a| *a == "DescribeServices").count();
-    assert_eq!(polls, 1, "a completed deployment needs one poll: {actions:?}");
+    // Stable means AWS's rollout completed and both tasks serve behind the target group.
+    let aws = deck.aws();
+    let service = aws.block_on(aws.ecs.describe_services().cluster("shop").services("shop").send()).unwrap().services()
+        [0]
+    .clone();
+    assert_eq!(service.deployments()[0].rollout_state().map(|r| r.as_str()), Some("COMPLETED"));
+    assert_eq!(service.running_count(), 2);
+    let health = aws.block_on(aws.elbv2.describe_target_health().target_group_arn(&p.target_group_arn).send()).unwrap();
+    let states: Vec<&str> = health
+        .target_health_descriptions()
+        .iter()
+        .filter_map(|d| d.target_health().and_then(|h| h.state()).map(|s| s.as_str()))
+        .collect();
+    assert_eq!(states, ["healthy", "healthy"]);
 }
 
 #[test]
 fn wait_stable_reports_a_deployment_that_does_not_come_up_as_a_failure() {
-    // Tasks fail to start: none run, the deployment stays in progress.
-    let deck = Deck::with_emulator_env(&[("MOTO_ECS_SERVICE_RUNNING", "0"), ("MOTO_ECS_SERVICE_FAILED_TASKS", "3")]);
+    // The container logs to a group that does not exist: every task stops before it runs, with
+    // ECS's ResourceInitializationError, until the circuit breaker (on, with rollback) fails the
+    // deployment. A first deployment has nothing to roll back to.
+    let deck = Deck::new();
     let p = prerequisites(&deck);
-    let script = app(&p).replace("wait_stable(svc);", "wait_stable(svc, #{ timeout: 1 });");
+    let script = app(&p).replace(r#"logs: "/ecs/shop""#, r#"logs: "/ecs/never-created""#);
     deck.run(&script, &[])
         .failure()
         .stdout_has("+ service shop")
-        .stdout_has("waiting for service shop: 0/2 running, 2 pending, 3 failed to start, rollout IN_PROGRESS")
-        .stderr_has("error: service shop did not become stable: not stable after 1 s: 0/2 running, 2 pending, 3 failed to start")
+        .stderr_has("error: service shop did not become stable: deployment ecs-svc/")
+        .stderr_has("failed: ECS deployment circuit breaker: tasks failed to start.")
+        .stderr_has("tasks stopped:\n    ResourceInitializationError: failed to validate logger args")
+        .stderr_has("The specified log group does not exist.")
         .stderr_has("--> deploy.rhai:16:1");
+    let aws = deck.aws();
+    let service = aws.block_on(aws.ecs.describe_services().cluster("shop").services("shop").send()).unwrap().services()
+        [0]
+    .clone();
+    let deployment = &service.deployments()[0];
+    assert_eq!(deployment.rollout_state().map(|r| r.as_str()), Some("FAILED"));
+    assert!(deployment.failed_tasks() >= 3, "the threshold for 2 tasks is 3: {deployment:?}");
+    assert_eq!(service.running_count(), 0);
 }
 
 #[test]

@@ -39,9 +39,9 @@ fn the_bundled_script_reproduces_the_guide() {
     outcome
         .success()
         .expect_changes(CREATES)
-        // "2/2 running" is the emulator's constant (MOTO_ECS_SERVICE_RUNNING=2): it shows that
-        // wait_stable reads and reports the rollout; the desired count deckhand sent is checked
-        // in the CreateService body below.
+        // wait_stable waited for the rehearsed rollout (both tasks started and their targets
+        // passed the health checks); the desired count deckhand sent is checked in the
+        // CreateService body below.
         .stdout_has("service myapp is stable: 2/2 running")
         .stdout_has("http://myapp-")
         .stdout_has("14 created, 0 updated, 0 unchanged");

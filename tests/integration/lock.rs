@@ -206,8 +206,9 @@ fn a_held_lock_makes_runs_wait_then_give_up_and_unlock_needs_force() {
 
 #[test]
 fn ctrl_c_during_the_apply_stops_it_and_releases_the_lock() {
-    // No task ever runs, so wait_stable waits until Ctrl-C.
-    let deck = Deck::with_emulator_env(&[("MOTO_ECS_SERVICE_RUNNING", "0")]);
+    // No task ever runs (its awslogs group does not exist, so each stops before it runs and ECS
+    // launches another; no circuit breaker gives up), so wait_stable waits until Ctrl-C.
+    let deck = Deck::new();
     let script = r#"stack("myapp");
 let vpc = default_vpc();
 let subnets = [
@@ -216,9 +217,9 @@ let subnets = [
 ];
 let sg = security_group(vpc, #{ name: "myapp-app", ingress: [ #{ port: 8080, cidr: "172.31.0.0/16" } ] });
 let task = task_definition(#{ family: "myapp", cpu: 256, memory: 512, execution_role: task_execution_role("myapp-exec"),
-    containers: [ #{ name: "app", image: "nginx:1.25", port: 8080 } ] });
+    containers: [ #{ name: "app", image: "nginx:1.25", port: 8080, logs: "/ecs/never-created" } ] });
 let svc = service(cluster("myapp"), #{ name: "myapp", task: task, desired: 2, subnets: subnets,
-    security_groups: [sg], public_ip: true });
+    security_groups: [sg], public_ip: true, circuit_breaker: false });
 "#;
     // Created first (without the terminal's deadline), so the interrupted run only scales and waits.
     deck.run(script, &[]).success();

@@ -16,6 +16,7 @@ mod lock;
 mod networking;
 mod prune;
 mod queries;
+mod rehearsal_ecs;
 mod rehearsal_network;
 mod repl;
 mod rules;

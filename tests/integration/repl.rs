@@ -145,12 +145,14 @@ fn in_a_terminal_it_prompts_completes_keeps_history_and_exits_on_ctrl_d() {
 
 #[test]
 fn in_a_terminal_ctrl_c_interrupts_a_running_statement_not_the_session() {
-    // The emulator never starts this service's task, so wait_stable would wait its full timeout.
-    let deck = Deck::with_emulator_env(&[("MOTO_ECS_SERVICE_RUNNING", "0")]);
+    // This service's task never runs (its awslogs group does not exist: each stops before it runs
+    // and ECS launches another; no circuit breaker gives up), so wait_stable would wait its full
+    // timeout.
+    let deck = Deck::new();
     let service = concat!(
-        r#"let svc = service(cluster("int"), #{ name: "s", desired: 1, public_ip: true, "#,
+        r#"let svc = service(cluster("int"), #{ name: "s", desired: 1, public_ip: true, circuit_breaker: false, "#,
         r#"subnets: [default_subnet(default_vpc(), "us-west-2a")], task: task_definition(#{ family: "s", "#,
-        r#"cpu: 256, memory: 512, containers: [#{ name: "app", image: "nginx", port: 80 }] }) });"#,
+        r#"cpu: 256, memory: 512, containers: [#{ name: "app", image: "nginx", port: 80, logs: "/ecs/never-created" }] }) });"#,
         "\r"
     );
     let steps = serde_json::json!([

@@ -41,15 +41,8 @@ pub fn put_log_lines(deck: &Deck, stream: &str, lines: &[&str]) {
     });
 }
 
-/// Registers `ip:8080` in the `myapp` target group, as ECS does for a running task.
-pub fn register_target(deck: &Deck, ip: &str) {
-    let aws = deck.aws();
-    aws.block_on(async {
-        let groups = aws.elbv2.describe_target_groups().names("myapp").send().await.unwrap();
-        let arn = groups.target_groups()[0].target_group_arn().unwrap();
-        let target = aws_sdk_elasticloadbalancingv2::types::TargetDescription::builder().id(ip).port(8080).build();
-        aws.elbv2.register_targets().target_group_arn(arn).targets(target).send().await.unwrap();
-    });
+fn stack_filter(stack: &str) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder().name("tag:deckhand:stack").values(stack).build()
 }
 
 fn row(stdout: &str, kind: &str, name: &str) -> Option<String> {
@@ -60,7 +53,6 @@ fn row(stdout: &str, kind: &str, name: &str) -> Option<String> {
 fn status_shows_every_resource_and_the_service_counts_read_only() {
     let deck = Deck::new();
     deploy_bundled(&deck);
-    register_target(&deck, "172.31.96.10");
 
     let (out, requests) = deck.recorded(|| deck.deckhand(&["status", "--stack", "myapp"]));
     requests.assert_read_only();
@@ -88,19 +80,23 @@ fn status_shows_every_resource_and_the_service_counts_read_only() {
     let cluster = row(&out.stdout, "cluster", "myapp").unwrap();
     assert!(cluster.contains("ACTIVE"), "{cluster}");
     assert!(row(&out.stdout, "subnet", "myapp-a").unwrap().contains("172.31.96.0/24"));
-    assert!(row(&out.stdout, "target_group", "myapp").unwrap().contains("1/1 targets healthy"));
-    // "2 running" and "healthy" are the emulator's constants (every desired task runs, every
-    // registered target is healthy): they prove status shows what ECS and ELB answer, so check
-    // that it asked them.
+    assert!(row(&out.stdout, "target_group", "myapp").unwrap().contains("2/2 targets healthy"));
+    // What ECS and ELB answer (the rehearsed rollout completed: both tasks run and their
+    // targets passed the health checks); check that status asked them.
     let actions = requests.actions();
-    for action in ["DescribeServices", "DescribeTargetHealth", "DescribeTaskDefinition"] {
+    for action in ["DescribeServices", "DescribeTargetHealth", "DescribeTaskDefinition", "DescribeTasks"] {
         assert!(actions.iter().any(|a| a == action), "status sends {action}: {actions:?}");
     }
     let out = out
         .stdout_has("Stack myapp: ")
         .stdout_has("Service myapp (cluster myapp): ACTIVE, 2 running / 0 pending / 2 desired, task myapp:1")
         .stdout_has("deployment PRIMARY")
-        .stdout_has("  targets:\n    myapp 172.31.96.10:8080 healthy\n");
+        .stdout_has("  tasks:\n")
+        .stdout_has("  targets:\n");
+    let running = out.stdout.lines().filter(|l| l.contains(" RUNNING, task myapp:1")).count();
+    let healthy =
+        out.stdout.lines().filter(|l| l.starts_with("    myapp 172.31.9") && l.ends_with(":8080 healthy")).count();
+    assert_eq!((running, healthy), (2, 2), "{}", out.stdout);
     assert!(!out.stdout.contains("myapp-exec-other"), "nothing outside the stack");
 }
 
@@ -108,7 +104,6 @@ fn status_shows_every_resource_and_the_service_counts_read_only() {
 fn status_json_has_the_documented_fields() {
     let deck = Deck::new();
     deploy_bundled(&deck);
-    register_target(&deck, "172.31.97.20");
 
     let out = deck.deckhand(&["status", "--stack", "myapp", "--output", "json"]).success();
     let status: Value = serde_json::from_str(&out.stdout).expect("status --output json prints JSON");
@@ -149,12 +144,18 @@ fn status_json_has_the_documented_fields() {
     assert_eq!(deployment["task_definition"], "myapp:1");
     let target = &service["targets"][0];
     assert_eq!(target["target_group"], "myapp");
-    assert_eq!(target["id"], "172.31.97.20");
+    let ip = target["id"].as_str().unwrap();
+    assert!(ip.starts_with("172.31.96.") || ip.starts_with("172.31.97."), "a task's IP in the stack's subnets: {ip}");
     assert_eq!(target["port"], 8080);
     assert_eq!(target["state"], "healthy");
     for field in ["reason", "description"] {
         assert!(target.get(field).is_some(), "target lacks {field}: {target}");
     }
+    let task = &service["tasks"][0];
+    for field in ["id", "last_status", "desired_status", "private_ip", "task_definition", "started_at"] {
+        assert!(task.get(field).is_some(), "task lacks {field}: {task}");
+    }
+    assert!(service["tasks"].as_array().unwrap().iter().any(|t| t["private_ip"] == ip), "{service}");
     assert!(service["events"].is_array(), "{service}");
 }
 
@@ -239,19 +240,26 @@ fn status_lists_what_destroy_would_delete_elastic_ips_and_services_in_foreign_cl
     let aws = deck.aws();
     aws.block_on(async {
         aws.ecs.create_cluster().cluster_name("handmade").send().await.unwrap();
+        let subnets = aws.ec2.describe_subnets().filters(stack_filter("myapp")).send().await.unwrap();
+        let awsvpc = aws_sdk_ecs::types::AwsVpcConfiguration::builder()
+            .subnets(subnets.subnets()[0].subnet_id().unwrap())
+            .build()
+            .unwrap();
         aws.ecs
             .create_service()
             .cluster("handmade")
             .service_name("worker")
             .task_definition("myapp:1")
             .desired_count(1)
+            .network_configuration(
+                aws_sdk_ecs::types::NetworkConfiguration::builder().awsvpc_configuration(awsvpc).build(),
+            )
             .tags(aws_sdk_ecs::types::Tag::builder().key("deckhand:stack").value("myapp").build())
             .send()
             .await
             .unwrap();
     });
-    let stack_filter = aws_sdk_ec2::types::Filter::builder().name("tag:deckhand:stack").values("myapp").build();
-    let addresses = aws.block_on(aws.ec2.describe_addresses().filters(stack_filter).send()).unwrap();
+    let addresses = aws.block_on(aws.ec2.describe_addresses().filters(stack_filter("myapp")).send()).unwrap();
     let allocation = addresses.addresses()[0].allocation_id().unwrap().to_string();
 
     let (out, requests) = deck.recorded(|| deck.deckhand(&["status", "--stack", "myapp"]));

@@ -32,7 +32,7 @@ impl Deck {
         Deck::with_emulator_env(&[])
     }
 
-    /// Like [`Deck::new`], with extra emulator settings (e.g. `MOTO_ECS_SERVICE_RUNNING=0`). A
+    /// Like [`Deck::new`], with extra emulator settings (e.g. `DECKHAND_EMULATOR_LATENCY_MS`). A
     /// `DECKHAND_TIME_SCALE` among them is deckhand's too; without one, both use
     /// [`TEST_TIME_SCALE`].
     pub fn with_emulator_env(env: &[(&str, &str)]) -> Deck {
