@@ -317,8 +317,11 @@ pub fn wait_stable(pass: &Pass, target: &StableTarget) -> Result<()> {
                         let event = status.events.first().map(|e| format!(" — {e}")).unwrap_or_default();
                         let line = format!("{}{event}", status.progress());
                         // The tasks' stopped reasons are read only by the round that gives up.
-                        let stopped =
-                            if round.elapsed >= round.timeout { stopped_reasons(aws, target).await } else { Vec::new() };
+                        let stopped = if round.elapsed >= round.timeout {
+                            stopped_reasons(aws, target).await
+                        } else {
+                            Vec::new()
+                        };
                         Ok(Check::waiting_or(line, failure(&target.name, &why, &status, &stopped)))
                     }
                 }

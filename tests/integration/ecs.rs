@@ -15,6 +15,63 @@ struct Prerequisites {
 
 const ASSUME_ECS_TASKS: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ecs-tasks.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
 
+/// The account's egress for private subnets, set up outside the stack as many accounts have it: the
+/// VPC's main route table (which the stack's subnets use) sends 0.0.0.0/0 to a NAT gateway, whose
+/// own subnet routes to the internet gateway. Without it, tasks without a public IP cannot pull
+/// `nginx:1.25` (CannotPullContainerError, as on AWS). Returns once the NAT gateway is available.
+async fn private_egress(aws: &deckhand::runtime::Aws, vpc_id: &str, nat_subnet: &str) {
+    use aws_sdk_ec2::types::Filter;
+    let filter = |name: &str, value: &str| Filter::builder().name(name).values(value).build();
+    let gateways =
+        aws.ec2.describe_internet_gateways().filters(filter("attachment.vpc-id", vpc_id)).send().await.unwrap();
+    let igw = gateways.internet_gateways()[0].internet_gateway_id().unwrap().to_string();
+    let address = aws.ec2.allocate_address().send().await.unwrap();
+    let nat = aws
+        .ec2
+        .create_nat_gateway()
+        .subnet_id(nat_subnet)
+        .allocation_id(address.allocation_id().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let nat_id = nat.nat_gateway().unwrap().nat_gateway_id().unwrap().to_string();
+    let public = aws.ec2.create_route_table().vpc_id(vpc_id).send().await.unwrap();
+    let public_id = public.route_table().unwrap().route_table_id().unwrap().to_string();
+    aws.ec2
+        .create_route()
+        .route_table_id(&public_id)
+        .destination_cidr_block("0.0.0.0/0")
+        .gateway_id(&igw)
+        .send()
+        .await
+        .unwrap();
+    aws.ec2.associate_route_table().route_table_id(&public_id).subnet_id(nat_subnet).send().await.unwrap();
+    let main = aws
+        .ec2
+        .describe_route_tables()
+        .filters(filter("vpc-id", vpc_id))
+        .filters(filter("association.main", "true"))
+        .send()
+        .await
+        .unwrap();
+    let main_id = main.route_tables()[0].route_table_id().unwrap().to_string();
+    loop {
+        let out = aws.ec2.describe_nat_gateways().nat_gateway_ids(&nat_id).send().await.unwrap();
+        if out.nat_gateways()[0].state().map(|s| s.as_str()) == Some("available") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    aws.ec2
+        .replace_route()
+        .route_table_id(&main_id)
+        .destination_cidr_block("0.0.0.0/0")
+        .nat_gateway_id(&nat_id)
+        .send()
+        .await
+        .unwrap();
+}
+
 fn prerequisites(deck: &Deck) -> Prerequisites {
     let aws = deck.aws();
     aws.block_on(async {
@@ -65,6 +122,7 @@ fn prerequisites(deck: &Deck) -> Prerequisites {
             .send()
             .await
             .unwrap();
+        private_egress(&aws, &vpc_id, default_subnets.subnets()[0].subnet_id().unwrap()).await;
         let lb = aws
             .elbv2
             .create_load_balancer()
