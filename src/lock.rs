@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_ssm::types::{ParameterType, Tag};
 
+use crate::aws::arn::Arn;
 use crate::error::{Error, Result, aws_error};
 use crate::pass::STACK_TAG;
 use crate::runtime::Aws;
@@ -29,7 +30,9 @@ pub fn parameter_name(stack: &str) -> String {
 
 /// True for the ARN or name of a lock parameter (never a stack resource to show or delete).
 pub fn is_lock_parameter(arn_or_name: &str) -> bool {
-    arn_or_name.starts_with(PARAMETER_PREFIX) || arn_or_name.contains(":parameter/deckhand/locks/")
+    // A parameter's ARN ends in `parameter` and its name: `...:parameter/deckhand/locks/myapp`.
+    let arn = Arn::of_type(arn_or_name, "ssm", "parameter");
+    arn.and_then(|arn| arn.resource.strip_prefix("parameter")).unwrap_or(arn_or_name).starts_with(PARAMETER_PREFIX)
 }
 
 /// Who holds a lock, as its parameter's value says.

@@ -9,6 +9,7 @@ use std::fmt;
 use aws_sdk_ssm::types::ParameterStringFilter;
 use serde_json::{Value, json};
 
+use crate::aws::arn::Arn;
 use crate::error::{Error, Result, aws_error};
 use crate::pass::Pass;
 use crate::plan::UNKNOWN;
@@ -187,7 +188,8 @@ pub fn access_policy(sources: &[SecretSource], partition: &str, region: &str) ->
             }));
         }
     }
-    let account = sources.iter().find_map(|s| s.arn.split(':').nth(4).filter(|a| !a.is_empty())).unwrap_or("*");
+    let account =
+        sources.iter().find_map(|s| Arn::parse(&s.arn).map(|a| a.account).filter(|a| !a.is_empty())).unwrap_or("*");
     let mut keys = BTreeSet::new();
     let mut aliases = BTreeSet::new();
     for key in sources.iter().filter_map(|s| s.kms_key.as_deref()) {

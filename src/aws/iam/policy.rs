@@ -5,6 +5,7 @@ use percent_encoding::percent_decode_str;
 use serde_json::{Map as JsonMap, Value};
 
 use super::{ECS_TASKS, Trust};
+use crate::aws::arn::Arn;
 use crate::error::{Error, Result};
 
 /// AWS managed policies (ECS-related) that do not live at the root path `/`.
@@ -36,16 +37,13 @@ pub fn policy_arn(key: &str, text: &str, partition: &str) -> Result<String> {
     let allowed = "a policy ARN (arn:aws:iam::aws:policy/NAME or arn:aws:iam::123456789012:policy/NAME) \
                    or an AWS managed policy name like \"AmazonECSTaskExecutionRolePolicy\"";
     let bad = || Error::invalid(key, format!("{text:?}"), allowed);
-    let (account, path_and_name) = if let Some(rest) = text.strip_prefix("arn:") {
-        let mut parts = rest.splitn(5, ':');
-        let (Some(part), Some("iam"), Some(""), Some(account), Some(resource)) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+    let (account, path_and_name) = if text.starts_with("arn:") {
+        let Some(Arn { partition, region: "", account, resource, .. }) = Arn::of_type(text, "iam", "policy") else {
             return Err(bad());
         };
         let Some(path_and_name) = resource.strip_prefix("policy/") else { return Err(bad()) };
         let account_ok = account == "aws" || (account.len() == 12 && account.chars().all(|c| c.is_ascii_digit()));
-        if !["aws", "aws-cn", "aws-us-gov"].contains(&part) || !account_ok {
+        if !["aws", "aws-cn", "aws-us-gov"].contains(&partition) || !account_ok {
             return Err(bad());
         }
         (Some(account), path_and_name)
