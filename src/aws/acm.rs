@@ -1,6 +1,7 @@
 //! ACM certificates validated by DNS: validation, reads, how a `certificate` converges (request,
 //! validation CNAMEs written into the zone, wait until ISSUED), deletion.
 
+use std::hash::Hasher;
 use std::time::{Duration, Instant};
 
 use aws_sdk_acm::types::{Tag, ValidationMethod};
@@ -400,17 +401,13 @@ fn sleep(pass: &Pass, delay: Duration) -> Result<()> {
 /// A request token ACM dedupes on (for an hour): the same stack and names give the same token, so
 /// a retried or repeated request returns the same certificate.
 fn idempotency_token(stack: &str, domain: &str, names: &[String]) -> String {
-    // FNV-1a, 64 bits: stable across builds and platforms.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in std::iter::once(stack)
-        .chain(std::iter::once(domain))
-        .chain(names.iter().map(String::as_str))
-        .flat_map(|s| s.bytes().chain([0]))
-    {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    // FNV-1a, 64 bits: stable across builds and platforms (std's hashers are not).
+    let mut hasher = fnv::FnvHasher::default();
+    for part in [stack, domain].into_iter().chain(names.iter().map(String::as_str)) {
+        hasher.write(part.as_bytes());
+        hasher.write_u8(0);
     }
-    format!("deckhand{hash:016x}")
+    format!("deckhand{:016x}", hasher.finish())
 }
 
 /// A certificate converges by its names: the stack's certificate with exactly these names is
@@ -580,6 +577,7 @@ mod tests {
         let a = idempotency_token("web", "app.example.com", &[]);
         assert_eq!(a, idempotency_token("web", "app.example.com", &[]));
         assert_ne!(a, idempotency_token("web", "www.example.com", &[]));
+        assert_eq!(a, "deckhand29ae7e95e0334a9f", "the token of earlier deckhand versions (FNV-1a)");
         assert!(a.len() <= 32 && a.chars().all(char::is_alphanumeric));
     }
 }
