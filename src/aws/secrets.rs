@@ -246,10 +246,9 @@ pub fn looks_like_credential(value: &str) -> Option<&'static str> {
         }
     }
     // user:password@host in a connection URL.
-    if let Some((_, rest)) = lower.split_once("://")
-        && let Some((userinfo, _)) = rest.split_once('@')
-        && userinfo.split_once(':').is_some_and(|(_, pw)| !pw.is_empty())
-    {
+    let has_password =
+        |word: &str| url::Url::parse(word).is_ok_and(|url| url.password().is_some_and(|p| !p.is_empty()));
+    if value.split_whitespace().any(has_password) {
         return Some("a URL with a password");
     }
     None
