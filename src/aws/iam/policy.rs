@@ -419,9 +419,7 @@ pub fn trusted_principals(trust: &Value) -> String {
 pub(super) fn parse_trust(raw: Option<&str>) -> Value {
     let Some(raw) = raw else { return Value::Null };
     let decoded = percent_decode_str(raw).decode_utf8_lossy();
-    serde_json::from_str::<Value>(&decoded)
-        .map(|v| normalise_policy(&v))
-        .unwrap_or(Value::String(raw.to_string()))
+    serde_json::from_str::<Value>(&decoded).map(|v| normalise_policy(&v)).unwrap_or(Value::String(raw.to_string()))
 }
 
 #[cfg(test)]
