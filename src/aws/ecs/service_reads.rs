@@ -35,7 +35,7 @@ pub(super) async fn services_named(aws: &Aws, cluster: &str, names: Vec<String>)
 }
 
 /// The cluster name in a cluster ARN (`arn:aws:ecs:region:account:cluster/NAME`).
-pub(super) fn cluster_name(arn: &str) -> &str {
+pub fn cluster_name(arn: &str) -> &str {
     Arn::of_type(arn, "ecs", "cluster").map_or(arn, |arn| arn.resource_id())
 }
 
