@@ -332,11 +332,7 @@ pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("DECKHAND_CACHE_DIR") {
         return PathBuf::from(dir);
     }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("deckhand")
+    dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("deckhand")
 }
 
 /// Makes sure the emulator's venv exists (creating it on first use) and returns its path.

@@ -6,7 +6,9 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_ssm::types::{ParameterType, Tag};
+use serde::{Deserialize, Serialize};
 
+use crate::aws::arn::Arn;
 use crate::error::{Error, Result, aws_error};
 use crate::pass::STACK_TAG;
 use crate::poll::{Check, Wait};
@@ -29,20 +31,34 @@ pub fn parameter_name(stack: &str) -> String {
 
 /// True for the ARN or name of a lock parameter (never a stack resource to show or delete).
 pub fn is_lock_parameter(arn_or_name: &str) -> bool {
-    arn_or_name.starts_with(PARAMETER_PREFIX) || arn_or_name.contains(":parameter/deckhand/locks/")
+    // A parameter's ARN ends in `parameter` and its name: `...:parameter/deckhand/locks/myapp`.
+    let arn = Arn::of_type(arn_or_name, "ssm", "parameter");
+    arn.and_then(|arn| arn.resource.strip_prefix("parameter")).unwrap_or(arn_or_name).starts_with(PARAMETER_PREFIX)
 }
 
 /// Who holds a lock, as its parameter's value says.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
     /// `user@host`.
     pub holder: String,
     /// The holding process's id on that host.
+    #[serde(default)]
     pub pid: u32,
     /// The command line that took the lock.
+    #[serde(default)]
     pub command: String,
     /// When the lock was taken (Unix seconds).
+    #[serde(rename = "started_unix")]
     pub started: u64,
+}
+
+/// The parameter's value as written: the holder, and its start time also as a person reads it
+/// (`started`, RFC 3339), for someone looking at the parameter in the console.
+#[derive(Serialize)]
+struct LockValue<'a> {
+    #[serde(flatten)]
+    holder: &'a Holder,
+    started: String,
 }
 
 impl Holder {
@@ -58,7 +74,7 @@ impl Holder {
             command.push('…');
         }
         Holder {
-            holder: format!("{}@{}", user_name(), host_name()),
+            holder: format!("{}@{}", whoami::username().unwrap_or_else(|_| "unknown".into()), host_name()),
             pid: std::process::id(),
             command,
             started: unix_now(),
@@ -67,27 +83,19 @@ impl Holder {
 
     /// The parameter's value: JSON with holder, pid, command and start time.
     pub fn to_json(&self) -> String {
-        serde_json::json!({
-            "holder": self.holder,
-            "pid": self.pid,
-            "command": self.command,
-            "started": timestamp(self.started),
-            "started_unix": self.started,
-        })
-        .to_string()
+        let value = LockValue { holder: self, started: timestamp(self.started) };
+        serde_json::to_string(&value).unwrap_or_default()
     }
 
     /// Reads a parameter's value; a value deckhand did not write still makes a holder (named
     /// "unknown", started at `modified`, the parameter's last change), so it is reported, not lost.
     pub fn parse(value: &str, modified: Option<u64>) -> Holder {
-        let json: serde_json::Value = serde_json::from_str(value).unwrap_or_default();
-        let text = |key: &str| json.get(key).and_then(|v| v.as_str()).map(str::to_string);
-        Holder {
-            holder: text("holder").unwrap_or_else(|| "unknown".to_string()),
-            pid: json.get("pid").and_then(serde_json::Value::as_u64).and_then(|p| u32::try_from(p).ok()).unwrap_or(0),
-            command: text("command").unwrap_or_default(),
-            started: json.get("started_unix").and_then(serde_json::Value::as_u64).or(modified).unwrap_or_else(unix_now),
-        }
+        serde_json::from_str(value).unwrap_or_else(|_| Holder {
+            holder: "unknown".to_string(),
+            pid: 0,
+            command: String::new(),
+            started: modified.unwrap_or_else(unix_now),
+        })
     }
 
     /// How long ago the lock was taken, at `now` (Unix seconds).
@@ -95,7 +103,7 @@ impl Holder {
         Duration::from_secs(now.saturating_sub(self.started))
     }
 
-    /// `alice@box (pid 42, deckhand run deploy.rhai) since 2026-11-29 07:05:58 UTC (3m 12s ago)`.
+    /// `alice@box (pid 42, deckhand run deploy.rhai) since 2026-11-29T07:05:58Z (3m 12s ago)`.
     pub fn describe(&self, now: u64) -> String {
         let mut who = self.holder.clone();
         let mut detail = Vec::new();
@@ -389,23 +397,9 @@ pub fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn user_name() -> String {
-    ["USER", "LOGNAME", "USERNAME"]
-        .iter()
-        .find_map(|key| std::env::var(key).ok().filter(|v| !v.is_empty()))
-        // SAFETY: getuid has no preconditions and cannot fail.
-        .unwrap_or_else(|| format!("uid{}", unsafe { libc::getuid() }))
-}
-
+/// This machine's host name, as a lock's holder names it.
 fn host_name() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it on success.
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    match String::from_utf8_lossy(&buf[..end]).into_owned() {
-        name if ok && !name.is_empty() => name,
-        _ => "unknown-host".to_string(),
-    }
+    whoami::hostname().unwrap_or_else(|_| "unknown-host".to_string())
 }
 
 /// Whether a process with `pid` runs on this host (it may belong to another user).
@@ -420,31 +414,17 @@ fn process_runs(pid: u32) -> bool {
     std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// `2026-11-29 07:05:58 UTC` for Unix seconds (the proleptic Gregorian calendar, days from civil).
+/// `2026-11-29T07:05:58Z` (RFC 3339, UTC) for Unix seconds.
 pub fn timestamp(unix: u64) -> String {
-    let days = i64::try_from(unix / 86_400).unwrap_or(0);
-    let rem = unix % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rem / 3600, rem % 3600 / 60, rem % 60)
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(unix)).to_string()
 }
 
-/// `45s`, `3m 12s`, `2h 5m`, `3d 4h`.
+/// A lock's age or wait as a person reads it: to the second under an hour, to the minute beyond
+/// (`45s`, `3m 12s`, `2h 5m`, `3days 4h`).
 pub fn human(duration: Duration) -> String {
-    let s = duration.as_secs();
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m {}s", s / 60, s % 60),
-        3600..86_400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
-    }
+    let secs = duration.as_secs();
+    let unit = if secs < 3600 { 1 } else { 60 };
+    humantime::format_duration(Duration::from_secs(secs - secs % unit)).to_string()
 }
 
 #[cfg(test)]
@@ -453,13 +433,14 @@ mod tests {
 
     #[test]
     fn timestamps_and_ages_read_well() {
-        assert_eq!(timestamp(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(timestamp(1_795_935_958), "2026-11-29 07:05:58 UTC");
-        assert_eq!(timestamp(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(timestamp(1_795_935_958), "2026-11-29T07:05:58Z");
+        assert_eq!(timestamp(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(human(Duration::from_secs(45)), "45s");
         assert_eq!(human(Duration::from_secs(192)), "3m 12s");
         assert_eq!(human(Duration::from_secs(7500)), "2h 5m");
-        assert_eq!(human(Duration::from_secs(3 * 86_400 + 4 * 3600)), "3d 4h");
+        assert_eq!(human(Duration::from_secs(7512)), "2h 5m");
+        assert_eq!(human(Duration::from_secs(3 * 86_400 + 4 * 3600)), "3days 4h");
     }
 
     #[test]
@@ -494,10 +475,7 @@ mod tests {
     #[test]
     fn describe_names_holder_pid_command_start_and_age() {
         let h = Holder { holder: "alice@box".into(), pid: 42, command: "deckhand run d.rhai".into(), started: 1000 };
-        assert_eq!(
-            h.describe(1192),
-            "alice@box (pid 42, deckhand run d.rhai) since 1970-01-01 00:16:40 UTC (3m 12s ago)"
-        );
+        assert_eq!(h.describe(1192), "alice@box (pid 42, deckhand run d.rhai) since 1970-01-01T00:16:40Z (3m 12s ago)");
     }
 
     #[test]

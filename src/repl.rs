@@ -148,13 +148,10 @@ impl Input for Terminal {
     }
 }
 
-/// `$XDG_STATE_HOME/deckhand/history`, else `~/.local/state/deckhand/history`.
+/// `$XDG_STATE_HOME/deckhand/history`, else `~/.local/state/deckhand/history` (the user's state
+/// directory; on systems without one, the local data directory).
 fn history_path() -> Option<PathBuf> {
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state")))?;
-    Some(state.join("deckhand").join("history"))
+    Some(dirs::state_dir().or_else(dirs::data_local_dir)?.join("deckhand").join("history"))
 }
 
 /// What Tab can complete: function and variable names, and the keys of map variables.

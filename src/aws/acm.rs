@@ -387,7 +387,7 @@ fn wait_issued(pass: &Pass, cert: Certificate) -> Result<Certificate> {
 /// hour, a request for the same names after a FAILED or deleted certificate would get that dead
 /// certificate back (terraform-provider-aws likewise makes a new token per create).
 fn idempotency_token() -> String {
-    format!("deckhand{:016x}", fastrand::u64(..))
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// A certificate converges by its names: the stack's certificate with exactly these names is

@@ -11,6 +11,7 @@ use aws_sdk_applicationautoscaling::types::{
 };
 
 use crate::aws::Snapshot;
+use crate::aws::arn::Arn;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::{Pass, STACK_TAG};
@@ -247,8 +248,8 @@ async fn read_policies(aws: &Aws) -> Result<Vec<(String, Policy)>> {
 /// The `ALBRequestCountPerTarget` resource label of a load balancer and target group, from their
 /// ARNs: `app/<alb>/<id>/targetgroup/<tg>/<id>`; [`UNKNOWN`] while either is not created yet.
 pub fn resource_label(load_balancer_arn: &str, target_group_arn: &str) -> String {
-    let lb = load_balancer_arn.split_once(":loadbalancer/").map(|(_, rest)| rest);
-    let tg = target_group_arn.rsplit_once(':').map(|(_, rest)| rest).filter(|r| r.starts_with("targetgroup/"));
+    let lb = Arn::of_type(load_balancer_arn, "elasticloadbalancing", "loadbalancer").map(|a| a.resource_id());
+    let tg = Arn::of_type(target_group_arn, "elasticloadbalancing", "targetgroup").map(|a| a.resource);
     match (lb, tg) {
         (Some(lb), Some(tg)) if is_known(load_balancer_arn) && is_known(target_group_arn) => format!("{lb}/{tg}"),
         _ => UNKNOWN.to_string(),

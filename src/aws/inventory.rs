@@ -104,7 +104,7 @@ pub struct Entry {
 impl Entry {
     /// The id as shown: the resource part of an ARN (`service/myapp/myapp`), else the id.
     pub fn short_id(&self) -> &str {
-        if self.id.starts_with("arn:") { self.id.splitn(6, ':').nth(5).unwrap_or(&self.id) } else { &self.id }
+        super::arn::short_id(&self.id)
     }
 }
 
@@ -229,7 +229,7 @@ impl Inventory {
                 let names: BTreeSet<&str> = named
                     .roles
                     .iter()
-                    .filter_map(|arn| arn.rsplit('/').next())
+                    .filter_map(|arn| crate::aws::arn::Arn::of_type(arn, "iam", "role").map(|arn| arn.last_segment()))
                     .filter(|name| !is_declared(Kind::Role, name))
                     .collect();
                 let found = concurrently(&names, |name| iam::get_role(aws, name)).await?;

@@ -160,25 +160,14 @@ pub async fn find_zone(aws: &Aws, name: &str) -> Result<Option<HostedZone>> {
 
 /// Every hosted zone of the account, public and private (ListHostedZones).
 pub async fn list_zones(aws: &Aws) -> Result<Vec<(HostedZone, bool)>> {
+    let mut pages = aws.route53.list_hosted_zones().into_paginator().items().send();
     let mut zones = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let out = aws
-            .route53
-            .list_hosted_zones()
-            .set_marker(marker.clone())
-            .send()
-            .await
-            .map_err(|e| aws_error("ListHostedZones", e))?;
-        for z in out.hosted_zones() {
-            let private = z.config().is_some_and(|c| c.private_zone());
-            zones.push((HostedZone { id: zone_id(z.id()), name: normalise(z.name()) }, private));
-        }
-        match out.next_marker() {
-            Some(next) if out.is_truncated() => marker = Some(next.to_string()),
-            _ => return Ok(zones),
-        }
+    while let Some(zone) = pages.next().await {
+        let zone = zone.map_err(|e| aws_error("ListHostedZones", e))?;
+        let private = zone.config().is_some_and(|c| c.private_zone());
+        zones.push((HostedZone { id: zone_id(zone.id()), name: normalise(zone.name()) }, private));
     }
+    Ok(zones)
 }
 
 fn zone_id(id: &str) -> String {
@@ -215,7 +204,9 @@ pub fn lookup_zone(pass: &Pass, name: &str) -> Result<HostedZone> {
 
 // Records
 
-/// Every record set of a zone (ListResourceRecordSets, 300 a page).
+/// Every record set of a zone (ListResourceRecordSets, 300 a page). A page's continuation is three
+/// fields (NextRecordName, NextRecordType, NextRecordIdentifier) and the SDK has no paginator for
+/// this operation, so the pages are followed here.
 pub async fn list_records(aws: &Aws, zone_id: &str) -> Result<Vec<RecordSet>> {
     let mut sets = Vec::new();
     let mut next: Option<(String, RrType, Option<String>)> = None;

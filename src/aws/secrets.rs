@@ -9,6 +9,7 @@ use std::fmt;
 use aws_sdk_ssm::types::ParameterStringFilter;
 use serde_json::{Value, json};
 
+use crate::aws::arn::Arn;
 use crate::error::{Error, Result, aws_error};
 use crate::pass::Pass;
 use crate::plan::UNKNOWN;
@@ -191,7 +192,8 @@ pub fn access_policy(sources: &[SecretSource], partition: &str, region: &str) ->
             }));
         }
     }
-    let account = sources.iter().find_map(|s| s.arn.split(':').nth(4).filter(|a| !a.is_empty())).unwrap_or("*");
+    let account =
+        sources.iter().find_map(|s| Arn::parse(&s.arn).map(|a| a.account).filter(|a| !a.is_empty())).unwrap_or("*");
     let mut keys = BTreeSet::new();
     let mut aliases = BTreeSet::new();
     for key in sources.iter().filter_map(|s| s.kms_key.as_deref()) {
@@ -248,10 +250,9 @@ pub fn looks_like_credential(value: &str) -> Option<&'static str> {
         }
     }
     // user:password@host in a connection URL.
-    if let Some((_, rest)) = lower.split_once("://")
-        && let Some((userinfo, _)) = rest.split_once('@')
-        && userinfo.split_once(':').is_some_and(|(_, pw)| !pw.is_empty())
-    {
+    let has_password =
+        |word: &str| url::Url::parse(word).is_ok_and(|url| url.password().is_some_and(|p| !p.is_empty()));
+    if value.split_whitespace().any(has_password) {
         return Some("a URL with a password");
     }
     None

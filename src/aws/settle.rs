@@ -31,6 +31,8 @@ use aws_smithy_runtime_api::client::retries::RequestAttempts;
 use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_xml::decode::{Document, ScopedDecoder, try_data};
+use serde::Deserialize;
 
 /// How long after a create AWS may still answer "not found" for it (terraform's
 /// `propagationTimeout`); retries stop once the create is older than this (at the run's time
@@ -161,26 +163,55 @@ impl Settle {
     }
 }
 
-/// The AWS error code and message of an error reply: EC2's query XML
-/// (`<Response><Errors><Error><Code>`) or the JSON protocols' `{"__type", "message"}`.
+/// The AWS error code and message of an error reply: the JSON protocols' `{"__type", "message"}`
+/// or the query protocols' XML (EC2's `<Response><Errors><Error>`, the others'
+/// `<ErrorResponse><Error>`).
 fn error_code_and_message(body: &[u8]) -> Option<(String, String)> {
-    let text = std::str::from_utf8(body).ok()?;
-    if text.trim_start().starts_with('{') {
-        let json: serde_json::Value = serde_json::from_str(text).ok()?;
-        let code = json.get("__type").or_else(|| json.get("code"))?.as_str()?;
+    if body.trim_ascii_start().starts_with(b"{") {
+        /// A JSON protocol's error body.
+        #[derive(Deserialize)]
+        struct JsonError {
+            #[serde(rename = "__type", alias = "code")]
+            code: String,
+            #[serde(default, alias = "Message")]
+            message: String,
+        }
+        let JsonError { code, message } = serde_json::from_slice(body).ok()?;
         // "com.amazonaws.ecs#ClusterNotFoundException" or "ClusterNotFoundException:http://..."
         let code = code.rsplit('#').next()?.split(':').next()?;
-        let message = json.get("message").or_else(|| json.get("Message")).and_then(|m| m.as_str()).unwrap_or("");
-        Some((code.to_string(), message.to_string()))
+        Some((code.to_string(), message))
     } else {
-        let element = |name: &str| {
-            let open = format!("<{name}>");
-            let start = text.find(&open)? + open.len();
-            let end = text[start..].find(&format!("</{name}>"))? + start;
-            Some(text[start..end].to_string())
-        };
-        Some((element("Code")?, element("Message").unwrap_or_default()))
+        xml_code_and_message(body)
     }
+}
+
+/// The `Code` and `Message` of a query protocol's error XML, read with the SDK's XML decoder.
+fn xml_code_and_message(body: &[u8]) -> Option<(String, String)> {
+    let mut doc = Document::try_from(body).ok()?;
+    let mut root = doc.root_element().ok()?;
+    let (mut code, mut message) = (None, String::new());
+    let mut read = |error: &mut ScopedDecoder| {
+        while let Some(mut field) = error.next_tag() {
+            let text = try_data(&mut field).map(|t| t.into_owned());
+            match field.start_el().local() {
+                "Code" => code = text.ok(),
+                "Message" => message = text.unwrap_or_default(),
+                _ => {}
+            }
+        }
+    };
+    while let Some(mut tag) = root.next_tag() {
+        match tag.start_el().local() {
+            "Errors" => {
+                while let Some(mut error) = tag.next_tag() {
+                    read(&mut error);
+                }
+            }
+            "Error" => read(&mut tag),
+            _ => {}
+        }
+    }
+    Some((code?, message))
 }
 
 impl Intercept for Settle {
@@ -316,5 +347,8 @@ mod tests {
         let ecs = br#"{"__type": "com.amazonaws.ecs#ClusterNotFoundException", "message": "Cluster not found."}"#;
         assert_eq!(error_code_and_message(ecs), Some(("ClusterNotFoundException".into(), "Cluster not found.".into())));
         assert_eq!(error_code_and_message(b"not an error"), None);
+        let elb = br"<ErrorResponse><Error><Type>Sender</Type><Code>TargetGroupNotFound</Code><Message>One or more target groups not found</Message></Error><RequestId>x</RequestId></ErrorResponse>";
+        let found = error_code_and_message(elb);
+        assert_eq!(found, Some(("TargetGroupNotFound".into(), "One or more target groups not found".into())));
     }
 }

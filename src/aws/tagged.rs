@@ -14,6 +14,7 @@ use std::collections::HashSet;
 
 use aws_sdk_resourcegroupstagging::types::TagFilter;
 
+use crate::aws::arn::Arn;
 use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::STACK_TAG;
 use crate::runtime::Aws;
@@ -58,7 +59,7 @@ impl StackTagged {
 
     /// The ARNs of one resource type, e.g. (`elasticloadbalancing`, `loadbalancer`).
     pub fn arns(&self, service: &str, resource: &str) -> Vec<String> {
-        self.arns.iter().filter(|arn| arn_type(arn) == Some((service, resource))).cloned().collect()
+        self.arns.iter().filter(|arn| Arn::of_type(arn, service, resource).is_some()).cloned().collect()
     }
 
     /// True when the resource with this id (an ARN, an EC2 id, a log group's name) carries the mark.
@@ -154,24 +155,14 @@ pub async fn set_keep(aws: &Aws, target: &Keepable, keep: bool) -> Result<()> {
     }
 }
 
-/// The service and resource type of an ARN: `arn:aws:elasticloadbalancing:r:a:loadbalancer/app/x/1`
-/// is (`elasticloadbalancing`, `loadbalancer`), `arn:aws:acm:r:a:certificate/1` (`acm`, `certificate`).
-fn arn_type(arn: &str) -> Option<(&str, &str)> {
-    let mut parts = arn.splitn(6, ':');
-    let service = parts.nth(2)?;
-    let resource = parts.nth(2)?;
-    Some((service, resource.split(['/', ':']).next()?))
-}
-
 /// How a marked resource is known: EC2 resources by id, log groups by name, the rest by ARN.
-fn key_of_arn(arn: &str) -> String {
-    match arn_type(arn) {
-        Some(("ec2", _)) => arn.rsplit('/').next().unwrap_or(arn).to_string(),
-        Some(("logs", _)) => {
-            let name = arn.split_once(":log-group:").map_or(arn, |(_, name)| name);
-            name.trim_end_matches(":*").to_string()
+fn key_of_arn(text: &str) -> String {
+    match Arn::parse(text) {
+        Some(arn) if arn.service == "ec2" => arn.last_segment().to_string(),
+        Some(arn) if arn.service == "logs" && arn.resource_type() == "log-group" => {
+            arn.resource_id().trim_end_matches(":*").to_string()
         }
-        _ => arn.to_string(),
+        _ => text.to_string(),
     }
 }
 
@@ -180,17 +171,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn arns_name_their_type_and_marked_resources_their_key() {
+    fn tagged_arns_are_listed_by_type_and_marked_resources_by_their_key() {
         let lb = "arn:aws:elasticloadbalancing:us-west-2:1:loadbalancer/app/web/abc";
-        assert_eq!(arn_type(lb), Some(("elasticloadbalancing", "loadbalancer")));
         let tg = "arn:aws:elasticloadbalancing:us-west-2:1:targetgroup/web/abc";
-        assert_eq!(arn_type(tg), Some(("elasticloadbalancing", "targetgroup")));
         let group = "arn:aws:logs:us-west-2:1:log-group:/ecs/web:*";
-        assert_eq!(arn_type(group), Some(("logs", "log-group")));
         assert_eq!(key_of_arn(group), "/ecs/web");
         assert_eq!(key_of_arn("arn:aws:ec2:us-west-2:1:subnet/subnet-1"), "subnet-1");
         let cert = "arn:aws:acm:us-west-2:1:certificate/abc";
-        assert_eq!((arn_type(cert), key_of_arn(cert).as_str()), (Some(("acm", "certificate")), cert));
+        assert_eq!(key_of_arn(cert), cert);
         let tagged = StackTagged { arns: vec![lb.into(), tg.into(), cert.into()], marked: HashSet::new() };
         assert_eq!(tagged.arns("elasticloadbalancing", "loadbalancer"), [lb]);
         assert_eq!(tagged.arns("acm", "certificate"), [cert]);

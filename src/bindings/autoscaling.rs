@@ -4,6 +4,7 @@ use std::rc::Rc;
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
+use crate::aws::arn;
 use crate::aws::autoscaling::{self, AutoscalingSpec, Metric, Policy, ScalableTarget};
 use crate::bindings::{Fields, function, handle, handle_or_string, show};
 use crate::converge::converge;
@@ -64,13 +65,12 @@ fn autoscaling_spec(service: &Map, options: Map) -> Result<AutoscalingSpec> {
             .transpose()
     };
     let (scale_in_cooldown, scale_out_cooldown) = (cooldown("scale_in_cooldown")?, cooldown("scale_out_cooldown")?);
-    let arn = |key: &str, kind: &str, marker: &str| -> Result<Option<String>> {
-        f.raw(key)
-            .map(|v| handle_or_string(&f.name(key), v, kind, "arn", &format!("a {kind} ARN"), |s| s.contains(marker)))
-            .transpose()
+    let arn = |key: &str, kind: &str, resource_prefix: &str| -> Result<Option<String>> {
+        let is_arn = |s: &str| arn::is_of(s, "elasticloadbalancing", resource_prefix);
+        f.raw(key).map(|v| handle_or_string(&f.name(key), v, kind, "arn", &format!("a {kind} ARN"), is_arn)).transpose()
     };
-    let load_balancer = arn("load_balancer", "load_balancer", ":loadbalancer/app/")?;
-    let target_group = arn("target_group", "target_group", ":targetgroup/")?;
+    let load_balancer = arn("load_balancer", "load_balancer", "loadbalancer/app/")?;
+    let target_group = arn("target_group", "target_group", "targetgroup/")?;
     let mut policies = Vec::new();
     for metric in Metric::ALL {
         let Some(target) = f.int(metric.key())? else { continue };

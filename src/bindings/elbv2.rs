@@ -4,6 +4,7 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
+use crate::aws::arn::{self, Arn};
 use crate::aws::ec2::check_port;
 use crate::aws::elbv2::{
     self, DEFAULT_DEREGISTRATION_DELAY, GroupRef, HealthCheck, Listener, ListenerAction, ListenerRef, ListenerRule,
@@ -101,11 +102,11 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
 }
 
 fn listener_rule_spec(listener: &Dynamic, map: Map) -> Result<ListenerRuleSpec> {
-    let (arn, listener_map) = arn_handle("listener_rule.listener", listener, "listener", ":listener/app/")?;
+    let (arn, listener_map) = arn_handle("listener_rule.listener", listener, "listener", "listener/app/")?;
     let name = listener_map.as_ref().and_then(|m| m.get("name").map(ToString::to_string)).unwrap_or_else(|| {
         // arn:...:listener/app/NAME/LB-ID/LISTENER-ID
-        let parts: Vec<&str> = arn.rsplit('/').collect();
-        parts.get(2).map_or_else(|| arn.clone(), |name| format!("{name}:{}", parts[0]))
+        let parts: Vec<&str> = Arn::parse(&arn).map(|a| a.segments().collect()).unwrap_or_default();
+        parts.get(2).map_or_else(|| arn.clone(), |name| format!("{name}:{}", parts[parts.len() - 1]))
     });
     let f = Fields::new("listener_rule", map, &["priority", "paths", "hosts", "forward"])?;
     let priority = f.int("priority")?.ok_or_else(|| Error::MissingKey {
@@ -132,7 +133,7 @@ fn listener_rule_spec(listener: &Dynamic, map: Map) -> Result<ListenerRuleSpec> 
         context: "listener_rule()".into(),
         what: "the target group matching requests go to".into(),
     })?;
-    let (tg_arn, tg_map) = arn_handle("listener_rule.forward", tg, "target_group", ":targetgroup/")?;
+    let (tg_arn, tg_map) = arn_handle("listener_rule.forward", tg, "target_group", "targetgroup/")?;
     let tg_name =
         tg_map.as_ref().and_then(|m| m.get("name").map(ToString::to_string)).unwrap_or_else(|| name_in_arn(&tg_arn));
     Ok(ListenerRuleSpec {
@@ -306,9 +307,9 @@ pub(super) fn target_group_handle(tg: &TargetGroup) -> Map {
     )
 }
 
-/// Reads a handle of `kind` that is identified by its ARN (or a plain ARN containing `marker`),
+/// Reads a handle of `kind` that is identified by its ARN (or a plain ELB ARN whose resource starts with `resource_prefix`),
 /// returning the ARN and the handle's map when it is one.
-fn arn_handle(key: &str, value: &Dynamic, kind: &str, marker: &str) -> Result<(String, Option<Map>)> {
+fn arn_handle(key: &str, value: &Dynamic, kind: &str, resource_prefix: &str) -> Result<(String, Option<Map>)> {
     if let Some(map) = value.read_lock::<Map>() {
         let found = map.get("kind").map(ToString::to_string).unwrap_or_default();
         if found != kind {
@@ -323,7 +324,7 @@ fn arn_handle(key: &str, value: &Dynamic, kind: &str, marker: &str) -> Result<(S
     }
     let allowed = format!("a {kind} handle or its ARN");
     let arn = as_string(key, value).map_err(|_| Error::invalid(key, show(value), allowed.clone()))?;
-    if arn.starts_with("arn:") && arn.contains(marker) {
+    if arn::is_of(&arn, "elasticloadbalancing", resource_prefix) {
         Ok((arn, None))
     } else {
         Err(Error::invalid(key, show(value), allowed))
@@ -331,13 +332,13 @@ fn arn_handle(key: &str, value: &Dynamic, kind: &str, marker: &str) -> Result<(S
 }
 
 /// The name inside an ELB ARN: `...:loadbalancer/app/NAME/ID` or `...:targetgroup/NAME/ID`.
-fn name_in_arn(arn: &str) -> String {
-    let parts: Vec<&str> = arn.rsplit('/').collect();
-    parts.get(1).map(|s| s.to_string()).unwrap_or_else(|| arn.to_string())
+fn name_in_arn(text: &str) -> String {
+    let name = Arn::parse(text).and_then(|arn| arn.segments().nth_back(1));
+    name.map_or_else(|| text.to_string(), str::to_string)
 }
 
 fn listener_spec(lb: &Dynamic, map: Map) -> Result<ListenerSpec> {
-    let (lb_arn, lb_map) = arn_handle("listener.load_balancer", lb, "load_balancer", ":loadbalancer/app/")?;
+    let (lb_arn, lb_map) = arn_handle("listener.load_balancer", lb, "load_balancer", "loadbalancer/app/")?;
     let load_balancer = LoadBalancerRef {
         name: lb_map
             .as_ref()
@@ -374,7 +375,7 @@ fn listener_spec(lb: &Dynamic, map: Map) -> Result<ListenerSpec> {
             });
         }
         (Some(tg), None) => {
-            let (arn, tg_map) = arn_handle("listener.forward", tg, "target_group", ":targetgroup/")?;
+            let (arn, tg_map) = arn_handle("listener.forward", tg, "target_group", "targetgroup/")?;
             let name = tg_map
                 .as_ref()
                 .and_then(|m| m.get("name").map(ToString::to_string))

@@ -309,15 +309,11 @@ fn service_handle(s: &ServiceReport) -> Map {
             ("arn", s.arn.clone().into()),
             ("name", s.name.clone().into()),
             ("cluster_arn", s.cluster_arn.clone().into()),
-            ("cluster", cluster_name(&s.cluster_arn).into()),
+            ("cluster", crate::aws::ecs::cluster_name(&s.cluster_arn).to_string().into()),
             ("desired", i64::from(s.desired).into()),
             ("task_definition", s.task_definition.clone().into()),
         ],
     )
-}
-
-fn cluster_name(arn: &str) -> String {
-    arn.rsplit_once(":cluster/").map(|(_, n)| n.to_string()).unwrap_or_else(|| arn.to_string())
 }
 
 fn text(map: &Map, key: &str) -> Option<String> {
@@ -359,7 +355,7 @@ fn target_group_arn(key: &str, value: &Dynamic) -> Result<String> {
         };
     }
     match as_string(key, value) {
-        Ok(arn) if arn.contains(":targetgroup/") => Ok(arn),
+        Ok(arn) if crate::aws::arn::is_of(&arn, "elasticloadbalancing", "targetgroup/") => Ok(arn),
         _ => Err(kind_error(key, value, wanted)),
     }
 }

@@ -301,6 +301,17 @@ def launch(service, deployment, count):
     cluster = backend._get_cluster(service.cluster_name)
     task_definition = backend.describe_task_definition(deployment["taskDefinition"])
     network_configuration = service.network_configuration or None
+    if not network_configuration and getattr(task_definition, "network_mode", None) != "awsvpc":
+        # A bridge or host mode task runs on the cluster's container instances, and the emulator
+        # has none: ECS places no task and says why ("Amazon ECS service event messages": service
+        # (service-name) was unable to place a task because no container instance met all of its
+        # requirements).
+        say_once(
+            service,
+            f"(service {service.name}) was unable to place a task because no container instance met all of "
+            "its requirements. Reason: No Container Instances were found in your cluster.",
+        )
+        return
     started = []
     for _ in range(count):
         configured = None

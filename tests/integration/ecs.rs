@@ -196,6 +196,13 @@ fn describe_service(deck: &Deck) -> aws_sdk_ecs::types::Service {
     out.services()[0].clone()
 }
 
+/// The `shop` cluster with its settings, as ECS describes it.
+fn describe_cluster(deck: &Deck) -> aws_sdk_ecs::types::Cluster {
+    let aws = deck.aws();
+    let request = aws.ecs.describe_clusters().clusters("shop").include(aws_sdk_ecs::types::ClusterField::Settings);
+    aws.block_on(request.send()).unwrap().clusters()[0].clone()
+}
+
 fn describe_task(deck: &Deck, name: &str) -> aws_sdk_ecs::types::TaskDefinition {
     let aws = deck.aws();
     let out = aws.block_on(aws.ecs.describe_task_definition().task_definition(name).send()).unwrap();
@@ -419,14 +426,7 @@ fn every_task_option_converges_without_drift() {
     assert_eq!(app.health_check().unwrap().command(), ["CMD-SHELL", "curl -f http://localhost:8080/ || exit 1"]);
     assert_eq!(app.restart_policy().unwrap().ignored_exit_codes(), [0, 2]);
     assert_eq!(task.container_definitions()[1].essential(), Some(false));
-    let aws = deck.aws();
-    let cluster = aws
-        .block_on(
-            aws.ecs.describe_clusters().clusters("shop").include(aws_sdk_ecs::types::ClusterField::Settings).send(),
-        )
-        .unwrap()
-        .clusters()[0]
-        .clone();
+    let cluster = describe_cluster(&deck);
     assert_eq!(cluster.settings()[0].value(), Some("enhanced"));
     assert_eq!(cluster.default_capacity_provider_strategy().len(), 2);
 
@@ -455,12 +455,17 @@ fn inactive_clusters_and_services_count_as_missing() {
         .stdout_has("= cluster shop")
         .stdout_has("+ service shop (arn:aws:ecs:")
         .stdout_has("1 created, 0 updated, 5 unchanged");
+    let service = describe_service(&deck);
+    assert_eq!((service.status(), service.desired_count()), (Some("ACTIVE"), 2), "the service is created again");
+    aws.block_on(aws.ecs.delete_service().cluster("shop").service("shop").force(true).send()).unwrap();
     aws.block_on(aws.ecs.delete_cluster().cluster("shop").send()).unwrap();
+    assert_eq!(describe_cluster(&deck).status(), Some("INACTIVE"));
     // The rest of the stack is not declared here: --keep-undeclared leaves it (and lists it as kept).
     deck.run(r#"stack("shop"); cluster("shop");"#, &["--keep-undeclared"])
         .success()
         .stdout_has("+ cluster shop (arn:aws:ecs:")
         .stdout_has("1 created, 0 updated, 0 unchanged");
+    assert_eq!(describe_cluster(&deck).status(), Some("ACTIVE"), "the cluster is created again");
 }
 
 #[test]
@@ -559,6 +564,14 @@ fn cluster_settings_and_service_fields_are_updated_in_place() {
     let service = describe_service(&deck);
     assert_eq!(service.desired_count(), 3);
     assert_eq!(service.capacity_provider_strategy()[0].capacity_provider(), "FARGATE_SPOT");
+    let vpc = service.network_configuration().and_then(|n| n.awsvpc_configuration()).unwrap();
+    assert_eq!(vpc.assign_public_ip().map(|a| a.as_str()), Some("ENABLED"));
+    let insights = describe_cluster(&deck)
+        .settings()
+        .iter()
+        .find(|s| s.name().is_some_and(|n| n.as_str() == "containerInsights"))
+        .cloned();
+    assert_eq!(insights.and_then(|s| s.value().map(str::to_string)).as_deref(), Some("enabled"));
 
     let (again, requests) = deck.recorded(|| deck.run(&changed.replace("wait_stable(svc);", ""), &[]));
     again.success().stdout_has("= cluster shop").stdout_has("= service shop");

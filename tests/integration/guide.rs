@@ -215,6 +215,33 @@ fn egress_through_vpc_endpoints_instead_of_a_nat_gateway() {
         .success()
         .stdout_has("+ vpc_endpoint myapp-ecr.dkr")
         .stdout_has("+ vpc_endpoint myapp-s3");
+    // AWS has the four endpoints, the S3 gateway on the private route table, and no NAT gateway.
+    let aws = deck.aws();
+    let of_stack = |tags: &[aws_sdk_ec2::types::Tag]| {
+        tags.iter().any(|t| t.key() == Some("deckhand:stack") && t.value() == Some("myapp"))
+    };
+    let endpoints = aws.block_on(aws.ec2.describe_vpc_endpoints().send()).unwrap();
+    let mut endpoints: Vec<_> = endpoints.vpc_endpoints().iter().filter(|e| of_stack(e.tags())).collect();
+    endpoints.sort_by_key(|e| e.service_name().unwrap_or_default().to_string());
+    let kinds: Vec<(&str, &str)> = endpoints
+        .iter()
+        .map(|e| (e.service_name().unwrap_or(""), e.vpc_endpoint_type().map_or("", |t| t.as_str())))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("com.amazonaws.us-west-2.ecr.api", "Interface"),
+            ("com.amazonaws.us-west-2.ecr.dkr", "Interface"),
+            ("com.amazonaws.us-west-2.logs", "Interface"),
+            ("com.amazonaws.us-west-2.s3", "Gateway"),
+        ]
+    );
+    let private = Filter::builder().name("tag:Name").values("myapp-private").build();
+    let tables = aws.block_on(aws.ec2.describe_route_tables().filters(private).send()).unwrap();
+    let private_rt = tables.route_tables()[0].route_table_id().unwrap();
+    assert_eq!(endpoints[3].route_table_ids(), [private_rt], "the S3 gateway serves the private route table");
+    let nats = aws.block_on(aws.ec2.describe_nat_gateways().send()).unwrap();
+    assert!(nats.nat_gateways().iter().all(|n| !of_stack(n.tags())), "no NAT gateway: {nats:?}");
     let out = guide(&deck, &["--var", "egress=endpoints", "--var", ecr_image]).success();
     assert!(!out.stdout.contains("warning: tasks without a public IP"), "{}", out.stdout);
 
@@ -270,6 +297,16 @@ fn the_stdlib_builds_the_same_pattern_in_ten_lines() {
         .stdout_has("+ service web")
         .stdout_has("http://web-")
         .stdout_has("14 created");
+    // AWS has the load balancer and the service, running the desired two tasks' worth.
+    let aws = deck.aws();
+    let lbs = aws.block_on(aws.elbv2.describe_load_balancers().names("web").send()).unwrap();
+    assert_eq!(lbs.load_balancers()[0].scheme().map(|s| s.as_str()), Some("internet-facing"));
+    let services = aws.block_on(aws.ecs.describe_services().cluster("web").services("web").send()).unwrap();
+    let service = &services.services()[0];
+    assert_eq!((service.status(), service.desired_count()), (Some("ACTIVE"), 2));
+    let target_group = service.load_balancers()[0].target_group_arn().expect("the service is behind the ALB");
+    let groups = aws.block_on(aws.elbv2.describe_target_groups().target_group_arns(target_group).send()).unwrap();
+    assert_eq!(groups.target_groups()[0].load_balancer_arns(), [lbs.load_balancers()[0].load_balancer_arn().unwrap()]);
     let (second, requests) = deck.recorded(|| deck.deckhand(&["run", WEB_SERVICE]));
     second.success().stdout_has("0 created, 0 updated, 14 unchanged");
     requests.assert_read_only();

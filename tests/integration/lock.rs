@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_ec2::types::Filter;
 
-use crate::support::{Deck, Fault, Outcome};
+use crate::support::{Deck, Fault, Outcome, Requests};
 
 const GUIDE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fargate-alb.rhai");
 const LOCK: &str = "/deckhand/locks/myapp";
@@ -39,6 +39,22 @@ fn lock_value(deck: &Deck) -> Option<String> {
         Err(err) if err.as_service_error().is_some_and(|e| e.is_parameter_not_found()) => None,
         Err(err) => panic!("GetParameter: {err:?}"),
     }
+}
+
+/// Asserts that a recorded run took the stack lock before `change` and released it after: a
+/// PutParameter of the lock (Overwrite=false), then `change`, then a DeleteParameter of the lock.
+/// Callers check that the lock did not exist before the run, so the PutParameter created it.
+fn assert_locked_around(requests: &Requests, change: &str) {
+    let of_lock = |action: &str| {
+        requests.0.iter().position(|r| {
+            r.action == action && serde_json::from_str::<serde_json::Value>(&r.body).is_ok_and(|b| b["Name"] == LOCK)
+        })
+    };
+    let actions = requests.actions();
+    let taken = of_lock("PutParameter").unwrap_or_else(|| panic!("the lock was never taken: {actions:?}"));
+    let released = of_lock("DeleteParameter").unwrap_or_else(|| panic!("the lock was never released: {actions:?}"));
+    let changed = actions.iter().position(|a| a == change).unwrap_or_else(|| panic!("no {change} in {actions:?}"));
+    assert!(taken < changed && changed < released, "the lock is held around {change}: {actions:?}");
 }
 
 fn log_group_exists(deck: &Deck) -> bool {
@@ -104,10 +120,7 @@ fn an_apply_takes_and_releases_the_lock_and_a_plan_never_takes_it() {
 
     let (apply, requests) = deck.recorded(|| deck.run(LOGS, &[]));
     apply.success().expect_changes(&["+ log_group /ecs/locked"]);
-    let actions = requests.actions();
-    let at = |name: &str| actions.iter().position(|a| a == name).unwrap_or_else(|| panic!("no {name} in {actions:?}"));
-    assert!(at("PutParameter") < at("CreateLogGroup"), "the lock comes before the change: {actions:?}");
-    assert!(at("CreateLogGroup") < at("DeleteParameter"), "and is released after it: {actions:?}");
+    assert_locked_around(&requests, "CreateLogGroup");
     let put = requests.0.iter().find(|r| r.action == "PutParameter").unwrap();
     let body: serde_json::Value = serde_json::from_str(&put.body).expect("a JSON body");
     assert_eq!(body["Name"], LOCK);
@@ -143,8 +156,11 @@ fn an_error_in_the_apply_pass_releases_the_lock() {
     // The ARN is known only after the create, so the plan passes and the apply fails.
     let script =
         format!("{LOGS}\nlet g = log_group(\"/ecs/other\"); if g.arn.starts_with(\"arn:\") {{ throw \"boom\"; }}");
-    deck.run(&script, &[]).failure().stderr_has("boom");
+    assert_eq!(lock_value(&deck), None);
+    let (failed, requests) = deck.recorded(|| deck.run(&script, &[]));
+    failed.failure().stderr_has("boom");
     assert!(log_group_exists(&deck), "the apply pass ran");
+    assert_locked_around(&requests, "CreateLogGroup");
     assert_eq!(lock_value(&deck), None, "the failed run released its lock");
 }
 
@@ -225,8 +241,11 @@ let svc = service(cluster("myapp"), #{ name: "myapp", task: task, desired: 2, su
     deck.run(script, &[]).success();
     deck.write("deploy.rhai", &(script.replace("desired: 2", "desired: 3") + "wait_stable(svc, #{ timeout: 300 });"));
     let steps = serde_json::json!([["", ["waiting for service myapp"]], ["\u{3}", ["interrupted (Ctrl-C)"]]]);
-    let outcome = deck.terminal(&["run", "deploy.rhai"], &steps).failure();
+    assert_eq!(lock_value(&deck), None);
+    let (outcome, requests) = deck.recorded(|| deck.terminal(&["run", "deploy.rhai"], &steps));
+    let outcome = outcome.failure();
     assert!(outcome.stdout.contains("interrupted (Ctrl-C) while waiting for service myapp"), "{outcome:?}");
+    assert_locked_around(&requests, "UpdateService");
     assert_eq!(lock_value(&deck), None, "the interrupted run released its lock");
 }
 

@@ -19,6 +19,7 @@ pub use self::container::*;
 pub use self::service::*;
 pub use self::service_reads::*;
 pub use self::task_definition::*;
+use crate::aws::arn::Arn;
 use crate::aws::tagged::StackTagged;
 use crate::aws::{NAME_TAG, concurrently};
 use crate::error::{Error, Result, aws_error};
@@ -136,7 +137,10 @@ impl EcsState {
         let described = |arn: &str| self.services_named.values().flatten().any(|s| s.arn == arn);
         let mut by_cluster: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for arn in tagged.arns("ecs", "service").into_iter().filter(|arn| !described(arn)) {
-            if let Some((cluster, _)) = arn.split_once(":service/").and_then(|(_, rest)| rest.split_once('/')) {
+            // A service ARN names its cluster: `service/CLUSTER/NAME`.
+            if let Some((cluster, _)) =
+                Arn::of_type(&arn, "ecs", "service").and_then(|a| a.resource_id().split_once('/'))
+            {
                 by_cluster.entry(cluster.to_string()).or_default().push(arn.to_string());
             }
         }

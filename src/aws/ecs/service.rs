@@ -502,7 +502,7 @@ fn service_update(current: &Service, spec: &ServiceSpec) -> Drift<ServiceUpdate>
 
 /// `family:revision` from a task definition ARN, for diffs and reports.
 pub(crate) fn short_task(arn: &str) -> String {
-    arn.rsplit('/').next().unwrap_or(arn).to_string()
+    crate::aws::arn::last_segment(arn).to_string()
 }
 
 fn network_configuration(spec: &ServiceSpec) -> Result<NetworkConfiguration> {
@@ -579,7 +579,7 @@ mod tests {
         let spec = ServiceSpec {
             name: "web".into(),
             cluster: ClusterRef { name: "c".into(), arn: "arn:c".into() },
-            task_definition: "arn:td/web:1".into(),
+            task_definition: "arn:aws:ecs:us-west-2:1:task-definition/web:1".into(),
             desired: None,
             capacity_provider: "FARGATE".into(),
             subnets: vec!["subnet-1".into()],
@@ -595,7 +595,7 @@ mod tests {
             cluster_arn: "arn:c".into(),
             cluster: "c".into(),
             status: "ACTIVE".into(),
-            task_definition: "arn:td/web:1".into(),
+            task_definition: "arn:aws:ecs:us-west-2:1:task-definition/web:1".into(),
             desired: 3,
             strategy: wanted_strategy(&spec),
             subnets: spec.subnets.clone(),
@@ -648,7 +648,7 @@ mod tests {
     #[test]
     fn service_drift_lists_each_field() {
         let (service, mut spec) = service_pair();
-        spec.task_definition = "arn:td/web:2".into();
+        spec.task_definition = "arn:aws:ecs:us-west-2:1:task-definition/web:2".into();
         spec.desired = Some(2);
         spec.public_ip = true;
         spec.deployment.circuit_breaker = false;
@@ -667,7 +667,10 @@ mod tests {
         assert!(u.task_definition && u.desired && u.network && u.deployment);
         assert!(!u.strategy && !u.load_balancers && !u.grace);
         let after = Service::updated(&service, &spec);
-        assert_eq!((after.desired, after.public_ip, after.task_definition.as_str()), (2, true, "arn:td/web:2"));
+        assert_eq!(
+            (after.desired, after.public_ip, after.task_definition.as_str()),
+            (2, true, "arn:aws:ecs:us-west-2:1:task-definition/web:2")
+        );
     }
 
     #[test]

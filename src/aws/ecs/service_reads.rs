@@ -4,6 +4,7 @@ use aws_sdk_ecs::types::{AssignPublicIp, ServiceField};
 
 use super::service::{Deployment, LoadBalancerSpec, Service};
 use super::{cluster_services, strategy_from, tag_value};
+use crate::aws::arn::Arn;
 use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::STACK_TAG;
 use crate::poll::{Check, Wait};
@@ -36,8 +37,8 @@ pub(super) async fn services_named(aws: &Aws, cluster: &str, names: Vec<String>)
 }
 
 /// The cluster name in a cluster ARN (`arn:aws:ecs:region:account:cluster/NAME`).
-pub(super) fn cluster_name(arn: &str) -> &str {
-    arn.rsplit_once(":cluster/").map_or(arn, |(_, name)| name)
+pub fn cluster_name(arn: &str) -> &str {
+    Arn::of_type(arn, "ecs", "cluster").map_or(arn, |arn| arn.resource_id())
 }
 
 pub(super) fn service_from(operation: &str, s: &aws_sdk_ecs::types::Service) -> Result<Service> {

@@ -1,7 +1,5 @@
 //! VPC endpoints (gateway and interface): reads, and how an endpoint converges.
 
-use std::hash::{BuildHasher, Hasher};
-
 use aws_sdk_ec2::types::{Filter, ResourceType, UnsuccessfulItem, VpcEndpointType};
 
 use crate::aws::ec2::{tag_value, tags_for};
@@ -287,17 +285,9 @@ impl Resource for Endpoint {
     }
 }
 
-/// A fresh idempotency token: 32 hex digits from the process's random hasher keys and the clock.
+/// A fresh idempotency token: a random UUID's 32 hex digits.
 fn client_token() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
-    let half = |salt: u64| {
-        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-        hasher.write_u128(nanos);
-        hasher.write_u32(std::process::id());
-        hasher.write_u64(salt);
-        hasher.finish()
-    };
-    format!("{:016x}{:016x}", half(1), half(2))
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// Deletes a VPC endpoint. DeleteVpcEndpoints answers success even when it could not delete it and

@@ -9,6 +9,7 @@ use aws_sdk_elasticloadbalancingv2::types::{
 
 use super::{DEFAULT_SSL_POLICY, load_balancer, stack_tags, with_state};
 use crate::aws::Snapshot;
+use crate::aws::arn::Arn;
 use crate::aws::ec2::check_port;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
@@ -265,21 +266,17 @@ fn validate_certificate(pass: &Pass, arn: &str) -> Result<()> {
     if !is_known(arn) {
         return Ok(());
     }
-    let parts: Vec<&str> = arn.splitn(6, ':').collect();
-    let shape_ok = parts.len() == 6
-        && parts[0] == "arn"
-        && ((parts[2] == "acm" && parts[5].starts_with("certificate/"))
-            || (parts[2] == "iam" && parts[5].starts_with("server-certificate/")));
-    if !shape_ok {
+    let parsed = Arn::of_type(arn, "acm", "certificate").or_else(|| Arn::of_type(arn, "iam", "server-certificate"));
+    let Some(parsed) = parsed.filter(|a| a.resource.contains('/')) else {
         return Err(Error::invalid(
             "listener.certificate",
             format!("{arn:?}"),
             "the ARN of an ACM certificate (arn:aws:acm:<region>:<account>:certificate/<id>) or an IAM server certificate",
         ));
-    }
+    };
     if let Some(region) = pass.region()
-        && parts[2] == "acm"
-        && parts[3] != region
+        && parsed.service == "acm"
+        && parsed.region != region
     {
         return Err(Error::invalid(
             "listener.certificate",

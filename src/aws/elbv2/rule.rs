@@ -70,53 +70,36 @@ pub struct ListenerRuleSpec {
 /// The rules of a listener (DescribeRules), without its default rule.
 pub async fn rules(aws: &Aws, listener_arn: &str) -> Result<Vec<ListenerRule>> {
     const OP: &str = "DescribeRules";
+    let mut pages =
+        aws.elbv2.describe_rules().listener_arn(listener_arn).page_size(400).into_paginator().items().send();
     let mut rules = Vec::new();
-    let mut marker: Option<String> = None;
-    loop {
-        let out = aws
-            .elbv2
-            .describe_rules()
-            .listener_arn(listener_arn)
-            .page_size(400)
-            .set_marker(marker.take())
-            .send()
-            .await
-            .map_err(|e| aws_error(OP, e))?;
-        for rule in out.rules() {
-            if rule.is_default() == Some(true) {
-                continue;
-            }
-            let priority = rule.priority().ok_or_else(|| Error::missing(OP, "Priority"))?;
-            let Ok(priority) = priority.parse() else { continue };
-            let (mut paths, mut hosts) = (Vec::new(), Vec::new());
-            for condition in rule.conditions() {
-                match condition.field() {
-                    Some("path-pattern") => paths.extend(condition_values(
-                        condition.path_pattern_config().map(|c| c.values()),
-                        condition.values(),
-                    )),
-                    Some("host-header") => hosts.extend(condition_values(
-                        condition.host_header_config().map(|c| c.values()),
-                        condition.values(),
-                    )),
-                    Some(other) => paths.push(format!("({other} condition)")),
-                    None => {}
-                }
-            }
-            rules.push(ListenerRule {
-                arn: rule.rule_arn().ok_or_else(|| Error::missing(OP, "RuleArn"))?.to_string(),
-                listener_arn: listener_arn.to_string(),
-                priority,
-                paths,
-                hosts,
-                action: super::listener::action_from(rule.actions()),
-                stack: None,
-            });
+    while let Some(rule) = pages.next().await {
+        let rule = rule.map_err(|e| aws_error(OP, e))?;
+        if rule.is_default() == Some(true) {
+            continue;
         }
-        match out.next_marker() {
-            Some(next) if !next.is_empty() => marker = Some(next.to_string()),
-            _ => break,
+        let priority = rule.priority().ok_or_else(|| Error::missing(OP, "Priority"))?;
+        let Ok(priority) = priority.parse() else { continue };
+        let (mut paths, mut hosts) = (Vec::new(), Vec::new());
+        for condition in rule.conditions() {
+            match condition.field() {
+                Some("path-pattern") => paths
+                    .extend(condition_values(condition.path_pattern_config().map(|c| c.values()), condition.values())),
+                Some("host-header") => hosts
+                    .extend(condition_values(condition.host_header_config().map(|c| c.values()), condition.values())),
+                Some(other) => paths.push(format!("({other} condition)")),
+                None => {}
+            }
         }
+        rules.push(ListenerRule {
+            arn: rule.rule_arn().ok_or_else(|| Error::missing(OP, "RuleArn"))?.to_string(),
+            listener_arn: listener_arn.to_string(),
+            priority,
+            paths,
+            hosts,
+            action: super::listener::action_from(rule.actions()),
+            stack: None,
+        });
     }
     Ok(rules)
 }

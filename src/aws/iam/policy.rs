@@ -5,6 +5,7 @@ use percent_encoding::percent_decode_str;
 use serde_json::{Map as JsonMap, Value};
 
 use super::{ECS_TASKS, Trust};
+use crate::aws::arn::Arn;
 use crate::error::{Error, Result};
 
 /// AWS managed policies (ECS-related) that do not live at the root path `/`.
@@ -36,16 +37,13 @@ pub fn policy_arn(key: &str, text: &str, partition: &str) -> Result<String> {
     let allowed = "a policy ARN (arn:aws:iam::aws:policy/NAME or arn:aws:iam::123456789012:policy/NAME) \
                    or an AWS managed policy name like \"AmazonECSTaskExecutionRolePolicy\"";
     let bad = || Error::invalid(key, format!("{text:?}"), allowed);
-    let (account, path_and_name) = if let Some(rest) = text.strip_prefix("arn:") {
-        let mut parts = rest.splitn(5, ':');
-        let (Some(part), Some("iam"), Some(""), Some(account), Some(resource)) =
-            (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+    let (account, path_and_name) = if text.starts_with("arn:") {
+        let Some(Arn { partition, region: "", account, resource, .. }) = Arn::of_type(text, "iam", "policy") else {
             return Err(bad());
         };
         let Some(path_and_name) = resource.strip_prefix("policy/") else { return Err(bad()) };
         let account_ok = account == "aws" || (account.len() == 12 && account.chars().all(|c| c.is_ascii_digit()));
-        if !["aws", "aws-cn", "aws-us-gov"].contains(&part) || !account_ok {
+        if !["aws", "aws-cn", "aws-us-gov"].contains(&partition) || !account_ok {
             return Err(bad());
         }
         (Some(account), path_and_name)
@@ -414,15 +412,14 @@ pub fn trusted_principals(trust: &Value) -> String {
     format!("{}{suffix}", principals.join(", "))
 }
 
-/// A stored trust policy, normalised: IAM returns policy documents percent-encoded (RFC 3986, so
-/// `+` stays `+`); one that is not (as some emulators return it) parses as it is.
+/// A stored policy document, normalised. GetRole and GetRolePolicy return policy documents
+/// URL-encoded (RFC 3986, so `+` stays `+`): "The policy document returned in this structure is
+/// URL-encoded compliant with RFC 3986"
+/// (<https://docs.aws.amazon.com/IAM/latest/APIReference/API_GetRolePolicy.html>).
 pub(super) fn parse_trust(raw: Option<&str>) -> Value {
     let Some(raw) = raw else { return Value::Null };
     let decoded = percent_decode_str(raw).decode_utf8_lossy();
-    serde_json::from_str::<Value>(&decoded)
-        .or_else(|_| serde_json::from_str::<Value>(raw))
-        .map(|v| normalise_policy(&v))
-        .unwrap_or(Value::String(raw.to_string()))
+    serde_json::from_str::<Value>(&decoded).map(|v| normalise_policy(&v)).unwrap_or(Value::String(raw.to_string()))
 }
 
 #[cfg(test)]
@@ -488,8 +485,6 @@ mod tests {
         assert_eq!(describe_trust(&trust), "ecs-tasks.amazonaws.com");
         // `+` is not a space in RFC 3986, and a stray `%` is kept as it is.
         assert_eq!(parse_trust(Some("%22a+b%20c%2%22")), json!("a+b c%2"));
-        // An undecoded document parses as well.
-        assert_eq!(parse_trust(Some(&service_trust(&["ecs-tasks.amazonaws.com".into()]).to_string())), trust);
     }
 
     #[test]

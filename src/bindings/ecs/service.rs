@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use rhai::{Array, Dynamic, Map};
 
+use crate::aws::arn::{self, Arn};
 use crate::aws::ec2::check_port;
 use crate::aws::ecs::{
     self, ClusterRef, ContainerPorts, Deployment, FARGATE_PROVIDERS, LoadBalancerSpec, Service, ServiceSpec,
@@ -69,7 +70,7 @@ pub(super) fn service_spec(pass: &Pass, cluster: &Dynamic, map: Map) -> Result<S
         "task_definition",
         "arn",
         "a task definition ARN \"arn:aws:ecs:...:task-definition/family:1\"",
-        |s| s.starts_with("arn:") && s.contains(":task-definition/"),
+        |s| arn::is_of(s, "ecs", "task-definition/"),
     )?;
     let containers: Option<ContainerPorts> = if task.is_map() {
         handle_field(task, "containers").and_then(|c| c.try_cast::<Array>()).map(|list| {
@@ -197,7 +198,7 @@ fn load_balancer(
 ) -> Result<LoadBalancerSpec> {
     let key = f.name("target_group");
     let arn = handle_or_string(&key, tg, "target_group", "arn", "a target group ARN", |s| {
-        s.starts_with("arn:") && s.contains(":targetgroup/")
+        arn::is_of(s, "elasticloadbalancing", "targetgroup/")
     })?;
     let target_type = if tg.is_map() {
         handle_field(tg, "target_type").map(|t| t.to_string())
@@ -205,7 +206,7 @@ fn load_balancer(
         ecs::target_group_type(pass, &arn)?
     };
     if let Some(t) = target_type.filter(|t| t != "ip") {
-        let from_arn = arn.split(":targetgroup/").nth(1).and_then(|rest| rest.split('/').next());
+        let from_arn = Arn::parse(&arn).and_then(|a| a.segments().nth(1));
         let name = handle_field(tg, "name")
             .map(|n| n.to_string())
             .or(from_arn.map(str::to_string))

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use rhai::{Array, Dynamic, Map};
 
+use crate::aws::arn::{self, Arn};
 use crate::aws::ec2::check_port;
 use crate::aws::ecs::{
     self, ContainerSpec, Efs, HealthCheckSpec, Logs, Mount, Restart, TaskDefinition, TaskDefinitionSpec, VolumeSpec,
@@ -63,8 +64,8 @@ fn execution_role_name(value: &Dynamic, arn: Option<&str>) -> Result<String> {
     if let Some(name) = handle_field(value, "name") {
         return Ok(name.to_string());
     }
-    arn.and_then(|arn| arn.rsplit_once(":role/"))
-        .map(|(_, path)| path.rsplit('/').next().unwrap_or(path).to_string())
+    arn.and_then(|arn| Arn::of_type(arn, "iam", "role"))
+        .map(|arn| arn.last_segment().to_string())
         .ok_or_else(|| Error::invalid("task_definition.execution_role", show(value), "a role or role ARN"))
 }
 
@@ -96,7 +97,7 @@ pub(super) fn task_definition_spec(
         f.raw(key)
             .map(|v| {
                 handle_or_string(&f.name(key), v, "role", "arn", "a role ARN \"arn:aws:iam::...:role/...\"", |s| {
-                    s.starts_with("arn:") && s.contains(":role/")
+                    arn::is_of(s, "iam", "role/")
                 })
             })
             .transpose()
