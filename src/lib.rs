@@ -13,6 +13,7 @@ pub mod docs;
 pub mod engine;
 pub mod error;
 pub mod interrupt;
+pub mod kinds;
 pub mod local;
 pub mod lock;
 pub mod pass;

@@ -154,7 +154,13 @@ pub struct ScalableTarget {
 
 /// The scalable target's resource id for an ECS service.
 pub fn resource_id(cluster: &str, service: &str) -> String {
-    format!("service/{cluster}/{service}")
+    format!("service/{}", target_name(cluster, service))
+}
+
+/// The one name of a service's scalable target, as the plan, the inventory and status show it
+/// and as a script declares it: `<cluster>/<service>`.
+pub fn target_name(cluster: &str, service: &str) -> String {
+    format!("{cluster}/{service}")
 }
 
 /// The Application Auto Scaling part of a run's snapshot: every ECS service's scalable target in
@@ -383,7 +389,7 @@ impl Resource for ScalableTarget {
     const KIND: &'static str = "autoscaling";
 
     fn name(spec: &AutoscalingSpec) -> String {
-        format!("{}/{}", spec.cluster, spec.service)
+        target_name(&spec.cluster, &spec.service)
     }
 
     fn noun() -> String {

@@ -7,7 +7,6 @@ pub mod ecs;
 pub mod egress;
 pub mod elbv2;
 pub mod iam;
-pub mod inventory;
 pub mod logs;
 pub mod queries;
 pub mod route53;

@@ -296,8 +296,8 @@ impl Resource for Service {
         // script no longer does, the run deletes the target after the apply pass, so the
         // script's count applies again in the same run.
         let declared = pass.declared();
-        let scaled_by_script =
-            !declared.whole_script || declared.autoscaling.contains(&format!("{}/{}", spec.cluster.name, spec.name));
+        let scaled_by_script = !declared.whole_script
+            || declared.autoscaling.contains(&crate::aws::autoscaling::target_name(&spec.cluster.name, &spec.name));
         let autoscaled =
             scaled_by_script && pass.snapshot()?.borrow().scaling.of(&spec.cluster.name, &spec.name).is_some();
         Ok(found.map(|service| Service { autoscaled, ..service }))

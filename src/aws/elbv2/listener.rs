@@ -357,13 +357,18 @@ fn read_listeners(pass: &Pass, spec: &ListenerSpec, stack: &str) -> Result<()> {
 
 /// A listener converges by port on its load balancer: created when missing, its protocol, default
 /// action, certificate and TLS policy modified in place.
+/// The one name of a listener, as the plan, the inventory and status show it: `<load balancer>:<port>`.
+pub fn listener_name(load_balancer: &str, port: i32) -> String {
+    format!("{load_balancer}:{port}")
+}
+
 impl Resource for Listener {
     type Spec = ListenerSpec;
     type Update = ();
     const KIND: &'static str = "listener";
 
     fn name(spec: &ListenerSpec) -> String {
-        format!("{}:{}", spec.load_balancer.name, spec.port)
+        listener_name(&spec.load_balancer.name, spec.port)
     }
 
     fn validate(pass: &Pass, spec: &ListenerSpec) -> Result<()> {

@@ -12,9 +12,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_elasticloadbalancingv2::types::Tag;
 
-pub use listener::{Listener, ListenerAction, ListenerSpec, LoadBalancerRef, listeners};
+pub use listener::{Listener, ListenerAction, ListenerSpec, LoadBalancerRef, listener_name, listeners};
 pub use load_balancer::{GroupRef, LoadBalancer, LoadBalancerSpec, SubnetRef, load_balancer_from, resolve_subnets};
-pub use rule::{ListenerRef, ListenerRule, ListenerRuleSpec, delete_rule};
+pub use rule::{ListenerRef, ListenerRule, ListenerRuleSpec, delete_rule, rule_name};
 pub use target_group::{
     DEFAULT_DEREGISTRATION_DELAY, HealthCheck, TargetGroup, TargetGroupSpec, deregistration_delay, target_groups,
 };

@@ -222,8 +222,9 @@ fn show(values: &[String]) -> String {
     if values.is_empty() { "(none)".into() } else { values.join(", ") }
 }
 
-/// The rule's name in the plan: `<load balancer>:<port>#<priority>`.
-fn rule_name(listener: &str, priority: i32) -> String {
+/// The one name of a rule, as the plan, the inventory and status show it:
+/// `<load balancer>:<port>#<priority>` (`listener` is the listener's [`super::listener::listener_name`]).
+pub fn rule_name(listener: &str, priority: i32) -> String {
     format!("{listener}#{priority}")
 }
 

@@ -1,0 +1,56 @@
+//! The stack's subnets: deleted last of the network, retried while AWS still releases the
+//! network interfaces in them.
+
+use futures_util::FutureExt;
+use futures_util::future::{LocalBoxFuture, ready};
+
+use super::stack_kind::retry_while;
+use super::{Entry, Inventory, Kind, Shown, StackKind, StatusReads};
+use crate::aws::ec2;
+use crate::error::Result;
+use crate::runtime::Aws;
+
+/// The kind.
+pub const KIND: Kind = Kind("subnet");
+
+/// The stack's subnets.
+pub struct Subnets;
+
+impl StackKind for Subnets {
+    fn kind(&self) -> Kind {
+        KIND
+    }
+
+    fn deleted_after(&self) -> &'static [&'static str] {
+        &["service", "load_balancer", "nat_gateway", "vpc_endpoint", "route_table"]
+    }
+
+    fn list(&self, inventory: &Inventory) -> Vec<Entry> {
+        let subnets = inventory.snapshot.ec2.subnets.iter().filter(|s| inventory.owns(&s.stack));
+        subnets.map(|subnet| Entry::new(KIND, subnet.name.as_deref(), &subnet.id)).collect()
+    }
+
+    fn delete<'a>(
+        &'a self,
+        aws: &'a Aws,
+        _inventory: &'a Inventory,
+        entry: &'a Entry,
+        report: &'a dyn Fn(&str),
+    ) -> LocalBoxFuture<'a, Result<()>> {
+        retry_while(entry, report, "DependencyViolation", async || ec2::delete_subnet(aws, &entry.id).await)
+            .boxed_local()
+    }
+
+    fn status<'a>(
+        &'a self,
+        _aws: &'a Aws,
+        reads: &'a StatusReads<'a>,
+        entries: Vec<&'a Entry>,
+    ) -> LocalBoxFuture<'a, Result<Vec<Shown>>> {
+        let rows = entries.into_iter().map(|entry| {
+            let s = reads.inventory.snapshot.ec2.subnets.iter().find(|s| s.id == entry.id);
+            Shown::of(entry, None, s.map(|s| format!("{} {}", s.az, s.cidr)).unwrap_or_default())
+        });
+        ready(Ok(rows.collect())).boxed_local()
+    }
+}
