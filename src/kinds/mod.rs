@@ -107,33 +107,35 @@ mod tests {
         }
     }
 
+    /// The order these kinds had when it was an enum's variant order (destroy's and prune's
+    /// integration tests rely on it); kinds added since fall in between by their own relations.
     #[test]
     fn kinds_delete_dependents_first() {
-        let order: Vec<&str> = deletion_order().iter().map(|k| k.name()).collect();
-        assert_eq!(
-            order,
-            [
-                "dns_record",
-                "autoscaling",
-                "service",
-                "task_definition",
-                "cluster",
-                "listener_rule",
-                "listener",
-                "load_balancer",
-                "target_group",
-                "certificate",
-                "nat_gateway",
-                "elastic_ip",
-                "vpc_endpoint",
-                "route_table",
-                "security_group",
-                "subnet",
-                "log_group",
-                "role",
-            ]
-        );
+        let order: Vec<&str> =
+            deletion_order().iter().map(|k| k.name()).filter(|k| BEFORE_THE_REGISTRY.contains(k)).collect();
+        assert_eq!(order, BEFORE_THE_REGISTRY);
     }
+
+    const BEFORE_THE_REGISTRY: [&str; 18] = [
+        "dns_record",
+        "autoscaling",
+        "service",
+        "task_definition",
+        "cluster",
+        "listener_rule",
+        "listener",
+        "load_balancer",
+        "target_group",
+        "certificate",
+        "nat_gateway",
+        "elastic_ip",
+        "vpc_endpoint",
+        "route_table",
+        "security_group",
+        "subnet",
+        "log_group",
+        "role",
+    ];
 
     #[test]
     fn relations_order_kinds_whatever_their_place_in_the_list() {
