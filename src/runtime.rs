@@ -45,6 +45,8 @@ pub struct Aws {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     /// ECS: clusters, task definitions, services.
     pub ecs: aws_sdk_ecs::Client,
+    /// ECR: image repositories.
+    pub ecr: aws_sdk_ecr::Client,
     /// ACM: certificates validated by DNS.
     pub acm: aws_sdk_acm::Client,
     /// Route 53: hosted zones (looked up, never created) and record sets.
@@ -98,6 +100,7 @@ impl Aws {
             iam: client!(aws_sdk_iam),
             logs: client!(aws_sdk_cloudwatchlogs),
             ecs: client!(aws_sdk_ecs),
+            ecr: client!(aws_sdk_ecr),
             tagging: client!(aws_sdk_resourcegroupstagging),
             acm: client!(aws_sdk_acm),
             route53: client!(aws_sdk_route53),

@@ -5,6 +5,7 @@ mod autoscaling;
 mod core;
 mod dns;
 mod ec2;
+mod ecr;
 mod ecs;
 mod egress;
 mod elbv2;
@@ -44,6 +45,7 @@ pub(crate) const AREAS: &[(&str, Register, &[Described])] = &[
     ("iam", iam::register, iam::DESCRIBED),                // roles
     ("logs", logs::register, logs::DESCRIBED),             // log groups
     ("ecs", ecs::register, ecs::DESCRIBED),                // clusters, task definitions, services, waiting
+    ("ecr", ecr::register, &[]),                           // image repositories
     ("autoscaling", autoscaling::register, &[]),           // service autoscaling: scalable targets, policies
     ("domains", dns::register, &[]),                       // hosted zones, certificates, DNS records
     ("secrets", secrets::register, &[]),                   // parameters and secrets containers read

@@ -14,6 +14,7 @@ mod autoscaling;
 mod certificate;
 mod cluster;
 mod dns_record;
+pub mod ecr_repository;
 mod elastic_ip;
 mod listener;
 mod listener_rule;
@@ -38,6 +39,7 @@ pub use stack_kind::{Kind, Shown, StackKind, StatusReads};
 pub static KINDS: &[&dyn StackKind] = &[
     &role::Roles,
     &log_group::LogGroups,
+    &ecr_repository::Repositories,
     &subnet::Subnets,
     &security_group::SecurityGroups,
     &route_table::RouteTables,
