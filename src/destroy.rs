@@ -89,7 +89,8 @@ impl StackContents {
                 }
                 let report: &dyn Fn(&str) = &report;
                 let deletions = batch.iter().map(|doomed| async move {
-                    let result = kind.delete(aws, &self.inventory, doomed, report).await;
+                    let result =
+                        kind.delete(kinds::Deleting { aws, inventory: &self.inventory, entry: doomed, report }).await;
                     if result.is_ok() {
                         report(&format!("- {doomed} deleted"));
                     }

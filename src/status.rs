@@ -28,7 +28,7 @@ use crate::aws::autoscaling::ScalableTarget;
 use crate::aws::ecs::short_task;
 use crate::aws::queries::{self, ServiceEvent, ServiceReport, TargetHealth};
 use crate::error::Result;
-use crate::kinds::{self, Inventory, StatusReads};
+use crate::kinds::{self, Inventory, Showing, StatusReads};
 use crate::runtime::Aws;
 
 /// How many service events the table shows (JSON has every event ECS returns).
@@ -108,7 +108,7 @@ impl StackStatus {
         let reads = StatusReads { inventory: &inventory, reports: &reports, health: &health };
         let shown = try_join_all(kinds::KINDS.iter().map(|kind| {
             let entries = inventory.entries.iter().filter(|e| e.kind == kind.kind()).collect();
-            kind.status(aws, &reads, entries)
+            kind.status(Showing { aws, reads: &reads, entries })
         }))
         .await?;
         let resources = kinds::KINDS

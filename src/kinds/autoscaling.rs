@@ -3,12 +3,9 @@
 //! scaler does not act on a service being deleted.
 
 use futures_util::FutureExt;
-use futures_util::future::{LocalBoxFuture, ready};
 
-use super::{Entry, Inventory, Kind, Shown, StackKind, StatusReads};
+use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind, done};
 use crate::aws::autoscaling;
-use crate::error::Result;
-use crate::runtime::Aws;
 
 /// The kind.
 pub const KIND: Kind = Kind("autoscaling");
@@ -33,24 +30,15 @@ impl StackKind for ScalableTargets {
         targets.collect()
     }
 
-    fn delete<'a>(
-        &'a self,
-        aws: &'a Aws,
-        inventory: &'a Inventory,
-        entry: &'a Entry,
-        _report: &'a dyn Fn(&str),
-    ) -> LocalBoxFuture<'a, Result<()>> {
+    fn delete<'a>(&'a self, deleting: Deleting<'a>) -> Pending<'a, ()> {
+        let Deleting { aws, inventory, entry, .. } = deleting;
         let target =
             inventory.scalable_targets.iter().find(|t| t.resource_id == entry.id).expect("listed by the inventory");
         autoscaling::delete_scalable_target(aws, target).boxed_local()
     }
 
-    fn status<'a>(
-        &'a self,
-        _aws: &'a Aws,
-        reads: &'a StatusReads<'a>,
-        entries: Vec<&'a Entry>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Shown>>> {
+    fn status<'a>(&'a self, showing: Showing<'a>) -> Pending<'a, Vec<Shown>> {
+        let Showing { reads, entries, .. } = showing;
         let inventory = reads.inventory;
         let rows = entries.into_iter().map(|entry| {
             let t = inventory.scalable_targets.iter().find(|t| t.resource_id == entry.id);
@@ -69,6 +57,6 @@ impl StackKind for ScalableTargets {
             });
             Shown::of(entry, None, detail.unwrap_or_default())
         });
-        ready(Ok(rows.collect())).boxed_local()
+        done(rows.collect())
     }
 }

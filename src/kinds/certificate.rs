@@ -1,13 +1,10 @@
 //! The stack's ACM certificates (their validation records are DNS records declared with them).
 
 use futures_util::FutureExt;
-use futures_util::future::{LocalBoxFuture, ready};
 
 use super::stack_kind::retry_while;
-use super::{Entry, Inventory, Kind, Shown, StackKind, StatusReads};
+use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind, done};
 use crate::aws::acm;
-use crate::error::Result;
-use crate::runtime::Aws;
 
 /// The kind.
 pub const KIND: Kind = Kind("certificate");
@@ -29,23 +26,14 @@ impl StackKind for Certificates {
     }
 
     // ACM reports a certificate in use for a moment after its last listener is deleted.
-    fn delete<'a>(
-        &'a self,
-        aws: &'a Aws,
-        _inventory: &'a Inventory,
-        entry: &'a Entry,
-        report: &'a dyn Fn(&str),
-    ) -> LocalBoxFuture<'a, Result<()>> {
+    fn delete<'a>(&'a self, deleting: Deleting<'a>) -> Pending<'a, ()> {
+        let Deleting { aws, entry, report, .. } = deleting;
         retry_while(entry, report, "ResourceInUseException", async || acm::delete_certificate(aws, &entry.id).await)
             .boxed_local()
     }
 
-    fn status<'a>(
-        &'a self,
-        _aws: &'a Aws,
-        reads: &'a StatusReads<'a>,
-        entries: Vec<&'a Entry>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Shown>>> {
+    fn status<'a>(&'a self, showing: Showing<'a>) -> Pending<'a, Vec<Shown>> {
+        let Showing { reads, entries, .. } = showing;
         let rows = entries.into_iter().map(|entry| {
             let c = reads.inventory.certificates.iter().find(|c| c.arn == entry.id);
             let detail = c.map(|c| {
@@ -56,6 +44,6 @@ impl StackKind for Certificates {
             });
             Shown::of(entry, c.map(|c| &c.status), detail.unwrap_or_default())
         });
-        ready(Ok(rows.collect())).boxed_local()
+        done(rows.collect())
     }
 }

@@ -4,12 +4,9 @@
 //! the marker of its name (`name *`). Deleted first: a name stops pointing at what is about to go.
 
 use futures_util::FutureExt;
-use futures_util::future::{LocalBoxFuture, ready};
 
-use super::{Entry, Inventory, Kind, Shown, StackKind, StatusReads, certificate};
+use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind, certificate, done};
 use crate::aws::route53::{self, OwnedRecord};
-use crate::error::Result;
-use crate::runtime::Aws;
 
 /// The kind.
 pub const KIND: Kind = Kind("dns_record");
@@ -57,13 +54,8 @@ impl StackKind for DnsRecords {
         entries.collect()
     }
 
-    fn delete<'a>(
-        &'a self,
-        aws: &'a Aws,
-        inventory: &'a Inventory,
-        entry: &'a Entry,
-        _report: &'a dyn Fn(&str),
-    ) -> LocalBoxFuture<'a, Result<()>> {
+    fn delete<'a>(&'a self, deleting: Deleting<'a>) -> Pending<'a, ()> {
+        let Deleting { aws, inventory, entry, .. } = deleting;
         let record = inventory.records.iter().find(|r| record_id(r) == entry.id).expect("listed by the inventory");
         route53::delete_record(aws, &inventory.stack, record).boxed_local()
     }
@@ -80,18 +72,14 @@ impl StackKind for DnsRecords {
         names
     }
 
-    fn status<'a>(
-        &'a self,
-        _aws: &'a Aws,
-        reads: &'a StatusReads<'a>,
-        entries: Vec<&'a Entry>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Shown>>> {
+    fn status<'a>(&'a self, showing: Showing<'a>) -> Pending<'a, Vec<Shown>> {
+        let Showing { reads, entries, .. } = showing;
         // Ownership markers are how deckhand knows a record is the stack's, not resources.
         let records = entries.into_iter().filter(|e| !e.name.starts_with("_deckhand."));
         let rows = records.map(|entry| {
             let r = reads.inventory.records.iter().find(|r| record_id(r) == entry.id);
             Shown::of(entry, None, r.map(|r| format!("{} (zone {})", r.set.data(), r.zone)).unwrap_or_default())
         });
-        ready(Ok(rows.collect())).boxed_local()
+        done(rows.collect())
     }
 }

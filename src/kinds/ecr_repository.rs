@@ -12,11 +12,10 @@
 
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
 use futures_util::FutureExt;
-use futures_util::future::LocalBoxFuture;
 use serde_json::json;
 
 use super::stack_kind::count;
-use super::{Entry, Inventory, Kind, Shown, StackKind, StatusReads};
+use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind};
 use crate::aws::{Snapshot, concurrently};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
@@ -394,13 +393,8 @@ impl StackKind for Repositories {
 
     /// Refused while it holds images, unless it carries `delete_with_images` (and the stack's
     /// tag: the tagging API's index alone does not decide what is deleted).
-    fn delete<'a>(
-        &'a self,
-        aws: &'a Aws,
-        inventory: &'a Inventory,
-        entry: &'a Entry,
-        _report: &'a dyn Fn(&str),
-    ) -> LocalBoxFuture<'a, Result<()>> {
+    fn delete<'a>(&'a self, deleting: Deleting<'a>) -> Pending<'a, ()> {
+        let Deleting { aws, inventory, entry, .. } = deleting;
         async move {
             let Some(repo) = read_repository(aws, &entry.name).await? else { return Ok(()) };
             if repo.stack.as_deref() != Some(inventory.stack.as_str()) {
@@ -428,12 +422,8 @@ impl StackKind for Repositories {
         .boxed_local()
     }
 
-    fn status<'a>(
-        &'a self,
-        aws: &'a Aws,
-        _reads: &'a StatusReads<'a>,
-        entries: Vec<&'a Entry>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Shown>>> {
+    fn status<'a>(&'a self, showing: Showing<'a>) -> Pending<'a, Vec<Shown>> {
+        let Showing { aws, entries, .. } = showing;
         async move {
             let read = concurrently(&entries, async |entry| {
                 let (repo, images) =

@@ -1,12 +1,9 @@
 //! The elastic IPs of the stack's NAT gateways: declared with their NAT gateway, released after it.
 
 use futures_util::FutureExt;
-use futures_util::future::{LocalBoxFuture, ready};
 
-use super::{Entry, Inventory, Kind, Shown, StackKind, StatusReads, nat_gateway};
+use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind, done, nat_gateway};
 use crate::aws::egress;
-use crate::error::Result;
-use crate::runtime::Aws;
 
 /// The kind.
 pub const KIND: Kind = Kind("elastic_ip");
@@ -36,13 +33,8 @@ impl StackKind for ElasticIps {
         entries.collect()
     }
 
-    fn delete<'a>(
-        &'a self,
-        aws: &'a Aws,
-        _inventory: &'a Inventory,
-        entry: &'a Entry,
-        _report: &'a dyn Fn(&str),
-    ) -> LocalBoxFuture<'a, Result<()>> {
+    fn delete<'a>(&'a self, deleting: Deleting<'a>) -> Pending<'a, ()> {
+        let Deleting { aws, entry, .. } = deleting;
         egress::release_address(aws, &entry.id).boxed_local()
     }
 
@@ -55,12 +47,8 @@ impl StackKind for ElasticIps {
             .then(|| "unattached, and a NAT gateway this run creates reuses it".to_string())
     }
 
-    fn status<'a>(
-        &'a self,
-        _aws: &'a Aws,
-        reads: &'a StatusReads<'a>,
-        entries: Vec<&'a Entry>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Shown>>> {
+    fn status<'a>(&'a self, showing: Showing<'a>) -> Pending<'a, Vec<Shown>> {
+        let Showing { reads, entries, .. } = showing;
         let rows = entries.into_iter().map(|entry| {
             let a = reads.inventory.snapshot.egress.addresses.iter().find(|a| a.allocation_id == entry.id);
             let detail = a.map(|a| {
@@ -69,6 +57,6 @@ impl StackKind for ElasticIps {
             });
             Shown::of(entry, None, detail.unwrap_or_default())
         });
-        ready(Ok(rows.collect())).boxed_local()
+        done(rows.collect())
     }
 }

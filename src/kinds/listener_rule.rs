@@ -1,12 +1,9 @@
 //! The stack's listener rules, named `<load balancer>:<port>#<priority>` ([`elbv2::rule_name`]).
 
 use futures_util::FutureExt;
-use futures_util::future::{LocalBoxFuture, ready};
 
-use super::{Entry, Inventory, Kind, Shown, StackKind, StatusReads, listener};
+use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind, done, listener};
 use crate::aws::elbv2;
-use crate::error::Result;
-use crate::runtime::Aws;
 
 /// The kind.
 pub const KIND: Kind = Kind("listener_rule");
@@ -28,26 +25,17 @@ impl StackKind for ListenerRules {
         rules.collect()
     }
 
-    fn delete<'a>(
-        &'a self,
-        aws: &'a Aws,
-        _inventory: &'a Inventory,
-        entry: &'a Entry,
-        _report: &'a dyn Fn(&str),
-    ) -> LocalBoxFuture<'a, Result<()>> {
+    fn delete<'a>(&'a self, deleting: Deleting<'a>) -> Pending<'a, ()> {
+        let Deleting { aws, entry, .. } = deleting;
         elbv2::delete_rule(aws, &entry.id).boxed_local()
     }
 
-    fn status<'a>(
-        &'a self,
-        _aws: &'a Aws,
-        reads: &'a StatusReads<'a>,
-        entries: Vec<&'a Entry>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Shown>>> {
+    fn status<'a>(&'a self, showing: Showing<'a>) -> Pending<'a, Vec<Shown>> {
+        let Showing { reads, entries, .. } = showing;
         let rows = entries.into_iter().map(|entry| {
             let r = reads.inventory.snapshot.elbv2.rules.iter().find(|r| r.arn == entry.id);
             Shown::of(entry, None, r.map(|r| r.summary()).unwrap_or_default())
         });
-        ready(Ok(rows.collect())).boxed_local()
+        done(rows.collect())
     }
 }

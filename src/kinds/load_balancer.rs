@@ -2,13 +2,10 @@
 //! releases its network interfaces).
 
 use futures_util::FutureExt;
-use futures_util::future::LocalBoxFuture;
 
 use super::stack_kind::waiting;
-use super::{Entry, Inventory, Kind, Shown, StackKind, StatusReads};
+use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind};
 use crate::aws::{elbv2, queries};
-use crate::error::Result;
-use crate::runtime::Aws;
 
 /// The kind.
 pub const KIND: Kind = Kind("load_balancer");
@@ -31,13 +28,8 @@ impl StackKind for LoadBalancers {
         balancers.iter().map(|lb| Entry::new(KIND, Some(&lb.name), &lb.arn)).collect()
     }
 
-    fn delete<'a>(
-        &'a self,
-        aws: &'a Aws,
-        _inventory: &'a Inventory,
-        entry: &'a Entry,
-        report: &'a dyn Fn(&str),
-    ) -> LocalBoxFuture<'a, Result<()>> {
+    fn delete<'a>(&'a self, deleting: Deleting<'a>) -> Pending<'a, ()> {
+        let Deleting { aws, entry, report, .. } = deleting;
         async move {
             let id = entry.id.as_str();
             elbv2::delete_load_balancer(aws, id).await?;
@@ -46,12 +38,8 @@ impl StackKind for LoadBalancers {
         .boxed_local()
     }
 
-    fn status<'a>(
-        &'a self,
-        aws: &'a Aws,
-        reads: &'a StatusReads<'a>,
-        entries: Vec<&'a Entry>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Shown>>> {
+    fn status<'a>(&'a self, showing: Showing<'a>) -> Pending<'a, Vec<Shown>> {
+        let Showing { aws, reads, entries } = showing;
         async move {
             let arns: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
             let states = queries::load_balancer_states(aws, &arns).await?;

@@ -1,12 +1,9 @@
 //! The stack's CloudWatch log groups: kept unless `--delete-logs` (they hold the history).
 
 use futures_util::FutureExt;
-use futures_util::future::{LocalBoxFuture, ready};
 
-use super::{Entry, Inventory, Kind, Shown, StackKind, StatusReads};
+use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind, done};
 use crate::aws::logs;
-use crate::error::Result;
-use crate::runtime::Aws;
 
 /// The kind.
 pub const KIND: Kind = Kind("log_group");
@@ -27,13 +24,8 @@ impl StackKind for LogGroups {
         inventory.log_groups.iter().map(|group| Entry::new(KIND, Some(&group.name), &group.name)).collect()
     }
 
-    fn delete<'a>(
-        &'a self,
-        aws: &'a Aws,
-        _inventory: &'a Inventory,
-        entry: &'a Entry,
-        _report: &'a dyn Fn(&str),
-    ) -> LocalBoxFuture<'a, Result<()>> {
+    fn delete<'a>(&'a self, deleting: Deleting<'a>) -> Pending<'a, ()> {
+        let Deleting { aws, entry, .. } = deleting;
         logs::delete_log_group(aws, &entry.id).boxed_local()
     }
 
@@ -41,12 +33,8 @@ impl StackKind for LogGroups {
         (!delete_logs).then(|| "--delete-logs deletes it".to_string())
     }
 
-    fn status<'a>(
-        &'a self,
-        _aws: &'a Aws,
-        reads: &'a StatusReads<'a>,
-        entries: Vec<&'a Entry>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Shown>>> {
+    fn status<'a>(&'a self, showing: Showing<'a>) -> Pending<'a, Vec<Shown>> {
+        let Showing { reads, entries, .. } = showing;
         let rows = entries.into_iter().map(|entry| {
             let g = reads.inventory.log_groups.iter().find(|g| g.name == entry.id);
             let detail =
@@ -55,6 +43,6 @@ impl StackKind for LogGroups {
             row.id = g.map_or(row.id, |g| g.arn.clone());
             row
         });
-        ready(Ok(rows.collect())).boxed_local()
+        done(rows.collect())
     }
 }

@@ -33,7 +33,7 @@ mod vpc_endpoint;
 use std::sync::OnceLock;
 
 pub use inventory::{Entry, Inventory};
-pub use stack_kind::{Kind, Shown, StackKind, StatusReads};
+pub use stack_kind::{Deleting, Kind, Pending, Showing, Shown, StackKind, StatusReads, done};
 
 /// Every kind, in the order things are built (and `status` shows them).
 pub static KINDS: &[&dyn StackKind] = &[

@@ -2,13 +2,10 @@
 //! frees its elastic IP).
 
 use futures_util::FutureExt;
-use futures_util::future::LocalBoxFuture;
 
 use super::stack_kind::waiting;
-use super::{Entry, Inventory, Kind, Shown, StackKind, StatusReads};
+use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind};
 use crate::aws::{egress, queries};
-use crate::error::Result;
-use crate::runtime::Aws;
 
 /// The kind.
 pub const KIND: Kind = Kind("nat_gateway");
@@ -26,22 +23,13 @@ impl StackKind for NatGateways {
         nats.map(|nat| Entry::new(KIND, Some(&nat.name), &nat.id)).collect()
     }
 
-    fn delete<'a>(
-        &'a self,
-        aws: &'a Aws,
-        _inventory: &'a Inventory,
-        entry: &'a Entry,
-        report: &'a dyn Fn(&str),
-    ) -> LocalBoxFuture<'a, Result<()>> {
+    fn delete<'a>(&'a self, deleting: Deleting<'a>) -> Pending<'a, ()> {
+        let Deleting { aws, entry, report, .. } = deleting;
         waiting(entry, "it is deleted", report, egress::delete_nat_gateway(aws, &entry.id)).boxed_local()
     }
 
-    fn status<'a>(
-        &'a self,
-        aws: &'a Aws,
-        reads: &'a StatusReads<'a>,
-        entries: Vec<&'a Entry>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Shown>>> {
+    fn status<'a>(&'a self, showing: Showing<'a>) -> Pending<'a, Vec<Shown>> {
+        let Showing { aws, reads, entries } = showing;
         async move {
             let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
             let states = queries::nat_gateway_states(aws, &ids).await?;

@@ -2,12 +2,9 @@
 //! name may use them in another region (IAM is global).
 
 use futures_util::FutureExt;
-use futures_util::future::{LocalBoxFuture, ready};
 
-use super::{Entry, Inventory, Kind, Shown, StackKind, StatusReads};
+use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind, done};
 use crate::aws::iam;
-use crate::error::Result;
-use crate::runtime::Aws;
 
 /// The kind.
 pub const KIND: Kind = Kind("role");
@@ -28,13 +25,8 @@ impl StackKind for Roles {
         inventory.roles.iter().map(|role| Entry::new(KIND, Some(&role.name), &role.name)).collect()
     }
 
-    fn delete<'a>(
-        &'a self,
-        aws: &'a Aws,
-        _inventory: &'a Inventory,
-        entry: &'a Entry,
-        _report: &'a dyn Fn(&str),
-    ) -> LocalBoxFuture<'a, Result<()>> {
+    fn delete<'a>(&'a self, deleting: Deleting<'a>) -> Pending<'a, ()> {
+        let Deleting { aws, entry, .. } = deleting;
         iam::delete_role(aws, &entry.id).boxed_local()
     }
 
@@ -42,18 +34,14 @@ impl StackKind for Roles {
         inventory.roles_used_elsewhere.get(&entry.name).cloned()
     }
 
-    fn status<'a>(
-        &'a self,
-        _aws: &'a Aws,
-        reads: &'a StatusReads<'a>,
-        entries: Vec<&'a Entry>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Shown>>> {
+    fn status<'a>(&'a self, showing: Showing<'a>) -> Pending<'a, Vec<Shown>> {
+        let Showing { reads, entries, .. } = showing;
         let rows = entries.into_iter().map(|entry| {
             let role = reads.inventory.roles.iter().find(|r| r.name == entry.id);
             let mut row = Shown::of(entry, None, role.map(|r| r.description.clone()).unwrap_or_default());
             row.id = role.map_or(row.id, |role| role.arn.clone());
             row
         });
-        ready(Ok(rows.collect())).boxed_local()
+        done(rows.collect())
     }
 }

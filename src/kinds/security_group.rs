@@ -2,12 +2,10 @@
 //! retried while AWS still releases the network interfaces that use them.
 
 use futures_util::FutureExt;
-use futures_util::future::{LocalBoxFuture, ready};
 
 use super::stack_kind::{count, retry_while};
-use super::{Entry, Inventory, Kind, Shown, StackKind, StatusReads};
+use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind, done};
 use crate::aws::ec2::{self, SecurityGroup};
-use crate::error::Result;
 use crate::runtime::Aws;
 
 /// The kind.
@@ -36,33 +34,24 @@ impl StackKind for SecurityGroups {
         aws: &'a Aws,
         inventory: &'a Inventory,
         doomed: Vec<&'a Entry>,
-    ) -> LocalBoxFuture<'a, Result<()>> {
+    ) -> Pending<'a, ()> {
         let groups: Vec<SecurityGroup> =
             inventory.security_groups.iter().filter(|g| doomed.iter().any(|d| d.id == g.id)).cloned().collect();
         async move { ec2::revoke_group_references(aws, &groups).await }.boxed_local()
     }
 
-    fn delete<'a>(
-        &'a self,
-        aws: &'a Aws,
-        _inventory: &'a Inventory,
-        entry: &'a Entry,
-        report: &'a dyn Fn(&str),
-    ) -> LocalBoxFuture<'a, Result<()>> {
+    fn delete<'a>(&'a self, deleting: Deleting<'a>) -> Pending<'a, ()> {
+        let Deleting { aws, entry, report, .. } = deleting;
         retry_while(entry, report, "DependencyViolation", async || ec2::delete_security_group(aws, &entry.id).await)
             .boxed_local()
     }
 
-    fn status<'a>(
-        &'a self,
-        _aws: &'a Aws,
-        reads: &'a StatusReads<'a>,
-        entries: Vec<&'a Entry>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Shown>>> {
+    fn status<'a>(&'a self, showing: Showing<'a>) -> Pending<'a, Vec<Shown>> {
+        let Showing { reads, entries, .. } = showing;
         let rows = entries.into_iter().map(|entry| {
             let g = reads.inventory.security_groups.iter().find(|g| g.id == entry.id);
             Shown::of(entry, None, g.map(|g| count(g.ingress.len(), "ingress rule")).unwrap_or_default())
         });
-        ready(Ok(rows.collect())).boxed_local()
+        done(rows.collect())
     }
 }

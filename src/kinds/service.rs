@@ -3,13 +3,10 @@
 //! deregistration delay).
 
 use futures_util::FutureExt;
-use futures_util::future::{LocalBoxFuture, ready};
 
 use super::stack_kind::waiting;
-use super::{Entry, Inventory, Kind, Shown, StackKind, StatusReads};
+use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind, done};
 use crate::aws::ecs;
-use crate::error::Result;
-use crate::runtime::Aws;
 
 /// The kind.
 pub const KIND: Kind = Kind("service");
@@ -34,13 +31,8 @@ impl StackKind for Services {
         true
     }
 
-    fn delete<'a>(
-        &'a self,
-        aws: &'a Aws,
-        inventory: &'a Inventory,
-        entry: &'a Entry,
-        report: &'a dyn Fn(&str),
-    ) -> LocalBoxFuture<'a, Result<()>> {
+    fn delete<'a>(&'a self, deleting: Deleting<'a>) -> Pending<'a, ()> {
+        let Deleting { aws, inventory, entry, report } = deleting;
         async move {
             let id = entry.id.as_str();
             let service = inventory.services.iter().find(|s| s.arn == id).expect("listed by the inventory");
@@ -54,17 +46,13 @@ impl StackKind for Services {
         .boxed_local()
     }
 
-    fn status<'a>(
-        &'a self,
-        _aws: &'a Aws,
-        reads: &'a StatusReads<'a>,
-        entries: Vec<&'a Entry>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Shown>>> {
+    fn status<'a>(&'a self, showing: Showing<'a>) -> Pending<'a, Vec<Shown>> {
+        let Showing { reads, entries, .. } = showing;
         let rows = entries.into_iter().map(|entry| {
             let report = reads.reports.iter().map(|(_, r)| r).find(|r| r.arn == entry.id);
             let detail = report.map(|r| format!("{} running / {} desired", r.running, r.desired));
             Shown::of(entry, report.map(|r| &r.status), detail.unwrap_or_default())
         });
-        ready(Ok(rows.collect())).boxed_local()
+        done(rows.collect())
     }
 }

@@ -60,6 +60,36 @@ pub struct StatusReads<'a> {
     pub health: &'a HashMap<&'a str, (&'a str, &'a Vec<TargetHealth>)>,
 }
 
+/// What a kind's asynchronous steps return.
+pub type Pending<'a, T> = LocalBoxFuture<'a, Result<T>>;
+
+/// An answer known at once, as a [`Pending`] one.
+pub fn done<'a, T: 'a>(value: T) -> Pending<'a, T> {
+    ready(Ok(value)).boxed_local()
+}
+
+/// What deleting one resource works with.
+pub struct Deleting<'a> {
+    /// The AWS clients.
+    pub aws: &'a Aws,
+    /// The stack's inventory that listed it (what deleting it needs to know).
+    pub inventory: &'a Inventory,
+    /// The resource.
+    pub entry: &'a Entry,
+    /// Reports progress (long waits, retries).
+    pub report: &'a dyn Fn(&str),
+}
+
+/// What showing a kind's resources in `deckhand status` works with.
+pub struct Showing<'a> {
+    /// The AWS clients, for what status reads beyond the inventory (lifecycle states).
+    pub aws: &'a Aws,
+    /// What status read before the kinds show their rows.
+    pub reads: &'a StatusReads<'a>,
+    /// The stack's resources of this kind, as listed.
+    pub entries: Vec<&'a Entry>,
+}
+
 /// One resource kind's stack-wide declaration. Implemented by a unit type per kind and listed
 /// once in [`super::KINDS`].
 pub trait StackKind: Sync {
@@ -78,13 +108,7 @@ pub trait StackKind: Sync {
     fn list(&self, inventory: &Inventory) -> Vec<Entry>;
 
     /// Deletes one resource of this kind, reporting long waits.
-    fn delete<'a>(
-        &'a self,
-        aws: &'a Aws,
-        inventory: &'a Inventory,
-        entry: &'a Entry,
-        report: &'a dyn Fn(&str),
-    ) -> LocalBoxFuture<'a, Result<()>>;
+    fn delete<'a>(&'a self, deleting: Deleting<'a>) -> Pending<'a, ()>;
 
     /// Runs once before the first of `doomed` (all of this kind to delete) is deleted.
     fn before_deleting<'a>(
@@ -92,8 +116,8 @@ pub trait StackKind: Sync {
         _aws: &'a Aws,
         _inventory: &'a Inventory,
         _doomed: Vec<&'a Entry>,
-    ) -> LocalBoxFuture<'a, Result<()>> {
-        ready(Ok(())).boxed_local()
+    ) -> Pending<'a, ()> {
+        done(())
     }
 
     /// True when the resources of this kind are deleted together, concurrently (services drain
@@ -120,14 +144,10 @@ pub trait StackKind: Sync {
         vec![name.to_string()]
     }
 
-    /// The status rows of the stack's resources of this kind (`entries`, as listed).
-    fn status<'a>(
-        &'a self,
-        _aws: &'a Aws,
-        _reads: &'a StatusReads<'a>,
-        entries: Vec<&'a Entry>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Shown>>> {
-        ready(Ok(entries.into_iter().map(|e| Shown::of(e, None, String::new())).collect())).boxed_local()
+    /// The status rows of the stack's resources of this kind (as listed; without detail unless
+    /// the kind says more).
+    fn status<'a>(&'a self, showing: Showing<'a>) -> Pending<'a, Vec<Shown>> {
+        done(showing.entries.into_iter().map(|e| Shown::of(e, None, String::new())).collect())
     }
 }
 

@@ -2,13 +2,10 @@
 //! network interfaces in them.
 
 use futures_util::FutureExt;
-use futures_util::future::{LocalBoxFuture, ready};
 
 use super::stack_kind::retry_while;
-use super::{Entry, Inventory, Kind, Shown, StackKind, StatusReads};
+use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind, done};
 use crate::aws::ec2;
-use crate::error::Result;
-use crate::runtime::Aws;
 
 /// The kind.
 pub const KIND: Kind = Kind("subnet");
@@ -30,27 +27,18 @@ impl StackKind for Subnets {
         subnets.map(|subnet| Entry::new(KIND, subnet.name.as_deref(), &subnet.id)).collect()
     }
 
-    fn delete<'a>(
-        &'a self,
-        aws: &'a Aws,
-        _inventory: &'a Inventory,
-        entry: &'a Entry,
-        report: &'a dyn Fn(&str),
-    ) -> LocalBoxFuture<'a, Result<()>> {
+    fn delete<'a>(&'a self, deleting: Deleting<'a>) -> Pending<'a, ()> {
+        let Deleting { aws, entry, report, .. } = deleting;
         retry_while(entry, report, "DependencyViolation", async || ec2::delete_subnet(aws, &entry.id).await)
             .boxed_local()
     }
 
-    fn status<'a>(
-        &'a self,
-        _aws: &'a Aws,
-        reads: &'a StatusReads<'a>,
-        entries: Vec<&'a Entry>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Shown>>> {
+    fn status<'a>(&'a self, showing: Showing<'a>) -> Pending<'a, Vec<Shown>> {
+        let Showing { reads, entries, .. } = showing;
         let rows = entries.into_iter().map(|entry| {
             let s = reads.inventory.snapshot.ec2.subnets.iter().find(|s| s.id == entry.id);
             Shown::of(entry, None, s.map(|s| format!("{} {}", s.az, s.cidr)).unwrap_or_default())
         });
-        ready(Ok(rows.collect())).boxed_local()
+        done(rows.collect())
     }
 }

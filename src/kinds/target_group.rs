@@ -1,13 +1,10 @@
 //! The stack's target groups, with how many of their targets are healthy.
 
 use futures_util::FutureExt;
-use futures_util::future::{LocalBoxFuture, ready};
 
 use super::stack_kind::retry_while;
-use super::{Entry, Inventory, Kind, Shown, StackKind, StatusReads};
+use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind, done};
 use crate::aws::elbv2;
-use crate::error::Result;
-use crate::runtime::Aws;
 
 /// The kind.
 pub const KIND: Kind = Kind("target_group");
@@ -30,23 +27,14 @@ impl StackKind for TargetGroups {
     }
 
     // A target group stays in use for a moment after its load balancer is gone.
-    fn delete<'a>(
-        &'a self,
-        aws: &'a Aws,
-        _inventory: &'a Inventory,
-        entry: &'a Entry,
-        report: &'a dyn Fn(&str),
-    ) -> LocalBoxFuture<'a, Result<()>> {
+    fn delete<'a>(&'a self, deleting: Deleting<'a>) -> Pending<'a, ()> {
+        let Deleting { aws, entry, report, .. } = deleting;
         retry_while(entry, report, "ResourceInUse", async || elbv2::delete_target_group(aws, &entry.id).await)
             .boxed_local()
     }
 
-    fn status<'a>(
-        &'a self,
-        _aws: &'a Aws,
-        reads: &'a StatusReads<'a>,
-        entries: Vec<&'a Entry>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Shown>>> {
+    fn status<'a>(&'a self, showing: Showing<'a>) -> Pending<'a, Vec<Shown>> {
+        let Showing { reads, entries, .. } = showing;
         let rows = entries.into_iter().map(|entry| {
             let tg = reads.inventory.snapshot.elbv2.target_groups.iter().find(|tg| tg.arn == entry.id);
             let targets = reads.health.get(entry.id.as_str()).map(|(_, t)| t.as_slice()).unwrap_or_default();
@@ -56,6 +44,6 @@ impl StackKind for TargetGroups {
             });
             Shown::of(entry, None, detail.unwrap_or_default())
         });
-        ready(Ok(rows.collect())).boxed_local()
+        done(rows.collect())
     }
 }

@@ -2,12 +2,9 @@
 //! deregistered once no service runs them.
 
 use futures_util::FutureExt;
-use futures_util::future::LocalBoxFuture;
 
-use super::{Entry, Inventory, Kind, Shown, StackKind, StatusReads};
+use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind};
 use crate::aws::{ecs, queries};
-use crate::error::Result;
-use crate::runtime::Aws;
 
 /// The kind.
 pub const KIND: Kind = Kind("task_definition");
@@ -29,22 +26,13 @@ impl StackKind for TaskDefinitions {
         revisions.map(|(family, revision)| Entry::new(KIND, Some(family), revision)).collect()
     }
 
-    fn delete<'a>(
-        &'a self,
-        aws: &'a Aws,
-        _inventory: &'a Inventory,
-        entry: &'a Entry,
-        _report: &'a dyn Fn(&str),
-    ) -> LocalBoxFuture<'a, Result<()>> {
+    fn delete<'a>(&'a self, deleting: Deleting<'a>) -> Pending<'a, ()> {
+        let Deleting { aws, entry, .. } = deleting;
         ecs::deregister_task_definition(aws, &entry.id).boxed_local()
     }
 
-    fn status<'a>(
-        &'a self,
-        aws: &'a Aws,
-        _reads: &'a StatusReads<'a>,
-        entries: Vec<&'a Entry>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Shown>>> {
+    fn status<'a>(&'a self, showing: Showing<'a>) -> Pending<'a, Vec<Shown>> {
+        let Showing { aws, entries, .. } = showing;
         async move {
             let revisions: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
             let tasks = queries::task_definitions(aws, &revisions).await?;

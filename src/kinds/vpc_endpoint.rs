@@ -1,12 +1,9 @@
 //! The stack's VPC endpoints, with their state.
 
 use futures_util::FutureExt;
-use futures_util::future::LocalBoxFuture;
 
-use super::{Entry, Inventory, Kind, Shown, StackKind, StatusReads};
+use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind};
 use crate::aws::{egress, queries};
-use crate::error::Result;
-use crate::runtime::Aws;
 
 /// The kind.
 pub const KIND: Kind = Kind("vpc_endpoint");
@@ -24,22 +21,13 @@ impl StackKind for VpcEndpoints {
         endpoints.map(|endpoint| Entry::new(KIND, endpoint.name.as_deref(), &endpoint.id)).collect()
     }
 
-    fn delete<'a>(
-        &'a self,
-        aws: &'a Aws,
-        _inventory: &'a Inventory,
-        entry: &'a Entry,
-        _report: &'a dyn Fn(&str),
-    ) -> LocalBoxFuture<'a, Result<()>> {
+    fn delete<'a>(&'a self, deleting: Deleting<'a>) -> Pending<'a, ()> {
+        let Deleting { aws, entry, .. } = deleting;
         egress::delete_endpoint(aws, &entry.id).boxed_local()
     }
 
-    fn status<'a>(
-        &'a self,
-        aws: &'a Aws,
-        reads: &'a StatusReads<'a>,
-        entries: Vec<&'a Entry>,
-    ) -> LocalBoxFuture<'a, Result<Vec<Shown>>> {
+    fn status<'a>(&'a self, showing: Showing<'a>) -> Pending<'a, Vec<Shown>> {
+        let Showing { aws, reads, entries } = showing;
         async move {
             let ids: Vec<String> = entries.iter().map(|e| e.id.clone()).collect();
             let states = queries::endpoint_states(aws, &ids).await?;
