@@ -17,7 +17,7 @@ use crate::pass::{Pass, State};
 use crate::plan::{Mode, Sink};
 use crate::prune::{Prune, PruneOptions};
 use crate::runtime::{Aws, Target};
-use crate::script::{Script, Vars};
+use crate::script::{Script, Vars, styled_error};
 
 /// Deploy and operate Amazon ECS services from small Rhai scripts.
 #[derive(Debug, Parser)]
@@ -335,13 +335,6 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// An error report with its leading `error:` in bold red (anstream strips the style where
-/// stderr takes no colour: not a terminal, `NO_COLOR`, `CLICOLOR=0`).
-pub(crate) fn styled_error(report: &str) -> String {
-    let red = anstyle::AnsiColor::Red.on_default().bold();
-    report.replacen("error:", &format!("{red}error{red:#}:"), 1)
 }
 
 fn init_tracing(verbose: u8) {

@@ -406,7 +406,7 @@ impl Session {
     /// Counts a failed input and prints its error (red where stderr takes colour).
     fn fail(&mut self, report: &str) {
         self.failed += 1;
-        anstream::eprintln!("{}", crate::cli::styled_error(report));
+        anstream::eprintln!("{}", crate::script::styled_error(report));
     }
 
     fn print_vars(&self) {

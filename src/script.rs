@@ -198,3 +198,10 @@ impl Vars {
             .collect()
     }
 }
+
+/// An error report with its leading `error:` in bold red (anstream strips the style where
+/// stderr takes no colour: not a terminal, `NO_COLOR`, `CLICOLOR=0`).
+pub(crate) fn styled_error(report: &str) -> String {
+    let red = anstyle::AnsiColor::Red.on_default().bold();
+    report.replacen("error:", &format!("{red}error{red:#}:"), 1)
+}
