@@ -392,7 +392,7 @@ fn print_stdout(text: &str) -> Result<()> {
 }
 
 fn logs(args: LogsArgs) -> Result<()> {
-    let since = crate::tail::parse_since("--since", &args.since)?;
+    let since = crate::period::parse_since("--since", &args.since)?;
     let (aws, _emulator) = args.aws.connect()?;
     let sources = aws.block_on(crate::tail::log_sources(&aws, &args.stack, args.service.as_deref()))?;
     if sources.is_empty() {

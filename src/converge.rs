@@ -7,10 +7,10 @@
 //! reconcile) in miniature: a kind never writes the loop again.
 
 use crate::aws::Snapshot;
-use crate::aws::tagged::{self, Keepable};
 use crate::error::{Error, Result};
 use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{Change, ChangeKind, FieldDiff};
+use crate::tagged::{self, Keepable};
 
 /// What a create returned: the new resource, or one with the same identity that appeared
 /// meanwhile (a concurrent run, a lost reply), which the engine then checks and converges.

@@ -17,12 +17,15 @@ pub mod kinds;
 pub mod local;
 pub mod lock;
 pub mod pass;
+pub mod period;
 pub mod plan;
 pub mod prune;
 pub mod repl;
 pub mod runtime;
 pub mod script;
+pub mod settle;
 pub mod status;
+pub mod tagged;
 pub mod tail;
 pub mod wait;
 

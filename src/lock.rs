@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use aws_sdk_ssm::types::{ParameterType, Tag};
 
 use crate::error::{Error, Result, aws_error};
-use crate::pass::STACK_TAG;
 use crate::runtime::Aws;
+use crate::tagged::STACK_TAG;
 
 /// Where the lock parameters live: `/deckhand/locks/<stack>`.
 pub const PARAMETER_PREFIX: &str = "/deckhand/locks/";
@@ -153,7 +153,7 @@ pub fn parse_timeout(text: &str) -> Result<Duration> {
     if matches!(text.trim(), "0" | "0s" | "0m") {
         return Ok(Duration::ZERO);
     }
-    crate::tail::parse_since("--lock-timeout", text)
+    crate::period::parse_since("--lock-timeout", text)
 }
 
 /// A held stack lock; released by [`StackLock::release`] or, failing that, when dropped (an

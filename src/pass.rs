@@ -10,8 +10,7 @@ use crate::lock::{LockOptions, PassLock};
 use crate::plan::{ChangeLog, Mode, Sink};
 use crate::runtime::Aws;
 
-/// The tag key that marks everything deckhand creates.
-pub const STACK_TAG: &str = "deckhand:stack";
+pub use crate::tagged::STACK_TAG;
 
 /// Reads cached for a whole run: read once (by the first pass), then each pass works on its own
 /// copy, so what a plan pass records as "to be created" never leaks into the apply pass.

@@ -15,8 +15,8 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
-use crate::aws::settle::Settle;
 use crate::error::{Error, Result};
+use crate::settle::Settle;
 
 /// Where deckhand sends its AWS requests.
 #[derive(Debug, Clone, Default)]

@@ -8,12 +8,12 @@ use aws_sdk_route53::types::ChangeAction;
 
 use crate::aws::Snapshot;
 use crate::aws::route53::{self, HostedZone, RecordSet};
-use crate::aws::tagged::Keepable;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
+use crate::tagged::Keepable;
 
 /// How many names a certificate may hold: ACM's default quota ("domain names per certificate").
 pub const MAX_NAMES: usize = 10;

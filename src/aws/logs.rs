@@ -3,12 +3,12 @@
 use std::collections::HashMap;
 
 use crate::aws::Snapshot;
-use crate::aws::tagged::Keepable;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN};
 use crate::runtime::Aws;
+use crate::tagged::Keepable;
 
 /// The retention periods (days) CloudWatch Logs accepts.
 pub const RETENTION_DAYS: &[i32] =

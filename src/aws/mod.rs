@@ -11,8 +11,6 @@ pub mod logs;
 pub mod queries;
 pub mod route53;
 pub mod secrets;
-pub mod settle;
-pub mod tagged;
 pub mod zones;
 
 use std::future::Future;
@@ -45,7 +43,7 @@ pub struct Snapshot {
     /// The ECS services' scalable targets and scaling policies (Application Auto Scaling).
     pub scaling: autoscaling::ScalingState,
     /// The stack's resources as the tagging API lists them, with their keep marks.
-    pub tagged: tagged::StackTagged,
+    pub tagged: crate::tagged::StackTagged,
 }
 
 impl Snapshot {
@@ -75,7 +73,7 @@ impl Snapshot {
                     None => {
                         // ELBv2 cannot list by tag: its part waits for the stack's ARNs from the tagging API.
                         let tagged_and_elbv2 = async {
-                            let tagged = tagged::StackTagged::read(aws, stack).await?;
+                            let tagged = crate::tagged::StackTagged::read(aws, stack).await?;
                             let elbv2 = elbv2::Elbv2State::load(aws, stack, &tagged).await?;
                             Ok::<_, crate::error::Error>((tagged, elbv2))
                         };
@@ -102,9 +100,9 @@ impl Snapshot {
         aws: &Aws,
         stack: &str,
         declared: &Declared,
-    ) -> Result<(tagged::StackTagged, elbv2::Elbv2State, ecs::EcsState)> {
+    ) -> Result<(crate::tagged::StackTagged, elbv2::Elbv2State, ecs::EcsState)> {
         let (tagged, named, ecs) = tokio::try_join!(
-            tagged::StackTagged::read(aws, stack),
+            crate::tagged::StackTagged::read(aws, stack),
             elbv2::Elbv2State::named(aws, &declared.load_balancers, &declared.target_groups),
             ecs::EcsState::load_declared(aws, &declared.clusters, &declared.services),
         )?;

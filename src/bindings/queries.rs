@@ -173,7 +173,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     )
     .register_into_engine(engine, move |source: Dynamic, options: Map| -> Rhai<Array> {
         let f = Fields::new("logs", options, &["since", "limit"])?;
-        let since = crate::tail::parse_since(&f.name("since"), &f.str("since")?.unwrap_or_else(|| "10m".into()))?;
+        let since = crate::period::parse_since(&f.name("since"), &f.str("since")?.unwrap_or_else(|| "10m".into()))?;
         let limit = f.int("limit")?.unwrap_or(LOG_LIMIT);
         if !(1..=LOG_LIMIT_MAX).contains(&limit) {
             return Err(Error::invalid(f.name("limit"), limit, format!("an integer from 1 to {LOG_LIMIT_MAX}")).into());

@@ -468,7 +468,7 @@ mod tests {
             entry(Kind("nat_gateway"), "old-nat", "nat-2"),
             part_of(entry(Kind("elastic_ip"), "old-eip", "eipalloc-2"), Kind("nat_gateway"), "old-nat"),
         ]);
-        inv.snapshot.tagged = crate::aws::tagged::StackTagged::marked(["nat-1"]);
+        inv.snapshot.tagged = crate::tagged::StackTagged::marked(["nat-1"]);
         let marked: Vec<bool> = inv.entries.iter().map(|e| inv.is_marked(e)).collect();
         assert_eq!(marked, [true, true, false, false]);
     }

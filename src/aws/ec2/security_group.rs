@@ -9,12 +9,12 @@ use ipnet::IpNet;
 
 use super::{Vpc, tag_value, tags_for};
 use crate::aws::Snapshot;
-use crate::aws::tagged::Keepable;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
+use crate::tagged::Keepable;
 
 /// Where a security group rule admits traffic from (ingress) or sends it to (egress).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -4,13 +4,13 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType};
 use ipnet::Ipv4Net;
 
 use super::{Ec2State, Vpc, tag_value, tags_for, validate_az};
-use crate::aws::tagged::Keepable;
 use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
+use crate::tagged::Keepable;
 
 /// A subnet as it exists (or will exist) in AWS.
 #[derive(Debug, Clone, PartialEq, Eq)]

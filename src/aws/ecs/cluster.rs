@@ -9,12 +9,12 @@ use super::{
     FARGATE_PROVIDERS, StrategyItem, show_list, show_strategy, strategy_from, strategy_to, tag_value, tags_for,
 };
 use crate::aws::Snapshot;
-use crate::aws::tagged::Keepable;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN};
 use crate::runtime::Aws;
+use crate::tagged::Keepable;
 
 /// What a script asks of a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,12 +11,12 @@ use aws_sdk_ecs::types::{
 use super::service_reads::{describe_services, service_from};
 use super::{FARGATE_PROVIDERS, StrategyItem, built, opt, show_list, show_strategy, strategy_to, tags_for};
 use crate::aws::Snapshot;
-use crate::aws::tagged::Keepable;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::Pass;
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
+use crate::tagged::Keepable;
 
 /// The load balancer mapping of a service.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

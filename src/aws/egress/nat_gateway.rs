@@ -8,13 +8,13 @@ use aws_smithy_runtime_api::client::waiters::error::WaiterError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
 use crate::aws::ec2::{Subnet, stack_filter, tag_value, tags_for};
-use crate::aws::tagged::Keepable;
 use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
+use crate::tagged::Keepable;
 
 /// A NAT gateway and the elastic IP it uses.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,13 +6,13 @@ use std::fmt;
 use aws_sdk_ec2::types::{Filter, ResourceType};
 
 use crate::aws::ec2::{Subnet, tag_value, tags_for};
-use crate::aws::tagged::Keepable;
 use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
 use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
+use crate::tagged::Keepable;
 
 /// Where a route sends traffic.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

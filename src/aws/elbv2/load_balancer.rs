@@ -7,12 +7,12 @@ use aws_sdk_elasticloadbalancingv2::types::{LoadBalancerSchemeEnum, LoadBalancer
 use super::{Elbv2State, Which, describe_existing, stack_tags, stack_tags_of, validate_elb_name, with_state};
 use crate::aws::Snapshot;
 use crate::aws::ec2::Ec2State;
-use crate::aws::tagged::Keepable;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::pass::Pass;
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
+use crate::tagged::Keepable;
 
 /// An Application Load Balancer as it exists (or will exist) in AWS.
 #[derive(Debug, Clone, PartialEq, Eq)]
