@@ -9,11 +9,11 @@ use std::rc::Rc;
 use clap::{Args, Parser, Subcommand};
 
 use crate::aws::Declared;
+use crate::aws::{Pass, State};
 use crate::destroy::StackContents;
 use crate::error::{Error, Result};
 use crate::local::{Emulator, LOCAL_REGION};
 use crate::lock::{LockOptions, StackLock, Unlocked};
-use crate::pass::{Pass, State};
 use crate::plan::{Mode, Sink};
 use crate::prune::{Prune, PruneOptions};
 use crate::runtime::{Aws, Target};

@@ -8,9 +8,9 @@ use std::rc::Rc;
 use rhai::Engine;
 use serde_json::Value;
 
+use crate::aws::{Pass, State};
 use crate::bindings::{AREAS, similar};
 use crate::error::{Error, Result};
-use crate::pass::{Pass, State};
 use crate::plan::{Mode, Sink};
 
 /// One script function (all its overloads) as `deckhand docs` shows it.

@@ -18,8 +18,8 @@ use rustyline::history::FileHistory;
 use rustyline::validate::Validator;
 use rustyline::{Context, Editor, Helper};
 
+use crate::aws::{Pass, State};
 use crate::error::{Error, Result};
-use crate::pass::{Pass, State};
 use crate::plan::{Mode, Sink};
 use crate::runtime::Aws;
 use crate::script::{Script, Vars};

@@ -6,8 +6,8 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, EvalAltResult, Map, ParseError, Position, Scope};
 
+use crate::aws::Pass;
 use crate::error::{Error, Result};
-use crate::pass::Pass;
 
 /// A script to run: where it came from and its text.
 #[derive(Debug, Clone)]

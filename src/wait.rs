@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::DeploymentRolloutState;
 
+use crate::aws::Pass;
 use crate::aws::ecs::short_task;
 use crate::error::{Error, Result, aws_error};
-use crate::pass::Pass;
 use crate::plan::is_known;
 use crate::runtime::Aws;
 

@@ -6,14 +6,15 @@ use std::time::{Duration, Instant};
 use aws_sdk_acm::types::{Tag, ValidationMethod};
 use aws_sdk_route53::types::ChangeAction;
 
+use crate::aws::Pass;
 use crate::aws::Snapshot;
 use crate::aws::route53::{self, HostedZone, RecordSet};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
-use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
 use crate::tagged::Keepable;
+use crate::tagged::STACK_TAG;
 
 /// How many names a certificate may hold: ACM's default quota ("domain names per certificate").
 pub const MAX_NAMES: usize = 10;
@@ -417,6 +418,7 @@ fn idempotency_token(stack: &str, domain: &str, names: &[String]) -> String {
 /// reused (its validation CNAMEs rewritten when missing, waited for until ISSUED); other names
 /// request a new one and leave the old one to `destroy`.
 impl Resource for Certificate {
+    type Reads = Snapshot;
     type Spec = CertificateSpec;
     type Update = ();
     const KIND: &'static str = "certificate";

@@ -10,12 +10,13 @@ use aws_sdk_applicationautoscaling::types::{
     TargetTrackingScalingPolicyConfiguration,
 };
 
+use crate::aws::Pass;
 use crate::aws::Snapshot;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
-use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
+use crate::tagged::STACK_TAG;
 
 /// The prefix of the scaling policies deckhand manages; other policies on a target are left alone.
 pub const POLICY_PREFIX: &str = "deckhand-";
@@ -384,6 +385,7 @@ fn clamp(count: i64) -> i32 {
 /// A service's autoscaling converges by its service: the target's min/max are re-registered in
 /// place, policies are put when they differ and deleted when their metric is no longer given.
 impl Resource for ScalableTarget {
+    type Reads = Snapshot;
     type Spec = AutoscalingSpec;
     type Update = ScalingUpdate;
     const KIND: &'static str = "autoscaling";

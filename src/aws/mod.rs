@@ -15,11 +15,34 @@ pub mod zones;
 
 use std::future::Future;
 
-use futures_util::{StreamExt, TryStreamExt, stream};
+use futures_util::future::LocalBoxFuture;
+use futures_util::{FutureExt, StreamExt, TryStreamExt, stream};
 
 use crate::error::Result;
 use crate::plan::Change;
 use crate::runtime::Aws;
+
+/// A pass of a script over the kinds' snapshot: what every primitive works in.
+pub type Pass = crate::pass::Pass<Snapshot>;
+
+/// The reads a run's passes share, over the kinds' snapshot.
+pub type State = crate::pass::State<Snapshot>;
+
+impl crate::pass::Reads for Snapshot {
+    type Declared = Declared;
+
+    fn load<'a>(aws: &'a Aws, stack: &'a str, declared: &'a Declared) -> LocalBoxFuture<'a, Result<Snapshot>> {
+        Snapshot::load_with(aws, stack, declared).boxed_local()
+    }
+
+    fn tagged(&self) -> &crate::tagged::StackTagged {
+        &self.tagged
+    }
+
+    fn tagged_mut(&mut self) -> &mut crate::tagged::StackTagged {
+        &mut self.tagged
+    }
+}
 
 /// Everything a run reads up front about its stack, loaded once, all services concurrently.
 #[derive(Debug, Default, Clone)]

@@ -8,6 +8,7 @@ use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
+use crate::aws::Pass;
 use crate::aws::ec2::{
     self, Peer, Rule, SecurityGroup, SecurityGroupSpec, Subnet, SubnetSpec, Vpc, check_port, parse_ports,
     parse_rule_cidr, parse_subnet_cidr,
@@ -18,7 +19,6 @@ use crate::bindings::{
 };
 use crate::converge::converge_kept;
 use crate::error::{Error, Result};
-use crate::pass::Pass;
 use crate::runtime::Aws;
 
 type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;

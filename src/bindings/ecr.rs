@@ -4,11 +4,11 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
+use crate::aws::Pass;
 use crate::bindings::{Fields, function, handle, show};
 use crate::converge::converge;
 use crate::error::Error;
 use crate::kinds::ecr_repository::{Repository, RepositorySpec};
-use crate::pass::Pass;
 
 type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;
 

@@ -6,6 +6,7 @@ use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
+use crate::aws::Pass;
 use crate::aws::ec2::Subnet;
 use crate::aws::egress::{
     self, Endpoint, EndpointSettings, EndpointSpec, NatGateway, NatGatewaySpec, Route, RouteTable, RouteTableSpec,
@@ -20,7 +21,6 @@ use crate::bindings::{
 use crate::converge::converge;
 use crate::converge::converge_kept;
 use crate::error::{Error, Result};
-use crate::pass::Pass;
 use crate::runtime::Aws;
 
 type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;

@@ -6,6 +6,7 @@ use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
+use crate::aws::Pass;
 use crate::aws::ec2::check_port;
 use crate::aws::elbv2::{
     self, DEFAULT_DEREGISTRATION_DELAY, GroupRef, HealthCheck, Listener, ListenerAction, ListenerRef, ListenerRule,
@@ -23,7 +24,6 @@ use crate::bindings::{
 use crate::converge::converge;
 use crate::converge::converge_kept;
 use crate::error::{Error, Result};
-use crate::pass::Pass;
 use crate::runtime::Aws;
 
 type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;

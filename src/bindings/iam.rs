@@ -7,13 +7,13 @@ use futures_util::future::LocalBoxFuture;
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 use serde_json::Value;
 
+use crate::aws::Pass;
 use crate::aws::iam::{self, DesiredRole, ECS_TASKS, Role, RoleSpec, TASK_EXECUTION_POLICY, Trust};
 use crate::bindings::{
     Described, Fields, as_array, as_string, from_json, function, handle, optional, show, string_array, text,
 };
 use crate::converge::converge;
 use crate::error::{Error, Result};
-use crate::pass::Pass;
 use crate::runtime::Aws;
 
 type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;

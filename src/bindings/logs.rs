@@ -6,6 +6,7 @@ use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
+use crate::aws::Pass;
 use crate::aws::logs::{self, LogGroup, LogGroupSpec};
 use crate::aws::queries;
 use crate::bindings::keep_of;
@@ -13,7 +14,6 @@ use crate::bindings::{Described, Fields, function, handle, optional, show, text}
 use crate::converge::converge;
 use crate::converge::converge_kept;
 use crate::error::{Error, Result};
-use crate::pass::Pass;
 use crate::runtime::Aws;
 
 type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;

@@ -19,8 +19,8 @@ use std::rc::Rc;
 use futures_util::future::LocalBoxFuture;
 use rhai::{Array, Dynamic, Engine, FuncRegistration, Map};
 
+use crate::aws::Pass;
 use crate::error::{Error, Result};
-use crate::pass::Pass;
 use crate::runtime::Aws;
 
 /// Registers one area's script functions into an engine, bound to a pass.

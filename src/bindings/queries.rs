@@ -7,11 +7,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
+use crate::aws::Pass;
 use crate::aws::queries::{self, ServiceReport, TargetHealth};
 use crate::aws::{iam, logs};
 use crate::bindings::{AREAS, Fields, as_string, function, handle, show, text};
 use crate::error::{Error, Result};
-use crate::pass::Pass;
 use crate::plan::is_known;
 use crate::runtime::Aws;
 

@@ -16,12 +16,13 @@ use serde_json::json;
 
 use super::stack_kind::count;
 use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind};
+use crate::aws::Pass;
 use crate::aws::{Snapshot, concurrently};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
-use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN};
 use crate::runtime::Aws;
+use crate::tagged::STACK_TAG;
 
 /// The kind.
 pub const KIND: Kind = Kind("ecr_repository");
@@ -214,6 +215,7 @@ fn tag(key: &str, value: &str) -> Tag {
 /// An ECR repository converges by name: created private, tagged with the stack; its scanning,
 /// tag mutability, lifecycle policy and delete-with-images tag changed in place.
 impl Resource for Repository {
+    type Reads = Snapshot;
     type Spec = RepositorySpec;
     type Update = ();
     const KIND: &'static str = KIND.0;

@@ -10,10 +10,10 @@ use aws_sdk_ecs::types::{
 
 use super::service_reads::{describe_services, service_from};
 use super::{FARGATE_PROVIDERS, StrategyItem, built, opt, show_list, show_strategy, strategy_to, tags_for};
+use crate::aws::Pass;
 use crate::aws::Snapshot;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
-use crate::pass::Pass;
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
 use crate::tagged::Keepable;
@@ -270,6 +270,7 @@ pub struct ServiceUpdate {
 /// A service converges by name within its cluster (an ACTIVE one; DRAINING and INACTIVE services
 /// are deleted ones); everything the script controls is changed in place with UpdateService.
 impl Resource for Service {
+    type Reads = Snapshot;
     type Spec = ServiceSpec;
     type Update = ServiceUpdate;
     const KIND: &'static str = "service";

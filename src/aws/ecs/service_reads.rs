@@ -5,8 +5,8 @@ use aws_sdk_ecs::types::{AssignPublicIp, ServiceField};
 use super::service::{Deployment, LoadBalancerSpec, Service};
 use super::{cluster_services, strategy_from, tag_value};
 use crate::error::{Error, Result, aws_error, sent};
-use crate::pass::STACK_TAG;
 use crate::runtime::Aws;
+use crate::tagged::STACK_TAG;
 
 pub(super) async fn describe_services(aws: &Aws, cluster: &str, names: Vec<String>) -> Result<Vec<Service>> {
     let out = aws

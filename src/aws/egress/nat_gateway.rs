@@ -7,14 +7,15 @@ use aws_sdk_ec2::types::{DomainType, Filter, ResourceType};
 use aws_smithy_runtime_api::client::waiters::error::WaiterError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
+use crate::aws::Pass;
 use crate::aws::ec2::{Subnet, stack_filter, tag_value, tags_for};
 use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
-use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
 use crate::tagged::Keepable;
+use crate::tagged::STACK_TAG;
 
 /// A NAT gateway and the elastic IP it uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,6 +109,7 @@ pub struct NatGatewaySpec {
 /// change in place, and AWS cannot move it to another subnet. Creating one allocates (or reuses)
 /// its elastic IP and waits until it is available.
 impl Resource for NatGateway {
+    type Reads = Snapshot;
     type Spec = NatGatewaySpec;
     type Update = ();
     const KIND: &'static str = "nat_gateway";

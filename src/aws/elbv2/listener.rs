@@ -8,11 +8,11 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 
 use super::{DEFAULT_SSL_POLICY, load_balancer, stack_tags, with_state};
+use crate::aws::Pass;
 use crate::aws::Snapshot;
 use crate::aws::ec2::check_port;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
-use crate::pass::Pass;
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
 
@@ -363,6 +363,7 @@ pub fn listener_name(load_balancer: &str, port: i32) -> String {
 }
 
 impl Resource for Listener {
+    type Reads = Snapshot;
     type Spec = ListenerSpec;
     type Update = ();
     const KIND: &'static str = "listener";

@@ -19,10 +19,11 @@ pub use target_group::{
     DEFAULT_DEREGISTRATION_DELAY, HealthCheck, TargetGroup, TargetGroupSpec, deregistration_delay, target_groups,
 };
 
+use crate::aws::Pass;
 use crate::aws::{NAME_TAG, concurrently};
 use crate::error::{Error, Result, aws_error, sent};
-use crate::pass::{Pass, STACK_TAG};
 use crate::runtime::Aws;
+use crate::tagged::STACK_TAG;
 use crate::tagged::StackTagged;
 
 /// The TLS policy deckhand gives HTTPS listeners when the script names none (AWS's recommended one).

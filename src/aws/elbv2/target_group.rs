@@ -3,11 +3,11 @@
 use aws_sdk_elasticloadbalancingv2::types::{Matcher, ProtocolEnum, TargetGroupAttribute, TargetTypeEnum};
 
 use super::{Elbv2State, Which, describe_existing, stack_tags, stack_tags_of, validate_elb_name, with_state};
+use crate::aws::Pass;
 use crate::aws::Snapshot;
 use crate::aws::ec2::check_port;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
-use crate::pass::Pass;
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
 use crate::tagged::Keepable;
@@ -302,6 +302,7 @@ macro_rules! with_health_check {
 /// health check and deregistration delay modified in place; port, protocol, target type and VPC
 /// are fixed.
 impl Resource for TargetGroup {
+    type Reads = Snapshot;
     type Spec = TargetGroupSpec;
     type Update = TargetGroupUpdate;
     const KIND: &'static str = "target_group";

@@ -8,6 +8,7 @@ use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
+use crate::aws::Pass;
 use crate::aws::ecs::{Cluster, ClusterSpec, FARGATE_PROVIDERS, Service, StrategyItem, TaskDefinition};
 use crate::aws::queries::{self, ServiceReport};
 use crate::bindings::queries::service_handle as report_handle;
@@ -16,7 +17,6 @@ use crate::bindings::{
 };
 use crate::converge::{converge, converge_kept};
 use crate::error::{Error, Result};
-use crate::pass::Pass;
 use crate::runtime::Aws;
 use crate::wait;
 
