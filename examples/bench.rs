@@ -1,12 +1,18 @@
 //! The benchmark: runs the bundled script against the local emulator with a fixed latency per AWS
-//! request, and prints the AWS calls and wall time of the first apply and of the no-op re-run.
+//! request, and prints the AWS calls, the wall time and the modelled AWS time (what the run would
+//! take on AWS: the rehearsal line deckhand ends a scaled run with) of the first apply, of the
+//! no-op re-run and of an image update (`--var image=...` with another tag).
 //!
 //! ```text
 //! cargo run --example bench -- --latency-ms 50                 # the bundled script
 //! cargo run --example bench -- --latency-ms 50 --foreign 200   # after 200 foreign LBs + TGs
 //! cargo run --example bench -- --latency-ms 50 -v              # -v: each call of the no-op, timed
 //! cargo run --example bench -- --latency-ms 50 --runs 9        # the no-op's median of 9 runs
+//! cargo run --example bench -- --time-scale 0.05               # modelled time 20x as fast
 //! ```
+//!
+//! The emulator and deckhand run at one time scale (`--time-scale`, default 0.02, as `--local`):
+//! the modelled AWS time does not depend on it (nor on the latency), the wall time does.
 //!
 //! `--foreign N` first creates N load balancers and N target groups of another team (tagged
 //! `team=other`, no stack tag): a stack's reads should scale with the stack, not the region, so
@@ -23,8 +29,9 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use aws_sdk_elasticloadbalancingv2::types::{ProtocolEnum, Tag, TargetTypeEnum};
-use deckhand::local::{Emulator, LATENCY_ENV, LOCAL_REGION, cli_env};
+use deckhand::local::{Emulator, LATENCY_ENV, LOCAL_REGION, TIME_SCALE_ENV, cli_env};
 use deckhand::runtime::{Aws, Target};
+use deckhand::timing::TimeScale;
 use futures_util::future::join_all;
 
 /// Set in the child: run as the deckhand CLI.
@@ -36,6 +43,18 @@ struct Options {
     script: String,
     runs: usize,
     verbose: bool,
+    time_scale: String,
+}
+
+/// The image of the image update: another tag of the bundled script's default image.
+const UPDATED_IMAGE: &str = "public.ecr.aws/nginx/nginx-unprivileged:stable-alpine";
+
+/// What one `deckhand run` reported.
+struct Run {
+    calls: usize,
+    wall: Duration,
+    /// The modelled AWS time, from the rehearsal line.
+    aws: Duration,
 }
 
 fn main() -> ExitCode {
@@ -45,7 +64,9 @@ fn main() -> ExitCode {
     let options = match parse(std::env::args().skip(1)) {
         Ok(options) => options,
         Err(message) => {
-            eprintln!("bench: {message}\nusage: bench [--latency-ms 50] [--foreign N] [--script PATH] [--runs N] [-v]");
+            eprintln!(
+                "bench: {message}\nusage: bench [--latency-ms 50] [--foreign N] [--script PATH] [--runs N] [--time-scale S] [-v]"
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -59,8 +80,14 @@ fn main() -> ExitCode {
 }
 
 fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
-    let mut options =
-        Options { latency_ms: 50, foreign: 0, script: "scripts/fargate-alb.rhai".into(), runs: 5, verbose: false };
+    let mut options = Options {
+        latency_ms: 50,
+        foreign: 0,
+        script: "scripts/fargate-alb.rhai".into(),
+        runs: 5,
+        verbose: false,
+        time_scale: TimeScale::LOCAL.factor().to_string(),
+    };
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
@@ -71,6 +98,10 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
                 Ok(n) if n > 0 => options.runs = n,
                 _ => return Err("--runs takes a whole number above 0".into()),
             },
+            "--time-scale" => {
+                options.time_scale = value()?;
+                TimeScale::parse(&options.time_scale).map_err(|e| e.to_string())?;
+            }
             "-v" | "--verbose" => options.verbose = true,
             other => return Err(format!("unknown argument {other}")),
         }
@@ -80,8 +111,14 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
 
 fn bench(options: &Options) -> Result<(), String> {
     let latency = options.latency_ms.to_string();
-    let emulator = Emulator::start_with_env(&[(LATENCY_ENV, &latency)]).map_err(|e| e.to_string())?;
-    println!("emulator at {} with {} ms per AWS request", emulator.endpoint_url(), options.latency_ms);
+    let env = [(LATENCY_ENV, latency.as_str()), (TIME_SCALE_ENV, options.time_scale.as_str())];
+    let emulator = Emulator::start_with_env(&env).map_err(|e| e.to_string())?;
+    println!(
+        "emulator at {} with {} ms per AWS request, time scale {}",
+        emulator.endpoint_url(),
+        options.latency_ms,
+        options.time_scale
+    );
     if options.foreign > 0 {
         let started = Instant::now();
         create_foreign(&emulator, options.foreign)?;
@@ -91,61 +128,80 @@ fn bench(options: &Options) -> Result<(), String> {
             n = options.foreign
         );
     }
-    let (first_calls, first_took) = run_deckhand(&emulator, options, false)?;
+    let first = run_deckhand(&emulator, options, &[], false)?;
     let mut noops = Vec::with_capacity(options.runs);
     for i in 0..options.runs {
         // -v shows the calls of the first no-op only.
-        noops.push(run_deckhand(&emulator, options, options.verbose && i == 0)?);
+        noops.push(run_deckhand(&emulator, options, &[], options.verbose && i == 0)?);
     }
-    let noop_calls = noops[0].0;
-    if let Some((calls, _)) = noops.iter().find(|(calls, _)| *calls != noop_calls) {
-        return Err(format!("no-op re-runs made {noop_calls} and {calls} AWS calls: they should not differ"));
+    let noop_calls = noops[0].calls;
+    if let Some(run) = noops.iter().find(|run| run.calls != noop_calls) {
+        return Err(format!("no-op re-runs made {noop_calls} and {} AWS calls: they should not differ", run.calls));
     }
-    let mut times: Vec<Duration> = noops.iter().map(|(_, took)| *took).collect();
-    times.sort();
+    let update = run_deckhand(&emulator, options, &["--var", &format!("image={UPDATED_IMAGE}")], false)?;
+    noops.sort_by_key(|run| run.wall);
+    let median = &noops[noops.len() / 2];
     println!();
-    println!("{:<16} {:>9} {:>10}", "run", "AWS calls", "wall time");
-    println!("{:<16} {first_calls:>9} {:>8.2} s", "first apply", first_took.as_secs_f64());
-    println!(
-        "{:<16} {noop_calls:>9} {:>8.2} s  (median of {}: {:.2}-{:.2} s)",
-        "no-op re-run",
-        times[times.len() / 2].as_secs_f64(),
-        times.len(),
-        times[0].as_secs_f64(),
-        times[times.len() - 1].as_secs_f64()
+    println!("{:<16} {:>9} {:>10} {:>13}", "run", "AWS calls", "wall time", "on AWS (est.)");
+    let row = |name: &str, run: &Run, note: String| {
+        println!(
+            "{name:<16} {:>9} {:>8.2} s {:>13}{note}",
+            run.calls,
+            run.wall.as_secs_f64(),
+            deckhand::timing::about(run.aws)
+        );
+    };
+    row("first apply", &first, String::new());
+    let spread = format!(
+        "  (median of {}: {:.2}-{:.2} s)",
+        noops.len(),
+        noops[0].wall.as_secs_f64(),
+        noops[noops.len() - 1].wall.as_secs_f64()
     );
+    row("no-op re-run", median, spread);
+    row("image update", &update, String::new());
     Ok(())
 }
 
-/// Runs `deckhand run SCRIPT` against the emulator; returns its AWS calls (from its summary line)
-/// and its wall time.
-fn run_deckhand(emulator: &Emulator, options: &Options, verbose: bool) -> Result<(usize, Duration), String> {
+/// Runs `deckhand run SCRIPT EXTRA` against the emulator; returns its AWS calls (from its summary
+/// line), its wall time and its modelled AWS time (from its rehearsal line).
+fn run_deckhand(emulator: &Emulator, options: &Options, extra: &[&str], verbose: bool) -> Result<Run, String> {
     let exe = std::env::current_exe().map_err(|e| format!("finding this executable: {e}"))?;
     let mut command = Command::new(exe);
-    command.arg("run").arg(&options.script);
+    command.arg("run").arg(&options.script).args(extra);
     if verbose {
         command.arg("-v");
     }
-    command.env(AS_CLI, "1").envs(cli_env(emulator.endpoint_url()));
+    command.env(AS_CLI, "1").envs(cli_env(emulator.endpoint_url())).env(TIME_SCALE_ENV, &options.time_scale);
     if verbose {
         command.stderr(std::process::Stdio::inherit());
     }
     let started = Instant::now();
     let output = command.output().map_err(|e| format!("running deckhand: {e}"))?;
-    let took = started.elapsed();
+    let wall = started.elapsed();
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         return Err(format!("deckhand run failed:\n{stdout}{}", String::from_utf8_lossy(&output.stderr)));
     }
-    let summary = stdout.lines().rev().find(|l| l.contains("AWS call")).ok_or("no summary line")?;
-    println!("{summary}  [{:.2} s]", took.as_secs_f64());
+    let summary = stdout
+        .lines()
+        .rev()
+        .find(|l| l.contains("AWS call") && !l.starts_with("rehearsed: "))
+        .ok_or("no summary line")?;
+    let rehearsal = stdout.lines().rev().find(|l| l.starts_with("rehearsed: ")).ok_or("no rehearsal line")?;
+    println!("{summary}  [{:.2} s]\n  {rehearsal}", wall.as_secs_f64());
     let calls = summary
         .rsplit('(')
         .next()
         .and_then(|s| s.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .ok_or_else(|| format!("no call count in {summary:?}"))?;
-    Ok((calls, took))
+    let aws = rehearsal
+        .strip_prefix("rehearsed: about ")
+        .and_then(|rest| rest.split_once(" on AWS"))
+        .and_then(|(total, _)| humantime::parse_duration(total).ok())
+        .ok_or_else(|| format!("no modelled time in {rehearsal:?}"))?;
+    Ok(Run { calls, wall, aws })
 }
 
 /// Creates `n` internet-facing load balancers and `n` target groups that belong to another team.
@@ -155,6 +211,7 @@ fn create_foreign(emulator: &Emulator, n: usize) -> Result<(), String> {
         profile: None,
         endpoint_url: Some(emulator.endpoint_url()),
         dummy_credentials: true,
+        time_scale: None,
     })
     .map_err(|e| e.to_string())?;
     aws.block_on(async {

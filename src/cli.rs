@@ -18,6 +18,7 @@ use crate::plan::{Mode, Sink};
 use crate::prune::{Prune, PruneOptions};
 use crate::runtime::{Aws, Target};
 use crate::script::{Script, Vars, styled_error};
+use crate::timing::{TIME_SCALE_ENV, TimeScale};
 
 /// Deploy and operate Amazon ECS services from small Rhai scripts.
 #[derive(Debug, Parser)]
@@ -104,7 +105,8 @@ enum Command {
     ///
     /// `--local` starts a fresh emulator for one command, so its resources vanish with it. To keep
     /// a local stack across commands (run, status, logs, destroy, repl), start this in one
-    /// terminal and paste the printed `export` lines into another.
+    /// terminal and paste the printed `export` lines into another. Modelled AWS time runs at
+    /// DECKHAND_TIME_SCALE (default 0.02, 50 times as fast), exported for deckhand too.
     Emulator,
     /// Remove a stack's lock that a run left behind (killed, crashed, machine lost), saying whose it was.
     ///
@@ -280,7 +282,10 @@ struct VarArgs {
 /// Where to send AWS requests.
 #[derive(Debug, Args, Clone)]
 struct AwsArgs {
-    /// Run against a local emulator (moto), installed and started by deckhand; no AWS account needed.
+    /// Run against a local emulator (moto), installed and started by deckhand; no AWS account
+    /// needed. Its modelled AWS time (a NAT gateway pending for 90 s, a rollout's minutes) runs 50
+    /// times as fast (DECKHAND_TIME_SCALE, default 0.02), deckhand's waits alike, and `run` ends
+    /// with what it would take on AWS.
     #[arg(long, conflicts_with_all = ["profile", "endpoint_url"])]
     local: bool,
     /// AWS region (else the standard chain: AWS_REGION, profile).
@@ -302,9 +307,11 @@ impl AwsArgs {
             profile: self.profile.clone(),
             endpoint_url: self.endpoint_url.clone(),
             dummy_credentials: false,
+            time_scale: None,
         };
         let emulator = if self.local {
-            let emulator = Emulator::start()?;
+            let (emulator, scale) = start_emulator()?;
+            target.time_scale = Some(scale);
             target.endpoint_url = Some(emulator.endpoint_url());
             target.region.get_or_insert_with(|| LOCAL_REGION.to_string());
             target.dummy_credentials = true;
@@ -319,6 +326,14 @@ impl AwsArgs {
         };
         Ok((Aws::connect(&target)?, emulator))
     }
+}
+
+/// Starts the local emulator at the time scale deckhand then uses too: `DECKHAND_TIME_SCALE`
+/// when set (validated), else [`TimeScale::LOCAL`].
+fn start_emulator() -> Result<(Emulator, TimeScale)> {
+    let scale = TimeScale::resolve(true, Some(TimeScale::LOCAL))?.unwrap_or(TimeScale::LOCAL);
+    let emulator = Emulator::start_with_env(&[(TIME_SCALE_ENV, &scale.factor().to_string())])?;
+    Ok((emulator, scale))
 }
 
 /// Parses the command line, runs the command, prints any error, and returns the exit code.
@@ -456,6 +471,7 @@ fn run(args: RunArgs) -> Result<()> {
     };
     if args.plan {
         println!("{}", plan.log.summary(aws.calls()));
+        say_rehearsal(&aws);
         return Ok(());
     }
     if !plan.log.has_changes() {
@@ -464,6 +480,7 @@ fn run(args: RunArgs) -> Result<()> {
         }
         println!("{} — no changes", plan.log.summary_as(Mode::Apply, aws.calls()));
         say_what_was_left(prune.as_ref());
+        say_rehearsal(&aws);
         return Ok(());
     }
     let guarded = prune.as_ref().map(|p| p.guard(args.yes || args.confirm)).transpose();
@@ -494,7 +511,15 @@ fn run(args: RunArgs) -> Result<()> {
     outcome?;
     println!("{}", apply.log.summary(aws.calls()));
     say_what_was_left(prune.as_ref());
+    say_rehearsal(&aws);
     Ok(())
+}
+
+/// With a time scale in effect (an emulator), the run's last line: what it would take on AWS.
+fn say_rehearsal(aws: &Aws) {
+    if let Some(rehearsal) = aws.rehearsal() {
+        println!("{}", rehearsal.line());
+    }
 }
 
 /// After a run: how many resources the script no longer declares were left in place (each was
@@ -575,9 +600,11 @@ fn unlock(args: UnlockArgs) -> Result<()> {
 }
 
 fn emulator() -> Result<()> {
-    let emulator = Emulator::start()?;
+    let (emulator, scale) = start_emulator()?;
     println!("export AWS_ENDPOINT_URL={}", emulator.endpoint_url());
     println!("export AWS_REGION={LOCAL_REGION} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test");
+    // deckhand reads the same scale as the emulator (it honours it only with an endpoint URL).
+    println!("export {TIME_SCALE_ENV}={}", scale.factor());
     eprintln!("Local emulator running; Ctrl-C stops it (and forgets everything in it).");
     std::io::stdout().flush().map_err(|e| Error::io("writing to stdout", e))?;
     // The emulator dies with this process (see local.rs), so there is nothing to do but wait.

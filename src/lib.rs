@@ -19,6 +19,7 @@ pub mod lock;
 pub mod pass;
 pub mod period;
 pub mod plan;
+pub mod poll;
 pub mod prune;
 pub mod repl;
 pub mod runtime;
@@ -27,6 +28,7 @@ pub mod settle;
 pub mod status;
 pub mod tagged;
 pub mod tail;
+pub mod timing;
 pub mod wait;
 
 pub use cli::main;

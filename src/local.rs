@@ -4,11 +4,13 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 
 use crate::error::{Error, Result};
+use crate::poll::{Check, Wait};
+use crate::timing::{Clock, EMULATOR_START_PACE, EMULATOR_START_TIMEOUT};
 
 /// The pinned emulator package.
 pub const MOTO: &str = "moto[server]==5.2.5";
@@ -37,9 +39,10 @@ pub fn cli_env(endpoint_url: String) -> [(&'static str, String); 8] {
     ]
 }
 
-/// The setting that scales the emulator's modelled durations (0 < s <= 1): a NAT gateway that is
-/// pending for 90 s on AWS is pending for 90 × s seconds. Passed through like [`LATENCY_ENV`].
-pub const TIME_SCALE_ENV: &str = "DECKHAND_TIME_SCALE";
+/// The setting that scales the emulator's modelled durations (0 < s <= 1), and deckhand's waits
+/// alike: a NAT gateway that is pending for 90 s on AWS is pending for 90 × s seconds. Passed
+/// through like [`LATENCY_ENV`].
+pub use crate::timing::TIME_SCALE_ENV;
 
 /// The emulator's launcher (`main.py`, run with the venv's python) and the modules beside it:
 /// moto's server with the patches that make it behave like AWS where deckhand depends on it,
@@ -96,9 +99,6 @@ impl Emulator {
             .current_dir(std::env::temp_dir())
             .env("MOTO_RECORDER_FILEPATH", &recording)
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-            // ACM certificates are issued after a second, not moto's default minute (AWS takes
-            // as long as DNS validation does; scripts and tests only need them issued).
-            .env("MOTO_ACM_VALIDATION_WAIT", "1")
             // The region whose backends the launcher builds before serving (see its warm_up).
             .env("DECKHAND_EMULATOR_REGION", LOCAL_REGION)
             .stdin(Stdio::null())
@@ -119,12 +119,17 @@ impl Emulator {
         Ok(emulator)
     }
 
+    /// Polls the starting emulator until it answers (a local process: real time, no scale).
     fn wait_until_up(&mut self) -> Result<()> {
-        let started = Instant::now();
-        let mut delay = Duration::from_millis(10);
-        loop {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(|e| Error::io("starting the async runtime", e))?;
+        let clock = Clock::default();
+        let wait = Wait::new(&clock, "emulator start", "the emulator", EMULATOR_START_PACE, EMULATOR_START_TIMEOUT);
+        runtime.block_on(wait.quiet().until(async |_| {
             if self.get("/moto-api/").is_ok() {
-                return Ok(());
+                return Ok(Check::Done(()));
             }
             if let Ok(Some(status)) = self.child.try_wait() {
                 let log = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -135,15 +140,13 @@ impl Emulator {
                     tail.join("\n")
                 )));
             }
-            if started.elapsed() > Duration::from_secs(60) {
-                return Err(Error::Emulator(format!(
-                    "the emulator (moto) did not answer on port {} within 60 s",
-                    self.port
-                )));
-            }
-            std::thread::sleep(delay);
-            delay = (delay * 2).min(Duration::from_millis(200));
-        }
+            let not_up = format!(
+                "the emulator (moto) did not answer on port {} within {} s",
+                self.port,
+                EMULATOR_START_TIMEOUT.as_secs()
+            );
+            Ok(Check::waiting_or("not answering yet", Error::Emulator(not_up)))
+        }))
     }
 
     /// The endpoint URL to point the SDK at.

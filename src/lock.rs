@@ -3,22 +3,22 @@
 //! waits a bounded time. Released when the apply ends (also on error and Ctrl-C);
 //! `deckhand unlock` removes a lock left behind by a run that died.
 
-use std::io::IsTerminal;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_ssm::types::{ParameterType, Tag};
 
 use crate::error::{Error, Result, aws_error};
+use crate::poll::{Check, Wait};
 use crate::runtime::Aws;
 use crate::tagged::STACK_TAG;
+use crate::timing::{Clock, LOCK_PACE};
 
 /// Where the lock parameters live: `/deckhand/locks/<stack>`.
 pub const PARAMETER_PREFIX: &str = "/deckhand/locks/";
+/// A lock older than this is stale (see the table in `timing`).
+pub use crate::timing::LOCK_STALE_AFTER as STALE_AFTER;
 /// How long a run waits for another run's lock by default (`--lock-timeout`).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-/// A lock older than this is stale: no apply takes that long (rollout waits included), so its run
-/// died without releasing it (kill -9, a lost machine, a cancelled CI job).
-pub const STALE_AFTER: Duration = Duration::from_secs(3600);
+pub use crate::timing::LOCK_TIMEOUT as DEFAULT_TIMEOUT;
 /// The tag that marks the parameter as a lock, so tag-based listings can leave it out.
 pub const LOCK_TAG: &str = "deckhand:lock";
 
@@ -111,10 +111,10 @@ impl Holder {
         format!("{who} since {} ({} ago)", timestamp(self.started), human(self.age(now)))
     }
 
-    /// Why the lock is stale, if it is: older than [`STALE_AFTER`], or taken on this host by a
-    /// process that no longer runs. `None` while its run may still be going.
-    pub fn stale(&self, now: u64) -> Option<String> {
-        if self.age(now) > STALE_AFTER {
+    /// Why the lock is stale, if it is: older than [`STALE_AFTER`] (at `clock`'s scale), or taken
+    /// on this host by a process that no longer runs. `None` while its run may still be going.
+    pub fn stale(&self, now: u64, clock: &Clock) -> Option<String> {
+        if self.age(now) > clock.scaled(STALE_AFTER).max(crate::timing::LOCK_STALE_FLOOR) {
             return Some(format!("it is older than {}, longer than any apply takes", human(STALE_AFTER)));
         }
         let same_host = self.holder.rsplit_once('@').is_some_and(|(_, host)| host == host_name());
@@ -246,7 +246,7 @@ pub fn unlock(aws: &Aws, stack: &str, force: bool) -> Result<Unlocked> {
             return Ok(Unlocked::NotLocked);
         };
         let now = unix_now();
-        if !force && holder.stale(now).is_none() {
+        if !force && holder.stale(now, aws.clock()).is_none() {
             return Err(Error::conflict(
                 format!(
                     "stack {stack} is being applied by {}: that run may still be going, and removing its lock \
@@ -268,49 +268,38 @@ pub fn holder(aws: &Aws, stack: &str) -> Result<Option<Holder>> {
     Ok(aws.block_on(read(aws, stack))?.map(|(holder, _)| holder))
 }
 
+/// Takes the lock, polling (with backoff) while another run holds it; a stale lock fails at once.
 async fn acquire(aws: &Aws, stack: &str, value: &str, timeout: Duration) -> Result<()> {
-    let started = Instant::now();
-    let mut progress = Progress::new();
-    // Backoff: other runs apply for minutes, so poll gently (at most every 10 s) but start fast,
-    // for the common case of a run that is just finishing.
-    let mut delay = Duration::from_millis(500);
-    let outcome = loop {
-        if create(aws, stack, value).await? {
-            break Ok(());
-        }
-        // Held. Between our create and this read the holder may have released it: try again.
-        let held = read(aws, stack).await?;
-        let waited = started.elapsed();
-        let now = unix_now();
-        let pause = match &held {
-            Some((holder, _)) => {
-                if let Some(why) = holder.stale(now) {
-                    break Err(stale_error(stack, holder, &why, now));
-                }
-                if waited >= timeout {
-                    break Err(held_error(stack, holder, timeout, now));
-                }
-                progress.show(&format!("stack {stack} is being applied by {}", holder.describe(now)), waited);
-                delay
+    Wait::new(aws.clock(), "stack lock", "the stack lock", LOCK_PACE, timeout)
+        .until(async |round| {
+            if create(aws, stack, value).await? {
+                return Ok(Check::Done(()));
             }
-            None if waited >= timeout => {
-                break Err(Error::conflict(
-                    format!("could not take the lock of stack {stack} within {}", human(timeout)),
-                    Some("another run takes and releases it repeatedly; try again"),
-                ));
-            }
-            None => Duration::from_millis(100),
-        };
-        if crate::interrupt::sleep(pause.min(timeout.saturating_sub(waited)).max(Duration::from_millis(100))).await {
-            break Err(Error::conflict(
-                format!("interrupted (Ctrl-C) while waiting for the lock of stack {stack}"),
-                None,
-            ));
-        }
-        delay = (delay * 3 / 2).min(Duration::from_secs(10));
-    };
-    progress.finish();
-    outcome
+            // Held. Between our create and this read the holder may have released it: try again.
+            let now = unix_now();
+            Ok(match read(aws, stack).await? {
+                // Held by us: the SDK retried a PutParameter whose first attempt succeeded but
+                // whose reply was lost (a dropped connection, a timeout), and the retry found our
+                // own parameter (ParameterAlreadyExists). The value names this process (user@host,
+                // pid, start time).
+                Some((_, stored)) if stored == value => Check::Done(()),
+                Some((holder, _)) => {
+                    if let Some(why) = holder.stale(now, aws.clock()) {
+                        return Err(stale_error(stack, &holder, &why, now));
+                    }
+                    let line = format!("stack {stack} is being applied by {}", holder.describe(now));
+                    Check::waiting_or(line, held_error(stack, &holder, round.timeout, now))
+                }
+                None => Check::waiting_or(
+                    format!("stack {stack} was released just now"),
+                    Error::conflict(
+                        format!("could not take the lock of stack {stack} within {}", human(round.timeout)),
+                        Some("another run takes and releases it repeatedly; try again"),
+                    ),
+                ),
+            })
+        })
+        .await
 }
 
 /// Creates the lock parameter; `false` when it exists (someone holds the lock).
@@ -393,45 +382,6 @@ fn stale_error(stack: &str, holder: &Holder, why: &str, now: u64) -> Error {
         ),
         Some(&format!("if no deckhand run of this stack is going, remove the lock: `deckhand unlock --stack {stack}`")),
     )
-}
-
-/// The waiting line: a spinner on a terminal, else one plain line per change of holder.
-struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    last: String,
-}
-
-impl Progress {
-    fn new() -> Progress {
-        Progress { bar: None, last: String::new() }
-    }
-
-    fn show(&mut self, line: &str, waited: Duration) {
-        if line == self.last && self.bar.is_none() {
-            return;
-        }
-        if !std::io::stderr().is_terminal() {
-            eprintln!("waiting for the stack lock ({} s): {line}", waited.as_secs());
-            self.last = line.to_string();
-            return;
-        }
-        let bar = self.bar.get_or_insert_with(|| {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} waiting for the stack lock: {msg} ({elapsed})")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-            );
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
-        bar.set_message(line.to_string());
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
 }
 
 /// Now, in Unix seconds.
@@ -525,13 +475,20 @@ mod tests {
     fn a_lock_is_stale_when_old_or_its_process_is_gone() {
         let now = unix_now();
         let me = Holder::this_process("deckhand run x.rhai");
-        assert_eq!(me.stale(now), None, "this process runs, and its lock is fresh");
+        let real = Clock::default();
+        assert_eq!(me.stale(now, &real), None, "this process runs, and its lock is fresh");
         let old = Holder { started: now - 2 * 3600, ..me.clone() };
-        assert!(old.stale(now).is_some_and(|why| why.contains("older than 1h")));
+        assert!(old.stale(now, &real).is_some_and(|why| why.contains("older than 1h")));
         let dead = Holder { pid: 0x7fff_fff0, ..me.clone() };
-        assert!(dead.stale(now).is_some_and(|why| why.contains("no longer runs")));
-        let elsewhere = Holder { holder: "ci@another-host-xyz".into(), pid: 0x7fff_fff0, ..me };
-        assert_eq!(elsewhere.stale(now), None, "a process on another host cannot be checked");
+        assert!(dead.stale(now, &real).is_some_and(|why| why.contains("no longer runs")));
+        let elsewhere = Holder { holder: "ci@another-host-xyz".into(), pid: 0x7fff_fff0, ..me.clone() };
+        assert_eq!(elsewhere.stale(now, &real), None, "a process on another host cannot be checked");
+        // Scaled, a lock is stale sooner, but never before the floor (a scaled run's local work is not scaled).
+        let scaled = Clock::new(Some(crate::timing::TimeScale::parse("0.01").unwrap()));
+        let ten_minutes = Holder { started: now - 600, ..me.clone() };
+        assert!(ten_minutes.stale(now, &scaled).is_some() && ten_minutes.stale(now, &real).is_none());
+        let a_minute = Holder { started: now - 60, ..me };
+        assert_eq!(a_minute.stale(now, &scaled), None);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
 use crate::error::{Error, Result};
 use crate::settle::Settle;
+use crate::timing::{Clock, Rehearsal, SDK_RETRY_PACE, SETTLE_WINDOW, TimeScale};
 
 /// Where deckhand sends its AWS requests.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +30,9 @@ pub struct Target {
     pub endpoint_url: Option<String>,
     /// Use dummy static credentials (for the local emulator).
     pub dummy_credentials: bool,
+    /// The time scale to use when `DECKHAND_TIME_SCALE` is not set (`--local`'s fast default);
+    /// only ever in effect with an endpoint URL (see [`TimeScale::resolve`]).
+    pub time_scale: Option<TimeScale>,
 }
 
 /// The AWS clients of one run, sharing one config, one runtime and one call counter.
@@ -62,6 +66,7 @@ pub struct Aws {
     /// The region in use.
     pub region: String,
     calls: Arc<CallCounter>,
+    clock: Arc<Clock>,
 }
 
 impl Aws {
@@ -81,12 +86,21 @@ impl Aws {
                 Some("pass --region, set AWS_REGION, or set a region in the profile"),
             )
         })?;
-        let calls = Arc::new(CallCounter::default());
+        // The time scale is honoured only against an endpoint URL (--local, --endpoint-url,
+        // AWS_ENDPOINT_URL or a profile's endpoint_url): never against AWS itself.
+        let clock = Arc::new(Clock::new(TimeScale::resolve(config.endpoint_url().is_some(), target.time_scale)?));
+        let calls = Arc::new(CallCounter { clock: clock.clone(), ..CallCounter::default() });
         // One memory of this run's creates for all clients: an id EC2 returned is retried on ECS too.
-        let settle = Settle::default();
+        let settle = Settle::new(clock.scaled(SETTLE_WINDOW));
+        // The SDK's retries pause at the same scale, so that they still happen within the window.
+        let retry = RetryConfig::standard()
+            .with_max_attempts(MAX_ATTEMPTS)
+            .with_initial_backoff(clock.scaled(SDK_RETRY_PACE.first))
+            .with_max_backoff(clock.scaled(SDK_RETRY_PACE.max));
         macro_rules! client {
             ($sdk:ident) => {{
                 let conf = $sdk::config::Builder::from(&config)
+                    .retry_config(retry.clone())
                     .interceptor(CallLogger(calls.clone()))
                     .interceptor(settle.clone())
                     .retry_classifier(settle.clone())
@@ -109,6 +123,7 @@ impl Aws {
             secretsmanager: client!(aws_sdk_secretsmanager),
             region,
             calls,
+            clock,
             runtime,
         })
     }
@@ -120,13 +135,27 @@ impl Aws {
 
     /// How many AWS requests were sent so far.
     pub fn calls(&self) -> usize {
-        self.calls.0.load(Ordering::Relaxed)
+        self.calls.sent.load(Ordering::Relaxed)
+    }
+
+    /// The run's clock: its time scale and the waits it recorded.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// With a time scale in effect, what the run so far would take on AWS.
+    pub fn rehearsal(&self) -> Option<Rehearsal> {
+        self.clock.scale()?;
+        Some(Rehearsal::of(&self.clock, self.calls.rounds.load(Ordering::Relaxed)))
     }
 }
 
+/// Attempts per request (the standard retry strategy's default is 3).
+const MAX_ATTEMPTS: u32 = 5;
+
 async fn load_config(target: &Target) -> SdkConfig {
-    let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).retry_config(RetryConfig::standard().with_max_attempts(5));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS));
     if let Some(region) = &target.region {
         loader = loader.region(Region::new(region.clone()));
     }
@@ -154,8 +183,15 @@ pub(crate) fn process_start() -> Instant {
     *START.get_or_init(Instant::now)
 }
 
+/// The run's requests: how many were sent, and in how many rounds outside waits (a request sent
+/// while none is in flight starts a round; requests sent together share it), for the rehearsal.
 #[derive(Debug, Default)]
-struct CallCounter(AtomicUsize);
+struct CallCounter {
+    sent: AtomicUsize,
+    in_flight: AtomicUsize,
+    rounds: AtomicUsize,
+    clock: Arc<Clock>,
+}
 
 /// Counts every request and logs service, operation and duration at debug level (`-v`).
 #[derive(Debug)]
@@ -178,7 +214,12 @@ impl Intercept for CallLogger {
         _context: &BeforeSerializationInterceptorContextRef<'_>,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        self.0.0.fetch_add(1, Ordering::Relaxed);
+        let calls = &self.0;
+        calls.sent.fetch_add(1, Ordering::Relaxed);
+        // A wait's polls are part of the wait's time, not rounds of their own.
+        if calls.in_flight.fetch_add(1, Ordering::Relaxed) == 0 && !calls.clock.waiting() {
+            calls.rounds.fetch_add(1, Ordering::Relaxed);
+        }
         cfg.interceptor_state().store_put(StartedAt(Instant::now()));
         Ok(())
     }
@@ -189,6 +230,7 @@ impl Intercept for CallLogger {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
         let started = cfg.load::<StartedAt>().map(|s| s.0);
         let elapsed = started.map(|s| s.elapsed().as_millis()).unwrap_or(0);
         // When it was sent, from the process's start: calls that wait on each other show as waves.

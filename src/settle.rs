@@ -33,8 +33,9 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
 /// How long after a create AWS may still answer "not found" for it (terraform's
-/// `propagationTimeout`); retries stop once the create is older than this.
-pub const WINDOW: Duration = Duration::from_secs(120);
+/// `propagationTimeout`); retries stop once the create is older than this (at the run's time
+/// scale: see [`Settle::new`]).
+pub use crate::timing::SETTLE_WINDOW as WINDOW;
 
 /// Attempts allowed to a request failing with a settling error: with the standard strategy's
 /// backoff (1 s doubling, capped at 20 s, jittered) more than [`WINDOW`] can take, so the window,
@@ -51,11 +52,26 @@ const EC2_NOT_YET_VISIBLE: &[&str] = &[
 ];
 
 /// What this run created, and when: shared by every client of one run.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Settle(Arc<Mutex<Memory>>);
+
+impl Default for Settle {
+    fn default() -> Self {
+        Settle::new(WINDOW)
+    }
+}
+
+impl Settle {
+    /// A memory whose creates settle within `window` (the run's [`WINDOW`], scaled).
+    pub fn new(window: Duration) -> Settle {
+        Settle(Arc::new(Mutex::new(Memory { window, ..Memory::default() })))
+    }
+}
 
 #[derive(Debug, Default)]
 struct Memory {
+    /// How long after a create its "not found" errors are retried.
+    window: Duration,
     /// EC2 ids (sg-, subnet-, eipalloc-, rtb-, nat-) returned by this run's creates.
     created: HashMap<String, Instant>,
     /// This run's last CreateCluster.
@@ -121,7 +137,8 @@ impl Settle {
         let (code, message) = error_code_and_message(ctx.response()?.body().bytes()?)?;
         let now = Instant::now();
         let mut memory = self.memory();
-        let age = |at: Option<Instant>| at.map(|at| now - at).filter(|age| *age < WINDOW).map(|age| age.as_secs());
+        let window = memory.window;
+        let age = |at: Option<Instant>| at.map(|at| now - at).filter(|age| *age < window).map(|age| age.as_secs());
         let what = if EC2_NOT_YET_VISIBLE.contains(&code.as_str()) {
             // EC2 names the id in the message: "The security group 'sg-0abc' does not exist".
             let (id, at) = memory.created.iter().find(|(id, _)| message.contains(id.as_str()))?;

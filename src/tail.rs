@@ -10,10 +10,11 @@ use crate::aws::ecs::EcsState;
 use crate::aws::queries::{self, LogEvent, LogSource};
 use crate::error::{Error, Result};
 use crate::runtime::Aws;
+use crate::timing::LOG_FOLLOW_PACE;
 
-/// The shortest and longest pause between polls when following.
-const POLL_MIN: Duration = Duration::from_secs(1);
-const POLL_MAX: Duration = Duration::from_secs(5);
+/// The shortest and longest pause between polls when following (see the table in `timing`).
+const POLL_MIN: Duration = LOG_FOLLOW_PACE.first;
+const POLL_MAX: Duration = LOG_FOLLOW_PACE.max;
 
 /// How `deckhand logs` reads.
 #[derive(Debug, Clone)]
@@ -90,7 +91,8 @@ pub fn tail(aws: &Aws, options: &TailOptions, sources: &[LogSource], mut print: 
         } else {
             pause = (pause * 2).min(POLL_MAX);
         }
-        std::thread::sleep(pause);
+        // Not a wait that ends (it follows until Ctrl-C), so no Wait: only its pause is scaled.
+        aws.block_on(aws.clock().sleep(pause));
     }
 }
 

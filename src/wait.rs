@@ -2,8 +2,7 @@
 //! and a verdict that never mistakes a failed or rolled-back deployment for success, nor a stale
 //! read right after a create or update for a failure.
 
-use std::io::IsTerminal;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_ecs::types::DeploymentRolloutState;
 
@@ -11,12 +10,12 @@ use crate::aws::Pass;
 use crate::aws::ecs::short_task;
 use crate::error::{Error, Result, aws_error};
 use crate::plan::is_known;
+use crate::poll::{Check, Wait};
 use crate::runtime::Aws;
+use crate::timing::ROLLOUT_PACE;
 
-/// How long `wait_stable` waits by default: a real rolling update takes task start-up (~1 min),
-/// the target group's health checks (healthy threshold x interval, 5 x 30 s by default) and the
-/// old targets' deregistration delay (300 s by default): 8 to 9 minutes, plus headroom.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// How long `wait_stable` waits by default (see the table in `timing`).
+pub use crate::timing::ROLLOUT_TIMEOUT as DEFAULT_TIMEOUT;
 
 /// How a target group paces a rolling update: new targets must pass its health checks, old ones
 /// drain for its deregistration delay.
@@ -39,12 +38,12 @@ pub fn rollout_budget(groups: &[TargetGroupPace]) -> Duration {
     DEFAULT_TIMEOUT.max(Duration::from_secs(slowest))
 }
 
-/// For how long after the wait starts a read may predate the create or update that preceded it.
-/// ECS reads are eventually consistent: DescribeServices can report a just-created service as
-/// MISSING, or the previous deployment and task definition right after UpdateService, for a few
-/// seconds. A circuit-breaker rollback takes minutes (several tasks must fail first), so a read
-/// this early that is not ours is stale, not a rollback.
-pub const STALE_READ_GRACE: Duration = Duration::from_secs(30);
+/// For how long after the wait starts a read may predate the create or update that preceded it
+/// (modelled time; see the table in `timing`). ECS reads are eventually consistent:
+/// DescribeServices can report a just-created service as MISSING, or the previous deployment and
+/// task definition right after UpdateService, for a few seconds. A circuit-breaker rollback takes
+/// minutes (several tasks must fail first), so a read this early that is not ours is stale.
+pub use crate::timing::STALE_READ_GRACE;
 
 /// The service to wait for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,7 +143,7 @@ pub fn is_role_not_yet_assumable(text: &str) -> bool {
     text.contains("unable to assume the role") || text.contains("unable to assume role")
 }
 
-/// Judges one poll, made `elapsed` after the wait started. `tracked` is the primary deployment
+/// Judges one poll, made `elapsed` (modelled time) after the wait started. `tracked` is the primary deployment
 /// running the wanted task definition, as first seen: if a different deployment becomes primary
 /// later, the circuit breaker rolled back (or another deploy replaced ours), which is a failure
 /// even when the new deployment completes. Within [`STALE_READ_GRACE`] a service reported
@@ -266,48 +265,6 @@ async fn target_group_paces(aws: &Aws, arns: &[String]) -> Result<Vec<TargetGrou
     Ok(paces)
 }
 
-/// Shows progress: a spinner on a terminal, plain lines (only when something changed) otherwise.
-struct Progress<'a> {
-    pass: &'a Pass,
-    bar: Option<indicatif::ProgressBar>,
-    last: String,
-}
-
-impl<'a> Progress<'a> {
-    fn new(pass: &'a Pass, name: &str) -> Self {
-        let bar = std::io::stderr().is_terminal().then(|| {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {prefix} {msg} ({elapsed})")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-            );
-            bar.set_prefix(format!("waiting for service {name}:"));
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
-        Progress { pass, bar, last: String::new() }
-    }
-
-    fn show(&mut self, name: &str, status: &ServiceStatus, elapsed: Duration) {
-        let event = status.events.first().map(|e| format!(" — {e}")).unwrap_or_default();
-        let line = format!("{}{event}", status.progress());
-        match &self.bar {
-            Some(bar) => bar.set_message(line),
-            None if line != self.last => {
-                self.pass.log.say(&format!("waiting for service {name}: {line} ({} s)", elapsed.as_secs()));
-                self.last = line;
-            }
-            None => {}
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}
-
 /// Waits until the service is stable: its primary deployment COMPLETED and running == desired.
 /// (Not the SDK's services-stable waiter: it only counts deployments and tasks, so it would call a
 /// completed circuit-breaker rollback a success, and it shows no progress.)
@@ -317,62 +274,45 @@ pub fn wait_stable(pass: &Pass, target: &StableTarget) -> Result<()> {
     if !pass.mode.applies() {
         return Ok(());
     }
-    let mut progress = Progress::new(pass, &target.name);
-    let started = Instant::now();
-    let outcome = pass
-        .read(async |aws| {
-            let mut delay = Duration::from_secs(1);
-            let mut tracked = None;
-            let mut timeout = target.timeout;
-            let mut paced = false;
-            loop {
+    let say = |line: &str| pass.log.say(line);
+    let outcome = pass.read(async |aws| {
+        let mut tracked = None;
+        let mut paced = false;
+        let what = format!("service {}", target.name);
+        Wait::new(aws.clock(), "rollout", what, ROLLOUT_PACE, target.timeout)
+            .report_to(&say)
+            .until(async |round| {
                 let status = poll(aws, target).await?;
                 // Without a timeout of the script's own, the service's target groups may need
                 // longer than the default (a long deregistration delay): wait that long instead.
                 if !paced && target.timeout == DEFAULT_TIMEOUT && !status.target_groups.is_empty() {
                     paced = true;
-                    timeout = rollout_budget(&target_group_paces(aws, &status.target_groups).await?);
-                    if timeout > target.timeout {
+                    round.timeout = rollout_budget(&target_group_paces(aws, &status.target_groups).await?);
+                    if round.timeout > target.timeout {
                         tracing::debug!(
                             "waiting up to {} s for {}: its target groups are slow",
-                            timeout.as_secs(),
+                            round.timeout.as_secs(),
                             target.name
                         );
                     }
                 }
-                let elapsed = started.elapsed();
+                let elapsed = round.elapsed;
                 match assess(&status, &mut tracked, target.task_definition.as_deref(), elapsed) {
-                    Verdict::Stable => return Ok(status),
-                    Verdict::Failed(why) => return Err(failure(&target.name, &why, &status)),
-                    Verdict::Waiting if elapsed >= timeout => {
-                        let why = format!("not stable after {} s: {}", timeout.as_secs(), status.progress());
-                        return Err(failure(&target.name, &why, &status));
+                    Verdict::Stable => Ok(Check::Done((status, elapsed))),
+                    Verdict::Failed(why) => Err(failure(&target.name, &why, &status)),
+                    Verdict::Waiting => {
+                        let why = format!("not stable after {} s: {}", round.timeout.as_secs(), status.progress());
+                        let event = status.events.first().map(|e| format!(" — {e}")).unwrap_or_default();
+                        let line = format!("{}{event}", status.progress());
+                        Ok(Check::waiting_or(line, failure(&target.name, &why, &status)))
                     }
-                    Verdict::Waiting => progress.show(&target.name, &status, elapsed),
                 }
-                let left = timeout.saturating_sub(elapsed);
-                if crate::interrupt::sleep(delay.min(left).max(Duration::from_millis(100))).await {
-                    return Err(Error::conflict(
-                        format!(
-                            "interrupted (Ctrl-C) while waiting for service {}: {}",
-                            target.name,
-                            status.progress()
-                        ),
-                        None,
-                    ));
-                }
-                delay = (delay * 3 / 2).min(Duration::from_secs(10));
-            }
-        })
-        .unwrap_or_else(|| Ok(ServiceStatus::default()));
-    progress.finish();
-    let status = outcome?;
-    pass.log.say(&format!(
-        "service {} is stable: {} ({} s)",
-        target.name,
-        status.progress(),
-        started.elapsed().as_secs()
-    ));
+            })
+            .await
+    });
+    let Some(outcome) = outcome else { return Ok(()) };
+    let (status, elapsed) = outcome?;
+    pass.log.say(&format!("service {} is stable: {} ({} s)", target.name, status.progress(), elapsed.as_secs()));
     Ok(())
 }
 

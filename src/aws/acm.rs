@@ -1,9 +1,7 @@
 //! ACM certificates validated by DNS: validation, reads, how a `certificate` converges (request,
 //! validation CNAMEs written into the zone, wait until ISSUED), deletion.
 
-use std::time::{Duration, Instant};
-
-use aws_sdk_acm::types::{Tag, ValidationMethod};
+use aws_sdk_acm::types::{Filters, KeyAlgorithm, Tag, ValidationMethod};
 use aws_sdk_route53::types::ChangeAction;
 
 use crate::aws::Pass;
@@ -12,23 +10,14 @@ use crate::aws::route53::{self, HostedZone, RecordSet};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
+use crate::poll::{Check, Wait};
 use crate::runtime::Aws;
 use crate::tagged::Keepable;
 use crate::tagged::STACK_TAG;
+use crate::timing::{CERTIFICATE_PACE, CERTIFICATE_TIMEOUT, VALIDATION_RECORDS_PACE, VALIDATION_RECORDS_TIMEOUT};
 
 /// How many names a certificate may hold: ACM's default quota ("domain names per certificate").
 pub const MAX_NAMES: usize = 10;
-
-/// How long a run waits for ACM to issue a certificate. DNS validation usually completes within
-/// minutes of the CNAME being served, but ACM documents that it can take up to 30 minutes.
-pub const ISSUE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-
-/// How long a run waits for ACM to report a new certificate's validation records (RequestCertificate
-/// returns before ACM has generated them; DescribeCertificate lists them a few seconds later).
-const RECORDS_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// How often a long wait says it is still waiting.
-const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 
 /// A DNS validation record ACM asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +95,21 @@ pub fn validate(spec: &CertificateSpec) -> Result<()> {
         route53::validate_name("certificate.alternative_names", name, true)?;
         route53::check_in_zone("certificate.alternative_names", name, &spec.zone.name)?;
     }
+    // Route 53 takes `_` in a name (validate_name allows it, for records such as `_dmarc`), ACM
+    // does not: RequestCertificate's DomainName and SubjectAlternativeNames follow the pattern
+    // `(\*\.)?(((?!-)[A-Za-z0-9-]{0,62}[A-Za-z0-9])\.)+((?!-)[A-Za-z0-9-]{1,62}[A-Za-z0-9])`
+    // (ACM API reference) and are refused only when the certificate is requested.
+    let named = std::iter::once(("certificate.domain", &spec.domain))
+        .chain(spec.alternative_names.iter().map(|n| ("certificate.alternative_names", n)));
+    for (key, name) in named {
+        if name.contains('_') {
+            return Err(Error::invalid(
+                key,
+                format!("{name:?}"),
+                "a name without `_`: ACM issues certificates only for host names (letters, digits, `-`)",
+            ));
+        }
+    }
     let count = spec.names().len() + 1;
     if count > MAX_NAMES {
         return Err(Error::invalid(
@@ -154,7 +158,12 @@ pub async fn describe(aws: &Aws, arn: &str) -> Result<Option<Certificate>> {
 
 /// Every certificate of the region with its names (ListCertificates, every status and key type).
 pub async fn account_certificates(aws: &Aws) -> Result<Vec<(String, Vec<String>)>> {
-    let mut pages = aws.acm.list_certificates().into_paginator().items().send();
+    // Without Includes.keyTypes, ListCertificates lists only RSA_1024 and RSA_2048 certificates
+    // (ACM API reference): an EC or RSA_4096 certificate for the same name would be invisible.
+    let every_key_type = Filters::builder()
+        .set_key_types(Some(KeyAlgorithm::values().iter().map(|k| KeyAlgorithm::from(*k)).collect()))
+        .build();
+    let mut pages = aws.acm.list_certificates().includes(every_key_type).into_paginator().items().send();
     let mut certs = Vec::new();
     while let Some(summary) = pages.next().await {
         let summary = summary.map_err(|e| aws_error("ListCertificates", e))?;
@@ -319,99 +328,67 @@ fn write_validation(pass: &Pass, zone: &HostedZone, missing: &[ValidationRecord]
     route53::remember_records(pass, &zone.id, &written)
 }
 
-/// Waits until ACM reports the validation records of a just-requested certificate.
+/// Waits until ACM reports the validation records of a just-requested certificate
+/// (RequestCertificate returns before ACM has generated them).
 fn wait_for_records(pass: &Pass, arn: &str) -> Result<Certificate> {
-    let started = Instant::now();
-    let mut delay = Duration::from_secs(1);
-    loop {
-        let cert = pass
-            .apply(async |aws| describe(aws, arn).await)?
-            .ok_or_else(|| Error::conflict(format!("certificate {arn} vanished right after it was requested"), None))?;
-        if !cert.validation.is_empty() {
-            return Ok(cert);
-        }
-        if started.elapsed() > RECORDS_TIMEOUT {
-            return Err(Error::Timeout {
-                what: format!("ACM to report the DNS validation records of {arn}"),
-                waited: humantime::format_duration(RECORDS_TIMEOUT).to_string(),
-                hint: Some("run the script again: it continues with this certificate".into()),
-            });
-        }
-        sleep(pass, delay)?;
-        delay = (delay * 2).min(Duration::from_secs(5));
-    }
-}
-
-/// Waits until the certificate is ISSUED, with progress; fails with ACM's reason.
-fn wait_issued(pass: &Pass, cert: Certificate) -> Result<Certificate> {
-    let started = Instant::now();
-    let mut said = Instant::now();
-    let mut delay = Duration::from_secs(1);
-    let mut cert = cert;
-    loop {
-        match cert.status.as_str() {
-            "ISSUED" => return Ok(cert),
-            status if is_dead(status) => {
-                let reason = cert.failure_reason.clone().unwrap_or_else(|| "ACM gave no reason".into());
-                return Err(Error::conflict(
-                    format!("certificate {} for {} is {status}: {reason}", cert.arn, cert.domain),
-                    Some(
-                        "check that the zone is the one the domain's registrar delegates to, and CAA records allow amazon.com; then run again (a new certificate is requested)",
-                    ),
-                ));
-            }
-            _ => {}
-        }
-        if started.elapsed() > ISSUE_TIMEOUT {
-            return Err(Error::Timeout {
-                what: format!("certificate {} for {} to be issued (it is {})", cert.arn, cert.domain, cert.status),
-                waited: humantime::format_duration(ISSUE_TIMEOUT).to_string(),
-                hint: Some(
-                    "ACM validates once the CNAMEs resolve publicly: check the domain's delegation, then run again"
-                        .into(),
-                ),
-            });
-        }
-        if said.elapsed() >= PROGRESS_EVERY {
-            pass.log.say(&format!(
-                "  waiting for certificate {} to be issued ({}, {}s)",
-                cert.domain,
-                cert.status,
-                started.elapsed().as_secs()
-            ));
-            said = Instant::now();
-        }
-        sleep(pass, delay)?;
-        delay = (delay * 2).min(Duration::from_secs(15));
-        let missing = cert.missing.clone();
-        cert = pass.apply(async |aws| describe(aws, &cert.arn).await)?.ok_or_else(|| {
-            Error::conflict(format!("certificate {} was deleted while waiting for it", cert.arn), None)
-        })?;
-        cert.missing = missing;
-    }
-}
-
-fn sleep(pass: &Pass, delay: Duration) -> Result<()> {
-    pass.apply(async |_| {
-        tokio::time::sleep(delay).await;
-        Ok(())
+    let say = |line: &str| pass.log.say(&format!("  {line}"));
+    pass.apply(async |aws| {
+        let what = format!("ACM to report the DNS validation records of {arn}");
+        Wait::new(aws.clock(), "validation records", what, VALIDATION_RECORDS_PACE, VALIDATION_RECORDS_TIMEOUT)
+            .report_to(&say)
+            .hint("run the script again: it continues with this certificate")
+            .until(async |_| {
+                let cert = describe(aws, arn).await?.ok_or_else(|| {
+                    Error::conflict(format!("certificate {arn} vanished right after it was requested"), None)
+                })?;
+                Ok(if cert.validation.is_empty() { Check::waiting("none yet") } else { Check::Done(cert) })
+            })
+            .await
     })
 }
 
-/// A request token ACM dedupes on (for an hour): the same stack and names give the same token, so
-/// a retried or repeated request returns the same certificate.
-fn idempotency_token(stack: &str, domain: &str, names: &[String]) -> String {
-    // FNV-1a, 64 bits: stable across builds and platforms.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in std::iter::once(stack)
-        .chain(std::iter::once(domain))
-        .chain(names.iter().map(String::as_str))
-        .flat_map(|s| s.bytes().chain([0]))
-    {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("deckhand{hash:016x}")
+/// Waits until the certificate is ISSUED (ACM validates once the CNAMEs resolve publicly), with
+/// progress; fails with ACM's reason. The certificate as given is the first poll.
+fn wait_issued(pass: &Pass, cert: Certificate) -> Result<Certificate> {
+    let (arn, domain, missing) = (cert.arn.clone(), cert.domain.clone(), cert.missing.clone());
+    let mut given = Some(cert);
+    let say = |line: &str| pass.log.say(&format!("  {line}"));
+    pass.apply(async |aws| {
+        let what = format!("certificate {domain} ({arn}) to be issued");
+        Wait::new(aws.clock(), "certificate", what, CERTIFICATE_PACE, CERTIFICATE_TIMEOUT)
+            .report_to(&say)
+            .hint("ACM validates once the CNAMEs resolve publicly: check the domain's delegation, then run again")
+            .until(async |_| {
+                let cert = match given.take() {
+                    Some(cert) => cert,
+                    None => describe(aws, &arn).await?.ok_or_else(|| {
+                        Error::conflict(format!("certificate {arn} was deleted while waiting for it"), None)
+                    })?,
+                };
+                match cert.status.as_str() {
+                    "ISSUED" => Ok(Check::Done(Certificate { missing: missing.clone(), ..cert })),
+                    status if is_dead(status) => {
+                        let reason = cert.failure_reason.clone().unwrap_or_else(|| "ACM gave no reason".into());
+                        Err(Error::conflict(
+                            format!("certificate {} for {} is {status}: {reason}", cert.arn, cert.domain),
+                            Some(
+                                "check that the zone is the one the domain's registrar delegates to, and CAA records allow amazon.com; then run again (a new certificate is requested)",
+                            ),
+                        ))
+                    }
+                    status => Ok(Check::waiting(status)),
+                }
+            })
+            .await
+    })
+}
+
+/// A fresh request token for one certificate request. ACM dedupes on it for an hour, so the SDK's
+/// retries of this request get the one certificate. It is never derived from the names: within the
+/// hour, a request for the same names after a FAILED or deleted certificate would get that dead
+/// certificate back (terraform-provider-aws likewise makes a new token per create).
+fn idempotency_token() -> String {
+    format!("deckhand{:016x}", fastrand::u64(..))
 }
 
 /// A certificate converges by its names: the stack's certificate with exactly these names is
@@ -472,7 +449,7 @@ impl Resource for Certificate {
 
     fn create(pass: &Pass, spec: &CertificateSpec, stack: &str) -> Result<Created<Certificate>> {
         let names = spec.names();
-        let token = idempotency_token(stack, &spec.domain, &names);
+        let token = idempotency_token();
         let arn = pass.apply(async |aws| {
             let tag = |k: &str, v: &str| {
                 Tag::builder().key(k).value(v).build().map_err(|e| Error::Internal(format!("tag: {e}")))
@@ -578,10 +555,10 @@ mod tests {
     }
 
     #[test]
-    fn tokens_are_stable_and_short() {
-        let a = idempotency_token("web", "app.example.com", &[]);
-        assert_eq!(a, idempotency_token("web", "app.example.com", &[]));
-        assert_ne!(a, idempotency_token("web", "www.example.com", &[]));
-        assert!(a.len() <= 32 && a.chars().all(char::is_alphanumeric));
+    fn tokens_are_fresh_and_fit_acm() {
+        let a = idempotency_token();
+        assert_ne!(a, idempotency_token(), "each request gets its own");
+        // RequestCertificate's IdempotencyToken: 1 to 32 word characters.
+        assert!(!a.is_empty() && a.len() <= 32 && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{a}");
     }
 }

@@ -312,6 +312,25 @@ pub fn remember_records(pass: &Pass, zone_id: &str, written: &[RecordSet]) -> Re
     pass.remember_read(|s| put_records(s, zone_id, written))
 }
 
+fn forget_records(snapshot: &mut Snapshot, zone_id: &str, deleted: &[RecordSet]) {
+    if let Some(sets) = snapshot.route53.records.get_mut(zone_id) {
+        sets.retain(|s| !deleted.iter().any(|d| d.name == s.name && d.rtype == s.rtype));
+    }
+}
+
+/// The stack's record sets at the spec's name that a CNAME conflicts with: of other types than
+/// the spec's, named as the stack's by the name's marker, when either side is a CNAME.
+fn displaced_by(spec: &DnsRecordSpec, all: &[RecordSet], marker: &[String], stack: &str) -> Vec<RecordSet> {
+    let types = spec.types();
+    let cname = types.iter().any(|t| t == "CNAME");
+    all.iter()
+        .filter(|set| set.name == spec.name && !types.contains(&set.rtype))
+        .filter(|set| cname || set.rtype == "CNAME")
+        .filter(|set| marker.contains(&marker_value(stack, &set.rtype)))
+        .cloned()
+        .collect()
+}
+
 fn put_records(snapshot: &mut Snapshot, zone_id: &str, written: &[RecordSet]) {
     let sets = snapshot.route53.records.entry(zone_id.to_string()).or_default();
     for set in written {
@@ -451,7 +470,20 @@ impl Resource for DnsRecord {
 
     fn validate(_pass: &Pass, spec: &DnsRecordSpec) -> Result<()> {
         validate_name("dns_record.name", &spec.name, true)?;
-        check_in_zone("dns_record.name", &spec.name, &spec.zone.name)
+        check_in_zone("dns_record.name", &spec.name, &spec.zone.name)?;
+        // The apex holds the zone's SOA and NS records, and a CNAME may share its name with no
+        // other record (RFC 1034 3.6.2): Route 53 refuses a CNAME there.
+        if spec.name == spec.zone.name && spec.types().iter().any(|t| t == "CNAME") {
+            return Err(Error::invalid(
+                "dns_record.type",
+                "\"CNAME\"",
+                format!(
+                    "another type at the zone apex {}: a CNAME cannot share a name with the zone's SOA and NS records (point the apex at a load balancer with `alias`)",
+                    spec.zone.name
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn find(pass: &Pass, spec: &DnsRecordSpec) -> Result<Option<DnsRecord>> {
@@ -517,14 +549,21 @@ impl Resource for DnsRecord {
         let mut changes: Vec<(ChangeAction, RecordSet)> =
             planned.sets.iter().map(|s| (ChangeAction::Create, s.clone())).collect();
         let marker_at = marker_name(&spec.name);
-        let existing = zone_records(pass, &spec.zone)?
-            .into_iter()
-            .find(|s| s.name == marker_at && s.rtype == "TXT")
-            .map(|s| s.values)
-            .unwrap_or_default();
+        let all = zone_records(pass, &spec.zone)?;
+        let mut existing =
+            all.iter().find(|s| s.name == marker_at && s.rtype == "TXT").map(|s| s.values.clone()).unwrap_or_default();
+        // A CNAME cannot share its name with a record set of any other type (RFC 1034 3.6.2):
+        // Route 53 rejects such a CREATE (InvalidChangeBatch, "conflicts with other records with
+        // the same DNS name"). So when the stack changes a name's type to or from CNAME, its own
+        // sets of the old types go in the same batch, which Route 53 applies as one transaction.
+        let displaced = displaced_by(spec, &all, &existing, stack);
+        existing.retain(|value| !displaced.iter().any(|set| value == &marker_value(stack, &set.rtype)));
+        changes.extend(displaced.iter().map(|set| (ChangeAction::Delete, set.clone())));
         changes.push((ChangeAction::Upsert, marker_set(&spec.name, &existing, stack, &spec.types())));
         pass.apply(async |aws| change_records(aws, &spec.zone.id, &changes).await)?;
-        let written: Vec<RecordSet> = changes.into_iter().map(|(_, s)| s).collect();
+        pass.remember_read(|s| forget_records(s, &spec.zone.id, &displaced))?;
+        let written: Vec<RecordSet> =
+            changes.into_iter().filter(|(action, _)| *action != ChangeAction::Delete).map(|(_, s)| s).collect();
         remember_records(pass, &spec.zone.id, &written)?;
         Ok(Created::New(planned))
     }

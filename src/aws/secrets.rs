@@ -116,14 +116,18 @@ pub fn find_parameter(pass: &Pass, name: &str) -> Result<Option<SecretSource>> {
             .values(name)
             .build()
             .map_err(|e| Error::Internal(format!("building a parameter filter: {e}")))?;
-        let out = aws
-            .ssm
-            .describe_parameters()
-            .parameter_filters(filter)
-            .send()
-            .await
-            .map_err(|e| aws_error("DescribeParameters", e))?;
-        let Some(meta) = out.parameters().iter().find(|p| p.name() == Some(name)) else { return Ok(None) };
+        // DescribeParameters pages are best effort: AWS documents that a page may hold fewer
+        // results than asked, none at all, with a NextToken to go on (it filters after reading a
+        // page of the account's parameters). So page until the name is found or no token is left,
+        // as terraform-provider-aws does (findParameterByName reads every page).
+        let mut pages = aws.ssm.describe_parameters().parameter_filters(filter).into_paginator().send();
+        let meta = loop {
+            let Some(page) = pages.next().await else { return Ok(None) };
+            let page = page.map_err(|e| aws_error("DescribeParameters", e))?;
+            if let Some(meta) = page.parameters().iter().find(|p| p.name() == Some(name)) {
+                break meta.clone();
+            }
+        };
         let arn = meta.arn().ok_or_else(|| Error::missing("DescribeParameters", "Parameters.ARN"))?.to_string();
         Ok::<_, Error>(Some(SecretSource {
             store: Store::Parameter,

@@ -13,11 +13,15 @@ updatedAt) are the modelled ones: (t1 - t0) / SCALE is the modelled duration, ho
 the machine is. Requests are handled one at a time under LOCK (moto's state is not thread-safe
 and Python runs one thread at a time anyway); the latency of DECKHAND_EMULATOR_LATENCY_MS is
 waited outside it, so requests still overlap as they do against a real region.
+
+The modules record each modelled state change (`record`); GET /moto-api/deckhand/timeline lists
+them with their modelled times, so tests read durations from the emulator's own clock.
 """
 
 import datetime
 import heapq
 import itertools
+import json
 import os
 import threading
 import time
@@ -40,6 +44,10 @@ LOCK = threading.RLock()
 _queue = []
 _sequence = itertools.count()
 _running_at = None
+_started = time.time()
+_timeline = []
+
+TIMELINE_PATH = "/moto-api/deckhand/timeline"
 
 
 class Event:
@@ -100,10 +108,31 @@ def advance():
                 _running_at = None
 
 
+def modelled_now():
+    """Modelled seconds since the emulator started, at `now()`."""
+    return (now() - _started) / SCALE
+
+
+def record(kind, resource, state):
+    """Puts a modelled state change on the timeline, at `now()` (inside an event: its due time)."""
+    with LOCK:
+        _timeline.append({"kind": kind, "id": resource, "state": state, "at": modelled_now()})
+
+
+def timeline():
+    """The timeline as GET /moto-api/deckhand/timeline shows it: the scale, the modelled time now,
+    and every recorded change in order, each at its modelled time (seconds since the emulator
+    started; differences are modelled durations, exact however loaded the machine is)."""
+    with LOCK:
+        advance()
+        return {"scale": SCALE, "now": (time.time() - _started) / SCALE, "events": list(_timeline)}
+
+
 def clear():
-    """Forgets every scheduled event (the emulator's state was reset)."""
+    """Forgets every scheduled event and the timeline (the emulator's state was reset)."""
     with LOCK:
         _queue.clear()
+        _timeline.clear()
 
 
 def install(latency_seconds):
@@ -114,6 +143,10 @@ def install(latency_seconds):
     original_call = DomainDispatcherApplication.__call__
 
     def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == TIMELINE_PATH:
+            body = json.dumps(timeline()).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
         if latency_seconds > 0 and not environ.get("PATH_INFO", "").startswith("/moto-api"):
             time.sleep(latency_seconds)
         with LOCK:

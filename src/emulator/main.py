@@ -18,6 +18,16 @@ emulator venv's python, with moto_server's arguments (-H HOST -p PORT).
   does; moto's ECR backend does not take part in it (see patch_tagged_ecr_repositories).
 - ECR PutImageScanningConfiguration with an empty imageScanningConfiguration turns scanning on
   push off (scanOnPush defaults to false; the SDKs leave a false out); moto kept the old setting.
+- ACM: RequestCertificate honours KeyAlgorithm (moto makes every key RSA_2048); ListCertificates
+  without Includes.keyTypes lists only RSA_1024 and RSA_2048 certificates, as AWS does (moto
+  lists every key type); a request with an idempotency token of the last hour returns that
+  token's certificate even when it has since been deleted, as AWS does (moto fails with a
+  KeyError).
+- Route 53 rejects a change batch that would leave a CNAME beside another record set of the same
+  name (InvalidChangeBatch), as AWS does, checking the batch as the one transaction it is (moto
+  accepts the conflict). A CREATE fails only when a record set of that name and type exists
+  (moto also fails one that repeats an earlier, since deleted, CREATE when any record set sorts
+  after it).
 - CloudWatch Logs FilterLogEvents honours logStreamNamePrefix: only streams whose names start with
   it are searched, and it cannot be given together with logStreamNames, as on AWS (moto ignores
   it and searches every stream of the group).
@@ -136,6 +146,122 @@ def patch_tagged_ecr_repositories():
     ResourceGroupsTaggingAPIBackend._get_resources_generator = with_repositories
 
 
+def patch_acm():
+    """ACM's key types and idempotency tokens as AWS has them (see the docstring)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from moto.acm import models as acm_models
+    from moto.acm import responses as acm_responses
+
+    Backend = acm_models.AWSCertificateManagerBackend
+
+    original_list = Backend.list_certificates
+
+    def list_certificates(self, statuses, includes):
+        # ListCertificates: "Default filtering returns only RSA_1024 and RSA_2048 certificates
+        # that have at least one domain. To return other certificate types, provide the desired
+        # type signatures in a comma-separated list." (ACM API reference, Filters.keyTypes)
+        includes = dict(includes or {})
+        includes.setdefault("keyTypes", ["RSA_1024", "RSA_2048"])
+        return original_list(self, statuses, includes)
+
+    Backend.list_certificates = list_certificates
+
+    original_request = Backend.request_certificate
+
+    def request_certificate(self, domain_name, idempotency_token, *args, **kwargs):
+        # RequestCertificate: "Idempotency tokens time out after one hour. Therefore, if you call
+        # RequestCertificate multiple times with the same idempotency token within one hour, ACM
+        # recognizes that you are requesting only one certificate and will issue only one." The
+        # one it returns may have been deleted (or have FAILED) meanwhile.
+        if idempotency_token is not None:
+            arn = self._get_arn_from_idempotency_token(idempotency_token)
+            if arn and arn not in self._certificates:
+                return arn
+        return original_request(self, domain_name, idempotency_token, *args, **kwargs)
+
+    Backend.request_certificate = request_certificate
+
+    curves = {"EC_prime256v1": ec.SECP256R1, "EC_secp384r1": ec.SECP384R1, "EC_secp521r1": ec.SECP521R1}
+    Response = acm_responses.AWSCertificateManagerResponse
+    original_response = Response.request_certificate
+
+    def request_certificate_response(self):
+        result = original_response(self)
+        curve = curves.get(self._get_param("KeyAlgorithm") or "")
+        if curve:
+            # Only the key's type is reported (DescribeCertificate's KeyAlgorithm).
+            self.acm_backend.get_certificate(result.result["CertificateArn"])._key = ec.generate_private_key(curve())
+        return result
+
+    Response.request_certificate = request_certificate_response
+
+
+def patch_route53_cname_conflicts():
+    """A CNAME shares its name with no other record set (see the docstring)."""
+    from moto.route53 import models as route53_models
+    from moto.route53.exceptions import Route53ClientError
+
+    class InvalidChangeBatch(Route53ClientError):
+        def __init__(self, message):
+            super().__init__("InvalidChangeBatch", message)
+
+    Backend = route53_models.Route53Backend
+    original = Backend.change_resource_record_sets
+
+    def change_resource_record_sets(self, zoneid, change_list):
+        # RFC 1034 3.6.2: "If a CNAME RR is present at a node, no other data should be present".
+        # Route 53 applies a batch all or nothing ("Change batches are considered transactional
+        # changes", ChangeResourceRecordSets API reference), so the check is of its end state:
+        # deleting an A record and creating a CNAME at its name in one batch is allowed.
+        zone = self.get_hosted_zone(zoneid)
+        dotted = lambda name: name if name.endswith(".") else name + "."  # noqa: E731
+        types = {}
+        for rrset in zone.rrsets:
+            types.setdefault(dotted(rrset.name), set()).add(rrset.type)
+        for change in change_list:
+            rrset = change["ResourceRecordSet"]
+            name = dotted(rrset["Name"])
+            if change["Action"] == "DELETE":
+                types.get(name, set()).discard(rrset["Type"])
+            else:
+                types.setdefault(name, set()).add(rrset["Type"])
+        for change in change_list:
+            name = dotted(change["ResourceRecordSet"]["Name"])
+            present = types.get(name, set())
+            if "CNAME" in present and len(present) > 1:
+                raise InvalidChangeBatch(
+                    f"[RRSet of type CNAME with DNS name {name} is not permitted as it conflicts with other "
+                    f"records with the same DNS name in zone {zone.name}]"
+                )
+        return original(self, zoneid, change_list)
+
+    Backend.change_resource_record_sets = change_resource_record_sets
+
+    # moto asks "is this CREATE in the zone's journal?" before it asks whether the record set
+    # exists, and answers the latter with every record set from that name on: a CREATE that
+    # repeats an earlier one fails even after that record set was deleted. AWS: "CREATE: Creates a
+    # resource record set that has the specified values" and fails only if one with that name and
+    # type exists (ChangeResourceRecordSets API reference). The journal answers exactly that here.
+    Zone = route53_models.FakeZone
+    original_init = Zone.__init__
+
+    def zone_init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.rr_changes.zone = self
+
+    Zone.__init__ = zone_init
+
+    def exists(journal, change):
+        zone = getattr(journal, "zone", None)
+        if zone is None:
+            return list.__contains__(journal, change)
+        rrset = change["ResourceRecordSet"]
+        name = rrset["Name"].strip(".")
+        return any(r.name.strip(".") == name and r.type == rrset["Type"] for r in zone.rrsets)
+
+    route53_models.ChangeList.__contains__ = exists
+
+
 clock.install(int(os.environ.get("DECKHAND_EMULATOR_LATENCY_MS") or 0) / 1000)
 ecs.install()
 network.install()
@@ -143,6 +269,8 @@ patch_describe_parameters()
 patch_filter_log_events()
 patch_tagged_ecr_repositories()
 patch_ecr_scan_on_push_default()
+patch_acm()
+patch_route53_cname_conflicts()
 
 
 def warm_up(account_id, region):

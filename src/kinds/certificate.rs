@@ -28,8 +28,10 @@ impl StackKind for Certificates {
     // ACM reports a certificate in use for a moment after its last listener is deleted.
     fn delete<'a>(&'a self, deleting: Deleting<'a>) -> Pending<'a, ()> {
         let Deleting { aws, entry, report, .. } = deleting;
-        retry_while(entry, report, "ResourceInUseException", async || acm::delete_certificate(aws, &entry.id).await)
-            .boxed_local()
+        retry_while(aws.clock(), entry, report, "ResourceInUseException", async || {
+            acm::delete_certificate(aws, &entry.id).await
+        })
+        .boxed_local()
     }
 
     fn status<'a>(&'a self, showing: Showing<'a>) -> Pending<'a, Vec<Shown>> {

@@ -33,7 +33,8 @@ impl StackKind for LoadBalancers {
         async move {
             let id = entry.id.as_str();
             elbv2::delete_load_balancer(aws, id).await?;
-            waiting(entry, "it is gone", report, elbv2::wait_load_balancer_deleted(aws, id)).await
+            let gone = async |r: &dyn Fn(&str)| elbv2::wait_load_balancer_deleted(aws, id, r).await;
+            waiting(entry, "it is gone", report, gone).await
         }
         .boxed_local()
     }

@@ -25,7 +25,8 @@ impl StackKind for NatGateways {
 
     fn delete<'a>(&'a self, deleting: Deleting<'a>) -> Pending<'a, ()> {
         let Deleting { aws, entry, report, .. } = deleting;
-        waiting(entry, "it is deleted", report, egress::delete_nat_gateway(aws, &entry.id)).boxed_local()
+        let deleted = async |r: &dyn Fn(&str)| egress::delete_nat_gateway(aws, &entry.id, r).await;
+        waiting(entry, "it is deleted", report, deleted).boxed_local()
     }
 
     fn status<'a>(&'a self, showing: Showing<'a>) -> Pending<'a, Vec<Shown>> {

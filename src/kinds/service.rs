@@ -40,7 +40,7 @@ impl StackKind for Services {
             if service.status == "ACTIVE" {
                 ecs::delete_service(aws, &service.cluster_arn, id).await?;
             }
-            let inactive = ecs::wait_service_inactive(aws, &service.cluster_arn, id);
+            let inactive = async |r: &dyn Fn(&str)| ecs::wait_service_inactive(aws, &service.cluster_arn, id, r).await;
             waiting(entry, "it is INACTIVE (its tasks stopped)", report, inactive).await
         }
         .boxed_local()

@@ -5,16 +5,16 @@
 //! inventory, prune, destroy and status walk it and name no kind themselves.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
 
-use backon::{ExponentialBuilder, Retryable};
 use futures_util::FutureExt;
 use futures_util::future::{LocalBoxFuture, ready};
 
 use super::inventory::{Entry, Inventory};
 use crate::aws::queries::{ServiceReport, TargetHealth};
 use crate::error::Result;
+use crate::poll::{Check, Wait};
 use crate::runtime::Aws;
+use crate::timing::{Clock, DEPENDENCY_PACE, DEPENDENCY_TIMEOUT};
 
 /// A resource kind as scripts and the change log name it, e.g. `subnet`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -156,52 +156,40 @@ pub fn count(n: usize, thing: &str) -> String {
     if n == 1 { format!("1 {thing}") } else { format!("{n} {thing}s") }
 }
 
-/// How often a long wait reports that it is still waiting.
-const PROGRESS_EVERY: Duration = Duration::from_secs(30);
-
-/// Awaits `wait` (an SDK waiter), reporting that it waits and then, every [`PROGRESS_EVERY`], that
-/// it still does.
+/// Says that deleting `doomed` now waits until `until`, then runs `wait` (the polling helper's
+/// progress lines indented under that line).
 pub async fn waiting<T>(
     doomed: &Entry,
     until: &str,
     report: &dyn Fn(&str),
-    wait: impl Future<Output = Result<T>>,
+    wait: impl AsyncFnOnce(&dyn Fn(&str)) -> Result<T>,
 ) -> Result<T> {
     report(&format!("  {doomed}: waiting until {until}"));
-    let started = Instant::now();
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + PROGRESS_EVERY, PROGRESS_EVERY);
-    let mut wait = std::pin::pin!(wait);
-    loop {
-        tokio::select! {
-            result = &mut wait => return result,
-            _ = ticks.tick() => {
-                report(&format!("  {doomed}: still waiting until {until} ({} s)", started.elapsed().as_secs()));
-            }
-        }
-    }
+    let indented = |line: &str| report(&format!("    {line}"));
+    wait(&indented).await
 }
 
 /// Retries `delete` while AWS answers `code` (e.g. `DependencyViolation`: network interfaces of
-/// stopped tasks or a deleted load balancer are still being released), with backoff (2 s
-/// doubling to 30 s), for up to 15 minutes. The SDK's own retry cannot serve here: it retries
-/// transient and throttling errors for seconds, while these are successful answers saying a
-/// dependency still exists, which AWS takes minutes to release.
+/// stopped tasks or a deleted load balancer are still being released), with backoff (2 s growing
+/// to 30 s), for up to 15 minutes ([`DEPENDENCY_TIMEOUT`]), then fails with AWS's last answer.
+/// The SDK's own retry cannot serve here: it retries transient and throttling errors for
+/// seconds, while these are successful answers saying a dependency still exists, which AWS
+/// takes minutes to release.
 pub async fn retry_while(
+    clock: &Clock,
     doomed: &Entry,
     report: &dyn Fn(&str),
     code: &str,
     delete: impl AsyncFn() -> Result<()>,
 ) -> Result<()> {
-    let backoff = ExponentialBuilder::new()
-        .with_min_delay(Duration::from_secs(2))
-        .with_max_delay(Duration::from_secs(30))
-        .with_total_delay(Some(Duration::from_secs(900)))
-        .without_max_times();
-    (|| delete())
-        .retry(backoff)
-        .sleep(tokio::time::sleep)
-        .when(|err: &crate::Error| err.aws_code() == Some(code))
-        .notify(|_, delay| report(&format!("  {doomed} is still in use; retrying in {} s", delay.as_secs())))
+    let indented = |line: &str| report(&format!("  {line}"));
+    Wait::new(clock, "dependencies released", format!("{doomed} to be free"), DEPENDENCY_PACE, DEPENDENCY_TIMEOUT)
+        .report_to(&indented)
+        .until(async |_| match delete().await {
+            Ok(()) => Ok(Check::Done(())),
+            Err(err) if err.aws_code() == Some(code) => Ok(Check::waiting_or(format!("still in use ({code})"), err)),
+            Err(err) => Err(err),
+        })
         .await
 }
 
@@ -225,16 +213,20 @@ mod tests {
             attempts.set(attempts.get() + 1);
             if attempts.get() == 1 { Err(aws_error("DependencyViolation")) } else { Ok(()) }
         };
-        runtime.block_on(retry_while(&doomed, &report, "DependencyViolation", in_use_once)).unwrap();
+        let clock = Clock::new(Some(crate::timing::TimeScale::parse("0.001").unwrap()));
+        runtime.block_on(retry_while(&clock, &doomed, &report, "DependencyViolation", in_use_once)).unwrap();
         assert_eq!(attempts.get(), 2);
-        assert_eq!(reports.take(), ["  subnet myapp-a (subnet-1) is still in use; retrying in 2 s"]);
+        assert_eq!(
+            reports.take(),
+            ["  waiting for subnet myapp-a (subnet-1) to be free: still in use (DependencyViolation) (0 s)"]
+        );
 
         attempts.set(0);
         let denied = async || {
             attempts.set(attempts.get() + 1);
             Err(aws_error("UnauthorizedOperation"))
         };
-        let err = runtime.block_on(retry_while(&doomed, &report, "DependencyViolation", denied)).unwrap_err();
+        let err = runtime.block_on(retry_while(&clock, &doomed, &report, "DependencyViolation", denied)).unwrap_err();
         assert_eq!((attempts.get(), err.aws_code()), (1, Some("UnauthorizedOperation")));
         assert!(reports.take().is_empty());
     }

@@ -29,8 +29,10 @@ impl StackKind for Subnets {
 
     fn delete<'a>(&'a self, deleting: Deleting<'a>) -> Pending<'a, ()> {
         let Deleting { aws, entry, report, .. } = deleting;
-        retry_while(entry, report, "DependencyViolation", async || ec2::delete_subnet(aws, &entry.id).await)
-            .boxed_local()
+        retry_while(aws.clock(), entry, report, "DependencyViolation", async || {
+            ec2::delete_subnet(aws, &entry.id).await
+        })
+        .boxed_local()
     }
 
     fn status<'a>(&'a self, showing: Showing<'a>) -> Pending<'a, Vec<Shown>> {

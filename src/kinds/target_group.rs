@@ -29,8 +29,10 @@ impl StackKind for TargetGroups {
     // A target group stays in use for a moment after its load balancer is gone.
     fn delete<'a>(&'a self, deleting: Deleting<'a>) -> Pending<'a, ()> {
         let Deleting { aws, entry, report, .. } = deleting;
-        retry_while(entry, report, "ResourceInUse", async || elbv2::delete_target_group(aws, &entry.id).await)
-            .boxed_local()
+        retry_while(aws.clock(), entry, report, "ResourceInUse", async || {
+            elbv2::delete_target_group(aws, &entry.id).await
+        })
+        .boxed_local()
     }
 
     fn status<'a>(&'a self, showing: Showing<'a>) -> Pending<'a, Vec<Shown>> {

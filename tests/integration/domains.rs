@@ -171,6 +171,8 @@ fn bad_domains_fail_with_line_and_column_before_anything_is_sent() {
             &["--var", "domain=bad..example.com", "--var", "zone=example.com"],
             "invalid certificate.domain \"bad..example.com\"",
         ),
+        // Route 53 takes `_`, ACM refuses it only at RequestCertificate: the plan says so.
+        (&["--var", "domain=my_app.example.com", "--var", "zone=example.com"], "a name without `_`"),
         (
             &[
                 "--var",
@@ -275,4 +277,102 @@ print(web.url);
     deck.plan(script, &["--var", "certificate_arn=arn:aws:acm:us-west-2:123456789012:certificate/x"])
         .failure()
         .stderr_has("`domain` and `certificate_arn` exclude each other");
+}
+
+/// A stack with one certificate and nothing else.
+const CERTIFICATE: &str = r#"stack("certs");
+certificate(#{ domain: "app.example.com", zone: "example.com" });
+"#;
+
+#[test]
+fn a_validation_cname_an_ec_certificate_still_needs_is_kept() {
+    let deck = Deck::new();
+    let zone_id = create_zone(&deck, "example.com");
+    deck.run(CERTIFICATE, &[]).success().stdout_has("+ certificate app.example.com");
+    // Someone else's certificate for the same name, with an EC key. ACM asks for one CNAME per
+    // name per account, so it renews through the record the stack wrote. ListCertificates shows it
+    // only when asked for its key type.
+    let aws = deck.aws();
+    let ec = aws
+        .block_on(
+            aws.acm
+                .request_certificate()
+                .domain_name("app.example.com")
+                .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
+                .key_algorithm(aws_sdk_acm::types::KeyAlgorithm::EcPrime256v1)
+                .send(),
+        )
+        .expect("RequestCertificate")
+        .certificate_arn()
+        .expect("an ARN")
+        .to_string();
+    let described = aws.block_on(aws.acm.describe_certificate().certificate_arn(&ec).send()).unwrap();
+    let described = described.certificate().unwrap();
+    assert_eq!(described.key_algorithm().map(|k| k.as_str()), Some("EC_prime256v1"));
+    let wanted = described.domain_validation_options()[0].resource_record().expect("a validation record").clone();
+
+    deck.deckhand(&["destroy", "--stack", "certs", "--yes"]).success();
+    let left: Vec<String> = certificates(&deck, "app.example.com").into_iter().map(|(arn, _)| arn).collect();
+    assert_eq!(left, Vec::<String>::new(), "the stack's certificate is gone");
+    let sets = records(&deck, &zone_id);
+    let cname = record(&sets, wanted.name().trim_end_matches('.'), "CNAME")
+        .unwrap_or_else(|| panic!("the CNAME the EC certificate needs is kept: {sets:?}"));
+    assert_eq!(cname.resource_records()[0].value(), wanted.value());
+}
+
+#[test]
+fn a_certificate_requested_again_within_the_hour_is_a_new_one() {
+    // ACM dedupes requests on their idempotency token for an hour, even when that certificate has
+    // since been deleted: a token derived from the names would get the dead certificate back.
+    let deck = Deck::new();
+    create_zone(&deck, "example.com");
+    deck.run(CERTIFICATE, &[]).success();
+    let first = certificates(&deck, "app.example.com");
+    assert_eq!(first.len(), 1, "{first:?}");
+    deck.deckhand(&["destroy", "--stack", "certs", "--yes"]).success();
+    deck.run(CERTIFICATE, &[]).success().stdout_has("+ certificate app.example.com");
+    let second = certificates(&deck, "app.example.com");
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_ne!(second[0].0, first[0].0, "a new certificate, not the deleted one");
+    assert_eq!(second[0].1, "ISSUED");
+}
+
+#[test]
+fn a_record_changes_to_a_cname_and_back_in_one_run_each() {
+    let deck = Deck::new();
+    let zone_id = create_zone(&deck, "example.com");
+    let a = r#"stack("dns");
+dns_record("example.com", #{ name: "api.example.com", type: "A", values: ["192.0.2.1"] });
+"#;
+    let cname = r#"stack("dns");
+dns_record("example.com", #{ name: "api.example.com", type: "CNAME", values: ["app.example.com"] });
+"#;
+    let types_at = |deck: &Deck| {
+        let sets = records(deck, &zone_id);
+        let types: Vec<String> = sets
+            .iter()
+            .filter(|s| s.name().trim_end_matches('.') == "api.example.com")
+            .map(|s| s.r#type().as_str().to_string())
+            .collect();
+        let marker = record(&sets, "_deckhand.api.example.com", "TXT")
+            .map(|m| m.resource_records().iter().map(|r| r.value().to_string()).collect::<Vec<_>>());
+        (types, marker)
+    };
+    deck.run(a, &[]).success();
+    // A CNAME may not share its name with the A record: the old type goes in the same change batch.
+    deck.run(cname, &[]).success().stdout_has("+ dns_record api.example.com CNAME");
+    assert_eq!(types_at(&deck), (vec!["CNAME".to_string()], Some(vec!["\"deckhand:stack=dns type=CNAME\"".into()])));
+    let (again, requests) = deck.recorded(|| deck.run(cname, &[]));
+    again.success().stdout_has("0 created, 0 updated");
+    requests.assert_read_only();
+    deck.run(a, &[]).success().stdout_has("+ dns_record api.example.com A");
+    assert_eq!(types_at(&deck), (vec!["A".to_string()], Some(vec!["\"deckhand:stack=dns type=A\"".into()])));
+
+    // A CNAME at the zone apex is refused at its line before anything is sent.
+    let apex = r#"stack("dns");
+dns_record("example.com", #{ name: "example.com", type: "CNAME", values: ["app.example.com"] });
+"#;
+    let (refused, requests) = deck.recorded(|| deck.run(apex, &[]));
+    refused.failure().stderr_has("zone apex example.com").stderr_has("deploy.rhai:2:");
+    requests.assert_read_only();
 }

@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_ec2::types::Filter;
 
-use crate::support::{Deck, Outcome};
+use crate::support::{Deck, Fault, Outcome};
 
 const GUIDE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fargate-alb.rhai");
 const LOCK: &str = "/deckhand/locks/myapp";
@@ -54,9 +54,12 @@ fn count_tagged<T>(items: &[T], tags: impl Fn(&T) -> Vec<(String, String)>) -> u
 #[test]
 fn two_concurrent_applies_of_one_stack_create_everything_once() {
     let deck = Deck::new();
+    // The lock timeout is modelled time like every wait (1 m by default: 0.3 s at the test's
+    // scale), while the other run's apply is mostly local work, which no scale shortens: wait
+    // long enough (2 h: 36 s of wall time) for it.
     let spawn = || {
         deck.command(env!("CARGO_BIN_EXE_deckhand"))
-            .args(["run", GUIDE])
+            .args(["run", GUIDE, "--lock-timeout", "2h"])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -120,6 +123,18 @@ fn an_apply_takes_and_releases_the_lock_and_a_plan_never_takes_it() {
     let status = status.success();
     assert!(!status.stdout.contains("/deckhand/locks"), "{}", status.stdout);
     requests.assert_read_only();
+}
+
+#[test]
+fn a_lost_reply_to_taking_the_lock_keeps_the_lock() {
+    // The first PutParameter succeeds, its reply is lost, and the SDK's retry finds the parameter
+    // (ParameterAlreadyExists): the value it holds is this run's, so the run goes on.
+    let deck = Deck::new().with_faults(vec![Fault::lost_reply("PutParameter")]);
+    deck.run(LOGS, &[]).success().expect_changes(&["+ log_group /ecs/locked"]);
+    assert_eq!(deck.faults().injected(), ["PutParameter -> lost reply"]);
+    assert_eq!(deck.faults().count("PutParameter"), 2, "the SDK sent it again");
+    assert!(log_group_exists(&deck));
+    assert_eq!(lock_value(&deck), None, "and the run released it");
 }
 
 #[test]

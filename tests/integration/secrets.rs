@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::support::Deck;
+use crate::support::{Deck, Fault};
 
 const PARAMETER_VALUE: &str = "pw-PARAMETER-VALUE-4711";
 const SECRET_VALUE: &str = "tok-SECRET-VALUE-0815";
@@ -177,6 +177,20 @@ fn a_missing_parameter_fails_the_plan_before_any_change() {
     let (run, requests) = deck.recorded(|| deck.run(&source, &[]).failure());
     assert!(run.stderr.contains("no secret prod/missing"), "{run:?}");
     assert_eq!(requests.mutating(), Vec::<String>::new());
+}
+
+#[test]
+fn a_parameter_behind_an_empty_first_page_is_found() {
+    // AWS's DescribeParameters pages are best effort: a page may be empty and still carry a
+    // NextToken (the filter is applied after a page of the account's parameters is read).
+    let deck =
+        Deck::new().with_faults(vec![Fault::reply("DescribeParameters", r#"{"Parameters": [], "NextToken": "0"}"#)]);
+    let arns = store_secrets(&deck);
+    deck.run(&script(r#"DB_PASSWORD: parameter("/vault/db-password")"#), &[]).success();
+    assert_eq!(deck.faults().injected(), ["DescribeParameters -> reply"]);
+    // The plan pass read two pages (the empty one, then the one with the parameter), the apply one.
+    assert_eq!(deck.faults().count("DescribeParameters"), 3, "the second page was asked for");
+    assert_eq!(task_secrets(&deck), BTreeMap::from([("DB_PASSWORD".to_string(), arns["parameter"].clone())]));
 }
 
 #[test]

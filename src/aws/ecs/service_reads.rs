@@ -5,8 +5,10 @@ use aws_sdk_ecs::types::{AssignPublicIp, ServiceField};
 use super::service::{Deployment, LoadBalancerSpec, Service};
 use super::{cluster_services, strategy_from, tag_value};
 use crate::error::{Error, Result, aws_error, sent};
+use crate::poll::{Check, Wait};
 use crate::runtime::Aws;
 use crate::tagged::STACK_TAG;
+use crate::timing::{DELETION_PACE, SERVICE_INACTIVE_TIMEOUT};
 
 pub(super) async fn describe_services(aws: &Aws, cluster: &str, names: Vec<String>) -> Result<Vec<Service>> {
     let out = aws
@@ -107,30 +109,40 @@ pub async fn delete_service(aws: &Aws, cluster_arn: &str, service_arn: &str) -> 
     sent("DeleteService", aws.ecs.delete_service().cluster(cluster_arn).service(service_arn).send()).await
 }
 
-/// Waits (SDK waiter) until a deleted service is INACTIVE, its tasks stopped; at most 20 minutes.
-pub async fn wait_service_inactive(aws: &Aws, cluster_arn: &str, service_arn: &str) -> Result<()> {
-    use aws_sdk_ecs::client::Waiters;
-    use aws_smithy_runtime_api::client::waiters::error::WaiterError;
-    let waited = aws
-        .ecs
-        .wait_until_services_inactive()
-        .cluster(cluster_arn)
-        .services(service_arn)
-        .wait(std::time::Duration::from_secs(1200))
-        .await;
-    match waited {
-        // The waiter's failure state is "MISSING": the service is gone altogether.
-        Ok(_) | Err(WaiterError::FailureState(_)) => Ok(()),
-        // ECS drains a deleted service's tasks first (their deregistration delay, then shutdown).
-        Err(WaiterError::ExceededMaxWait(_)) => Err(Error::Timeout {
-            what: format!("service {service_arn} to become INACTIVE"),
-            waited: "20m".into(),
-            hint: Some("run `deckhand destroy` again once its tasks have stopped".into()),
-        }),
-        Err(WaiterError::OperationFailed(failed)) => Err(aws_error("DescribeServices", failed.into_error())),
-        Err(err) => Err(Error::Internal(format!(
-            "waiting for service {service_arn}: {}",
-            aws_smithy_types::error::display::DisplayErrorContext(&err)
-        ))),
-    }
+/// Waits until a deleted service is INACTIVE, its tasks stopped: the acceptors of the SDK's
+/// ServicesInactive waiter (aws-sdk-ecs `waiters/services_inactive.rs`), polled by deckhand so
+/// the time scale applies: status INACTIVE is done, and so is a `MISSING` failure (the waiter's
+/// failure state: the service is gone altogether). ECS drains a deleted service's tasks first
+/// (their targets' deregistration delay, then shutdown): minutes.
+pub async fn wait_service_inactive(
+    aws: &Aws,
+    cluster_arn: &str,
+    service_arn: &str,
+    report: &dyn Fn(&str),
+) -> Result<()> {
+    let what = format!("service {service_arn} to become INACTIVE");
+    Wait::new(aws.clock(), "service drain", what, DELETION_PACE, SERVICE_INACTIVE_TIMEOUT)
+        .report_to(report)
+        .hint("run `deckhand destroy` again once its tasks have stopped")
+        .until(async |_| {
+            let out = aws
+                .ecs
+                .describe_services()
+                .cluster(cluster_arn)
+                .services(service_arn)
+                .send()
+                .await
+                .map_err(|e| aws_error("DescribeServices", e))?;
+            if out.failures().iter().any(|f| f.reason() == Some("MISSING")) {
+                return Ok(Check::Done(()));
+            }
+            match out.services().first() {
+                Some(s) if s.status() == Some("INACTIVE") => Ok(Check::Done(())),
+                Some(s) => {
+                    Ok(Check::waiting(format!("{}, {} running", s.status().unwrap_or("unknown"), s.running_count())))
+                }
+                None => Ok(Check::waiting("not reported")),
+            }
+        })
+        .await
 }

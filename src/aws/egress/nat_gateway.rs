@@ -1,11 +1,7 @@
 //! NAT gateways and their elastic IPs: reads, and how a NAT gateway converges.
 
-use std::time::Duration;
-
-use aws_sdk_ec2::client::Waiters;
-use aws_sdk_ec2::types::{DomainType, Filter, ResourceType};
-use aws_smithy_runtime_api::client::waiters::error::WaiterError;
-use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_sdk_ec2::error::ProvideErrorMetadata;
+use aws_sdk_ec2::types::{DomainType, Filter, NatGatewayState, ResourceType};
 
 use crate::aws::Pass;
 use crate::aws::ec2::{Subnet, stack_filter, tag_value, tags_for};
@@ -13,9 +9,11 @@ use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
+use crate::poll::{Check, Wait};
 use crate::runtime::Aws;
 use crate::tagged::Keepable;
 use crate::tagged::STACK_TAG;
+use crate::timing::{NAT_GATEWAY_PACE, NAT_GATEWAY_TIMEOUT};
 
 /// A NAT gateway and the elastic IP it uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,8 +177,8 @@ impl Resource for NatGateway {
             addresses.retain(|a| a.allocation_id != eip.allocation_id);
             addresses.push(ElasticIp { associated: true, ..eip.clone() });
         }
-        pass.log.say(&format!("  waiting for NAT gateway {id} to become available (usually 1-2 minutes)..."));
-        pass.apply(async |aws| wait_available(aws, &id).await)?;
+        let say = |line: &str| pass.log.say(&format!("  {line}"));
+        pass.apply(async |aws| wait_available(aws, &id, &say).await)?;
         Ok(Created::New(NatGateway {
             id,
             public_ip: eip.public_ip,
@@ -248,43 +246,57 @@ fn allocate_address(pass: &Pass, stack: &str, name: &str) -> Result<ElasticIp> {
     })
 }
 
-/// How long a NAT gateway may take to become available or to be deleted (usually 1-2 minutes).
-const NAT_WAIT: Duration = Duration::from_secs(600);
-
-/// Waits until a new NAT gateway is available: AWS creates it `pending`, and routes to it work
-/// only once it is `available`.
-async fn wait_available(aws: &Aws, id: &str) -> Result<()> {
-    let waited = aws.ec2.wait_until_nat_gateway_available().nat_gateway_ids(id).wait(NAT_WAIT).await;
-    waiter_result(waited, &format!("NAT gateway {id} to become available"))
-}
-
-/// A NAT gateway waiter's outcome as deckhand's error: a [`Error::Timeout`] when it ran out of time.
-fn waiter_result<T, O, E>(waited: std::result::Result<T, WaiterError<O, E>>, what: &str) -> Result<()>
-where
-    O: std::fmt::Debug,
-    E: std::error::Error + 'static,
-{
-    match waited {
-        Ok(_) => Ok(()),
-        Err(WaiterError::ExceededMaxWait(_)) => Err(Error::Timeout {
-            what: what.to_string(),
-            waited: "10m".to_string(),
-            hint: Some(
-                "see its state with `aws ec2 describe-nat-gateways`; run deckhand again to continue".to_string(),
-            ),
-        }),
-        Err(WaiterError::FailureState(_)) => {
-            Err(Error::conflict(format!("waiting for {what}: it failed (see `aws ec2 describe-nat-gateways`)"), None))
-        }
-        Err(err) => Err(Error::conflict(format!("waiting for {what}: {}", DisplayErrorContext(&err)), None)),
+/// One NAT gateway's state as DescribeNatGateways reports it; `None` when AWS does not know the id
+/// (`NatGatewayNotFound`: not visible yet right after the create, or long gone after a delete).
+async fn nat_state(aws: &Aws, id: &str) -> Result<Option<(NatGatewayState, String)>> {
+    match aws.ec2.describe_nat_gateways().nat_gateway_ids(id).send().await {
+        Ok(out) => Ok(out.nat_gateways().first().and_then(|n| {
+            let failure = n.failure_message().unwrap_or_default().to_string();
+            n.state().map(|s| (s.clone(), failure))
+        })),
+        Err(err) if err.code() == Some("NatGatewayNotFound") => Ok(None),
+        Err(err) => Err(aws_error("DescribeNatGateways", err)),
     }
 }
 
-/// Deletes a NAT gateway and waits until it is gone (its elastic IP is then free to release).
-pub async fn delete_nat_gateway(aws: &Aws, id: &str) -> Result<()> {
+/// Waits until a new NAT gateway is available: AWS creates it `pending` (for about 90 s), and
+/// routes to it work only once it is `available`. The acceptors of the SDK's NatGatewayAvailable
+/// waiter (aws-sdk-ec2 `waiters/nat_gateway_available.rs`), polled by deckhand so the time scale
+/// applies: available is done; `failed`, `deleting` or `deleted` fail; `NatGatewayNotFound` (a
+/// create not visible yet) is waited out.
+async fn wait_available(aws: &Aws, id: &str, report: &dyn Fn(&str)) -> Result<()> {
+    let what = format!("NAT gateway {id} to become available (usually 1-2 minutes)");
+    Wait::new(aws.clock(), "NAT gateway", what, NAT_GATEWAY_PACE, NAT_GATEWAY_TIMEOUT)
+        .report_to(report)
+        .hint("see its state with `aws ec2 describe-nat-gateways`; run deckhand again to continue")
+        .until(async |_| match nat_state(aws, id).await? {
+            Some((NatGatewayState::Available, _)) => Ok(Check::Done(())),
+            Some((state @ (NatGatewayState::Failed | NatGatewayState::Deleting | NatGatewayState::Deleted), why)) => {
+                Err(Error::conflict(
+                    format!("NAT gateway {id} did not become available: it is {}: {why}", state.as_str()),
+                    Some("see `aws ec2 describe-nat-gateways`; run deckhand again to create another"),
+                ))
+            }
+            Some((state, _)) => Ok(Check::waiting(state.as_str())),
+            None => Ok(Check::waiting("not visible yet")),
+        })
+        .await
+}
+
+/// Deletes a NAT gateway and waits until it is gone (its elastic IP is then free to release):
+/// the SDK's NatGatewayDeleted waiter's acceptors, polled by deckhand (`deleted`, or
+/// `NatGatewayNotFound`, is done; `deleting` takes about a minute).
+pub async fn delete_nat_gateway(aws: &Aws, id: &str, report: &dyn Fn(&str)) -> Result<()> {
     aws.ec2.delete_nat_gateway().nat_gateway_id(id).send().await.map_err(|e| aws_error("DeleteNatGateway", e))?;
-    let waited = aws.ec2.wait_until_nat_gateway_deleted().nat_gateway_ids(id).wait(NAT_WAIT).await;
-    waiter_result(waited, &format!("NAT gateway {id} to be deleted"))
+    let what = format!("NAT gateway {id} to be deleted");
+    Wait::new(aws.clock(), "NAT gateway deletion", what, NAT_GATEWAY_PACE, NAT_GATEWAY_TIMEOUT)
+        .report_to(report)
+        .hint("see its state with `aws ec2 describe-nat-gateways`; run deckhand again to continue")
+        .until(async |_| match nat_state(aws, id).await? {
+            Some((NatGatewayState::Deleted, _)) | None => Ok(Check::Done(())),
+            Some((state, _)) => Ok(Check::waiting(state.as_str())),
+        })
+        .await
 }
 
 /// Releases an elastic IP.

@@ -22,9 +22,11 @@ pub use target_group::{
 use crate::aws::Pass;
 use crate::aws::{NAME_TAG, concurrently};
 use crate::error::{Error, Result, aws_error, sent};
+use crate::poll::{Check, Wait};
 use crate::runtime::Aws;
 use crate::tagged::STACK_TAG;
 use crate::tagged::StackTagged;
+use crate::timing::{DELETION_PACE, LOAD_BALANCER_DELETED_TIMEOUT};
 
 /// The TLS policy deckhand gives HTTPS listeners when the script names none (AWS's recommended one).
 pub const DEFAULT_SSL_POLICY: &str = "ELBSecurityPolicy-TLS13-1-2-2021-06";
@@ -273,23 +275,28 @@ pub async fn delete_load_balancer(aws: &Aws, arn: &str) -> Result<()> {
     sent("DeleteLoadBalancer", aws.elbv2.delete_load_balancer().load_balancer_arn(arn).send()).await
 }
 
-/// Waits (SDK waiter) until a deleted load balancer is gone; at most 10 minutes.
-pub async fn wait_load_balancer_deleted(aws: &Aws, arn: &str) -> Result<()> {
-    use aws_sdk_elasticloadbalancingv2::client::Waiters;
-    aws.elbv2
-        .wait_until_load_balancers_deleted()
-        .load_balancer_arns(arn)
-        .wait(std::time::Duration::from_secs(600))
-        .await
-        .map(drop)
-        .map_err(|e| Error::Timeout {
-            what: format!(
-                "the deletion of load balancer {arn} ({})",
-                aws_smithy_types::error::display::DisplayErrorContext(&e)
-            ),
-            waited: "10m".into(),
-            hint: None,
+/// Waits until a deleted load balancer is gone: the acceptors of the SDK's LoadBalancersDeleted
+/// waiter (aws-sdk-elasticloadbalancingv2 `waiters/load_balancers_deleted.rs`), polled by deckhand
+/// so the time scale applies: `LoadBalancerNotFound` is done, any state is waited out (ELB
+/// deletes in the background, usually within a minute).
+pub async fn wait_load_balancer_deleted(aws: &Aws, arn: &str, report: &dyn Fn(&str)) -> Result<()> {
+    use aws_sdk_elasticloadbalancingv2::error::ProvideErrorMetadata;
+    let what = format!("load balancer {arn} to be deleted");
+    Wait::new(aws.clock(), "load balancer deletion", what, DELETION_PACE, LOAD_BALANCER_DELETED_TIMEOUT)
+        .report_to(report)
+        .until(async |_| match aws.elbv2.describe_load_balancers().load_balancer_arns(arn).send().await {
+            Err(err) if err.code() == Some("LoadBalancerNotFound") => Ok(Check::Done(())),
+            Err(err) => Err(aws_error("DescribeLoadBalancers", err)),
+            Ok(out) => match out.load_balancers().first() {
+                // Not listed at all: as gone as not found.
+                None => Ok(Check::Done(())),
+                Some(lb) => {
+                    let state = lb.state().and_then(|s| s.code()).map_or("listed", |c| c.as_str());
+                    Ok(Check::waiting(state))
+                }
+            },
         })
+        .await
 }
 
 /// Deletes a target group (fails with `ResourceInUse` while a listener or rule forwards to it).

@@ -1,31 +1,87 @@
 //! A fault proxy: forwards deckhand's HTTP/1.1 requests to the emulator, except that the first
-//! request for an operation given a [`Fault`] gets that AWS error instead (once). It stands in for
-//! real AWS's eventual consistency, which moto does not have.
+//! request for an operation given a [`Fault`] gets what the fault says instead (once): an AWS
+//! error, another successful reply, or no reply at all after the emulator served it. It stands in
+//! for what real AWS does and moto does not: eventual consistency, best-effort pages, lost replies.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
-/// An AWS error to answer, once, to the first request for `operation`.
+/// What to answer, once, to the first request for `operation`.
 #[derive(Debug, Clone)]
 pub struct Fault {
     operation: &'static str,
-    code: &'static str,
-    /// May name a request parameter as `{Name}` (an EC2 query parameter or a JSON key, at any
-    /// depth), replaced by its value: "The allocation ID '{AllocationId}' does not exist".
-    message: &'static str,
-    json: bool,
+    answer: Answer,
+}
+
+#[derive(Debug, Clone)]
+enum Answer {
+    /// An AWS error in the protocol's form.
+    Error {
+        protocol: Protocol,
+        code: &'static str,
+        /// May name a request parameter as `{Name}` (an EC2 query parameter or a JSON key, at any
+        /// depth), replaced by its value: "The allocation ID '{AllocationId}' does not exist".
+        message: &'static str,
+    },
+    /// A successful reply with this body (JSON protocols) instead of the emulator's.
+    Reply(&'static str),
+    /// The request reaches the emulator, which serves it, but its reply is lost: the connection
+    /// closes without an answer, as when a reply is dropped on the way back from AWS.
+    LostReply,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Protocol {
+    /// EC2's query protocol: `<Response><Errors><Error><Code>...`.
+    Ec2,
+    /// JSON protocols (ECS, SSM, ACM, ...): `{"__type": ..., "message": ...}`.
+    Json,
+    /// The other XML protocols (ELBv2's query protocol, Route 53's REST):
+    /// `<ErrorResponse><Error><Type>Sender</Type><Code>...`.
+    Xml,
 }
 
 impl Fault {
     /// An EC2 query-protocol error (`<Response><Errors><Error><Code>...`).
     pub fn ec2(operation: &'static str, code: &'static str, message: &'static str) -> Fault {
-        Fault { operation, code, message, json: false }
+        Fault { operation, answer: Answer::Error { protocol: Protocol::Ec2, code, message } }
     }
 
-    /// An ECS JSON-protocol error (`{"__type": ..., "message": ...}`).
+    /// A JSON-protocol error (`{"__type": ..., "message": ...}`): ECS, SSM, ACM, Application Auto
+    /// Scaling, CloudWatch Logs.
+    pub fn json(operation: &'static str, code: &'static str, message: &'static str) -> Fault {
+        Fault { operation, answer: Answer::Error { protocol: Protocol::Json, code, message } }
+    }
+
+    /// An ECS error ([`Fault::json`]).
     pub fn ecs(operation: &'static str, code: &'static str, message: &'static str) -> Fault {
-        Fault { operation, code, message, json: true }
+        Fault::json(operation, code, message)
+    }
+
+    /// An ELBv2 or Route 53 error (`<ErrorResponse><Error><Code>...`). A Route 53 operation is
+    /// named as AWS names it (`ChangeResourceRecordSets`); see [`rest_operation`].
+    pub fn xml(operation: &'static str, code: &'static str, message: &'static str) -> Fault {
+        Fault { operation, answer: Answer::Error { protocol: Protocol::Xml, code, message } }
+    }
+
+    /// A successful JSON reply with `body` instead of the emulator's (e.g. an empty page that
+    /// still carries a NextToken, as AWS's best-effort pages may).
+    pub fn reply(operation: &'static str, body: &'static str) -> Fault {
+        Fault { operation, answer: Answer::Reply(body) }
+    }
+
+    /// The request is served, and its reply lost ([`Answer::LostReply`]).
+    pub fn lost_reply(operation: &'static str) -> Fault {
+        Fault { operation, answer: Answer::LostReply }
+    }
+
+    fn label(&self) -> &'static str {
+        match &self.answer {
+            Answer::Error { code, .. } => code,
+            Answer::Reply(_) => "reply",
+            Answer::LostReply => "lost reply",
+        }
     }
 }
 
@@ -97,39 +153,49 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
     let mut raw_body = vec![0; length];
     reader.read_exact(&mut raw_body)?;
     let body = String::from_utf8_lossy(&raw_body).into_owned();
+    let request_line = head.first().cloned().unwrap_or_default();
     let operation = match header("x-amz-target") {
         Some(target) => target.rsplit('.').next().unwrap_or("").to_string(),
-        None => param(&body, "Action").unwrap_or_default(),
+        None => param(&body, "Action").unwrap_or_else(|| rest_operation(&request_line)),
     };
 
     let fault = {
         let mut state = state.lock().unwrap();
         let fault = state.pending.iter().position(|f| f.operation == operation).map(|i| state.pending.remove(i));
         let seen = match &fault {
-            Some(f) => format!("{operation} -> {}", f.code),
+            Some(f) => format!("{operation} -> {}", f.label()),
             None => operation.clone(),
         };
         state.seen.push(seen);
         fault
     };
-    if let Some(fault) = fault {
-        let message = fill(fault.message, &body);
-        let (content_type, reply) = if fault.json {
-            ("application/x-amz-json-1.1", serde_json::json!({ "__type": fault.code, "message": message }).to_string())
-        } else {
-            let error = format!("<Code>{}</Code><Message>{message}</Message>", fault.code);
-            (
-                "text/xml",
-                format!("<Response><Errors><Error>{error}</Error></Errors><RequestID>fault</RequestID></Response>"),
-            )
-        };
-        let head = format!(
-            "HTTP/1.1 400 Bad Request\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-            reply.len()
-        );
-        client.write_all(head.as_bytes())?;
-        return client.write_all(reply.as_bytes());
-    }
+    let lost = match fault.map(|f| f.answer) {
+        Some(Answer::Error { protocol, code, message }) => {
+            let message = fill(message, &body);
+            let (content_type, reply) = match protocol {
+                Protocol::Json => (
+                    "application/x-amz-json-1.1",
+                    serde_json::json!({ "__type": code, "message": message }).to_string(),
+                ),
+                Protocol::Ec2 => (
+                    "text/xml",
+                    format!(
+                        "<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors><RequestID>fault</RequestID></Response>"
+                    ),
+                ),
+                Protocol::Xml => (
+                    "text/xml",
+                    format!(
+                        "<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>fault</RequestId></ErrorResponse>"
+                    ),
+                ),
+            };
+            return answer(&mut client, "400 Bad Request", content_type, &reply);
+        }
+        Some(Answer::Reply(reply)) => return answer(&mut client, "200 OK", "application/x-amz-json-1.1", reply),
+        Some(Answer::LostReply) => true,
+        None => false,
+    };
 
     // Forward with `Connection: close`, read the whole answer, and pass it on saying the same, so
     // the client never reuses a connection this proxy is about to close.
@@ -144,6 +210,10 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
     server.write_all(&raw_body)?;
     let mut response = Vec::new();
     server.read_to_end(&mut response)?;
+    if lost {
+        // Served, and the answer never arrives: close without a byte.
+        return Ok(());
+    }
     let split = response.windows(4).position(|w| w == b"\r\n\r\n").map_or(response.len(), |i| i + 4);
     let (response_head, response_body) = response.split_at(split);
     let mut out = String::new();
@@ -156,6 +226,33 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
     out.push_str("Connection: close\r\n\r\n");
     client.write_all(out.as_bytes())?;
     client.write_all(response_body)
+}
+
+/// Writes a whole answer and closes.
+fn answer(client: &mut TcpStream, status: &str, content_type: &str, body: &str) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    client.write_all(head.as_bytes())?;
+    client.write_all(body.as_bytes())
+}
+
+/// The operation of a REST request (Route 53's, whose requests carry no action name), as AWS names
+/// it, from its request line (`POST /2013-04-01/hostedzone/Z1/rrset/ HTTP/1.1`); else the method
+/// and path.
+fn rest_operation(request_line: &str) -> String {
+    let mut parts = request_line.split(' ');
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let path = path.split('?').next().unwrap_or("").trim_end_matches('/');
+    let operation = match (method, path.rsplit('/').next().unwrap_or("")) {
+        ("POST", "rrset") => "ChangeResourceRecordSets",
+        ("GET", "rrset") => "ListResourceRecordSets",
+        ("GET", "hostedzone") => "ListHostedZones",
+        ("GET", "hostedzonesbyname") => "ListHostedZonesByName",
+        _ => return format!("{method} {path}"),
+    };
+    operation.to_string()
 }
 
 /// `{Name}` in `template` replaced by the request's parameter `Name`.

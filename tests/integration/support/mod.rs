@@ -229,6 +229,7 @@ impl Deck {
             profile: None,
             endpoint_url: Some(self.emulator.endpoint_url()),
             dummy_credentials: true,
+            time_scale: None,
         })
         .expect("SDK clients for the emulator")
     }

@@ -1,0 +1,405 @@
+//! Time in deckhand: every duration it waits, polls or tolerates, in one table with the real-AWS
+//! behaviour each rests on; the time scale (`DECKHAND_TIME_SCALE`) that shrinks them all against
+//! an emulator; and the run's [`Clock`], which records the time spent waiting so that a scaled run
+//! can say how long it would take on AWS (the rehearsal line).
+//!
+//! The durations below are real AWS's. Code never sleeps or times out on them directly: the
+//! polling helper (`crate::poll`) and the other users go through [`TimeScale`], which is 1 unless
+//! deckhand talks to an endpoint URL (an emulator) and a scale was set.
+
+use std::sync::Mutex;
+use std::sync::PoisonError;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// The setting that scales modelled time (0 < s <= 1), read by deckhand and by the emulator alike.
+pub const TIME_SCALE_ENV: &str = "DECKHAND_TIME_SCALE";
+
+/// The shortest pause between two polls, however small the scale: below it a wait would only
+/// flood the emulator with reads (at the test scale 0.005 it is 10 s of modelled time).
+pub const POLL_FLOOR: Duration = Duration::from_millis(50);
+
+/// What one round of AWS calls (calls sent together, waited for together) takes on real AWS in
+/// the rehearsal's estimate: a typical round trip to a region's API endpoint plus the service's
+/// own work for a Describe or Create call (observed 30-100 ms from within the region).
+pub const CALL_LATENCY: Duration = Duration::from_millis(60);
+
+// The table: every duration deckhand waits for, polls at, or tolerates, at its real-AWS value.
+
+/// How often a long wait without a terminal says it is still waiting (a line per change, and at
+/// least this often otherwise).
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(30);
+
+/// `--lock-timeout`'s default: how long a run waits for another run's lock. Most applies that are
+/// finishing release it within a minute; longer waits are asked for explicitly.
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+/// A lock older than this is stale: no apply takes that long (rollout waits included), so its run
+/// died without releasing it (kill -9, a lost machine, a cancelled CI job).
+pub const LOCK_STALE_AFTER: Duration = Duration::from_secs(3600);
+/// The shortest a scaled [`LOCK_STALE_AFTER`] gets: a scaled run's own work (deckhand's and the
+/// emulator's) is not scaled, so it may still hold its lock for a minute or two of wall time.
+pub const LOCK_STALE_FLOOR: Duration = Duration::from_secs(120);
+/// Polling another run's lock: start fast (a run that is just finishing), then at most every 10 s
+/// (other runs apply for minutes).
+pub const LOCK_PACE: Pace = Pace::new(500, 10_000);
+
+/// How long after a create AWS may still answer "not found" for it (terraform-provider-aws's
+/// `propagationTimeout`, see `aws/settle.rs`).
+pub const SETTLE_WINDOW: Duration = Duration::from_secs(120);
+/// The SDK's retry backoff (standard strategy): the first pause and the longest one. Scaled too,
+/// so that retries within [`SETTLE_WINDOW`] still happen when the window is scaled.
+pub const SDK_RETRY_PACE: Pace = Pace::new(1000, 20_000);
+
+/// `wait_stable`'s default timeout: a real rolling update takes task start-up (~1 min), the
+/// target group's health checks (healthy threshold x interval, 5 x 30 s by default) and the old
+/// targets' deregistration delay (300 s by default): 8 to 9 minutes, plus headroom.
+pub const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// For how long after a rollout wait starts a read may predate the create or update before it:
+/// DescribeServices can report a just-created service as MISSING, or the previous deployment,
+/// for a few seconds; a circuit-breaker rollback takes minutes (several tasks must fail first).
+pub const STALE_READ_GRACE: Duration = Duration::from_secs(30);
+/// Polling a rollout: ECS updates counts and rollout states within seconds, a rollout takes minutes.
+pub const ROLLOUT_PACE: Pace = Pace::new(1000, 10_000);
+
+/// How long a run waits for ACM to issue a certificate. DNS validation usually completes within
+/// minutes of the CNAME being served, but ACM documents that it can take up to 30 minutes.
+pub const CERTIFICATE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// Polling a certificate's status while ACM validates it (about a minute, up to 30).
+pub const CERTIFICATE_PACE: Pace = Pace::new(1000, 15_000);
+/// How long a run waits for ACM to report a new certificate's validation records:
+/// RequestCertificate returns before ACM has generated them; DescribeCertificate lists them a
+/// few seconds later.
+pub const VALIDATION_RECORDS_TIMEOUT: Duration = Duration::from_secs(120);
+/// Polling for the validation records (seconds).
+pub const VALIDATION_RECORDS_PACE: Pace = Pace::new(1000, 5000);
+
+/// How long a NAT gateway may take to become available or to be deleted: usually 1-2 minutes;
+/// the SDK's waiters and terraform-provider-aws (`natGatewayCreatedTimeout`) allow 10.
+pub const NAT_GATEWAY_TIMEOUT: Duration = Duration::from_secs(600);
+/// Polling a NAT gateway (pending for about 90 s): every 5 s at first, then every 15 s (the SDK
+/// waiter polls every 15 s at least, which cannot be scaled; this replaces it).
+pub const NAT_GATEWAY_PACE: Pace = Pace::new(5000, 15_000);
+
+/// How long a deleted load balancer may take to disappear (the SDK waiter's own budget).
+pub const LOAD_BALANCER_DELETED_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long a deleted service may take to become INACTIVE: ECS drains its tasks first (each
+/// target's deregistration delay, 300 s by default, then the task's stop timeout).
+pub const SERVICE_INACTIVE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
+/// Polling a deletion that takes minutes (a load balancer, a draining service).
+pub const DELETION_PACE: Pace = Pace::new(5000, 15_000);
+
+/// How long a deletion is retried while AWS still releases a dependency (`DependencyViolation`:
+/// network interfaces of stopped tasks or of a deleted load balancer; `ResourceInUse`): AWS
+/// releases them within minutes; terraform-provider-aws allows a security group 15 minutes.
+pub const DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// Retrying such a deletion: 2 s, growing to 30 s.
+pub const DEPENDENCY_PACE: Pace = Pace::new(2000, 30_000);
+
+/// Following logs (`deckhand logs -f`): 1 s after new events, backing off to 5 s while quiet.
+pub const LOG_FOLLOW_PACE: Pace = Pace::new(1000, 5000);
+
+/// How long the local emulator may take to answer after it was started (a local process, not
+/// AWS: never scaled).
+pub const EMULATOR_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Polling the starting emulator (local, never scaled).
+pub const EMULATOR_START_PACE: Pace = Pace::new(10, 200);
+
+/// How a wait polls, at real-AWS values: the first pause, growing by half each poll up to `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pace {
+    /// The first pause.
+    pub first: Duration,
+    /// The longest pause.
+    pub max: Duration,
+}
+
+impl Pace {
+    /// A pace from milliseconds.
+    pub const fn new(first_ms: u64, max_ms: u64) -> Pace {
+        Pace { first: Duration::from_millis(first_ms), max: Duration::from_millis(max_ms) }
+    }
+}
+
+/// How much faster than real AWS modelled time runs (0 < s <= 1); 1 against AWS itself.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeScale(f64);
+
+impl TimeScale {
+    /// Real time: every duration as on AWS.
+    pub const REAL: TimeScale = TimeScale(1.0);
+    /// The scale `--local` and `deckhand emulator` use unless `DECKHAND_TIME_SCALE` is set: 50
+    /// times as fast as AWS (a 90 s NAT gateway is pending for 1.8 s, a 5-minute rollout takes
+    /// 6 s), slow enough that the emulator's own work stays small beside modelled time.
+    pub const LOCAL: TimeScale = TimeScale(0.02);
+
+    /// Parses a scale: a number with 0 < s <= 1.
+    pub fn parse(text: &str) -> Result<TimeScale> {
+        let invalid =
+            || Error::invalid(TIME_SCALE_ENV, format!("{text:?}"), "a number above 0 and at most 1 (e.g. 0.05)");
+        let value: f64 = text.trim().parse().map_err(|_| invalid())?;
+        if value > 0.0 && value <= 1.0 { Ok(TimeScale(value)) } else { Err(invalid()) }
+    }
+
+    /// The scale deckhand uses: `DECKHAND_TIME_SCALE` (validated), else `chosen` (`--local`'s
+    /// default), only when it talks to an endpoint URL. Against AWS itself (no endpoint) a stray
+    /// variable is ignored with a warning: it must never shrink real AWS's waits.
+    pub fn resolve(endpoint: bool, chosen: Option<TimeScale>) -> Result<Option<TimeScale>> {
+        let set = std::env::var(TIME_SCALE_ENV).ok().filter(|v| !v.trim().is_empty());
+        match (endpoint, set) {
+            (false, Some(value)) => {
+                anstream::eprintln!(
+                    "warning: {TIME_SCALE_ENV}={value} is ignored: deckhand talks to AWS itself (no endpoint URL), \
+                     whose waits are never shortened"
+                );
+                Ok(None)
+            }
+            (false, None) => Ok(None),
+            (true, Some(value)) => TimeScale::parse(&value).map(Some),
+            (true, None) => Ok(chosen),
+        }
+    }
+
+    /// The factor, as written.
+    pub fn factor(self) -> f64 {
+        self.0
+    }
+
+    /// A real-AWS duration at this scale (timeouts, windows, grace periods).
+    pub fn of(self, real: Duration) -> Duration {
+        real.mul_f64(self.0)
+    }
+
+    /// A pause between polls at this scale, never below [`POLL_FLOOR`] (nor above `real`).
+    pub fn pause(self, real: Duration) -> Duration {
+        self.of(real).max(POLL_FLOOR).min(real)
+    }
+
+    /// The modelled (real-AWS) duration of `wall` time passed at this scale.
+    pub fn modelled(self, wall: Duration) -> Duration {
+        wall.div_f64(self.0)
+    }
+}
+
+/// One wait, as the clock recorded it.
+#[derive(Debug, Clone)]
+struct Span {
+    name: &'static str,
+    start: Instant,
+    end: Option<Instant>,
+    /// Whether it paused at all (a wait done at its first poll did not wait).
+    paused: bool,
+}
+
+/// A run's time: its scale, and the waits it spent (for the rehearsal line).
+#[derive(Debug, Default)]
+pub struct Clock {
+    scale: Option<TimeScale>,
+    spans: Mutex<Vec<Span>>,
+}
+
+impl Clock {
+    /// A clock at `scale` (`None`: real AWS).
+    pub fn new(scale: Option<TimeScale>) -> Clock {
+        Clock { scale, spans: Mutex::new(Vec::new()) }
+    }
+
+    /// The scale in effect, if one is (an endpoint URL and a scale set or chosen).
+    pub fn scale(&self) -> Option<TimeScale> {
+        self.scale
+    }
+
+    fn factor(&self) -> TimeScale {
+        self.scale.unwrap_or(TimeScale::REAL)
+    }
+
+    /// A real-AWS duration (timeout, window, grace) as this run waits it.
+    pub fn scaled(&self, real: Duration) -> Duration {
+        self.factor().of(real)
+    }
+
+    /// The modelled time since `start`: what has passed on AWS's clock.
+    pub fn modelled_since(&self, start: Instant) -> Duration {
+        self.factor().modelled(start.elapsed())
+    }
+
+    /// Sleeps a real-AWS pause at this run's scale (at least [`POLL_FLOOR`]), waking early on
+    /// Ctrl-C while an interrupt guard is installed; returns whether Ctrl-C was pressed.
+    pub async fn sleep(&self, real: Duration) -> bool {
+        crate::interrupt::sleep(self.factor().pause(real)).await
+    }
+
+    /// Records the start of a wait named `name` (e.g. `NAT gateway`); it ends when the returned
+    /// guard is dropped.
+    pub fn start_wait(&self, name: &'static str) -> WaitRecord<'_> {
+        let mut spans = self.spans.lock().unwrap_or_else(PoisonError::into_inner);
+        spans.push(Span { name, start: Instant::now(), end: None, paused: false });
+        WaitRecord { clock: self, index: spans.len() - 1 }
+    }
+
+    /// Whether a wait is pausing now (calls made meanwhile are its polls, in its time; a wait's
+    /// first poll is a call like any other until the wait pauses).
+    pub fn waiting(&self) -> bool {
+        self.spans.lock().unwrap_or_else(PoisonError::into_inner).iter().any(|s| s.end.is_none() && s.paused)
+    }
+
+    /// The modelled time spent waiting, counting only waits that paused (one done at its first
+    /// poll was a call): all together (concurrent waits count once), and per name, longest first.
+    pub fn waited(&self) -> (Duration, Vec<(&'static str, Duration)>) {
+        let spans: Vec<Span> =
+            self.spans.lock().unwrap_or_else(PoisonError::into_inner).iter().filter(|s| s.paused).cloned().collect();
+        let now = Instant::now();
+        let all: Vec<(Instant, Instant)> = spans.iter().map(|s| (s.start, s.end.unwrap_or(now))).collect();
+        let mut names: Vec<&'static str> = spans.iter().map(|s| s.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut each: Vec<(&'static str, Duration)> = names
+            .into_iter()
+            .map(|name| {
+                let of_name = spans.iter().filter(|s| s.name == name).map(|s| (s.start, s.end.unwrap_or(now)));
+                (name, self.factor().modelled(union(of_name.collect())))
+            })
+            .collect();
+        each.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        (self.factor().modelled(union(all)), each)
+    }
+}
+
+/// A wait in progress; dropping it records its end.
+#[derive(Debug)]
+pub struct WaitRecord<'a> {
+    clock: &'a Clock,
+    index: usize,
+}
+
+impl WaitRecord<'_> {
+    /// Records that the wait pauses (it was not done at its first poll).
+    pub fn pausing(&self) {
+        let mut spans = self.clock.spans.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(span) = spans.get_mut(self.index) {
+            span.paused = true;
+        }
+    }
+}
+
+impl Drop for WaitRecord<'_> {
+    fn drop(&mut self) {
+        let mut spans = self.clock.spans.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(span) = spans.get_mut(self.index) {
+            span.end = Some(Instant::now());
+        }
+    }
+}
+
+/// The total length of possibly overlapping intervals.
+fn union(mut spans: Vec<(Instant, Instant)>) -> Duration {
+    spans.sort();
+    let mut total = Duration::ZERO;
+    let mut current: Option<(Instant, Instant)> = None;
+    for (start, end) in spans {
+        current = match current {
+            Some((s, e)) if start <= e => Some((s, e.max(end))),
+            Some((s, e)) => {
+                total += e - s;
+                Some((start, end))
+            }
+            None => Some((start, end)),
+        };
+    }
+    total + current.map_or(Duration::ZERO, |(s, e)| e - s)
+}
+
+/// What a scaled run would take on AWS: its waits in modelled time, plus its rounds of AWS calls
+/// (those outside waits) at [`CALL_LATENCY`] each. Not wall time divided by the scale, which would
+/// multiply deckhand's and the emulator's own local work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rehearsal {
+    /// The whole estimate.
+    pub total: Duration,
+    /// Each named wait, longest first.
+    pub waits: Vec<(&'static str, Duration)>,
+    /// Rounds of AWS calls outside waits.
+    pub rounds: usize,
+}
+
+impl Rehearsal {
+    /// The estimate for a run that waited as `clock` recorded and sent `rounds` rounds of calls.
+    pub fn of(clock: &Clock, rounds: usize) -> Rehearsal {
+        let (waited, waits) = clock.waited();
+        let calls = CALL_LATENCY * u32::try_from(rounds).unwrap_or(u32::MAX);
+        Rehearsal { total: waited + calls, waits, rounds }
+    }
+
+    /// The rehearsal line: `rehearsed: about 5m 10s on AWS (NAT gateway 1m 30s, rollout 3m 20s,
+    /// AWS calls 2s: 35 rounds at 60 ms)`.
+    pub fn line(&self) -> String {
+        let mut parts: Vec<String> = self.waits.iter().map(|(name, took)| format!("{name} {}", about(*took))).collect();
+        let calls = CALL_LATENCY * u32::try_from(self.rounds).unwrap_or(u32::MAX);
+        parts.push(format!("AWS calls {}: {} rounds at {} ms", about(calls), self.rounds, CALL_LATENCY.as_millis()));
+        format!("rehearsed: about {} on AWS ({})", about(self.total), parts.join(", "))
+    }
+}
+
+/// A duration for people, to the second: `5m 10s`, `45s`, `0s`.
+pub fn about(duration: Duration) -> String {
+    humantime::format_duration(Duration::from_secs(duration.as_secs_f64().round() as u64)).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scale_is_a_number_above_zero_and_at_most_one() {
+        assert_eq!(TimeScale::parse("0.05").unwrap().factor(), 0.05);
+        assert_eq!(TimeScale::parse("1").unwrap(), TimeScale::REAL);
+        for bad in ["0", "-0.5", "1.5", "fast", "", "NaN"] {
+            let err = TimeScale::parse(bad).unwrap_err().to_string();
+            assert!(err.contains(TIME_SCALE_ENV) && err.contains("at most 1"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn pauses_scale_down_to_the_floor_and_durations_scale_without_one() {
+        let s = TimeScale::parse("0.01").unwrap();
+        assert_eq!(s.pause(Duration::from_secs(15)), Duration::from_millis(150));
+        assert_eq!(s.pause(Duration::from_secs(1)), POLL_FLOOR);
+        assert_eq!(s.pause(Duration::from_millis(10)), Duration::from_millis(10), "never above the real pause");
+        assert_eq!(s.of(SETTLE_WINDOW), Duration::from_millis(1200));
+        assert_eq!(s.modelled(Duration::from_millis(900)), Duration::from_secs(90));
+        assert_eq!(TimeScale::REAL.pause(Duration::from_secs(15)), Duration::from_secs(15));
+    }
+
+    #[test]
+    fn overlapping_waits_count_once() {
+        let t = Instant::now();
+        let at = |ms: u64| t + Duration::from_millis(ms);
+        assert_eq!(union(vec![(at(0), at(10)), (at(5), at(20)), (at(30), at(40))]), Duration::from_millis(30));
+        assert_eq!(union(vec![]), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_rehearsal_line_names_each_wait_and_the_calls() {
+        let rehearsal = Rehearsal {
+            total: Duration::from_secs(310),
+            waits: vec![("rollout", Duration::from_secs(200)), ("NAT gateway", Duration::from_millis(90_400))],
+            rounds: 35,
+        };
+        assert_eq!(
+            rehearsal.line(),
+            "rehearsed: about 5m 10s on AWS (rollout 3m 20s, NAT gateway 1m 30s, AWS calls 2s: 35 rounds at 60 ms)"
+        );
+        let clock = Clock::new(Some(TimeScale::parse("0.5").unwrap()));
+        drop(clock.start_wait("stack lock"));
+        let nat = clock.start_wait("NAT gateway");
+        assert!(!clock.waiting(), "its first poll is a call like any other");
+        nat.pausing();
+        assert!(clock.waiting());
+        drop(nat);
+        let rehearsal = Rehearsal::of(&clock, 10);
+        assert_eq!(rehearsal.total.as_millis() / 100, 6, "10 rounds at 60 ms, and waits of next to nothing");
+        let names: Vec<&str> = rehearsal.waits.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, ["NAT gateway"], "a wait done at its first poll is not named");
+        assert!(!clock.waiting());
+    }
+}
