@@ -17,7 +17,7 @@ use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
 use crate::error::{Error, Result};
 use crate::settle::Settle;
-use crate::timing::{Clock, Rehearsal, SDK_RETRY_PACE, SETTLE_WINDOW, TimeScale};
+use crate::timing::{Clock, Rehearsal, SDK_RETRY_PACE, SETTLE_FLOOR, SETTLE_WINDOW, TimeScale};
 
 /// Where deckhand sends its AWS requests.
 #[derive(Debug, Clone, Default)]
@@ -91,7 +91,7 @@ impl Aws {
         let clock = Arc::new(Clock::new(TimeScale::resolve(config.endpoint_url().is_some(), target.time_scale)?));
         let calls = Arc::new(CallCounter { clock: clock.clone(), ..CallCounter::default() });
         // One memory of this run's creates for all clients: an id EC2 returned is retried on ECS too.
-        let settle = Settle::new(clock.scaled(SETTLE_WINDOW));
+        let settle = Settle::new(clock.scaled(SETTLE_WINDOW).max(SETTLE_FLOOR).min(SETTLE_WINDOW));
         // The SDK's retries pause at the same scale, so that they still happen within the window.
         let retry = RetryConfig::standard()
             .with_max_attempts(MAX_ATTEMPTS)
