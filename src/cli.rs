@@ -9,15 +9,15 @@ use std::rc::Rc;
 use clap::{Args, Parser, Subcommand};
 
 use crate::aws::Declared;
+use crate::aws::{Pass, State};
 use crate::destroy::StackContents;
 use crate::error::{Error, Result};
 use crate::local::{Emulator, LOCAL_REGION};
 use crate::lock::{LockOptions, StackLock, Unlocked};
-use crate::pass::{Pass, State};
 use crate::plan::{Mode, Sink};
 use crate::prune::{Prune, PruneOptions};
 use crate::runtime::{Aws, Target};
-use crate::script::{Script, Vars};
+use crate::script::{Script, Vars, styled_error};
 use crate::timing::{TIME_SCALE_ENV, TimeScale};
 
 /// Deploy and operate Amazon ECS services from small Rhai scripts.
@@ -352,13 +352,6 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// An error report with its leading `error:` in bold red (anstream strips the style where
-/// stderr takes no colour: not a terminal, `NO_COLOR`, `CLICOLOR=0`).
-pub(crate) fn styled_error(report: &str) -> String {
-    let red = anstyle::AnsiColor::Red.on_default().bold();
-    report.replacen("error:", &format!("{red}error{red:#}:"), 1)
-}
-
 fn init_tracing(verbose: u8) {
     let filter = match verbose {
         0 => "error,deckhand=warn",
@@ -414,7 +407,7 @@ fn print_stdout(text: &str) -> Result<()> {
 }
 
 fn logs(args: LogsArgs) -> Result<()> {
-    let since = crate::tail::parse_since("--since", &args.since)?;
+    let since = crate::period::parse_since("--since", &args.since)?;
     let (aws, _emulator) = args.aws.connect()?;
     let sources = aws.block_on(crate::tail::log_sources(&aws, &args.stack, args.service.as_deref()))?;
     if sources.is_empty() {

@@ -6,11 +6,10 @@
 //! This is terraform-plugin-framework's resource interface (or a Kubernetes controller's
 //! reconcile) in miniature: a kind never writes the loop again.
 
-use crate::aws::Snapshot;
-use crate::aws::tagged::{self, Keepable};
 use crate::error::{Error, Result};
-use crate::pass::{Pass, STACK_TAG};
+use crate::pass::{Pass, Reads};
 use crate::plan::{Change, ChangeKind, FieldDiff};
+use crate::tagged::{self, Keepable, STACK_TAG};
 
 /// What a create returned: the new resource, or one with the same identity that appeared
 /// meanwhile (a concurrent run, a lost reply), which the engine then checks and converges.
@@ -64,6 +63,8 @@ impl<U> Drift<U> {
 /// Every method that sends a mutating request goes through [`Pass::apply`], so a plan pass cannot
 /// send one even by mistake; [`converge`] only calls `create` and `update` in the apply pass.
 pub trait Resource: Clone + Sized {
+    /// The run's reads this kind finds itself in and remembers itself into.
+    type Reads: Reads;
     /// What a script asks for.
     type Spec;
     /// What an in-place update must send, worked out by [`Resource::diff`].
@@ -88,13 +89,13 @@ pub trait Resource: Clone + Sized {
     }
 
     /// Checks the spec before anything is read or sent (what AWS would reject).
-    fn validate(_pass: &Pass, _spec: &Self::Spec) -> Result<()> {
+    fn validate(_pass: &Pass<Self::Reads>, _spec: &Self::Spec) -> Result<()> {
         Ok(())
     }
 
     /// The resource this spec names, from the pass's snapshot (read on demand where AWS cannot
     /// list by tag); `None` when it does not exist.
-    fn find(pass: &Pass, spec: &Self::Spec) -> Result<Option<Self>>;
+    fn find(pass: &Pass<Self::Reads>, spec: &Self::Spec) -> Result<Option<Self>>;
 
     /// The live resource's `deckhand:stack` tag.
     fn stack_of(live: &Self) -> Option<&str>;
@@ -103,19 +104,19 @@ pub trait Resource: Clone + Sized {
     fn planned(spec: &Self::Spec, stack: &str) -> Self;
 
     /// Creates it, tagged with the stack (apply pass only).
-    fn create(pass: &Pass, spec: &Self::Spec, stack: &str) -> Result<Created<Self>>;
+    fn create(pass: &Pass<Self::Reads>, spec: &Self::Spec, stack: &str) -> Result<Created<Self>>;
 
     /// How `live` differs from `spec`.
     fn diff(live: &Self, spec: &Self::Spec) -> Drift<Self::Update>;
 
     /// Changes `live` in place to match `spec` (apply pass only) and returns it as it now is.
-    fn update(pass: &Pass, live: &Self, spec: &Self::Spec, update: &Self::Update) -> Result<Self>;
+    fn update(pass: &Pass<Self::Reads>, live: &Self, spec: &Self::Spec, update: &Self::Update) -> Result<Self>;
 
     /// What `live` will look like after the update, without sending it (plan pass).
     fn updated(live: &Self, spec: &Self::Spec) -> Self;
 
     /// Records the resource in the pass's snapshot so later primitives of the pass see it.
-    fn remember(snapshot: &mut Snapshot, live: &Self);
+    fn remember(snapshot: &mut Self::Reads, live: &Self);
 
     /// Short identifying facts for the plan line, e.g. `subnet-0abc, us-west-2a, 172.31.96.0/24`.
     fn summary(live: &Self) -> String;
@@ -136,7 +137,7 @@ pub trait Resource: Clone + Sized {
 /// Converges one resource of kind `R` to `spec`: validates it, finds it, creates it when
 /// missing, refuses one that is not the stack's, updates it in place when it drifted (or refuses
 /// what AWS cannot change in place), and records `+`, `~` or `=`.
-pub fn converge<R: Resource>(pass: &Pass, spec: &R::Spec) -> Result<R> {
+pub fn converge<R: Resource>(pass: &Pass<R::Reads>, spec: &R::Spec) -> Result<R> {
     converge_kept::<R>(pass, spec, false)
 }
 
@@ -144,7 +145,7 @@ pub fn converge<R: Resource>(pass: &Pass, spec: &R::Spec) -> Result<R> {
 /// mark, so a later run whose script no longer declares it keeps it (and says why) instead of
 /// deleting it. The mark is part of the resource's state: putting it on or taking it off is an
 /// update (`keep: false -> true`); a kind without [`Resource::keepable`] ignores `keep`.
-pub fn converge_kept<R: Resource>(pass: &Pass, spec: &R::Spec, keep: bool) -> Result<R> {
+pub fn converge_kept<R: Resource>(pass: &Pass<R::Reads>, spec: &R::Spec, keep: bool) -> Result<R> {
     R::validate(pass, spec)?;
     let stack = pass.stack()?;
     let name = R::name(spec);
@@ -170,7 +171,7 @@ pub fn converge_kept<R: Resource>(pass: &Pass, spec: &R::Spec, keep: bool) -> Re
         return Err(cannot_change::<R>(&name, &drift.fixed));
     }
     let marked = match R::keepable(&live) {
-        Some(target) => pass.snapshot()?.borrow().tagged.is_marked(target.key()),
+        Some(target) => pass.snapshot()?.borrow().tagged().is_marked(target.key()),
         None => keep,
     };
     if drift.diffs.is_empty() && marked == keep {
@@ -191,15 +192,15 @@ pub fn converge_kept<R: Resource>(pass: &Pass, spec: &R::Spec, keep: bool) -> Re
 }
 
 /// Puts the keep mark on a resource of this run (or takes it off), and notes it in the snapshot.
-fn mark<R: Resource>(pass: &Pass, live: &R, keep: bool) -> Result<()> {
+fn mark<R: Resource>(pass: &Pass<R::Reads>, live: &R, keep: bool) -> Result<()> {
     let Some(target) = R::keepable(live) else { return Ok(()) };
     pass.apply(async |aws| tagged::set_keep(aws, &target, keep).await)?;
-    pass.snapshot()?.borrow_mut().tagged.set_marked(&target, keep);
+    pass.snapshot()?.borrow_mut().tagged_mut().set_marked(&target, keep);
     Ok(())
 }
 
 fn record<R: Resource>(
-    pass: &Pass,
+    pass: &Pass<R::Reads>,
     kind: ChangeKind,
     name: &str,
     live: R,

@@ -8,9 +8,9 @@ use std::rc::Rc;
 use rhai::Engine;
 use serde_json::Value;
 
+use crate::aws::{Pass, State};
 use crate::bindings::{AREAS, similar};
 use crate::error::{Error, Result};
-use crate::pass::{Pass, State};
 use crate::plan::{Mode, Sink};
 
 /// One script function (all its overloads) as `deckhand docs` shows it.
@@ -57,7 +57,7 @@ pub fn catalog() -> Vec<FunctionDoc> {
     let pass = check_pass();
     AREAS
         .iter()
-        .flat_map(|(area, register)| {
+        .flat_map(|(area, register, _)| {
             let mut engine = Engine::new_raw();
             register(&mut engine, &pass);
             functions(&engine, area)
@@ -78,7 +78,7 @@ pub fn function_names() -> Vec<String> {
 pub fn index() -> String {
     let catalog = catalog();
     let mut text = String::new();
-    for (area, _) in AREAS {
+    for (area, _, _) in AREAS {
         let lines: Vec<(String, String)> = catalog
             .iter()
             .filter(|f| f.area == *area)

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use rhai::module_resolvers::FileModuleResolver;
 use rhai::{AST, Engine, EvalAltResult, Module, ModuleResolver, Position, Scope, Shared};
 
-use crate::pass::Pass;
+use crate::aws::Pass;
 
 /// Rhai modules embedded in the binary, importable by name (`import "fargate" as fargate;`).
 pub const STDLIB: &[(&str, &str)] = &[("fargate", include_str!("../stdlib/fargate.rhai"))];

@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::aws::arn::Arn;
 use crate::error::{Error, Result, aws_error};
-use crate::pass::STACK_TAG;
 use crate::poll::{Check, Wait};
 use crate::runtime::Aws;
+use crate::tagged::STACK_TAG;
 use crate::timing::{Clock, LOCK_PACE};
 
 /// Where the lock parameters live: `/deckhand/locks/<stack>`.
@@ -161,7 +161,7 @@ pub fn parse_timeout(text: &str) -> Result<Duration> {
     if matches!(text.trim(), "0" | "0s" | "0m") {
         return Ok(Duration::ZERO);
     }
-    crate::tail::parse_since("--lock-timeout", text)
+    crate::period::parse_since("--lock-timeout", text)
 }
 
 /// A held stack lock; released by [`StackLock::release`] or, failing that, when dropped (an

@@ -1,47 +1,64 @@
 //! One pass of a script (check, plan or apply): its mode, stack, AWS clients, change log and the
-//! read cache shared by the passes of a run.
+//! read cache shared by the passes of a run. The engine knows the run's reads only as [`Reads`]:
+//! the kinds' snapshot (`aws::Snapshot`) implements it, and `aws::Pass` names this pass over it.
 
 use std::cell::RefCell;
+use std::fmt::Debug;
 use std::rc::Rc;
 
-use crate::aws::{Declared, Snapshot};
+use futures_util::future::LocalBoxFuture;
+
 use crate::error::{Error, Result};
 use crate::lock::{LockOptions, PassLock};
 use crate::plan::{ChangeLog, Mode, Sink};
 use crate::runtime::Aws;
+use crate::tagged::StackTagged;
 
-/// The tag key that marks everything deckhand creates.
-pub const STACK_TAG: &str = "deckhand:stack";
+/// What a run reads about its stack up front, as the engine sees it: loaded once per run, then
+/// copied into each pass, which keeps its copy current as it plans or applies changes.
+pub trait Reads: Clone + Default + Debug + 'static {
+    /// What the run's script declares, read up front with the rest.
+    type Declared: Default + Debug;
+
+    /// Reads the stack's resources, and the declared ones with them.
+    fn load<'a>(aws: &'a Aws, stack: &'a str, declared: &'a Self::Declared) -> LocalBoxFuture<'a, Result<Self>>;
+
+    /// The stack's resources as the tagging API lists them, with their keep marks.
+    fn tagged(&self) -> &StackTagged;
+
+    /// The same, to note a keep mark put on or taken off.
+    fn tagged_mut(&mut self) -> &mut StackTagged;
+}
 
 /// Reads cached for a whole run: read once (by the first pass), then each pass works on its own
 /// copy, so what a plan pass records as "to be created" never leaks into the apply pass.
 #[derive(Debug, Default)]
-pub struct State {
-    read: RefCell<Option<Snapshot>>,
-    declared: Declared,
+pub struct State<S: Reads> {
+    read: RefCell<Option<S>>,
+    declared: S::Declared,
 }
 
-impl State {
+impl<S: Reads> State<S> {
     /// A run's state that reads these declared resources up front with the rest.
-    pub fn with_declared(declared: Declared) -> State {
+    pub fn with_declared(declared: S::Declared) -> State<S> {
         State { read: RefCell::default(), declared }
     }
 
     /// What the run's script declares, as its check pass found it (empty for the REPL).
-    pub fn declared(&self) -> &Declared {
+    pub fn declared(&self) -> &S::Declared {
         &self.declared
     }
 
     /// The stack's resources as the run first read them (before any pass planned or applied a
     /// change), if a pass has read them.
-    pub fn first_read(&self) -> Option<Snapshot> {
+    pub fn first_read(&self) -> Option<S> {
         self.read.borrow().clone()
     }
 }
 
 /// The context every primitive works in during one pass.
 #[derive(Debug)]
-pub struct Pass {
+pub struct Pass<S: Reads> {
     /// Check, plan or apply.
     pub mode: Mode,
     /// What this pass did, printed as it happens.
@@ -51,14 +68,14 @@ pub struct Pass {
     aws: Option<Aws>,
     region: Option<String>,
     stack: RefCell<Option<String>>,
-    state: Rc<State>,
-    snapshot: RefCell<Option<Rc<RefCell<Snapshot>>>>,
+    state: Rc<State<S>>,
+    snapshot: RefCell<Option<Rc<RefCell<S>>>>,
     lock: RefCell<PassLock>,
 }
 
-impl Pass {
+impl<S: Reads> Pass<S> {
     /// A pass in `mode`; `aws` is `None` only in check mode.
-    pub fn new(mode: Mode, aws: Option<Aws>, region: Option<String>, sink: Sink, state: Rc<State>) -> Pass {
+    pub fn new(mode: Mode, aws: Option<Aws>, region: Option<String>, sink: Sink, state: Rc<State<S>>) -> Pass<S> {
         let region = aws.as_ref().map(|a| a.region.clone()).or(region);
         Pass {
             mode,
@@ -84,7 +101,7 @@ impl Pass {
     }
 
     /// What the run's script declares, as its check pass found it (empty for the REPL).
-    pub fn declared(&self) -> &Declared {
+    pub fn declared(&self) -> &S::Declared {
         self.state.declared()
     }
 
@@ -124,7 +141,7 @@ impl Pass {
 
     /// This pass's view of the stack's resources: read once per run (all services concurrently),
     /// then updated by this pass as it plans or applies changes.
-    pub fn snapshot(&self) -> Result<Rc<RefCell<Snapshot>>> {
+    pub fn snapshot(&self) -> Result<Rc<RefCell<S>>> {
         if let Some(snapshot) = self.snapshot.borrow().as_ref() {
             return Ok(snapshot.clone());
         }
@@ -135,8 +152,8 @@ impl Pass {
         let mut read = self.state.read.borrow_mut();
         if read.is_none() {
             *read = Some(match &self.aws {
-                Some(aws) => aws.block_on(Snapshot::load_with(aws, &stack, &self.state.declared))?,
-                None => Snapshot::default(),
+                Some(aws) => aws.block_on(S::load(aws, &stack, &self.state.declared))?,
+                None => S::default(),
             });
         }
         let snapshot = Rc::new(RefCell::new(read.clone().expect("read above")));
@@ -146,7 +163,7 @@ impl Pass {
 
     /// Records something read on demand (e.g. an IAM role looked up by name) in this pass's
     /// snapshot and in the run's read cache, so later passes reuse it instead of reading again.
-    pub fn remember_read(&self, record: impl Fn(&mut Snapshot)) -> Result<()> {
+    pub fn remember_read(&self, record: impl Fn(&mut S)) -> Result<()> {
         record(&mut self.snapshot()?.borrow_mut());
         if let Some(read) = self.state.read.borrow_mut().as_mut() {
             record(read);

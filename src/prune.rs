@@ -10,10 +10,10 @@
 
 use std::collections::BTreeSet;
 
-use crate::aws::inventory::{Entry, Inventory, Kind};
-use crate::aws::{Snapshot, route53};
+use crate::aws::Snapshot;
 use crate::destroy::StackContents;
 use crate::error::{Error, Result};
+use crate::kinds::{self, Entry, Inventory, Kind};
 use crate::plan::{Change, ChangeKind, ChangeLog};
 use crate::runtime::Aws;
 
@@ -54,13 +54,7 @@ impl Prune {
         let declared = declared(&changes);
         let inventory =
             aws.block_on(Inventory::read_with(aws, stack, snapshot, Some(&declared), options.delete_logs))?;
-        // A NAT gateway created by this run takes an unattached elastic IP of the stack (one an
-        // earlier run allocated and then failed to use) before it allocates another.
-        let nat_created = changes.iter().any(|c| c.kind == ChangeKind::Create && c.resource == Kind::NatGateway.name());
-        let unattached = |entry: &Entry| {
-            entry.kind == Kind::ElasticIp
-                && inventory.snapshot.egress.addresses.iter().any(|a| a.allocation_id == entry.id && !a.associated)
-        };
+        let creates = |kind: Kind| changes.iter().any(|c| c.kind == ChangeKind::Create && c.resource == kind.name());
         let (mut doomed, mut kept) = (Vec::new(), Vec::new());
         for entry in inventory.undeclared(&declared) {
             let marked = "keep: true (to delete it, declare it once more with keep: false and run, then drop it)";
@@ -69,10 +63,7 @@ impl Prune {
             } else {
                 inventory.kept_because(entry, options.delete_logs)
             }
-            .or_else(|| {
-                (nat_created && unattached(entry))
-                    .then(|| "unattached, and a NAT gateway this run creates reuses it".to_string())
-            })
+            .or_else(|| kinds::of(entry.kind).kept_by_run(&inventory, entry, &creates))
             .or_else(|| options.keep_undeclared.then(|| "--keep-undeclared".to_string()));
             match why {
                 Some(why) => kept.push((entry.clone(), format!("{NO_LONGER_DECLARED}, kept: {why}"))),
@@ -162,22 +153,17 @@ impl Prune {
     }
 }
 
-/// The kinds and names the script declared, from a pass's change log. A `dns_record` declares
-/// one record set per type (`app.example.com A+AAAA`: `app.example.com A` and `... AAAA`) and
-/// the ownership marker of its name (`app.example.com *`), as the inventory names them.
+/// The kinds and names the script declared, from a pass's change log, as the inventory names
+/// them: one declaration may declare several ([`kinds::StackKind::declared_names`]: a
+/// `dns_record` declares one record set per type and the ownership marker of its name).
 fn declared(changes: &[Change]) -> BTreeSet<(String, String)> {
     let mut declared = BTreeSet::new();
     for change in changes.iter().filter(|c| c.kind != ChangeKind::Delete) {
-        let kind = change.resource.to_string();
-        if kind == Kind::DnsRecord.name()
-            && let Some((name, types)) = change.name.rsplit_once(' ')
-        {
-            let name = route53::normalise(name);
-            for rtype in types.split('+').chain(["*"]) {
-                declared.insert((kind.clone(), format!("{name} {rtype}")));
-            }
-        }
-        declared.insert((kind, change.name.clone()));
+        let names = match kinds::named(change.resource) {
+            Some(kind) => kind.declared_names(&change.name),
+            None => vec![change.name.clone()],
+        };
+        declared.extend(names.into_iter().map(|name| (change.resource.to_string(), name)));
     }
     declared
 }
@@ -199,7 +185,7 @@ mod tests {
     use super::*;
 
     fn prune(doomed: usize, size: usize) -> Prune {
-        let entry = Entry { kind: Kind::Subnet, name: "a".into(), id: "subnet-1".into(), part_of: None };
+        let entry = Entry::new(Kind("subnet"), Some("a"), "subnet-1");
         Prune {
             stack: "web".into(),
             doomed: vec![entry; doomed],
@@ -220,7 +206,7 @@ mod tests {
 
     #[test]
     fn kept_lines_name_the_resource_and_why() {
-        let group = Entry { kind: Kind::LogGroup, name: "/ecs/old".into(), id: "/ecs/old".into(), part_of: None };
+        let group = Entry::new(Kind("log_group"), Some("/ecs/old"), "/ecs/old");
         assert_eq!(
             kept_line(&group, "no longer declared, kept: --delete-logs deletes it"),
             "= kept log_group /ecs/old — no longer declared, kept: --delete-logs deletes it"

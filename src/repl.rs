@@ -18,8 +18,8 @@ use rustyline::history::FileHistory;
 use rustyline::validate::Validator;
 use rustyline::{Context, Editor, Helper};
 
+use crate::aws::{Pass, State};
 use crate::error::{Error, Result};
-use crate::pass::{Pass, State};
 use crate::plan::{Mode, Sink};
 use crate::runtime::Aws;
 use crate::script::{Script, Vars};
@@ -403,7 +403,7 @@ impl Session {
     /// Counts a failed input and prints its error (red where stderr takes colour).
     fn fail(&mut self, report: &str) {
         self.failed += 1;
-        anstream::eprintln!("{}", crate::cli::styled_error(report));
+        anstream::eprintln!("{}", crate::script::styled_error(report));
     }
 
     fn print_vars(&self) {

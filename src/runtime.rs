@@ -15,9 +15,9 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
-use crate::aws::settle::Settle;
 use crate::error::{Error, Result};
-use crate::timing::{Clock, Rehearsal, SDK_RETRY_PACE, SETTLE_WINDOW, TimeScale};
+use crate::settle::Settle;
+use crate::timing::{Clock, Rehearsal, SDK_RETRY_PACE, SETTLE_FLOOR, SETTLE_WINDOW, TimeScale};
 
 /// Where deckhand sends its AWS requests.
 #[derive(Debug, Clone, Default)]
@@ -49,6 +49,8 @@ pub struct Aws {
     pub logs: aws_sdk_cloudwatchlogs::Client,
     /// ECS: clusters, task definitions, services.
     pub ecs: aws_sdk_ecs::Client,
+    /// ECR: image repositories.
+    pub ecr: aws_sdk_ecr::Client,
     /// ACM: certificates validated by DNS.
     pub acm: aws_sdk_acm::Client,
     /// Route 53: hosted zones (looked up, never created) and record sets.
@@ -89,7 +91,7 @@ impl Aws {
         let clock = Arc::new(Clock::new(TimeScale::resolve(config.endpoint_url().is_some(), target.time_scale)?));
         let calls = Arc::new(CallCounter { clock: clock.clone(), ..CallCounter::default() });
         // One memory of this run's creates for all clients: an id EC2 returned is retried on ECS too.
-        let settle = Settle::new(clock.scaled(SETTLE_WINDOW));
+        let settle = Settle::new(clock.scaled(SETTLE_WINDOW).max(SETTLE_FLOOR).min(SETTLE_WINDOW));
         // The SDK's retries pause at the same scale, so that they still happen within the window.
         let retry = RetryConfig::standard()
             .with_max_attempts(MAX_ATTEMPTS)
@@ -112,6 +114,7 @@ impl Aws {
             iam: client!(aws_sdk_iam),
             logs: client!(aws_sdk_cloudwatchlogs),
             ecs: client!(aws_sdk_ecs),
+            ecr: client!(aws_sdk_ecr),
             tagging: client!(aws_sdk_resourcegroupstagging),
             acm: client!(aws_sdk_acm),
             route53: client!(aws_sdk_route53),

@@ -6,8 +6,8 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, EvalAltResult, Map, ParseError, Position, Scope};
 
+use crate::aws::Pass;
 use crate::error::{Error, Result};
-use crate::pass::Pass;
 
 /// A script to run: where it came from and its text.
 #[derive(Debug, Clone)]
@@ -197,4 +197,11 @@ impl Vars {
             })
             .collect()
     }
+}
+
+/// An error report with its leading `error:` in bold red (anstream strips the style where
+/// stderr takes no colour: not a terminal, `NO_COLOR`, `CLICOLOR=0`).
+pub(crate) fn styled_error(report: &str) -> String {
+    let red = anstyle::AnsiColor::Red.on_default().bold();
+    report.replacen("error:", &format!("{red}error{red:#}:"), 1)
 }

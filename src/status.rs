@@ -26,34 +26,12 @@ use comfy_table::ContentArrangement;
 use futures_util::future::try_join_all;
 use serde_json::{Value, json};
 
-use crate::aws::autoscaling::{ScalableTarget, resource_id};
+use crate::aws::autoscaling::ScalableTarget;
 use crate::aws::ecs::short_task;
-use crate::aws::inventory::{Entry, Inventory, Kind, record_id};
 use crate::aws::queries::{self, ServiceEvent, ServiceReport, TargetHealth, Task};
 use crate::error::Result;
+use crate::kinds::{self, Inventory, Showing, StatusReads};
 use crate::runtime::Aws;
-
-/// The order status lists kinds in: the network first, services last.
-const SHOWN_IN_ORDER: [Kind; 18] = [
-    Kind::Subnet,
-    Kind::SecurityGroup,
-    Kind::NatGateway,
-    Kind::ElasticIp,
-    Kind::RouteTable,
-    Kind::VpcEndpoint,
-    Kind::LoadBalancer,
-    Kind::TargetGroup,
-    Kind::Listener,
-    Kind::ListenerRule,
-    Kind::Certificate,
-    Kind::DnsRecord,
-    Kind::Role,
-    Kind::LogGroup,
-    Kind::Cluster,
-    Kind::TaskDefinition,
-    Kind::Service,
-    Kind::Autoscaling,
-];
 
 /// How many service events the table shows (JSON has every event ECS returns).
 const EVENTS_SHOWN: usize = 5;
@@ -107,27 +85,18 @@ impl StackStatus {
     pub async fn read(aws: &Aws, stack: &str) -> Result<StackStatus> {
         let inventory = Inventory::read(aws, stack).await?;
         let snapshot = &inventory.snapshot;
-        let ids = |kind: Kind| -> Vec<String> {
-            inventory.entries.iter().filter(|e| e.kind == kind).map(|e| e.id.clone()).collect()
-        };
         // The stack's services by cluster, its own or not.
         let mut by_cluster: BTreeMap<(&str, &str), Vec<String>> = BTreeMap::new();
         for s in &inventory.services {
             by_cluster.entry((s.cluster.as_str(), s.cluster_arn.as_str())).or_default().push(s.arn.clone());
         }
-        let revisions = ids(Kind::TaskDefinition);
-        let (lb_arns, nat_ids, endpoint_ids) = (ids(Kind::LoadBalancer), ids(Kind::NatGateway), ids(Kind::VpcEndpoint));
 
-        let (reports, tasks, lb_states, health, nat_states, endpoint_states) = tokio::try_join!(
+        let (reports, health) = tokio::try_join!(
             try_join_all(by_cluster.iter().map(|((name, arn), services)| async move {
                 let reports = queries::describe_services(aws, arn, services).await?;
                 Ok::<_, crate::Error>(reports.into_iter().map(|r| (name.to_string(), r)).collect::<Vec<_>>())
             })),
-            queries::task_definitions(aws, &revisions),
-            queries::load_balancer_states(aws, &lb_arns),
             try_join_all(snapshot.elbv2.target_groups.iter().map(|tg| queries::target_health(aws, &tg.arn))),
-            queries::nat_gateway_states(aws, &nat_ids),
-            queries::endpoint_states(aws, &endpoint_ids),
         )?;
 
         let health: HashMap<&str, (&str, &Vec<TargetHealth>)> = snapshot
@@ -141,150 +110,26 @@ impl StackStatus {
         let service_tasks =
             try_join_all(reports.iter().map(|(_, r)| queries::tasks(aws, &r.cluster_arn, &r.name))).await?;
 
-        let mut resources = Vec::new();
-        for kind in SHOWN_IN_ORDER {
-            // Ownership markers are how deckhand knows a record is the stack's, not resources.
-            let is_marker = |e: &&Entry| e.kind == Kind::DnsRecord && e.name.starts_with("_deckhand.");
-            for entry in inventory.entries.iter().filter(|e| e.kind == kind && !is_marker(e)) {
-                let row = |state: Option<&String>, detail: String| Resource {
-                    kind: kind.name(),
-                    name: entry.name.clone(),
-                    id: entry.id.clone(),
-                    state: state.cloned(),
-                    detail,
-                };
-                let id = entry.id.as_str();
-                resources.push(match kind {
-                    Kind::Subnet => {
-                        let s = snapshot.ec2.subnets.iter().find(|s| s.id == id);
-                        row(None, s.map(|s| format!("{} {}", s.az, s.cidr)).unwrap_or_default())
-                    }
-                    Kind::SecurityGroup => {
-                        let g = inventory.security_groups.iter().find(|g| g.id == id);
-                        row(None, g.map(|g| count(g.ingress.len(), "ingress rule")).unwrap_or_default())
-                    }
-                    Kind::NatGateway => {
-                        let n = snapshot.egress.nat_gateways.iter().find(|n| n.id == id);
-                        row(nat_states.get(id), n.map(|n| format!("public IP {}", n.public_ip)).unwrap_or_default())
-                    }
-                    Kind::ElasticIp => {
-                        let a = snapshot.egress.addresses.iter().find(|a| a.allocation_id == id);
-                        let detail = a.map(|a| {
-                            let used = if a.associated { "in use" } else { "not associated" };
-                            format!("{}, {used}", a.public_ip)
-                        });
-                        row(None, detail.unwrap_or_default())
-                    }
-                    Kind::RouteTable => {
-                        let t = inventory.route_tables.iter().find(|t| t.id == id);
-                        let detail = t.map(|t| {
-                            format!("{}, {}", count(t.routes.len(), "route"), count(t.associations.len(), "subnet"))
-                        });
-                        row(None, detail.unwrap_or_default())
-                    }
-                    Kind::VpcEndpoint => {
-                        let e = snapshot.egress.endpoints.iter().find(|e| e.id == id);
-                        row(endpoint_states.get(id), e.map(|e| e.is.service.clone()).unwrap_or_default())
-                    }
-                    Kind::LoadBalancer => {
-                        let lb = snapshot.elbv2.load_balancers.iter().find(|lb| lb.arn == id);
-                        row(lb_states.get(id), lb.map(|lb| lb.dns_name.clone()).unwrap_or_default())
-                    }
-                    Kind::TargetGroup => {
-                        let tg = snapshot.elbv2.target_groups.iter().find(|tg| tg.arn == id);
-                        let targets = health.get(id).map(|(_, t)| t.as_slice()).unwrap_or_default();
-                        let healthy = targets.iter().filter(|t| t.state == "healthy").count();
-                        let detail = tg.map(|tg| {
-                            format!(
-                                "{} {} ({}), {healthy}/{} targets healthy",
-                                tg.protocol,
-                                tg.port,
-                                tg.target_type,
-                                targets.len()
-                            )
-                        });
-                        row(None, detail.unwrap_or_default())
-                    }
-                    Kind::Listener => {
-                        let l = snapshot.elbv2.listeners.iter().find(|l| l.arn == id);
-                        row(None, l.map(|l| format!("{} {}", l.protocol, l.action)).unwrap_or_default())
-                    }
-                    Kind::Role => {
-                        let role = inventory.roles.iter().find(|r| r.name == id);
-                        let mut r = row(None, role.map(|r| r.description.clone()).unwrap_or_default());
-                        r.id = role.map_or(r.id, |role| role.arn.clone());
-                        r
-                    }
-                    Kind::LogGroup => {
-                        let g = inventory.log_groups.iter().find(|g| g.name == id);
-                        let detail = g.map(|g| {
-                            g.retention_days.map(|d| format!("kept {d} days")).unwrap_or_else(|| "kept forever".into())
-                        });
-                        let mut r = row(None, detail.unwrap_or_default());
-                        r.id = g.map_or(r.id, |g| g.arn.clone());
-                        r
-                    }
-                    Kind::Cluster => {
-                        let c = snapshot.ecs.clusters.iter().find(|c| c.arn == id);
-                        row(c.map(|c| &c.status), c.map(|c| c.capacity_providers.join(", ")).unwrap_or_default())
-                    }
-                    Kind::TaskDefinition => {
-                        // Named by revision: a family has several.
-                        let t = tasks.get(id);
-                        let mut r = row(
-                            None,
-                            t.map(|t| format!("cpu {} memory {}", t.spec.cpu, t.spec.memory)).unwrap_or_default(),
-                        );
-                        r.name = id.to_string();
-                        r.id = t.map_or(r.id, |t| t.arn.clone());
-                        r
-                    }
-                    Kind::Service => {
-                        let report = reports.iter().map(|(_, r)| r).find(|r| r.arn == id);
-                        let detail = report.map(|r| format!("{} running / {} desired", r.running, r.desired));
-                        row(report.map(|r| &r.status), detail.unwrap_or_default())
-                    }
-                    Kind::Autoscaling => {
-                        let t = inventory.scalable_targets.iter().find(|t| t.resource_id == id);
-                        let service = inventory
-                            .services
-                            .iter()
-                            .find(|s| t.is_some_and(|t| t.resource_id == resource_id(&s.cluster, &s.name)));
-                        let desired = service.and_then(|s| reports.iter().map(|(_, r)| r).find(|r| r.arn == s.arn));
-                        let detail = t.map(|t| {
-                            let policies = match t.policies.len() {
-                                1 => "1 policy".to_string(),
-                                n => format!("{n} policies"),
-                            };
-                            let now = desired.map(|r| format!(", now {} desired", r.desired)).unwrap_or_default();
-                            format!("{}-{} tasks{now}, {policies}", t.min, t.max)
-                        });
-                        row(None, detail.unwrap_or_default())
-                    }
-                    Kind::ListenerRule => {
-                        let r = snapshot.elbv2.rules.iter().find(|r| r.arn == id);
-                        row(None, r.map(|r| r.summary()).unwrap_or_default())
-                    }
-                    Kind::Certificate => {
-                        let c = inventory.certificates.iter().find(|c| c.arn == id);
-                        let detail = c.map(|c| {
-                            let expiry = c
-                                .not_after
-                                .as_deref()
-                                .map(|t| format!("expires {t}"))
-                                .unwrap_or_else(|| "not issued".into());
-                            let names = std::iter::once(&c.domain).chain(&c.alternative_names).cloned();
-                            format!("{}; {expiry}", names.collect::<Vec<_>>().join(", "))
-                        });
-                        row(c.map(|c| &c.status), detail.unwrap_or_default())
-                    }
-                    Kind::DnsRecord => {
-                        let r = inventory.records.iter().find(|r| record_id(r) == id);
-                        row(None, r.map(|r| format!("{} (zone {})", r.set.data(), r.zone)).unwrap_or_default())
-                    }
-                });
-            }
-        }
+        // Each kind shows its own, in the registry's order (what others use first).
+        let reads = StatusReads { inventory: &inventory, reports: &reports, health: &health };
+        let shown = try_join_all(kinds::KINDS.iter().map(|kind| {
+            let entries = inventory.entries.iter().filter(|e| e.kind == kind.kind()).collect();
+            kind.status(Showing { aws, reads: &reads, entries })
+        }))
+        .await?;
+        let resources = kinds::KINDS
+            .iter()
+            .zip(shown)
+            .flat_map(|(kind, rows)| {
+                rows.into_iter().map(|row| Resource {
+                    kind: kind.kind().name(),
+                    name: row.name,
+                    id: row.id,
+                    state: row.state,
+                    detail: row.detail,
+                })
+            })
+            .collect();
 
         let services = reports
             .into_iter()
@@ -451,11 +296,6 @@ fn render_events(events: &[ServiceEvent]) -> String {
         out.push_str(&format!("    {} {}\n", e.at, e.message));
     }
     out
-}
-
-/// `n thing` or `n things`.
-fn count(n: usize, thing: &str) -> String {
-    if n == 1 { format!("1 {thing}") } else { format!("{n} {thing}s") }
 }
 
 /// A borderless table (comfy-table): columns two spaces apart, padded to their widest cell, no

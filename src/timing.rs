@@ -45,8 +45,13 @@ pub const LOCK_STALE_FLOOR: Duration = Duration::from_secs(120);
 pub const LOCK_PACE: Pace = Pace::new(500, 10_000);
 
 /// How long after a create AWS may still answer "not found" for it (terraform-provider-aws's
-/// `propagationTimeout`, see `aws/settle.rs`).
+/// `propagationTimeout`, see `settle.rs`).
 pub const SETTLE_WINDOW: Duration = Duration::from_secs(120);
+/// The shortest a scaled [`SETTLE_WINDOW`] gets: a scaled run's own work between a create and the
+/// request naming it (other calls, polls at [`POLL_FLOOR`]) is not scaled, so the create may be
+/// seconds old in wall time when a dependent request names it (a subnet created before the NAT
+/// gateway wait, associated after it).
+pub const SETTLE_FLOOR: Duration = Duration::from_secs(10);
 /// The SDK's retry backoff (standard strategy): the first pause and the longest one. Scaled too,
 /// so that retries within [`SETTLE_WINDOW`] still happen when the window is scaled.
 pub const SDK_RETRY_PACE: Pace = Pace::new(1000, 20_000);

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use aws_sdk_ecs::types::DeploymentRolloutState;
 
+use crate::aws::Pass;
 use crate::aws::ecs::short_task;
 use crate::aws::queries;
 use crate::error::{Error, Result, aws_error};
-use crate::pass::Pass;
 use crate::plan::is_known;
 use crate::poll::{Check, Wait};
 use crate::runtime::Aws;

@@ -4,15 +4,16 @@
 use aws_sdk_acm::types::{Filters, KeyAlgorithm, Tag, ValidationMethod};
 use aws_sdk_route53::types::ChangeAction;
 
+use crate::aws::Pass;
 use crate::aws::Snapshot;
 use crate::aws::route53::{self, HostedZone, RecordSet};
-use crate::aws::tagged::Keepable;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
-use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::poll::{Check, Wait};
 use crate::runtime::Aws;
+use crate::tagged::Keepable;
+use crate::tagged::STACK_TAG;
 use crate::timing::{CERTIFICATE_PACE, CERTIFICATE_TIMEOUT, VALIDATION_RECORDS_PACE, VALIDATION_RECORDS_TIMEOUT};
 
 /// How many names a certificate may hold: ACM's default quota ("domain names per certificate").
@@ -394,6 +395,7 @@ fn idempotency_token() -> String {
 /// reused (its validation CNAMEs rewritten when missing, waited for until ISSUED); other names
 /// request a new one and leave the old one to `destroy`.
 impl Resource for Certificate {
+    type Reads = Snapshot;
     type Spec = CertificateSpec;
     type Update = ();
     const KIND: &'static str = "certificate";

@@ -10,13 +10,14 @@ use aws_sdk_applicationautoscaling::types::{
     TargetTrackingScalingPolicyConfiguration,
 };
 
+use crate::aws::Pass;
 use crate::aws::Snapshot;
 use crate::aws::arn::Arn;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
-use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
+use crate::tagged::STACK_TAG;
 
 /// The prefix of the scaling policies deckhand manages; other policies on a target are left alone.
 pub const POLICY_PREFIX: &str = "deckhand-";
@@ -155,7 +156,13 @@ pub struct ScalableTarget {
 
 /// The scalable target's resource id for an ECS service.
 pub fn resource_id(cluster: &str, service: &str) -> String {
-    format!("service/{cluster}/{service}")
+    format!("service/{}", target_name(cluster, service))
+}
+
+/// The one name of a service's scalable target, as the plan, the inventory and status show it
+/// and as a script declares it: `<cluster>/<service>`.
+pub fn target_name(cluster: &str, service: &str) -> String {
+    format!("{cluster}/{service}")
 }
 
 /// The Application Auto Scaling part of a run's snapshot: every ECS service's scalable target in
@@ -379,12 +386,13 @@ fn clamp(count: i64) -> i32 {
 /// A service's autoscaling converges by its service: the target's min/max are re-registered in
 /// place, policies are put when they differ and deleted when their metric is no longer given.
 impl Resource for ScalableTarget {
+    type Reads = Snapshot;
     type Spec = AutoscalingSpec;
     type Update = ScalingUpdate;
     const KIND: &'static str = "autoscaling";
 
     fn name(spec: &AutoscalingSpec) -> String {
-        format!("{}/{}", spec.cluster, spec.service)
+        target_name(&spec.cluster, &spec.service)
     }
 
     fn noun() -> String {

@@ -2,13 +2,14 @@
 
 use std::collections::HashMap;
 
+use crate::aws::Pass;
 use crate::aws::Snapshot;
-use crate::aws::tagged::Keepable;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
-use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN};
 use crate::runtime::Aws;
+use crate::tagged::Keepable;
+use crate::tagged::STACK_TAG;
 
 /// The retention periods (days) CloudWatch Logs accepts.
 pub const RETENTION_DAYS: &[i32] =
@@ -145,6 +146,7 @@ fn show_retention(days: Option<i32>) -> String {
 /// A log group converges by name (it must carry this stack's tag); its retention policy is set or
 /// removed in place.
 impl Resource for LogGroup {
+    type Reads = Snapshot;
     type Spec = LogGroupSpec;
     type Update = ();
     const KIND: &'static str = "log_group";

@@ -8,22 +8,42 @@ pub mod ecs;
 pub mod egress;
 pub mod elbv2;
 pub mod iam;
-pub mod inventory;
 pub mod logs;
 pub mod queries;
 pub mod route53;
 pub mod secrets;
-pub mod settle;
-pub mod tagged;
 pub mod zones;
 
 use std::future::Future;
 
-use futures_util::{StreamExt, TryStreamExt, stream};
+use futures_util::future::LocalBoxFuture;
+use futures_util::{FutureExt, StreamExt, TryStreamExt, stream};
 
 use crate::error::Result;
 use crate::plan::Change;
 use crate::runtime::Aws;
+
+/// A pass of a script over the kinds' snapshot: what every primitive works in.
+pub type Pass = crate::pass::Pass<Snapshot>;
+
+/// The reads a run's passes share, over the kinds' snapshot.
+pub type State = crate::pass::State<Snapshot>;
+
+impl crate::pass::Reads for Snapshot {
+    type Declared = Declared;
+
+    fn load<'a>(aws: &'a Aws, stack: &'a str, declared: &'a Declared) -> LocalBoxFuture<'a, Result<Snapshot>> {
+        Snapshot::load_with(aws, stack, declared).boxed_local()
+    }
+
+    fn tagged(&self) -> &crate::tagged::StackTagged {
+        &self.tagged
+    }
+
+    fn tagged_mut(&mut self) -> &mut crate::tagged::StackTagged {
+        &mut self.tagged
+    }
+}
 
 /// Everything a run reads up front about its stack, loaded once, all services concurrently.
 #[derive(Debug, Default, Clone)]
@@ -47,7 +67,7 @@ pub struct Snapshot {
     /// The ECS services' scalable targets and scaling policies (Application Auto Scaling).
     pub scaling: autoscaling::ScalingState,
     /// The stack's resources as the tagging API lists them, with their keep marks.
-    pub tagged: tagged::StackTagged,
+    pub tagged: crate::tagged::StackTagged,
 }
 
 impl Snapshot {
@@ -77,7 +97,7 @@ impl Snapshot {
                     None => {
                         // ELBv2 cannot list by tag: its part waits for the stack's ARNs from the tagging API.
                         let tagged_and_elbv2 = async {
-                            let tagged = tagged::StackTagged::read(aws, stack).await?;
+                            let tagged = crate::tagged::StackTagged::read(aws, stack).await?;
                             let elbv2 = elbv2::Elbv2State::load(aws, stack, &tagged).await?;
                             Ok::<_, crate::error::Error>((tagged, elbv2))
                         };
@@ -104,9 +124,9 @@ impl Snapshot {
         aws: &Aws,
         stack: &str,
         declared: &Declared,
-    ) -> Result<(tagged::StackTagged, elbv2::Elbv2State, ecs::EcsState)> {
+    ) -> Result<(crate::tagged::StackTagged, elbv2::Elbv2State, ecs::EcsState)> {
         let (tagged, named, ecs) = tokio::try_join!(
-            tagged::StackTagged::read(aws, stack),
+            crate::tagged::StackTagged::read(aws, stack),
             elbv2::Elbv2State::named(aws, &declared.load_balancers, &declared.target_groups),
             ecs::EcsState::load_declared(aws, &declared.clusters, &declared.services),
         )?;

@@ -13,8 +13,8 @@ use crate::aws::ecs::{self, Cluster, TaskDefinition};
 use crate::aws::elbv2::{self, LoadBalancer, TargetGroup};
 use crate::aws::logs::{self, LogGroup};
 use crate::error::{Error, Result, aws_error};
-use crate::pass::STACK_TAG;
 use crate::runtime::Aws;
+use crate::tagged::STACK_TAG;
 
 /// An ECS service as it runs now: counts, rollouts, newest events.
 #[derive(Debug, Clone, PartialEq)]

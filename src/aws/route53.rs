@@ -14,10 +14,10 @@ use aws_sdk_route53::types::{
     AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
 
+use crate::aws::Pass;
 use crate::aws::Snapshot;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
-use crate::pass::Pass;
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
 
@@ -442,6 +442,7 @@ pub struct DnsRecord {
 /// set of its types exists, UPSERTed when its data differ, refused when the marker does not name
 /// the stack for each of its types.
 impl Resource for DnsRecord {
+    type Reads = Snapshot;
     type Spec = DnsRecordSpec;
     type Update = ();
     const KIND: &'static str = "dns_record";

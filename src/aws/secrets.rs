@@ -10,8 +10,8 @@ use aws_sdk_ssm::types::ParameterStringFilter;
 use serde_json::{Value, json};
 
 use crate::aws::arn::Arn;
+use crate::aws::Pass;
 use crate::error::{Error, Result, aws_error};
-use crate::pass::Pass;
 use crate::plan::UNKNOWN;
 
 /// Where a secret lives.

@@ -3,9 +3,9 @@
 //! (e.g. in us-west-1 and ap-northeast-1) are closed to new accounts or lack Fargate, so scripts
 //! ask for zones instead of writing `${region}a`.
 
+use crate::aws::Pass;
 use crate::aws::ec2::find_default_vpc;
 use crate::error::{Error, Result};
-use crate::pass::Pass;
 
 /// The first `count` zones (by name) that have a default subnet in the default VPC. In check mode
 /// (no AWS), the region's first `count` zone names by letter, as placeholders.

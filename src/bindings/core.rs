@@ -4,10 +4,10 @@ use std::rc::Rc;
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult};
 
+use crate::aws::Pass;
 use crate::aws::zones::default_zones;
 use crate::bindings::function;
 use crate::error::Error;
-use crate::pass::Pass;
 
 pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     let p = pass.clone();

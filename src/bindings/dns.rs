@@ -4,6 +4,7 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
+use crate::aws::Pass;
 use crate::aws::acm::{Certificate, CertificateSpec};
 use crate::aws::route53::{self, Alias, DnsRecord, DnsRecordSpec, HostedZone, PLAIN_TYPES, RecordData};
 use crate::bindings::keep_of;
@@ -11,7 +12,6 @@ use crate::bindings::{Fields, as_array, as_string, function, handle, handle_fiel
 use crate::converge::converge;
 use crate::converge::converge_kept;
 use crate::error::{Error, Result};
-use crate::pass::Pass;
 
 type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;
 

@@ -3,17 +3,23 @@
 
 use std::rc::Rc;
 
+use aws_sdk_ec2::types::Filter;
+use futures_util::FutureExt;
+use futures_util::future::LocalBoxFuture;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
+use crate::aws::Pass;
 use crate::aws::ec2::{
     self, Peer, Rule, SecurityGroup, SecurityGroupSpec, Subnet, SubnetSpec, Vpc, check_port, parse_ports,
     parse_rule_cidr, parse_subnet_cidr,
 };
 use crate::bindings::keep_of;
-use crate::bindings::{Fields, as_string, function, handle, handle_field, handle_id, show};
+use crate::bindings::{
+    Described, Fields, as_string, function, handle, handle_field, handle_id, optional, show, string_array, text,
+};
 use crate::converge::converge_kept;
 use crate::error::{Error, Result};
-use crate::pass::Pass;
+use crate::runtime::Aws;
 
 type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;
 
@@ -273,4 +279,61 @@ pub(crate) fn validate_name(key: &str, name: &str, max: usize) -> Result<()> {
         return Err(Error::invalid(key, format!("{name:?}"), format!("1 to {max} characters")));
     }
     Ok(())
+}
+
+/// How `describe` re-reads VPCs, subnets and security groups (by id).
+pub(super) const DESCRIBED: &[Described] = &[
+    ("vpc", "id", describe_vpc),
+    ("subnet", "id", describe_subnet),
+    ("security_group", "id", describe_security_group),
+];
+
+/// A describe filter on one id.
+pub(super) fn id_filter(name: &str, id: &str) -> Vec<Filter> {
+    vec![Filter::builder().name(name).values(id).build()]
+}
+
+fn describe_vpc<'a>(aws: &'a Aws, map: &'a Map) -> LocalBoxFuture<'a, Result<Option<Map>>> {
+    async move {
+        let id = text(map, "id").unwrap_or_default();
+        Ok(ec2::vpcs(aws, id_filter("vpc-id", &id)).await?.first().map(vpc_handle))
+    }
+    .boxed_local()
+}
+
+fn describe_subnet<'a>(aws: &'a Aws, map: &'a Map) -> LocalBoxFuture<'a, Result<Option<Map>>> {
+    async move {
+        let id = text(map, "id").unwrap_or_default();
+        Ok(ec2::subnets(aws, id_filter("subnet-id", &id)).await?.first().map(|s| {
+            let mut map = subnet_handle(s);
+            map.insert("default_for_az".into(), s.default_for_az.into());
+            map.insert("stack".into(), optional(s.stack.clone()));
+            map
+        }))
+    }
+    .boxed_local()
+}
+
+fn describe_security_group<'a>(aws: &'a Aws, map: &'a Map) -> LocalBoxFuture<'a, Result<Option<Map>>> {
+    async move {
+        let id = text(map, "id").unwrap_or_default();
+        Ok(ec2::security_groups(aws, id_filter("group-id", &id)).await?.first().map(|g| {
+            let mut map = security_group_handle(g);
+            let rules = |rules: &[Rule]| string_array(&rules.iter().map(rule_text).collect::<Vec<_>>());
+            map.insert("ingress".into(), rules(&g.ingress));
+            map.insert("egress".into(), rules(&g.egress));
+            map.insert("stack".into(), optional(g.stack.clone()));
+            map
+        }))
+    }
+    .boxed_local()
+}
+
+fn rule_text(rule: &Rule) -> String {
+    let ports = match (rule.protocol.as_str(), rule.from_port, rule.to_port) {
+        ("-1", ..) => "all".to_string(),
+        (_, from, to) if from == to => format!("{}/{from}", rule.protocol),
+        (_, from, to) => format!("{}/{from}-{to}", rule.protocol),
+    };
+    format!("{ports} {}", rule.peer)
 }

@@ -2,20 +2,26 @@
 
 use std::rc::Rc;
 
+use futures_util::FutureExt;
+use futures_util::future::LocalBoxFuture;
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
+use crate::aws::Pass;
 use crate::aws::ec2::Subnet;
 use crate::aws::egress::{
     self, Endpoint, EndpointSettings, EndpointSpec, NatGateway, NatGatewaySpec, Route, RouteTable, RouteTableSpec,
     RouteTarget,
 };
-use crate::bindings::ec2::{subnet_from, validate_name, vpc_from};
+use crate::aws::queries;
+use crate::bindings::ec2::{id_filter, subnet_from, validate_name, vpc_from};
 use crate::bindings::keep_of;
-use crate::bindings::{Fields, as_array, as_string, function, handle, handle_id, show};
+use crate::bindings::{
+    Described, Fields, as_array, as_string, function, handle, handle_id, optional, show, string_array, text,
+};
 use crate::converge::converge;
 use crate::converge::converge_kept;
 use crate::error::{Error, Result};
-use crate::pass::Pass;
+use crate::runtime::Aws;
 
 type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;
 
@@ -251,4 +257,64 @@ fn endpoint_spec(pass: &Pass, vpc: &Dynamic, map: Map) -> Result<EndpointSpec> {
             security_groups,
         },
     })
+}
+
+/// How `describe` re-reads NAT gateways, route tables and VPC endpoints (by id).
+pub(super) const DESCRIBED: &[Described] = &[
+    ("nat_gateway", "id", describe_nat_gateway),
+    ("route_table", "id", describe_route_table),
+    ("vpc_endpoint", "id", describe_endpoint),
+];
+
+fn describe_nat_gateway<'a>(aws: &'a Aws, map: &'a Map) -> LocalBoxFuture<'a, Result<Option<Map>>> {
+    async move {
+        let id = text(map, "id").unwrap_or_default();
+        let (found, states) = tokio::try_join!(
+            egress::nat_gateways(aws, id_filter("nat-gateway-id", &id)),
+            queries::nat_gateway_states(aws, std::slice::from_ref(&id)),
+        )?;
+        Ok(found.first().map(|n| {
+            let mut map = nat_handle(n);
+            map.insert("state".into(), optional(states.get(&n.id).cloned()));
+            map
+        }))
+    }
+    .boxed_local()
+}
+
+fn describe_route_table<'a>(aws: &'a Aws, map: &'a Map) -> LocalBoxFuture<'a, Result<Option<Map>>> {
+    async move {
+        let id = text(map, "id").unwrap_or_default();
+        Ok(egress::route_tables(aws, id_filter("route-table-id", &id)).await?.first().map(|t| {
+            let mut map = route_table_handle(t);
+            map.insert("main".into(), t.main.into());
+            map.insert("routes".into(), string_array(&t.routes.iter().map(ToString::to_string).collect::<Vec<_>>()));
+            let subnets: Vec<String> = t.associations.iter().map(|a| a.subnet.clone()).collect();
+            map.insert("subnets".into(), string_array(&subnets));
+            map.insert("stack".into(), optional(t.stack.clone()));
+            map
+        }))
+    }
+    .boxed_local()
+}
+
+fn describe_endpoint<'a>(aws: &'a Aws, map: &'a Map) -> LocalBoxFuture<'a, Result<Option<Map>>> {
+    async move {
+        let id = text(map, "id").unwrap_or_default();
+        let (found, states) = tokio::try_join!(
+            egress::endpoints(aws, id_filter("vpc-endpoint-id", &id)),
+            queries::endpoint_states(aws, std::slice::from_ref(&id)),
+        )?;
+        Ok(found.first().map(|e| {
+            let mut map = endpoint_handle(e);
+            map.insert("state".into(), optional(states.get(&e.id).cloned()));
+            map.insert("vpc_id".into(), e.is.vpc_id.clone().into());
+            map.insert("route_tables".into(), string_array(&e.is.route_tables));
+            map.insert("subnets".into(), string_array(&e.is.subnets));
+            map.insert("security_groups".into(), string_array(&e.is.security_groups));
+            map.insert("stack".into(), optional(e.stack.clone()));
+            map
+        }))
+    }
+    .boxed_local()
 }

@@ -2,25 +2,30 @@
 
 use std::rc::Rc;
 
-use rhai::{Dynamic, Engine, EvalAltResult, Map};
+use futures_util::FutureExt;
+use futures_util::future::LocalBoxFuture;
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
 use crate::aws::arn::{self, Arn};
+use crate::aws::Pass;
 use crate::aws::ec2::check_port;
 use crate::aws::elbv2::{
     self, DEFAULT_DEREGISTRATION_DELAY, GroupRef, HealthCheck, Listener, ListenerAction, ListenerRef, ListenerRule,
     ListenerRuleSpec, ListenerSpec, LoadBalancer, LoadBalancerRef, LoadBalancerSpec, SubnetRef, TargetGroup,
     TargetGroupSpec,
 };
+use crate::aws::queries;
 use crate::bindings::ec2::vpc_from;
 use crate::bindings::keep_of;
+use crate::bindings::queries::health_map;
 use crate::bindings::{
-    Fields, as_array, as_int, as_string, function, handle, handle_field, handle_id, handle_or_string, show,
-    string_array,
+    Described, Fields, as_array, as_int, as_string, function, handle, handle_field, handle_id, handle_or_string,
+    optional, show, string_array, text,
 };
 use crate::converge::converge;
 use crate::converge::converge_kept;
 use crate::error::{Error, Result};
-use crate::pass::Pass;
+use crate::runtime::Aws;
 
 type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;
 
@@ -416,4 +421,77 @@ pub(super) fn listener_handle(listener: &Listener) -> Map {
             ("load_balancer_arn", listener.load_balancer_arn.clone().into()),
         ],
     )
+}
+
+/// How `describe` re-reads load balancers, target groups and listeners (by ARN).
+pub(super) const DESCRIBED: &[Described] = &[
+    ("load_balancer", "arn", describe_load_balancer),
+    ("target_group", "arn", describe_target_group),
+    ("listener", "arn", describe_listener),
+];
+
+fn describe_load_balancer<'a>(aws: &'a Aws, map: &'a Map) -> LocalBoxFuture<'a, Result<Option<Map>>> {
+    async move {
+        let (arn, name) = (text(map, "arn").unwrap_or_default(), text(map, "name").unwrap_or_default());
+        let (found, states) = tokio::try_join!(
+            queries::find_load_balancer(aws, &name),
+            queries::load_balancer_states(aws, std::slice::from_ref(&arn)),
+        )?;
+        Ok(found.filter(|lb| lb.arn == arn).map(|lb| {
+            let mut map = load_balancer_handle(&lb);
+            map.insert("state".into(), optional(states.get(&lb.arn).cloned()));
+            map.insert("type".into(), lb.lb_type.clone().into());
+            map
+        }))
+    }
+    .boxed_local()
+}
+
+fn describe_target_group<'a>(aws: &'a Aws, map: &'a Map) -> LocalBoxFuture<'a, Result<Option<Map>>> {
+    async move {
+        let (arn, name) = (text(map, "arn").unwrap_or_default(), text(map, "name").unwrap_or_default());
+        let (found, targets) =
+            tokio::try_join!(queries::find_target_group(aws, &name), queries::target_health(aws, &arn))?;
+        Ok(found.filter(|tg| tg.arn == arn).map(|tg| {
+            let mut map = target_group_handle(&tg);
+            let h = &tg.health_check;
+            let check = [
+                ("path", Dynamic::from(h.path.clone())),
+                ("interval", i64::from(h.interval).into()),
+                ("timeout", i64::from(h.timeout).into()),
+                ("healthy", i64::from(h.healthy).into()),
+                ("unhealthy", i64::from(h.unhealthy).into()),
+                ("matcher", h.matcher.clone().into()),
+            ];
+            map.insert("health_check".into(), check.into_iter().map(|(k, v)| (k.into(), v)).collect::<Map>().into());
+            let targets: Array = targets.iter().map(|t| Dynamic::from(health_map(t))).collect();
+            map.insert("targets".into(), targets.into());
+            map
+        }))
+    }
+    .boxed_local()
+}
+
+fn describe_listener<'a>(aws: &'a Aws, map: &'a Map) -> LocalBoxFuture<'a, Result<Option<Map>>> {
+    async move {
+        let arn = text(map, "arn").unwrap_or_default();
+        let lb = text(map, "load_balancer_arn").unwrap_or_default();
+        let found = if lb.is_empty() { vec![] } else { elbv2::listeners(aws, &lb).await? };
+        Ok(found.into_iter().find(|l| l.arn == arn).map(|l| {
+            let mut map = listener_handle(&l);
+            match &l.action {
+                ListenerAction::Forward { arn, .. } => {
+                    map.insert("action".into(), "forward".into());
+                    map.insert("target_group_arn".into(), arn.clone().into());
+                }
+                other => {
+                    map.insert("action".into(), other.to_string().into());
+                }
+            }
+            map.insert("certificate".into(), optional(l.certificate.clone()));
+            map.insert("ssl_policy".into(), optional(l.ssl_policy.clone()));
+            map
+        }))
+    }
+    .boxed_local()
 }

@@ -2,14 +2,19 @@
 
 use std::rc::Rc;
 
+use futures_util::FutureExt;
+use futures_util::future::LocalBoxFuture;
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 use serde_json::Value;
 
+use crate::aws::Pass;
 use crate::aws::iam::{self, DesiredRole, ECS_TASKS, Role, RoleSpec, TASK_EXECUTION_POLICY, Trust};
-use crate::bindings::{Fields, as_array, as_string, function, handle, show};
+use crate::bindings::{
+    Described, Fields, as_array, as_string, from_json, function, handle, optional, show, string_array, text,
+};
 use crate::converge::converge;
 use crate::error::{Error, Result};
-use crate::pass::Pass;
+use crate::runtime::Aws;
 
 type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;
 
@@ -111,4 +116,26 @@ fn to_json(key: &str, value: &Dynamic) -> Result<Value> {
 
 pub(super) fn role_handle(role: &Role) -> Map {
     handle("role", [("arn", role.arn.clone().into()), ("name", role.name.clone().into())])
+}
+
+/// How `describe` re-reads roles (by name).
+pub(super) const DESCRIBED: &[Described] = &[("role", "name", describe_role)];
+
+fn describe_role<'a>(aws: &'a Aws, map: &'a Map) -> LocalBoxFuture<'a, Result<Option<Map>>> {
+    async move {
+        let name = text(map, "name").unwrap_or_default();
+        iam::fetch_role(aws, &name)
+            .await?
+            .map(|r| -> Result<Map> {
+                let mut map = role_handle(&r);
+                map.insert("path".into(), r.path.clone().into());
+                map.insert("description".into(), r.description.clone().into());
+                map.insert("managed_policies".into(), string_array(&r.managed_policies));
+                map.insert("trust".into(), from_json(&r.trust)?);
+                map.insert("stack".into(), optional(r.stack.clone()));
+                Ok(map)
+            })
+            .transpose()
+    }
+    .boxed_local()
 }

@@ -2,15 +2,19 @@
 
 use std::rc::Rc;
 
+use futures_util::FutureExt;
+use futures_util::future::LocalBoxFuture;
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
+use crate::aws::Pass;
 use crate::aws::logs::{self, LogGroup, LogGroupSpec};
+use crate::aws::queries;
 use crate::bindings::keep_of;
-use crate::bindings::{Fields, function, handle, show};
+use crate::bindings::{Described, Fields, function, handle, optional, show, text};
 use crate::converge::converge;
 use crate::converge::converge_kept;
-use crate::error::Error;
-use crate::pass::Pass;
+use crate::error::{Error, Result};
+use crate::runtime::Aws;
 
 type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;
 
@@ -61,4 +65,19 @@ pub(super) fn log_group_handle(group: &LogGroup) -> Map {
             ("retention_days", group.retention_days.map(|d| Dynamic::from(i64::from(d))).unwrap_or(Dynamic::UNIT)),
         ],
     )
+}
+
+/// How `describe` re-reads log groups (by name).
+pub(super) const DESCRIBED: &[Described] = &[("log_group", "name", describe_log_group)];
+
+fn describe_log_group<'a>(aws: &'a Aws, map: &'a Map) -> LocalBoxFuture<'a, Result<Option<Map>>> {
+    async move {
+        let name = text(map, "name").unwrap_or_default();
+        Ok(queries::find_log_group(aws, &name).await?.map(|g| {
+            let mut map = log_group_handle(&g);
+            map.insert("stack".into(), optional(g.stack.clone()));
+            map
+        }))
+    }
+    .boxed_local()
 }

@@ -5,6 +5,7 @@ mod autoscaling;
 mod core;
 mod dns;
 mod ec2;
+mod ecr;
 mod ecs;
 mod egress;
 mod elbv2;
@@ -15,33 +16,45 @@ mod secrets;
 
 use std::rc::Rc;
 
+use futures_util::future::LocalBoxFuture;
 use rhai::{Array, Dynamic, Engine, FuncRegistration, Map};
 
+use crate::aws::Pass;
 use crate::error::{Error, Result};
-use crate::pass::Pass;
+use crate::runtime::Aws;
 
 /// Registers one area's script functions into an engine, bound to a pass.
 pub(crate) type Register = fn(&mut Engine, &Rc<Pass>);
 
-/// The script functions by area (as `deckhand docs` groups them): each area's `register`.
-/// One line per area, so adding an area is adding a line.
-pub(crate) const AREAS: &[(&str, Register)] = &[
-    ("core", core::register),               // stack, region, zones
-    ("networking", ec2::register),          // VPCs, subnets, security groups
-    ("egress", egress::register),           // NAT gateways, route tables, VPC endpoints
-    ("load balancing", elbv2::register),    // load balancers, target groups, listeners, rules
-    ("iam", iam::register),                 // roles
-    ("logs", logs::register),               // log groups
-    ("ecs", ecs::register),                 // clusters, task definitions, services, waiting
-    ("autoscaling", autoscaling::register), // service autoscaling: scalable targets, policies
-    ("domains", dns::register),             // hosted zones, certificates, DNS records
-    ("secrets", secrets::register),         // parameters and secrets containers read
-    ("queries", queries::register),         // read-only: clusters, services, describe, logs, find_*
+/// Re-reads the resource behind a handle (the map a script function returned) for `describe`:
+/// its current state as a map, `None` when it does not exist.
+pub(crate) type Describe = for<'a> fn(&'a Aws, &'a Map) -> LocalBoxFuture<'a, Result<Option<Map>>>;
+
+/// How `describe` re-reads the handles of one kind: the kind, the handle's key that identifies
+/// the resource (`id`, `arn` or `name`: nothing is read while it is unknown), and the read.
+pub(crate) type Described = (&'static str, &'static str, Describe);
+
+/// The script functions by area (as `deckhand docs` groups them): each area's `register`, and
+/// how `describe` re-reads the handles its functions return. One line per area, so adding an
+/// area is adding a line.
+pub(crate) const AREAS: &[(&str, Register, &[Described])] = &[
+    ("core", core::register, &[]),                         // stack, region, zones
+    ("networking", ec2::register, ec2::DESCRIBED),         // VPCs, subnets, security groups
+    ("egress", egress::register, egress::DESCRIBED),       // NAT gateways, route tables, VPC endpoints
+    ("load balancing", elbv2::register, elbv2::DESCRIBED), // load balancers, target groups, listeners, rules
+    ("iam", iam::register, iam::DESCRIBED),                // roles
+    ("logs", logs::register, logs::DESCRIBED),             // log groups
+    ("ecs", ecs::register, ecs::DESCRIBED),                // clusters, task definitions, services, waiting
+    ("ecr", ecr::register, &[]),                           // image repositories
+    ("autoscaling", autoscaling::register, &[]),           // service autoscaling: scalable targets, policies
+    ("domains", dns::register, &[]),                       // hosted zones, certificates, DNS records
+    ("secrets", secrets::register, &[]),                   // parameters and secrets containers read
+    ("queries", queries::register, &[]),                   // read-only: clusters, services, describe, logs, find_*
 ];
 
 /// Registers every primitive and query into `engine`, bound to `pass`.
 pub fn register(engine: &mut Engine, pass: &Rc<Pass>) {
-    for (_, register) in AREAS {
+    for (_, register, _) in AREAS {
         register(engine, pass);
     }
 }
@@ -247,6 +260,16 @@ pub(crate) fn handle_or_string(
 /// A field of a handle map, if `value` is one and the field is set.
 pub(crate) fn handle_field(value: &Dynamic, field: &str) -> Option<Dynamic> {
     value.read_lock::<Map>().and_then(|m| m.get(field).cloned()).filter(|v| !v.is_unit())
+}
+
+/// A handle's field as text; `None` when it is absent or ().
+pub(crate) fn text(map: &Map, key: &str) -> Option<String> {
+    map.get(key).filter(|v| !v.is_unit()).map(ToString::to_string)
+}
+
+/// A value that may be absent, as a script sees it (text or ()).
+pub(crate) fn optional(value: Option<String>) -> Dynamic {
+    value.map(Dynamic::from).unwrap_or(Dynamic::UNIT)
 }
 
 /// Strings as a Rhai array (ids in handles, rules in descriptions).

@@ -5,38 +5,17 @@
 use std::rc::Rc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws_sdk_ec2::types::Filter;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
-use crate::aws::ec2::{self, Rule};
-use crate::aws::ecs::Cluster;
+use crate::aws::Pass;
 use crate::aws::queries::{self, ServiceReport, TargetHealth};
-use crate::aws::{egress, elbv2, iam, logs};
-use crate::bindings::{Fields, as_string, from_json, function, handle, show, string_array};
+use crate::aws::{iam, logs};
+use crate::bindings::{AREAS, Fields, as_string, function, handle, show, text};
 use crate::error::{Error, Result};
-use crate::pass::Pass;
 use crate::plan::is_known;
 use crate::runtime::Aws;
 
 type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;
-
-/// The handle kinds `describe` re-reads.
-const DESCRIBED: &[&str] = &[
-    "vpc",
-    "subnet",
-    "security_group",
-    "nat_gateway",
-    "route_table",
-    "vpc_endpoint",
-    "load_balancer",
-    "target_group",
-    "listener",
-    "role",
-    "log_group",
-    "cluster",
-    "task_definition",
-    "service",
-];
 
 /// Default and largest number of log events `logs` returns.
 const LOG_LIMIT: i64 = 100;
@@ -84,13 +63,21 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     )
     .register_into_engine(engine, move |value: Dynamic| -> Rhai<Dynamic> {
         let shown = show(&value);
-        let allowed = format!("a handle returned by a deckhand function (kind one of {})", DESCRIBED.join(", "));
+        let described = || AREAS.iter().flat_map(|(_, _, described)| described.iter());
+        let kinds: Vec<&str> = described().map(|(kind, _, _)| *kind).collect();
+        let allowed = format!("a handle returned by a deckhand function (kind one of {})", kinds.join(", "));
         let map = value.try_cast::<Map>().ok_or_else(|| Error::invalid("describe.handle", &shown, &allowed))?;
         let kind = text(&map, "kind").unwrap_or_default();
-        if !DESCRIBED.contains(&kind.as_str()) {
+        let Some((_, key, read)) = described().find(|(k, _, _)| *k == kind) else {
             return Err(Error::invalid("describe.handle", shown, allowed).into());
+        };
+        // A handle planned but not created yet names no resource.
+        let known = text(&map, key).is_some_and(|key| !key.is_empty() && is_known(&key));
+        if !known {
+            return Ok(Dynamic::UNIT);
         }
-        Ok(p.read(async |aws| describe(aws, &kind, &map).await).transpose()?.flatten().unwrap_or(Dynamic::UNIT))
+        let found = p.read(async |aws| read(aws, &map).await).transpose()?.flatten();
+        Ok(found.map(Dynamic::from).unwrap_or(Dynamic::UNIT))
     });
 
     let p = pass.clone();
@@ -187,7 +174,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     )
     .register_into_engine(engine, move |source: Dynamic, options: Map| -> Rhai<Array> {
         let f = Fields::new("logs", options, &["since", "limit"])?;
-        let since = crate::tail::parse_since(&f.name("since"), &f.str("since")?.unwrap_or_else(|| "10m".into()))?;
+        let since = crate::period::parse_since(&f.name("since"), &f.str("since")?.unwrap_or_else(|| "10m".into()))?;
         let limit = f.int("limit")?.unwrap_or(LOG_LIMIT);
         if !(1..=LOG_LIMIT_MAX).contains(&limit) {
             return Err(Error::invalid(f.name("limit"), limit, format!("an integer from 1 to {LOG_LIMIT_MAX}")).into());
@@ -302,7 +289,7 @@ fn finder<T: 'static>(
 }
 
 /// A service handle with the keys `service()` returns.
-fn service_handle(s: &ServiceReport) -> Map {
+pub(super) fn service_handle(s: &ServiceReport) -> Map {
     handle(
         "service",
         [
@@ -314,10 +301,6 @@ fn service_handle(s: &ServiceReport) -> Map {
             ("task_definition", s.task_definition.clone().into()),
         ],
     )
-}
-
-fn text(map: &Map, key: &str) -> Option<String> {
-    map.get(key).filter(|v| !v.is_unit()).map(ToString::to_string)
 }
 
 fn kind_error(key: &str, value: &Dynamic, wanted: &str) -> Error {
@@ -360,227 +343,14 @@ fn target_group_arn(key: &str, value: &Dynamic) -> Result<String> {
     }
 }
 
-fn health_map(t: &TargetHealth) -> Map {
+/// A target and its health, as `target_health` and `describe` show it.
+pub(super) fn health_map(t: &TargetHealth) -> Map {
     let mut map = Map::new();
     map.insert("id".into(), t.id.clone().into());
     map.insert("port".into(), t.port.map(|p| Dynamic::from(i64::from(p))).unwrap_or(Dynamic::UNIT));
     map.insert("state".into(), t.state.clone().into());
     map.insert("reason".into(), t.reason.clone().into());
     map.insert("description".into(), t.description.clone().into());
-    map
-}
-
-fn optional(value: Option<String>) -> Dynamic {
-    value.map(Dynamic::from).unwrap_or(Dynamic::UNIT)
-}
-
-fn rule_text(rule: &Rule) -> String {
-    let ports = match (rule.protocol.as_str(), rule.from_port, rule.to_port) {
-        ("-1", ..) => "all".to_string(),
-        (_, from, to) if from == to => format!("{}/{from}", rule.protocol),
-        (_, from, to) => format!("{}/{from}-{to}", rule.protocol),
-    };
-    format!("{ports} {}", rule.peer)
-}
-
-fn id_filter(name: &str, id: &str) -> Vec<Filter> {
-    vec![Filter::builder().name(name).values(id).build()]
-}
-
-/// The current state of the resource behind a handle of `kind`; `None` when it does not exist.
-async fn describe(aws: &Aws, kind: &str, map: &Map) -> Result<Option<Dynamic>> {
-    let id = text(map, "id").unwrap_or_default();
-    let arn = text(map, "arn").unwrap_or_default();
-    let name = text(map, "name").unwrap_or_default();
-    let key = match kind {
-        "vpc" | "subnet" | "security_group" | "nat_gateway" | "route_table" | "vpc_endpoint" => &id,
-        "role" | "log_group" => &name,
-        _ => &arn,
-    };
-    if key.is_empty() || !is_known(key) {
-        return Ok(None);
-    }
-    let described = match kind {
-        "vpc" => ec2::vpcs(aws, id_filter("vpc-id", &id)).await?.first().map(super::ec2::vpc_handle),
-        "subnet" => ec2::subnets(aws, id_filter("subnet-id", &id)).await?.first().map(|s| {
-            let mut map = super::ec2::subnet_handle(s);
-            map.insert("default_for_az".into(), s.default_for_az.into());
-            map.insert("stack".into(), optional(s.stack.clone()));
-            map
-        }),
-        "security_group" => ec2::security_groups(aws, id_filter("group-id", &id)).await?.first().map(|g| {
-            let mut map = super::ec2::security_group_handle(g);
-            let rules = |rules: &[Rule]| string_array(&rules.iter().map(rule_text).collect::<Vec<_>>());
-            map.insert("ingress".into(), rules(&g.ingress));
-            map.insert("egress".into(), rules(&g.egress));
-            map.insert("stack".into(), optional(g.stack.clone()));
-            map
-        }),
-        "nat_gateway" => {
-            let (found, states) = tokio::try_join!(
-                egress::nat_gateways(aws, id_filter("nat-gateway-id", &id)),
-                queries::nat_gateway_states(aws, std::slice::from_ref(&id)),
-            )?;
-            found.first().map(|n| {
-                let mut map = super::egress::nat_handle(n);
-                map.insert("state".into(), optional(states.get(&n.id).cloned()));
-                map
-            })
-        }
-        "route_table" => egress::route_tables(aws, id_filter("route-table-id", &id)).await?.first().map(|t| {
-            let mut map = super::egress::route_table_handle(t);
-            map.insert("main".into(), t.main.into());
-            map.insert("routes".into(), string_array(&t.routes.iter().map(ToString::to_string).collect::<Vec<_>>()));
-            let subnets: Vec<String> = t.associations.iter().map(|a| a.subnet.clone()).collect();
-            map.insert("subnets".into(), string_array(&subnets));
-            map.insert("stack".into(), optional(t.stack.clone()));
-            map
-        }),
-        "vpc_endpoint" => {
-            let (found, states) = tokio::try_join!(
-                egress::endpoints(aws, id_filter("vpc-endpoint-id", &id)),
-                queries::endpoint_states(aws, std::slice::from_ref(&id)),
-            )?;
-            found.first().map(|e| {
-                let mut map = super::egress::endpoint_handle(e);
-                map.insert("state".into(), optional(states.get(&e.id).cloned()));
-                map.insert("vpc_id".into(), e.is.vpc_id.clone().into());
-                map.insert("route_tables".into(), string_array(&e.is.route_tables));
-                map.insert("subnets".into(), string_array(&e.is.subnets));
-                map.insert("security_groups".into(), string_array(&e.is.security_groups));
-                map.insert("stack".into(), optional(e.stack.clone()));
-                map
-            })
-        }
-        "load_balancer" => {
-            let (found, states) = tokio::try_join!(
-                queries::find_load_balancer(aws, &name),
-                queries::load_balancer_states(aws, std::slice::from_ref(&arn)),
-            )?;
-            found.filter(|lb| lb.arn == arn).map(|lb| {
-                let mut map = super::elbv2::load_balancer_handle(&lb);
-                map.insert("state".into(), optional(states.get(&lb.arn).cloned()));
-                map.insert("type".into(), lb.lb_type.clone().into());
-                map
-            })
-        }
-        "target_group" => {
-            let (found, targets) =
-                tokio::try_join!(queries::find_target_group(aws, &name), queries::target_health(aws, &arn))?;
-            found.filter(|tg| tg.arn == arn).map(|tg| {
-                let mut map = super::elbv2::target_group_handle(&tg);
-                let h = &tg.health_check;
-                let check = [
-                    ("path", Dynamic::from(h.path.clone())),
-                    ("interval", i64::from(h.interval).into()),
-                    ("timeout", i64::from(h.timeout).into()),
-                    ("healthy", i64::from(h.healthy).into()),
-                    ("unhealthy", i64::from(h.unhealthy).into()),
-                    ("matcher", h.matcher.clone().into()),
-                ];
-                map.insert(
-                    "health_check".into(),
-                    check.into_iter().map(|(k, v)| (k.into(), v)).collect::<Map>().into(),
-                );
-                let targets: Array = targets.iter().map(|t| Dynamic::from(health_map(t))).collect();
-                map.insert("targets".into(), targets.into());
-                map
-            })
-        }
-        "listener" => {
-            let lb = text(map, "load_balancer_arn").unwrap_or_default();
-            let found = if lb.is_empty() { vec![] } else { elbv2::listeners(aws, &lb).await? };
-            found.into_iter().find(|l| l.arn == arn).map(|l| {
-                let mut map = super::elbv2::listener_handle(&l);
-                match &l.action {
-                    elbv2::ListenerAction::Forward { arn, .. } => {
-                        map.insert("action".into(), "forward".into());
-                        map.insert("target_group_arn".into(), arn.clone().into());
-                    }
-                    other => {
-                        map.insert("action".into(), other.to_string().into());
-                    }
-                }
-                map.insert("certificate".into(), optional(l.certificate.clone()));
-                map.insert("ssl_policy".into(), optional(l.ssl_policy.clone()));
-                map
-            })
-        }
-        "role" => iam::fetch_role(aws, &name)
-            .await?
-            .map(|r| -> Result<Map> {
-                let mut map = super::iam::role_handle(&r);
-                map.insert("path".into(), r.path.clone().into());
-                map.insert("description".into(), r.description.clone().into());
-                map.insert("managed_policies".into(), string_array(&r.managed_policies));
-                map.insert("trust".into(), from_json(&r.trust)?);
-                map.insert("stack".into(), optional(r.stack.clone()));
-                Ok(map)
-            })
-            .transpose()?,
-        "log_group" => queries::find_log_group(aws, &name).await?.map(|g| {
-            let mut map = super::logs::log_group_handle(&g);
-            map.insert("stack".into(), optional(g.stack.clone()));
-            map
-        }),
-        "cluster" => queries::find_cluster(aws, &arn).await?.map(|c: Cluster| {
-            let mut map = super::ecs::cluster_handle(&c);
-            map.insert("status".into(), c.status.clone().into());
-            let strategy: Vec<String> = c.default_strategy.iter().map(ToString::to_string).collect();
-            map.insert("default_strategy".into(), string_array(&strategy));
-            map.insert("container_insights".into(), c.container_insights.clone().into());
-            map.insert("stack".into(), optional(c.stack.clone()));
-            map
-        }),
-        "task_definition" => crate::aws::ecs::describe_task_definition(aws, &arn).await?.map(|(status, t)| {
-            let mut map = super::ecs::task_definition_handle(&t);
-            map.insert("status".into(), status.into());
-            map.insert("cpu".into(), i64::from(t.spec.cpu).into());
-            map.insert("memory".into(), i64::from(t.spec.memory).into());
-            map.insert("execution_role".into(), optional(t.spec.execution_role.clone()));
-            map.insert("task_role".into(), optional(t.spec.task_role.clone()));
-            let images: Vec<String> = t.spec.containers.iter().map(|c| format!("{}={}", c.name, c.image)).collect();
-            map.insert("images".into(), string_array(&images));
-            let groups: Vec<String> = queries::log_sources(&t).into_iter().map(|s| s.group).collect();
-            map.insert("log_groups".into(), string_array(&groups));
-            map.insert("stack".into(), optional(t.stack.clone()));
-            map
-        }),
-        "service" => {
-            let cluster = text(map, "cluster_arn").unwrap_or_default();
-            queries::find_service(aws, &cluster, &arn).await?.map(|s| service_state(&s))
-        }
-        _ => None,
-    };
-    Ok(described.map(Dynamic::from))
-}
-
-fn service_state(s: &ServiceReport) -> Map {
-    let mut map = service_handle(s);
-    map.insert("status".into(), s.status.clone().into());
-    map.insert("running".into(), i64::from(s.running).into());
-    map.insert("pending".into(), i64::from(s.pending).into());
-    map.insert("target_groups".into(), string_array(&s.target_groups));
-    let deployments: Array = s
-        .deployments
-        .iter()
-        .map(|d| {
-            let fields = [
-                ("id", Dynamic::from(d.id.clone())),
-                ("status", d.status.clone().into()),
-                ("rollout_state", d.rollout_state.clone().into()),
-                ("reason", d.reason.clone().into()),
-                ("running", i64::from(d.running).into()),
-                ("pending", i64::from(d.pending).into()),
-                ("desired", i64::from(d.desired).into()),
-                ("task_definition", d.task_definition.clone().into()),
-                ("updated_at", d.updated_at.clone().into()),
-            ];
-            Dynamic::from(fields.into_iter().map(|(k, v)| (k.into(), v)).collect::<Map>())
-        })
-        .collect();
-    map.insert("deployments".into(), deployments.into());
-    map.insert("stack".into(), optional(s.stack.clone()));
     map
 }
 

@@ -5,11 +5,11 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, Engine, EvalAltResult, Map};
 
+use crate::aws::Pass;
 use crate::aws::iam;
 use crate::aws::secrets::{self, SecretSource, Store};
 use crate::bindings::{as_string, function, handle, handle_field, show};
 use crate::error::{Error, Result};
-use crate::pass::Pass;
 
 type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;
 

@@ -14,6 +14,10 @@ lifecycle), written out and run with the emulator venv's python, with moto_serve
   request in flight for 100-350 ms, pauses real AWS does not have (see warm_up).
 - SSM DescribeParameters reports each parameter's ARN and no value, as AWS does (moto leaves the
   ARN out and adds the value).
+- The Resource Groups Tagging API lists ECR repositories (resource type ecr:repository), as AWS
+  does; moto's ECR backend does not take part in it (see patch_tagged_ecr_repositories).
+- ECR PutImageScanningConfiguration with an empty imageScanningConfiguration turns scanning on
+  push off (scanOnPush defaults to false; the SDKs leave a false out); moto kept the old setting.
 - ACM: RequestCertificate honours KeyAlgorithm (moto makes every key RSA_2048); ListCertificates
   without Includes.keyTypes lists only RSA_1024 and RSA_2048 certificates, as AWS does (moto
   lists every key type); a request with an idempotency token of the last hour returns that
@@ -99,6 +103,47 @@ def patch_filter_log_events():
         return json.dumps({"events": events, "nextToken": next_token, "searchedLogStreams": searched})
 
     logs_responses.LogsResponse.filter_log_events = filter_log_events
+
+
+def patch_ecr_scan_on_push_default():
+    """An imageScanningConfiguration without scanOnPush means false, as on AWS: the member defaults
+    to false (https://docs.aws.amazon.com/AmazonECR/latest/APIReference/API_ImageScanningConfiguration.html),
+    and the SDKs leave a false value out of the request, so PutImageScanningConfiguration sends {}
+    to turn scanning off. moto 5.2.5 ignores an empty map and keeps the old setting."""
+    from moto.ecr.models import Repository
+
+    def update(self, image_scanning_configuration):
+        if image_scanning_configuration is not None:
+            scan = bool(image_scanning_configuration.get("scanOnPush", False))
+            self.image_scanning_configuration = {**image_scanning_configuration, "scanOnPush": scan}
+
+    Repository._update_image_scanning_configuration = update
+
+
+def patch_tagged_ecr_repositories():
+    """GetResources lists tagged ECR repositories (ecr:repository), as AWS does: ECR is among the
+    services the Resource Groups Tagging API supports
+    (https://docs.aws.amazon.com/resourcegroupstagging/latest/APIReference/supported-services.html).
+    moto 5.2.5's ECR backend is not a TaggableResourcesMixin, so its repositories are added to the
+    resources moto's backends yield, filtered the same way (tags, resource types, ARNs)."""
+    from moto.core.resource_tagging import TaggedResource, make_tag_matcher, match_resource_type
+    from moto.ecr.models import ecr_backends
+    from moto.resourcegroupstaggingapi.models import ResourceGroupsTaggingAPIBackend
+
+    listed = ResourceGroupsTaggingAPIBackend._get_resources_generator
+
+    def with_repositories(self, tag_filters=None, resource_type_filters=None, resource_arn_list=None):
+        yield from listed(self, tag_filters, resource_type_filters, resource_arn_list)
+        if not match_resource_type("ecr:repository", resource_type_filters):
+            return
+        ecr = ecr_backends[self.account_id][self.region_name]
+        matches = make_tag_matcher(tag_filters)
+        for repository in list(ecr.repositories.values()):
+            tags = ecr.tagger.get_tag_dict_for_resource(repository.arn)
+            if tags and matches(tags) and (not resource_arn_list or repository.arn in resource_arn_list):
+                yield TaggedResource(arn=repository.arn, tags=tags, resource_type="ecr:repository")
+
+    ResourceGroupsTaggingAPIBackend._get_resources_generator = with_repositories
 
 
 def patch_acm():
@@ -222,6 +267,8 @@ ecs.install()
 network.install()
 patch_describe_parameters()
 patch_filter_log_events()
+patch_tagged_ecr_repositories()
+patch_ecr_scan_on_push_default()
 patch_acm()
 patch_route53_cname_conflicts()
 

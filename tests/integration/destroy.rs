@@ -2,7 +2,7 @@
 
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 
-use crate::support::Deck;
+use crate::support::{Deck, Fault};
 
 const STACK: &str = r#"
 stack("gone");
@@ -430,4 +430,21 @@ fn a_failure_midway_reports_what_was_and_was_not_deleted_and_a_rerun_continues()
         ])
         .stdout_has("1 deleted, 1 kept (");
     assert_eq!(roles(&deck), Vec::<String>::new());
+}
+
+#[test]
+fn a_target_group_still_in_use_is_retried_until_elbv2_lets_it_go() {
+    // ELBv2 answers ResourceInUse for a moment after the load balancer that used a target group is
+    // gone: destroy retries the delete (through the polling helper) instead of failing.
+    let deck =
+        Deck::new().with_faults(vec![Fault::xml("DeleteTargetGroup", "ResourceInUse", "Target group is in use")]);
+    let script = "stack(\"held\");\ntarget_group(default_vpc(), #{ name: \"held\", port: 8080 });\n";
+    deck.run(script, &[]).success().expect_changes(&["+ target_group held"]);
+    deck.deckhand(&["destroy", "--stack", "held", "--yes"])
+        .success()
+        .stdout_has("waiting for target_group held (")
+        .stdout_has("still in use (ResourceInUse)");
+    assert_eq!(deck.faults().injected(), ["DeleteTargetGroup -> ResourceInUse"]);
+    assert_eq!(deck.faults().count("DeleteTargetGroup"), 2, "deleted at the second attempt");
+    assert_eq!(target_groups(&deck), Vec::<String>::new());
 }

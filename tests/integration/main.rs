@@ -6,6 +6,7 @@ mod autoscaling;
 mod destroy;
 mod docs;
 mod domains;
+mod ecr;
 mod ecs;
 mod egress;
 mod emulator;

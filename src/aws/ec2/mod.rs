@@ -8,10 +8,11 @@ use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use ipnet::Ipv4Net;
 
 use crate::aws::NAME_TAG;
+use crate::aws::Pass;
 use crate::error::{Error, Result, aws_error};
-use crate::pass::{Pass, STACK_TAG};
 use crate::plan::UNKNOWN;
 use crate::runtime::Aws;
+use crate::tagged::STACK_TAG;
 
 pub(crate) use security_group::security_groups;
 pub use security_group::{

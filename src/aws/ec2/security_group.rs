@@ -8,13 +8,14 @@ use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, Ipv6Range, PrefixListId,
 use ipnet::IpNet;
 
 use super::{Vpc, tag_value, tags_for};
+use crate::aws::Pass;
 use crate::aws::Snapshot;
-use crate::aws::tagged::Keepable;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
-use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
+use crate::tagged::Keepable;
+use crate::tagged::STACK_TAG;
 
 /// Where a security group rule admits traffic from (ingress) or sends it to (egress).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -178,6 +179,7 @@ impl SecurityGroupSpec {
 /// outside the stack is looked up so that the plan already refuses it); its VPC and description
 /// cannot change in place, its rules become exactly the script's.
 impl Resource for SecurityGroup {
+    type Reads = Snapshot;
     type Spec = SecurityGroupSpec;
     type Update = ();
     const KIND: &'static str = "security_group";

@@ -4,13 +4,14 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType};
 use ipnet::Ipv4Net;
 
 use super::{Ec2State, Vpc, tag_value, tags_for, validate_az};
-use crate::aws::tagged::Keepable;
+use crate::aws::Pass;
 use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
-use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
+use crate::tagged::Keepable;
+use crate::tagged::STACK_TAG;
 
 /// A subnet as it exists (or will exist) in AWS.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,6 +122,7 @@ fn describe_subnet(subnet: &Subnet) -> String {
 /// A subnet converges by its `Name` and the stack tag; AWS cannot move it to another VPC, AZ or
 /// CIDR, and only whether it assigns public IPs changes in place.
 impl Resource for Subnet {
+    type Reads = Snapshot;
     type Spec = SubnetSpec;
     type Update = ();
     const KIND: &'static str = "subnet";

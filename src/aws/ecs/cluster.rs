@@ -8,13 +8,14 @@ use aws_sdk_ecs::types::{ClusterField, ClusterSetting, ClusterSettingName};
 use super::{
     FARGATE_PROVIDERS, StrategyItem, show_list, show_strategy, strategy_from, strategy_to, tag_value, tags_for,
 };
+use crate::aws::Pass;
 use crate::aws::Snapshot;
-use crate::aws::tagged::Keepable;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
-use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN};
 use crate::runtime::Aws;
+use crate::tagged::Keepable;
+use crate::tagged::STACK_TAG;
 
 /// What a script asks of a cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,6 +153,7 @@ fn wanted_capacity(spec: &ClusterSpec) -> (Vec<String>, Vec<StrategyItem>) {
 /// A cluster converges by name; its capacity providers, default strategy and Container Insights
 /// setting are changed in place.
 impl Resource for Cluster {
+    type Reads = Snapshot;
     type Spec = ClusterSpec;
     type Update = ClusterUpdate;
     const KIND: &'static str = "cluster";

@@ -10,13 +10,13 @@ use aws_sdk_ecs::types::{
 
 use super::service_reads::{describe_services, service_from};
 use super::{FARGATE_PROVIDERS, StrategyItem, built, opt, show_list, show_strategy, strategy_to, tags_for};
+use crate::aws::Pass;
 use crate::aws::Snapshot;
-use crate::aws::tagged::Keepable;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
-use crate::pass::Pass;
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
+use crate::tagged::Keepable;
 
 /// The load balancer mapping of a service.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -270,6 +270,7 @@ pub struct ServiceUpdate {
 /// A service converges by name within its cluster (an ACTIVE one; DRAINING and INACTIVE services
 /// are deleted ones); everything the script controls is changed in place with UpdateService.
 impl Resource for Service {
+    type Reads = Snapshot;
     type Spec = ServiceSpec;
     type Update = ServiceUpdate;
     const KIND: &'static str = "service";
@@ -296,8 +297,8 @@ impl Resource for Service {
         // script no longer does, the run deletes the target after the apply pass, so the
         // script's count applies again in the same run.
         let declared = pass.declared();
-        let scaled_by_script =
-            !declared.whole_script || declared.autoscaling.contains(&format!("{}/{}", spec.cluster.name, spec.name));
+        let scaled_by_script = !declared.whole_script
+            || declared.autoscaling.contains(&crate::aws::autoscaling::target_name(&spec.cluster.name, &spec.name));
         let autoscaled =
             scaled_by_script && pass.snapshot()?.borrow().scaling.of(&spec.cluster.name, &spec.name).is_some();
         Ok(found.map(|service| Service { autoscaled, ..service }))

@@ -6,9 +6,9 @@ use super::service::{Deployment, LoadBalancerSpec, Service};
 use super::{cluster_services, strategy_from, tag_value};
 use crate::aws::arn::Arn;
 use crate::error::{Error, Result, aws_error, sent};
-use crate::pass::STACK_TAG;
 use crate::poll::{Check, Wait};
 use crate::runtime::Aws;
+use crate::tagged::STACK_TAG;
 use crate::timing::{DELETION_PACE, SERVICE_INACTIVE_TIMEOUT};
 
 pub(super) async fn describe_services(aws: &Aws, cluster: &str, names: Vec<String>) -> Result<Vec<Service>> {

@@ -10,12 +10,13 @@ use aws_sdk_ecs::types::{
 };
 
 use super::{ContainerSpec, built, container_definition, container_diffs, container_from, opt, tag_value, tags_for};
+use crate::aws::Pass;
 use crate::aws::Snapshot;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
-use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN};
 use crate::runtime::Aws;
+use crate::tagged::STACK_TAG;
 
 /// An EFS volume configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -383,6 +384,7 @@ fn lookup_latest(pass: &Pass, family: &str) -> Result<Option<TaskDefinition>> {
 /// A task definition converges by family: its latest ACTIVE revision is compared with the script,
 /// and a change registers a new revision (revisions themselves never change).
 impl Resource for TaskDefinition {
+    type Reads = Snapshot;
     type Spec = TaskDefinitionSpec;
     type Update = ();
     const KIND: &'static str = "task_definition";

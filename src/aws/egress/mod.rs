@@ -8,10 +8,10 @@ mod vpc_endpoint;
 
 use std::collections::BTreeSet;
 
+use crate::aws::Pass;
 use crate::aws::Snapshot;
 use crate::aws::ec2::{Subnet, stack_filter};
 use crate::error::Result;
-use crate::pass::Pass;
 use crate::runtime::Aws;
 
 pub(crate) use nat_gateway::nat_gateways;

@@ -3,15 +3,16 @@
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{DomainType, Filter, NatGatewayState, ResourceType};
 
+use crate::aws::Pass;
 use crate::aws::ec2::{Subnet, stack_filter, tag_value, tags_for};
-use crate::aws::tagged::Keepable;
 use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
-use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::poll::{Check, Wait};
 use crate::runtime::Aws;
+use crate::tagged::Keepable;
+use crate::tagged::STACK_TAG;
 use crate::timing::{NAT_GATEWAY_PACE, NAT_GATEWAY_TIMEOUT};
 
 /// A NAT gateway and the elastic IP it uses.
@@ -106,6 +107,7 @@ pub struct NatGatewaySpec {
 /// change in place, and AWS cannot move it to another subnet. Creating one allocates (or reuses)
 /// its elastic IP and waits until it is available.
 impl Resource for NatGateway {
+    type Reads = Snapshot;
     type Spec = NatGatewaySpec;
     type Update = ();
     const KIND: &'static str = "nat_gateway";

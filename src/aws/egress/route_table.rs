@@ -5,14 +5,15 @@ use std::fmt;
 
 use aws_sdk_ec2::types::{Filter, ResourceType};
 
+use crate::aws::Pass;
 use crate::aws::ec2::{Subnet, tag_value, tags_for};
-use crate::aws::tagged::Keepable;
 use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
-use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
+use crate::tagged::Keepable;
+use crate::tagged::STACK_TAG;
 
 /// Where a route sends traffic.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -183,6 +184,7 @@ fn script_routes(table: &RouteTable) -> BTreeSet<Route> {
 /// A route table converges by its `Name` and the stack tag; AWS cannot move it to another VPC;
 /// its routes and its subnet associations become exactly the script's, in place.
 impl Resource for RouteTable {
+    type Reads = Snapshot;
     type Spec = RouteTableSpec;
     type Update = ();
     const KIND: &'static str = "route_table";

@@ -2,13 +2,14 @@
 
 use aws_sdk_ec2::types::{Filter, ResourceType, UnsuccessfulItem, VpcEndpointType};
 
+use crate::aws::Pass;
 use crate::aws::ec2::{tag_value, tags_for};
 use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
-use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
+use crate::tagged::STACK_TAG;
 
 /// A VPC endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,6 +142,7 @@ fn some(items: &[String]) -> Option<Vec<String>> {
 /// A VPC endpoint converges by its `Name` and the stack tag; AWS cannot change its VPC, service
 /// or type in place; its route tables, subnets and security groups change in place.
 impl Resource for Endpoint {
+    type Reads = Snapshot;
     type Spec = EndpointSpec;
     type Update = EndpointUpdate;
     const KIND: &'static str = "vpc_endpoint";

@@ -8,12 +8,12 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 
 use super::{DEFAULT_SSL_POLICY, load_balancer, stack_tags, with_state};
+use crate::aws::Pass;
 use crate::aws::Snapshot;
 use crate::aws::arn::Arn;
 use crate::aws::ec2::check_port;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
-use crate::pass::Pass;
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
 
@@ -354,13 +354,19 @@ fn read_listeners(pass: &Pass, spec: &ListenerSpec, stack: &str) -> Result<()> {
 
 /// A listener converges by port on its load balancer: created when missing, its protocol, default
 /// action, certificate and TLS policy modified in place.
+/// The one name of a listener, as the plan, the inventory and status show it: `<load balancer>:<port>`.
+pub fn listener_name(load_balancer: &str, port: i32) -> String {
+    format!("{load_balancer}:{port}")
+}
+
 impl Resource for Listener {
+    type Reads = Snapshot;
     type Spec = ListenerSpec;
     type Update = ();
     const KIND: &'static str = "listener";
 
     fn name(spec: &ListenerSpec) -> String {
-        format!("{}:{}", spec.load_balancer.name, spec.port)
+        listener_name(&spec.load_balancer.name, spec.port)
     }
 
     fn validate(pass: &Pass, spec: &ListenerSpec) -> Result<()> {

@@ -5,14 +5,14 @@ use std::collections::BTreeSet;
 use aws_sdk_elasticloadbalancingv2::types::{LoadBalancerSchemeEnum, LoadBalancerTypeEnum};
 
 use super::{Elbv2State, Which, describe_existing, stack_tags, stack_tags_of, validate_elb_name, with_state};
+use crate::aws::Pass;
 use crate::aws::Snapshot;
 use crate::aws::ec2::Ec2State;
-use crate::aws::tagged::Keepable;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
-use crate::pass::Pass;
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
+use crate::tagged::Keepable;
 
 /// An Application Load Balancer as it exists (or will exist) in AWS.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -282,6 +282,7 @@ fn known(state: &Elbv2State, name: &str) -> Option<Option<LoadBalancer>> {
 /// An Application Load Balancer converges by name (names are unique in a region): created when
 /// missing, its subnets and security groups set in place; its type, scheme and VPC are fixed.
 impl Resource for LoadBalancer {
+    type Reads = Snapshot;
     type Spec = LoadBalancerSpec;
     type Update = LoadBalancerUpdate;
     const KIND: &'static str = "load_balancer";

@@ -12,19 +12,20 @@ use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_elasticloadbalancingv2::types::Tag;
 
-pub use listener::{Listener, ListenerAction, ListenerSpec, LoadBalancerRef, listeners};
+pub use listener::{Listener, ListenerAction, ListenerSpec, LoadBalancerRef, listener_name, listeners};
 pub use load_balancer::{GroupRef, LoadBalancer, LoadBalancerSpec, SubnetRef, load_balancer_from, resolve_subnets};
-pub use rule::{ListenerRef, ListenerRule, ListenerRuleSpec, delete_rule};
+pub use rule::{ListenerRef, ListenerRule, ListenerRuleSpec, delete_rule, rule_name};
 pub use target_group::{
     DEFAULT_DEREGISTRATION_DELAY, HealthCheck, TargetGroup, TargetGroupSpec, deregistration_delay, target_groups,
 };
 
-use crate::aws::tagged::StackTagged;
+use crate::aws::Pass;
 use crate::aws::{NAME_TAG, concurrently};
 use crate::error::{Error, Result, aws_error, sent};
-use crate::pass::{Pass, STACK_TAG};
 use crate::poll::{Check, Wait};
 use crate::runtime::Aws;
+use crate::tagged::STACK_TAG;
+use crate::tagged::StackTagged;
 use crate::timing::{DELETION_PACE, LOAD_BALANCER_DELETED_TIMEOUT};
 
 /// The TLS policy deckhand gives HTTPS listeners when the script names none (AWS's recommended one).

@@ -8,10 +8,10 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 
 use super::{ListenerAction, stack_tags, with_state};
+use crate::aws::Pass;
 use crate::aws::Snapshot;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
-use crate::pass::Pass;
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
 
@@ -205,14 +205,16 @@ fn show(values: &[String]) -> String {
     if values.is_empty() { "(none)".into() } else { values.join(", ") }
 }
 
-/// The rule's name in the plan: `<load balancer>:<port>#<priority>`.
-fn rule_name(listener: &str, priority: i32) -> String {
+/// The one name of a rule, as the plan, the inventory and status show it:
+/// `<load balancer>:<port>#<priority>` (`listener` is the listener's [`super::listener::listener_name`]).
+pub fn rule_name(listener: &str, priority: i32) -> String {
     format!("{listener}#{priority}")
 }
 
 /// A listener rule converges by priority on its listener: created when missing, its conditions
 /// and target group modified in place (ModifyRule).
 impl Resource for ListenerRule {
+    type Reads = Snapshot;
     type Spec = ListenerRuleSpec;
     type Update = ();
     const KIND: &'static str = "listener_rule";

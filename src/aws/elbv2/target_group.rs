@@ -3,14 +3,14 @@
 use aws_sdk_elasticloadbalancingv2::types::{Matcher, ProtocolEnum, TargetGroupAttribute, TargetTypeEnum};
 
 use super::{Elbv2State, Which, describe_existing, stack_tags, stack_tags_of, validate_elb_name, with_state};
+use crate::aws::Pass;
 use crate::aws::Snapshot;
 use crate::aws::ec2::check_port;
-use crate::aws::tagged::Keepable;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
-use crate::pass::Pass;
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
 use crate::runtime::Aws;
+use crate::tagged::Keepable;
 
 /// AWS's deregistration delay for a new target group, in seconds.
 pub const DEFAULT_DEREGISTRATION_DELAY: i32 = 300;
@@ -302,6 +302,7 @@ macro_rules! with_health_check {
 /// health check and deregistration delay modified in place; port, protocol, target type and VPC
 /// are fixed.
 impl Resource for TargetGroup {
+    type Reads = Snapshot;
     type Spec = TargetGroupSpec;
     type Update = TargetGroupUpdate;
     const KIND: &'static str = "target_group";

@@ -9,9 +9,10 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use crate::aws::Pass;
 use crate::error::{Error, Result, aws_error, sent};
-use crate::pass::{Pass, STACK_TAG};
 use crate::runtime::Aws;
+use crate::tagged::STACK_TAG;
 
 pub use policy::{
     describe_trust, normalise_policy, policy_arn, service_trust, trusted_principals, validate_role_name, validate_trust,

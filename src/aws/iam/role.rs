@@ -12,11 +12,12 @@ use super::{DEFAULT_DESCRIPTION, Role, RoleSpec, lookup_role};
 use super::{
     describe_trust, fetch_role, normalise_policy, policy_arn, trusted_principals, validate_role_name, validate_trust,
 };
+use crate::aws::Pass;
 use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
-use crate::pass::{Pass, STACK_TAG};
 use crate::plan::{FieldDiff, UNKNOWN};
+use crate::tagged::STACK_TAG;
 
 /// IAM's limit on managed policies per role (the default quota is 10).
 const MAX_MANAGED_POLICIES: usize = 20;
@@ -92,6 +93,7 @@ pub struct RoleUpdate {
 
 /// An IAM role converges by name; IAM cannot move it to another path in place.
 impl Resource for Role {
+    type Reads = Snapshot;
     type Spec = DesiredRole;
     type Update = RoleUpdate;
     const KIND: &'static str = "role";

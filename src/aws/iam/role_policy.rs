@@ -6,10 +6,10 @@ use serde_json::Value;
 
 use super::lookup_role;
 use super::policy::parse_trust;
+use crate::aws::Pass;
 use crate::aws::Snapshot;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
-use crate::pass::Pass;
 use crate::plan::{Change, ChangeKind, FieldDiff};
 use crate::runtime::Aws;
 
@@ -133,6 +133,7 @@ fn describe(document: &Value) -> String {
 
 /// A role's inline policy converges by role and name; PutRolePolicy replaces it in place.
 impl Resource for RolePolicy {
+    type Reads = Snapshot;
     type Spec = RolePolicySpec;
     type Update = ();
     const KIND: &'static str = "role_policy";

@@ -4,13 +4,20 @@
 
 use std::rc::Rc;
 
+use futures_util::FutureExt;
+use futures_util::future::LocalBoxFuture;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
+use crate::aws::Pass;
 use crate::aws::ecs::{Cluster, ClusterSpec, FARGATE_PROVIDERS, Service, StrategyItem, TaskDefinition};
-use crate::bindings::{Fields, as_array, as_string, function, handle, keep_of, show};
+use crate::aws::queries::{self, ServiceReport};
+use crate::bindings::queries::service_handle as report_handle;
+use crate::bindings::{
+    Described, Fields, as_array, as_string, function, handle, keep_of, optional, show, string_array, text,
+};
 use crate::converge::{converge, converge_kept};
 use crate::error::{Error, Result};
-use crate::pass::Pass;
+use crate::runtime::Aws;
 use crate::wait;
 
 mod service;
@@ -243,4 +250,85 @@ pub(super) fn cluster_handle(cluster: &Cluster) -> Map {
             ("capacity_providers", providers.into()),
         ],
     )
+}
+
+/// How `describe` re-reads clusters, task definitions and services (by ARN).
+pub(super) const DESCRIBED: &[Described] = &[
+    ("cluster", "arn", describe_cluster),
+    ("task_definition", "arn", describe_task_definition),
+    ("service", "arn", describe_service),
+];
+
+fn describe_cluster<'a>(aws: &'a Aws, map: &'a Map) -> LocalBoxFuture<'a, Result<Option<Map>>> {
+    async move {
+        let arn = text(map, "arn").unwrap_or_default();
+        Ok(queries::find_cluster(aws, &arn).await?.map(|c: Cluster| {
+            let mut map = cluster_handle(&c);
+            map.insert("status".into(), c.status.clone().into());
+            let strategy: Vec<String> = c.default_strategy.iter().map(ToString::to_string).collect();
+            map.insert("default_strategy".into(), string_array(&strategy));
+            map.insert("container_insights".into(), c.container_insights.clone().into());
+            map.insert("stack".into(), optional(c.stack.clone()));
+            map
+        }))
+    }
+    .boxed_local()
+}
+
+fn describe_task_definition<'a>(aws: &'a Aws, map: &'a Map) -> LocalBoxFuture<'a, Result<Option<Map>>> {
+    async move {
+        let arn = text(map, "arn").unwrap_or_default();
+        Ok(crate::aws::ecs::describe_task_definition(aws, &arn).await?.map(|(status, t)| {
+            let mut map = task_definition_handle(&t);
+            map.insert("status".into(), status.into());
+            map.insert("cpu".into(), i64::from(t.spec.cpu).into());
+            map.insert("memory".into(), i64::from(t.spec.memory).into());
+            map.insert("execution_role".into(), optional(t.spec.execution_role.clone()));
+            map.insert("task_role".into(), optional(t.spec.task_role.clone()));
+            let images: Vec<String> = t.spec.containers.iter().map(|c| format!("{}={}", c.name, c.image)).collect();
+            map.insert("images".into(), string_array(&images));
+            let groups: Vec<String> = queries::log_sources(&t).into_iter().map(|s| s.group).collect();
+            map.insert("log_groups".into(), string_array(&groups));
+            map.insert("stack".into(), optional(t.stack.clone()));
+            map
+        }))
+    }
+    .boxed_local()
+}
+
+fn describe_service<'a>(aws: &'a Aws, map: &'a Map) -> LocalBoxFuture<'a, Result<Option<Map>>> {
+    async move {
+        let (arn, cluster) = (text(map, "arn").unwrap_or_default(), text(map, "cluster_arn").unwrap_or_default());
+        Ok(queries::find_service(aws, &cluster, &arn).await?.map(|s| service_state(&s)))
+    }
+    .boxed_local()
+}
+
+fn service_state(s: &ServiceReport) -> Map {
+    let mut map = report_handle(s);
+    map.insert("status".into(), s.status.clone().into());
+    map.insert("running".into(), i64::from(s.running).into());
+    map.insert("pending".into(), i64::from(s.pending).into());
+    map.insert("target_groups".into(), string_array(&s.target_groups));
+    let deployments: Array = s
+        .deployments
+        .iter()
+        .map(|d| {
+            let fields = [
+                ("id", Dynamic::from(d.id.clone())),
+                ("status", d.status.clone().into()),
+                ("rollout_state", d.rollout_state.clone().into()),
+                ("reason", d.reason.clone().into()),
+                ("running", i64::from(d.running).into()),
+                ("pending", i64::from(d.pending).into()),
+                ("desired", i64::from(d.desired).into()),
+                ("task_definition", d.task_definition.clone().into()),
+                ("updated_at", d.updated_at.clone().into()),
+            ];
+            Dynamic::from(fields.into_iter().map(|(k, v)| (k.into(), v)).collect::<Map>())
+        })
+        .collect();
+    map.insert("deployments".into(), deployments.into());
+    map.insert("stack".into(), optional(s.stack.clone()));
+    map
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use rhai::{Array, Dynamic, Map};
 
 use crate::aws::arn::{self, Arn};
+use crate::aws::Pass;
 use crate::aws::ec2::check_port;
 use crate::aws::ecs::{
     self, ClusterRef, ContainerPorts, Deployment, FARGATE_PROVIDERS, LoadBalancerSpec, Service, ServiceSpec,
@@ -14,7 +15,6 @@ use crate::aws::egress;
 use crate::bindings::ec2::subnet_from;
 use crate::bindings::{Fields, as_array, handle, handle_field, handle_id, handle_or_string, show};
 use crate::error::{Error, Result};
-use crate::pass::Pass;
 use crate::plan::is_known;
 use crate::wait::StableTarget;
 

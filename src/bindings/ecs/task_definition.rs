@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use rhai::{Array, Dynamic, Map};
 
 use crate::aws::arn::{self, Arn};
+use crate::aws::Pass;
 use crate::aws::ec2::check_port;
 use crate::aws::ecs::{
     self, ContainerSpec, Efs, HealthCheckSpec, Logs, Mount, Restart, TaskDefinition, TaskDefinitionSpec, VolumeSpec,
@@ -15,7 +16,6 @@ use crate::aws::secrets::{SecretSource, access_policy, looks_like_credential};
 use crate::bindings::{Fields, as_array, as_int, handle, handle_field, handle_or_string, show};
 use crate::converge::converge;
 use crate::error::{Error, Result};
-use crate::pass::Pass;
 use crate::plan::UNKNOWN;
 
 use super::{int_in, strings, sub_map, validate_identifier};

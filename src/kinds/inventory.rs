@@ -1,9 +1,12 @@
 //! One stack inventory: everything a stack owns, found by its `deckhand:stack` tag (no local
 //! state), with kind, name, id and deletion order. `status` shows it, `destroy` deletes it, and
 //! `run` removes what of it the script no longer declares; all three read it here, so they agree.
+//! The reads are shared; each kind lists its own entries from them ([`super::StackKind::list`]).
 
 use std::collections::{BTreeSet, HashMap};
 
+use super::stack_kind::Kind;
+use super::{KINDS, certificate, dns_record, log_group, role, service, task_definition};
 use crate::aws::acm::{self, Certificate, StackDomains};
 use crate::aws::autoscaling::ScalableTarget;
 use crate::aws::ec2::SecurityGroup;
@@ -11,79 +14,10 @@ use crate::aws::ecs::{self, EcsState, Service, TaskDefinition};
 use crate::aws::egress::RouteTable;
 use crate::aws::iam::{self, RoleSummary};
 use crate::aws::logs::{self, LogGroup};
-use crate::aws::route53::{self, OwnedRecord};
+use crate::aws::route53::OwnedRecord;
 use crate::aws::{Snapshot, concurrently};
 use crate::error::Result;
 use crate::runtime::Aws;
-
-/// Resource kinds in the order they are deleted (dependents first).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Kind {
-    /// Route 53 record sets the stack owns (and their ownership markers), first: the name stops
-    /// pointing at what is about to go away.
-    DnsRecord,
-    /// Scalable targets of services and their scaling policies (before the services, so the
-    /// scaler does not act on a service being deleted).
-    Autoscaling,
-    /// ECS services (scaled to 0, deleted, waited for until INACTIVE).
-    Service,
-    /// Task definition revisions (deregistered).
-    TaskDefinition,
-    /// ECS clusters, once their services are gone.
-    Cluster,
-    /// Listener rules (before their listener and the target groups they forward to).
-    ListenerRule,
-    /// Listeners (before their load balancer and target groups).
-    Listener,
-    /// Load balancers (waited for until gone, which releases their network interfaces).
-    LoadBalancer,
-    /// Target groups, once no listener forwards to them.
-    TargetGroup,
-    /// ACM certificates, once no listener uses them.
-    Certificate,
-    /// NAT gateways (before their elastic IPs and subnets).
-    NatGateway,
-    /// Elastic IPs of NAT gateways.
-    ElasticIp,
-    /// VPC endpoints (before route tables and subnets).
-    VpcEndpoint,
-    /// Route tables (after disassociating subnets).
-    RouteTable,
-    /// Security groups (after revoking cross references).
-    SecurityGroup,
-    /// Subnets, last of the network.
-    Subnet,
-    /// CloudWatch log groups (only with `--delete-logs`; kept otherwise).
-    LogGroup,
-    /// IAM roles (after detaching and deleting their policies).
-    Role,
-}
-
-impl Kind {
-    /// The resource type as scripts (and the change log) name it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::DnsRecord => "dns_record",
-            Kind::Autoscaling => "autoscaling",
-            Kind::Service => "service",
-            Kind::TaskDefinition => "task_definition",
-            Kind::Cluster => "cluster",
-            Kind::ListenerRule => "listener_rule",
-            Kind::Listener => "listener",
-            Kind::LoadBalancer => "load_balancer",
-            Kind::TargetGroup => "target_group",
-            Kind::Certificate => "certificate",
-            Kind::NatGateway => "nat_gateway",
-            Kind::ElasticIp => "elastic_ip",
-            Kind::VpcEndpoint => "vpc_endpoint",
-            Kind::RouteTable => "route_table",
-            Kind::SecurityGroup => "security_group",
-            Kind::Subnet => "subnet",
-            Kind::LogGroup => "log_group",
-            Kind::Role => "role",
-        }
-    }
-}
 
 /// One resource of the stack.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -102,6 +36,16 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// A resource of `kind` named `name` (`-` when it has none) with this id.
+    pub fn new(kind: Kind, name: Option<&str>, id: &str) -> Entry {
+        Entry { kind, name: name.unwrap_or("-").to_string(), id: id.to_string(), part_of: None }
+    }
+
+    /// The same entry, declared with the `kind` named `name` (see [`Entry::part_of`]).
+    pub fn within(self, kind: Kind, name: String) -> Entry {
+        Entry { part_of: Some((kind, name)), ..self }
+    }
+
     /// The id as shown: the resource part of an ARN (`service/myapp/myapp`), else the id.
     pub fn short_id(&self) -> &str {
         super::arn::short_id(&self.id)
@@ -132,6 +76,9 @@ pub struct Inventory {
     pub snapshot: Snapshot,
     /// The stack's ACTIVE or DRAINING services, in its clusters and in any other.
     pub services: Vec<Service>,
+    /// The stack's ACTIVE task definition revisions as (family, `family:revision`), each
+    /// family's in numeric order.
+    pub revisions: Vec<(String, String)>,
     /// The stack's Route 53 record sets (with their ownership markers and its certificates'
     /// validation records).
     pub records: Vec<OwnedRecord>,
@@ -208,17 +155,17 @@ impl Inventory {
         // names records or certificates; destroy and status always do.
         let uses_route53 = declared.is_none_or(|d| {
             !snapshot.tagged.arns("acm", "certificate").is_empty()
-                || d.iter().any(|(kind, _)| kind == Kind::DnsRecord.name() || kind == Kind::Certificate.name())
+                || d.iter().any(|(kind, _)| kind == dns_record::KIND.name() || kind == certificate::KIND.name())
         });
         let domains =
             async { if uses_route53 { acm::stack_domains(aws, stack).await } else { Ok(StackDomains::default()) } };
-        let asked: Vec<&RoleSummary> = roles.iter().filter(|r| !is_declared(Kind::Role, &r.name)).collect();
+        let asked: Vec<&RoleSummary> = roles.iter().filter(|r| !is_declared(role::KIND, &r.name)).collect();
         let (services, last_used, domains) = tokio::try_join!(
             stack_services(aws, stack, &snapshot.ecs),
             concurrently(&asked, |role| iam::role_last_used(aws, &role.name)),
             domains,
         )?;
-        let dropped: Vec<Service> = services.iter().filter(|s| !is_declared(Kind::Service, &s.name)).cloned().collect();
+        let dropped: Vec<Service> = services.iter().filter(|s| !is_declared(service::KIND, &s.name)).cloned().collect();
         let (revisions, named) = stack_task_definitions(aws, stack, tagged_revisions, &dropped).await?;
         // A run lists no roles (IAM cannot list by tag): the roles it may delete are those its
         // dropped services' task definitions name, when they are the stack's and no longer declared.
@@ -230,7 +177,7 @@ impl Inventory {
                     .roles
                     .iter()
                     .filter_map(|arn| crate::aws::arn::Arn::of_type(arn, "iam", "role").map(|arn| arn.last_segment()))
-                    .filter(|name| !is_declared(Kind::Role, name))
+                    .filter(|name| !is_declared(role::KIND, name))
                     .collect();
                 let found = concurrently(&names, |name| iam::get_role(aws, name)).await?;
                 found
@@ -245,7 +192,7 @@ impl Inventory {
         let dropped_groups = match (declared, with_logs) {
             (Some(_), false) => {
                 let names: Vec<&String> =
-                    named.log_groups.iter().filter(|name| !is_declared(Kind::LogGroup, name)).collect();
+                    named.log_groups.iter().filter(|name| !is_declared(log_group::KIND, name)).collect();
                 let found = concurrently(&names, |name| logs::fetch_log_group(aws, name)).await?;
                 found.into_iter().flatten().filter(|g| g.stack.as_deref() == Some(stack)).collect()
             }
@@ -253,106 +200,13 @@ impl Inventory {
         };
         let log_groups: Vec<LogGroup> = log_groups.into_iter().chain(dropped_groups).collect();
 
-        // Every entry is checked against the stack tag here, also where the read already filtered
-        // by it: the inventory decides what destroy and run delete, so it never trusts a filter
-        // alone with another stack's resources.
-        let ours = |tag: &Option<String>| tag.as_deref() == Some(stack);
-        let mut entries = Vec::new();
-        let mut add = |kind, name: Option<&str>, id: &str, part_of: Option<(Kind, String)>| {
-            entries.push(Entry { kind, name: name.unwrap_or("-").to_string(), id: id.to_string(), part_of });
-        };
-        for record in &domains.records {
-            let set = &record.set;
-            let validates = domains.certificates.iter().find(|c| {
-                set.rtype == "CNAME"
-                    && c.validation.iter().any(|v| route53::normalise(&v.name) == route53::normalise(&set.name))
-            });
-            let part_of = match (validates, set.name.strip_prefix("_deckhand.")) {
-                (Some(cert), _) => Some((Kind::Certificate, cert.domain.clone())),
-                (None, Some(named)) => {
-                    let named = named.strip_prefix("_wildcard.").map_or(named.to_string(), |rest| format!("*.{rest}"));
-                    Some((Kind::DnsRecord, format!("{} *", route53::normalise(&named))))
-                }
-                (None, None) => None,
-            };
-            add(Kind::DnsRecord, Some(&record_label(record)), &record_id(record), part_of);
-        }
         let scalable_targets: Vec<ScalableTarget> =
             services.iter().filter_map(|s| snapshot.scaling.of(&s.cluster, &s.name).cloned()).collect();
-        for target in &scalable_targets {
-            add(Kind::Autoscaling, Some(target.resource_id.trim_start_matches("service/")), &target.resource_id, None);
-        }
-        for service in &services {
-            add(Kind::Service, Some(&service.name), &service.arn, None);
-        }
-        for (family, revision) in &revisions {
-            add(Kind::TaskDefinition, Some(family), revision, None);
-        }
-        for cluster in snapshot.ecs.clusters.iter().filter(|c| ours(&c.stack) && c.status != "INACTIVE") {
-            add(Kind::Cluster, Some(&cluster.name), &cluster.arn, None);
-        }
-        let elb = &snapshot.elbv2;
-        let listener_name = |arn: &str| {
-            let listener = elb.listeners.iter().find(|l| l.arn == arn);
-            let lb = listener.and_then(|l| elb.load_balancers.iter().find(|lb| lb.arn == l.load_balancer_arn));
-            format!("{}:{}", lb.map_or("-", |lb| lb.name.as_str()), listener.map_or(0, |l| l.port))
-        };
-        for rule in &elb.rules {
-            add(
-                Kind::ListenerRule,
-                Some(&format!("{}#{}", listener_name(&rule.listener_arn), rule.priority)),
-                &rule.arn,
-                None,
-            );
-        }
-        for listener in &elb.listeners {
-            add(Kind::Listener, Some(&listener_name(&listener.arn)), &listener.arn, None);
-        }
-        for lb in &elb.load_balancers {
-            add(Kind::LoadBalancer, Some(&lb.name), &lb.arn, None);
-        }
-        for tg in &elb.target_groups {
-            add(Kind::TargetGroup, Some(&tg.name), &tg.arn, None);
-        }
-        for cert in &domains.certificates {
-            add(Kind::Certificate, Some(&cert.domain), &cert.arn, None);
-        }
-        for nat in snapshot.egress.nat_gateways.iter().filter(|n| ours(&n.stack)) {
-            add(Kind::NatGateway, Some(&nat.name), &nat.id, None);
-        }
-        for eip in &snapshot.egress.addresses {
-            // Declared with the NAT gateway that uses it, else with the one it is named after (an
-            // address allocated for a NAT gateway whose creation failed).
-            let nat =
-                snapshot.egress.nat_gateways.iter().find(|n| ours(&n.stack) && n.allocation_id == eip.allocation_id);
-            let part_of = Some((Kind::NatGateway, nat.map_or(&eip.name, |n| &n.name).clone()));
-            add(Kind::ElasticIp, Some(&eip.name), &eip.allocation_id, part_of);
-        }
-        for endpoint in snapshot.egress.endpoints.iter().filter(|e| ours(&e.stack)) {
-            add(Kind::VpcEndpoint, endpoint.name.as_deref(), &endpoint.id, None);
-        }
+        let ours = |tag: &Option<String>| tag.as_deref() == Some(stack);
         let route_tables: Vec<RouteTable> =
             snapshot.egress.route_tables.iter().filter(|t| ours(&t.stack)).cloned().collect();
-        for table in &route_tables {
-            add(Kind::RouteTable, table.name.as_deref(), &table.id, None);
-        }
         let security_groups: Vec<SecurityGroup> =
             snapshot.ec2.security_groups.iter().filter(|g| ours(&g.stack)).cloned().collect();
-        for group in &security_groups {
-            add(Kind::SecurityGroup, Some(&group.name), &group.id, None);
-        }
-        for subnet in snapshot.ec2.subnets.iter().filter(|s| ours(&s.stack)) {
-            add(Kind::Subnet, subnet.name.as_deref(), &subnet.id, None);
-        }
-        for group in &log_groups {
-            add(Kind::LogGroup, Some(&group.name), &group.name, None);
-        }
-        for role in roles.iter().chain(&dropped_roles) {
-            add(Kind::Role, Some(&role.name), &role.name, None);
-        }
-        // Stable: revisions of one family stay in numeric order. Parts after the rest of their
-        // kind: an ownership marker goes after the records it marks.
-        entries.sort_by(|a, b| (a.kind, a.part_of.is_some(), &a.name).cmp(&(b.kind, b.part_of.is_some(), &b.name)));
 
         let now = aws_smithy_types::DateTime::from(std::time::SystemTime::now());
         let roles_used_elsewhere = asked
@@ -363,11 +217,12 @@ impl Inventory {
             .filter_map(|(role, last_used)| Some((role.name.clone(), used_elsewhere(last_used, &aws.region, now)?)))
             .collect();
         let roles = roles.into_iter().chain(dropped_roles).collect();
-        Ok(Inventory {
+        let mut inventory = Inventory {
             stack: stack.to_string(),
-            entries,
+            entries: Vec::new(),
             snapshot,
             services,
+            revisions,
             records: domains.records,
             certificates: domains.certificates,
             scalable_targets,
@@ -376,7 +231,18 @@ impl Inventory {
             roles,
             log_groups,
             roles_used_elsewhere,
-        })
+        };
+        let mut entries: Vec<Entry> = KINDS.iter().flat_map(|kind| kind.list(&inventory)).collect();
+        // Stable: revisions of one family stay in numeric order. Parts after the rest of their
+        // kind: an ownership marker goes after the records it marks.
+        entries.sort_by_key(|e| (super::deletion_rank(e.kind), e.part_of.is_some(), e.name.clone()));
+        inventory.entries = entries;
+        Ok(inventory)
+    }
+
+    /// True when `tag` (a resource's `deckhand:stack` tag) names this stack.
+    pub fn owns(&self, tag: &Option<String>) -> bool {
+        tag.as_deref() == Some(self.stack.as_str())
     }
 
     /// True when the entry carries the keep mark of `keep: true`, or is part of one that does
@@ -392,11 +258,7 @@ impl Inventory {
     /// Why an entry stays even when it would be deleted (log groups without `delete_logs`, roles
     /// in use in another region); `None` when nothing keeps it.
     pub fn kept_because(&self, entry: &Entry, delete_logs: bool) -> Option<String> {
-        match entry.kind {
-            Kind::LogGroup if !delete_logs => Some("--delete-logs deletes it".to_string()),
-            Kind::Role => self.roles_used_elsewhere.get(&entry.name).cloned(),
-            _ => None,
-        }
+        super::of(entry.kind).kept_because(self, entry, delete_logs)
     }
 
     /// The entries a script that declared `declared` (kind and name, as the change log records
@@ -418,7 +280,7 @@ impl Inventory {
         let revisions: Vec<&Entry> = self
             .entries
             .iter()
-            .filter(|e| e.kind == Kind::TaskDefinition && declares(declared, e.kind, &e.name))
+            .filter(|e| e.kind == task_definition::KIND && declares(declared, e.kind, &e.name))
             .collect();
         // Revisions are in numeric order within a family: the last of each is its latest.
         revisions
@@ -434,16 +296,6 @@ impl Inventory {
 /// declares the `kind` named `name`.
 fn declares(declared: &BTreeSet<(String, String)>, kind: Kind, name: &str) -> bool {
     declared.contains(&(kind.name().to_string(), name.to_string()))
-}
-
-/// A record set as listed: `name TYPE`, the name as Route 53 compares it.
-fn record_label(record: &OwnedRecord) -> String {
-    format!("{} {}", route53::normalise(&record.set.name), record.set.rtype)
-}
-
-/// What identifies a record set among the stack's: zone, name and type.
-pub fn record_id(record: &OwnedRecord) -> String {
-    format!("{}/{}/{}", record.zone_id, record.set.name, record.set.rtype)
 }
 
 /// The stack's ACTIVE services, in its own clusters (read with the snapshot) and in any other
@@ -581,24 +433,13 @@ mod tests {
 
     #[test]
     fn arns_show_their_resource_part_and_names_show_once() {
-        let service = entry(Kind::Service, "web", "arn:aws:ecs:us-west-2:123456789012:service/web/web");
+        let service = entry(service::KIND, "web", "arn:aws:ecs:us-west-2:123456789012:service/web/web");
         assert_eq!(service.to_string(), "service web (service/web/web)");
-        let group = entry(Kind::LogGroup, "/ecs/web", "/ecs/web");
+        let group = entry(log_group::KIND, "/ecs/web", "/ecs/web");
         assert_eq!(group.to_string(), "log_group /ecs/web");
-        let revision = entry(Kind::TaskDefinition, "web", "web:3");
+        let revision = entry(Kind("task_definition"), "web", "web:3");
         assert_eq!(revision.to_string(), "task_definition web (web:3)");
-        assert_eq!(entry(Kind::Subnet, "web-a", "subnet-1").to_string(), "subnet web-a (subnet-1)");
-    }
-
-    #[test]
-    fn kinds_delete_dependents_first() {
-        assert!(Kind::DnsRecord < Kind::Autoscaling && Kind::Autoscaling < Kind::Service);
-        assert!(Kind::Service < Kind::TaskDefinition && Kind::TaskDefinition < Kind::Cluster);
-        assert!(Kind::ListenerRule < Kind::Listener && Kind::TargetGroup < Kind::Certificate);
-        assert!(Kind::Listener < Kind::LoadBalancer && Kind::LoadBalancer < Kind::TargetGroup);
-        assert!(Kind::TargetGroup < Kind::NatGateway && Kind::NatGateway < Kind::ElasticIp);
-        assert!(Kind::SecurityGroup < Kind::Subnet);
-        assert!(Kind::Subnet < Kind::LogGroup && Kind::LogGroup < Kind::Role);
+        assert_eq!(entry(Kind("subnet"), "web-a", "subnet-1").to_string(), "subnet web-a (subnet-1)");
     }
 
     fn inventory(entries: Vec<Entry>) -> Inventory {
@@ -610,6 +451,7 @@ mod tests {
             certificates: Vec::new(),
             scalable_targets: Vec::new(),
             services: Vec::new(),
+            revisions: Vec::new(),
             security_groups: Vec::new(),
             route_tables: Vec::new(),
             roles: Vec::new(),
@@ -621,12 +463,12 @@ mod tests {
     #[test]
     fn a_marked_nat_gateway_keeps_its_elastic_ip_too() {
         let mut inv = inventory(vec![
-            entry(Kind::NatGateway, "web-nat", "nat-1"),
-            part_of(entry(Kind::ElasticIp, "web-eip", "eipalloc-1"), Kind::NatGateway, "web-nat"),
-            entry(Kind::NatGateway, "old-nat", "nat-2"),
-            part_of(entry(Kind::ElasticIp, "old-eip", "eipalloc-2"), Kind::NatGateway, "old-nat"),
+            entry(Kind("nat_gateway"), "web-nat", "nat-1"),
+            part_of(entry(Kind("elastic_ip"), "web-eip", "eipalloc-1"), Kind("nat_gateway"), "web-nat"),
+            entry(Kind("nat_gateway"), "old-nat", "nat-2"),
+            part_of(entry(Kind("elastic_ip"), "old-eip", "eipalloc-2"), Kind("nat_gateway"), "old-nat"),
         ]);
-        inv.snapshot.tagged = crate::aws::tagged::StackTagged::marked(["nat-1"]);
+        inv.snapshot.tagged = crate::tagged::StackTagged::marked(["nat-1"]);
         let marked: Vec<bool> = inv.entries.iter().map(|e| inv.is_marked(e)).collect();
         assert_eq!(marked, [true, true, false, false]);
     }
@@ -634,28 +476,28 @@ mod tests {
     #[test]
     fn what_the_script_no_longer_declares_is_undeclared_and_an_elastic_ip_goes_with_its_nat_gateway() {
         let inv = inventory(vec![
-            entry(Kind::Listener, "web:443", "arn:l443"),
-            entry(Kind::Listener, "web:80", "arn:l80"),
-            entry(Kind::TaskDefinition, "web", "web:1"),
-            entry(Kind::TaskDefinition, "web", "web:2"),
-            entry(Kind::NatGateway, "web-nat", "nat-1"),
-            part_of(entry(Kind::ElasticIp, "web-eip", "eipalloc-1"), Kind::NatGateway, "web-nat"),
-            part_of(entry(Kind::ElasticIp, "web-eip2", "eipalloc-2"), Kind::NatGateway, "web-nat2"),
+            entry(Kind("listener"), "web:443", "arn:l443"),
+            entry(Kind("listener"), "web:80", "arn:l80"),
+            entry(Kind("task_definition"), "web", "web:1"),
+            entry(Kind("task_definition"), "web", "web:2"),
+            entry(Kind("nat_gateway"), "web-nat", "nat-1"),
+            part_of(entry(Kind("elastic_ip"), "web-eip", "eipalloc-1"), Kind("nat_gateway"), "web-nat"),
+            part_of(entry(Kind("elastic_ip"), "web-eip2", "eipalloc-2"), Kind("nat_gateway"), "web-nat2"),
             part_of(
-                entry(Kind::DnsRecord, "_x.app.example.com CNAME", "z/_x/CNAME"),
-                Kind::Certificate,
+                entry(Kind("dns_record"), "_x.app.example.com CNAME", "z/_x/CNAME"),
+                Kind("certificate"),
                 "app.example.com",
             ),
-            entry(Kind::DnsRecord, "app.example.com A", "z/app/A"),
-            entry(Kind::DnsRecord, "old.example.com A", "z/old/A"),
+            entry(Kind("dns_record"), "app.example.com A", "z/app/A"),
+            entry(Kind("dns_record"), "old.example.com A", "z/old/A"),
             part_of(
-                entry(Kind::DnsRecord, "_deckhand.app.example.com TXT", "z/m/TXT"),
-                Kind::DnsRecord,
+                entry(Kind("dns_record"), "_deckhand.app.example.com TXT", "z/m/TXT"),
+                Kind("dns_record"),
                 "app.example.com *",
             ),
             part_of(
-                entry(Kind::DnsRecord, "_deckhand.old.example.com TXT", "z/m2/TXT"),
-                Kind::DnsRecord,
+                entry(Kind("dns_record"), "_deckhand.old.example.com TXT", "z/m2/TXT"),
+                Kind("dns_record"),
                 "old.example.com *",
             ),
         ]);

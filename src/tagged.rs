@@ -16,8 +16,10 @@ use aws_sdk_resourcegroupstagging::types::TagFilter;
 
 use crate::aws::arn::Arn;
 use crate::error::{Error, Result, aws_error, sent};
-use crate::pass::STACK_TAG;
 use crate::runtime::Aws;
+
+/// The tag key that marks everything deckhand creates.
+pub const STACK_TAG: &str = "deckhand:stack";
 
 /// The tag `keep: true` puts on a resource (value `true`): a run that no longer declares it keeps it.
 pub const KEEP_TAG: &str = "deckhand:keep";
