@@ -330,7 +330,11 @@ impl StackLock {
     pub fn release(mut self) -> Result<()> {
         self.released = true;
         self.stop_renewals();
-        self.aws.block_on(LOCK_CALL.scope(LockCall::Holding, release(&self.aws.ssm, &self.stack, &self.token)))
+        let released =
+            self.aws.block_on(LOCK_CALL.scope(LockCall::Holding, release(&self.aws.ssm, &self.stack, &self.token)));
+        // What comes after the lock (a REPL's next statement) is no longer refused.
+        set_lost(None);
+        released
     }
 
     /// Stops the renewals, letting one in flight finish (dropped mid-flight, its write could land
@@ -351,7 +355,9 @@ impl Drop for StackLock {
         self.released = true;
         self.stop_renewals();
         let released = LOCK_CALL.scope(LockCall::Holding, release(&self.aws.ssm, &self.stack, &self.token));
-        if let Err(err) = self.aws.block_on(released) {
+        let released = self.aws.block_on(released);
+        set_lost(None);
+        if let Err(err) = released {
             eprintln!(
                 "warning: could not release the lock of stack {}: {err}\n  hint: once no deckhand run of it is \
                  going, remove it with `deckhand unlock --stack {}`",

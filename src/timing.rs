@@ -60,6 +60,16 @@ pub const LOCK_PACE: Pace = Pace::new(500, 10_000);
 /// How long after a create AWS may still answer "not found" for it (terraform-provider-aws's
 /// `propagationTimeout`, see `aws/settle.rs`).
 pub const SETTLE_WINDOW: Duration = Duration::from_secs(120);
+/// How long after a deletion what it used may still be held: a cluster may refuse DeleteCluster
+/// after its last service went INACTIVE, since ECS marks a deleted service INACTIVE while its tasks
+/// are still stopping (each task's stop timeout, up to 120 s, then Fargate releases its network
+/// interface); and a route table is used by VPC endpoints that are still deleting (DeleteVpcEndpoints
+/// is asynchronous: interface endpoints stay `deleting` for a minute or more).
+/// terraform-provider-aws retries DeleteCluster on ClusterContainsServicesException,
+/// ClusterContainsTasksException and UpdateInProgressException for `clusterDeleteTimeout`, 10
+/// minutes (internal/service/ecs/cluster.go), and waits up to 10 minutes for a VPC endpoint to be
+/// deleted (`vpcEndpointDeletedTimeout`, internal/service/ec2/vpc_endpoint.go).
+pub const RELEASE_WINDOW: Duration = Duration::from_secs(600);
 /// The SDK's retry backoff (standard strategy): the first pause and the longest one. Scaled too,
 /// so that retries within [`SETTLE_WINDOW`] still happen when the window is scaled.
 pub const SDK_RETRY_PACE: Pace = Pace::new(1000, 20_000);
