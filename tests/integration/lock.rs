@@ -365,18 +365,7 @@ fn a_held_lock_makes_runs_wait_then_give_up_and_unlock_needs_force() {
 fn ctrl_c_during_the_apply_stops_it_and_releases_the_lock() {
     // No task ever runs, so wait_stable waits until Ctrl-C.
     let deck = Deck::with_emulator_env(&[("MOTO_ECS_SERVICE_RUNNING", "0")]);
-    let script = r#"stack("myapp");
-let vpc = default_vpc();
-let subnets = [
-    subnet(vpc, #{ name: "myapp-a", az: "us-west-2a", cidr: "172.31.96.0/24" }),
-    subnet(vpc, #{ name: "myapp-b", az: "us-west-2b", cidr: "172.31.97.0/24" }),
-];
-let sg = security_group(vpc, #{ name: "myapp-app", ingress: [ #{ port: 8080, cidr: "172.31.0.0/16" } ] });
-let task = task_definition(#{ family: "myapp", cpu: 256, memory: 512, execution_role: task_execution_role("myapp-exec"),
-    containers: [ #{ name: "app", image: "nginx:1.25", port: 8080 } ] });
-let svc = service(cluster("myapp"), #{ name: "myapp", task: task, desired: 2, subnets: subnets,
-    security_groups: [sg], public_ip: true });
-"#;
+    let script = NEVER_STABLE;
     // Created first (without the terminal's deadline), so the interrupted run only scales and waits.
     deck.run(script, &[]).success();
     deck.write("deploy.rhai", &(script.replace("desired: 2", "desired: 3") + "wait_stable(svc, #{ timeout: 300 });"));
