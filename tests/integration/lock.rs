@@ -240,10 +240,14 @@ fn a_killed_run_s_lock_is_taken_over_on_the_same_host() {
     assert!(lock_value(&deck).is_some(), "kill -9 left the lock behind");
 
     // The next run on this host finds the lock's process gone (its pid and start time) and takes
-    // it over at once, without `deckhand unlock`.
+    // it over at once, without `deckhand unlock`. (The killed run may have scaled the service
+    // already: the re-run adds a log group, so that it has a change to apply under the lock.)
+    let rerun =
+        NEVER_STABLE.replace("desired: 2", "desired: 3") + r#"log_group("/ecs/locked", #{ retention_days: 7 });"#;
     let next = deck
-        .run(&NEVER_STABLE.replace("desired: 2", "desired: 3"), &[])
+        .run(&rerun, &[])
         .success()
+        .stdout_has("+ log_group /ecs/locked")
         .stderr_has("Took over the lock of stack myapp from ")
         .stderr_has(&format!("(pid {pid}, deckhand run wait.rhai)"))
         .stderr_has(&format!("its process (pid {pid}) no longer runs on this host"));
