@@ -114,11 +114,12 @@ enum Command {
     /// stack's lock: the SSM parameter `/deckhand/locks/STACK`, whose value names the holder
     /// (user@host), process id, command and start time. A second run of the same stack waits for
     /// it (`--lock-timeout`, default 1m), then stops with "stack NAME is being applied by ... since
-    /// ...". A run releases its lock when it ends, also on errors and Ctrl-C; one killed outright
-    /// (kill -9, a cancelled CI job, a lost machine) leaves it behind. Such a lock is stale when it
-    /// is older than 1h or its process no longer runs (same host), and runs report it with this
-    /// command as the hint. `unlock` removes a stale lock at once; a lock whose run may still be
-    /// going only with --force (that run would go on unprotected).
+    /// ...". A run renews its lock every minute while it holds it and releases it when it ends,
+    /// also on errors and Ctrl-C; one killed outright (kill -9, a cancelled CI job, a lost machine)
+    /// leaves it behind. Such a lock is stale when it was not renewed for 10 minutes, or at once
+    /// when its process no longer runs on this host; the next run takes a stale lock over by itself
+    /// and says so. `unlock` removes a stale lock at once; a lock whose run may still be going only
+    /// with --force (that run stops at its next renewal).
     Unlock(UnlockArgs),
 }
 

@@ -48,7 +48,12 @@ pub fn build(pass: &Rc<Pass>, script_dir: Option<&Path>) -> Engine {
         |text, source, pos| tracing::info!(target: "deckhand::script", "{}{pos:?}: {text}", source.unwrap_or("")),
     );
     // Only the REPL turns Ctrl-C into a request (see interrupt.rs); then the statement stops here.
-    engine.on_progress(|_| crate::interrupt::requested().then(|| "interrupted (Ctrl-C)".into()));
+    // So does a run whose stack lock was taken from it (see lock.rs).
+    engine.on_progress(|_| {
+        crate::interrupt::requested()
+            .then(|| "interrupted (Ctrl-C)".into())
+            .or_else(|| crate::lock::lost().map(Into::into))
+    });
     crate::bindings::register(&mut engine, pass);
     engine
 }

@@ -133,6 +133,15 @@ impl Aws {
         self.runtime.block_on(future)
     }
 
+    /// Starts `future` beside the run's work on the run's runtime (current-thread: it makes
+    /// progress while the run awaits AWS or a wait), e.g. the stack lock's renewals.
+    pub fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<()>
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.runtime.spawn(future)
+    }
+
     /// How many AWS requests were sent so far.
     pub fn calls(&self) -> usize {
         self.calls.sent.load(Ordering::Relaxed)
@@ -214,14 +223,23 @@ impl Intercept for CallLogger {
         _context: &BeforeSerializationInterceptorContextRef<'_>,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        cfg.interceptor_state().store_put(StartedAt(Instant::now()));
+        // The lock's renewals run beside the run's work: neither its calls nor its rounds.
+        if crate::lock::renewing() {
+            return Ok(());
+        }
         let calls = &self.0;
         calls.sent.fetch_add(1, Ordering::Relaxed);
         // A wait's polls are part of the wait's time, not rounds of their own.
         if calls.in_flight.fetch_add(1, Ordering::Relaxed) == 0 && !calls.clock.waiting() {
             calls.rounds.fetch_add(1, Ordering::Relaxed);
         }
-        cfg.interceptor_state().store_put(StartedAt(Instant::now()));
-        Ok(())
+        // A run whose stack lock was taken from it sends nothing more (see lock.rs). After the
+        // count: the finalizer below runs for a refused request too.
+        match crate::lock::refusal() {
+            Some(why) => Err(why.into()),
+            None => Ok(()),
+        }
     }
 
     fn read_after_execution(
@@ -230,7 +248,9 @@ impl Intercept for CallLogger {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if !crate::lock::renewing() {
+            self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        }
         let started = cfg.load::<StartedAt>().map(|s| s.0);
         let elapsed = started.map(|s| s.elapsed().as_millis()).unwrap_or(0);
         // When it was sent, from the process's start: calls that wait on each other show as waves.

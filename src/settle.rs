@@ -15,12 +15,24 @@
 //! linked role" for its two-minute `propagationTimeout`, and its CreateService retry
 //! (internal/service/ecs/service.go) covers `ClusterNotFoundException` and "does not have an
 //! associated load balancer". deckhand bounds all of them by the same two minutes ([`WINDOW`]).
+//!
+//! The same goes for errors that follow other events of the run, each retried by
+//! terraform-provider-aws too (cited where each is classified): DescribeCertificate's
+//! `ResourceNotFoundException` right after RequestCertificate; `CertificateNotFound` on
+//! CreateListener/ModifyListener with a certificate just issued; RegisterScalableTarget's
+//! `ValidationException` ("ECS service doesn't exist", "Unable to assume IAM role") right after the
+//! service or a role; PutScalingPolicy's `ObjectNotFoundException`/`FailedResourceAccessException`
+//! right after RegisterScalableTarget; DeleteCluster's `ClusterContains*`/`UpdateInProgressException`
+//! after the services went INACTIVE; DeleteRouteTable's `DependencyViolation` after
+//! DeleteVpcEndpoints (these two for [`RELEASE_WINDOW`]). Their retries have their own budget, not the
+//! service's shared retry tokens (see [`own_budget`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
+use aws_smithy_runtime::client::retries::TokenBucket;
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::interceptors::context::{
@@ -30,7 +42,7 @@ use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::retries::RequestAttempts;
 use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 use aws_smithy_xml::decode::{Document, ScopedDecoder, try_data};
 use serde::Deserialize;
 
@@ -40,9 +52,18 @@ use serde::Deserialize;
 pub use crate::timing::SETTLE_WINDOW as WINDOW;
 
 /// Attempts allowed to a request failing with a settling error: with the standard strategy's
-/// backoff (1 s doubling, capped at 20 s, jittered) more than [`WINDOW`] can take, so the window,
-/// not the count, ends the retries. Every other error keeps the clients' usual attempts.
-const SETTLING_ATTEMPTS: u32 = 25;
+/// backoff (1 s doubling, capped at 20 s, jittered: 10 s on average once capped) more than
+/// [`RELEASE_WINDOW`] can take, so the window, not the count, ends the retries. They cost nothing
+/// from the service's shared retry budget (see [`own_budget`]). Every other error keeps the
+/// clients' usual attempts.
+const SETTLING_ATTEMPTS: u32 = 70;
+
+/// How long after a deletion what it used may still be held (see the table in `timing`).
+pub use crate::timing::RELEASE_WINDOW;
+
+/// ECS's answers to DeleteCluster while the cluster still counts a stopping task or service.
+const CLUSTER_NOT_EMPTY_YET: &[&str] =
+    &["ClusterContainsServicesException", "ClusterContainsTasksException", "UpdateInProgressException"];
 
 /// EC2 "not found" codes whose message names the id that is not visible yet.
 const EC2_NOT_YET_VISIBLE: &[&str] = &[
@@ -66,7 +87,8 @@ impl Default for Settle {
 impl Settle {
     /// A memory whose creates settle within `window` (the run's [`WINDOW`], scaled).
     pub fn new(window: Duration) -> Settle {
-        Settle(Arc::new(Mutex::new(Memory { window, ..Memory::default() })))
+        let release_window = window.mul_f64(RELEASE_WINDOW.as_secs_f64() / WINDOW.as_secs_f64());
+        Settle(Arc::new(Mutex::new(Memory { window, release_window, ..Memory::default() })))
     }
 }
 
@@ -83,6 +105,66 @@ struct Memory {
     load_balancing_changed: Option<Instant>,
     /// When ECS first said its service-linked role could not be assumed in this run.
     linked_role_missing_since: Option<Instant>,
+    /// How long after a deletion what it used may still be held (see [`RELEASE_WINDOW`]), at the
+    /// run's scale.
+    release_window: Duration,
+    /// When a certificate this run requested was last seen ISSUED.
+    certificate_issued: Option<Instant>,
+    /// This run's last CreateService or UpdateService.
+    service_changed: Option<Instant>,
+    /// This run's last CreateRole.
+    role_created: Option<Instant>,
+    /// This run's last RegisterScalableTarget.
+    scalable_target_registered: Option<Instant>,
+    /// When this run last saw a service INACTIVE (deleted; its tasks may still be stopping).
+    service_inactive: Option<Instant>,
+    /// This run's last DeleteVpcEndpoints (asynchronous: the endpoints go on using their route
+    /// tables while they are deleting).
+    endpoints_deleted: Option<Instant>,
+}
+
+impl Memory {
+    /// Remembers the events after which AWS answers "not found" or "in use" for a while: a
+    /// certificate requested or issued, a service or role changed, a scalable target registered,
+    /// a service gone INACTIVE, VPC endpoints deleted.
+    fn remember_event(&mut self, output: &Output, now: Instant) {
+        use aws_sdk_acm::operation as acm;
+        use aws_sdk_applicationautoscaling::operation as autoscaling;
+        use aws_sdk_ecs::operation as ecs;
+        if let Some(out) = output.downcast_ref::<acm::request_certificate::RequestCertificateOutput>() {
+            if let Some(arn) = out.certificate_arn() {
+                self.created.insert(arn.to_string(), now);
+            }
+        } else if let Some(out) = output.downcast_ref::<acm::describe_certificate::DescribeCertificateOutput>() {
+            let certificate = out.certificate();
+            let arn = certificate.and_then(|c| c.certificate_arn()).unwrap_or_default();
+            let issued = certificate.and_then(|c| c.status()) == Some(&aws_sdk_acm::types::CertificateStatus::Issued);
+            // Issued just now, as far as this run knows: one it requested (a certificate issued
+            // long ago is visible to ELB).
+            if issued && self.created.contains_key(arn) {
+                self.created.insert(arn.to_string(), now);
+                self.certificate_issued = Some(now);
+            }
+        } else if output.downcast_ref::<ecs::create_service::CreateServiceOutput>().is_some()
+            || output.downcast_ref::<ecs::update_service::UpdateServiceOutput>().is_some()
+        {
+            self.service_changed = Some(now);
+        } else if output.downcast_ref::<aws_sdk_iam::operation::create_role::CreateRoleOutput>().is_some() {
+            self.role_created = Some(now);
+        } else if output.downcast_ref::<autoscaling::register_scalable_target::RegisterScalableTargetOutput>().is_some()
+        {
+            self.scalable_target_registered = Some(now);
+        } else if let Some(out) = output.downcast_ref::<ecs::describe_services::DescribeServicesOutput>() {
+            if out.services().iter().any(|s| s.status() == Some("INACTIVE")) {
+                self.service_inactive = Some(now);
+            }
+        } else if output
+            .downcast_ref::<aws_sdk_ec2::operation::delete_vpc_endpoints::DeleteVpcEndpointsOutput>()
+            .is_some()
+        {
+            self.endpoints_deleted = Some(now);
+        }
+    }
 }
 
 /// Why an error is AWS still propagating something this run just did.
@@ -128,6 +210,8 @@ impl Settle {
             || output.downcast_ref::<elbv2::modify_rule::ModifyRuleOutput>().is_some()
         {
             memory.load_balancing_changed = Some(now);
+        } else {
+            memory.remember_event(output, now);
         }
     }
 
@@ -156,6 +240,38 @@ impl Settle {
         } else if code == "ClusterNotFoundException" {
             // A new cluster is not visible to CreateService for a few seconds.
             format!("this run created the cluster {} s ago", age(memory.cluster_created)?)
+        } else if code == "ResourceNotFoundException" && message.contains("arn:aws:acm:") {
+            // DescribeCertificate right after RequestCertificate: ACM names the ARN it cannot find
+            // (terraform-provider-aws's acm/certificate.go keeps waiting for the domain validation
+            // options while the certificate is not found yet).
+            let (arn, at) = memory.created.iter().find(|(id, _)| message.contains(id.as_str()))?;
+            format!("this run requested {arn} {} s ago", age(Some(*at))?)
+        } else if code == "CertificateNotFound" {
+            // CreateListener/ModifyListener with a certificate ACM has just issued: ELB sees it a
+            // few seconds later (terraform-provider-aws's elbv2/listener.go retries
+            // CertificateNotFound on both).
+            format!("a certificate of this run was issued {} s ago", age(memory.certificate_issued)?)
+        } else if code == "ValidationException"
+            && (message.contains("ECS service doesn't exist") || message.contains("Unable to assume IAM role"))
+        {
+            // RegisterScalableTarget right after the service or its roles: Application Auto
+            // Scaling reads them through ECS and IAM, both eventually consistent
+            // (terraform-provider-aws's appautoscaling/target.go retries both messages).
+            let changed = age(memory.service_changed).or(age(memory.role_created))?;
+            format!("this run changed the service or created a role {changed} s ago")
+        } else if code == "ObjectNotFoundException" || code == "FailedResourceAccessException" {
+            // PutScalingPolicy right after RegisterScalableTarget: the target is not visible yet
+            // (terraform-provider-aws's appautoscaling/policy.go retries both).
+            format!("this run registered the scalable target {} s ago", age(memory.scalable_target_registered)?)
+        } else if CLUSTER_NOT_EMPTY_YET.contains(&code.as_str()) {
+            // DeleteCluster after the services went INACTIVE, while their tasks still stop.
+            let since = memory.service_inactive.map(|at| now - at).filter(|age| *age < memory.release_window)?;
+            format!("this run's services went INACTIVE {} s ago and their tasks may still be stopping", since.as_secs())
+        } else if code == "DependencyViolation" && message.contains("rtb-") {
+            // DeleteRouteTable after DeleteVpcEndpoints: endpoints are deleted asynchronously and
+            // keep their route table entries until they are gone.
+            let since = memory.endpoints_deleted.map(|at| now - at).filter(|age| *age < memory.release_window)?;
+            format!("this run deleted VPC endpoints {} s ago", since.as_secs())
         } else {
             return None;
         };
@@ -239,7 +355,9 @@ impl Intercept for Settle {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        let Some(settling) = self.settling(context.inner()) else {
+        let settling = self.settling(context.inner());
+        own_budget(settling.is_some(), cfg);
+        let Some(settling) = settling else {
             return Ok(());
         };
         if let Some(retry) = cfg.load::<RetryConfig>() {
@@ -256,6 +374,37 @@ impl Intercept for Settle {
             settling.what,
         );
         Ok(())
+    }
+}
+
+/// The shared retry budget of the request's service, kept aside while a settling error is retried.
+#[derive(Debug, Clone)]
+struct SharedBudget(TokenBucket);
+
+impl Storable for SharedBudget {
+    type Storer = StoreReplace<Self>;
+}
+
+/// Gives settling retries their own budget. The standard retry strategy takes each retry's cost
+/// from a token bucket in the config bag: 500 per retry partition (one per service, global to the
+/// process), 10 per transient retry, a permit replaced by the next retry's forgotten for good, 1
+/// regenerated per first-attempt success (aws-smithy-runtime 1.10,
+/// `client/retries/strategy/standard.rs` and `token_bucket.rs`). A settle episode of 20 retries
+/// costs 190, so a few of them in a run would leave nothing for throttling and 5xx retries, which
+/// the bucket is for. Settling retries are bounded by their window and [`SETTLING_ATTEMPTS`]
+/// instead: before the strategy decides on a settling error, the request's bag gets a bucket that
+/// costs nothing (the interceptor state is read before the client's layers); on any other error
+/// it gets the service's shared bucket back.
+fn own_budget(settling: bool, cfg: &mut ConfigBag) {
+    if settling {
+        if cfg.load::<SharedBudget>().is_none()
+            && let Some(shared) = cfg.load::<TokenBucket>().cloned()
+        {
+            cfg.interceptor_state().store_put(SharedBudget(shared));
+        }
+        cfg.interceptor_state().store_put(TokenBucket::unlimited());
+    } else if let Some(SharedBudget(shared)) = cfg.load::<SharedBudget>().cloned() {
+        cfg.interceptor_state().store_put(shared);
     }
 }
 
@@ -335,6 +484,75 @@ mod tests {
         assert!(settle.settling(&role).is_some(), "the first time: the role is being created");
         settle.memory().linked_role_missing_since = Some(Instant::now() - WINDOW - Duration::from_secs(1));
         assert!(settle.settling(&role).is_none(), "still missing after the window: give up");
+    }
+
+    #[test]
+    fn retries_certificate_scaling_and_deletion_errors_only_after_this_runs_event() {
+        let settle = Settle::default();
+        let arn = "arn:aws:acm:us-west-2:1:certificate/new";
+        let describe = failed(&format!(
+            r#"{{"__type": "ResourceNotFoundException", "message": "Could not find certificate {arn}."}}"#
+        ));
+        assert!(settle.settling(&describe).is_none(), "a certificate this run did not request");
+        settle.memory().created.insert(arn.into(), Instant::now());
+        assert!(settle.settling(&describe).is_some());
+
+        let elb = "<ErrorResponse><Error><Type>Sender</Type><Code>CertificateNotFound</Code><Message>Certificate not found</Message></Error></ErrorResponse>";
+        assert!(settle.settling(&failed(elb)).is_none(), "requested, not issued yet: ELB's answer is real");
+        settle.memory().certificate_issued = Some(Instant::now());
+        assert!(settle.settling(&failed(elb)).is_some());
+
+        let no_service =
+            failed(r#"{"__type": "ValidationException", "message": "ECS service doesn't exist: service/myapp/web"}"#);
+        assert!(settle.settling(&no_service).is_none());
+        settle.memory().service_changed = Some(Instant::now());
+        assert!(settle.settling(&no_service).is_some());
+        let other =
+            failed(r#"{"__type": "ValidationException", "message": "Maximum capacity cannot be less than minimum"}"#);
+        assert!(settle.settling(&other).is_none(), "another validation error is the script's");
+
+        let no_target = failed(r#"{"__type": "ObjectNotFoundException", "message": "No scalable target registered"}"#);
+        assert!(settle.settling(&no_target).is_none());
+        settle.memory().scalable_target_registered = Some(Instant::now());
+        assert!(settle.settling(&no_target).is_some());
+
+        let tasks = failed(
+            r#"{"__type": "ClusterContainsTasksException", "message": "The Cluster cannot be deleted while Tasks are active."}"#,
+        );
+        assert!(settle.settling(&tasks).is_none(), "no service of this run went INACTIVE");
+        settle.memory().service_inactive = Some(Instant::now() - WINDOW - Duration::from_secs(1));
+        assert!(settle.settling(&tasks).is_some(), "tasks may stop for longer than the usual window");
+        settle.memory().service_inactive = Some(Instant::now() - super::RELEASE_WINDOW - Duration::from_secs(1));
+        assert!(settle.settling(&tasks).is_none());
+
+        let table = ec2_error("DependencyViolation", "The routeTable 'rtb-1' has dependencies and cannot be deleted.");
+        assert!(settle.settling(&table).is_none());
+        settle.memory().endpoints_deleted = Some(Instant::now());
+        assert!(settle.settling(&table).is_some());
+        let group = ec2_error("DependencyViolation", "resource sg-1 has a dependent object");
+        assert!(settle.settling(&group).is_none(), "security groups and subnets wait in destroy itself");
+    }
+
+    #[test]
+    fn settling_retries_take_nothing_from_the_service_s_shared_retry_budget() {
+        use aws_smithy_runtime::client::retries::TokenBucket;
+        use aws_smithy_types::config_bag::{ConfigBag, Layer};
+
+        // The service's shared bucket, drained (by earlier retries of this process).
+        let drained = TokenBucket::new(0);
+        let mut layer = Layer::new("token_bucket_partition");
+        layer.store_put(drained);
+        let mut cfg = ConfigBag::base();
+        cfg.push_layer(layer);
+        let can_retry = |cfg: &ConfigBag| !cfg.load::<TokenBucket>().unwrap().is_empty();
+        assert!(!can_retry(&cfg));
+        super::own_budget(true, &mut cfg);
+        assert!(can_retry(&cfg), "a settling error is retried from its own budget");
+        super::own_budget(true, &mut cfg);
+        super::own_budget(false, &mut cfg);
+        assert!(!can_retry(&cfg), "any other error is paid from the shared bucket again");
+        super::own_budget(false, &mut cfg);
+        assert!(!can_retry(&cfg));
     }
 
     #[test]

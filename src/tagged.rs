@@ -59,6 +59,15 @@ impl StackTagged {
         StackTagged { arns: Vec::new(), marked: keys.into_iter().map(str::to_string).collect() }
     }
 
+    /// Adds resources of the stack found another way than the tagging API (whose index lags).
+    pub fn add_arns(&mut self, arns: impl IntoIterator<Item = String>) {
+        for arn in arns {
+            if !self.arns.contains(&arn) {
+                self.arns.push(arn);
+            }
+        }
+    }
+
     /// The ARNs of one resource type, e.g. (`elasticloadbalancing`, `loadbalancer`).
     pub fn arns(&self, service: &str, resource: &str) -> Vec<String> {
         self.arns.iter().filter(|arn| Arn::of_type(arn, service, resource).is_some()).cloned().collect()

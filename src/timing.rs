@@ -34,12 +34,25 @@ pub const PROGRESS_EVERY: Duration = Duration::from_secs(30);
 /// `--lock-timeout`'s default: how long a run waits for another run's lock. Most applies that are
 /// finishing release it within a minute; longer waits are asked for explicitly.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
-/// A lock older than this is stale: no apply takes that long (rollout waits included), so its run
-/// died without releasing it (kill -9, a lost machine, a cancelled CI job).
-pub const LOCK_STALE_AFTER: Duration = Duration::from_secs(3600);
+/// How often a run renews the lock it holds (rewrites its value with the renewal's time, after
+/// checking that the lock is still its own; see `lock.rs`). A renewal is two SSM calls; SSM's
+/// default PutParameter throughput (3 per second per account) leaves room for many runs.
+pub const LOCK_RENEW_EVERY: Duration = Duration::from_secs(60);
+/// A lock not renewed for this long is stale, and the next run takes it over: its run died
+/// without releasing it (kill -9, a lost machine, a cancelled CI job). Ten renewal periods: a few
+/// missed renewals (a slow SSM, a throttled call) do not make it stale, and neither does a clock
+/// off by up to 5 minutes (the most SigV4 accepts) between the holder's host and another.
+pub const LOCK_STALE_AFTER: Duration = Duration::from_secs(600);
 /// The shortest a scaled [`LOCK_STALE_AFTER`] gets: a scaled run's own work (deckhand's and the
-/// emulator's) is not scaled, so it may still hold its lock for a minute or two of wall time.
-pub const LOCK_STALE_FLOOR: Duration = Duration::from_secs(120);
+/// emulator's) is not scaled, and the renewals run only while deckhand awaits AWS, so between
+/// two of them may pass a second or two of wall time. The other lock periods keep their ratio to
+/// the stale period under this floor (see `lock.rs`).
+pub const LOCK_STALE_FLOOR: Duration = Duration::from_secs(5);
+/// After overwriting a stale lock, how long a run lets pass before it reads the lock again to see
+/// whether it won: long enough for a contender that read the stale lock at the same moment to
+/// have written its own value too (one SSM call, well under a second), so that the re-read sees
+/// the last write.
+pub const LOCK_TAKEOVER_SETTLE: Duration = Duration::from_secs(10);
 /// Polling another run's lock: start fast (a run that is just finishing), then at most every 10 s
 /// (other runs apply for minutes).
 pub const LOCK_PACE: Pace = Pace::new(500, 10_000);
@@ -52,6 +65,17 @@ pub const SETTLE_WINDOW: Duration = Duration::from_secs(120);
 /// seconds old in wall time when a dependent request names it (a subnet created before the NAT
 /// gateway wait, associated after it).
 pub const SETTLE_FLOOR: Duration = Duration::from_secs(10);
+
+/// How long after a deletion what it used may still be held: a cluster may refuse DeleteCluster
+/// after its last service went INACTIVE, since ECS marks a deleted service INACTIVE while its tasks
+/// are still stopping (each task's stop timeout, up to 120 s, then Fargate releases its network
+/// interface); and a route table is used by VPC endpoints that are still deleting (DeleteVpcEndpoints
+/// is asynchronous: interface endpoints stay `deleting` for a minute or more).
+/// terraform-provider-aws retries DeleteCluster on ClusterContainsServicesException,
+/// ClusterContainsTasksException and UpdateInProgressException for `clusterDeleteTimeout`, 10
+/// minutes (internal/service/ecs/cluster.go), and waits up to 10 minutes for a VPC endpoint to be
+/// deleted (`vpcEndpointDeletedTimeout`, internal/service/ec2/vpc_endpoint.go).
+pub const RELEASE_WINDOW: Duration = Duration::from_secs(600);
 /// The SDK's retry backoff (standard strategy): the first pause and the longest one. Scaled too,
 /// so that retries within [`SETTLE_WINDOW`] still happen when the window is scaled.
 pub const SDK_RETRY_PACE: Pace = Pace::new(1000, 20_000);

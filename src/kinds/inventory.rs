@@ -48,7 +48,7 @@ impl Entry {
 
     /// The id as shown: the resource part of an ARN (`service/myapp/myapp`), else the id.
     pub fn short_id(&self) -> &str {
-        super::arn::short_id(&self.id)
+        crate::aws::arn::short_id(&self.id)
     }
 }
 

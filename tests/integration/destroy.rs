@@ -448,3 +448,20 @@ fn a_target_group_still_in_use_is_retried_until_elbv2_lets_it_go() {
     assert_eq!(deck.faults().count("DeleteTargetGroup"), 2, "deleted at the second attempt");
     assert_eq!(target_groups(&deck), Vec::<String>::new());
 }
+
+#[test]
+fn destroy_right_after_apply_finds_the_alb_the_tagging_api_does_not_list_yet() {
+    // The tagging API's index lags behind creates: right after a deploy (a CI preview
+    // environment), GetResources may answer without the new load balancer and target group.
+    let deck = Deck::new().with_faults(Vec::new());
+    deck.deckhand(&["run", GUIDE]).success();
+    assert_eq!(load_balancers(&deck), ["myapp"]);
+    deck.faults().inject(crate::support::Fault::reply("GetResources", r#"{"ResourceTagMappingList": []}"#));
+    deck.deckhand(&["destroy", "--stack", "myapp", "--yes"])
+        .success()
+        .stdout_has("- load_balancer myapp")
+        .stdout_has("- target_group myapp");
+    assert_eq!(deck.faults().injected(), ["GetResources -> reply"]);
+    assert!(load_balancers(&deck).is_empty(), "the ALB is gone");
+    assert!(target_groups(&deck).is_empty(), "and its target group");
+}

@@ -1,6 +1,8 @@
 //! The stack lock: two concurrent applies of one stack create everything once; a stale lock is
-//! reported with its holder and age and `deckhand unlock` clears it; a held lock makes a run wait,
-//! then give up; plans never take it; errors release it.
+//! taken over by the next run, which says so, and `deckhand unlock` clears one too; a killed run's
+//! lock is taken over on the same host; a renewed lock is not stale however long its run waits;
+//! two runs taking over one stale lock end with one holder; a held lock makes a run wait, then
+//! give up; plans never take it; errors release it.
 
 use std::process::Stdio;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -21,10 +23,22 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
-/// Puts a lock held by someone else, taken `age_secs` ago.
+/// Puts a lock held by a live run elsewhere, taken `age_secs` ago. Its renewal time (the
+/// holder's clock) is an hour ahead: the lock stays fresh for the whole test, however long it
+/// takes at the test's scale (stale after 5 s without renewal).
 fn hold_lock(deck: &Deck, holder: &str, age_secs: u64) {
+    put_lock(deck, holder, now() - age_secs, now() + 3600);
+}
+
+/// Puts a lock of a run that died elsewhere: taken and last renewed `age_secs` ago.
+fn hold_stale_lock(deck: &Deck, holder: &str, age_secs: u64) {
+    put_lock(deck, holder, now() - age_secs, now() - age_secs);
+}
+
+fn put_lock(deck: &Deck, holder: &str, started: u64, renewed: u64) {
     let value = serde_json::json!({
-        "holder": holder, "pid": 4242, "command": "deckhand run deploy.rhai", "started_unix": now() - age_secs,
+        "holder": holder, "pid": 4242, "command": "deckhand run deploy.rhai", "started_unix": started,
+        "token": "someone-else", "renewed_unix": renewed,
     });
     let aws = deck.aws();
     aws.block_on(aws.ssm.put_parameter().name(LOCK).value(value.to_string()).r#type("String".into()).send())
@@ -145,7 +159,8 @@ fn a_lost_reply_to_taking_the_lock_keeps_the_lock() {
     let deck = Deck::new().with_faults(vec![Fault::lost_reply("PutParameter")]);
     deck.run(LOGS, &[]).success().expect_changes(&["+ log_group /ecs/locked"]);
     assert_eq!(deck.faults().injected(), ["PutParameter -> lost reply"]);
-    assert_eq!(deck.faults().count("PutParameter"), 2, "the SDK sent it again");
+    // The SDK sent it again (and renewals may have written it since).
+    assert!(deck.faults().count("PutParameter") >= 2, "{}", deck.faults().count("PutParameter"));
     assert!(log_group_exists(&deck));
     assert_eq!(lock_value(&deck), None, "and the run released it");
 }
@@ -165,20 +180,10 @@ fn an_error_in_the_apply_pass_releases_the_lock() {
 }
 
 #[test]
-fn a_stale_lock_is_reported_with_holder_and_age_and_unlock_clears_it() {
+fn a_stale_lock_is_taken_over_by_the_next_run_and_unlock_clears_one_too() {
     let deck = Deck::new();
-    hold_lock(&deck, "ci@build-7", 2 * 3600 + 5 * 60);
-
-    let failed = deck.run(LOGS, &[]).failure();
-    let failed = failed
-        .stderr_has("stack myapp is locked by ci@build-7 (pid 4242, deckhand run deploy.rhai) since ")
-        .stderr_has("(2h 5m ago)")
-        .stderr_has("stale")
-        .stderr_has("deckhand unlock --stack myapp");
-    assert!(!failed.stderr.contains("waiting for the stack lock"), "a stale lock is reported at once");
-    assert!(!log_group_exists(&deck), "nothing was applied");
-    assert!(lock_value(&deck).is_some_and(|v| v.contains("ci@build-7")), "the foreign lock stays");
-
+    // Not renewed for 2 hours (a run renews its lock every minute): its run died elsewhere.
+    hold_stale_lock(&deck, "ci@build-7", 2 * 3600 + 5 * 60);
     deck.deckhand(&["unlock", "--stack", "myapp"])
         .success()
         .stdout_has("Removed the lock of stack myapp, held by ci@build-7 (pid 4242, deckhand run deploy.rhai)")
@@ -186,8 +191,165 @@ fn a_stale_lock_is_reported_with_holder_and_age_and_unlock_clears_it() {
     assert_eq!(lock_value(&deck), None);
     deck.deckhand(&["unlock", "--stack", "myapp"]).success().stdout_has("Stack myapp is not locked");
 
-    deck.run(LOGS, &[]).success().expect_changes(&["+ log_group /ecs/locked"]);
+    hold_stale_lock(&deck, "ci@build-7", 2 * 3600 + 5 * 60);
+    let run = deck
+        .run(LOGS, &[])
+        .success()
+        .stderr_has("Took over the lock of stack myapp from ci@build-7 (pid 4242, deckhand run deploy.rhai) since ")
+        .stderr_has("(2h 5m ago)")
+        .stderr_has("last renewed 2h 5m ago");
+    assert!(!run.stderr.contains("waiting for the stack lock"), "a stale lock is taken over at once: {run:?}");
+    run.expect_changes(&["+ log_group /ecs/locked"]);
     assert!(log_group_exists(&deck));
+    assert_eq!(lock_value(&deck), None, "the run released the lock it took over");
+}
+
+/// A stack with a service whose tasks never run (their awslogs group does not exist, so each stops
+/// before it runs and ECS launches another; no circuit breaker gives up): `wait_stable` waits until
+/// its timeout.
+const NEVER_STABLE: &str = r#"stack("myapp");
+let vpc = default_vpc();
+let subnets = [
+    subnet(vpc, #{ name: "myapp-a", az: "us-west-2a", cidr: "172.31.96.0/24" }),
+    subnet(vpc, #{ name: "myapp-b", az: "us-west-2b", cidr: "172.31.97.0/24" }),
+];
+let sg = security_group(vpc, #{ name: "myapp-app", ingress: [ #{ port: 8080, cidr: "172.31.0.0/16" } ] });
+let task = task_definition(#{ family: "myapp", cpu: 256, memory: 512, execution_role: task_execution_role("myapp-exec"),
+    containers: [ #{ name: "app", image: "nginx:1.25", port: 8080, logs: "/ecs/never-created" } ] });
+let svc = service(cluster("myapp"), #{ name: "myapp", task: task, desired: 2, subnets: subnets,
+    security_groups: [sg], public_ip: true, circuit_breaker: false });
+"#;
+
+/// Starts `deckhand run deploy.rhai ARGS` with `source` in the background.
+fn spawn_run(deck: &Deck, name: &str, source: &str, args: &[&str]) -> std::process::Child {
+    deck.write(name, source);
+    deck.command(env!("CARGO_BIN_EXE_deckhand"))
+        .args(["run", name])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("deckhand starts")
+}
+
+/// Polls (no sleep beyond a short pause) until `done` holds, for at most `seconds`.
+fn poll_until(what: &str, seconds: u64, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what} within {seconds} s");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_killed_run_s_lock_is_taken_over_on_the_same_host() {
+    let deck = Deck::new();
+    deck.run(NEVER_STABLE, &[]).success();
+    // Scales the service and waits for it (2000 s modelled: 10 s of wall time) under the lock.
+    let waiting = NEVER_STABLE.replace("desired: 2", "desired: 3") + "wait_stable(svc, #{ timeout: 2000 });";
+    let mut killed = spawn_run(&deck, "wait.rhai", &waiting, &[]);
+    let pid = killed.id();
+    poll_until("the run takes the lock", 60, || {
+        lock_value(&deck).is_some_and(|v| v.contains(&format!("\"pid\":{pid}")))
+    });
+    killed.kill().expect("kill -9");
+    killed.wait().expect("the killed run is reaped");
+    assert!(lock_value(&deck).is_some(), "kill -9 left the lock behind");
+
+    // The next run on this host finds the lock's process gone (its pid and start time) and takes
+    // it over at once, without `deckhand unlock`. (The killed run may have scaled the service
+    // already: the re-run adds a log group, so that it has a change to apply under the lock.)
+    let rerun =
+        NEVER_STABLE.replace("desired: 2", "desired: 3") + r#"log_group("/ecs/locked", #{ retention_days: 7 });"#;
+    let next = deck
+        .run(&rerun, &[])
+        .success()
+        .stdout_has("+ log_group /ecs/locked")
+        .stderr_has("Took over the lock of stack myapp from ")
+        .stderr_has(&format!("(pid {pid}, deckhand run wait.rhai)"))
+        .stderr_has(&format!("its process (pid {pid}) no longer runs on this host"));
+    assert!(!next.stderr.contains("waiting for the stack lock"), "{next:?}");
+    let aws = deck.aws();
+    let services = aws.block_on(aws.ecs.describe_services().cluster("myapp").services("myapp").send()).unwrap();
+    assert_eq!(services.services()[0].desired_count(), 3, "the run went on and converged");
+    assert_eq!(lock_value(&deck), None, "and released the lock");
+}
+
+#[test]
+fn a_renewed_lock_is_not_stale_however_long_its_run_waits() {
+    // At the test scale a lock is stale after 5 s not renewed (the floor); the first run waits
+    // for its service 10 s (2000 s modelled) while the second waits for the lock.
+    let deck = Deck::new();
+    deck.run(NEVER_STABLE, &[]).success();
+    let waiting = NEVER_STABLE.replace("desired: 2", "desired: 3") + "wait_stable(svc, #{ timeout: 2000 });";
+    let first = spawn_run(&deck, "wait.rhai", &waiting, &[]);
+    let pid = first.id();
+    poll_until("the first run takes the lock", 60, || {
+        lock_value(&deck).is_some_and(|v| v.contains(&format!("\"pid\":{pid}")))
+    });
+    let second_script =
+        NEVER_STABLE.replace("desired: 2", "desired: 3") + r#"log_group("/ecs/locked", #{ retention_days: 7 });"#;
+    let second = spawn_run(&deck, "second.rhai", &second_script, &["--lock-timeout", "2h"]);
+    // The holder renews its lock: the renewal time moves on from the start.
+    poll_until("a renewal", 30, || {
+        let Some(value) = lock_value(&deck) else { return false };
+        let value: serde_json::Value = serde_json::from_str(&value).unwrap();
+        value["renewed_unix"].as_u64() > value["started_unix"].as_u64().map(|s| s + 6)
+    });
+
+    let first = Outcome::of(&["run", "wait.rhai"], first.wait_with_output().unwrap())
+        .failure()
+        .stderr_has("did not become stable");
+    assert!(!first.stderr.contains("no longer this run's"), "the first run kept its lock: {first:?}");
+    let second = Outcome::of(&["run", "second.rhai"], second.wait_with_output().unwrap())
+        .success()
+        .stderr_has("waiting for the stack lock")
+        .stderr_has(&format!("(pid {pid}, deckhand run wait.rhai)"));
+    assert!(!second.stderr.contains("Took over"), "a renewed lock is not stale: {second:?}");
+    second.stdout_has("+ log_group /ecs/locked");
+    assert_eq!(lock_value(&deck), None);
+}
+
+#[test]
+fn a_run_whose_lock_is_removed_stops_at_its_next_renewal() {
+    let deck = Deck::new();
+    deck.run(NEVER_STABLE, &[]).success();
+    let waiting = NEVER_STABLE.replace("desired: 2", "desired: 3") + "wait_stable(svc, #{ timeout: 2000 });";
+    let run = spawn_run(&deck, "wait.rhai", &waiting, &[]);
+    let pid = run.id();
+    poll_until("the run takes the lock", 60, || {
+        lock_value(&deck).is_some_and(|v| v.contains(&format!("\"pid\":{pid}")))
+    });
+    deck.deckhand(&["unlock", "--stack", "myapp", "--force"]).success();
+    let started = std::time::Instant::now();
+    let run = Outcome::of(&["run", "wait.rhai"], run.wait_with_output().unwrap())
+        .failure()
+        .stderr_has("the lock of stack myapp was removed")
+        .stderr_has("stopped before changing anything more");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "stopped at a renewal, not at the wait's end: {run:?}"
+    );
+    assert_eq!(lock_value(&deck), None, "and did not put the lock back");
+}
+
+#[test]
+fn two_runs_taking_over_one_stale_lock_end_with_one_holder() {
+    let deck = Deck::new();
+    hold_stale_lock(&deck, "ci@build-7", 3600);
+    let (a, b) = (
+        spawn_run(&deck, "a.rhai", LOGS, &["--lock-timeout", "2h"]),
+        spawn_run(&deck, "b.rhai", LOGS, &["--lock-timeout", "2h"]),
+    );
+    let a = Outcome::of(&["run", "a.rhai"], a.wait_with_output().unwrap()).success();
+    let b = Outcome::of(&["run", "b.rhai"], b.wait_with_output().unwrap()).success();
+    let took_over = [&a, &b].iter().filter(|o| o.stderr.contains("Took over the lock of stack myapp")).count();
+    assert_eq!(took_over, 1, "one took the stale lock over, the other waited for it:\n{a:?}\n{b:?}");
+    // Under the lock, the second reads the log group the first created: one create.
+    let created = |o: &Outcome| o.changes().iter().filter(|l| l.starts_with("+ log_group /ecs/locked")).count();
+    assert_eq!(created(&a) + created(&b), 1, "a:\n{a:?}\nb:\n{b:?}");
+    assert!(log_group_exists(&deck));
+    assert_eq!(lock_value(&deck), None, "both released it, and the stale one is gone");
 }
 
 #[test]
@@ -222,21 +384,9 @@ fn a_held_lock_makes_runs_wait_then_give_up_and_unlock_needs_force() {
 
 #[test]
 fn ctrl_c_during_the_apply_stops_it_and_releases_the_lock() {
-    // No task ever runs (its awslogs group does not exist, so each stops before it runs and ECS
-    // launches another; no circuit breaker gives up), so wait_stable waits until Ctrl-C.
+    // No task ever runs, so wait_stable waits until Ctrl-C.
     let deck = Deck::new();
-    let script = r#"stack("myapp");
-let vpc = default_vpc();
-let subnets = [
-    subnet(vpc, #{ name: "myapp-a", az: "us-west-2a", cidr: "172.31.96.0/24" }),
-    subnet(vpc, #{ name: "myapp-b", az: "us-west-2b", cidr: "172.31.97.0/24" }),
-];
-let sg = security_group(vpc, #{ name: "myapp-app", ingress: [ #{ port: 8080, cidr: "172.31.0.0/16" } ] });
-let task = task_definition(#{ family: "myapp", cpu: 256, memory: 512, execution_role: task_execution_role("myapp-exec"),
-    containers: [ #{ name: "app", image: "nginx:1.25", port: 8080, logs: "/ecs/never-created" } ] });
-let svc = service(cluster("myapp"), #{ name: "myapp", task: task, desired: 2, subnets: subnets,
-    security_groups: [sg], public_ip: true, circuit_breaker: false });
-"#;
+    let script = NEVER_STABLE;
     // Created first (without the terminal's deadline), so the interrupted run only scales and waits.
     deck.run(script, &[]).success();
     deck.write("deploy.rhai", &(script.replace("desired: 2", "desired: 3") + "wait_stable(svc, #{ timeout: 300 });"));

@@ -165,3 +165,76 @@ fn a_wrong_group_id_from_the_script_fails_at_once() {
     deck.run(script, &[]).failure().stderr_has("InvalidGroup.NotFound").stderr_has("sg-0123456789abcdef0");
     assert_eq!(deck.faults().count("AuthorizeSecurityGroupIngress"), 1, "a wrong id must not be retried");
 }
+
+#[test]
+fn certificate_autoscaling_and_teardown_errors_right_after_their_event_are_ridden_out() {
+    // Each answered once, right after the event it follows on AWS: the certificate's
+    // DescribeCertificate after RequestCertificate, the HTTPS listener with the just-issued
+    // certificate, the scalable target after the service, the policy after the target; then in
+    // destroy, the cluster after its services went INACTIVE (tasks still stopping) and the route
+    // table after its VPC endpoints' asynchronous deletion.
+    let deck = Deck::new().with_faults(vec![
+        Fault::json("DescribeCertificate", "ResourceNotFoundException", "Could not find certificate {CertificateArn}."),
+        Fault::xml("CreateListener", "CertificateNotFound", "Certificate not found"),
+        Fault::json("RegisterScalableTarget", "ValidationException", "ECS service doesn't exist: service/myapp/myapp"),
+        Fault::json(
+            "PutScalingPolicy",
+            "ObjectNotFoundException",
+            "No scalable target registered for service namespace: ecs, resource ID: service/myapp/myapp",
+        ),
+        Fault::ecs(
+            "DeleteCluster",
+            "ClusterContainsTasksException",
+            "The Cluster cannot be deleted while Tasks are active.",
+        ),
+        Fault::ec2(
+            "DeleteRouteTable",
+            "DependencyViolation",
+            "The routeTable '{RouteTableId}' has dependencies and cannot be deleted.",
+        ),
+    ]);
+    let aws = deck.aws();
+    aws.block_on(aws.route53.create_hosted_zone().name("example.com").caller_reference("settle").send())
+        .expect("CreateHostedZone");
+    let vars =
+        ["--var", "domain=app.example.com", "--var", "zone=example.com", "--var", "max=4", "--var", "egress=endpoints"];
+    let mut args = vec!["run", "-v", GUIDE];
+    args.extend_from_slice(&vars);
+    let run = deck.deckhand(&args).success().stdout_has("+ listener myapp:443");
+    let destroy = deck.deckhand(&["destroy", "-v", "--stack", "myapp", "--yes"]).success();
+
+    let mut injected = deck.faults().injected();
+    injected.sort();
+    assert_eq!(
+        injected,
+        [
+            "CreateListener -> CertificateNotFound",
+            "DeleteCluster -> ClusterContainsTasksException",
+            "DeleteRouteTable -> DependencyViolation",
+            "DescribeCertificate -> ResourceNotFoundException",
+            "PutScalingPolicy -> ObjectNotFoundException",
+            "RegisterScalableTarget -> ValidationException",
+        ]
+    );
+    for (outcome, retried) in [
+        (&run, "ResourceNotFoundException, but this run requested arn:aws:acm:"),
+        (&run, "CertificateNotFound, but a certificate of this run was issued"),
+        (&run, "ValidationException, but this run changed the service"),
+        (&run, "ObjectNotFoundException, but this run registered the scalable target"),
+        (&destroy, "ClusterContainsTasksException, but this run's services went INACTIVE"),
+        (&destroy, "DependencyViolation, but this run deleted VPC endpoints"),
+    ] {
+        assert!(
+            outcome.stderr.lines().any(|l| l.contains(retried) && l.contains("retrying")),
+            "no retry logged for {retried}:\n{}",
+            outcome.stderr
+        );
+    }
+    // The run converged (one HTTPS listener, a target and its policy), and destroy removed all.
+    assert_eq!(deck.faults().count("CreateListener"), 3, "two listeners, one of them sent twice");
+    let clusters = aws.block_on(aws.ecs.describe_clusters().clusters("myapp").send()).unwrap();
+    assert!(clusters.clusters().iter().all(|c| c.status() == Some("INACTIVE")), "deleted: {clusters:?}");
+    let stack = Filter::builder().name("tag:deckhand:stack").values("myapp").build();
+    let tables = aws.block_on(aws.ec2.describe_route_tables().filters(stack).send()).unwrap();
+    assert!(tables.route_tables().is_empty(), "{tables:?}");
+}

@@ -97,8 +97,19 @@ impl Elbv2State {
     /// Describes the stack's load balancers and target groups by ARN (as `tagged` lists them),
     /// then reads their listeners and target group attributes: requests in proportion to the
     /// stack, whatever else the region holds.
+    /// The tagging API's index lags behind creates (see `tagged.rs`), so the region's load
+    /// balancers and target groups it does not list are asked for their tags too: a destroy right
+    /// after a deploy must not skip the ALB (its subnets and security groups would then wait for
+    /// it in vain, and it would keep billing).
     pub async fn load(aws: &Aws, stack: &str, tagged: &StackTagged) -> Result<Elbv2State> {
-        Self::complete(aws, stack, tagged, Named::default()).await
+        let mut tagged = tagged.clone();
+        let listed: Vec<String> = tagged
+            .arns("elasticloadbalancing", "loadbalancer")
+            .into_iter()
+            .chain(tagged.arns("elasticloadbalancing", "targetgroup"))
+            .collect();
+        tagged.add_arns(missed_by_tagging(aws, stack, &listed).await?);
+        Self::complete(aws, stack, &tagged, Named::default()).await
     }
 
     /// The load balancers and target groups named `lb_names` and `tg_names` (any stack's or none's,
@@ -203,6 +214,26 @@ impl Elbv2State {
             self.listeners.push(listener);
         }
     }
+}
+
+/// The ARNs of the stack's load balancers and target groups that are not in `listed`: every one
+/// of the region (DescribeLoadBalancers and DescribeTargetGroups, paged) not listed is asked for its
+/// tags (DescribeTags, 20 at a time).
+async fn missed_by_tagging(aws: &Aws, stack: &str, listed: &[String]) -> Result<Vec<String>> {
+    let load_balancers = async {
+        let mut pages = aws.elbv2.describe_load_balancers().page_size(400).into_paginator().items().send();
+        let mut arns = Vec::new();
+        while let Some(lb) = pages.next().await {
+            let lb = lb.map_err(|e| aws_error("DescribeLoadBalancers", e))?;
+            arns.extend(lb.load_balancer_arn().map(str::to_string));
+        }
+        Ok::<_, Error>(arns)
+    };
+    let (lbs, tgs) = tokio::try_join!(load_balancers, target_group::target_groups(aws))?;
+    let unlisted: Vec<String> =
+        lbs.into_iter().chain(tgs.into_iter().map(|tg| tg.arn)).filter(|arn| !listed.contains(arn)).collect();
+    let tags = concurrently(unlisted.chunks(ARNS_PER_REQUEST), |batch| stack_tags_of(aws, batch)).await?;
+    Ok(tags.into_iter().flatten().filter(|(_, of)| of == stack).map(|(arn, _)| arn).collect())
 }
 
 /// The `deckhand:stack` tags of `arns` (load balancers or target groups; at most 20); an ARN

@@ -116,6 +116,11 @@ impl FaultProxy {
         FaultProxy { port, state }
     }
 
+    /// Adds a fault for what follows (e.g. a destroy after an apply that must not meet it).
+    pub fn inject(&self, fault: Fault) {
+        self.state.lock().unwrap().pending.push(fault);
+    }
+
     /// The endpoint URL to give deckhand.
     pub fn endpoint_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
