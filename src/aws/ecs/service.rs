@@ -78,8 +78,9 @@ pub struct ServiceSpec {
     pub task_definition: String,
     /// Desired task count; `None` keeps an existing service's count (1 for a new one).
     pub desired: Option<i32>,
-    /// `FARGATE` or `FARGATE_SPOT`.
-    pub capacity_provider: String,
+    /// The capacity provider strategy (sorted): `FARGATE` and/or `FARGATE_SPOT` with weights and
+    /// a base.
+    pub capacity: Vec<StrategyItem>,
     /// Subnet ids (sorted).
     pub subnets: Vec<String>,
     /// Security group ids (sorted).
@@ -222,13 +223,7 @@ pub fn validate_service(spec: &ServiceSpec) -> Result<()> {
     if spec.security_groups.len() > 5 {
         return Err(Error::invalid("service.security_groups", spec.security_groups.len(), "at most 5 security groups"));
     }
-    if !FARGATE_PROVIDERS.contains(&spec.capacity_provider.as_str()) {
-        return Err(Error::invalid(
-            "service.capacity_provider",
-            format!("{:?}", spec.capacity_provider),
-            "\"FARGATE\" or \"FARGATE_SPOT\"",
-        ));
-    }
+    validate_capacity(&spec.capacity)?;
     if let Some(grace) = spec.health_check_grace {
         if spec.load_balancer.is_none() {
             return Err(Error::invalid(
@@ -251,8 +246,48 @@ pub fn validate_service(spec: &ServiceSpec) -> Result<()> {
     Ok(())
 }
 
+/// Checks a service's capacity provider strategy the way CreateService does (ECS API reference,
+/// CapacityProviderStrategyItem): Fargate providers, each once, at most one with a base, and some
+/// weight to place tasks beyond the base.
+pub fn validate_capacity(items: &[StrategyItem]) -> Result<()> {
+    if items.is_empty() {
+        return Err(Error::invalid("service.capacity", "[]", "at least one capacity provider"));
+    }
+    for (i, item) in items.iter().enumerate() {
+        if !FARGATE_PROVIDERS.contains(&item.provider.as_str()) {
+            return Err(Error::invalid(
+                format!("service.capacity[{i}].provider"),
+                format!("{:?}", item.provider),
+                "\"FARGATE\" or \"FARGATE_SPOT\"",
+            ));
+        }
+        if items[..i].iter().any(|other| other.provider == item.provider) {
+            return Err(Error::invalid(
+                format!("service.capacity[{i}].provider"),
+                format!("{:?}", item.provider),
+                "each capacity provider once",
+            ));
+        }
+    }
+    if items.iter().filter(|i| i.base > 0).count() > 1 {
+        return Err(Error::invalid(
+            "service.capacity",
+            show_strategy(items),
+            "a base on one capacity provider only (ECS places the base tasks there first)",
+        ));
+    }
+    if items.iter().all(|i| i.weight == 0) {
+        return Err(Error::invalid(
+            "service.capacity",
+            show_strategy(items),
+            "a weight above 0 on at least one capacity provider",
+        ));
+    }
+    Ok(())
+}
+
 fn wanted_strategy(spec: &ServiceSpec) -> Vec<StrategyItem> {
-    vec![StrategyItem { provider: spec.capacity_provider.clone(), weight: 1, base: 0 }]
+    spec.capacity.clone()
 }
 
 /// Which parts of a service an update must send.
@@ -581,7 +616,7 @@ mod tests {
             cluster: ClusterRef { name: "c".into(), arn: "arn:c".into() },
             task_definition: "arn:td/web:1".into(),
             desired: None,
-            capacity_provider: "FARGATE".into(),
+            capacity: vec![StrategyItem { provider: "FARGATE".into(), weight: 1, base: 0 }],
             subnets: vec!["subnet-1".into()],
             security_groups: vec!["sg-1".into()],
             public_ip: false,
@@ -633,7 +668,7 @@ mod tests {
             ]
         );
         let (mut service, mut spec) = service_pair();
-        spec.capacity_provider = "FARGATE_SPOT".into();
+        spec.capacity = vec![StrategyItem { provider: "FARGATE_SPOT".into(), weight: 1, base: 0 }];
         service.deployment = Some(Deployment { max_percent: 150, ..spec.deployment.clone() });
         let text: Vec<String> = service_update(&service, &spec).diffs.iter().map(ToString::to_string).collect();
         assert_eq!(

@@ -62,8 +62,10 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "task_definition",
         &["spec: Map", "Map"],
         "Ensures a Fargate task definition (awsvpc): #{ family, cpu, memory, execution_role, task_role,\n\
-         containers, volumes }. A new revision is registered only when the family's latest one differs.\n\
-         `cpu`/`memory` must be a Fargate pair (256/512 ...). A container is #{ name, image, port, env,\n\
+         containers, volumes, arch, ephemeral_storage }. A new revision is registered only when the\n\
+         family's latest one differs. `cpu`/`memory` must be a Fargate pair (256/512 ...). `arch` is\n\
+         \"x86_64\" (default) or \"arm64\" (Graviton; not on FARGATE_SPOT), `ephemeral_storage` 21 to 200\n\
+         GiB (default: Fargate's 20). A container is #{ name, image, port, env,\n\
          secrets, command, essential, logs, restart, mounts, health_check }: `secrets` maps variable\n\
          names to parameter(\"/name\") or secret(\"name\"[, \"json-key\"]) (full ARNs as valueFrom; the\n\
          execution role gets the inline policy deckhand-secrets-FAMILY reading exactly those, removed\n\
@@ -88,10 +90,12 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     function(
         "service",
         &["cluster: Map", "spec: Map", "Map"],
-        "Ensures a Fargate service: #{ name, task, desired, capacity_provider, subnets, security_groups,\n\
-         public_ip, target_group, container, port, health_check_grace, circuit_breaker,\n\
+        "Ensures a Fargate service: #{ name, task, desired, capacity_provider, capacity, subnets,\n\
+         security_groups, public_ip, target_group, container, port, health_check_grace, circuit_breaker,\n\
          min_healthy_percent, max_percent }. Runs on a capacity provider (\"FARGATE\" default or\n\
-         \"FARGATE_SPOT\") in awsvpc mode (`public_ip` default false), behind `target_group` (type ip)\n\
+         \"FARGATE_SPOT\"), or on a mixed strategy `capacity: [#{ provider: \"FARGATE\", base: 1, weight: 1 },\n\
+         #{ provider: \"FARGATE_SPOT\", weight: 3 }]` (not both; Spot only in a cluster with the provider\n\
+         and never for an arm64 task) in awsvpc mode (`public_ip` default false), behind `target_group` (type ip)\n\
          on `container`:`port` (default: the task's only container with a port), with the deployment\n\
          circuit breaker and rollback on (default). `desired` defaults to 1 for a new service; an\n\
          existing one keeps its count unless the script gives one. Changes are applied in place.\n\
@@ -187,7 +191,7 @@ fn cluster_spec(name: &str, options: Map) -> Result<ClusterSpec> {
         validate_identifier(&format!("cluster.capacity_providers[{i}]"), p, 255)?;
     }
     let default_strategy = match f.raw("default_strategy") {
-        Some(v) => strategy(&f.name("default_strategy"), v)?,
+        Some(v) => strategy("cluster.default_strategy", &f.name("default_strategy"), v)?,
         None if capacity_providers.iter().any(|p| p == "FARGATE") => {
             vec![StrategyItem { provider: "FARGATE".into(), weight: 1, base: 0 }]
         }
@@ -210,7 +214,9 @@ fn cluster_spec(name: &str, options: Map) -> Result<ClusterSpec> {
     Ok(ClusterSpec { name: name.to_string(), capacity_providers, default_strategy, container_insights })
 }
 
-fn strategy(key: &str, value: &Dynamic) -> Result<Vec<StrategyItem>> {
+/// A capacity provider strategy given as `key` to `context`: provider names (weight 1) or
+/// `#{ provider, weight, base }` maps.
+fn strategy(context: &'static str, key: &str, value: &Dynamic) -> Result<Vec<StrategyItem>> {
     let mut items = Vec::new();
     for (i, item) in as_array(key, value)?.into_iter().enumerate() {
         if item.is_string() {
@@ -220,7 +226,7 @@ fn strategy(key: &str, value: &Dynamic) -> Result<Vec<StrategyItem>> {
         let map = item.clone().try_cast::<Map>().ok_or_else(|| {
             Error::invalid(format!("{key}[{i}]"), show(&item), "a provider name or #{ provider, weight, base }")
         })?;
-        let f = Fields::new("cluster.default_strategy", map, &["provider", "weight", "base"])?;
+        let f = Fields::new(context, map, &["provider", "weight", "base"])?;
         let provider = f.req_str("provider", "the capacity provider, e.g. \"FARGATE\"")?;
         let weight = f.int("weight")?.unwrap_or(1);
         let base = f.int("base")?.unwrap_or(0);

@@ -1,0 +1,144 @@
+//! Day-2 options: Graviton (arm64), ephemeral storage and a mixed FARGATE / FARGATE_SPOT strategy
+//! converge, show drift and re-run as no-ops; arm64 with Spot is refused before any change.
+
+use aws_sdk_ecs::types::{CapacityProviderStrategyItem, CpuArchitecture, OsFamily};
+
+use crate::support::Deck;
+
+/// A task definition and a service whose cost options the tests replace: `ARCH_AND_STORAGE` in
+/// the task definition, `CAPACITY` in the service.
+const COST: &str = r#"stack("cost");
+let vpc = default_vpc();
+let subnets = [subnet(vpc, #{ name: "cost-a", az: "us-west-2a", cidr: "172.31.96.0/24" })];
+let cluster = cluster("cost");
+let task = task_definition(#{ family: "cost", cpu: 256, memory: 512, ARCH_AND_STORAGE
+    containers: [#{ name: "app", image: "nginx:1.25" }] });
+let svc = service(cluster, #{ name: "cost", task: task, desired: 1, subnets: subnets, public_ip: true,
+    CAPACITY });
+"#;
+
+const MIXED: &str =
+    r#"capacity: [#{ provider: "FARGATE", base: 1, weight: 1 }, #{ provider: "FARGATE_SPOT", weight: 3 }]"#;
+
+fn cost(task: &str, capacity: &str) -> String {
+    COST.replace("ARCH_AND_STORAGE", task).replace("CAPACITY", capacity)
+}
+
+fn describe_task(deck: &Deck) -> aws_sdk_ecs::types::TaskDefinition {
+    let aws = deck.aws();
+    let out = aws.block_on(aws.ecs.describe_task_definition().task_definition("cost").send()).unwrap();
+    out.task_definition().unwrap().clone()
+}
+
+fn strategy(deck: &Deck) -> Vec<(String, i32, i32)> {
+    let aws = deck.aws();
+    let out = aws.block_on(aws.ecs.describe_services().cluster("cost").services("cost").send()).unwrap();
+    let mut items: Vec<(String, i32, i32)> = out.services()[0]
+        .capacity_provider_strategy()
+        .iter()
+        .map(|i| (i.capacity_provider().to_string(), i.weight(), i.base()))
+        .collect();
+    items.sort();
+    items
+}
+
+#[test]
+fn arm64_and_ephemeral_storage_converge_show_drift_and_rerun_as_no_ops() {
+    let deck = Deck::new();
+    deck.run(&cost("", ""), &[]).success();
+    let first = describe_task(&deck);
+    assert!(first.runtime_platform().is_none(), "x86_64 is what ECS assumes without a runtimePlatform");
+    assert!(first.ephemeral_storage().is_none());
+
+    let graviton = cost(r#"arch: "arm64", ephemeral_storage: 50,"#, "");
+    let (plan, requests) = deck.recorded(|| deck.plan(&graviton, &[]));
+    plan.success()
+        .stdout_has("~ task_definition cost")
+        .stdout_has("arch: x86_64 -> arm64")
+        .stdout_has("ephemeral_storage: 20 GiB -> 50 GiB");
+    requests.assert_read_only();
+
+    deck.run(&graviton, &[]).success().stdout_has("~ task_definition cost (cost:1 -> cost:2)");
+    let task = describe_task(&deck);
+    assert_eq!(task.revision(), 2);
+    let platform = task.runtime_platform().expect("runtimePlatform");
+    assert_eq!(platform.cpu_architecture(), Some(&CpuArchitecture::Arm64));
+    assert_eq!(platform.operating_system_family(), Some(&OsFamily::Linux));
+    assert_eq!(task.ephemeral_storage().map(|e| e.size_in_gib()), Some(50));
+
+    let (again, requests) = deck.recorded(|| deck.run(&graviton, &[]));
+    again.success().stdout_has("= task_definition cost (cost:2)").stdout_has("= service cost");
+    requests.assert_read_only();
+}
+
+#[test]
+fn a_mixed_spot_strategy_converges_shows_drift_and_reruns_as_a_no_op() {
+    let deck = Deck::new();
+    deck.run(&cost("", MIXED), &[]).success();
+    let wanted = vec![("FARGATE".to_string(), 1, 1), ("FARGATE_SPOT".to_string(), 3, 0)];
+    assert_eq!(strategy(&deck), wanted);
+
+    let (again, requests) = deck.recorded(|| deck.run(&cost("", MIXED), &[]));
+    again.success().stdout_has("= service cost");
+    requests.assert_read_only();
+
+    // Someone moves the service back to FARGATE alone: the plan shows it, the run restores it.
+    let aws = deck.aws();
+    let fargate = CapacityProviderStrategyItem::builder().capacity_provider("FARGATE").weight(1).build().unwrap();
+    aws.block_on(aws.ecs.update_service().cluster("cost").service("cost").capacity_provider_strategy(fargate).send())
+        .unwrap();
+    assert_eq!(strategy(&deck), [("FARGATE".to_string(), 1, 0)]);
+    deck.plan(&cost("", MIXED), &[])
+        .success()
+        .stdout_has("capacity_provider: FARGATE weight 1 -> FARGATE weight 1 base 1, FARGATE_SPOT weight 3");
+    let (restored, requests) = deck.recorded(|| deck.run(&cost("", MIXED), &[]));
+    restored.success().stdout_has("~ service cost");
+    assert_eq!(requests.mutating(), ["ecs UpdateService"]);
+    assert_eq!(strategy(&deck), wanted);
+}
+
+#[test]
+fn arm64_with_spot_and_conflicting_capacity_options_fail_before_any_change() {
+    let deck = Deck::new();
+    let cases = [
+        (cost(r#"arch: "arm64","#, MIXED), "Fargate Spot does not run Linux ARM64 tasks", "deploy.rhai:7:"),
+        (
+            cost(r#"arch: "arm64","#, r#"capacity_provider: "FARGATE_SPOT""#),
+            "Fargate Spot does not run Linux ARM64 tasks",
+            "deploy.rhai:7:",
+        ),
+        (
+            cost("", &format!(r#"capacity_provider: "FARGATE", {MIXED}"#)),
+            "either capacity_provider (one provider) or capacity (a strategy), not both",
+            "deploy.rhai:7:",
+        ),
+        (
+            cost("", r#"capacity: [#{ provider: "FARGATE", base: 1 }, #{ provider: "FARGATE_SPOT", base: 2 }]"#),
+            "a base on one capacity provider only",
+            "deploy.rhai:7:",
+        ),
+        (cost("ephemeral_storage: 20,", ""), "GiB from 21 to 200", "deploy.rhai:5:"),
+        (cost(r#"arch: "sparc","#, ""), r#""x86_64" or "arm64""#, "deploy.rhai:5:"),
+    ];
+    for (script, message, at) in cases {
+        let (outcome, requests) = deck.recorded(|| deck.run(&script, &[]));
+        outcome.failure().stderr_has(message).stderr_has(at);
+        requests.assert_read_only();
+    }
+    // A cluster without FARGATE_SPOT takes no Spot share.
+    let spotless =
+        cost("", MIXED).replace(r#"cluster("cost")"#, r#"cluster("cost", #{ capacity_providers: ["FARGATE"] })"#);
+    let (outcome, requests) = deck.recorded(|| deck.run(&spotless, &[]));
+    outcome.failure().stderr_has(r#""FARGATE_SPOT""#).stderr_has("a capacity provider of cluster cost: FARGATE");
+    requests.assert_read_only();
+}
+
+#[test]
+fn the_bundled_script_refuses_arm64_with_spot() {
+    let deck = Deck::new();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fargate-alb.rhai");
+    let (outcome, requests) =
+        deck.recorded(|| deck.deckhand(&["run", script, "--var", "arch=arm64", "--var", "spot=true"]));
+    outcome.failure().stderr_has("Fargate Spot does not run Linux ARM64 tasks").stderr_has("fargate-alb.rhai:");
+    requests.assert_none();
+}
