@@ -12,6 +12,7 @@ mod iam;
 mod logs;
 mod queries;
 mod secrets;
+mod tasks;
 
 use std::rc::Rc;
 
@@ -36,6 +37,7 @@ pub(crate) const AREAS: &[(&str, Register)] = &[
     ("autoscaling", autoscaling::register), // service autoscaling: scalable targets, policies
     ("domains", dns::register),             // hosted zones, certificates, DNS records
     ("secrets", secrets::register),         // parameters and secrets containers read
+    ("tasks", tasks::register),             // one-off tasks (apply pass only)
     ("queries", queries::register),         // read-only: clusters, services, describe, logs, find_*
 ];
 

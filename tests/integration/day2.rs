@@ -142,3 +142,81 @@ fn the_bundled_script_refuses_arm64_with_spot() {
     outcome.failure().stderr_has("Fargate Spot does not run Linux ARM64 tasks").stderr_has("fargate-alb.rhai:");
     requests.assert_none();
 }
+
+// ---------------------------------------------------------------------------------------------
+// One-off tasks
+
+/// A migration before the service: run it, check its exit code, deploy. `vars.code` is the
+/// migration's exit code, `vars.image` the app's image.
+const MIGRATE: &str = r#"stack("jobs");
+let vpc = default_vpc();
+let subnets = [subnet(vpc, #{ name: "jobs-a", az: "us-west-2a", cidr: "172.31.98.0/24" })];
+let cluster = cluster("jobs");
+let logs = log_group("/ecs/jobs");
+let task = task_definition(#{ family: "jobs", cpu: 256, memory: 512, execution_role: task_execution_role("jobs-exec"),
+    containers: [#{ name: "app", image: vars.image ?? "nginx:1.25", logs: logs }] });
+let m = run_task(task, #{ cluster: cluster, subnets: subnets, public_ip: true,
+    command: `echo migrating; exit ${vars.code ?? 0}`, env: #{ STEP: "migrate" } });
+print(`migration exit ${m.exit_code}: ${m.logs}`);
+"#;
+
+/// The exit codes of the stopped one-off tasks of cluster `jobs`, through the SDK.
+fn stopped_exit_codes(deck: &Deck) -> Vec<i32> {
+    let aws = deck.aws();
+    aws.block_on(async {
+        let listed = aws
+            .ecs
+            .list_tasks()
+            .cluster("jobs")
+            .desired_status(aws_sdk_ecs::types::DesiredStatus::Stopped)
+            .send()
+            .await
+            .unwrap();
+        if listed.task_arns().is_empty() {
+            return Vec::new();
+        }
+        let tasks =
+            aws.ecs.describe_tasks().cluster("jobs").set_tasks(Some(listed.task_arns().to_vec())).send().await.unwrap();
+        let mut codes: Vec<i32> =
+            tasks.tasks().iter().filter_map(|t| t.containers().first().and_then(|c| c.exit_code())).collect();
+        codes.sort();
+        codes
+    })
+}
+
+#[test]
+fn run_task_runs_in_the_apply_pass_only_and_returns_the_exit_code() {
+    let deck = Deck::new();
+    // The plan shows the run on a line of its own, returns no exit code and sends no RunTask.
+    let (plan, requests) = deck.recorded(|| deck.plan(MIGRATE, &[]));
+    plan.success().stdout_has("! run_task jobs (runs when applied)").stdout_has("migration exit : []");
+    requests.assert_read_only();
+    assert!(!requests.actions().contains(&"RunTask".to_string()));
+
+    let (first, requests) = deck.recorded(|| deck.run(MIGRATE, &[]));
+    first
+        .success()
+        .stdout_has("run_task jobs: task ")
+        .stdout_has("stopped, exit code 0 (Essential container in task exited)")
+        .stdout_has(r#"migration exit 0: ["migrating"]"#);
+    assert_eq!(requests.actions_of("ecs").iter().filter(|a| *a == "RunTask").count(), 1, "one RunTask, when applied");
+    let run = requests.0.iter().find(|r| r.action == "RunTask").unwrap();
+    let body: serde_json::Value = serde_json::from_str(&run.body).unwrap();
+    let container = &body["overrides"]["containerOverrides"][0];
+    assert_eq!(container["command"], serde_json::json!(["sh", "-c", "echo migrating; exit 0"]));
+    assert_eq!(container["environment"], serde_json::json!([{ "name": "STEP", "value": "migrate" }]));
+    assert_eq!(stopped_exit_codes(&deck), [0]);
+
+    // Nothing to change: no apply pass, so no task.
+    let (again, requests) = deck.recorded(|| deck.run(MIGRATE, &["--var", "code=3"]));
+    again.success().stdout_has("no changes");
+    assert!(!requests.actions().contains(&"RunTask".to_string()));
+    assert_eq!(stopped_exit_codes(&deck), [0]);
+
+    // A new image applies a change, so the migration runs first; its exit code reaches the script.
+    deck.run(MIGRATE, &["--var", "code=3", "--var", "image=nginx:1.27"])
+        .success()
+        .stdout_has("stopped, exit code 3")
+        .stdout_has(r#"migration exit 3: ["migrating"]"#);
+    assert_eq!(stopped_exit_codes(&deck), [0, 3]);
+}
