@@ -1,5 +1,5 @@
 //! The command line: argument parsing (clap) and the commands `run`, `check`, `destroy`, `repl`,
-//! `docs`, `status`, `logs` and `unlock`.
+//! `docs`, `status`, `logs`, `unlock` and `task run`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -118,6 +118,9 @@ enum Command {
     /// command as the hint. `unlock` removes a stale lock at once; a lock whose run may still be
     /// going only with --force (that run would go on unprotected).
     Unlock(UnlockArgs),
+    /// One-off tasks: `deckhand task run --stack NAME --service SVC -- COMMAND...`.
+    #[command(subcommand)]
+    Task(crate::task_run::TaskCommand),
 }
 
 #[derive(Debug, Args)]
@@ -279,7 +282,7 @@ struct VarArgs {
 
 /// Where to send AWS requests.
 #[derive(Debug, Args, Clone)]
-struct AwsArgs {
+pub(crate) struct AwsArgs {
     /// Run against a local emulator (moto), installed and started by deckhand; no AWS account needed.
     #[arg(long, conflicts_with_all = ["profile", "endpoint_url"])]
     local: bool,
@@ -296,7 +299,7 @@ struct AwsArgs {
 
 impl AwsArgs {
     /// Connects to AWS, starting the local emulator first when asked; keep the emulator alive.
-    fn connect(&self) -> Result<(Aws, Option<Emulator>)> {
+    pub(crate) fn connect(&self) -> Result<(Aws, Option<Emulator>)> {
         let mut target = Target {
             region: self.region.clone(),
             profile: self.profile.clone(),
@@ -326,8 +329,15 @@ pub fn main() -> ExitCode {
     crate::runtime::process_start();
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    match execute(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
+    // `task run` exits with its container's exit code.
+    let outcome = match cli.command {
+        Command::Task(crate::task_run::TaskCommand::Run(args)) => {
+            args.aws.connect().and_then(|(aws, _emulator)| crate::task_run::run(&aws, &args))
+        }
+        command => execute(command).map(|()| ExitCode::SUCCESS),
+    };
+    match outcome {
+        Ok(code) => code,
         Err(err) => {
             let text = err.to_string();
             let text = if text.starts_with("error:") { text } else { format!("error: {text}") };
@@ -370,6 +380,7 @@ fn execute(command: Command) -> Result<()> {
         Command::Logs(args) => logs(args),
         Command::Emulator => emulator(),
         Command::Unlock(args) => unlock(args),
+        Command::Task(crate::task_run::TaskCommand::Run(_)) => unreachable!("main runs `task run` for its exit code"),
     }
 }
 

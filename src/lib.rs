@@ -23,6 +23,7 @@ pub mod runtime;
 pub mod script;
 pub mod status;
 pub mod tail;
+pub mod task_run;
 pub mod wait;
 
 pub use cli::main;

@@ -8,7 +8,6 @@ use std::rc::Rc;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
 use crate::aws::ecs::{self, OneOffTask, StrategyItem, TaskRun, Watched};
-use crate::aws::queries::log_sources;
 use crate::bindings::{Fields, as_array, as_string, function, handle_field, handle_id, handle_or_string, show};
 use crate::error::{Error, Result};
 use crate::pass::Pass;
@@ -56,10 +55,7 @@ fn run_task(pass: &Pass, task: &Dynamic, options: Map) -> Result<Map> {
             .await?
             .ok_or_else(|| Error::conflict(format!("task definition {} not found", run.task_definition), None))?
             .1;
-        let logs = log_sources(&definition)
-            .into_iter()
-            .zip(&definition.spec.containers)
-            .find_map(|(source, c)| (c.name == run.container && c.logs.is_some()).then_some(source));
+        let logs = ecs::container_logs(&definition, &run.container);
         let arn = ecs::start_task(aws, &run).await?;
         if !wait {
             return Ok((TaskRun { arn, ..TaskRun::default() }, Vec::new()));

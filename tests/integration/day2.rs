@@ -220,3 +220,70 @@ fn run_task_runs_in_the_apply_pass_only_and_returns_the_exit_code() {
         .stdout_has(r#"migration exit 3: ["migrating"]"#);
     assert_eq!(stopped_exit_codes(&deck), [0, 3]);
 }
+
+/// The stack `jobs` with a service `web` whose task logs to `/ecs/jobs`.
+const JOBS_SERVICE: &str = r#"stack("jobs");
+let vpc = default_vpc();
+let subnets = [subnet(vpc, #{ name: "jobs-a", az: "us-west-2a", cidr: "172.31.98.0/24" })];
+let cluster = cluster("jobs");
+let task = task_definition(#{ family: "jobs", cpu: 256, memory: 512, execution_role: task_execution_role("jobs-exec"),
+    containers: [#{ name: "app", image: "nginx:1.25", logs: log_group("/ecs/jobs") }] });
+service(cluster, #{ name: "web", task: task, desired: 1, subnets: subnets, public_ip: true });
+"#;
+
+/// The subnet the service `web` of stack `jobs` runs in.
+fn jobs_subnet(deck: &Deck) -> String {
+    let aws = deck.aws();
+    let out = aws.block_on(aws.ecs.describe_services().cluster("jobs").services("web").send()).unwrap();
+    let network = out.services()[0].network_configuration().unwrap().awsvpc_configuration().unwrap();
+    network.subnets()[0].clone()
+}
+
+#[test]
+fn task_run_prints_the_containers_logs_and_exits_with_its_exit_code() {
+    let deck = Deck::new();
+    deck.run(JOBS_SERVICE, &[]).success();
+    let args = ["task", "run", "--stack", "jobs", "--service", "web", "--env", "STEP=migrate", "--"];
+    let command = ["sh", "-c", "echo migrating; exit 3"];
+    let all: Vec<&str> = args.iter().chain(&command).copied().collect();
+    let (outcome, requests) = deck.recorded(|| deck.deckhand(&all));
+    assert_eq!(outcome.code, 3, "{outcome:?}");
+    assert_eq!(outcome.stdout.lines().collect::<Vec<_>>(), ["migrating"], "{outcome:?}");
+    let outcome = outcome.stderr_has("started task ").stderr_has("container app exited with 3");
+    assert_eq!(requests.mutating(), ["ecs RunTask"], "{outcome:?}");
+    let run = requests.0.iter().find(|r| r.action == "RunTask").unwrap();
+    let body: serde_json::Value = serde_json::from_str(&run.body).unwrap();
+    assert!(body["taskDefinition"].as_str().unwrap().ends_with("task-definition/jobs:1"));
+    assert_eq!(body["networkConfiguration"]["awsvpcConfiguration"]["subnets"], serde_json::json!([jobs_subnet(&deck)]));
+    let container = &body["overrides"]["containerOverrides"][0];
+    assert_eq!((container["name"].as_str(), &container["command"]), (Some("app"), &serde_json::json!(command)));
+    assert_eq!(container["environment"], serde_json::json!([{ "name": "STEP", "value": "migrate" }]));
+    assert_eq!(stopped_exit_codes(&deck), [3]);
+
+    deck.deckhand(&["task", "run", "--stack", "jobs", "--service", "nope", "--", "true"])
+        .failure()
+        .stderr_has(r#"invalid --service "nope": a service of stack jobs: web"#);
+}
+
+#[test]
+fn ctrl_c_during_task_run_stops_the_task() {
+    // Modelled at full length, the one-off task runs for 10 s: long enough to press Ctrl-C.
+    let deck = Deck::with_emulator_env(&[("DECKHAND_TIME_SCALE", "1")]);
+    deck.run(JOBS_SERVICE, &[]).success();
+    let steps = serde_json::json!([["", ["started task"]], ["\u{3}", ["stopped task"]]]);
+    let args = ["task", "run", "--stack", "jobs", "--service", "web", "--", "sh", "-c", "echo working; exit 0"];
+    let (outcome, requests) = deck.recorded(|| deck.terminal(&args, &steps));
+    assert!(outcome.stdout.contains("interrupted (Ctrl-C): stopped task"), "{outcome:?}");
+    assert_eq!(requests.mutating(), ["ecs RunTask", "ecs StopTask"]);
+    let aws = deck.aws();
+    let stopped = aws.block_on(async {
+        let arn = requests.0.iter().find(|r| r.action == "StopTask").map(|r| {
+            let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+            body["task"].as_str().unwrap().to_string()
+        });
+        aws.ecs.describe_tasks().cluster("jobs").tasks(arn.unwrap()).send().await.unwrap()
+    });
+    let task = &stopped.tasks()[0];
+    assert_eq!(task.desired_status(), Some("STOPPED"));
+    assert_eq!(task.stopped_reason(), Some("stopped by deckhand task run (Ctrl-C)"));
+}

@@ -9,8 +9,8 @@ use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, ContainerOverride, KeyValuePair, NetworkConfiguration, TaskOverride,
 };
 
-use super::{StrategyItem, built, strategy_to};
-use crate::aws::queries::{LogSource, log_events};
+use super::{StrategyItem, TaskDefinition, built, strategy_to};
+use crate::aws::queries::{LogSource, log_events, log_sources};
 use crate::error::{Error, Result, aws_error, sent};
 use crate::runtime::Aws;
 
@@ -64,6 +64,13 @@ impl TaskRun {
     pub fn id(&self) -> &str {
         self.arn.rsplit('/').next().unwrap_or(&self.arn)
     }
+}
+
+/// Where `container` of `definition` sends its logs (awslogs), if it does.
+pub fn container_logs(definition: &TaskDefinition, container: &str) -> Option<LogSource> {
+    let mut only = definition.clone();
+    only.spec.containers.retain(|c| c.name == container);
+    log_sources(&only).into_iter().next()
 }
 
 /// Starts the task (RunTask) and returns its ARN; RunTask's failures (no capacity, a bad
