@@ -1,5 +1,5 @@
 //! The command line: argument parsing (clap) and the commands `run`, `check`, `destroy`, `repl`,
-//! `docs`, `status`, `logs`, `unlock` and `task run`.
+//! `docs`, `status`, `logs`, `unlock`, `task run` and `exec`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -118,6 +118,12 @@ enum Command {
     /// command as the hint. `unlock` removes a stale lock at once; a lock whose run may still be
     /// going only with --force (that run would go on unprotected).
     Unlock(UnlockArgs),
+    /// Open a shell (or run a command) in a running task of a stack's service with ECS Exec.
+    ///
+    /// The service needs `exec: true` (tasks started after that can be entered). deckhand calls
+    /// ExecuteCommand and hands the session to AWS's session-manager-plugin, which must be on PATH.
+    /// Example: deckhand exec --stack myapp --service myapp -- ls /app
+    Exec(crate::exec::ExecArgs),
     /// One-off tasks: `deckhand task run --stack NAME --service SVC -- COMMAND...`.
     #[command(subcommand)]
     Task(crate::task_run::TaskCommand),
@@ -291,7 +297,7 @@ pub(crate) struct AwsArgs {
     region: Option<String>,
     /// Named profile from ~/.aws/config (else AWS_PROFILE or default).
     #[arg(long)]
-    profile: Option<String>,
+    pub(crate) profile: Option<String>,
     /// Send every AWS request to this endpoint (AWS_ENDPOINT_URL is honoured too).
     #[arg(long, value_name = "URL")]
     endpoint_url: Option<String>,
@@ -333,6 +339,14 @@ pub fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Task(crate::task_run::TaskCommand::Run(args)) => {
             args.aws.connect().and_then(|(aws, _emulator)| crate::task_run::run(&aws, &args))
+        }
+        // `exec` exits with the Session Manager plugin's exit code.
+        Command::Exec(args) => {
+            crate::exec::find_plugin().and_then(|_| args.aws.connect()).and_then(|(aws, _emulator)| {
+                let profile =
+                    args.aws.profile.clone().or_else(|| std::env::var("AWS_PROFILE").ok()).unwrap_or_default();
+                crate::exec::exec(&aws, &args, &profile)
+            })
         }
         command => execute(command).map(|()| ExitCode::SUCCESS),
     };
@@ -380,7 +394,7 @@ fn execute(command: Command) -> Result<()> {
         Command::Logs(args) => logs(args),
         Command::Emulator => emulator(),
         Command::Unlock(args) => unlock(args),
-        Command::Task(crate::task_run::TaskCommand::Run(_)) => unreachable!("main runs `task run` for its exit code"),
+        Command::Task(_) | Command::Exec(_) => unreachable!("main runs `task run` and `exec` for their exit codes"),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod destroy;
 pub mod docs;
 pub mod engine;
 pub mod error;
+pub mod exec;
 pub mod interrupt;
 pub mod local;
 pub mod lock;

@@ -287,3 +287,96 @@ fn ctrl_c_during_task_run_stops_the_task() {
     assert_eq!(task.desired_status(), Some("STOPPED"));
     assert_eq!(task.stopped_reason(), Some("stopped by deckhand task run (Ctrl-C)"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// ECS Exec
+
+/// The stack `jobs` with ECS Exec on for service `web`, whose task has the stack's task role.
+const EXEC_SERVICE: &str = r#"stack("jobs");
+let vpc = default_vpc();
+let subnets = [subnet(vpc, #{ name: "jobs-a", az: "us-west-2a", cidr: "172.31.98.0/24" })];
+let cluster = cluster("jobs");
+let app_role = role(#{ name: "jobs-task", trust: "ecs-tasks.amazonaws.com" });
+let task = task_definition(#{ family: "jobs", cpu: 256, memory: 512, execution_role: task_execution_role("jobs-exec"),
+    task_role: app_role, containers: [#{ name: "app", image: "nginx:1.25", logs: log_group("/ecs/jobs") }] });
+let svc = service(cluster, #{ name: "web", task: task, desired: 1, subnets: subnets, public_ip: true, exec: true });
+wait_stable(svc);
+"#;
+
+/// Runs `deckhand ARGS` with `path` as PATH.
+fn deckhand_with_path(deck: &Deck, path: &std::path::Path, args: &[&str]) -> crate::support::Outcome {
+    let output = deck.command(env!("CARGO_BIN_EXE_deckhand")).env("PATH", path).args(args).output().unwrap();
+    crate::support::Outcome::of(args, output)
+}
+
+#[test]
+fn exec_hands_the_session_to_the_session_manager_plugin_with_the_aws_clis_arguments() {
+    let deck = Deck::new();
+    deck.run(EXEC_SERVICE, &[]).success();
+    let aws = deck.aws();
+    let service = aws.block_on(aws.ecs.describe_services().cluster("jobs").services("web").send()).unwrap();
+    assert!(service.services()[0].enable_execute_command());
+    let policy =
+        aws.block_on(aws.iam.get_role_policy().role_name("jobs-task").policy_name("deckhand-exec").send()).unwrap();
+    // The document comes back URL-encoded; the action names read the same either way.
+    assert!(policy.policy_document().contains("OpenDataChannel"), "{}", policy.policy_document());
+    deck.run(EXEC_SERVICE, &[]).success().stdout_has("= service web");
+
+    // A fake plugin first on PATH records its arguments, one a line.
+    let bin = deck.dir().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let recorded = deck.dir().join("plugin-args");
+    let plugin = bin.join("session-manager-plugin");
+    std::fs::write(
+        &plugin,
+        format!("#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done > {}\n", recorded.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = std::env::join_paths([bin.clone(), "/usr/bin".into(), "/bin".into()]).unwrap();
+    let (outcome, requests) = deck.recorded(|| {
+        deckhand_with_path(
+            &deck,
+            std::path::Path::new(&path),
+            &["exec", "--stack", "jobs", "--service", "web", "--", "ls", "/app"],
+        )
+    });
+    outcome.success();
+    let exec = requests.0.iter().find(|r| r.action == "ExecuteCommand").expect("ExecuteCommand was sent");
+    let body: serde_json::Value = serde_json::from_str(&exec.body).unwrap();
+    assert_eq!((body["command"].as_str(), body["interactive"].as_bool()), (Some("ls /app"), Some(true)));
+
+    let args: Vec<String> = std::fs::read_to_string(&recorded).unwrap().lines().map(str::to_string).collect();
+    assert_eq!(args.len(), 6, "{args:?}");
+    let session: serde_json::Value = serde_json::from_str(&args[0]).unwrap();
+    assert!(session["sessionId"].as_str().unwrap().starts_with("ecs-execute-command-"), "{session}");
+    assert!(session["streamUrl"].as_str().unwrap().starts_with("wss://ssmmessages.us-west-2.amazonaws.com/"));
+    assert!(session["tokenValue"].is_string());
+    assert_eq!(args[1..4], ["us-west-2", "StartSession", ""]);
+    let tasks = aws.block_on(aws.ecs.list_tasks().cluster("jobs").service_name("web").send()).unwrap();
+    let described = aws.block_on(aws.ecs.describe_tasks().cluster("jobs").tasks(&tasks.task_arns()[0]).send()).unwrap();
+    let task = &described.tasks()[0];
+    let id = task.task_arn().unwrap().rsplit('/').next().unwrap();
+    let runtime_id = task.containers()[0].runtime_id().unwrap();
+    assert_eq!(args[4], serde_json::json!({ "Target": format!("ecs:jobs_{id}_{runtime_id}") }).to_string());
+    assert!(args[5].starts_with("http://"), "the emulator's endpoint: {args:?}");
+}
+
+#[test]
+fn exec_without_the_plugin_says_how_to_install_it_and_needs_a_task_role() {
+    let deck = Deck::new();
+    let empty = deck.dir().join("empty-bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let (outcome, requests) =
+        deck.recorded(|| deckhand_with_path(&deck, &empty, &["exec", "--stack", "jobs", "--service", "web"]));
+    outcome
+        .failure()
+        .stderr_has("deckhand exec needs AWS's session-manager-plugin on PATH")
+        .stderr_has("session-manager-working-with-install-plugin.html");
+    requests.assert_none();
+
+    let without_role = EXEC_SERVICE.replace("task_role: app_role, ", "");
+    let (outcome, requests) = deck.recorded(|| deck.run(&without_role, &[]));
+    outcome.failure().stderr_has("a task definition with a task_role").stderr_has("deploy.rhai:8:");
+    assert_eq!(requests.mutating(), Vec::<String>::new());
+}

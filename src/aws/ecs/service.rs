@@ -93,6 +93,8 @@ pub struct ServiceSpec {
     pub health_check_grace: Option<i32>,
     /// Deployment settings.
     pub deployment: Deployment,
+    /// ECS Exec (enableExecuteCommand): only tasks started after it is on can be reached.
+    pub exec: bool,
 }
 
 /// A service as it exists (or will exist) in AWS.
@@ -126,6 +128,8 @@ pub struct Service {
     pub health_check_grace: Option<i32>,
     /// Deployment settings, when AWS reports them.
     pub deployment: Option<Deployment>,
+    /// Whether ECS Exec is on (enableExecuteCommand).
+    pub exec: bool,
     /// Its `deckhand:stack` tag.
     pub stack: Option<String>,
     /// Whether Application Auto Scaling manages its desired count (a scalable target exists for
@@ -300,6 +304,7 @@ pub struct ServiceUpdate {
     load_balancers: bool,
     grace: bool,
     deployment: bool,
+    exec: bool,
 }
 
 /// A service converges by name within its cluster (an ACTIVE one; DRAINING and INACTIVE services
@@ -358,6 +363,7 @@ impl Resource for Service {
             load_balancers: spec.load_balancer.clone().into_iter().collect(),
             health_check_grace: spec.health_check_grace,
             deployment: Some(spec.deployment.clone()),
+            exec: spec.exec,
             stack: Some(stack.to_string()),
             autoscaled: false,
         }
@@ -380,6 +386,7 @@ impl Resource for Service {
                 .set_load_balancers(Some(load_balancers(spec)))
                 .set_health_check_grace_period_seconds(spec.health_check_grace)
                 .deployment_configuration(deployment_configuration(&spec.deployment))
+                .enable_execute_command(spec.exec)
                 .set_tags(Some(tags_for(stack, &spec.name)))
                 .send()
                 .await)
@@ -452,6 +459,9 @@ fn updated_service(live: &Service, spec: &ServiceSpec, update: &ServiceUpdate) -
     service.load_balancers = spec.load_balancer.clone().into_iter().collect();
     if update.grace {
         service.health_check_grace = spec.health_check_grace;
+    }
+    if update.exec {
+        service.exec = spec.exec;
     }
     if update.deployment {
         service.deployment = Some(spec.deployment.clone());
@@ -531,7 +541,11 @@ fn service_update(current: &Service, spec: &ServiceSpec) -> Drift<ServiceUpdate>
     if deployment {
         diffs.push(FieldDiff::changed("deployment", opt(&current.deployment), &spec.deployment));
     }
-    let update = ServiceUpdate { task_definition, desired, network, strategy, load_balancers, grace, deployment };
+    let exec = current.exec != spec.exec;
+    if exec {
+        diffs.push(FieldDiff::changed("exec", current.exec, spec.exec));
+    }
+    let update = ServiceUpdate { task_definition, desired, network, strategy, load_balancers, grace, deployment, exec };
     Drift { diffs, fixed: Vec::new(), update }
 }
 
@@ -596,6 +610,9 @@ fn update_service(pass: &Pass, current: &Service, spec: &ServiceSpec, update: &S
         if update.grace {
             request = request.health_check_grace_period_seconds(spec.health_check_grace.unwrap_or(0));
         }
+        if update.exec {
+            request = request.enable_execute_command(spec.exec);
+        }
         if update.deployment {
             request = request.deployment_configuration(deployment_configuration(&spec.deployment));
         }
@@ -623,6 +640,7 @@ mod tests {
             load_balancer: None,
             health_check_grace: None,
             deployment: deployment.clone(),
+            exec: false,
         };
         let service = Service {
             arn: "arn:s".into(),
@@ -639,6 +657,7 @@ mod tests {
             load_balancers: vec![],
             health_check_grace: None,
             deployment: Some(deployment),
+            exec: false,
             stack: Some("s".into()),
             autoscaled: false,
         };

@@ -7,12 +7,13 @@ use std::rc::Rc;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
 use crate::aws::ecs::{Cluster, ClusterSpec, FARGATE_PROVIDERS, Service, StrategyItem, TaskDefinition};
-use crate::bindings::{Fields, as_array, as_string, function, handle, keep_of, show};
+use crate::bindings::{Fields, as_array, as_string, function, handle, handle_field, keep_of, show};
 use crate::converge::{converge, converge_kept};
 use crate::error::{Error, Result};
 use crate::pass::Pass;
 use crate::wait;
 
+mod exec;
 mod service;
 mod task_definition;
 
@@ -80,10 +81,16 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     )
     .register_into_engine(engine, move |spec: Map| -> Rhai<Map> {
         let role = spec.get("execution_role").cloned();
+        let task_role = spec.get("task_role").and_then(|r| handle_field(r, "name"));
         let mut sources = Vec::new();
         let spec = task_definition_spec(&p, spec, &mut sources)?;
         converge_secrets_policy(&p, &spec, role.as_ref(), &sources)?;
-        Ok(task_definition_handle(&converge::<TaskDefinition>(&p, &spec)?))
+        let mut handle = task_definition_handle(&converge::<TaskDefinition>(&p, &spec)?);
+        // The task role's name (ECS Exec puts a policy on it), known even before the role exists.
+        if let Some(name) = task_role {
+            handle.insert("task_role_name".into(), name);
+        }
+        Ok(handle)
     });
 
     let p = pass.clone();
@@ -92,13 +99,15 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         &["cluster: Map", "spec: Map", "Map"],
         "Ensures a Fargate service: #{ name, task, desired, capacity_provider, capacity, subnets,\n\
          security_groups, public_ip, target_group, container, port, health_check_grace, circuit_breaker,\n\
-         min_healthy_percent, max_percent }. Runs on a capacity provider (\"FARGATE\" default or\n\
+         min_healthy_percent, max_percent, exec }. Runs on a capacity provider (\"FARGATE\" default or\n\
          \"FARGATE_SPOT\"), or on a mixed strategy `capacity: [#{ provider: \"FARGATE\", base: 1, weight: 1 },\n\
          #{ provider: \"FARGATE_SPOT\", weight: 3 }]` (not both; Spot only in a cluster with the provider\n\
          and never for an arm64 task) in awsvpc mode (`public_ip` default false), behind `target_group` (type ip)\n\
          on `container`:`port` (default: the task's only container with a port), with the deployment\n\
          circuit breaker and rollback on (default). `desired` defaults to 1 for a new service; an\n\
          existing one keeps its count unless the script gives one. Changes are applied in place.\n\
+         `exec: true` turns on ECS Exec (`deckhand exec`) for tasks started from then on; the task\n\
+         definition needs a task_role, which gets the inline policy deckhand-exec when it is the stack's.\n\
          `keep: true` marks it (tag deckhand:keep): a run whose script no longer declares it keeps it.\n\
          Returns #{ kind, arn, name, cluster_arn, cluster, desired, task_definition }.\n\
          Example: `service(cluster, #{ name: \"myapp\", task: task, desired: 2, subnets: subnets,\n\
@@ -108,7 +117,11 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         let (keep, spec) = keep_of("service", spec)?;
         let subnets = spec.get("subnets").cloned();
         let images = spec.get("task").map(task_images).unwrap_or_default();
+        let task = spec.get("task").cloned().unwrap_or_default();
         let spec = service_spec(&p, &cluster, spec)?;
+        if spec.exec {
+            exec::converge_exec_policy(&p, &task)?;
+        }
         if !spec.public_ip
             && let Some(subnets) = subnets
         {

@@ -56,6 +56,7 @@ pub(super) fn service_spec(pass: &Pass, cluster: &Dynamic, map: Map) -> Result<S
             "circuit_breaker",
             "min_healthy_percent",
             "max_percent",
+            "exec",
         ],
     )?;
     let name = f.req_str("name", "the service name, unique in the cluster")?;
@@ -145,6 +146,7 @@ pub(super) fn service_spec(pass: &Pass, cluster: &Dynamic, map: Map) -> Result<S
         load_balancer,
         health_check_grace: grace,
         deployment,
+        exec: f.bool("exec")?.unwrap_or(false),
     })
 }
 

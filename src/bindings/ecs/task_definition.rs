@@ -409,6 +409,7 @@ pub(in crate::bindings) fn task_definition_handle(task: &TaskDefinition) -> Map 
             ("revision", task.revision.map(|r| Dynamic::from(r as i64)).unwrap_or_else(|| UNKNOWN.into())),
             ("containers", containers.into()),
             ("arch", task.spec.arch.as_str().into()),
+            ("task_role", task.spec.task_role.clone().map_or(Dynamic::UNIT, Dynamic::from)),
         ],
     )
 }
