@@ -380,3 +380,15 @@ fn exec_without_the_plugin_says_how_to_install_it_and_needs_a_task_role() {
     outcome.failure().stderr_has("a task definition with a task_role").stderr_has("deploy.rhai:8:");
     assert_eq!(requests.mutating(), Vec::<String>::new());
 }
+
+#[test]
+fn the_bundled_script_with_exec_adds_the_ssmmessages_endpoint_and_a_task_role() {
+    let deck = Deck::new();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fargate-alb.rhai");
+    let with = |exec: &str| deck.deckhand(&["run", "--plan", script, "--var", "egress=endpoints", "--var", exec]);
+    let plan = with("exec=true").success();
+    let plan = plan.stdout_has("+ vpc_endpoint myapp-ssmmessages").stdout_has("+ role myapp-task");
+    assert!(!plan.stdout.contains("no ssmmessages endpoint"), "{plan:?}");
+    let plain = with("exec=false").success();
+    assert!(!plain.stdout.contains("ssmmessages"), "{plain:?}");
+}

@@ -17,7 +17,9 @@ mod exec;
 mod service;
 mod task_definition;
 
-use service::{service_handle, service_spec, stable_target, task_images, warn_without_egress};
+use service::{
+    service_handle, service_spec, stable_target, task_images, warn_exec_without_endpoint, warn_without_egress,
+};
 pub(super) use task_definition::task_definition_handle;
 use task_definition::{converge_secrets_policy, task_definition_spec};
 
@@ -126,6 +128,9 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
             && let Some(subnets) = subnets
         {
             warn_without_egress(&p, &subnets, &images)?;
+            if spec.exec {
+                warn_exec_without_endpoint(&p, &subnets)?;
+            }
         }
         let service = converge_kept::<Service>(&p, &spec, keep)?;
         Ok(service_handle(&service, &spec))

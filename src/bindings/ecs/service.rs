@@ -243,6 +243,20 @@ pub(super) fn warn_without_egress(pass: &Pass, subnets: &Dynamic, images: &[Stri
     }
 }
 
+/// With exec on and tasks that reach AWS only through VPC endpoints: warns (an error with
+/// `--strict`) when there is no ssmmessages endpoint for ECS Exec's agent.
+pub(super) fn warn_exec_without_endpoint(pass: &Pass, subnets: &Dynamic) -> Result<()> {
+    let subnets = as_array("service.subnets", subnets)?
+        .iter()
+        .enumerate()
+        .map(|(i, s)| subnet_from(&format!("service.subnets[{i}]"), s))
+        .collect::<Result<Vec<_>>>()?;
+    match egress::exec_without_ssmmessages(pass, &subnets)? {
+        Some(warning) => pass.warn(&warning),
+        None => Ok(()),
+    }
+}
+
 /// The container images of a task_definition handle (none for a task given by ARN).
 pub(super) fn task_images(task: &Dynamic) -> Vec<String> {
     let containers = handle_field(task, "containers").and_then(|c| c.try_cast::<Array>()).unwrap_or_default();
