@@ -10,7 +10,6 @@ use std::process::{Command, ExitCode};
 use clap::Args;
 use serde_json::json;
 
-use crate::aws::ecs::EcsState;
 use crate::aws::queries;
 use crate::error::{Error, Result, aws_error};
 use crate::runtime::Aws;
@@ -61,15 +60,7 @@ pub fn exec(aws: &Aws, args: &ExecArgs, profile: &str) -> Result<ExitCode> {
     let plugin = find_plugin()?;
     let command = if args.command.is_empty() { "/bin/sh".to_string() } else { shell_words(&args.command) };
     let (session, target) = aws.block_on(async {
-        let state = EcsState::load(aws, &args.stack).await?;
-        let service = state
-            .services
-            .values()
-            .flatten()
-            .find(|s| s.stack.as_deref() == Some(args.stack.as_str()) && s.status == "ACTIVE" && s.name == args.service)
-            .ok_or_else(|| {
-                Error::invalid("--service", format!("{:?}", args.service), format!("a service of stack {}", args.stack))
-            })?;
+        let service = crate::task_run::stack_service(aws, &args.stack, &args.service).await?;
         if !service.exec {
             return Err(Error::conflict(
                 format!("ECS Exec is off for service {}", service.name),

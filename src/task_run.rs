@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::aws::ecs::{self, EcsState, OneOffTask, Watched};
+use crate::aws::ecs::{self, EcsState, OneOffTask, Service, Watched};
 use crate::error::{Error, Result};
 use crate::runtime::Aws;
 
@@ -68,6 +68,24 @@ fn env_pairs(pairs: &[String]) -> Result<BTreeMap<String, String>> {
         .collect()
 }
 
+/// The ACTIVE service `name` of `stack`, or an error naming the stack's services.
+pub(crate) async fn stack_service(aws: &Aws, stack: &str, name: &str) -> Result<Service> {
+    let state = EcsState::load(aws, stack).await?;
+    let services: Vec<&Service> = state
+        .services
+        .values()
+        .flatten()
+        .filter(|s| s.stack.as_deref() == Some(stack) && s.status == "ACTIVE")
+        .collect();
+    if let Some(service) = services.iter().find(|s| s.name == name) {
+        return Ok((*service).clone());
+    }
+    let mut names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+    names.sort();
+    let known = if names.is_empty() { "none".to_string() } else { names.join(", ") };
+    Err(Error::invalid("--service", format!("{name:?}"), format!("a service of stack {stack}: {known}")))
+}
+
 /// Runs `deckhand task run`: the exit code is the container's.
 pub fn run(aws: &Aws, args: &TaskRunArgs) -> Result<ExitCode> {
     let env = env_pairs(&args.env)?;
@@ -75,23 +93,7 @@ pub fn run(aws: &Aws, args: &TaskRunArgs) -> Result<ExitCode> {
         ecs::validate_fargate_size(cpu, memory)?;
     }
     let (one_off, logs, label) = aws.block_on(async {
-        let state = EcsState::load(aws, &args.stack).await?;
-        let services: Vec<_> = state
-            .services
-            .values()
-            .flatten()
-            .filter(|s| s.stack.as_deref() == Some(args.stack.as_str()) && s.status == "ACTIVE")
-            .collect();
-        let Some(service) = services.iter().find(|s| s.name == args.service) else {
-            let mut names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
-            names.sort();
-            let known = if names.is_empty() { "none".to_string() } else { names.join(", ") };
-            return Err(Error::invalid(
-                "--service",
-                format!("{:?}", args.service),
-                format!("a service of stack {}: {known}", args.stack),
-            ));
-        };
+        let service = stack_service(aws, &args.stack, &args.service).await?;
         let (_, definition) = ecs::describe_task_definition(aws, &service.task_definition)
             .await?
             .ok_or_else(|| Error::conflict(format!("task definition {} not found", service.task_definition), None))?;

@@ -392,3 +392,22 @@ fn the_bundled_script_with_exec_adds_the_ssmmessages_endpoint_and_a_task_role() 
     let plain = with("exec=false").success();
     assert!(!plain.stdout.contains("ssmmessages"), "{plain:?}");
 }
+
+#[test]
+fn exec_into_a_task_started_before_exec_was_on_says_so() {
+    let deck = Deck::new();
+    let off = EXEC_SERVICE.replace("exec: true", "exec: false");
+    deck.run(&off, &[]).success();
+    // Turning exec on changes the service in place; its running task stays as it started.
+    deck.plan(EXEC_SERVICE, &[]).success().stdout_has("exec: false -> true");
+    deck.run(EXEC_SERVICE, &[]).success();
+    let bin = deck.dir().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let plugin = bin.join("session-manager-plugin");
+    std::fs::write(&plugin, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&plugin, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (outcome, requests) =
+        deck.recorded(|| deckhand_with_path(&deck, &bin, &["exec", "--stack", "jobs", "--service", "web"]));
+    outcome.failure().stderr_has("started before ECS Exec was turned on for service web");
+    assert!(!requests.actions().contains(&"ExecuteCommand".to_string()));
+}
