@@ -92,7 +92,7 @@ enum Command {
     /// Resources are found by their `deckhand:stack` tag; only read requests are sent. With
     /// `--output json` the same as JSON with stable field names: `stack`, `resources[]` (`type`,
     /// `name`, `id`, `state`, `detail`) and `services[]` (`name`, `cluster`, `arn`, `status`,
-    /// `running`, `pending`, `desired`, `task_definition`, `deployments[]`, `targets[]`,
+    /// `running`, `pending`, `desired`, `exec`, `task_definition`, `deployments[]`, `targets[]`,
     /// `events[]`).
     Status(StatusArgs),
     /// Print a stack's service logs from CloudWatch Logs, or follow them with --follow.

@@ -321,6 +321,10 @@ fn exec_hands_the_session_to_the_session_manager_plugin_with_the_aws_clis_argume
     // The document comes back URL-encoded; the action names read the same either way.
     assert!(policy.policy_document().contains("OpenDataChannel"), "{}", policy.policy_document());
     deck.run(EXEC_SERVICE, &[]).success().stdout_has("= service web");
+    deck.deckhand(&["status", "--stack", "jobs"]).success().stdout_has("desired, task jobs:1, exec on");
+    let json = deck.deckhand(&["status", "--stack", "jobs", "--output", "json"]).success();
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(json["services"][0]["exec"], true);
 
     // A fake plugin first on PATH records its arguments, one a line.
     let bin = deck.dir().join("bin");
