@@ -31,7 +31,9 @@ use crate::script::{Script, Vars};
   deckhand run --plan deploy.rhai --var image=app:2   what would change (read-only)
   deckhand run deploy.rhai --var image=app:2          plan, then apply
   deckhand destroy --stack myapp                      delete everything of a stack
-  deckhand docs subnet                                one script function in full"
+  deckhand docs subnet                                one script function in full
+  deckhand task run --stack myapp --service myapp -- ./migrate   a one-off task; exits with its code
+  deckhand exec --stack myapp --service myapp         a shell in a running task (ECS Exec)"
 )]
 pub struct Cli {
     /// Log every AWS call (service, operation, duration); -vv adds SDK detail.
