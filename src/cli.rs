@@ -1,5 +1,5 @@
 //! The command line: argument parsing (clap) and the commands `run`, `check`, `destroy`, `repl`,
-//! `docs`, `status`, `logs` and `unlock`.
+//! `docs`, `status`, `logs`, `unlock`, `task run` and `exec`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -32,7 +32,9 @@ use crate::timing::{TIME_SCALE_ENV, TimeScale};
   deckhand run --plan deploy.rhai --var image=app:2   what would change (read-only)
   deckhand run deploy.rhai --var image=app:2          plan, then apply
   deckhand destroy --stack myapp                      delete everything of a stack
-  deckhand docs subnet                                one script function in full"
+  deckhand docs subnet                                one script function in full
+  deckhand task run --stack myapp --service myapp -- ./migrate   a one-off task; exits with its code
+  deckhand exec --stack myapp --service myapp         a shell in a running task (ECS Exec)"
 )]
 pub struct Cli {
     /// Log every AWS call (service, operation, duration); -vv adds SDK detail.
@@ -93,7 +95,7 @@ enum Command {
     /// Resources are found by their `deckhand:stack` tag; only read requests are sent. With
     /// `--output json` the same as JSON with stable field names: `stack`, `resources[]` (`type`,
     /// `name`, `id`, `state`, `detail`) and `services[]` (`name`, `cluster`, `arn`, `status`,
-    /// `running`, `pending`, `desired`, `task_definition`, `deployments[]`, `targets[]`,
+    /// `running`, `pending`, `desired`, `exec`, `task_definition`, `deployments[]`, `targets[]`,
     /// `events[]`).
     Status(StatusArgs),
     /// Print a stack's service logs from CloudWatch Logs, or follow them with --follow.
@@ -121,6 +123,15 @@ enum Command {
     /// and says so. `unlock` removes a stale lock at once; a lock whose run may still be going only
     /// with --force (that run stops at its next renewal).
     Unlock(UnlockArgs),
+    /// Open a shell (or run a command) in a running task of a stack's service with ECS Exec.
+    ///
+    /// The service needs `exec: true` (tasks started after that can be entered). deckhand calls
+    /// ExecuteCommand and hands the session to AWS's session-manager-plugin, which must be on PATH.
+    /// Example: deckhand exec --stack myapp --service myapp -- ls /app
+    Exec(crate::exec::ExecArgs),
+    /// One-off tasks: `deckhand task run --stack NAME --service SVC -- COMMAND...`.
+    #[command(subcommand)]
+    Task(crate::task_run::TaskCommand),
 }
 
 #[derive(Debug, Args)]
@@ -282,7 +293,7 @@ struct VarArgs {
 
 /// Where to send AWS requests.
 #[derive(Debug, Args, Clone)]
-struct AwsArgs {
+pub(crate) struct AwsArgs {
     /// Run against a local emulator (moto), installed and started by deckhand; no AWS account
     /// needed. Its modelled AWS time (a NAT gateway pending for 90 s, a rollout's minutes) runs 50
     /// times as fast (DECKHAND_TIME_SCALE, default 0.02), deckhand's waits alike, and `run` ends
@@ -294,7 +305,7 @@ struct AwsArgs {
     region: Option<String>,
     /// Named profile from ~/.aws/config (else AWS_PROFILE or default).
     #[arg(long)]
-    profile: Option<String>,
+    pub(crate) profile: Option<String>,
     /// Send every AWS request to this endpoint (AWS_ENDPOINT_URL is honoured too).
     #[arg(long, value_name = "URL")]
     endpoint_url: Option<String>,
@@ -302,7 +313,7 @@ struct AwsArgs {
 
 impl AwsArgs {
     /// Connects to AWS, starting the local emulator first when asked; keep the emulator alive.
-    fn connect(&self) -> Result<(Aws, Option<Emulator>)> {
+    pub(crate) fn connect(&self) -> Result<(Aws, Option<Emulator>)> {
         let mut target = Target {
             region: self.region.clone(),
             profile: self.profile.clone(),
@@ -342,8 +353,23 @@ pub fn main() -> ExitCode {
     crate::runtime::process_start();
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    match execute(cli.command) {
-        Ok(()) => ExitCode::SUCCESS,
+    // `task run` exits with its container's exit code.
+    let outcome = match cli.command {
+        Command::Task(crate::task_run::TaskCommand::Run(args)) => {
+            args.aws.connect().and_then(|(aws, _emulator)| crate::task_run::run(&aws, &args))
+        }
+        // `exec` exits with the Session Manager plugin's exit code.
+        Command::Exec(args) => {
+            crate::exec::find_plugin().and_then(|_| args.aws.connect()).and_then(|(aws, _emulator)| {
+                let profile =
+                    args.aws.profile.clone().or_else(|| std::env::var("AWS_PROFILE").ok()).unwrap_or_default();
+                crate::exec::exec(&aws, &args, &profile)
+            })
+        }
+        command => execute(command).map(|()| ExitCode::SUCCESS),
+    };
+    match outcome {
+        Ok(code) => code,
         Err(err) => {
             let text = err.to_string();
             let text = if text.starts_with("error:") { text } else { format!("error: {text}") };
@@ -379,6 +405,7 @@ fn execute(command: Command) -> Result<()> {
         Command::Logs(args) => logs(args),
         Command::Emulator => emulator(),
         Command::Unlock(args) => unlock(args),
+        Command::Task(_) | Command::Exec(_) => unreachable!("main runs `task run` and `exec` for their exit codes"),
     }
 }
 

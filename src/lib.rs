@@ -12,6 +12,7 @@ pub mod destroy;
 pub mod docs;
 pub mod engine;
 pub mod error;
+pub mod exec;
 pub mod interrupt;
 pub mod kinds;
 pub mod local;
@@ -28,6 +29,7 @@ pub mod settle;
 pub mod status;
 pub mod tagged;
 pub mod tail;
+pub mod task_run;
 pub mod timing;
 pub mod wait;
 

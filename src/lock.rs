@@ -183,7 +183,7 @@ impl Holder {
             pid,
             command,
             started: now,
-            token: format!("{:032x}", fastrand::u128(..)),
+            token: uuid::Uuid::new_v4().simple().to_string(),
             process: process_identity(pid).unwrap_or_default(),
             renewed: now,
         }

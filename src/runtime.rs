@@ -65,6 +65,9 @@ pub struct Aws {
     pub secretsmanager: aws_sdk_secretsmanager::Client,
     /// The region in use.
     pub region: String,
+    /// The endpoint every request goes to when one is configured (`--endpoint-url`,
+    /// AWS_ENDPOINT_URL), else `None` (each service's regional endpoint).
+    pub endpoint_url: Option<String>,
     calls: Arc<CallCounter>,
     clock: Arc<Clock>,
 }
@@ -122,6 +125,7 @@ impl Aws {
             ssm: client!(aws_sdk_ssm),
             secretsmanager: client!(aws_sdk_secretsmanager),
             region,
+            endpoint_url: config.endpoint_url().map(str::to_string),
             calls,
             clock,
             runtime,

@@ -6,7 +6,7 @@
 //! ```text
 //! { "stack": "myapp",
 //!   "resources": [ { "type", "name", "id", "state", "detail" } ],
-//!   "services":  [ { "name", "cluster", "arn", "status", "running", "pending", "desired",
+//!   "services":  [ { "name", "cluster", "arn", "status", "running", "pending", "desired", "exec",
 //!                    "task_definition",                       // family:revision
 //!                    "deployments": [ { "id", "status", "rollout_state", "reason", "running",
 //!                                       "pending", "desired", "task_definition", "updated_at" } ],
@@ -226,15 +226,22 @@ fn service_json(s: &ServiceStatus) -> Value {
         json!({ "min": t.min, "max": t.max, "policies": policies })
     });
     json!({ "name": r.name, "cluster": s.cluster, "arn": r.arn, "status": r.status, "running": r.running,
-            "pending": r.pending, "desired": r.desired, "task_definition": s.task,
+            "pending": r.pending, "desired": r.desired, "task_definition": s.task, "exec": r.exec,
             "deployments": deployments, "tasks": tasks, "targets": targets, "autoscaling": autoscaling, "events": events })
 }
 
 fn render_service(s: &ServiceStatus) -> String {
     let r = &s.report;
     let mut out = format!(
-        "Service {} (cluster {}): {}, {} running / {} pending / {} desired, task {}\n",
-        r.name, s.cluster, r.status, r.running, r.pending, r.desired, s.task
+        "Service {} (cluster {}): {}, {} running / {} pending / {} desired, task {}{}\n",
+        r.name,
+        s.cluster,
+        r.status,
+        r.running,
+        r.pending,
+        r.desired,
+        s.task,
+        if r.exec { ", exec on" } else { "" }
     );
     for d in &r.deployments {
         let state = if d.rollout_state.is_empty() { "-" } else { &d.rollout_state };
@@ -368,6 +375,7 @@ mod tests {
                     .collect(),
                 target_groups: vec!["arn:tg".into()],
                 stack: Some("web".into()),
+                exec: false,
             },
             task: "web:2".into(),
             tasks: vec![],

@@ -43,6 +43,8 @@ pub struct ServiceReport {
     pub target_groups: Vec<String>,
     /// Its `deckhand:stack` tag.
     pub stack: Option<String>,
+    /// Whether ECS Exec is on (enableExecuteCommand).
+    pub exec: bool,
 }
 
 /// One deployment of a service.
@@ -270,6 +272,7 @@ fn service_report(s: &aws_sdk_ecs::types::Service) -> ServiceReport {
         running: s.running_count(),
         pending: s.pending_count(),
         desired: s.desired_count(),
+        exec: s.enable_execute_command(),
         task_definition: primary_task.unwrap_or_else(|| s.task_definition().unwrap_or_default().to_string()),
         deployments,
         events: s

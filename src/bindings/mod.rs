@@ -13,6 +13,7 @@ mod iam;
 mod logs;
 mod queries;
 mod secrets;
+mod tasks;
 
 use std::rc::Rc;
 
@@ -49,6 +50,7 @@ pub(crate) const AREAS: &[(&str, Register, &[Described])] = &[
     ("autoscaling", autoscaling::register, &[]),           // service autoscaling: scalable targets, policies
     ("domains", dns::register, &[]),                       // hosted zones, certificates, DNS records
     ("secrets", secrets::register, &[]),                   // parameters and secrets containers read
+    ("tasks", tasks::register, &[]),                       // one-off tasks (apply pass only)
     ("queries", queries::register, &[]),                   // read-only: clusters, services, describe, logs, find_*
 ];
 

@@ -340,6 +340,8 @@ def launch(service, deployment, count):
         )
         prepare(task, task_definition, None)
         task._service = service
+        # ECS Exec reaches only tasks started after it was turned on (exec.py).
+        task.enable_execute_command = bool(getattr(service, "enable_execute_command", False))
         task._targets = {}
         backend.tasks.setdefault(cluster.name, {})[task.task_arn] = task
         service._tasks = tasks_of(service) + [task]

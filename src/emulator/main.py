@@ -48,6 +48,7 @@ from moto.ssm.utils import parameter_arn
 
 import clock  # the launcher's own modules, written beside it
 import ecs
+import exec as ecs_exec
 import network
 
 def patch_describe_parameters():
@@ -264,6 +265,7 @@ def patch_route53_cname_conflicts():
 
 clock.install(int(os.environ.get("DECKHAND_EMULATOR_LATENCY_MS") or 0) / 1000)
 ecs.install()
+ecs_exec.install()
 network.install()
 patch_describe_parameters()
 patch_filter_log_events()

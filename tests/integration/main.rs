@@ -3,6 +3,7 @@
 mod support;
 
 mod autoscaling;
+mod day2;
 mod destroy;
 mod docs;
 mod domains;

@@ -4,6 +4,7 @@
 
 mod cluster;
 mod container;
+mod run_task;
 mod service;
 mod service_reads;
 mod task_definition;
@@ -16,6 +17,7 @@ use aws_smithy_types::error::operation::BuildError;
 
 pub use self::cluster::*;
 pub use self::container::*;
+pub use self::run_task::*;
 pub use self::service::*;
 pub use self::service_reads::*;
 pub use self::task_definition::*;

@@ -78,8 +78,9 @@ pub struct ServiceSpec {
     pub task_definition: String,
     /// Desired task count; `None` keeps an existing service's count (1 for a new one).
     pub desired: Option<i32>,
-    /// `FARGATE` or `FARGATE_SPOT`.
-    pub capacity_provider: String,
+    /// The capacity provider strategy (sorted): `FARGATE` and/or `FARGATE_SPOT` with weights and
+    /// a base.
+    pub capacity: Vec<StrategyItem>,
     /// Subnet ids (sorted).
     pub subnets: Vec<String>,
     /// Security group ids (sorted).
@@ -92,6 +93,8 @@ pub struct ServiceSpec {
     pub health_check_grace: Option<i32>,
     /// Deployment settings.
     pub deployment: Deployment,
+    /// ECS Exec (enableExecuteCommand): only tasks started after it is on can be reached.
+    pub exec: bool,
 }
 
 /// A service as it exists (or will exist) in AWS.
@@ -125,6 +128,8 @@ pub struct Service {
     pub health_check_grace: Option<i32>,
     /// Deployment settings, when AWS reports them.
     pub deployment: Option<Deployment>,
+    /// Whether ECS Exec is on (enableExecuteCommand).
+    pub exec: bool,
     /// Its `deckhand:stack` tag.
     pub stack: Option<String>,
     /// Whether Application Auto Scaling manages its desired count (a scalable target exists for
@@ -222,13 +227,7 @@ pub fn validate_service(spec: &ServiceSpec) -> Result<()> {
     if spec.security_groups.len() > 5 {
         return Err(Error::invalid("service.security_groups", spec.security_groups.len(), "at most 5 security groups"));
     }
-    if !FARGATE_PROVIDERS.contains(&spec.capacity_provider.as_str()) {
-        return Err(Error::invalid(
-            "service.capacity_provider",
-            format!("{:?}", spec.capacity_provider),
-            "\"FARGATE\" or \"FARGATE_SPOT\"",
-        ));
-    }
+    validate_capacity(&spec.capacity)?;
     if let Some(grace) = spec.health_check_grace {
         if spec.load_balancer.is_none() {
             return Err(Error::invalid(
@@ -251,8 +250,48 @@ pub fn validate_service(spec: &ServiceSpec) -> Result<()> {
     Ok(())
 }
 
+/// Checks a service's capacity provider strategy the way CreateService does (ECS API reference,
+/// CapacityProviderStrategyItem): Fargate providers, each once, at most one with a base, and some
+/// weight to place tasks beyond the base.
+pub fn validate_capacity(items: &[StrategyItem]) -> Result<()> {
+    if items.is_empty() {
+        return Err(Error::invalid("service.capacity", "[]", "at least one capacity provider"));
+    }
+    for (i, item) in items.iter().enumerate() {
+        if !FARGATE_PROVIDERS.contains(&item.provider.as_str()) {
+            return Err(Error::invalid(
+                format!("service.capacity[{i}].provider"),
+                format!("{:?}", item.provider),
+                "\"FARGATE\" or \"FARGATE_SPOT\"",
+            ));
+        }
+        if items[..i].iter().any(|other| other.provider == item.provider) {
+            return Err(Error::invalid(
+                format!("service.capacity[{i}].provider"),
+                format!("{:?}", item.provider),
+                "each capacity provider once",
+            ));
+        }
+    }
+    if items.iter().filter(|i| i.base > 0).count() > 1 {
+        return Err(Error::invalid(
+            "service.capacity",
+            show_strategy(items),
+            "a base on one capacity provider only (ECS places the base tasks there first)",
+        ));
+    }
+    if items.iter().all(|i| i.weight == 0) {
+        return Err(Error::invalid(
+            "service.capacity",
+            show_strategy(items),
+            "a weight above 0 on at least one capacity provider",
+        ));
+    }
+    Ok(())
+}
+
 fn wanted_strategy(spec: &ServiceSpec) -> Vec<StrategyItem> {
-    vec![StrategyItem { provider: spec.capacity_provider.clone(), weight: 1, base: 0 }]
+    spec.capacity.clone()
 }
 
 /// Which parts of a service an update must send.
@@ -265,6 +304,7 @@ pub struct ServiceUpdate {
     load_balancers: bool,
     grace: bool,
     deployment: bool,
+    exec: bool,
 }
 
 /// A service converges by name within its cluster (an ACTIVE one; DRAINING and INACTIVE services
@@ -324,6 +364,7 @@ impl Resource for Service {
             load_balancers: spec.load_balancer.clone().into_iter().collect(),
             health_check_grace: spec.health_check_grace,
             deployment: Some(spec.deployment.clone()),
+            exec: spec.exec,
             stack: Some(stack.to_string()),
             autoscaled: false,
         }
@@ -346,6 +387,7 @@ impl Resource for Service {
                 .set_load_balancers(Some(load_balancers(spec)))
                 .set_health_check_grace_period_seconds(spec.health_check_grace)
                 .deployment_configuration(deployment_configuration(&spec.deployment))
+                .enable_execute_command(spec.exec)
                 .set_tags(Some(tags_for(stack, &spec.name)))
                 .send()
                 .await)
@@ -418,6 +460,9 @@ fn updated_service(live: &Service, spec: &ServiceSpec, update: &ServiceUpdate) -
     service.load_balancers = spec.load_balancer.clone().into_iter().collect();
     if update.grace {
         service.health_check_grace = spec.health_check_grace;
+    }
+    if update.exec {
+        service.exec = spec.exec;
     }
     if update.deployment {
         service.deployment = Some(spec.deployment.clone());
@@ -497,7 +542,11 @@ fn service_update(current: &Service, spec: &ServiceSpec) -> Drift<ServiceUpdate>
     if deployment {
         diffs.push(FieldDiff::changed("deployment", opt(&current.deployment), &spec.deployment));
     }
-    let update = ServiceUpdate { task_definition, desired, network, strategy, load_balancers, grace, deployment };
+    let exec = current.exec != spec.exec;
+    if exec {
+        diffs.push(FieldDiff::changed("exec", current.exec, spec.exec));
+    }
+    let update = ServiceUpdate { task_definition, desired, network, strategy, load_balancers, grace, deployment, exec };
     Drift { diffs, fixed: Vec::new(), update }
 }
 
@@ -562,6 +611,9 @@ fn update_service(pass: &Pass, current: &Service, spec: &ServiceSpec, update: &S
         if update.grace {
             request = request.health_check_grace_period_seconds(spec.health_check_grace.unwrap_or(0));
         }
+        if update.exec {
+            request = request.enable_execute_command(spec.exec);
+        }
         if update.deployment {
             request = request.deployment_configuration(deployment_configuration(&spec.deployment));
         }
@@ -582,13 +634,14 @@ mod tests {
             cluster: ClusterRef { name: "c".into(), arn: "arn:c".into() },
             task_definition: "arn:aws:ecs:us-west-2:1:task-definition/web:1".into(),
             desired: None,
-            capacity_provider: "FARGATE".into(),
+            capacity: vec![StrategyItem { provider: "FARGATE".into(), weight: 1, base: 0 }],
             subnets: vec!["subnet-1".into()],
             security_groups: vec!["sg-1".into()],
             public_ip: false,
             load_balancer: None,
             health_check_grace: None,
             deployment: deployment.clone(),
+            exec: false,
         };
         let service = Service {
             arn: "arn:s".into(),
@@ -605,6 +658,7 @@ mod tests {
             load_balancers: vec![],
             health_check_grace: None,
             deployment: Some(deployment),
+            exec: false,
             stack: Some("s".into()),
             autoscaled: false,
         };
@@ -634,7 +688,7 @@ mod tests {
             ]
         );
         let (mut service, mut spec) = service_pair();
-        spec.capacity_provider = "FARGATE_SPOT".into();
+        spec.capacity = vec![StrategyItem { provider: "FARGATE_SPOT".into(), weight: 1, base: 0 }];
         service.deployment = Some(Deployment { max_percent: 150, ..spec.deployment.clone() });
         let text: Vec<String> = service_update(&service, &spec).diffs.iter().map(ToString::to_string).collect();
         assert_eq!(

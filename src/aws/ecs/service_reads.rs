@@ -83,6 +83,7 @@ pub(super) fn service_from(operation: &str, s: &aws_sdk_ecs::types::Service) -> 
         public_ip: vpc.and_then(|v| v.assign_public_ip()) == Some(&AssignPublicIp::Enabled),
         load_balancers,
         health_check_grace: s.health_check_grace_period_seconds(),
+        exec: s.enable_execute_command(),
         deployment,
         stack: tag_value(s.tags(), STACK_TAG),
         autoscaled: false,

@@ -6,7 +6,8 @@ use std::fmt;
 
 use aws_sdk_ecs::operation::describe_task_definition::DescribeTaskDefinitionOutput;
 use aws_sdk_ecs::types::{
-    Compatibility, EfsTransitEncryption, EfsVolumeConfiguration, NetworkMode, TaskDefinitionField, Volume,
+    Compatibility, CpuArchitecture, EfsTransitEncryption, EfsVolumeConfiguration, EphemeralStorage, NetworkMode,
+    OsFamily, RuntimePlatform, TaskDefinitionField, Volume,
 };
 
 use super::{ContainerSpec, built, container_definition, container_diffs, container_from, opt, tag_value, tags_for};
@@ -71,6 +72,52 @@ pub struct TaskDefinitionSpec {
     pub containers: Vec<ContainerSpec>,
     /// The volumes (sorted by name).
     pub volumes: Vec<VolumeSpec>,
+    /// The CPU architecture (runtimePlatform, Linux): `x86_64` unless the script says `arm64`.
+    pub arch: Arch,
+    /// Ephemeral storage in GiB ([`DEFAULT_EPHEMERAL_STORAGE`] to 200).
+    pub ephemeral_storage: i32,
+}
+
+/// The ephemeral storage (GiB) every Fargate task gets without asking (ECS docs, "Fargate task
+/// ephemeral storage": 20 GiB by default, up to 200 GiB).
+pub const DEFAULT_EPHEMERAL_STORAGE: i32 = 20;
+
+/// The largest ephemeral storage (GiB) a Fargate task definition may ask for.
+pub const MAX_EPHEMERAL_STORAGE: i32 = 200;
+
+/// The CPU architecture a Fargate task runs on (runtimePlatform.cpuArchitecture, Linux).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Arch {
+    /// Intel/AMD, what a task definition without runtimePlatform runs on.
+    #[default]
+    X86_64,
+    /// Graviton.
+    Arm64,
+}
+
+impl Arch {
+    /// The script's spelling: `x86_64` or `arm64`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Arm64 => "arm64",
+        }
+    }
+
+    /// The script's spelling parsed (`x86_64`/`amd64` or `arm64`, any case).
+    pub fn parse(value: &str) -> Option<Arch> {
+        match value.to_ascii_lowercase().as_str() {
+            "x86_64" | "amd64" => Some(Arch::X86_64),
+            "arm64" => Some(Arch::Arm64),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A registered task definition revision.
@@ -145,6 +192,16 @@ pub fn validate_fargate_size(cpu: i32, memory: i32) -> Result<()> {
 /// volume names, mounts of declared volumes, and at least one essential container.
 pub fn validate_task_definition(spec: &TaskDefinitionSpec) -> Result<()> {
     validate_fargate_size(spec.cpu, spec.memory)?;
+    if !(DEFAULT_EPHEMERAL_STORAGE..=MAX_EPHEMERAL_STORAGE).contains(&spec.ephemeral_storage) {
+        return Err(Error::invalid(
+            "task_definition.ephemeral_storage",
+            spec.ephemeral_storage,
+            format!(
+                "GiB from {} to {MAX_EPHEMERAL_STORAGE} (Fargate gives {DEFAULT_EPHEMERAL_STORAGE} GiB without asking)",
+                DEFAULT_EPHEMERAL_STORAGE + 1
+            ),
+        ));
+    }
     let mut names = BTreeSet::new();
     for (i, c) in spec.containers.iter().enumerate() {
         if !names.insert(c.name.as_str()) {
@@ -208,6 +265,16 @@ fn task_definition_diffs(current: &TaskDefinition, wanted: &TaskDefinitionSpec) 
     }
     if have.memory != wanted.memory {
         diffs.push(FieldDiff::changed("memory", have.memory, wanted.memory));
+    }
+    if have.arch != wanted.arch {
+        diffs.push(FieldDiff::changed("arch", have.arch, wanted.arch));
+    }
+    if have.ephemeral_storage != wanted.ephemeral_storage {
+        diffs.push(FieldDiff::changed(
+            "ephemeral_storage",
+            format!("{} GiB", have.ephemeral_storage),
+            format!("{} GiB", wanted.ephemeral_storage),
+        ));
     }
     if have.execution_role != wanted.execution_role {
         diffs.push(FieldDiff::changed("execution_role", opt(&have.execution_role), opt(&wanted.execution_role)));
@@ -321,6 +388,12 @@ fn task_definition_from(
             task_role: t.task_role_arn().map(str::to_string),
             containers: t.container_definitions().iter().map(container_from).collect::<Result<_>>()?,
             volumes,
+            // No runtimePlatform means Linux on x86_64 (ECS API reference, RuntimePlatform).
+            arch: match t.runtime_platform().and_then(|p| p.cpu_architecture()) {
+                Some(CpuArchitecture::Arm64) => Arch::Arm64,
+                _ => Arch::X86_64,
+            },
+            ephemeral_storage: t.ephemeral_storage().map_or(DEFAULT_EPHEMERAL_STORAGE, |e| e.size_in_gib()),
         },
         stack,
     })
@@ -344,6 +417,16 @@ fn volume(v: &VolumeSpec) -> Result<Volume> {
 fn register_task_definition(pass: &Pass, spec: &TaskDefinitionSpec, stack: &str) -> Result<TaskDefinition> {
     let containers = spec.containers.iter().map(container_definition).collect::<Result<Vec<_>>>()?;
     let volumes = spec.volumes.iter().map(volume).collect::<Result<Vec<_>>>()?;
+    // Sent only when they differ from what ECS assumes without them, so a task definition that
+    // asks for neither registers as before.
+    let platform = (spec.arch == Arch::Arm64).then(|| {
+        RuntimePlatform::builder()
+            .cpu_architecture(CpuArchitecture::Arm64)
+            .operating_system_family(OsFamily::Linux)
+            .build()
+    });
+    let storage = (spec.ephemeral_storage != DEFAULT_EPHEMERAL_STORAGE)
+        .then(|| EphemeralStorage::builder().size_in_gib(spec.ephemeral_storage).build());
     let out = pass.apply(async |aws| {
         aws.ecs
             .register_task_definition()
@@ -356,6 +439,8 @@ fn register_task_definition(pass: &Pass, spec: &TaskDefinitionSpec, stack: &str)
             .set_task_role_arn(spec.task_role.clone())
             .set_container_definitions(Some(containers))
             .set_volumes(Some(volumes))
+            .set_runtime_platform(platform.clone())
+            .set_ephemeral_storage(storage.clone())
             .set_tags(Some(tags_for(stack, &spec.family)))
             .send()
             .await

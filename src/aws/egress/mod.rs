@@ -117,6 +117,47 @@ fn default_route(snapshot: &Snapshot, subnet: &Subnet) -> (String, bool) {
     (vpc_id, routed)
 }
 
+/// The subnets (names, else ids) without a default route whose tasks reach AWS through VPC
+/// endpoints (an ECR endpoint in their VPC).
+fn endpoints_only(snapshot: &Snapshot, region: &str, subnets: &[Subnet]) -> Vec<String> {
+    subnets
+        .iter()
+        .filter(|subnet| {
+            let (vpc_id, routed) = default_route(snapshot, subnet);
+            let ecr_endpoint =
+                snapshot.egress.endpoints.iter().any(|e| e.serves(&service_name(region, "ecr.dkr"), &vpc_id));
+            !routed && ecr_endpoint
+        })
+        .map(|subnet| subnet.name.clone().unwrap_or_else(|| subnet.id.clone()))
+        .collect()
+}
+
+/// ECS Exec from tasks that reach AWS only through VPC endpoints: without an `ssmmessages`
+/// endpoint the exec agent cannot open its channels (ECS developer guide, ECS Exec, "Using
+/// interface VPC endpoints"). A warning, or `None` when the subnets have a route or the endpoint.
+pub fn exec_without_ssmmessages(pass: &Pass, subnets: &[Subnet]) -> Result<Option<String>> {
+    let snapshot = pass.snapshot()?;
+    let snapshot = snapshot.borrow();
+    let (Some(region), true) = (pass.region(), snapshot.ec2.loaded) else {
+        return Ok(None); // check mode: nothing is known about routes
+    };
+    let missing: Vec<String> = endpoints_only(&snapshot, region, subnets)
+        .into_iter()
+        .filter(|name| {
+            let subnet = subnets.iter().find(|s| s.name.as_ref() == Some(name) || s.id == *name);
+            let vpc_id = subnet.map(|s| default_route(&snapshot, s).0).unwrap_or_default();
+            !snapshot.egress.endpoints.iter().any(|e| e.serves(&service_name(region, "ssmmessages"), &vpc_id))
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "exec: true, but tasks in subnet(s) {} reach AWS only through VPC endpoints and there is no ssmmessages          endpoint: ECS Exec cannot connect; add vpc_endpoint(vpc, #{{ service: \"ssmmessages\", subnets,          security_groups }})",
+        missing.join(", ")
+    )))
+}
+
 /// Checks the images that tasks in `subnets` without public IPs pull when their only way out is
 /// VPC endpoints (no default route to a NAT gateway): the ECR endpoints serve the region's private
 /// registries (`<account>.dkr.ecr.<region>.amazonaws.com/...`) only, so an image from ECR Public,
@@ -127,16 +168,7 @@ pub fn images_beyond_endpoints(pass: &Pass, subnets: &[Subnet], images: &[String
     let (Some(region), true) = (pass.region(), snapshot.ec2.loaded) else {
         return Ok(None); // check mode: nothing is known about routes
     };
-    let state = &snapshot.egress;
-    let endpoints_only: Vec<String> = subnets
-        .iter()
-        .filter(|subnet| {
-            let (vpc_id, routed) = default_route(&snapshot, subnet);
-            let ecr_endpoint = state.endpoints.iter().any(|e| e.serves(&service_name(region, "ecr.dkr"), &vpc_id));
-            !routed && ecr_endpoint
-        })
-        .map(|subnet| subnet.name.clone().unwrap_or_else(|| subnet.id.clone()))
-        .collect();
+    let endpoints_only = endpoints_only(&snapshot, region, subnets);
     let unreachable: Vec<&str> =
         images.iter().map(String::as_str).filter(|image| !in_private_ecr(image, region)).collect();
     if endpoints_only.is_empty() || unreachable.is_empty() {

@@ -13,17 +13,21 @@ use crate::aws::ecs::{Cluster, ClusterSpec, FARGATE_PROVIDERS, Service, Strategy
 use crate::aws::queries::{self, ServiceReport};
 use crate::bindings::queries::service_handle as report_handle;
 use crate::bindings::{
-    Described, Fields, as_array, as_string, function, handle, keep_of, optional, show, string_array, text,
+    Described, Fields, as_array, as_string, function, handle, handle_field, keep_of, optional, show, string_array,
+    text,
 };
 use crate::converge::{converge, converge_kept};
 use crate::error::{Error, Result};
 use crate::runtime::Aws;
 use crate::wait;
 
+mod exec;
 mod service;
 mod task_definition;
 
-use service::{service_handle, service_spec, stable_target, task_images, warn_without_egress};
+use service::{
+    service_handle, service_spec, stable_target, task_images, warn_exec_without_endpoint, warn_without_egress,
+};
 pub(super) use task_definition::task_definition_handle;
 use task_definition::{converge_secrets_policy, task_definition_spec};
 
@@ -69,8 +73,10 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "task_definition",
         &["spec: Map", "Map"],
         "Ensures a Fargate task definition (awsvpc): #{ family, cpu, memory, execution_role, task_role,\n\
-         containers, volumes }. A new revision is registered only when the family's latest one differs.\n\
-         `cpu`/`memory` must be a Fargate pair (256/512 ...). A container is #{ name, image, port, env,\n\
+         containers, volumes, arch, ephemeral_storage }. A new revision is registered only when the\n\
+         family's latest one differs. `cpu`/`memory` must be a Fargate pair (256/512 ...). `arch` is\n\
+         \"x86_64\" (default) or \"arm64\" (Graviton; not on FARGATE_SPOT), `ephemeral_storage` 21 to 200\n\
+         GiB (default: Fargate's 20). A container is #{ name, image, port, env,\n\
          secrets, command, essential, logs, restart, mounts, health_check }: `secrets` maps variable\n\
          names to parameter(\"/name\") or secret(\"name\"[, \"json-key\"]) (full ARNs as valueFrom; the\n\
          execution role gets the inline policy deckhand-secrets-FAMILY reading exactly those, removed\n\
@@ -85,23 +91,33 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     )
     .register_into_engine(engine, move |spec: Map| -> Rhai<Map> {
         let role = spec.get("execution_role").cloned();
+        let task_role = spec.get("task_role").and_then(|r| handle_field(r, "name"));
         let mut sources = Vec::new();
         let spec = task_definition_spec(&p, spec, &mut sources)?;
         converge_secrets_policy(&p, &spec, role.as_ref(), &sources)?;
-        Ok(task_definition_handle(&converge::<TaskDefinition>(&p, &spec)?))
+        let mut handle = task_definition_handle(&converge::<TaskDefinition>(&p, &spec)?);
+        // The task role's name (ECS Exec puts a policy on it), known even before the role exists.
+        if let Some(name) = task_role {
+            handle.insert("task_role_name".into(), name);
+        }
+        Ok(handle)
     });
 
     let p = pass.clone();
     function(
         "service",
         &["cluster: Map", "spec: Map", "Map"],
-        "Ensures a Fargate service: #{ name, task, desired, capacity_provider, subnets, security_groups,\n\
-         public_ip, target_group, container, port, health_check_grace, circuit_breaker,\n\
-         min_healthy_percent, max_percent }. Runs on a capacity provider (\"FARGATE\" default or\n\
-         \"FARGATE_SPOT\") in awsvpc mode (`public_ip` default false), behind `target_group` (type ip)\n\
+        "Ensures a Fargate service: #{ name, task, desired, capacity_provider, capacity, subnets,\n\
+         security_groups, public_ip, target_group, container, port, health_check_grace, circuit_breaker,\n\
+         min_healthy_percent, max_percent, exec }. Runs on a capacity provider (\"FARGATE\" default or\n\
+         \"FARGATE_SPOT\"), or on a mixed strategy `capacity: [#{ provider: \"FARGATE\", base: 1, weight: 1 },\n\
+         #{ provider: \"FARGATE_SPOT\", weight: 3 }]` (not both; Spot only in a cluster with the provider\n\
+         and never for an arm64 task) in awsvpc mode (`public_ip` default false), behind `target_group` (type ip)\n\
          on `container`:`port` (default: the task's only container with a port), with the deployment\n\
          circuit breaker and rollback on (default). `desired` defaults to 1 for a new service; an\n\
          existing one keeps its count unless the script gives one. Changes are applied in place.\n\
+         `exec: true` turns on ECS Exec (`deckhand exec`) for tasks started from then on; the task\n\
+         definition needs a task_role, which gets the inline policy deckhand-exec when it is the stack's.\n\
          `keep: true` marks it (tag deckhand:keep): a run whose script no longer declares it keeps it.\n\
          Returns #{ kind, arn, name, cluster_arn, cluster, desired, task_definition }.\n\
          Example: `service(cluster, #{ name: \"myapp\", task: task, desired: 2, subnets: subnets,\n\
@@ -111,11 +127,18 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         let (keep, spec) = keep_of("service", spec)?;
         let subnets = spec.get("subnets").cloned();
         let images = spec.get("task").map(task_images).unwrap_or_default();
+        let task = spec.get("task").cloned().unwrap_or_default();
         let spec = service_spec(&p, &cluster, spec)?;
+        if spec.exec {
+            exec::converge_exec_policy(&p, &task)?;
+        }
         if !spec.public_ip
             && let Some(subnets) = subnets
         {
             warn_without_egress(&p, &subnets, &images)?;
+            if spec.exec {
+                warn_exec_without_endpoint(&p, &subnets)?;
+            }
         }
         let service = converge_kept::<Service>(&p, &spec, keep)?;
         Ok(service_handle(&service, &spec))
@@ -194,7 +217,7 @@ fn cluster_spec(name: &str, options: Map) -> Result<ClusterSpec> {
         validate_identifier(&format!("cluster.capacity_providers[{i}]"), p, 255)?;
     }
     let default_strategy = match f.raw("default_strategy") {
-        Some(v) => strategy(&f.name("default_strategy"), v)?,
+        Some(v) => strategy("cluster.default_strategy", &f.name("default_strategy"), v)?,
         None if capacity_providers.iter().any(|p| p == "FARGATE") => {
             vec![StrategyItem { provider: "FARGATE".into(), weight: 1, base: 0 }]
         }
@@ -217,7 +240,9 @@ fn cluster_spec(name: &str, options: Map) -> Result<ClusterSpec> {
     Ok(ClusterSpec { name: name.to_string(), capacity_providers, default_strategy, container_insights })
 }
 
-fn strategy(key: &str, value: &Dynamic) -> Result<Vec<StrategyItem>> {
+/// A capacity provider strategy given as `key` to `context`: provider names (weight 1) or
+/// `#{ provider, weight, base }` maps.
+fn strategy(context: &'static str, key: &str, value: &Dynamic) -> Result<Vec<StrategyItem>> {
     let mut items = Vec::new();
     for (i, item) in as_array(key, value)?.into_iter().enumerate() {
         if item.is_string() {
@@ -227,7 +252,7 @@ fn strategy(key: &str, value: &Dynamic) -> Result<Vec<StrategyItem>> {
         let map = item.clone().try_cast::<Map>().ok_or_else(|| {
             Error::invalid(format!("{key}[{i}]"), show(&item), "a provider name or #{ provider, weight, base }")
         })?;
-        let f = Fields::new("cluster.default_strategy", map, &["provider", "weight", "base"])?;
+        let f = Fields::new(context, map, &["provider", "weight", "base"])?;
         let provider = f.req_str("provider", "the capacity provider, e.g. \"FARGATE\"")?;
         let weight = f.int("weight")?.unwrap_or(1);
         let base = f.int("base")?.unwrap_or(0);

@@ -9,7 +9,8 @@ use crate::aws::arn::{self, Arn};
 use crate::aws::Pass;
 use crate::aws::ec2::check_port;
 use crate::aws::ecs::{
-    self, ClusterRef, ContainerPorts, Deployment, FARGATE_PROVIDERS, LoadBalancerSpec, Service, ServiceSpec,
+    self, Arch, ClusterRef, ContainerPorts, Deployment, FARGATE_PROVIDERS, LoadBalancerSpec, Service, ServiceSpec,
+    StrategyItem,
 };
 use crate::aws::egress;
 use crate::bindings::ec2::subnet_from;
@@ -45,6 +46,7 @@ pub(super) fn service_spec(pass: &Pass, cluster: &Dynamic, map: Map) -> Result<S
             "task",
             "desired",
             "capacity_provider",
+            "capacity",
             "subnets",
             "security_groups",
             "public_ip",
@@ -55,6 +57,7 @@ pub(super) fn service_spec(pass: &Pass, cluster: &Dynamic, map: Map) -> Result<S
             "circuit_breaker",
             "min_healthy_percent",
             "max_percent",
+            "exec",
         ],
     )?;
     let name = f.req_str("name", "the service name, unique in the cluster")?;
@@ -92,23 +95,7 @@ pub(super) fn service_spec(pass: &Pass, cluster: &Dynamic, map: Map) -> Result<S
     {
         return Err(Error::invalid(f.name("desired"), d, "a task count of 0 or more"));
     }
-    let capacity_provider = f.str("capacity_provider")?.unwrap_or_else(|| "FARGATE".into());
-    if !FARGATE_PROVIDERS.contains(&capacity_provider.as_str()) {
-        return Err(Error::invalid(
-            f.name("capacity_provider"),
-            format!("{capacity_provider:?}"),
-            "\"FARGATE\" or \"FARGATE_SPOT\"",
-        ));
-    }
-    if let Some(providers) = &providers
-        && !providers.contains(&capacity_provider)
-    {
-        return Err(Error::invalid(
-            f.name("capacity_provider"),
-            format!("{capacity_provider:?}"),
-            format!("a capacity provider of cluster {}: {}", cluster.name, providers.join(", ")),
-        ));
-    }
+    let capacity = capacity_strategy(pass, &f, &cluster, providers.as_deref(), task, &task_definition)?;
     let ids = |key: &str, kind: &str, prefix: &str| -> Result<Vec<String>> {
         let Some(value) = f.raw(key) else {
             return Ok(Vec::new());
@@ -153,14 +140,89 @@ pub(super) fn service_spec(pass: &Pass, cluster: &Dynamic, map: Map) -> Result<S
         cluster,
         task_definition,
         desired: desired.map(|d| d as i32),
-        capacity_provider,
+        capacity,
         subnets,
         security_groups,
         public_ip: f.bool("public_ip")?.unwrap_or(false),
         load_balancer,
         health_check_grace: grace,
         deployment,
+        exec: f.bool("exec")?.unwrap_or(false),
     })
+}
+
+/// The service's capacity provider strategy: `capacity_provider` (one provider) or `capacity` (a
+/// mixed strategy), never both; FARGATE alone by default. Spot only where the cluster has the
+/// provider (when the cluster handle says), and never for an ARM64 task definition.
+fn capacity_strategy(
+    pass: &Pass,
+    f: &Fields,
+    cluster: &ClusterRef,
+    providers: Option<&[String]>,
+    task: &Dynamic,
+    task_definition: &str,
+) -> Result<Vec<StrategyItem>> {
+    let (key, mut items) = match (f.str("capacity_provider")?, f.raw("capacity")) {
+        (Some(_), Some(capacity)) => {
+            return Err(Error::invalid(
+                f.name("capacity"),
+                show(capacity),
+                "either capacity_provider (one provider) or capacity (a strategy), not both",
+            ));
+        }
+        (Some(provider), None) => {
+            if !FARGATE_PROVIDERS.contains(&provider.as_str()) {
+                return Err(Error::invalid(
+                    f.name("capacity_provider"),
+                    format!("{provider:?}"),
+                    "\"FARGATE\" or \"FARGATE_SPOT\"",
+                ));
+            }
+            (f.name("capacity_provider"), vec![StrategyItem { provider, weight: 1, base: 0 }])
+        }
+        (None, Some(capacity)) => {
+            (f.name("capacity"), super::strategy("service.capacity", &f.name("capacity"), capacity)?)
+        }
+        (None, None) => {
+            (f.name("capacity_provider"), vec![StrategyItem { provider: "FARGATE".into(), weight: 1, base: 0 }])
+        }
+    };
+    ecs::validate_capacity(&items)?;
+    if let Some(providers) = providers
+        && let Some(missing) = items.iter().find(|i| !providers.contains(&i.provider))
+    {
+        return Err(Error::invalid(
+            &key,
+            format!("{:?}", missing.provider),
+            format!("a capacity provider of cluster {}: {}", cluster.name, providers.join(", ")),
+        ));
+    }
+    if items.iter().any(|i| i.provider == "FARGATE_SPOT")
+        && task_arch(pass, task, task_definition)? == Some(Arch::Arm64)
+    {
+        return Err(Error::invalid(&key, "\"FARGATE_SPOT\"", SPOT_ARM64));
+    }
+    items.sort();
+    Ok(items)
+}
+
+/// Why ARM64 and Fargate Spot exclude each other (ECS developer guide, "AWS Fargate capacity
+/// providers": Fargate Spot does not support Linux tasks with the ARM64 architecture).
+pub const SPOT_ARM64: &str =
+    "FARGATE alone for an arm64 task definition: Fargate Spot does not run Linux ARM64 tasks (use x86_64 for Spot)";
+
+/// The task definition's architecture: from its handle, else read by ARN (`None` in check mode).
+fn task_arch(pass: &Pass, task: &Dynamic, arn: &str) -> Result<Option<Arch>> {
+    if let Some(arch) = handle_field(task, "arch") {
+        return Ok(Arch::parse(&arch.to_string()));
+    }
+    if !is_known(arn) {
+        return Ok(None);
+    }
+    let Some(found) = pass.read(async |aws| ecs::describe_task_definition(aws, arn).await) else {
+        return Ok(None);
+    };
+    Ok(found?.map(|(_, task)| task.spec.arch))
 }
 
 /// The egress trap: tasks without a public IP pull images only through a NAT route or VPC
@@ -177,6 +239,20 @@ pub(super) fn warn_without_egress(pass: &Pass, subnets: &Dynamic, images: &[Stri
         return pass.warn(&warning);
     }
     match egress::images_beyond_endpoints(pass, &subnets, images)? {
+        Some(warning) => pass.warn(&warning),
+        None => Ok(()),
+    }
+}
+
+/// With exec on and tasks that reach AWS only through VPC endpoints: warns (an error with
+/// `--strict`) when there is no ssmmessages endpoint for ECS Exec's agent.
+pub(super) fn warn_exec_without_endpoint(pass: &Pass, subnets: &Dynamic) -> Result<()> {
+    let subnets = as_array("service.subnets", subnets)?
+        .iter()
+        .enumerate()
+        .map(|(i, s)| subnet_from(&format!("service.subnets[{i}]"), s))
+        .collect::<Result<Vec<_>>>()?;
+    match egress::exec_without_ssmmessages(pass, &subnets)? {
         Some(warning) => pass.warn(&warning),
         None => Ok(()),
     }

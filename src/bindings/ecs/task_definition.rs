@@ -9,7 +9,8 @@ use crate::aws::arn::{self, Arn};
 use crate::aws::Pass;
 use crate::aws::ec2::check_port;
 use crate::aws::ecs::{
-    self, ContainerSpec, Efs, HealthCheckSpec, Logs, Mount, Restart, TaskDefinition, TaskDefinitionSpec, VolumeSpec,
+    self, Arch, ContainerSpec, Efs, HealthCheckSpec, Logs, Mount, Restart, TaskDefinition, TaskDefinitionSpec,
+    VolumeSpec,
 };
 use crate::aws::iam::{self, RolePolicy, RolePolicySpec};
 use crate::aws::secrets::{SecretSource, access_policy, looks_like_credential};
@@ -77,7 +78,17 @@ pub(super) fn task_definition_spec(
     let f = Fields::new(
         "task_definition",
         map,
-        &["family", "cpu", "memory", "execution_role", "task_role", "containers", "volumes"],
+        &[
+            "family",
+            "cpu",
+            "memory",
+            "execution_role",
+            "task_role",
+            "containers",
+            "volumes",
+            "arch",
+            "ephemeral_storage",
+        ],
     )?;
     let family = f.req_str("family", "the task definition family, e.g. \"myapp\"")?;
     validate_identifier(&f.name("family"), &family, 255)?;
@@ -120,7 +131,31 @@ pub(super) fn task_definition_spec(
     for (i, c) in maps.into_iter().enumerate() {
         containers.push(container_spec(pass, &family, i, c, sources)?);
     }
-    let spec = TaskDefinitionSpec { family, cpu, memory, execution_role, task_role, containers, volumes };
+    let arch = match f.str("arch")? {
+        None => Arch::default(),
+        Some(arch) => Arch::parse(&arch)
+            .ok_or_else(|| Error::invalid(f.name("arch"), format!("{arch:?}"), "\"x86_64\" or \"arm64\" (Graviton)"))?,
+    };
+    let ephemeral_storage = match f.int("ephemeral_storage")? {
+        None => ecs::DEFAULT_EPHEMERAL_STORAGE,
+        Some(gib) => int_in(
+            &f.name("ephemeral_storage"),
+            gib,
+            (ecs::DEFAULT_EPHEMERAL_STORAGE as i64 + 1)..=ecs::MAX_EPHEMERAL_STORAGE as i64,
+            "GiB",
+        )?,
+    };
+    let spec = TaskDefinitionSpec {
+        family,
+        cpu,
+        memory,
+        execution_role,
+        task_role,
+        containers,
+        volumes,
+        arch,
+        ephemeral_storage,
+    };
     ecs::validate_task_definition(&spec)?;
     for v in spec.volumes.iter().filter(|v| v.efs.is_none()) {
         pass.warn(&format!(
@@ -374,6 +409,8 @@ pub(in crate::bindings) fn task_definition_handle(task: &TaskDefinition) -> Map 
             ("family", task.family.clone().into()),
             ("revision", task.revision.map(|r| Dynamic::from(r as i64)).unwrap_or_else(|| UNKNOWN.into())),
             ("containers", containers.into()),
+            ("arch", task.spec.arch.as_str().into()),
+            ("task_role", task.spec.task_role.clone().map_or(Dynamic::UNIT, Dynamic::from)),
         ],
     )
 }
