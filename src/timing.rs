@@ -125,6 +125,12 @@ pub const DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Retrying such a deletion: 2 s, growing to 30 s.
 pub const DEPENDENCY_PACE: Pace = Pace::new(2000, 30_000);
 
+/// Polls of a one-off task: from 1 s to 6 s, about what the ECS console's refresh does (its logs
+/// stream as they arrive).
+pub const ONE_OFF_TASK_PACE: Pace = Pace::new(1000, 6000);
+/// How long a one-off task (`run_task`, `deckhand task run`) is watched at most: ECS sets no limit
+/// on a task's run; a migration or batch job of half a day is the longest deckhand waits for.
+pub const ONE_OFF_TASK_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
 /// Following logs (`deckhand logs -f`): 1 s after new events, backing off to 5 s while quiet.
 pub const LOG_FOLLOW_PACE: Pace = Pace::new(1000, 5000);
 

@@ -7,10 +7,10 @@ use std::rc::Rc;
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
+use crate::aws::Pass;
 use crate::aws::ecs::{self, OneOffTask, StrategyItem, TaskRun, Watched};
 use crate::bindings::{Fields, as_array, as_string, function, handle_field, handle_id, handle_or_string, show};
 use crate::error::{Error, Result};
-use crate::pass::Pass;
 use crate::plan::Mode;
 
 type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;

@@ -22,11 +22,11 @@ pub use self::service::*;
 pub use self::service_reads::*;
 pub use self::task_definition::*;
 use crate::aws::arn::Arn;
-use crate::tagged::StackTagged;
 use crate::aws::{NAME_TAG, concurrently};
 use crate::error::{Error, Result, aws_error};
 use crate::runtime::Aws;
 use crate::tagged::STACK_TAG;
+use crate::tagged::StackTagged;
 
 /// The Fargate capacity providers every cluster can use without setup.
 pub const FARGATE_PROVIDERS: [&str; 2] = ["FARGATE", "FARGATE_SPOT"];

@@ -3,7 +3,6 @@
 //! reason; StopTask when whoever waits gives up.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Duration;
 
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, ContainerOverride, KeyValuePair, NetworkConfiguration, TaskOverride,
@@ -12,7 +11,9 @@ use aws_sdk_ecs::types::{
 use super::{StrategyItem, TaskDefinition, built, strategy_to};
 use crate::aws::queries::{LogSource, log_events, log_sources};
 use crate::error::{Error, Result, aws_error, sent};
+use crate::poll::{Check, Wait};
 use crate::runtime::Aws;
+use crate::timing::{ONE_OFF_TASK_PACE, ONE_OFF_TASK_TIMEOUT};
 
 /// A one-off run of a task definition: where it runs and what it overrides.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -149,7 +150,7 @@ pub enum Watched {
 /// container's awslogs destination) to `on_line` as it appears; the lines already seen are read
 /// once more after it stopped (the awslogs driver flushes the last ones as the container exits).
 /// A one-off task takes from seconds (a task that never starts) to as long as its command runs;
-/// the polls back off from 1 s to 6 s (what the ECS console's refresh also does, roughly).
+/// the polls go through the polling helper at [`ONE_OFF_TASK_PACE`].
 pub async fn watch_task(
     aws: &Aws,
     cluster: &str,
@@ -159,24 +160,33 @@ pub async fn watch_task(
     mut on_line: impl FnMut(&str),
 ) -> Result<Watched> {
     let mut seen = BTreeSet::new();
-    let mut delay = Duration::from_secs(1);
+    let mut last = None;
     let new_lines = async |seen: &mut BTreeSet<String>, id: &str| -> Result<Vec<String>> {
         let Some(source) = logs else { return Ok(Vec::new()) };
         let stream = format!("{}{id}", source.stream_prefix);
         let events = log_events(aws, &source.group, &stream, 0, 10_000).await?;
         Ok(events.into_iter().filter(|e| seen.insert(e.id.clone())).map(|e| e.message).collect())
     };
-    loop {
-        let run = describe_run(aws, cluster, arn, container).await?;
-        for line in new_lines(&mut seen, run.id()).await? {
-            on_line(&line);
-        }
-        if run.stopped() {
-            return Ok(Watched::Stopped(run));
-        }
-        if crate::interrupt::sleep(delay).await {
-            return Ok(Watched::Interrupted(run));
-        }
-        delay = (delay * 3 / 2).min(Duration::from_secs(6));
+    let watched =
+        Wait::new(aws.clock(), "one-off task", format!("task {arn}"), ONE_OFF_TASK_PACE, ONE_OFF_TASK_TIMEOUT)
+            .quiet()
+            .until(async |_| {
+                let run = describe_run(aws, cluster, arn, container).await?;
+                for line in new_lines(&mut seen, run.id()).await? {
+                    on_line(&line);
+                }
+                if run.stopped() {
+                    return Ok(Check::Done(run));
+                }
+                let line = run.last_status.clone();
+                last = Some(run);
+                Ok(Check::waiting(line))
+            })
+            .await;
+    match (watched, last) {
+        (Ok(run), _) => Ok(Watched::Stopped(run)),
+        // Ctrl-C: the caller stops the task (StopTask) and says so.
+        (Err(_), Some(run)) if crate::interrupt::requested() => Ok(Watched::Interrupted(run)),
+        (Err(err), _) => Err(err),
     }
 }

@@ -5,11 +5,11 @@
 use rhai::Dynamic;
 use serde_json::json;
 
+use crate::aws::Pass;
 use crate::aws::iam::{self, RolePolicy, RolePolicySpec};
 use crate::bindings::handle_field;
 use crate::converge::converge;
 use crate::error::{Error, Result};
-use crate::pass::Pass;
 
 /// The inline policy deckhand puts on a stack's task role for ECS Exec.
 pub const EXEC_POLICY: &str = "deckhand-exec";

@@ -13,8 +13,7 @@ use crate::aws::ecs::{Cluster, ClusterSpec, FARGATE_PROVIDERS, Service, Strategy
 use crate::aws::queries::{self, ServiceReport};
 use crate::bindings::queries::service_handle as report_handle;
 use crate::bindings::{
-    Described, Fields, as_array, as_string, function, handle, handle_field, keep_of, optional, show, string_array,
-    text,
+    Described, Fields, as_array, as_string, function, handle, handle_field, keep_of, optional, show, string_array, text,
 };
 use crate::converge::{converge, converge_kept};
 use crate::error::{Error, Result};
