@@ -12,13 +12,13 @@ use crate::aws::Declared;
 use crate::aws::{Pass, State};
 use crate::destroy::StackContents;
 use crate::error::{Error, Result};
-use crate::local::{Emulator, LOCAL_REGION};
+use crate::local::LOCAL_REGION;
 use crate::lock::{LockOptions, StackLock, Unlocked};
 use crate::plan::{Mode, Sink};
 use crate::prune::{Prune, PruneOptions};
-use crate::runtime::{Aws, Target};
+use crate::runtime::Aws;
 use crate::script::{Script, Vars, styled_error};
-use crate::timing::{TIME_SCALE_ENV, TimeScale};
+use crate::timing::TIME_SCALE_ENV;
 
 /// Deploy and operate Amazon ECS services from small Rhai scripts.
 #[derive(Debug, Parser)]
@@ -143,7 +143,7 @@ struct UnlockArgs {
     #[arg(long)]
     force: bool,
     #[command(flatten)]
-    aws: AwsArgs,
+    aws: crate::connect::AwsArgs,
 }
 
 /// How long to wait for another run's stack lock.
@@ -170,7 +170,7 @@ struct StatusArgs {
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     output: OutputFormat,
     #[command(flatten)]
-    aws: AwsArgs,
+    aws: crate::connect::AwsArgs,
 }
 
 /// How `status` prints.
@@ -197,7 +197,7 @@ struct LogsArgs {
     #[arg(long, short = 'f')]
     follow: bool,
     #[command(flatten)]
-    aws: AwsArgs,
+    aws: crate::connect::AwsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -217,7 +217,7 @@ struct DestroyArgs {
     #[command(flatten)]
     lock: LockArgs,
     #[command(flatten)]
-    aws: AwsArgs,
+    aws: crate::connect::AwsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -281,7 +281,7 @@ struct SessionArgs {
     #[command(flatten)]
     lock: LockArgs,
     #[command(flatten)]
-    aws: AwsArgs,
+    aws: crate::connect::AwsArgs,
 }
 
 #[derive(Debug, Args)]
@@ -289,63 +289,6 @@ struct VarArgs {
     /// Set a script variable, read as `vars.KEY` (repeatable). Integers and true/false are typed.
     #[arg(long = "var", value_name = "KEY=VALUE")]
     vars: Vec<String>,
-}
-
-/// Where to send AWS requests.
-#[derive(Debug, Args, Clone)]
-pub(crate) struct AwsArgs {
-    /// Run against a local emulator (moto), installed and started by deckhand; no AWS account
-    /// needed. Its modelled AWS time (a NAT gateway pending for 90 s, a rollout's minutes) runs 50
-    /// times as fast (DECKHAND_TIME_SCALE, default 0.02), deckhand's waits alike, and `run` ends
-    /// with what it would take on AWS.
-    #[arg(long, conflicts_with_all = ["profile", "endpoint_url"])]
-    local: bool,
-    /// AWS region (else the standard chain: AWS_REGION, profile).
-    #[arg(long)]
-    region: Option<String>,
-    /// Named profile from ~/.aws/config (else AWS_PROFILE or default).
-    #[arg(long)]
-    pub(crate) profile: Option<String>,
-    /// Send every AWS request to this endpoint (AWS_ENDPOINT_URL is honoured too).
-    #[arg(long, value_name = "URL")]
-    endpoint_url: Option<String>,
-}
-
-impl AwsArgs {
-    /// Connects to AWS, starting the local emulator first when asked; keep the emulator alive.
-    pub(crate) fn connect(&self) -> Result<(Aws, Option<Emulator>)> {
-        let mut target = Target {
-            region: self.region.clone(),
-            profile: self.profile.clone(),
-            endpoint_url: self.endpoint_url.clone(),
-            dummy_credentials: false,
-            time_scale: None,
-        };
-        let emulator = if self.local {
-            let (emulator, scale) = start_emulator()?;
-            target.time_scale = Some(scale);
-            target.endpoint_url = Some(emulator.endpoint_url());
-            target.region.get_or_insert_with(|| LOCAL_REGION.to_string());
-            target.dummy_credentials = true;
-            eprintln!(
-                "Local emulator running at {} (region {}); it stops when deckhand exits.",
-                emulator.endpoint_url(),
-                target.region.as_deref().unwrap_or(LOCAL_REGION)
-            );
-            Some(emulator)
-        } else {
-            None
-        };
-        Ok((Aws::connect(&target)?, emulator))
-    }
-}
-
-/// Starts the local emulator at the time scale deckhand then uses too: `DECKHAND_TIME_SCALE`
-/// when set (validated), else [`TimeScale::LOCAL`].
-fn start_emulator() -> Result<(Emulator, TimeScale)> {
-    let scale = TimeScale::resolve(true, Some(TimeScale::LOCAL))?.unwrap_or(TimeScale::LOCAL);
-    let emulator = Emulator::start_with_env(&[(TIME_SCALE_ENV, &scale.factor().to_string())])?;
-    Ok((emulator, scale))
 }
 
 /// Parses the command line, runs the command, prints any error, and returns the exit code.
@@ -628,7 +571,7 @@ fn unlock(args: UnlockArgs) -> Result<()> {
 }
 
 fn emulator() -> Result<()> {
-    let (emulator, scale) = start_emulator()?;
+    let (emulator, scale) = crate::connect::start_emulator()?;
     println!("export AWS_ENDPOINT_URL={}", emulator.endpoint_url());
     println!("export AWS_REGION={LOCAL_REGION} AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test");
     // deckhand reads the same scale as the emulator (it honours it only with an endpoint URL).

@@ -40,7 +40,7 @@ pub struct ExecArgs {
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
     #[command(flatten)]
-    pub(crate) aws: crate::cli::AwsArgs,
+    pub(crate) aws: crate::connect::AwsArgs,
 }
 
 /// The plugin's path on PATH, or an error with the install hint.

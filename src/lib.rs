@@ -4,9 +4,11 @@
 //! primitives (`bindings`) converge AWS resources through the typed service layer (`aws`),
 //! recording every change in the `plan`. `local` runs the emulator used by `--local` and tests.
 
+pub mod arn;
 pub mod aws;
 mod bindings;
 pub mod cli;
+pub mod connect;
 pub mod converge;
 pub mod destroy;
 pub mod docs;
@@ -17,6 +19,7 @@ pub mod interrupt;
 pub mod kinds;
 pub mod local;
 pub mod lock;
+pub mod lock_calls;
 pub mod pass;
 pub mod period;
 pub mod plan;

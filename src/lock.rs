@@ -45,13 +45,13 @@
 //! whenever deckhand awaits AWS or a wait, which is where a run spends its time; the script's own
 //! evaluation between two calls takes milliseconds.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_ssm::types::{ParameterType, Tag};
 use serde::{Deserialize, Serialize};
 
-use crate::aws::arn::Arn;
+use crate::arn::Arn;
 use crate::error::{Error, Result, aws_error};
 use crate::poll::{Check, Wait};
 use crate::runtime::Aws;
@@ -67,47 +67,8 @@ pub use crate::timing::LOCK_TIMEOUT as DEFAULT_TIMEOUT;
 /// The tag that marks the parameter as a lock, so tag-based listings can leave it out.
 pub const LOCK_TAG: &str = "deckhand:lock";
 
-/// Why this process's lock is no longer its own, once a renewal found so; the run then stops.
-static LOST: Mutex<Option<String>> = Mutex::new(None);
-
-tokio::task_local! {
-    /// Set while the lock's own calls run: they are let through after the lock is lost (to
-    /// release it), and renewals are not counted as the run's rounds of calls.
-    static LOCK_CALL: LockCall;
-}
-
-/// Which of the lock's own calls is running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LockCall {
-    /// Taking or releasing the lock (part of the run's calls).
-    Holding,
-    /// A renewal, beside the run's work.
-    Renewal,
-}
-
-/// Why the run must stop, if the lock it held was found to be someone else's (or gone), and the
-/// call about to be sent is not the lock's own. Checked before every AWS request and at every
-/// script operation.
-pub fn refusal() -> Option<String> {
-    if LOCK_CALL.try_with(|_| ()).is_ok() {
-        return None;
-    }
-    lost()
-}
-
-/// Why this run's lock is no longer its own, if a renewal found so.
-pub fn lost() -> Option<String> {
-    LOST.lock().unwrap_or_else(PoisonError::into_inner).clone()
-}
-
-/// Whether the call being sent is a renewal of the lock (beside the run's work, not one of its rounds).
-pub fn renewing() -> bool {
-    LOCK_CALL.try_with(|call| *call == LockCall::Renewal).unwrap_or(false)
-}
-
-fn set_lost(why: Option<String>) {
-    *LOST.lock().unwrap_or_else(PoisonError::into_inner) = why;
-}
+use crate::lock_calls::{LOCK_CALL, LockCall, set_lost};
+pub use crate::lock_calls::{lost, refusal, renewing};
 
 /// The SSM parameter that holds `stack`'s lock.
 pub fn parameter_name(stack: &str) -> String {
@@ -751,7 +712,7 @@ mod tests {
         let long_run = Holder { started: now - 2 * 3600, renewed: now - 30, ..me.clone() };
         assert_eq!(long_run.stale(now, &real), None);
         let unrenewed = Holder { renewed: now - 11 * 60, ..me.clone() };
-        assert!(unrenewed.stale(now, &real).is_some_and(|why| why.contains("last renewed 11m 0s ago")));
+        assert!(unrenewed.stale(now, &real).is_some_and(|why| why.contains("last renewed 11m")));
         // A pid that runs, but started at another time: reused, so the holder is gone.
         let (machine, _) = me.process.rsplit_once('/').unwrap();
         let reused = Holder { process: format!("{machine}/1"), ..me.clone() };

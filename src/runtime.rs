@@ -229,7 +229,7 @@ impl Intercept for CallLogger {
     ) -> Result<(), BoxError> {
         cfg.interceptor_state().store_put(StartedAt(Instant::now()));
         // The lock's renewals run beside the run's work: neither its calls nor its rounds.
-        if crate::lock::renewing() {
+        if crate::lock_calls::renewing() {
             return Ok(());
         }
         let calls = &self.0;
@@ -240,7 +240,7 @@ impl Intercept for CallLogger {
         }
         // A run whose stack lock was taken from it sends nothing more (see lock.rs). After the
         // count: the finalizer below runs for a refused request too.
-        match crate::lock::refusal() {
+        match crate::lock_calls::refusal() {
             Some(why) => Err(why.into()),
             None => Ok(()),
         }
@@ -252,7 +252,7 @@ impl Intercept for CallLogger {
         _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        if !crate::lock::renewing() {
+        if !crate::lock_calls::renewing() {
             self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
         }
         let started = cfg.load::<StartedAt>().map(|s| s.0);

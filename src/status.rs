@@ -176,7 +176,7 @@ impl StackStatus {
         let header = ["TYPE", "NAME", "ID", "STATE", "DETAIL"].map(String::from);
         let rows = self.resources.iter().map(|r| {
             let state = r.state.clone().unwrap_or_else(|| "-".into());
-            [r.kind.to_string(), r.name.clone(), crate::aws::arn::short_id(&r.id).to_string(), state, r.detail.clone()]
+            [r.kind.to_string(), r.name.clone(), crate::arn::short_id(&r.id).to_string(), state, r.detail.clone()]
         });
         out.push_str(&plain_table(Some(header), rows));
         out.push('\n');
@@ -427,8 +427,8 @@ mod tests {
     #[test]
     fn arns_show_their_resource_part() {
         let arn = "arn:aws:elasticloadbalancing:us-west-2:123456789012:targetgroup/myapp/73e2d6bc24d8a067";
-        assert_eq!(crate::aws::arn::short_id(arn), "targetgroup/myapp/73e2d6bc24d8a067");
-        assert_eq!(crate::aws::arn::short_id("subnet-123"), "subnet-123");
+        assert_eq!(crate::arn::short_id(arn), "targetgroup/myapp/73e2d6bc24d8a067");
+        assert_eq!(crate::arn::short_id("subnet-123"), "subnet-123");
         assert_eq!(short_task("arn:aws:ecs:us-west-2:123456789012:task-definition/myapp:3"), "myapp:3");
     }
 }

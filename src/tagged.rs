@@ -14,7 +14,7 @@ use std::collections::HashSet;
 
 use aws_sdk_resourcegroupstagging::types::TagFilter;
 
-use crate::aws::arn::Arn;
+use crate::arn::Arn;
 use crate::error::{Error, Result, aws_error, sent};
 use crate::runtime::Aws;
 

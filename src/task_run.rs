@@ -54,7 +54,7 @@ pub struct TaskRunArgs {
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
     #[command(flatten)]
-    pub(crate) aws: crate::cli::AwsArgs,
+    pub(crate) aws: crate::connect::AwsArgs,
 }
 
 /// The `KEY=VALUE` pairs of `--env`, checked before any request.

@@ -10,9 +10,9 @@ use aws_sdk_applicationautoscaling::types::{
     TargetTrackingScalingPolicyConfiguration,
 };
 
+use crate::arn::Arn;
 use crate::aws::Pass;
 use crate::aws::Snapshot;
-use crate::aws::arn::Arn;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};

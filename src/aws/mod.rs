@@ -1,7 +1,6 @@
 //! The typed AWS layer: one module per service, plain structs in and out, no Rhai types.
 
 pub mod acm;
-pub mod arn;
 pub mod autoscaling;
 pub mod ec2;
 pub mod ecs;

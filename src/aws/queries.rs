@@ -334,7 +334,7 @@ pub async fn tasks(aws: &Aws, cluster: &str, service: &str) -> Result<Vec<Task>>
             found.push((
                 t.created_at().and_then(|c| c.to_millis().ok()).unwrap_or(0),
                 Task {
-                    id: super::arn::last_segment(&arn).to_string(),
+                    id: crate::arn::last_segment(&arn).to_string(),
                     arn,
                     last_status: t.last_status().unwrap_or_default().to_string(),
                     desired_status: t.desired_status().unwrap_or_default().to_string(),

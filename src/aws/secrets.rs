@@ -9,8 +9,8 @@ use std::fmt;
 use aws_sdk_ssm::types::ParameterStringFilter;
 use serde_json::{Value, json};
 
+use crate::arn::Arn;
 use crate::aws::Pass;
-use crate::aws::arn::Arn;
 use crate::error::{Error, Result, aws_error};
 use crate::plan::UNKNOWN;
 

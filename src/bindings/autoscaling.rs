@@ -4,8 +4,8 @@ use std::rc::Rc;
 
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
+use crate::arn;
 use crate::aws::Pass;
-use crate::aws::arn;
 use crate::aws::autoscaling::{self, AutoscalingSpec, Metric, Policy, ScalableTarget};
 use crate::bindings::{Fields, function, handle, handle_or_string, show};
 use crate::converge::converge;

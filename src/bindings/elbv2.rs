@@ -6,8 +6,8 @@ use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
 use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
+use crate::arn::{self, Arn};
 use crate::aws::Pass;
-use crate::aws::arn::{self, Arn};
 use crate::aws::ec2::check_port;
 use crate::aws::elbv2::{
     self, DEFAULT_DEREGISTRATION_DELAY, GroupRef, HealthCheck, Listener, ListenerAction, ListenerRef, ListenerRule,

@@ -338,7 +338,7 @@ fn target_group_arn(key: &str, value: &Dynamic) -> Result<String> {
         };
     }
     match as_string(key, value) {
-        Ok(arn) if crate::aws::arn::is_of(&arn, "elasticloadbalancing", "targetgroup/") => Ok(arn),
+        Ok(arn) if crate::arn::is_of(&arn, "elasticloadbalancing", "targetgroup/") => Ok(arn),
         _ => Err(kind_error(key, value, wanted)),
     }
 }

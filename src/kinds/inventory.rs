@@ -48,7 +48,7 @@ impl Entry {
 
     /// The id as shown: the resource part of an ARN (`service/myapp/myapp`), else the id.
     pub fn short_id(&self) -> &str {
-        crate::aws::arn::short_id(&self.id)
+        crate::arn::short_id(&self.id)
     }
 }
 
@@ -176,7 +176,7 @@ impl Inventory {
                 let names: BTreeSet<&str> = named
                     .roles
                     .iter()
-                    .filter_map(|arn| crate::aws::arn::Arn::of_type(arn, "iam", "role").map(|arn| arn.last_segment()))
+                    .filter_map(|arn| crate::arn::Arn::of_type(arn, "iam", "role").map(|arn| arn.last_segment()))
                     .filter(|name| !is_declared(role::KIND, name))
                     .collect();
                 let found = concurrently(&names, |name| iam::get_role(aws, name)).await?;

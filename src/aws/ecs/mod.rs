@@ -21,7 +21,7 @@ pub use self::run_task::*;
 pub use self::service::*;
 pub use self::service_reads::*;
 pub use self::task_definition::*;
-use crate::aws::arn::Arn;
+use crate::arn::Arn;
 use crate::aws::{NAME_TAG, concurrently};
 use crate::error::{Error, Result, aws_error};
 use crate::runtime::Aws;

@@ -552,7 +552,7 @@ fn service_update(current: &Service, spec: &ServiceSpec) -> Drift<ServiceUpdate>
 
 /// `family:revision` from a task definition ARN, for diffs and reports.
 pub(crate) fn short_task(arn: &str) -> String {
-    crate::aws::arn::last_segment(arn).to_string()
+    crate::arn::last_segment(arn).to_string()
 }
 
 fn network_configuration(spec: &ServiceSpec) -> Result<NetworkConfiguration> {

@@ -4,7 +4,7 @@ use aws_sdk_ecs::types::{AssignPublicIp, ServiceField};
 
 use super::service::{Deployment, LoadBalancerSpec, Service};
 use super::{cluster_services, strategy_from, tag_value};
-use crate::aws::arn::Arn;
+use crate::arn::Arn;
 use crate::error::{Error, Result, aws_error, sent};
 use crate::poll::{Check, Wait};
 use crate::runtime::Aws;

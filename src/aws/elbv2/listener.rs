@@ -8,9 +8,9 @@ use aws_sdk_elasticloadbalancingv2::types::{
 };
 
 use super::{DEFAULT_SSL_POLICY, load_balancer, stack_tags, with_state};
+use crate::arn::Arn;
 use crate::aws::Pass;
 use crate::aws::Snapshot;
-use crate::aws::arn::Arn;
 use crate::aws::ec2::check_port;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};

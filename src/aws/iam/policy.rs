@@ -5,7 +5,7 @@ use percent_encoding::percent_decode_str;
 use serde_json::{Map as JsonMap, Value};
 
 use super::{ECS_TASKS, Trust};
-use crate::aws::arn::Arn;
+use crate::arn::Arn;
 use crate::error::{Error, Result};
 
 /// AWS managed policies (ECS-related) that do not live at the root path `/`.

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use rhai::{Array, Dynamic, Map};
 
+use crate::arn::{self, Arn};
 use crate::aws::Pass;
-use crate::aws::arn::{self, Arn};
 use crate::aws::ec2::check_port;
 use crate::aws::ecs::{
     self, Arch, ContainerSpec, Efs, HealthCheckSpec, Logs, Mount, Restart, TaskDefinition, TaskDefinitionSpec,
