@@ -105,7 +105,7 @@ pub fn exec(aws: &Aws, args: &ExecArgs, profile: &str) -> Result<ExitCode> {
         let name = container.name().unwrap_or_default().to_string();
         let runtime_id =
             container.runtime_id().ok_or_else(|| Error::missing("DescribeTasks", "containers.runtimeId"))?;
-        let cluster = service.cluster.rsplit('/').next().unwrap_or(&service.cluster).to_string();
+        let cluster = crate::aws::ecs::cluster_name(&service.cluster).to_string();
         let out = aws
             .ecs
             .execute_command()

@@ -138,7 +138,7 @@ pub fn run(aws: &Aws, args: &TaskRunArgs) -> Result<ExitCode> {
     // From here on Ctrl-C stops the task rather than deckhand alone.
     let _interrupt = crate::interrupt::Guard::install();
     let arn = aws.block_on(ecs::start_task(aws, &one_off))?;
-    let id = arn.rsplit('/').next().unwrap_or(&arn).to_string();
+    let id = crate::arn::last_segment(&arn).to_string();
     eprintln!("started task {id} ({label}) in cluster {}", one_off.cluster);
     if logs.is_none() {
         eprintln!("container {} sends no logs to CloudWatch Logs (no awslogs): none to show", one_off.container);

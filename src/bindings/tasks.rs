@@ -97,7 +97,8 @@ fn result(run: Option<&TaskRun>, lines: Vec<String>) -> Map {
 
 /// The family of a task definition ARN (`...:task-definition/FAMILY:REV`) or `family:revision`.
 fn family_of(task_definition: &str) -> &str {
-    let tail = task_definition.rsplit_once(":task-definition/").map_or(task_definition, |(_, t)| t);
+    let tail = crate::arn::Arn::of_type(task_definition, "ecs", "task-definition")
+        .map_or(task_definition, |a| a.resource_id());
     tail.split(':').next().unwrap_or(tail)
 }
 

@@ -374,7 +374,8 @@ pub struct Repositories;
 
 /// The repository name in an ECR repository ARN (`arn:...:repository/<name>`).
 fn name_in(arn: &str) -> &str {
-    arn.split_once(":repository/").map_or(arn, |(_, name)| name)
+    // A repository's name may hold `/` (`team/app`): all of the resource after its type.
+    crate::arn::Arn::of_type(arn, "ecr", "repository").map_or(arn, |arn| arn.resource_id())
 }
 
 impl StackKind for Repositories {

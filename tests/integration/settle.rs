@@ -196,8 +196,19 @@ fn certificate_autoscaling_and_teardown_errors_right_after_their_event_are_ridde
     let aws = deck.aws();
     aws.block_on(aws.route53.create_hosted_zone().name("example.com").caller_reference("settle").send())
         .expect("CreateHostedZone");
-    let vars =
-        ["--var", "domain=app.example.com", "--var", "zone=example.com", "--var", "max=4", "--var", "egress=endpoints"];
+    // Endpoints-only egress reaches private ECR only: the image is the account's own.
+    let vars = [
+        "--var",
+        "domain=app.example.com",
+        "--var",
+        "zone=example.com",
+        "--var",
+        "max=4",
+        "--var",
+        "egress=endpoints",
+        "--var",
+        "image=123456789012.dkr.ecr.us-west-2.amazonaws.com/myapp:1",
+    ];
     let mut args = vec!["run", "-v", GUIDE];
     args.extend_from_slice(&vars);
     let run = deck.deckhand(&args).success().stdout_has("+ listener myapp:443");

@@ -63,7 +63,7 @@ impl TaskRun {
 
     /// The task id: the last part of its ARN (awslogs streams end with it).
     pub fn id(&self) -> &str {
-        self.arn.rsplit('/').next().unwrap_or(&self.arn)
+        crate::arn::last_segment(&self.arn)
     }
 }
 

@@ -53,7 +53,7 @@ pub(super) fn converge_exec_policy(pass: &Pass, task: &Dynamic) -> Result<()> {
     };
     let role = match handle_field(task, "task_role_name") {
         Some(name) => name.to_string(),
-        None => role_arn.rsplit('/').next().unwrap_or(&role_arn).to_string(),
+        None => crate::arn::last_segment(&role_arn).to_string(),
     };
     if !iam::role_is_stacks(pass, &role)? {
         return pass.warn(&format!(

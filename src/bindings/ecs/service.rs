@@ -32,7 +32,7 @@ fn cluster_ref(value: &Dynamic) -> Result<(ClusterRef, Option<Vec<String>>)> {
         return Ok((ClusterRef { name, arn }, providers));
     }
     // A plain name or ARN: ECS accepts either wherever a cluster is named.
-    let name = arn.rsplit_once(":cluster/").map(|(_, n)| n.to_string()).unwrap_or_else(|| arn.clone());
+    let name = crate::aws::ecs::cluster_name(&arn).to_string();
     Ok((ClusterRef { name, arn }, None))
 }
 
