@@ -37,18 +37,27 @@ impl StackKind for DnsRecords {
     fn list(&self, inventory: &Inventory) -> Vec<Entry> {
         let entries = inventory.records.iter().map(|record| {
             let set = &record.set;
-            let validates = inventory.certificates.iter().find(|c| {
-                set.rtype == "CNAME"
-                    && c.validation.iter().any(|v| route53::normalise(&v.name) == route53::normalise(&set.name))
-            });
+            // A validation CNAME is declared with every certificate of the stack that needs it, so
+            // it stays while any of them stays (a replaced certificate and its successor share it).
+            let validates: Vec<&String> = inventory
+                .certificates
+                .iter()
+                .filter(|c| {
+                    set.rtype == "CNAME"
+                        && c.validation.iter().any(|v| route53::normalise(&v.name) == route53::normalise(&set.name))
+                })
+                .map(|c| &c.domain)
+                .collect();
             let entry = Entry::new(KIND, Some(&record_label(record)), &record_id(record));
-            match (validates, set.name.strip_prefix("_deckhand.")) {
-                (Some(cert), _) => entry.within(certificate::KIND, cert.domain.clone()),
-                (None, Some(named)) => {
+            match (validates.is_empty(), set.name.strip_prefix("_deckhand.")) {
+                (false, _) => {
+                    validates.into_iter().fold(entry, |entry, domain| entry.within(certificate::KIND, domain.clone()))
+                }
+                (true, Some(named)) => {
                     let named = named.strip_prefix("_wildcard.").map_or(named.to_string(), |rest| format!("*.{rest}"));
                     entry.within(KIND, marker_declaration(&named))
                 }
-                (None, None) => entry,
+                (true, None) => entry,
             }
         });
         entries.collect()

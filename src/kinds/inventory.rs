@@ -29,21 +29,23 @@ pub struct Entry {
     pub name: String,
     /// What identifies it to AWS: an id, an ARN, `family:revision`, or the name itself.
     pub id: String,
-    /// The declaration that declares it too (kind and name), when it is part of another: an
-    /// elastic IP is declared with its NAT gateway, a certificate's validation record with the
-    /// certificate, an ownership marker with the records of its name.
-    pub part_of: Option<(Kind, String)>,
+    /// The declarations that declare it too (kind and name), when it is part of others: an
+    /// elastic IP is declared with its NAT gateway, a certificate's validation record with every
+    /// certificate that needs it (ACM asks for one CNAME per name per account, so a certificate
+    /// being replaced and its successor share it), an ownership marker with the records of its name.
+    pub part_of: Vec<(Kind, String)>,
 }
 
 impl Entry {
     /// A resource of `kind` named `name` (`-` when it has none) with this id.
     pub fn new(kind: Kind, name: Option<&str>, id: &str) -> Entry {
-        Entry { kind, name: name.unwrap_or("-").to_string(), id: id.to_string(), part_of: None }
+        Entry { kind, name: name.unwrap_or("-").to_string(), id: id.to_string(), part_of: Vec::new() }
     }
 
-    /// The same entry, declared with the `kind` named `name` (see [`Entry::part_of`]).
-    pub fn within(self, kind: Kind, name: String) -> Entry {
-        Entry { part_of: Some((kind, name)), ..self }
+    /// The same entry, declared also with the `kind` named `name` (see [`Entry::part_of`]).
+    pub fn within(mut self, kind: Kind, name: String) -> Entry {
+        self.part_of.push((kind, name));
+        self
     }
 
     /// The id as shown: the resource part of an ARN (`service/myapp/myapp`), else the id.
@@ -235,7 +237,7 @@ impl Inventory {
         let mut entries: Vec<Entry> = KINDS.iter().flat_map(|kind| kind.list(&inventory)).collect();
         // Stable: revisions of one family stay in numeric order. Parts after the rest of their
         // kind: an ownership marker goes after the records it marks.
-        entries.sort_by_key(|e| (super::deletion_rank(e.kind), e.part_of.is_some(), e.name.clone()));
+        entries.sort_by_key(|e| (super::deletion_rank(e.kind), !e.part_of.is_empty(), e.name.clone()));
         inventory.entries = entries;
         Ok(inventory)
     }
@@ -250,9 +252,10 @@ impl Inventory {
     pub fn is_marked(&self, entry: &Entry) -> bool {
         let marked = |e: &Entry| self.snapshot.tagged.is_marked(&e.id);
         marked(entry)
-            || entry.part_of.as_ref().is_some_and(|(kind, name)| {
-                self.entries.iter().any(|e| e.kind == *kind && e.name == *name && marked(e))
-            })
+            || entry
+                .part_of
+                .iter()
+                .any(|(kind, name)| self.entries.iter().any(|e| e.kind == *kind && e.name == *name && marked(e)))
     }
 
     /// Why an entry stays even when it would be deleted (log groups without `delete_logs`, roles
@@ -269,7 +272,7 @@ impl Inventory {
             .iter()
             .filter(|e| {
                 !declares(declared, e.kind, &e.name)
-                    && !e.part_of.as_ref().is_some_and(|(kind, name)| declares(declared, *kind, name))
+                    && !e.part_of.iter().any(|(kind, name)| declares(declared, *kind, name))
             })
             .collect()
     }
@@ -412,11 +415,11 @@ mod tests {
     use super::*;
 
     fn entry(kind: Kind, name: &str, id: &str) -> Entry {
-        Entry { kind, name: name.into(), id: id.into(), part_of: None }
+        Entry { kind, name: name.into(), id: id.into(), part_of: Vec::new() }
     }
 
     fn part_of(entry: Entry, kind: Kind, name: &str) -> Entry {
-        Entry { part_of: Some((kind, name.into())), ..entry }
+        entry.within(kind, name.into())
     }
 
     #[test]

@@ -205,7 +205,7 @@ mod tests {
     #[test]
     fn deletes_are_retried_while_aws_says_in_use_and_other_errors_end_at_once() {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-        let doomed = Entry { kind: Kind("subnet"), name: "myapp-a".into(), id: "subnet-1".into(), part_of: None };
+        let doomed = Entry { kind: Kind("subnet"), name: "myapp-a".into(), id: "subnet-1".into(), part_of: Vec::new() };
         let reports = std::cell::RefCell::new(Vec::new());
         let report = |line: &str| reports.borrow_mut().push(line.to_string());
         let attempts = std::cell::Cell::new(0);

@@ -376,3 +376,36 @@ dns_record("example.com", #{ name: "example.com", type: "CNAME", values: ["app.e
     refused.failure().stderr_has("zone apex example.com").stderr_has("deploy.rhai:2:");
     requests.assert_read_only();
 }
+
+#[test]
+fn a_validation_cname_the_replacing_certificate_still_needs_survives_the_old_ones_deletion() {
+    // ACM asks for one CNAME per name per account: a new certificate that keeps a name of the one
+    // it replaces validates (and later renews) through the same record, which pruning the old
+    // certificate must not take with it.
+    let deck = Deck::new();
+    let zone_id = create_zone(&deck, "example.com");
+    deck.run(CERTIFICATE, &[]).success().stdout_has("+ certificate app.example.com");
+    let old = certificates(&deck, "app.example.com");
+    let aws = deck.aws();
+    let described = aws.block_on(aws.acm.describe_certificate().certificate_arn(&old[0].0).send()).unwrap();
+    let shared = described.certificate().unwrap().domain_validation_options()[0].resource_record().unwrap().clone();
+
+    let replaced = r#"stack("certs");
+certificate(#{ domain: "www.example.com", alternative_names: ["app.example.com"], zone: "example.com" });
+"#;
+    deck.run(replaced, &["--yes"])
+        .success()
+        .stdout_has("+ certificate www.example.com")
+        .stdout_has("- certificate app.example.com");
+    assert_eq!(certificates(&deck, "app.example.com"), Vec::<(String, String)>::new(), "the old one is gone");
+    let new = certificates(&deck, "www.example.com");
+    assert_eq!(new.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>(), ["ISSUED"]);
+    let sets = records(&deck, &zone_id);
+    let cname = record(&sets, shared.name().trim_end_matches('.'), "CNAME")
+        .unwrap_or_else(|| panic!("the CNAME both certificates need is kept: {sets:?}"));
+    assert_eq!(cname.resource_records()[0].value(), shared.value());
+    // And a re-run is a no-op: the record is the new certificate's now.
+    let (again, requests) = deck.recorded(|| deck.run(replaced, &[]));
+    again.success().stdout_has("0 created, 0 updated");
+    requests.assert_read_only();
+}
