@@ -382,6 +382,10 @@ fn failure(name: &str, why: &str, status: &ServiceStatus, stopped: &[String]) ->
 mod tests {
     use super::*;
 
+    /// The task definition revisions the deployments below run.
+    const APP_1: &str = "arn:aws:ecs:us-west-2:123456789012:task-definition/app:1";
+    const APP_2: &str = "arn:aws:ecs:us-west-2:123456789012:task-definition/app:2";
+
     /// A poll right after the wait started (reads may be stale).
     const NOW: Duration = Duration::ZERO;
     /// A poll well after the stale-read grace.
@@ -401,7 +405,7 @@ mod tests {
     fn service(running: i32, deployments: Vec<DeploymentStatus>) -> ServiceStatus {
         ServiceStatus {
             status: "ACTIVE".into(),
-            task_definition: "arn:aws:ecs:us-west-2:123456789012:task-definition/app:2".into(),
+            task_definition: APP_2.into(),
             desired: 2,
             running,
             pending: 2 - running,
@@ -414,23 +418,9 @@ mod tests {
     #[test]
     fn completed_primary_with_desired_running_is_stable() {
         let mut tracked = None;
-        let s = service(
-            2,
-            vec![deployment("d2", "PRIMARY", "COMPLETED", "arn:aws:ecs:us-west-2:123456789012:task-definition/app:2")],
-        );
-        assert_eq!(
-            assess(&s, &mut tracked, Some("arn:aws:ecs:us-west-2:123456789012:task-definition/app:2"), NOW),
-            Verdict::Stable
-        );
-        let s = service(
-            1,
-            vec![deployment(
-                "d2",
-                "PRIMARY",
-                "IN_PROGRESS",
-                "arn:aws:ecs:us-west-2:123456789012:task-definition/app:2",
-            )],
-        );
+        let s = service(2, vec![deployment("d2", "PRIMARY", "COMPLETED", APP_2)]);
+        assert_eq!(assess(&s, &mut tracked, Some(APP_2), NOW), Verdict::Stable);
+        let s = service(1, vec![deployment("d2", "PRIMARY", "IN_PROGRESS", APP_2)]);
         assert_eq!(assess(&s, &mut tracked, None, NOW), Verdict::Waiting);
     }
 
@@ -439,10 +429,7 @@ mod tests {
         let mut tracked = None;
         let s = service(
             2,
-            vec![
-                deployment("d2", "PRIMARY", "COMPLETED", "arn:aws:ecs:us-west-2:123456789012:task-definition/app:2"),
-                deployment("d1", "ACTIVE", "COMPLETED", "arn:aws:ecs:us-west-2:123456789012:task-definition/app:1"),
-            ],
+            vec![deployment("d2", "PRIMARY", "COMPLETED", APP_2), deployment("d1", "ACTIVE", "COMPLETED", APP_1)],
         );
         assert_eq!(assess(&s, &mut tracked, None, NOW), Verdict::Waiting);
     }
@@ -452,10 +439,7 @@ mod tests {
         let mut tracked = None;
         let s = service(
             0,
-            vec![
-                deployment("d3", "PRIMARY", "IN_PROGRESS", "arn:aws:ecs:us-west-2:123456789012:task-definition/app:1"),
-                deployment("d2", "ACTIVE", "FAILED", "arn:aws:ecs:us-west-2:123456789012:task-definition/app:2"),
-            ],
+            vec![deployment("d3", "PRIMARY", "IN_PROGRESS", APP_1), deployment("d2", "ACTIVE", "FAILED", APP_2)],
         );
         assert!(matches!(assess(&s, &mut tracked, None, NOW), Verdict::Failed(why) if why.contains("d2 failed")));
     }
@@ -463,19 +447,10 @@ mod tests {
     #[test]
     fn a_failed_deployment_reports_the_circuit_breakers_rollback() {
         let mut tracked = None;
-        let mut failed =
-            deployment("d2", "ACTIVE", "FAILED", "arn:aws:ecs:us-west-2:123456789012:task-definition/app:2");
+        let mut failed = deployment("d2", "ACTIVE", "FAILED", APP_2);
         failed.reason = "ECS deployment circuit breaker: tasks failed to start.".into();
-        let s = service(
-            0,
-            vec![
-                deployment("d3", "PRIMARY", "IN_PROGRESS", "arn:aws:ecs:us-west-2:123456789012:task-definition/app:1"),
-                failed,
-            ],
-        );
-        let Verdict::Failed(why) =
-            assess(&s, &mut tracked, Some("arn:aws:ecs:us-west-2:123456789012:task-definition/app:2"), LATER)
-        else {
+        let s = service(0, vec![deployment("d3", "PRIMARY", "IN_PROGRESS", APP_1), failed]);
+        let Verdict::Failed(why) = assess(&s, &mut tracked, Some(APP_2), LATER) else {
             panic!("a failed deployment is a failure")
         };
         assert_eq!(
@@ -489,41 +464,24 @@ mod tests {
     fn a_completed_rollback_is_never_success() {
         // First poll: our deployment d2 is primary and in progress.
         let mut tracked = None;
-        let s = service(
-            1,
-            vec![deployment(
-                "d2",
-                "PRIMARY",
-                "IN_PROGRESS",
-                "arn:aws:ecs:us-west-2:123456789012:task-definition/app:2",
-            )],
-        );
-        assert_eq!(
-            assess(&s, &mut tracked, Some("arn:aws:ecs:us-west-2:123456789012:task-definition/app:2"), NOW),
-            Verdict::Waiting
-        );
+        let s = service(1, vec![deployment("d2", "PRIMARY", "IN_PROGRESS", APP_2)]);
+        assert_eq!(assess(&s, &mut tracked, Some(APP_2), NOW), Verdict::Waiting);
         // Later: the circuit breaker rolled back to app:1, which completed and runs everything.
-        let mut s = service(
-            2,
-            vec![deployment("d3", "PRIMARY", "COMPLETED", "arn:aws:ecs:us-west-2:123456789012:task-definition/app:1")],
-        );
-        s.task_definition = "arn:aws:ecs:us-west-2:123456789012:task-definition/app:1".into();
+        let mut s = service(2, vec![deployment("d3", "PRIMARY", "COMPLETED", APP_1)]);
+        s.task_definition = APP_1.into();
         assert!(
-            matches!(assess(&s, &mut tracked, Some("arn:aws:ecs:us-west-2:123456789012:task-definition/app:2"), LATER), Verdict::Failed(why) if why.contains("rolled back"))
+            matches!(assess(&s, &mut tracked, Some(APP_2), LATER), Verdict::Failed(why) if why.contains("rolled back"))
         );
         // Even when first seen after the rollback, the task definition gives it away.
         let mut fresh = None;
         assert!(
-            matches!(assess(&s, &mut fresh, Some("arn:aws:ecs:us-west-2:123456789012:task-definition/app:2"), LATER), Verdict::Failed(why) if why.contains("rolled back"))
+            matches!(assess(&s, &mut fresh, Some(APP_2), LATER), Verdict::Failed(why) if why.contains("rolled back"))
         );
         // And a replaced deployment of our task definition (another deploy) after the grace.
         let mut tracked = Some("d2".to_string());
-        let s = service(
-            2,
-            vec![deployment("d4", "PRIMARY", "COMPLETED", "arn:aws:ecs:us-west-2:123456789012:task-definition/app:2")],
-        );
+        let s = service(2, vec![deployment("d4", "PRIMARY", "COMPLETED", APP_2)]);
         assert!(
-            matches!(assess(&s, &mut tracked, Some("arn:aws:ecs:us-west-2:123456789012:task-definition/app:2"), LATER), Verdict::Failed(why) if why.contains("replaced by d4"))
+            matches!(assess(&s, &mut tracked, Some(APP_2), LATER), Verdict::Failed(why) if why.contains("replaced by d4"))
         );
     }
 
@@ -539,19 +497,8 @@ mod tests {
     #[test]
     fn a_just_created_service_read_as_missing_is_waited_for_then_a_failure() {
         let missing = ServiceStatus { status: "MISSING".into(), ..ServiceStatus::default() };
-        assert_eq!(
-            assess(&missing, &mut None, Some("arn:aws:ecs:us-west-2:123456789012:task-definition/app:1"), NOW),
-            Verdict::Waiting
-        );
-        assert_eq!(
-            assess(
-                &missing,
-                &mut None,
-                Some("arn:aws:ecs:us-west-2:123456789012:task-definition/app:1"),
-                Duration::from_secs(29)
-            ),
-            Verdict::Waiting
-        );
+        assert_eq!(assess(&missing, &mut None, Some(APP_1), NOW), Verdict::Waiting);
+        assert_eq!(assess(&missing, &mut None, Some(APP_1), Duration::from_secs(29)), Verdict::Waiting);
         assert!(matches!(assess(&missing, &mut None, None, LATER), Verdict::Failed(why) if why.contains("MISSING")));
         assert_eq!(missing.progress(), "not visible yet (DescribeServices: MISSING)");
         // Draining or inactive is never a stale read.
@@ -561,32 +508,23 @@ mod tests {
 
     #[test]
     fn the_old_task_definition_right_after_update_service_is_a_stale_read() {
-        let wanted = Some("arn:aws:ecs:us-west-2:123456789012:task-definition/app:2");
+        let wanted = Some(APP_2);
         let mut tracked = None;
         // First poll: the read predates UpdateService (old deployment, old task definition).
-        let mut stale = service(
-            2,
-            vec![deployment("d1", "PRIMARY", "COMPLETED", "arn:aws:ecs:us-west-2:123456789012:task-definition/app:1")],
-        );
-        stale.task_definition = "arn:aws:ecs:us-west-2:123456789012:task-definition/app:1".into();
+        let mut stale = service(2, vec![deployment("d1", "PRIMARY", "COMPLETED", APP_1)]);
+        stale.task_definition = APP_1.into();
         assert_eq!(assess(&stale, &mut tracked, wanted, NOW), Verdict::Waiting);
         assert_eq!(tracked, None, "a deployment that is not ours is not tracked");
         // Then the update shows: our deployment rolls out, the old one drains.
         let rolling = service(
             1,
-            vec![
-                deployment("d2", "PRIMARY", "IN_PROGRESS", "arn:aws:ecs:us-west-2:123456789012:task-definition/app:2"),
-                deployment("d1", "ACTIVE", "COMPLETED", "arn:aws:ecs:us-west-2:123456789012:task-definition/app:1"),
-            ],
+            vec![deployment("d2", "PRIMARY", "IN_PROGRESS", APP_2), deployment("d1", "ACTIVE", "COMPLETED", APP_1)],
         );
         assert_eq!(assess(&rolling, &mut tracked, wanted, Duration::from_secs(5)), Verdict::Waiting);
         assert_eq!(tracked.as_deref(), Some("d2"));
         // A replica behind again within the grace: still a stale read, not a rollback.
         assert_eq!(assess(&stale, &mut tracked, wanted, Duration::from_secs(10)), Verdict::Waiting);
-        let done = service(
-            2,
-            vec![deployment("d2", "PRIMARY", "COMPLETED", "arn:aws:ecs:us-west-2:123456789012:task-definition/app:2")],
-        );
+        let done = service(2, vec![deployment("d2", "PRIMARY", "COMPLETED", APP_2)]);
         assert_eq!(assess(&done, &mut tracked, wanted, LATER), Verdict::Stable);
     }
 
@@ -594,42 +532,24 @@ mod tests {
     fn a_primary_deployment_flipping_within_the_grace_is_retracked() {
         // Without a known task definition, only the grace tells a stale read from a replacement.
         let mut tracked = None;
-        let old = service(
-            1,
-            vec![deployment(
-                "d1",
-                "PRIMARY",
-                "IN_PROGRESS",
-                "arn:aws:ecs:us-west-2:123456789012:task-definition/app:1",
-            )],
-        );
+        let old = service(1, vec![deployment("d1", "PRIMARY", "IN_PROGRESS", APP_1)]);
         assert_eq!(assess(&old, &mut tracked, None, NOW), Verdict::Waiting);
-        let new = service(
-            2,
-            vec![deployment("d2", "PRIMARY", "COMPLETED", "arn:aws:ecs:us-west-2:123456789012:task-definition/app:2")],
-        );
+        let new = service(2, vec![deployment("d2", "PRIMARY", "COMPLETED", APP_2)]);
         assert_eq!(assess(&new, &mut tracked, None, Duration::from_secs(3)), Verdict::Stable);
     }
 
     #[test]
     fn tasks_stopping_because_a_new_role_is_not_assumable_yet_are_not_a_failure() {
         let mut tracked = None;
-        let mut d2 =
-            deployment("d2", "PRIMARY", "IN_PROGRESS", "arn:aws:ecs:us-west-2:123456789012:task-definition/app:2");
+        let mut d2 = deployment("d2", "PRIMARY", "IN_PROGRESS", APP_2);
         d2.failed_tasks = 3;
         let mut s = service(0, vec![d2]);
         s.events = vec![
             "(service shop) (task 1a2b) failed to start: ECS was unable to assume the role              'arn:aws:iam::123456789012:role/shop-exec' that was provided for this task."
                 .into(),
         ];
-        assert_eq!(
-            assess(&s, &mut tracked, Some("arn:aws:ecs:us-west-2:123456789012:task-definition/app:2"), NOW),
-            Verdict::Waiting
-        );
-        assert_eq!(
-            assess(&s, &mut tracked, Some("arn:aws:ecs:us-west-2:123456789012:task-definition/app:2"), LATER),
-            Verdict::Waiting
-        );
+        assert_eq!(assess(&s, &mut tracked, Some(APP_2), NOW), Verdict::Waiting);
+        assert_eq!(assess(&s, &mut tracked, Some(APP_2), LATER), Verdict::Waiting);
         assert!(s.progress().contains("3 failed to start") && s.progress().contains("not assumable yet"));
         assert!(is_role_not_yet_assumable("unable to assume role arn:aws:iam::1:role/x"));
         assert!(!is_role_not_yet_assumable("CannotPullContainerError: pull image manifest has been retried"));

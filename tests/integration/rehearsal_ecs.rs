@@ -321,18 +321,7 @@ fn a_rollouts_modelled_duration_matches_the_model() {
 fn run_task_stops_with_the_scripts_exit_code_and_its_echo_lines_are_logged() {
     let deck = Deck::new();
     let aws = deck.aws();
-    let subnet = aws
-        .block_on(
-            aws.ec2
-                .describe_subnets()
-                .filters(aws_sdk_ec2::types::Filter::builder().name("default-for-az").values("true").build())
-                .send(),
-        )
-        .unwrap()
-        .subnets()[0]
-        .subnet_id()
-        .unwrap()
-        .to_string();
+    let subnet = deck.default_subnet_id();
     let task = aws.block_on(async {
         aws.logs.create_log_group().log_group_name("/ecs/migrate").send().await.unwrap();
         aws.ecs.create_cluster().cluster_name("jobs").send().await.unwrap();

@@ -335,18 +335,7 @@ fn status_shows_a_pending_nat_gateway_as_pending() {
     // pending for 4.5 s of wall time.
     let deck = Deck::with_emulator_env(&[("DECKHAND_TIME_SCALE", "0.05")]);
     let aws = deck.aws();
-    let subnet = aws
-        .block_on(
-            aws.ec2
-                .describe_subnets()
-                .filters(aws_sdk_ec2::types::Filter::builder().name("default-for-az").values("true").build())
-                .send(),
-        )
-        .unwrap()
-        .subnets()[0]
-        .subnet_id()
-        .unwrap()
-        .to_string();
+    let subnet = deck.default_subnet_id();
     let address = aws.block_on(aws.ec2.allocate_address().send()).unwrap().allocation_id().unwrap().to_string();
     let tags = aws_sdk_ec2::types::TagSpecification::builder()
         .resource_type(aws_sdk_ec2::types::ResourceType::Natgateway)

@@ -86,6 +86,14 @@ impl Deck {
         vpcs.vpcs()[0].vpc_id().expect("a VPC id").to_string()
     }
 
+    /// The id of a default subnet (one per zone, in the default VPC).
+    pub fn default_subnet_id(&self) -> String {
+        let aws = self.aws();
+        let filter = aws_sdk_ec2::types::Filter::builder().name("default-for-az").values("true").build();
+        let subnets = aws.block_on(aws.ec2.describe_subnets().filters(filter).send()).expect("DescribeSubnets");
+        subnets.subnets()[0].subnet_id().expect("a subnet id").to_string()
+    }
+
     /// The scratch folder (the working directory of every command).
     pub fn dir(&self) -> &Path {
         &self.dir
