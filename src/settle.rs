@@ -9,12 +9,13 @@
 //! The behaviour is documented by AWS ("Eventual consistency in the Amazon EC2 API": right after
 //! a create, calls naming the new resource may fail with `Invalid*.NotFound`; retry with
 //! exponential backoff). terraform-provider-aws rides out the same errors: its EC2 resources
-//! retry them for `ec2PropagationTimeout` (internal/service/ec2/consts.go; e.g. AssociateAddress
-//! on `InvalidAllocationID.NotFound`, "a newly allocated address may not be visible yet"); ECS's
-//! `retryClusterCreate` (internal/service/ecs/cluster.go) retries "Unable to assume the service
-//! linked role" for its two-minute `propagationTimeout`, and its CreateService retry
-//! (internal/service/ecs/service.go) covers `ClusterNotFoundException` and "does not have an
-//! associated load balancer". deckhand bounds all of them by the same two minutes ([`WINDOW`]).
+//! retry them for `ec2PropagationTimeout`, 5 minutes (internal/service/ec2/wait.go; e.g.
+//! AssociateAddress on `InvalidAllocationID.NotFound`, "a newly allocated address may not be
+//! visible yet"); ECS's `retryClusterCreate` (internal/service/ecs/cluster.go) retries "Unable to
+//! assume the service linked role" for its two-minute `propagationTimeout` (ecs/consts.go), and
+//! its `retryServiceCreate` (internal/service/ecs/service.go, `propagationTimeout` plus 2 minutes)
+//! covers `ClusterNotFoundException` and "does not have an associated load balancer". deckhand
+//! bounds all of them by two minutes ([`WINDOW`]).
 //!
 //! The same goes for errors that follow other events of the run, each retried by
 //! terraform-provider-aws too (cited where each is classified): DescribeCertificate's
@@ -242,26 +243,31 @@ impl Settle {
             format!("this run created the cluster {} s ago", age(memory.cluster_created)?)
         } else if code == "ResourceNotFoundException" && message.contains("arn:aws:acm:") {
             // DescribeCertificate right after RequestCertificate: ACM names the ARN it cannot find
-            // (terraform-provider-aws's acm/certificate.go keeps waiting for the domain validation
-            // options while the certificate is not found yet).
+            // (terraform-provider-aws's acm/certificate.go: `waitCertificateDomainValidationsAvailable`
+            // keeps polling while `statusCertificateDomainValidationsAvailable` finds no certificate).
             let (arn, at) = memory.created.iter().find(|(id, _)| message.contains(id.as_str()))?;
             format!("this run requested {arn} {} s ago", age(Some(*at))?)
         } else if code == "CertificateNotFound" {
             // CreateListener/ModifyListener with a certificate ACM has just issued: ELB sees it a
             // few seconds later (terraform-provider-aws's elbv2/listener.go retries
-            // CertificateNotFound on both).
+            // CertificateNotFoundException on both: `retryListenerCreate` and
+            // `resourceListenerUpdate`, for the resource's create and update timeouts).
             format!("a certificate of this run was issued {} s ago", age(memory.certificate_issued)?)
         } else if code == "ValidationException"
             && (message.contains("ECS service doesn't exist") || message.contains("Unable to assume IAM role"))
         {
             // RegisterScalableTarget right after the service or its roles: Application Auto
             // Scaling reads them through ECS and IAM, both eventually consistent
-            // (terraform-provider-aws's appautoscaling/target.go retries both messages).
+            // (terraform-provider-aws's appautoscaling/target.go: `registerScalableTarget` retries
+            // both ValidationException messages for `propagationTimeout`).
             let changed = age(memory.service_changed).or(age(memory.role_created))?;
             format!("this run changed the service or created a role {changed} s ago")
         } else if code == "ObjectNotFoundException" || code == "FailedResourceAccessException" {
             // PutScalingPolicy right after RegisterScalableTarget: the target is not visible yet
-            // (terraform-provider-aws's appautoscaling/policy.go retries both).
+            // (terraform-provider-aws's appautoscaling/policy.go retries PutScalingPolicy for
+            // `propagationTimeout` on ObjectNotFoundException, and on FailedResourceAccessException:
+            // any on update, on create those saying "is not authorized to perform", "Rate
+            // exceeded" or "token included in the request is invalid", IAM still propagating).
             format!("this run registered the scalable target {} s ago", age(memory.scalable_target_registered)?)
         } else if CLUSTER_NOT_EMPTY_YET.contains(&code.as_str()) {
             // DeleteCluster after the services went INACTIVE, while their tasks still stop.

@@ -71,10 +71,12 @@ pub const SETTLE_FLOOR: Duration = Duration::from_secs(10);
 /// are still stopping (each task's stop timeout, up to 120 s, then Fargate releases its network
 /// interface); and a route table is used by VPC endpoints that are still deleting (DeleteVpcEndpoints
 /// is asynchronous: interface endpoints stay `deleting` for a minute or more).
-/// terraform-provider-aws retries DeleteCluster on ClusterContainsServicesException,
-/// ClusterContainsTasksException and UpdateInProgressException for `clusterDeleteTimeout`, 10
-/// minutes (internal/service/ecs/cluster.go), and waits up to 10 minutes for a VPC endpoint to be
-/// deleted (`vpcEndpointDeletedTimeout`, internal/service/ec2/vpc_endpoint.go).
+/// terraform-provider-aws's `resourceClusterDelete` (internal/service/ecs/cluster.go) retries
+/// DeleteCluster on ClusterContainsContainerInstancesException, ClusterContainsServicesException,
+/// ClusterContainsTasksException and UpdateInProgressException for 10 minutes, and
+/// `resourceVPCEndpointDelete` (internal/service/ec2/vpc_endpoint.go) waits for the endpoint to be
+/// gone (`waitVPCEndpointDeleted`, ec2/wait.go) for the resource's delete timeout, 10 minutes by
+/// default.
 pub const RELEASE_WINDOW: Duration = Duration::from_secs(600);
 /// The SDK's retry backoff (standard strategy): the first pause and the longest one. Scaled too,
 /// so that retries within [`SETTLE_WINDOW`] still happen when the window is scaled.

@@ -386,7 +386,8 @@ fn wait_issued(pass: &Pass, cert: Certificate) -> Result<Certificate> {
 /// A fresh request token for one certificate request. ACM dedupes on it for an hour, so the SDK's
 /// retries of this request get the one certificate. It is never derived from the names: within the
 /// hour, a request for the same names after a FAILED or deleted certificate would get that dead
-/// certificate back (terraform-provider-aws likewise makes a new token per create).
+/// certificate back (terraform-provider-aws's `resourceCertificateCreate`, acm/certificate.go, likewise
+/// sends a new `sdkid.PrefixedUniqueId("tf")` per create).
 fn idempotency_token() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }

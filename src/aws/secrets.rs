@@ -120,7 +120,8 @@ pub fn find_parameter(pass: &Pass, name: &str) -> Result<Option<SecretSource>> {
         // DescribeParameters pages are best effort: AWS documents that a page may hold fewer
         // results than asked, none at all, with a NextToken to go on (it filters after reading a
         // page of the account's parameters). So page until the name is found or no token is left,
-        // as terraform-provider-aws does (findParameterByName reads every page).
+        // as terraform-provider-aws does (internal/service/ssm/parameter.go: findParameterMetadataByName
+        // filters DescribeParameters by Name Equals and findParametersMetadata reads every page).
         let mut pages = aws.ssm.describe_parameters().parameter_filters(filter).into_paginator().send();
         let meta = loop {
             let Some(page) = pages.next().await else { return Ok(None) };
