@@ -100,6 +100,12 @@ pub trait Resource: Clone + Sized {
     /// The live resource's `deckhand:stack` tag.
     fn stack_of(live: &Self) -> Option<&str>;
 
+    /// What to do about a resource in the way that is not the stack's ([`NEVER_ADOPTS`] unless
+    /// the kind says more, e.g. a listener rule's priority).
+    fn foreign_hint() -> &'static str {
+        NEVER_ADOPTS
+    }
+
     /// What the resource will look like once created; ids are [`crate::plan::UNKNOWN`].
     fn planned(spec: &Self::Spec, stack: &str) -> Self;
 
@@ -165,7 +171,7 @@ pub fn converge_kept<R: Resource>(pass: &Pass<R::Reads>, spec: &R::Spec, keep: b
             Created::Existing(live) => live,
         },
     };
-    check_owner(&R::noun(), &name, &R::locator(&live), R::stack_of(&live), &stack)?;
+    refuse_foreign(&R::noun(), &name, &R::locator(&live), R::stack_of(&live), &stack, R::foreign_hint())?;
     let mut drift = R::diff(&live, spec);
     if !drift.fixed.is_empty() {
         return Err(cannot_change::<R>(&name, &drift.fixed));
@@ -215,9 +221,17 @@ fn record<R: Resource>(
     live
 }
 
+/// The hint of a refused resource that is not the stack's, unless its kind says more.
+pub const NEVER_ADOPTS: &str = "deckhand never adopts resources it did not create; choose another name (or tag it deckhand:stack=<stack> if this stack should own it)";
+
 /// Refuses a resource that exists under the script's name but is not this stack's: deckhand never
 /// adopts what it did not create.
 pub fn check_owner(noun: &str, name: &str, locator: &str, owner: Option<&str>, stack: &str) -> Result<()> {
+    refuse_foreign(noun, name, locator, owner, stack, NEVER_ADOPTS)
+}
+
+/// [`check_owner`], with the kind's hint.
+fn refuse_foreign(noun: &str, name: &str, locator: &str, owner: Option<&str>, stack: &str, hint: &str) -> Result<()> {
     if owner == Some(stack) {
         return Ok(());
     }
@@ -229,9 +243,7 @@ pub fn check_owner(noun: &str, name: &str, locator: &str, owner: Option<&str>, s
     let locator = if locator.is_empty() { String::new() } else { format!(" ({locator})") };
     Err(Error::conflict(
         format!("{article} {noun} named {name} already exists{locator} and is not part of stack {stack}: {owner}"),
-        Some(
-            "deckhand never adopts resources it did not create; choose another name (or tag it deckhand:stack=<stack> if this stack should own it)",
-        ),
+        Some(hint),
     ))
 }
 

@@ -28,6 +28,7 @@ impl StackContents {
                 None => doomed.push(entry.clone()),
             }
         }
+        refuse_collateral(&inventory, &doomed)?;
         Ok(StackContents::of(inventory, doomed, kept))
     }
 
@@ -72,6 +73,8 @@ impl StackContents {
     /// ([`kinds::StackKind::deleted_together`]: services, whose drains take at least their target
     /// group's deregistration delay) go concurrently; everything else one by one.
     pub fn delete(&self, aws: &Aws, report: impl Fn(&str)) -> Result<usize> {
+        // Checked again on the reads the deletions use (a run's pruning reads the stack afresh).
+        refuse_collateral(&self.inventory, &self.doomed)?;
         let mut deleted: Vec<&Entry> = Vec::new();
         let mut prepared: BTreeSet<Kind> = BTreeSet::new();
         let mut rest = self.doomed.as_slice();
@@ -119,6 +122,31 @@ impl StackContents {
         }
         Ok(deleted.len())
     }
+}
+
+/// Refuses to delete `doomed` when deleting one of them would delete with it what is not the
+/// stack's ([`kinds::StackKind::deletes_with_it`]: a listener carrying another team's rules):
+/// deckhand deletes only what it created, so nothing is deleted and the error names what is in the
+/// way.
+pub fn refuse_collateral(inventory: &Inventory, doomed: &[Entry]) -> Result<()> {
+    let blocked: Vec<String> = doomed
+        .iter()
+        .filter_map(|entry| Some(format!("{entry}: {}", kinds::of(entry.kind).deletes_with_it(inventory, entry)?)))
+        .collect();
+    if blocked.is_empty() {
+        return Ok(());
+    }
+    Err(Error::conflict(
+        format!(
+            "refusing to delete what is not stack {}'s with the stack's own (nothing was deleted):\n  {}",
+            inventory.stack,
+            blocked.join("\n  ")
+        ),
+        Some(
+            "their owners move or delete them first (or tag them deckhand:stack=<stack> if this stack should own \
+             them); then run this again",
+        ),
+    ))
 }
 
 /// The error of a destroy that stopped at `left[0]`: the cause, what was deleted, what was not.

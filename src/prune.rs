@@ -6,7 +6,9 @@
 //! [`crate::converge::converge_kept`]), log groups unless `--delete-logs`, IAM roles in use in
 //! another region, older revisions of declared task definition families, and everything with
 //! `--keep-undeclared`. A plan that would delete more than half of the stack is refused without
-//! `--confirm` or `--yes`: it is most often the wrong script for that stack name.
+//! `--confirm` or `--yes`: it is most often the wrong script for that stack name. A plan whose
+//! deletions would take with them what is not the stack's (a dropped listener carrying another
+//! team's rule) is refused, deleting nothing (see [`crate::destroy::refuse_collateral`]).
 
 use std::collections::BTreeSet;
 
@@ -74,6 +76,7 @@ impl Prune {
             let why = "an older revision, kept: a rollback may use it (deregistering would only make it INACTIVE)";
             kept.push((entry.clone(), why.to_string()));
         }
+        crate::destroy::refuse_collateral(&inventory, &doomed)?;
         for entry in &doomed {
             log.record(deletion(entry));
         }

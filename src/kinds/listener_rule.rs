@@ -1,4 +1,6 @@
-//! The stack's listener rules, named `<load balancer>:<port>#<priority>` ([`elbv2::rule_name`]).
+//! The stack's listener rules, named `<load balancer>:<port>#<priority>` ([`elbv2::rule_name`]):
+//! those tagged with the stack, not every rule on its listeners (another team's rule on a shared
+//! load balancer is not the stack's to prune or destroy).
 
 use futures_util::FutureExt;
 
@@ -18,7 +20,7 @@ impl StackKind for ListenerRules {
 
     fn list(&self, inventory: &Inventory) -> Vec<Entry> {
         let elb = &inventory.snapshot.elbv2;
-        let rules = elb.rules.iter().map(|rule| {
+        let rules = elb.rules.iter().filter(|rule| inventory.owns(&rule.stack)).map(|rule| {
             let name = elbv2::rule_name(&listener::name_of(elb, &rule.listener_arn), rule.priority);
             Entry::new(KIND, Some(&name), &rule.arn)
         });

@@ -132,6 +132,13 @@ pub trait StackKind: Sync {
         None
     }
 
+    /// What deleting this resource would delete with it that is not the stack's (AWS deletes a
+    /// listener's rules with it, whoever made them); `None` when nothing. A destroy or run that
+    /// would delete it is refused before anything is deleted (destroy's and prune's first check).
+    fn deletes_with_it(&self, _inventory: &Inventory, _entry: &Entry) -> Option<String> {
+        None
+    }
+
     /// Why a run keeps a resource it no longer declares, given which kinds the run creates
     /// (`creates`): an unattached elastic IP that a NAT gateway this run creates reuses.
     fn kept_by_run(&self, _inventory: &Inventory, _entry: &Entry, _creates: &dyn Fn(Kind) -> bool) -> Option<String> {

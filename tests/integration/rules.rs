@@ -1,9 +1,12 @@
 //! Listener rules: several services on one load balancer (scripts/two-services.rhai), rules
-//! converged by priority, dropped rules deleted, bad rules refused before any request.
+//! converged by priority, dropped rules deleted, bad rules refused before any request, and rules
+//! someone else put on the stack's listener left alone (by their own tags).
 
-use aws_sdk_elasticloadbalancingv2::types::Rule;
+use aws_sdk_elasticloadbalancingv2::types::{
+    Action, ActionTypeEnum, PathPatternConditionConfig, Rule, RuleCondition, Tag,
+};
 
-use crate::support::Deck;
+use crate::support::{Deck, Fault};
 
 const TWO_SERVICES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/two-services.rhai");
 
@@ -191,4 +194,115 @@ fn bad_rules_fail_with_their_position_before_any_request() {
         outcome.failure().stderr_has(message).stderr_has(&format!("--> deploy.rhai:{line}:1"));
         assert_eq!(requests.mutating(), Vec::<String>::new(), "{rules}");
     }
+}
+
+/// Puts a rule on the listener as another team would, with the SDK: `/team/*` at `priority`
+/// forwarding to `tg`, tagged with `stack` when given.
+fn foreign_rule(deck: &Deck, listener_arn: &str, priority: i32, tg: &str, stack: Option<&str>) -> String {
+    let aws = deck.aws();
+    let path = RuleCondition::builder()
+        .field("path-pattern")
+        .path_pattern_config(PathPatternConditionConfig::builder().values("/team/*").build())
+        .build();
+    let forward = Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(tg).build();
+    let tags = stack.map(|s| vec![Tag::builder().key("deckhand:stack").value(s).build()]);
+    let create =
+        aws.elbv2.create_rule().listener_arn(listener_arn).priority(priority).conditions(path).actions(forward);
+    let out = aws.block_on(create.set_tags(tags).send()).unwrap();
+    out.rules()[0].rule_arn().unwrap().to_string()
+}
+
+/// The priorities of the listener's rules.
+fn priorities(deck: &Deck, listener_arn: &str) -> Vec<String> {
+    rules(deck, listener_arn).iter().map(|r| r.priority().unwrap().to_string()).collect()
+}
+
+#[test]
+fn rules_someone_else_put_on_the_stack_s_listener_survive_runs_and_destroy() {
+    let deck = Deck::new();
+    let two = r#"listener_rule(http, #{ priority: 10, paths: ["/api/*"], forward: api });
+listener_rule(http, #{ priority: 20, paths: ["/admin/*"], forward: web });"#;
+    deck.run(&shop(two), &[]).success();
+    let (http, web) = listener(&deck, "shop", 80);
+    // Another team's rules on the shared ALB: one untagged, one of another stack.
+    let untagged = foreign_rule(&deck, &http, 5, &web, None);
+    let other = foreign_rule(&deck, &http, 30, &web, Some("other"));
+    assert_eq!(priorities(&deck, &http), ["5", "10", "20", "30"]);
+
+    // A run that drops rule 20 deletes it and only it; theirs are neither planned nor touched.
+    let one = r#"listener_rule(http, #{ priority: 10, paths: ["/api/*"], forward: api });"#;
+    let (run, requests) = deck.recorded(|| deck.run(&shop(one), &[]));
+    let run = run.success().stdout_has("- listener_rule shop:80#20").stdout_has("1 deleted");
+    assert!(!run.stdout.contains("shop:80#5") && !run.stdout.contains("shop:80#30"), "{}", run.stdout);
+    assert_eq!(requests.mutating(), ["elasticloadbalancing DeleteRule"]);
+    assert_eq!(priorities(&deck, &http), ["5", "10", "30"]);
+    // A second run changes nothing, and status lists only the stack's rule.
+    let (again, requests) = deck.recorded(|| deck.run(&shop(one), &[]));
+    again.success().stdout_has("= listener_rule shop:80#10");
+    requests.assert_read_only();
+    let status = deck.deckhand(&["status", "--stack", "shop"]).success().stdout_has("shop:80#10");
+    assert!(!status.stdout.contains("shop:80#5") && !status.stdout.contains("shop:80#30"), "{}", status.stdout);
+
+    // A script declaring a priority their rule holds is refused, not handed their rule.
+    for (priority, owner) in [(5, "it has no deckhand:stack tag"), (30, "it belongs to stack other")] {
+        let taken = format!("listener_rule(http, #{{ priority: {priority}, paths: [\"/mine/*\"], forward: api }});");
+        let (outcome, requests) = deck.recorded(|| deck.run(&shop(&taken), &[]));
+        outcome
+            .failure()
+            .stderr_has(&format!("a listener rule named shop:80#{priority} already exists (listener-rule/app/shop/"))
+            .stderr_has(&format!("is not part of stack shop: {owner}"))
+            .stderr_has("give this rule a priority no other rule of the listener has");
+        requests.assert_read_only();
+    }
+    let theirs = rules(&deck, &http);
+    assert_eq!(paths(&theirs[0]), ["/team/*"]);
+    assert_eq!(theirs[0].rule_arn(), Some(untagged.as_str()));
+
+    // Destroy would delete the listener, and ELBv2 its rules with it: refused before anything goes.
+    for args in [&["destroy", "--stack", "shop", "--plan"][..], &["destroy", "--stack", "shop", "--yes"]] {
+        let (outcome, requests) = deck.recorded(|| deck.deckhand(args));
+        outcome
+            .failure()
+            .stderr_has("refusing to delete what is not stack shop's with the stack's own (nothing was deleted)")
+            .stderr_has("listener shop:80 (listener/app/shop/")
+            .stderr_has("it carries 2 rules not of stack shop: priority 5 (no deckhand:stack tag, listener-rule/")
+            .stderr_has("priority 30 (stack other's, listener-rule/");
+        requests.assert_read_only();
+    }
+    // So does a run whose script drops the listener.
+    let no_listener = SHOP.replace("let http = listener(alb, #{ port: 80, forward: web });", "").replace("RULES", "");
+    let (outcome, requests) = deck.recorded(|| deck.run(&no_listener, &[]));
+    outcome
+        .failure()
+        .stderr_has("refusing to delete what is not stack shop's")
+        .stderr_has("listener shop:80 (listener/app/shop/");
+    requests.assert_read_only();
+    assert_eq!(priorities(&deck, &http), ["5", "10", "30"]);
+
+    // Once their owners moved them, destroy goes through.
+    let aws = deck.aws();
+    for arn in [&untagged, &other] {
+        aws.block_on(aws.elbv2.delete_rule().rule_arn(arn).send()).unwrap();
+    }
+    deck.deckhand(&["destroy", "--stack", "shop", "--yes"]).success();
+    let left = aws.block_on(aws.elbv2.describe_load_balancers().send()).unwrap();
+    assert!(left.load_balancers().is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_rule_gone_between_describe_rules_and_describe_tags_costs_its_batch_a_second_look() {
+    // ELBv2's DescribeTags fails a whole request with RuleNotFound when one of its rules was
+    // deleted after DescribeRules listed it: the batch is asked again rule by rule.
+    let deck = Deck::new().with_faults(Vec::new());
+    let two = r#"listener_rule(http, #{ priority: 10, paths: ["/api/*"], forward: api });
+listener_rule(http, #{ priority: 20, paths: ["/admin/*"], forward: web });"#;
+    deck.run(&shop(two), &[]).success();
+    deck.faults().inject(Fault::xml("DescribeTags", "RuleNotFound", "One or more rules not found"));
+    deck.run(&shop(two), &[])
+        .success()
+        .stdout_has("= listener_rule shop:80#10")
+        .stdout_has("= listener_rule shop:80#20")
+        .stdout_has("0 created, 0 updated");
+    assert_eq!(deck.faults().injected(), ["DescribeTags -> RuleNotFound"]);
+    assert_eq!(deck.faults().count("DescribeTags"), 3, "the batch of two, then each rule");
 }

@@ -85,7 +85,8 @@ pub struct Elbv2State {
     pub load_balancers_named: HashMap<String, Option<LoadBalancer>>,
     /// Target groups looked up by name outside the stack's tag (`None`: no such name).
     pub target_groups_named: HashMap<String, Option<TargetGroup>>,
-    /// The rules (not the default ones) of the listeners in `rules_read`.
+    /// The rules (not the default ones) of the listeners in `rules_read`, the stack's and any
+    /// other's (each carries its own stack tag).
     pub rules: Vec<ListenerRule>,
     /// The listeners (ARNs) whose rules are in `rules`.
     pub rules_read: BTreeSet<String>,
@@ -175,10 +176,12 @@ impl Elbv2State {
         };
         let listeners = listeners.into_iter().flatten().map(|l| Listener { stack: Some(stack.to_string()), ..l });
         state.add_listeners(listeners.collect());
+        // Each listener's rules with their own stack tags (a listener's DescribeTags follows its
+        // DescribeRules, beside the other listeners' reads): a rule on the stack's listener may be
+        // someone else's.
         let arns: Vec<String> = state.listeners.iter().map(|l| l.arn.clone()).collect();
         let rules = concurrently(&arns, |arn| rule::rules(aws, arn)).await?;
         for (arn, rules) in arns.iter().zip(rules) {
-            let rules = rules.into_iter().map(|r| ListenerRule { stack: Some(stack.to_string()), ..r }).collect();
             state.add_rules(arn, rules);
         }
         Ok(state)
@@ -236,8 +239,8 @@ async fn missed_by_tagging(aws: &Aws, stack: &str, listed: &[String]) -> Result<
     Ok(tags.into_iter().flatten().filter(|(_, of)| of == stack).map(|(arn, _)| arn).collect())
 }
 
-/// The `deckhand:stack` tags of `arns` (load balancers or target groups; at most 20); an ARN
-/// without the tag is absent from the map.
+/// The `deckhand:stack` tags of `arns` (load balancers, target groups or rules; at most 20); an
+/// ARN without the tag is absent from the map.
 async fn stack_tags_of(aws: &Aws, arns: &[String]) -> Result<HashMap<String, String>> {
     let mut stacks = HashMap::new();
     if arns.is_empty() {

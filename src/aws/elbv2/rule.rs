@@ -1,13 +1,19 @@
 //! Listener rules: path-pattern and host-header conditions forwarding to a target group. A rule is
-//! a sub-resource of its listener: it converges by priority, belongs to the stack its listener
-//! belongs to, and a rule a run's script no longer declares is deleted by the run's pruning, like
-//! every kind ([`crate::prune`]).
+//! a sub-resource of its listener: it converges by priority, and a rule a run's script no longer
+//! declares is deleted by the run's pruning, like every kind ([`crate::prune`]).
+//!
+//! A rule belongs to the stack its own `deckhand:stack` tag names (CreateRule tags deckhand's),
+//! not to its listener's: a shared load balancer is where another team adds its rules, and those
+//! are never the stack's to prune, delete or take over (a script declaring a priority such a rule
+//! holds is refused by the engine's ownership check).
 
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, HostHeaderConditionConfig, PathPatternConditionConfig, RuleCondition,
 };
 
-use super::{ListenerAction, stack_tags, with_state};
+use std::collections::HashMap;
+
+use super::{ListenerAction, describe_existing, stack_tags, stack_tags_of, with_state};
 use crate::aws::Pass;
 use crate::aws::Snapshot;
 use crate::converge::{Created, Drift, Resource};
@@ -39,7 +45,7 @@ pub struct ListenerRule {
     pub hosts: Vec<String>,
     /// What it does with a matching request.
     pub action: ListenerAction,
-    /// The `deckhand:stack` tag of its listener's load balancer (`None` where not known).
+    /// Its own `deckhand:stack` tag (DescribeTags; `None`: untagged, someone else's rule).
     pub stack: Option<String>,
 }
 
@@ -67,7 +73,8 @@ pub struct ListenerRuleSpec {
     pub action: ListenerAction,
 }
 
-/// The rules of a listener (DescribeRules), without its default rule.
+/// The rules of a listener (DescribeRules), without its default rule, each with its own stack tag
+/// ([`rule_stacks`]: a second request only when the listener has rules).
 pub async fn rules(aws: &Aws, listener_arn: &str) -> Result<Vec<ListenerRule>> {
     const OP: &str = "DescribeRules";
     let mut pages =
@@ -101,7 +108,26 @@ pub async fn rules(aws: &Aws, listener_arn: &str) -> Result<Vec<ListenerRule>> {
             stack: None,
         });
     }
+    let arns: Vec<String> = rules.iter().map(|r| r.arn.clone()).collect();
+    let stacks = rule_stacks(aws, &arns).await?;
+    for rule in &mut rules {
+        rule.stack = stacks.get(&rule.arn).cloned();
+    }
     Ok(rules)
+}
+
+/// The `deckhand:stack` tags of these rules by ARN (a rule without the tag is absent): DescribeTags
+/// takes rule ARNs, 20 a request (ELBv2 API reference, DescribeTags), asked concurrently. A rule
+/// deleted since DescribeRules listed it fails its whole request with `RuleNotFound` (the same
+/// reference's errors): that batch is asked again one by one, and the gone rule skipped.
+async fn rule_stacks(aws: &Aws, arns: &[String]) -> Result<HashMap<String, String>> {
+    let found = describe_existing(arns, async |batch| match stack_tags_of(aws, batch).await {
+        Ok(stacks) => Ok(Some(stacks.into_iter().collect::<Vec<_>>())),
+        Err(err) if err.aws_code() == Some("RuleNotFound") => Ok(None),
+        Err(err) => Err(err),
+    })
+    .await?;
+    Ok(found.into_iter().collect())
 }
 
 /// A condition's values: from its config where AWS reports one, else from the legacy `Values`.
@@ -154,14 +180,14 @@ fn validate_rule(pass: &Pass, spec: &ListenerRuleSpec) -> Result<()> {
     Ok(())
 }
 
-/// Makes sure the rules of `listener_arn` (a listener of the stack) are in the pass's snapshot.
-fn read_rules(pass: &Pass, listener_arn: &str, stack: &str) -> Result<()> {
+/// Makes sure the rules of `listener_arn` (a listener of the stack) are in the pass's snapshot,
+/// each with its own stack tag.
+fn read_rules(pass: &Pass, listener_arn: &str) -> Result<()> {
     if !is_known(listener_arn) || with_state(pass, |s| s.rules_read.contains(listener_arn))? {
         return Ok(());
     }
     let Some(found) = pass.read(async |aws| rules(aws, listener_arn).await) else { return Ok(()) };
-    let found: Vec<ListenerRule> =
-        found?.into_iter().map(|r| ListenerRule { stack: Some(stack.to_string()), ..r }).collect();
+    let found = found?;
     pass.remember_read(|s| s.elbv2.add_rules(listener_arn, found.clone()))
 }
 
@@ -240,14 +266,25 @@ impl Resource for ListenerRule {
                 Some("deckhand manages rules only on the listeners of its stack: pass a listener() handle"),
             ));
         }
-        read_rules(pass, listener, &stack)?;
+        read_rules(pass, listener)?;
+        // The rule at this priority, whoever made it: one that is not the stack's is refused by
+        // the engine's ownership check (its own tag, see `stack_of`), never taken over.
         with_state(pass, |s| {
             s.rules.iter().find(|r| r.listener_arn == *listener && r.priority == spec.priority).cloned()
         })
     }
 
+    fn locator(live: &ListenerRule) -> String {
+        crate::arn::short_id(&live.arn).to_string()
+    }
+
     fn stack_of(live: &ListenerRule) -> Option<&str> {
         live.stack.as_deref()
+    }
+
+    fn foreign_hint() -> &'static str {
+        "deckhand never takes over a rule it did not create: give this rule a priority no other rule of the listener \
+         has (or tag that rule deckhand:stack=<stack> if this stack should own it)"
     }
 
     fn planned(spec: &ListenerRuleSpec, stack: &str) -> ListenerRule {
