@@ -34,7 +34,20 @@ ListTasks ignores serviceName, a task's IP is outside its subnet, RunTask tasks 
 - CreateService keeps capacityProviderStrategy, deploymentConfiguration and
   healthCheckGracePeriodSeconds (moto drops them); a service on a capacity provider reports no
   launchType, as on AWS. AWS fills in the deployment configuration's defaults (200 %, 100 %,
-  circuit breaker off); so does this.
+  circuit breaker off, strategy ROLLING); so does this.
+- Every deployment has a service deployment and a service revision (ListServiceDeployments,
+  DescribeServiceDeployments, DescribeServiceRevisions; moto has none): PENDING, IN_PROGRESS,
+  then SUCCESSFUL, or ROLLBACK_REQUESTED/ROLLBACK_IN_PROGRESS/ROLLBACK_SUCCESSFUL when the
+  circuit breaker, an alarm in ALARM, StopServiceDeployment(ROLLBACK) or a lifecycle hook rolls
+  it back (STOPPED without rollback), with the circuit breaker's and the alarms' details.
+- deploymentConfiguration.strategy BLUE_GREEN, CANARY and LINEAR with
+  loadBalancers[].advancedConfiguration (validated as CreateService/UpdateService do): the new
+  revision's tasks start beside the old ones and register in the alternate target group, the test
+  and production listener rules' weights move (all at once, canaryPercent then the rest, or
+  stepPercent steps, each step's bake in between), bakeTimeInMinutes with both revisions running,
+  then clean up: the old tasks drain and stop, and the service's target group and alternate
+  target group trade places. The lifecycle stages are reported as they pass; PAUSE hooks wait
+  for ContinueServiceDeployment (or their timeout's action). See "Service deployments" below.
 """
 
 import copy
@@ -317,7 +330,7 @@ def new_deployment(service, task_definition, reason=None, rollback_of=None):
     service._steady = False
     if rollback_of is not None:
         service._groups = {**getattr(service, "_groups", {}), identifier: primary_groups(service)}
-        remember_revision(service, identifier, rollback_of.source_revision())
+        remember_revision(service, identifier, rollback_of.rollback_revision())
         rollback_of.rollback_to = identifier
     else:
         begin_service_deployment(service, deployment, sources)
@@ -581,7 +594,7 @@ def settle_if_steady(service):
         service._completed_deployment = current["id"]
         service._completed_network = current.get("networkConfiguration")
     if sd is not None:
-        if sd.status == "IN_PROGRESS" and sd.deployment_id == current["id"]:
+        if sd.status in ("PENDING", "IN_PROGRESS") and sd.deployment_id == current["id"]:
             sd.finish("SUCCESSFUL", f"ECS deployment {current['id']} completed.")
         elif sd.status in ("ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS") and sd.rollback_to == current["id"]:
             sd.finish("ROLLBACK_SUCCESSFUL", sd.status_reason)
@@ -777,7 +790,9 @@ class ServiceDeployment:
         self.sources = list(dict.fromkeys(revision_of[i] for i in self.source_ids))
         self.created_at = self.started_at = self.updated_at = now
         self.finished_at = self.stopped_at = None
-        self.status, self.status_reason = "IN_PROGRESS", None
+        # "The service deployment starts in the PENDING state" (service-deployment.html); it is
+        # IN_PROGRESS once the scheduler takes it up (the next moment).
+        self.status, self.status_reason = "PENDING", None
         self.stage = None
         self.hooks = []
         self.waiting = None
@@ -803,6 +818,15 @@ class ServiceDeployment:
 
     def source_revision(self):
         return self.sources[0] if self.sources else None
+
+    def rollback_revision(self):
+        """What a rollback goes back to: the blue revision (blue/green, canary, linear), else the
+        revision of the last deployment that completed ("rolls back to the last deployment that
+        completed successfully", deployment circuit breaker docs)."""
+        if self.shifted:
+            return self.source_revision()
+        completed = getattr(self.service, "_completed_deployment", None)
+        return getattr(self.service, "_revision_of", {}).get(completed)
 
     def later(self, seconds, action):
         self.events.append(clock.after(seconds, action))
@@ -950,9 +974,18 @@ def begin_service_deployment(service, deployment, sources):
     groups = alternate_groups(service) if shifted else primary_groups(service)
     service._groups = {**getattr(service, "_groups", {}), deployment["id"]: groups}
     sd = ServiceDeployment(service, deployment, sources, shifted)
-    if shifted:
-        # The blue revision keeps its tasks (and groups) until CLEAN_UP; new tasks wait for SCALE_UP.
-        sd.later(0, lambda: run_stage(service, sd, "PRE_SCALE_UP", lambda: scale_up(service, sd)))
+
+    def start():
+        if sd.status != "PENDING":
+            return
+        sd.set_status("IN_PROGRESS")
+        if shifted:
+            # The blue revision keeps its tasks (and groups) until CLEAN_UP; new tasks wait for SCALE_UP.
+            run_stage(service, sd, "PRE_SCALE_UP", lambda: scale_up(service, sd))
+        else:
+            check_alarms(service, sd)
+
+    sd.later(0, start)
     return sd
 
 
@@ -1287,8 +1320,8 @@ def fail(service, sd, reason, rollback):
         return
     sd.set_status("ROLLBACK_REQUESTED", reason)
     sd.rollback = {"reason": reason, "startedAt": clock.utcnow()}
-    if sd.source_revision():
-        sd.rollback["serviceRevisionArn"] = sd.source_revision()
+    if sd.rollback_revision():
+        sd.rollback["serviceRevisionArn"] = sd.rollback_revision()
     sd.later(0, lambda: roll_back(service, sd))
 
 
@@ -1297,17 +1330,20 @@ def roll_back(service, sd):
     the last completed revision."""
     if sd.status != "ROLLBACK_REQUESTED":
         return
-    source = sd.source_revision()
-    _, revisions = records(service._backend)
-    if source is None:
+    previous = sd.source_revision() if sd.shifted else getattr(service, "_completed_task_definition", None)
+    if previous is None:
         # "The rollback method requires a previous deployment in COMPLETED state."
         sd.finish("ROLLBACK_FAILED", sd.status_reason)
         return
     sd.set_status("ROLLBACK_IN_PROGRESS")
     if not sd.shifted:
-        revision = revisions[source]
-        service.network_configuration = revision.get("networkConfiguration") or service.network_configuration
-        new_deployment(service, revision["taskDefinition"], rollback_of=sd)
+        # The task definition and network configuration of the last completed deployment.
+        completed = getattr(service, "_completed_deployment", "")
+        service.network_configuration = getattr(service, "_completed_network", None) or service.network_configuration
+        reason = None
+        if sd.breaker_status == "TRIGGERED":
+            reason = f"ECS deployment circuit breaker: rolling back to deploymentId {completed}."
+        new_deployment(service, previous, reason, rollback_of=sd)
         reconcile(service)
         return
     set_traffic(service, sd, "production", 0.0)
