@@ -1184,6 +1184,9 @@ def reconcile_both(service, sd):
         wanted = service.desired_count - len(theirs)
         if wanted > 0:
             launch(service, d, wanted)
+        elif wanted < 0:  # scaled in meanwhile: pending tasks first, then the newest
+            for task in sorted(theirs, key=lambda t: (t.last_status == "RUNNING", t.created_at))[:-wanted]:
+                stop(service, task, f"Scaling activity initiated by (deployment {d['id']})", "ServiceSchedulerInitiated")
     update_counts(service)
     scaled_up(service, sd)
     settle_if_steady(service)
@@ -1642,6 +1645,11 @@ def patch_services():
 
     def delete_service(self, cluster_name, service_name, force):
         service = original_delete(self, cluster_name, service_name, force)
+        # "When you delete a service, Amazon ECS deletes the corresponding service deployments."
+        deployments, _ = records(self)
+        for sd in service_deployments(service):
+            sd.cancel()
+            deployments.pop(sd.arn, None)
         if hasattr(service, "_tasks") and any(not stopped(t) for t in service._tasks):
             # DeleteService: DRAINING while its tasks stop, then INACTIVE (DeleteService API reference).
             service.status = "DRAINING"
