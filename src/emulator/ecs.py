@@ -1379,6 +1379,10 @@ def stop_service_deployment(service, sd, stop_type):
         return  # "The service deployment continues the rollback operation."
     if sd.status not in ("PENDING", "IN_PROGRESS"):
         raise ConflictException(f"The service deployment {sd.arn} is {sd.status} and cannot be stopped.")
+    if sd.shifted and sd.stage == "CLEAN_UP":
+        # The green revision took over (the target groups traded places); nothing is left to roll
+        # back to but the draining blue tasks.
+        raise ConflictException(f"The service deployment {sd.arn} is cleaning up and cannot be rolled back.")
     fail(service, sd, STOP_REASON, True)
 
 
