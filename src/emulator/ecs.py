@@ -1196,8 +1196,12 @@ def reconcile_both(service, sd):
 
 
 def find_rule(service, arn):
+    return rule_by_arn(service._account_id, service.region_name, arn)
+
+
+def rule_by_arn(account_id, region, arn):
     """The listener and rule an ARN names (a listener ARN names its default rule: NLBs)."""
-    backend = elbv2_backends[service._account_id][service.region_name]
+    backend = elbv2_backends[account_id][region]
     for balancer in backend.load_balancers.values():
         for listener in balancer.listeners.values():
             if listener.arn == arn:
@@ -1430,17 +1434,6 @@ def validate_deployment_configuration(account_id, region, config, load_balancers
     if strategy not in SHIFTED_STRATEGIES:
         return
     backend = elbv2_backends[account_id][region]
-
-    def rule_of(arn):
-        for balancer in backend.load_balancers.values():
-            for listener in balancer.listeners.values():
-                if listener.arn == arn:
-                    return listener._default_rule[0]
-                for rule in listener.rules.values():
-                    if rule.arn == arn:
-                        return rule
-        return None
-
     for lb in load_balancers or []:
         advanced = lb.get("advancedConfiguration")
         if not advanced:
@@ -1462,7 +1455,7 @@ def validate_deployment_configuration(account_id, region, config, load_balancers
             arn = advanced.get(field)
             if not arn:
                 continue
-            rule = rule_of(arn)
+            _, rule = rule_by_arn(account_id, region, arn)
             if rule is None:
                 raise InvalidParameterException(f"Unable to find the listener rule {arn}.")
             groups = forward_groups(rule)
