@@ -969,6 +969,8 @@ def begin_service_deployment(service, deployment, sources):
     for older in service_deployments(service):
         if older.active():
             supersede(service, older)
+            # A superseded green revision is no source: its tasks go, blue stays.
+            sources = [d for d in sources if d["id"] not in older.retiring]
     config = configuration(service)
     shifted = strategy_of(config) in SHIFTED_STRATEGIES
     groups = alternate_groups(service) if shifted else primary_groups(service)
