@@ -7,6 +7,7 @@ mod container;
 mod run_task;
 mod service;
 mod service_reads;
+mod service_rollback;
 mod task_definition;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -20,6 +21,7 @@ pub use self::container::*;
 pub use self::run_task::*;
 pub use self::service::*;
 pub use self::service_reads::*;
+pub use self::service_rollback::*;
 pub use self::task_definition::*;
 use crate::arn::Arn;
 use crate::aws::{NAME_TAG, concurrently};
