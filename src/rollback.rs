@@ -96,32 +96,28 @@ pub fn rollback(args: &RollbackArgs) -> Result<()> {
         .and_then(|service| roll_back(&aws, &service).map(|done| (service, done)));
     drop(lock);
     let (service, done) = outcome?;
-    let script_task = match &done {
-        RolledBack::Stopped { deployment, stopped, now } => {
-            println!(
-                "Rolled back: service {} runs {} again (deployment {deployment} of {} stopped and rolled back by ECS).",
-                service.name,
-                short_task(now),
-                short_task(stopped)
-            );
-            stopped
-        }
-        RolledBack::Redeployed { replaced, now } => {
-            println!(
-                "Rolled back: service {} runs {} again, in place of {}.",
-                service.name,
-                short_task(now),
-                short_task(replaced)
-            );
-            replaced
-        }
+    let label = |task: &str| {
+        let images = aws.block_on(images_of(&aws, task)).unwrap_or_default();
+        if images.is_empty() { short_task(task) } else { format!("{} ({})", short_task(task), images.join(", ")) }
     };
-    let images = aws.block_on(images_of(&aws, script_task)).unwrap_or_default();
-    let images = if images.is_empty() { String::new() } else { format!(" ({})", images.join(", ")) };
+    match &done {
+        RolledBack::Stopped { deployment, stopped, now } => println!(
+            "Rolled back: service {} runs {} again; deployment {deployment} of {} was stopped and rolled back by ECS.",
+            service.name,
+            label(now),
+            label(stopped)
+        ),
+        RolledBack::Redeployed { replaced, now } => println!(
+            "Rolled back: service {} runs {} again, in place of {}.",
+            service.name,
+            label(now),
+            label(replaced)
+        ),
+    }
     println!(
-        "The script still names its own image: the next `deckhand run` of the unchanged script deploys {}{images} \
-         again, as its plan shows (`~ task_definition`). The rollback buys time to fix the script.",
-        short_task(script_task)
+        "The script is unchanged: the next `deckhand run` deploys the image it names again, as its plan shows \
+         (`~ service {}`, its task_definition). The rollback buys time to fix the script.",
+        service.name
     );
     println!("({} AWS calls)", aws.calls());
     if let Some(rehearsal) = aws.rehearsal() {
@@ -223,7 +219,8 @@ fn stop(aws: &Aws, service: &Service, ongoing: &ServiceDeploymentEntry) -> Resul
             Some("run `deckhand rollback` again once it has stopped"),
         ));
     }
-    let done = aws.block_on(watch_rollback(aws, name, &ongoing.arn))?;
+    let stack = service.stack.as_deref().unwrap_or_default();
+    let done = aws.block_on(watch_rollback(aws, stack, name, &ongoing.arn))?;
     let now = match done.rollback_revision.or(done.sources.into_iter().next()) {
         Some(arn) => aws.block_on(ecs::service_revisions(aws, &[arn]))?.pop().map(|r| r.task_definition),
         None => None,
@@ -242,7 +239,7 @@ fn stop(aws: &Aws, service: &Service, ongoing: &ServiceDeploymentEntry) -> Resul
 /// done (ROLLBACK_SUCCESSFUL); ROLLBACK_FAILED, or a deployment that ended otherwise, is an
 /// error. A rolling rollback is a rollout of the earlier revision, a blue/green, canary or linear
 /// one moves the traffic back and stops the new tasks: the rollout's pace and timeout (`timing`).
-async fn watch_rollback(aws: &Aws, service: &str, arn: &str) -> Result<DeploymentState> {
+async fn watch_rollback(aws: &Aws, stack: &str, service: &str, arn: &str) -> Result<DeploymentState> {
     let say = |line: &str| println!("{line}");
     let id = crate::arn::last_segment(arn);
     Wait::new(aws.clock(), "rollback", format!("the rollback of service {service}"), ROLLOUT_PACE, ROLLOUT_TIMEOUT)
@@ -259,11 +256,16 @@ async fn watch_rollback(aws: &Aws, service: &str, arn: &str) -> Result<Deploymen
                 "ROLLBACK_SUCCESSFUL" => Ok(Check::Done(state)),
                 _ if state.finished() => Err(Error::conflict(
                     format!("deployment {id} of service {service} ended {} instead of rolling back{why}", state.status),
-                    Some("`deckhand status --stack ...` shows the service's deployments and events"),
+                    Some(&format!("`deckhand status --stack {stack}` shows the service's deployments and events")),
                 )),
                 status => {
-                    let stage = state.stage.as_deref().map(|s| format!(", {}", s.to_lowercase().replace('_', " ")));
-                    Ok(Check::waiting(format!("deployment {id}: {status}{}", stage.unwrap_or_default())))
+                    let stage = state.stage.as_deref().map(|s| format!(" ({})", s.to_lowercase().replace('_', " ")));
+                    let (running, wanted) = state.sources_running;
+                    Ok(Check::waiting(format!(
+                        "deployment {id} {status}{}: {running}/{wanted} tasks of the revision before it running, {} of its own",
+                        stage.unwrap_or_default(),
+                        state.target_running
+                    )))
                 }
             }
         })

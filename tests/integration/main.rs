@@ -21,6 +21,7 @@ mod queries;
 mod rehearsal_ecs;
 mod rehearsal_network;
 mod repl;
+mod rollback;
 mod rules;
 mod script_errors;
 mod secrets;

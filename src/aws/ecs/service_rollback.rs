@@ -79,6 +79,10 @@ pub struct DeploymentState {
     pub sources: Vec<String>,
     /// The revision it deploys.
     pub target: Option<String>,
+    /// Tasks of the source revisions running, and how many ECS wants of them.
+    pub sources_running: (i32, i32),
+    /// Tasks of the target revision running.
+    pub target_running: i32,
 }
 
 impl DeploymentState {
@@ -235,6 +239,11 @@ pub async fn deployment_state(aws: &Aws, arn: &str) -> Result<Option<DeploymentS
         rollback_revision: d.rollback().and_then(|r| r.service_revision_arn()).map(str::to_string),
         sources: d.source_service_revisions().iter().filter_map(|r| r.arn()).map(str::to_string).collect(),
         target: d.target_service_revision().and_then(|r| r.arn()).map(str::to_string),
+        sources_running: d
+            .source_service_revisions()
+            .iter()
+            .fold((0, 0), |(running, wanted), r| (running + r.running_task_count(), wanted + r.requested_task_count())),
+        target_running: d.target_service_revision().map_or(0, |r| r.running_task_count()),
     }))
 }
 
