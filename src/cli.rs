@@ -1,5 +1,5 @@
 //! The command line: argument parsing (clap) and the commands `run`, `check`, `destroy`, `repl`,
-//! `docs`, `status`, `logs`, `unlock`, `task run` and `exec`.
+//! `docs`, `status`, `logs`, `unlock`, `task run` and `exec` (`rollback` lives in `rollback.rs`).
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -32,6 +32,7 @@ use crate::timing::TIME_SCALE_ENV;
   deckhand run --plan deploy.rhai --var image=app:2   what would change (read-only)
   deckhand run deploy.rhai --var image=app:2          plan, then apply
   deckhand destroy --stack myapp                      delete everything of a stack
+  deckhand rollback --stack myapp                     back to what ran before the last deploy
   deckhand docs subnet                                one script function in full
   deckhand task run --stack myapp --service myapp -- ./migrate   a one-off task; exits with its code
   deckhand exec --stack myapp --service myapp         a shell in a running task (ECS Exec)"
