@@ -100,9 +100,8 @@ fn rollback_redeploys_the_last_completed_deployments_task_definition_not_the_rev
     // rb:1, the last deployment that completed (SUCCESSFUL) before rb:3's, not rb:2.
     assert_eq!(running(&deck, "web"), "rb:1");
     assert_eq!(requests.mutating(), ["ecs UpdateService"]);
-    let lock =
-        |r: &&deckhand::local::RecordedRequest| r.action == "PutParameter" && r.body.contains("/deckhand/locks/rb");
-    assert!(requests.0.iter().any(|r| lock(&r)), "it holds the stack lock: {:?}", requests.actions());
+    let locked = requests.0.iter().any(|r| r.action == "PutParameter" && r.body.contains("/deckhand/locks/rb"));
+    assert!(locked, "it holds the stack lock: {:?}", requests.actions());
     let update = requests.0.iter().find(|r| r.action == "UpdateService").unwrap();
     assert!(update.body.contains("task-definition/rb:1\""), "UpdateService asks for rb:1: {}", update.body);
     let newest = &service_deployments(&deck, &[])[0];
