@@ -780,7 +780,7 @@ class ServiceDeployment:
             f"arn:aws:ecs:{service.region_name}:{service._account_id}:service-deployment/"
             f"{service.cluster_name}/{service.name}/{short_id(21)}"
         )
-        self.config = {k: v for k, v in configuration(service).items()}
+        self.config = copy.deepcopy(configuration(service))
         self.shifted = shifted
         self.deployment_id = deployment["id"]
         self.revision = new_revision(service, deployment["taskDefinition"])
@@ -980,6 +980,7 @@ def begin_service_deployment(service, deployment, sources):
     def start():
         if sd.status != "PENDING":
             return
+        sd.started_at = clock.utcnow()
         sd.set_status("IN_PROGRESS")
         if shifted:
             # The blue revision keeps its tasks (and groups) until CLEAN_UP; new tasks wait for SCALE_UP.
