@@ -780,7 +780,7 @@ class ServiceDeployment:
             f"arn:aws:ecs:{service.region_name}:{service._account_id}:service-deployment/"
             f"{service.cluster_name}/{service.name}/{short_id(21)}"
         )
-        self.config = {k: v for k, v in configuration(service).items()}
+        self.config = copy.deepcopy(configuration(service))
         self.shifted = shifted
         self.deployment_id = deployment["id"]
         self.revision = new_revision(service, deployment["taskDefinition"])
@@ -980,6 +980,7 @@ def begin_service_deployment(service, deployment, sources):
     def start():
         if sd.status != "PENDING":
             return
+        sd.started_at = clock.utcnow()
         sd.set_status("IN_PROGRESS")
         if shifted:
             # The blue revision keeps its tasks (and groups) until CLEAN_UP; new tasks wait for SCALE_UP.
@@ -1033,7 +1034,9 @@ def run_hooks(service, sd, hooks, then):
             "hookId": "ecs-pause-" + short_id(43),
             "targetType": "PAUSE",
             "status": "AWAITING_ACTION",
-            "expiresAt": clock.utcnow() + datetime.timedelta(seconds=minutes * 60),
+            # A wall time, like every timestamp the emulator reports: (expiresAt - now) / SCALE
+            # is the modelled timeout (clock.py).
+            "expiresAt": clock.utcnow() + datetime.timedelta(seconds=clock.scaled(minutes * 60)),
             "timeoutAction": action,
         }
         sd.hooks.append(detail)
@@ -1696,10 +1699,16 @@ def patch_service_deployments():
             result["nextToken"] = str(start + page)
         return ActionResult(result)
 
+    def at_most_20(arns):
+        # "You can specify a maximum of 20 ARNs." (DescribeServiceDeployments, DescribeServiceRevisions)
+        if len(arns) > 20:
+            raise InvalidParameterException("You can specify a maximum of 20 ARNs.")
+        return arns
+
     def describe_service_deployments(self):
         deployments, _ = records(self.ecs_backend)
         found, failures = [], []
-        for arn in self._get_param("serviceDeploymentArns") or []:
+        for arn in at_most_20(self._get_param("serviceDeploymentArns") or []):
             sd = deployments.get(arn)
             if sd is None:
                 failures.append({"arn": arn, "reason": "MISSING"})
@@ -1710,7 +1719,7 @@ def patch_service_deployments():
     def describe_service_revisions(self):
         _, revisions = records(self.ecs_backend)
         found, failures = [], []
-        for arn in self._get_param("serviceRevisionArns") or []:
+        for arn in at_most_20(self._get_param("serviceRevisionArns") or []):
             if arn in revisions:
                 found.append({k: v for k, v in revisions[arn].items() if v is not None})
             else:
