@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use clap::Args;
 
-use crate::aws::ecs::{self, DeploymentState, Service, ServiceDeploymentEntry, short_task};
+use crate::aws::ecs::{self, Service, ServiceDeploymentEntry, short_task};
 use crate::aws::{Pass, State};
 use crate::error::{Error, Result};
 use crate::lock::{LockOptions, StackLock};
@@ -69,14 +69,14 @@ pub enum RolledBack {
     Stopped {
         /// The stopped deployment's id.
         deployment: String,
-        /// The task definition it was deploying (the script's).
+        /// The task definition it was deploying (usually the script's).
         stopped: String,
         /// The task definition the service runs after the rollback.
         now: String,
     },
     /// The service redeployed the task definition of an earlier deployment.
     Redeployed {
-        /// The task definition it ran (the script's).
+        /// The task definition it ran before.
         replaced: String,
         /// The task definition it runs now.
         now: String,
@@ -137,7 +137,7 @@ async fn pick_service(aws: &Aws, stack: &str, name: Option<&str>) -> Result<Serv
         1 => Ok(services.remove(0)),
         0 => Err(Error::conflict(
             format!("stack {stack} has no ECS service: nothing to roll back"),
-            Some("`deckhand status --stack NAME` shows what a stack has"),
+            Some(&format!("`deckhand status --stack {stack}` shows what the stack has")),
         )),
         n => {
             let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
@@ -194,6 +194,20 @@ pub fn roll_back(aws: &Aws, service: &Service) -> Result<RolledBack> {
 /// watches it until ECS reports the rollback done.
 fn stop(aws: &Aws, service: &Service, ongoing: &ServiceDeploymentEntry) -> Result<RolledBack> {
     let name = &service.name;
+    let sources = aws.block_on(ecs::deployment_state(aws, &ongoing.arn))?.map(|d| d.sources).unwrap_or_default();
+    if ongoing.can_roll_back() && sources.is_empty() {
+        // A service's first deployment has no revision before it: its rollback could only fail
+        // (ROLLBACK_FAILED, "requires a previous deployment in COMPLETED state").
+        return Err(Error::conflict(
+            format!(
+                "service {name}'s deployment {} is its first: there is nothing before it to roll back to",
+                ongoing.id()
+            ),
+            Some(
+                "to take the service away, drop it from the script and `deckhand run` it (or `deckhand destroy` the stack)",
+            ),
+        ));
+    }
     let deploying = match &ongoing.target_revision {
         Some(arn) => aws.block_on(ecs::service_revisions(aws, std::slice::from_ref(arn)))?.pop(),
         None => None,
@@ -220,18 +234,12 @@ fn stop(aws: &Aws, service: &Service, ongoing: &ServiceDeploymentEntry) -> Resul
         ));
     }
     let stack = service.stack.as_deref().unwrap_or_default();
-    let done = aws.block_on(watch_rollback(aws, stack, name, &ongoing.arn))?;
-    let now = match done.rollback_revision.or(done.sources.into_iter().next()) {
-        Some(arn) => aws.block_on(ecs::service_revisions(aws, &[arn]))?.pop().map(|r| r.task_definition),
-        None => None,
-    };
-    let now = match now {
-        Some(now) => now,
-        None => aws
-            .block_on(crate::aws::queries::find_service(aws, &service.cluster_arn, name))?
-            .map(|s| s.task_definition)
-            .unwrap_or_default(),
-    };
+    aws.block_on(watch_rollback(aws, stack, name, &ongoing.arn))?;
+    // What the service runs once ECS rolled it back (DescribeServices' taskDefinition).
+    let now = aws
+        .block_on(crate::aws::queries::find_service(aws, &service.cluster_arn, name))?
+        .map(|s| s.task_definition)
+        .unwrap_or_default();
     Ok(RolledBack::Stopped { deployment: ongoing.id().to_string(), stopped, now })
 }
 
@@ -239,7 +247,7 @@ fn stop(aws: &Aws, service: &Service, ongoing: &ServiceDeploymentEntry) -> Resul
 /// done (ROLLBACK_SUCCESSFUL); ROLLBACK_FAILED, or a deployment that ended otherwise, is an
 /// error. A rolling rollback is a rollout of the earlier revision, a blue/green, canary or linear
 /// one moves the traffic back and stops the new tasks: the rollout's pace and timeout (`timing`).
-async fn watch_rollback(aws: &Aws, stack: &str, service: &str, arn: &str) -> Result<DeploymentState> {
+async fn watch_rollback(aws: &Aws, stack: &str, service: &str, arn: &str) -> Result<()> {
     let say = |line: &str| println!("{line}");
     let id = crate::arn::last_segment(arn);
     Wait::new(aws.clock(), "rollback", format!("the rollback of service {service}"), ROLLOUT_PACE, ROLLOUT_TIMEOUT)
@@ -253,7 +261,7 @@ async fn watch_rollback(aws: &Aws, stack: &str, service: &str, arn: &str) -> Res
             })?;
             let why = if state.reason.is_empty() { String::new() } else { format!(": {}", state.reason) };
             match state.status.as_str() {
-                "ROLLBACK_SUCCESSFUL" => Ok(Check::Done(state)),
+                "ROLLBACK_SUCCESSFUL" => Ok(Check::Done(())),
                 _ if state.finished() => Err(Error::conflict(
                     format!("deployment {id} of service {service} ended {} instead of rolling back{why}", state.status),
                     Some(&format!("`deckhand status --stack {stack}` shows the service's deployments and events")),

@@ -120,11 +120,18 @@ fn rollback_redeploys_the_last_completed_deployments_task_definition_not_the_rev
 }
 
 #[test]
-fn rollback_during_a_rolling_deployment_stops_it_with_a_rollback_and_the_service_ends_on_the_old_revision() {
+fn rollback_stops_a_rolling_deployment_in_progress_and_the_service_ends_on_the_old_revision_but_refuses_a_first_one() {
     // The rehearsal's time scale: the new revision's tasks take 60 s to start and 150 s of health
     // checks (7.5 s at this scale), so the deployment is still in progress when rollback runs.
     let deck = Deck::with_emulator_env(&[("DECKHAND_TIME_SCALE", "0.05")]);
-    deck.run(APP, &[]).success();
+    // The service's first deployment has nothing before it: refused, nothing sent.
+    deck.run(APP, &["--var", "wait=no"]).success();
+    let (out, requests) = deck.recorded(|| deck.deckhand(&["rollback", "--stack", "rb"]));
+    out.failure().stderr_has("is its first: there is nothing before it to roll back to");
+    assert_eq!(requests.mutating(), Vec::<String>::new());
+    observe("rb:1's deployment completes", || {
+        service_deployments(&deck, &[]).first().is_some_and(|d| d.1 == "SUCCESSFUL")
+    });
     deck.run(APP, &["--var", "image=nginx:1.27", "--var", "wait=no"]).success();
     let in_progress = [ServiceDeploymentStatus::Pending, ServiceDeploymentStatus::InProgress];
     let deploying = service_deployments(&deck, &in_progress);

@@ -73,12 +73,8 @@ pub struct DeploymentState {
     pub reason: String,
     /// Its lifecycle stage, when reported (`SCALE_UP`, `CLEAN_UP`, ...).
     pub stage: Option<String>,
-    /// The revision a rollback goes back to, once one started (`rollback.serviceRevisionArn`).
-    pub rollback_revision: Option<String>,
     /// The revisions that ran when it started (`sourceServiceRevisions`).
     pub sources: Vec<String>,
-    /// The revision it deploys.
-    pub target: Option<String>,
     /// Tasks of the source revisions running, and how many ECS wants of them.
     pub sources_running: (i32, i32),
     /// Tasks of the target revision running.
@@ -236,9 +232,7 @@ pub async fn deployment_state(aws: &Aws, arn: &str) -> Result<Option<DeploymentS
         status: d.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
         reason: d.status_reason().unwrap_or_default().to_string(),
         stage: d.lifecycle_stage().map(|s| s.as_str().to_string()),
-        rollback_revision: d.rollback().and_then(|r| r.service_revision_arn()).map(str::to_string),
         sources: d.source_service_revisions().iter().filter_map(|r| r.arn()).map(str::to_string).collect(),
-        target: d.target_service_revision().and_then(|r| r.arn()).map(str::to_string),
         sources_running: d
             .source_service_revisions()
             .iter()
