@@ -196,8 +196,8 @@ fn stop(aws: &Aws, service: &Service, ongoing: &ServiceDeploymentEntry) -> Resul
     let name = &service.name;
     let sources = aws.block_on(ecs::deployment_state(aws, &ongoing.arn))?.map(|d| d.sources).unwrap_or_default();
     if ongoing.can_roll_back() && sources.is_empty() {
-        // A service's first deployment has no revision before it: its rollback could only fail
-        // (ROLLBACK_FAILED, "requires a previous deployment in COMPLETED state").
+        // A service's first deployment has no source revision: StopServiceDeployment's rollback
+        // goes "to the previous service revision" (API_StopServiceDeployment), and there is none.
         return Err(Error::conflict(
             format!(
                 "service {name}'s deployment {} is its first: there is nothing before it to roll back to",
