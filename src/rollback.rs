@@ -133,6 +133,7 @@ async fn pick_service(aws: &Aws, stack: &str, name: Option<&str>) -> Result<Serv
         return crate::task_run::stack_service(aws, stack, name).await;
     }
     let mut services = crate::task_run::stack_services(aws, stack).await?;
+    services.sort_by(|a, b| a.name.cmp(&b.name));
     match services.len() {
         1 => Ok(services.remove(0)),
         0 => Err(Error::conflict(
