@@ -223,8 +223,9 @@ fn stop(aws: &Aws, service: &Service, ongoing: &ServiceDeploymentEntry) -> Resul
         );
         aws.block_on(ecs::stop_and_roll_back(aws, &ongoing.arn))?;
     } else if ongoing.status.starts_with("ROLLBACK") {
+        let why = if ongoing.reason.is_empty() { String::new() } else { format!(": {}", ongoing.reason) };
         println!(
-            "Service {name}'s deployment {} is already rolling back ({}): watching it.",
+            "Service {name}'s deployment {} is already rolling back ({}{why}): watching it.",
             ongoing.id(),
             ongoing.status
         );

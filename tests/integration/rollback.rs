@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_ecs::types::ServiceDeploymentStatus;
+use aws_sdk_ecs::types::{ServiceDeploymentStatus, StopServiceDeploymentStopType as StopType};
 
 use crate::support::Deck;
 
@@ -157,6 +157,28 @@ fn rollback_stops_a_rolling_deployment_in_progress_and_the_service_ends_on_the_o
     let out = aws.block_on(aws.ecs.describe_services().cluster("rb").services("web").send()).unwrap();
     let service = &out.services()[0];
     assert_eq!((service.running_count(), service.deployments().len()), (2, 1), "only rb:1's tasks run");
+}
+
+#[test]
+fn rollback_of_a_deployment_already_rolling_back_only_watches_it() {
+    let deck = Deck::with_emulator_env(&[("DECKHAND_TIME_SCALE", "0.05")]);
+    deck.run(APP, &[]).success();
+    deck.run(APP, &["--var", "image=nginx:1.27", "--var", "wait=no"]).success();
+    let in_progress = [ServiceDeploymentStatus::Pending, ServiceDeploymentStatus::InProgress];
+    let deploying = service_deployments(&deck, &in_progress);
+    assert_eq!(deploying.len(), 1, "rb:2's deployment is in progress: {deploying:?}");
+    // Someone else (the console, a script's check) stopped it first.
+    let aws = deck.aws();
+    let stop = aws.ecs.stop_service_deployment().service_deployment_arn(&deploying[0].0).stop_type(StopType::Rollback);
+    aws.block_on(stop.send()).unwrap();
+
+    let (out, requests) = deck.recorded(|| deck.deckhand(&["rollback", "--stack", "rb"]));
+    out.success().stdout_has("is already rolling back (ROLLBACK_").stdout_has("Rolled back: service web runs rb:1");
+    assert_eq!(requests.mutating(), Vec::<String>::new(), "nothing stopped twice");
+    let described =
+        aws.block_on(aws.ecs.describe_service_deployments().service_deployment_arns(&deploying[0].0).send()).unwrap();
+    assert_eq!(described.service_deployments()[0].status(), Some(&ServiceDeploymentStatus::RollbackSuccessful));
+    assert_eq!(running(&deck, "web"), "rb:1");
 }
 
 #[test]
