@@ -130,6 +130,11 @@ fn the_guide_deploys_into_a_new_vpc_reruns_as_a_no_op_and_destroy_leaves_nothing
     let balancers = aws.block_on(aws.elbv2.describe_load_balancers().names("myapp").send()).unwrap();
     assert_eq!(balancers.load_balancers()[0].vpc_id(), Some(vpc.as_str()), "the ALB is in the new VPC");
 
+    deck.deckhand(&["status", "--stack", "myapp"])
+        .success()
+        .stdout_has(&format!("attached to {vpc}"))
+        .stdout_has("10.20.0.0/16");
+
     let (again, requests) = deck.recorded(|| deck.deckhand(&args));
     again.success().stdout_has("= vpc myapp").stdout_has("= internet_gateway myapp");
     assert_eq!(requests.mutating(), Vec::<String>::new(), "a re-run changes nothing");
@@ -301,5 +306,25 @@ fn dropping_new_vpc_from_the_script_deletes_the_gateway_then_the_vpc() {
         "the gateway detached and deleted, then the VPC"
     );
     assert_eq!(gateways(&deck, "net"), Vec::new());
+    assert_eq!(vpcs(&deck, "net"), Vec::new());
+}
+
+#[test]
+fn a_vpc_of_that_name_outside_the_stack_is_refused_not_adopted() {
+    let deck = Deck::new();
+    let aws = deck.aws();
+    let name = aws_sdk_ec2::types::Tag::builder().key("Name").value("net").build();
+    let tags = aws_sdk_ec2::types::TagSpecification::builder()
+        .resource_type(aws_sdk_ec2::types::ResourceType::Vpc)
+        .tags(name)
+        .build();
+    aws.block_on(aws.ec2.create_vpc().cidr_block("10.30.0.0/16").tag_specifications(tags).send()).unwrap();
+    let (refused, requests) = deck.recorded(|| deck.run(OWNED, &[]));
+    refused
+        .failure()
+        .stderr_has("a VPC named net already exists (vpc-")
+        .stderr_has("it has no deckhand:stack tag")
+        .stderr_has("--> deploy.rhai:3:11");
+    assert_eq!(requests.mutating(), Vec::<String>::new(), "nothing is created beside it");
     assert_eq!(vpcs(&deck, "net"), Vec::new());
 }
