@@ -328,3 +328,16 @@ fn a_vpc_of_that_name_outside_the_stack_is_refused_not_adopted() {
     assert_eq!(requests.mutating(), Vec::<String>::new(), "nothing is created beside it");
     assert_eq!(vpcs(&deck, "net"), Vec::new());
 }
+
+#[test]
+fn a_kept_vpc_may_be_looked_up_once_new_vpc_no_longer_declares_it() {
+    let deck = Deck::new();
+    let kept = "stack(\"net\");\nnew_vpc(#{ name: \"net\", cidr: \"10.30.0.0/16\", keep: true });\n";
+    deck.run(kept, &[]).success().expect_changes(&["+ vpc net (vpc-"]);
+    let [(id, _)] = &vpcs(&deck, "net")[..] else { panic!("one VPC of the stack") };
+    deck.run("stack(\"net\");\nprint(`found ${vpc(#{ name: \"net\" }).id}`);\n", &[])
+        .success()
+        .stdout_has(&format!("found {id}"))
+        .stdout_has("= kept vpc net (");
+    assert_eq!(vpcs(&deck, "net").len(), 1, "kept");
+}
