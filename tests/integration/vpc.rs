@@ -341,3 +341,37 @@ fn a_kept_vpc_may_be_looked_up_once_new_vpc_no_longer_declares_it() {
         .stdout_has("= kept vpc net (");
     assert_eq!(vpcs(&deck, "net").len(), 1, "kept");
 }
+
+#[test]
+fn tasks_with_public_ips_keep_the_gateway_attached_until_their_service_is_deleted() {
+    // A task's public IP is a mapped public address of its VPC (DetachInternetGateway refuses),
+    // so destroy deletes the service first; moto detaches regardless.
+    let deck = Deck::new();
+    let script = r#"
+stack("pub");
+let vpc = new_vpc(#{ name: "pub", cidr: "10.60.0.0/16" });
+let igw = internet_gateway(vpc, #{ name: "pub" });
+let subnets = [subnet(vpc, #{ name: "pub-a", az: zones(1, vpc)[0], cidr: "10.60.0.0/24", public_ip: true })];
+route_table(vpc, #{ name: "pub", subnets: subnets, routes: [#{ cidr: "0.0.0.0/0", internet_gateway: igw }] });
+let cluster = cluster("pub");
+let task = task_definition(#{ family: "pub", cpu: 256, memory: 512, containers: [#{ name: "app", image: "nginx:1.25" }] });
+let svc = service(cluster, #{ name: "pub", task: task, desired: 1, subnets: subnets, public_ip: true });
+wait_stable(svc);
+"#;
+    deck.run(script, &[]).success();
+    let [(vpc, _)] = &vpcs(&deck, "pub")[..] else { panic!("one VPC") };
+    let [(igw, _)] = &gateways(&deck, "pub")[..] else { panic!("one gateway") };
+    let aws = deck.aws();
+    let detach = aws.block_on(aws.ec2.detach_internet_gateway().internet_gateway_id(igw).vpc_id(vpc).send());
+    let err = detach.expect_err("refused while a task has a public IP");
+    assert!(format!("{err:?}").contains("has some mapped public address(es)"), "{err:?}");
+
+    let (destroyed, requests) = deck.recorded(|| deck.deckhand(&["destroy", "--stack", "pub", "--yes"]));
+    destroyed.success();
+    let mutating = requests.mutating();
+    let at =
+        |action: &str| mutating.iter().position(|m| m.ends_with(action)).unwrap_or_else(|| panic!("{action} sent"));
+    assert!(at("DeleteService") < at("DetachInternetGateway"), "{mutating:?}");
+    assert_eq!(gateways(&deck, "pub"), Vec::new());
+    assert_eq!(vpcs(&deck, "pub"), Vec::new());
+}
