@@ -375,3 +375,22 @@ wait_stable(svc);
     assert_eq!(gateways(&deck, "pub"), Vec::new());
     assert_eq!(vpcs(&deck, "pub"), Vec::new());
 }
+
+#[test]
+fn new_vpc_and_internet_gateway_are_validated_before_any_request() {
+    let deck = Deck::new();
+    let cases = [
+        (
+            "new_vpc(#{ name: \"x\", cidr: \"10.0.0.0/8\" });",
+            "invalid new_vpc.cidr \"10.0.0.0/8\": a block from /16 to /28",
+        ),
+        ("new_vpc(#{ name: \"x\", cidr: \"10.1.2.0/16\" });", "did you mean 10.1.0.0/16?"),
+        ("new_vpc(#{ name: \"x\", cidr: \"10.1.0.0/16\", dns: true });", "dns"),
+        ("internet_gateway(default_vpc(), #{ name: \"x\" });", "the default VPC has its internet gateway already"),
+    ];
+    for (line, error) in cases {
+        let (outcome, requests) = deck.recorded(|| deck.run(&format!("stack(\"v\");\n{line}\n"), &[]));
+        outcome.failure().stderr_has(error).stderr_has("--> deploy.rhai:2:");
+        assert_eq!(requests.mutating(), Vec::<String>::new(), "{line}");
+    }
+}
