@@ -521,13 +521,19 @@ const BAD: &[(&str, &str, &str, usize)] = &[
     (
         "forward and redirect together",
         r#"listener(alb, #{ port: 80, forward: tg, redirect: #{ port: 443 } });"#,
-        "either `forward` (a target group) or `redirect`, not both",
+        "exactly one default action: `forward` (a target group), `redirect` or `fixed_response`",
         1,
     ),
     (
         "neither forward nor redirect",
         r#"listener(alb, #{ port: 80 });"#,
-        "missing key `forward` in listener(): give `forward: <target group>` or `redirect: #{ port, protocol, status }`",
+        "missing key `forward` in listener(): give `forward: <target group>`, `redirect: #{ port, protocol, status }` or `fixed_response: #{ status, body }`",
+        1,
+    ),
+    (
+        "fixed response with a 3XX status",
+        r#"listener(alb, #{ port: 80, fixed_response: #{ status: 302 } });"#,
+        "invalid listener.fixed_response.status 302: an HTTP status code 2XX, 4XX or 5XX",
         1,
     ),
     (
