@@ -111,7 +111,7 @@ fn two_services_share_one_load_balancer_through_a_rule() {
 
     // A re-run changes nothing.
     let (second, requests) = deck.recorded(|| deck.deckhand(&["run", TWO_SERVICES]));
-    second.success().stdout_has("= listener_rule shop:80#10").stdout_has("0 created, 0 updated, UNCHANGED unchanged");
+    second.success().stdout_has("= listener_rule shop:80#10").stdout_has("0 created, 0 updated, 22 unchanged");
     requests.assert_read_only();
 
     // Changing the API's path modifies that rule and nothing else.

@@ -65,7 +65,10 @@ impl fmt::Display for ListenerAction {
         match self {
             ListenerAction::Forward { name, .. } => write!(f, "forward {name}"),
             ListenerAction::Redirect { protocol, port, status } => write!(f, "redirect {protocol}:{port} ({status})"),
-            ListenerAction::FixedResponse { status, .. } => write!(f, "fixed response {status}"),
+            ListenerAction::FixedResponse { status, body: None, .. } => write!(f, "fixed response {status}"),
+            ListenerAction::FixedResponse { status, body: Some(body), .. } => {
+                write!(f, "fixed response {status} {body:?}")
+            }
             ListenerAction::Other(text) => f.write_str(text),
         }
     }
@@ -582,6 +585,7 @@ mod tests {
         assert!(!fixed(404, Some("none")).same_as(&fixed(404, None)));
         assert!(!fixed(404, None).same_as(&fixed(503, None)));
         assert_eq!(fixed(404, None).to_string(), "fixed response 404");
+        assert_eq!(fixed(404, Some("gone")).to_string(), "fixed response 404 \"gone\"");
         assert!(validate_fixed_response(404, "text/plain", None).is_ok());
         assert!(validate_fixed_response(302, "text/plain", None).is_err());
         assert!(validate_fixed_response(200, "text/xml", None).is_err());
