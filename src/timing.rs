@@ -110,6 +110,12 @@ pub const NAT_GATEWAY_TIMEOUT: Duration = Duration::from_secs(600);
 /// waiter polls every 15 s at least, which cannot be scaled; this replaces it).
 pub const NAT_GATEWAY_PACE: Pace = Pace::new(5000, 15_000);
 
+/// How long a new VPC may take to become `available` (CreateVpc answers `pending`; it takes
+/// seconds): terraform-provider-aws's `vpcCreatedTimeout` (internal/service/ec2/wait.go) allows 10 minutes.
+pub const VPC_AVAILABLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Polling a new VPC: every second at first, then every 5 s.
+pub const VPC_AVAILABLE_PACE: Pace = Pace::new(1000, 5000);
+
 /// How long a deleted load balancer may take to disappear (the SDK waiter's own budget).
 pub const LOAD_BALANCER_DELETED_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a deleted service may take to become INACTIVE: ECS drains its tasks first (each

@@ -173,6 +173,8 @@ pub struct Declared {
     pub role_policies: Vec<(String, String)>,
     /// The services the script scales, as `cluster/service`.
     pub autoscaling: Vec<String>,
+    /// The VPCs the script declares with `new_vpc` (a lookup of the stack's own VPC needs it).
+    pub vpcs: Vec<String>,
     /// True when these are all a whole script declares (a run's check pass), so what is not
     /// among them is no longer declared; false in the REPL, whose statements come one by one.
     pub whole_script: bool,
@@ -200,6 +202,7 @@ impl Declared {
             target_groups: named("target_group"),
             role_policies: Vec::new(),
             autoscaling: named("autoscaling"),
+            vpcs: named("vpc"),
             whole_script: true,
         }
     }

@@ -16,6 +16,7 @@ mod cluster;
 mod dns_record;
 pub mod ecr_repository;
 mod elastic_ip;
+pub mod internet_gateway;
 mod listener;
 mod listener_rule;
 mod load_balancer;
@@ -28,6 +29,7 @@ mod service;
 mod subnet;
 mod target_group;
 mod task_definition;
+pub mod vpc;
 mod vpc_endpoint;
 
 use std::sync::OnceLock;
@@ -40,6 +42,8 @@ pub static KINDS: &[&dyn StackKind] = &[
     &role::Roles,
     &log_group::LogGroups,
     &ecr_repository::Repositories,
+    &vpc::Vpcs,
+    &internet_gateway::InternetGateways,
     &subnet::Subnets,
     &security_group::SecurityGroups,
     &route_table::RouteTables,

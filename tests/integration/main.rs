@@ -28,4 +28,5 @@ mod secrets;
 mod settle;
 mod status;
 mod time;
+mod vpc;
 mod zones;
