@@ -190,9 +190,9 @@ pub(super) fn internet_gateway_handle(gateway: &InternetGateway) -> Map {
 
 /// The `number`th block of `new_bits` more bits inside `cidr`, as terraform's `cidrsubnet`.
 fn cidr_subnet(cidr: &str, new_bits: i64, number: i64) -> Result<ipnet::Ipv4Net> {
-    let net: ipnet::Ipv4Net = cidr
-        .parse()
-        .map_err(|_| Error::invalid("cidr_subnet.cidr", format!("{cidr:?}"), "an IPv4 CIDR block like \"10.20.0.0/16\""))?;
+    let net: ipnet::Ipv4Net = cidr.parse().map_err(|_| {
+        Error::invalid("cidr_subnet.cidr", format!("{cidr:?}"), "an IPv4 CIDR block like \"10.20.0.0/16\"")
+    })?;
     let prefix = i64::from(net.prefix_len()) + new_bits;
     if new_bits < 1 || prefix > 32 {
         return Err(Error::invalid(

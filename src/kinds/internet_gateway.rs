@@ -198,8 +198,10 @@ impl StackKind for InternetGateways {
                 let detached = async || detach(aws, &entry.id, vpc_id).await;
                 retry_while(aws.clock(), entry, report, "DependencyViolation", detached).await?;
             }
-            retry_while(aws.clock(), entry, report, "DependencyViolation", async || delete_gateway(aws, &entry.id).await)
-                .await
+            retry_while(aws.clock(), entry, report, "DependencyViolation", async || {
+                delete_gateway(aws, &entry.id).await
+            })
+            .await
         }
         .boxed_local()
     }

@@ -53,7 +53,11 @@ pub struct StackVpc {
 /// by its network address.
 pub fn validate_cidr(key: &str, cidr: Ipv4Net) -> Result<()> {
     if !(16..=28).contains(&cidr.prefix_len()) {
-        return Err(Error::invalid(key, format!("{:?}", cidr.to_string()), "a block from /16 to /28 (AWS's VPC size limits)"));
+        return Err(Error::invalid(
+            key,
+            format!("{:?}", cidr.to_string()),
+            "a block from /16 to /28 (AWS's VPC size limits)",
+        ));
     }
     if cidr.trunc() != cidr {
         return Err(Error::invalid(
@@ -97,18 +101,24 @@ async fn set_dns(aws: &Aws, id: &str, attribute: VpcAttributeName, value: bool) 
 /// `waitVPCCreated` does before it sets the VPC's attributes (internal/service/ec2/wait.go).
 async fn wait_available(aws: &Aws, id: &str) -> Result<()> {
     let filter = aws_sdk_ec2::types::Filter::builder().name("vpc-id").values(id).build();
-    Wait::new(aws.clock(), "VPC available", format!("VPC {id} to be available"), VPC_AVAILABLE_PACE, VPC_AVAILABLE_TIMEOUT)
-        .quiet()
-        .until(async |_| {
-            let out = aws.ec2.describe_vpcs().filters(filter.clone()).send().await;
-            let out = out.map_err(|e| aws_error("DescribeVpcs", e))?;
-            match out.vpcs().first().and_then(|v| v.state()) {
-                Some(VpcState::Available) => Ok(Check::Done(())),
-                // Not visible yet (eventual consistency right after the create) or still pending.
-                state => Ok(Check::waiting(state.map_or("not visible yet", |s| s.as_str()))),
-            }
-        })
-        .await
+    Wait::new(
+        aws.clock(),
+        "VPC available",
+        format!("VPC {id} to be available"),
+        VPC_AVAILABLE_PACE,
+        VPC_AVAILABLE_TIMEOUT,
+    )
+    .quiet()
+    .until(async |_| {
+        let out = aws.ec2.describe_vpcs().filters(filter.clone()).send().await;
+        let out = out.map_err(|e| aws_error("DescribeVpcs", e))?;
+        match out.vpcs().first().and_then(|v| v.state()) {
+            Some(VpcState::Available) => Ok(Check::Done(())),
+            // Not visible yet (eventual consistency right after the create) or still pending.
+            state => Ok(Check::waiting(state.map_or("not visible yet", |s| s.as_str()))),
+        }
+    })
+    .await
 }
 
 /// Deletes a VPC; one already gone counts as deleted.
@@ -303,7 +313,6 @@ impl StackKind for Vpcs {
         done(rows.collect())
     }
 }
-
 
 #[cfg(test)]
 mod tests {

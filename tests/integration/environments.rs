@@ -1,6 +1,7 @@
 //! Environments (`fargate::environment`): one network, NAT gateway, cluster and load balancer that
 //! several services share (scripts/two-services.rhai); a dropped service takes only its own pieces;
-//! `nat_per_zone` routes each zone's private subnet to the NAT gateway in its zone.
+//! `nat_per_zone` routes each zone's private subnet to the NAT gateway in its zone; `vpc: #{ cidr }`
+//! builds the environment in a VPC of its own.
 
 use std::collections::BTreeMap;
 
@@ -284,4 +285,74 @@ fn nat_per_zone_routes_each_private_subnet_to_the_gateway_in_its_zone() {
     let (again, requests) = deck.recorded(|| deck.deckhand(&["run", TWO_SERVICES, "--var", "egress=nat_per_zone"]));
     again.success().stdout_has("no changes");
     requests.assert_read_only();
+}
+
+/// The route table named `name`: the target of its default route and its subnets' names.
+fn route_table(deck: &Deck, name: &str) -> (String, Vec<String>) {
+    let aws = deck.aws();
+    let filter = Filter::builder().name("tag:Name").values(name).build();
+    let out = aws.block_on(aws.ec2.describe_route_tables().filters(filter).send()).unwrap();
+    assert_eq!(out.route_tables().len(), 1, "one route table {name}");
+    let table = &out.route_tables()[0];
+    let route =
+        table.routes().iter().find(|r| r.destination_cidr_block() == Some("0.0.0.0/0")).expect("a default route");
+    let target = route.nat_gateway_id().or(route.gateway_id()).unwrap().to_string();
+    let ids: Vec<String> = table.associations().iter().filter_map(|a| a.subnet_id()).map(str::to_string).collect();
+    let subnets = aws.block_on(aws.ec2.describe_subnets().set_subnet_ids(Some(ids)).send()).unwrap();
+    let mut names: Vec<String> = subnets
+        .subnets()
+        .iter()
+        .filter_map(|s| s.tags().iter().find(|t| t.key() == Some("Name")).and_then(|t| t.value()))
+        .map(str::to_string)
+        .collect();
+    names.sort();
+    (target, names)
+}
+
+#[test]
+fn an_environment_in_a_vpc_of_its_own_converges_and_destroy_leaves_none_of_it() {
+    let deck = Deck::new();
+    let own_vpc = ["run", TWO_SERVICES, "--var", "vpc_cidr=10.20.0.0/16"];
+    deck.deckhand(&own_vpc).success().stdout_has("+ vpc shop").stdout_has("+ internet_gateway shop");
+
+    let aws = deck.aws();
+    let vpcs = aws.block_on(aws.ec2.describe_vpcs().filters(stack_filter()).send()).unwrap();
+    assert_eq!(vpcs.vpcs().len(), 1);
+    let vpc = vpcs.vpcs()[0].vpc_id().unwrap().to_string();
+    assert_eq!(vpcs.vpcs()[0].cidr_block(), Some("10.20.0.0/16"));
+    let gateways = aws.block_on(aws.ec2.describe_internet_gateways().filters(stack_filter()).send()).unwrap();
+    let [gateway] = gateways.internet_gateways() else { panic!("one internet gateway: {gateways:?}") };
+    let attached: Vec<&str> = gateway.attachments().iter().filter_map(|a| a.vpc_id()).collect();
+    assert_eq!(attached, [vpc.as_str()]);
+    let igw = gateway.internet_gateway_id().unwrap();
+
+    // Public subnets (the ALB's, the NAT gateway's) route to the gateway, private ones to the NAT
+    // gateway in a public subnet; everything is in the new VPC.
+    let (public_target, public) = route_table(&deck, "shop-public");
+    assert_eq!((public_target.as_str(), public), (igw, vec!["shop-public-a".to_string(), "shop-public-b".to_string()]));
+    let (private_target, private) = route_table(&deck, "shop-private");
+    assert_eq!(private, ["shop-a", "shop-b"]);
+    let nats = nat_gateways(&deck);
+    assert_eq!(nats.keys().collect::<Vec<_>>(), [&private_target]);
+    let subnets = aws.block_on(aws.ec2.describe_subnets().filters(stack_filter()).send()).unwrap();
+    assert_eq!(subnets.subnets().len(), 4);
+    assert!(subnets.subnets().iter().all(|s| s.vpc_id() == Some(vpc.as_str())), "{subnets:?}");
+    let lbs = aws.block_on(aws.elbv2.describe_load_balancers().names("shop").send()).unwrap();
+    assert_eq!(lbs.load_balancers()[0].vpc_id(), Some(vpc.as_str()));
+    assert_eq!(active_services(&deck).values().next().unwrap(), &["shop-api", "shop-web"]);
+
+    let (again, requests) = deck.recorded(|| deck.deckhand(&own_vpc));
+    again.success().stdout_has("no changes");
+    requests.assert_read_only();
+
+    deck.deckhand(&["destroy", "--stack", "shop", "--yes"]).success();
+    let left = |what: usize, kind: &str| assert_eq!(what, 0, "no {kind} of the stack is left");
+    left(aws.block_on(aws.ec2.describe_vpcs().filters(stack_filter()).send()).unwrap().vpcs().len(), "VPC");
+    let gateways = aws.block_on(aws.ec2.describe_internet_gateways().filters(stack_filter()).send()).unwrap();
+    left(gateways.internet_gateways().len(), "internet gateway");
+    left(aws.block_on(aws.ec2.describe_subnets().filters(stack_filter()).send()).unwrap().subnets().len(), "subnet");
+    let tables = aws.block_on(aws.ec2.describe_route_tables().filters(stack_filter()).send()).unwrap();
+    left(tables.route_tables().len(), "route table");
+    left(nat_gateways(&deck).len(), "NAT gateway");
+    left(elastic_ips(&deck), "elastic IP");
 }

@@ -54,9 +54,11 @@ fn table(deck: &Deck, name: &str) -> (String, Vec<String>) {
     let out = aws.block_on(aws.ec2.describe_route_tables().filters(named(name)).send()).unwrap();
     assert_eq!(out.route_tables().len(), 1, "one route table {name}");
     let table = &out.route_tables()[0];
-    let route = table.routes().iter().find(|r| r.destination_cidr_block() == Some("0.0.0.0/0")).expect("a default route");
+    let route =
+        table.routes().iter().find(|r| r.destination_cidr_block() == Some("0.0.0.0/0")).expect("a default route");
     let target = route.nat_gateway_id().or(route.gateway_id()).unwrap().to_string();
-    let mut subnets: Vec<String> = table.associations().iter().filter_map(|a| a.subnet_id()).map(str::to_string).collect();
+    let mut subnets: Vec<String> =
+        table.associations().iter().filter_map(|a| a.subnet_id()).map(str::to_string).collect();
     subnets.sort();
     (target, subnets)
 }
@@ -64,14 +66,20 @@ fn table(deck: &Deck, name: &str) -> (String, Vec<String>) {
 /// The subnets named `names`, sorted by name: (id, VPC, public IP on launch).
 fn subnets(deck: &Deck, names: &[&str]) -> Vec<(String, String, bool)> {
     let aws = deck.aws();
-    let filter = Filter::builder().name("tag:Name").set_values(Some(names.iter().map(|n| n.to_string()).collect())).build();
+    let filter =
+        Filter::builder().name("tag:Name").set_values(Some(names.iter().map(|n| n.to_string()).collect())).build();
     let out = aws.block_on(aws.ec2.describe_subnets().filters(filter).send()).unwrap();
     let mut found: Vec<_> = out
         .subnets()
         .iter()
         .map(|s| {
             let name = s.tags().iter().find(|t| t.key() == Some("Name")).and_then(|t| t.value()).unwrap().to_string();
-            (name, s.subnet_id().unwrap().to_string(), s.vpc_id().unwrap().to_string(), s.map_public_ip_on_launch().unwrap())
+            (
+                name,
+                s.subnet_id().unwrap().to_string(),
+                s.vpc_id().unwrap().to_string(),
+                s.map_public_ip_on_launch().unwrap(),
+            )
         })
         .collect();
     found.sort();
@@ -84,8 +92,7 @@ fn the_guide_deploys_into_a_new_vpc_reruns_as_a_no_op_and_destroy_leaves_nothing
     let deck = Deck::new();
     let args = ["run", GUIDE, "--var", "vpc_cidr=10.20.0.0/16"];
 
-    let (plan, requests) =
-        deck.recorded(|| deck.deckhand(&["run", "--plan", GUIDE, "--var", "vpc_cidr=10.20.0.0/16"]));
+    let (plan, requests) = deck.recorded(|| deck.deckhand(&["run", "--plan", GUIDE, "--var", "vpc_cidr=10.20.0.0/16"]));
     plan.success()
         .stdout_has("+ vpc myapp ((known after apply), 10.20.0.0/16)")
         .stdout_has("+ internet_gateway myapp ((known after apply), attached to (known after apply))")
@@ -130,7 +137,8 @@ fn the_guide_deploys_into_a_new_vpc_reruns_as_a_no_op_and_destroy_leaves_nothing
     let (destroyed, requests) = deck.recorded(|| deck.deckhand(&["destroy", "--stack", "myapp", "--yes"]));
     destroyed.success().stdout_has("- internet_gateway myapp").stdout_has("- vpc myapp");
     let mutating = requests.mutating();
-    let at = |action: &str| mutating.iter().position(|m| m.ends_with(action)).unwrap_or_else(|| panic!("{action} sent"));
+    let at =
+        |action: &str| mutating.iter().position(|m| m.ends_with(action)).unwrap_or_else(|| panic!("{action} sent"));
     for before in ["DeleteLoadBalancer", "DeleteNatGateway", "DeleteService"] {
         assert!(at(before) < at("DetachInternetGateway"), "{before} before the gateway is detached: {mutating:?}");
     }
@@ -168,7 +176,8 @@ fn a_vpc_lookup_never_creates_and_never_takes_over_the_stacks_own() {
     assert!(first.stdout.contains(&format!("looked up: {id}")), "{}", first.stdout);
 
     // new_vpc dropped, the lookup kept: the run would delete the VPC the lookup hands out.
-    let lookup_only = "stack(\"net\");\nlet vpc = vpc(#{ name: \"net\" });\ninternet_gateway(vpc, #{ name: \"net\" });\n";
+    let lookup_only =
+        "stack(\"net\");\nlet vpc = vpc(#{ name: \"net\" });\ninternet_gateway(vpc, #{ name: \"net\" });\n";
     let (refused, requests) = deck.recorded(|| deck.run(lookup_only, &[]));
     refused
         .failure()

@@ -160,7 +160,8 @@ pub async fn internet_gateways(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<In
     let mut found = Vec::new();
     while let Some(gateway) = pages.next().await {
         let g = gateway.map_err(|e| aws_error("DescribeInternetGateways", e))?;
-        let id = g.internet_gateway_id().ok_or_else(|| Error::missing("DescribeInternetGateways", "InternetGatewayId"))?;
+        let id =
+            g.internet_gateway_id().ok_or_else(|| Error::missing("DescribeInternetGateways", "InternetGatewayId"))?;
         // An attachment AWS is taking off (`detaching`) no longer counts.
         let attached = g.attachments().iter().find(|a| a.state().is_none_or(|s| s.as_str() != "detaching"));
         found.push(InternetGateway {
@@ -226,7 +227,10 @@ pub fn find_vpc(pass: &Pass, id: Option<&str>, name: Option<&str>) -> Result<Vpc
         [vpc] => vpc,
         [] => return Err(Error::conflict(format!("no VPC matches {wanted:?}"), None)),
         _ => {
-            return Err(Error::conflict(format!("{} VPCs match {wanted:?}", found.len()), Some("look it up by id instead")));
+            return Err(Error::conflict(
+                format!("{} VPCs match {wanted:?}", found.len()),
+                Some("look it up by id instead"),
+            ));
         }
     };
     let stack = pass.stack()?;
