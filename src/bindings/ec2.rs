@@ -378,9 +378,9 @@ pub(crate) fn validate_name(key: &str, name: &str, max: usize) -> Result<()> {
 /// How `describe` re-reads VPCs, internet gateways, subnets and security groups (by id).
 pub(super) const DESCRIBED: &[Described] = &[
     ("vpc", "id", describe_vpc),
-    ("internet_gateway", "id", describe_internet_gateway),
     ("subnet", "id", describe_subnet),
     ("security_group", "id", describe_security_group),
+    ("internet_gateway", "id", describe_internet_gateway),
 ];
 
 /// A describe filter on one id.

@@ -284,3 +284,22 @@ nat_gateway(public_a, #{ name: "held" });
     deck.deckhand(&["destroy", "--stack", "held", "--yes"]).success();
     assert_eq!(vpcs(&deck, "held"), Vec::new());
 }
+
+#[test]
+fn dropping_new_vpc_from_the_script_deletes_the_gateway_then_the_vpc() {
+    let deck = Deck::new();
+    deck.run(OWNED, &[]).success();
+    let [(id, _)] = &vpcs(&deck, "net")[..] else { panic!("one VPC of the stack") };
+    let described = deck.run(&format!("{OWNED}print(`igw in ${{describe(igw).vpc_id}}`);\n"), &[]).success();
+    assert!(described.stdout.contains(&format!("igw in {id}")), "{}", described.stdout);
+
+    let (dropped, requests) = deck.recorded(|| deck.run("stack(\"net\");\n", &["--yes"]));
+    dropped.success().stdout_has("- internet_gateway net").stdout_has("- vpc net");
+    assert_eq!(
+        requests.mutating(),
+        ["ec2 DetachInternetGateway", "ec2 DeleteInternetGateway", "ec2 DeleteVpc"],
+        "the gateway detached and deleted, then the VPC"
+    );
+    assert_eq!(gateways(&deck, "net"), Vec::new());
+    assert_eq!(vpcs(&deck, "net"), Vec::new());
+}
