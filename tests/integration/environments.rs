@@ -356,3 +356,27 @@ fn an_environment_in_a_vpc_of_its_own_converges_and_destroy_leaves_none_of_it() 
     left(nat_gateways(&deck).len(), "NAT gateway");
     left(elastic_ips(&deck), "elastic IP");
 }
+
+#[test]
+fn a_service_can_take_a_host_and_a_rule_needs_its_priority() {
+    let deck = Deck::new();
+    let admin = r#"
+let admin = fargate::web_service(env, #{ name: "shop-admin", image: image, host: "admin.example.com", priority: 20 });
+print(`admin: ${admin.url}`);
+"#;
+    let (plan, requests) = deck.recorded(|| deck.plan(&format!("{}{admin}", two_services()), &[]));
+    plan.success()
+        .stdout_has("+ listener_rule shop:80#20 (hosts admin.example.com, forward shop-admin)")
+        .stdout_has("admin: http://admin.example.com");
+    requests.assert_read_only();
+
+    let unordered = admin.replace(", priority: 20", "");
+    let script = format!("{}{unordered}", two_services());
+    let line = script.lines().position(|l| l.starts_with("let admin = ")).unwrap() + 1;
+    let (outcome, requests) = deck.recorded(|| deck.run(&script, &[]));
+    outcome
+        .failure()
+        .stderr_has("give the \"priority\" of the rule for admin.example.com")
+        .stderr_has(&format!("--> deploy.rhai:{line}:"));
+    assert_eq!(requests.mutating(), Vec::<String>::new());
+}
