@@ -84,6 +84,8 @@ fn docs_start_with_the_fargate_module_environments_first_with_what_egress_costs(
     assert!(position("  fargate::web_service(env, options)") < position("  fargate::web_service(options)"));
     assert!(position("  fargate::web_service(options)") < position("core"));
     assert!(line_of(&listing, "fargate::environment").contains("An environment: the network, cluster and"));
+    let module: Vec<&str> = listing.lines().take_while(|l| !l.is_empty()).collect();
+    assert_eq!(module.len(), 4, "the heading and the module's three public functions: {module:?}");
 
     deck.deckhand(&["docs", "fargate::environment"])
         .success()
