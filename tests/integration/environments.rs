@@ -285,6 +285,22 @@ fn nat_per_zone_routes_each_private_subnet_to_the_gateway_in_its_zone() {
     let (again, requests) = deck.recorded(|| deck.deckhand(&["run", TWO_SERVICES, "--var", "egress=nat_per_zone"]));
     again.success().stdout_has("no changes");
     requests.assert_read_only();
+
+    // Back to one gateway: the second zone's gateway, address and table go, the first serves both.
+    deck.deckhand(&["run", TWO_SERVICES])
+        .success()
+        .stdout_has("- nat_gateway shop-nat-b")
+        .stdout_has("- route_table shop-private-b");
+    assert_eq!(nat_gateways(&deck), first);
+    assert_eq!(elastic_ips(&deck), 1);
+    for subnet in private.subnets() {
+        let filter = Filter::builder().name("association.subnet-id").values(subnet.subnet_id().unwrap()).build();
+        let tables = aws.block_on(aws.ec2.describe_route_tables().filters(filter).send()).unwrap();
+        let routes = tables.route_tables()[0].routes();
+        let nat = routes.iter().find_map(|r| r.nat_gateway_id()).unwrap();
+        assert!(first.contains_key(nat), "{routes:?}");
+    }
+    deck.deckhand(&["run", TWO_SERVICES]).success().stdout_has("no changes");
 }
 
 /// The route table named `name`: the target of its default route and its subnets' names.
