@@ -125,8 +125,10 @@ pub const SERVICE_INACTIVE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 pub const DELETION_PACE: Pace = Pace::new(5000, 15_000);
 
 /// How long a deletion is retried while AWS still releases a dependency (`DependencyViolation`:
-/// network interfaces of stopped tasks or of a deleted load balancer; `ResourceInUse`): AWS
-/// releases them within minutes; terraform-provider-aws allows a security group 15 minutes.
+/// network interfaces of stopped tasks or of a deleted load balancer, which also keep an internet
+/// gateway's VPC mapping public addresses and a VPC in use; `ResourceInUse`): AWS releases them
+/// within minutes; terraform-provider-aws allows a security group 15 minutes, an internet
+/// gateway's detach 20 (its delete timeout) and DeleteVpc 5 (`vpcDeletedTimeout`).
 pub const DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Retrying such a deletion: 2 s, growing to 30 s.
 pub const DEPENDENCY_PACE: Pace = Pace::new(2000, 30_000);

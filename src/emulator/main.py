@@ -1,7 +1,7 @@
 """deckhand's local emulator: moto's server, patched where moto 5.2.5 departs from AWS in ways
 deckhand depends on. Embedded in the deckhand binary (with the modules beside it: clock.py,
-the time scale and the scheduler of modelled states; network.py, NAT gateways, load balancers
-and certificates; ecs.py, services, deployments and their targets; tasks.py, one task's
+the time scale and the scheduler of modelled states; network.py, NAT gateways, load balancers,
+certificates, and what keeps an internet gateway attached or a VPC in use; ecs.py, services, deployments and their targets; tasks.py, one task's
 lifecycle), written out and run with the emulator venv's python, with moto_server's arguments (-H HOST -p PORT).
 
 - DECKHAND_TIME_SCALE (0 < s <= 1): modelled durations pass s times as fast (clock.py).

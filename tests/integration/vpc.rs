@@ -105,7 +105,7 @@ fn the_guide_deploys_into_a_new_vpc_reruns_as_a_no_op_and_destroy_leaves_nothing
     assert_eq!(cidr, "10.20.0.0/16");
     assert_eq!(dns(&deck, vpc), (true, true), "DNS support and DNS hostnames on");
     let [(igw, attached)] = &gateways(&deck, "myapp")[..] else { panic!("one internet gateway of the stack") };
-    assert_eq!(attached, &[vpc.clone()], "the gateway is attached to the new VPC");
+    assert_eq!(attached, std::slice::from_ref(vpc), "the gateway is attached to the new VPC");
 
     let public = subnets(&deck, &["myapp-public-a", "myapp-public-b"]);
     let private = subnets(&deck, &["myapp-a", "myapp-b"]);
@@ -129,6 +129,11 @@ fn the_guide_deploys_into_a_new_vpc_reruns_as_a_no_op_and_destroy_leaves_nothing
     assert_eq!(nats.nat_gateways()[0].subnet_id(), Some(public[0].0.as_str()), "the NAT gateway is in a public subnet");
     let balancers = aws.block_on(aws.elbv2.describe_load_balancers().names("myapp").send()).unwrap();
     assert_eq!(balancers.load_balancers()[0].vpc_id(), Some(vpc.as_str()), "the ALB is in the new VPC");
+
+    deck.deckhand(&["status", "--stack", "myapp"])
+        .success()
+        .stdout_has(&format!("attached to {vpc}"))
+        .stdout_has("10.20.0.0/16");
 
     let (again, requests) = deck.recorded(|| deck.deckhand(&args));
     again.success().stdout_has("= vpc myapp").stdout_has("= internet_gateway myapp");
@@ -302,4 +307,90 @@ fn dropping_new_vpc_from_the_script_deletes_the_gateway_then_the_vpc() {
     );
     assert_eq!(gateways(&deck, "net"), Vec::new());
     assert_eq!(vpcs(&deck, "net"), Vec::new());
+}
+
+#[test]
+fn a_vpc_of_that_name_outside_the_stack_is_refused_not_adopted() {
+    let deck = Deck::new();
+    let aws = deck.aws();
+    let name = aws_sdk_ec2::types::Tag::builder().key("Name").value("net").build();
+    let tags = aws_sdk_ec2::types::TagSpecification::builder()
+        .resource_type(aws_sdk_ec2::types::ResourceType::Vpc)
+        .tags(name)
+        .build();
+    aws.block_on(aws.ec2.create_vpc().cidr_block("10.30.0.0/16").tag_specifications(tags).send()).unwrap();
+    let (refused, requests) = deck.recorded(|| deck.run(OWNED, &[]));
+    refused
+        .failure()
+        .stderr_has("a VPC named net already exists (vpc-")
+        .stderr_has("it has no deckhand:stack tag")
+        .stderr_has("--> deploy.rhai:3:11");
+    assert_eq!(requests.mutating(), Vec::<String>::new(), "nothing is created beside it");
+    assert_eq!(vpcs(&deck, "net"), Vec::new());
+}
+
+#[test]
+fn a_kept_vpc_may_be_looked_up_once_new_vpc_no_longer_declares_it() {
+    let deck = Deck::new();
+    let kept = "stack(\"net\");\nnew_vpc(#{ name: \"net\", cidr: \"10.30.0.0/16\", keep: true });\n";
+    deck.run(kept, &[]).success().expect_changes(&["+ vpc net (vpc-"]);
+    let [(id, _)] = &vpcs(&deck, "net")[..] else { panic!("one VPC of the stack") };
+    deck.run("stack(\"net\");\nprint(`found ${vpc(#{ name: \"net\" }).id}`);\n", &[])
+        .success()
+        .stdout_has(&format!("found {id}"))
+        .stdout_has("= kept vpc net (");
+    assert_eq!(vpcs(&deck, "net").len(), 1, "kept");
+}
+
+#[test]
+fn tasks_with_public_ips_keep_the_gateway_attached_until_their_service_is_deleted() {
+    // A task's public IP is a mapped public address of its VPC (DetachInternetGateway refuses),
+    // so destroy deletes the service first; moto detaches regardless.
+    let deck = Deck::new();
+    let script = r#"
+stack("pub");
+let vpc = new_vpc(#{ name: "pub", cidr: "10.60.0.0/16" });
+let igw = internet_gateway(vpc, #{ name: "pub" });
+let subnets = [subnet(vpc, #{ name: "pub-a", az: zones(1, vpc)[0], cidr: "10.60.0.0/24", public_ip: true })];
+route_table(vpc, #{ name: "pub", subnets: subnets, routes: [#{ cidr: "0.0.0.0/0", internet_gateway: igw }] });
+let cluster = cluster("pub");
+let task = task_definition(#{ family: "pub", cpu: 256, memory: 512, containers: [#{ name: "app", image: "nginx:1.25" }] });
+let svc = service(cluster, #{ name: "pub", task: task, desired: 1, subnets: subnets, public_ip: true });
+wait_stable(svc);
+"#;
+    deck.run(script, &[]).success();
+    let [(vpc, _)] = &vpcs(&deck, "pub")[..] else { panic!("one VPC") };
+    let [(igw, _)] = &gateways(&deck, "pub")[..] else { panic!("one gateway") };
+    let aws = deck.aws();
+    let detach = aws.block_on(aws.ec2.detach_internet_gateway().internet_gateway_id(igw).vpc_id(vpc).send());
+    let err = detach.expect_err("refused while a task has a public IP");
+    assert!(format!("{err:?}").contains("has some mapped public address(es)"), "{err:?}");
+
+    let (destroyed, requests) = deck.recorded(|| deck.deckhand(&["destroy", "--stack", "pub", "--yes"]));
+    destroyed.success();
+    let mutating = requests.mutating();
+    let at =
+        |action: &str| mutating.iter().position(|m| m.ends_with(action)).unwrap_or_else(|| panic!("{action} sent"));
+    assert!(at("DeleteService") < at("DetachInternetGateway"), "{mutating:?}");
+    assert_eq!(gateways(&deck, "pub"), Vec::new());
+    assert_eq!(vpcs(&deck, "pub"), Vec::new());
+}
+
+#[test]
+fn new_vpc_and_internet_gateway_are_validated_before_any_request() {
+    let deck = Deck::new();
+    let cases = [
+        (
+            "new_vpc(#{ name: \"x\", cidr: \"10.0.0.0/8\" });",
+            "invalid new_vpc.cidr \"10.0.0.0/8\": a block from /16 to /28",
+        ),
+        ("new_vpc(#{ name: \"x\", cidr: \"10.1.2.0/16\" });", "did you mean 10.1.0.0/16?"),
+        ("new_vpc(#{ name: \"x\", cidr: \"10.1.0.0/16\", dns: true });", "dns"),
+        ("internet_gateway(default_vpc(), #{ name: \"x\" });", "the default VPC has its internet gateway already"),
+    ];
+    for (line, error) in cases {
+        let (outcome, requests) = deck.recorded(|| deck.run(&format!("stack(\"v\");\n{line}\n"), &[]));
+        outcome.failure().stderr_has(error).stderr_has("--> deploy.rhai:2:");
+        assert_eq!(requests.mutating(), Vec::<String>::new(), "{line}");
+    }
 }

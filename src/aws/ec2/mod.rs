@@ -235,7 +235,13 @@ pub fn find_vpc(pass: &Pass, id: Option<&str>, name: Option<&str>) -> Result<Vpc
     };
     let stack = pass.stack()?;
     let declared = pass.declared();
-    if vpc.stack.as_deref() == Some(stack.as_str()) && declared.whole_script && !declared.vpcs.contains(&vpc.name) {
+    // A VPC marked `keep: true` stays when new_vpc no longer declares it: looking it up is safe.
+    let kept = snapshot.borrow().tagged.is_marked(&vpc.id);
+    if vpc.stack.as_deref() == Some(stack.as_str())
+        && declared.whole_script
+        && !declared.vpcs.contains(&vpc.name)
+        && !kept
+    {
         return Err(Error::conflict(
             format!(
                 "VPC {} ({}) belongs to stack {stack} (new_vpc created it), and this script no longer declares it \
