@@ -1,7 +1,8 @@
-//! Script basics: `stack()`, `region()`, `zones()`.
+//! Script basics: `stack()`, `region()`, `zones()`, `note()`.
 
 use std::rc::Rc;
 
+use anstyle::AnsiColor;
 use rhai::{Array, Dynamic, Engine, EvalAltResult};
 
 use crate::aws::Pass;
@@ -61,5 +62,19 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
             usize::try_from(count).map_err(|_| Error::invalid("zones.count", count, "a number of zones from 1"))?;
         let vpc = vpc_from("zones.vpc", &vpc)?;
         Ok(fargate_zones(&p, count, &vpc)?.into_iter().map(Dynamic::from).collect())
+    });
+
+    let p = pass.clone();
+    function(
+        "note",
+        &["text: &str", "()"],
+        "Prints a note in the run's output, `note: <text>`, set apart from the script's own `print` lines:\n\
+         what a choice costs, what a later step needs. The plan prints it (so does the apply); it is\n\
+         never a change. The `fargate` module notes what its egress choices cost.\n\
+         Example: `note(\"one NAT gateway serves every service of this environment\");`",
+    )
+    .register_into_engine(engine, move |text: &str| {
+        let cyan = AnsiColor::Cyan.on_default();
+        p.log.say(&format!("{cyan}note{cyan:#}: {text}"));
     });
 }

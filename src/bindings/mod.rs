@@ -39,7 +39,7 @@ pub(crate) type Described = (&'static str, &'static str, Describe);
 /// how `describe` re-reads the handles its functions return. One line per area, so adding an
 /// area is adding a line.
 pub(crate) const AREAS: &[(&str, Register, &[Described])] = &[
-    ("core", core::register, &[]),                         // stack, region, zones
+    ("core", core::register, &[]),                         // stack, region, zones, note
     ("networking", ec2::register, ec2::DESCRIBED),         // VPCs, subnets, security groups
     ("egress", egress::register, egress::DESCRIBED),       // NAT gateways, route tables, VPC endpoints
     ("load balancing", elbv2::register, elbv2::DESCRIBED), // load balancers, target groups, listeners, rules

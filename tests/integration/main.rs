@@ -11,6 +11,7 @@ mod ecr;
 mod ecs;
 mod egress;
 mod emulator;
+mod environments;
 mod guide;
 mod iam_logs;
 mod load_balancing;

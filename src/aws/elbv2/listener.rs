@@ -4,7 +4,8 @@
 use std::fmt;
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, Certificate, ProtocolEnum, RedirectActionConfig, RedirectActionStatusCodeEnum,
+    Action, ActionTypeEnum, Certificate, FixedResponseActionConfig, ProtocolEnum, RedirectActionConfig,
+    RedirectActionStatusCodeEnum,
 };
 
 use super::{DEFAULT_SSL_POLICY, load_balancer, stack_tags, with_state};
@@ -36,7 +37,16 @@ pub enum ListenerAction {
         /// 301 or 302.
         status: i32,
     },
-    /// Anything else found in AWS (fixed responses, weighted forwards, custom redirects...).
+    /// Answer every request itself (e.g. a 404 for paths no rule forwards).
+    FixedResponse {
+        /// An HTTP status code, 2XX, 4XX or 5XX.
+        status: i32,
+        /// The body's content type, e.g. `text/plain`.
+        content_type: String,
+        /// The body (at most 1024 characters), if any.
+        body: Option<String>,
+    },
+    /// Anything else found in AWS (weighted forwards, custom redirects...).
     Other(String),
 }
 
@@ -55,6 +65,10 @@ impl fmt::Display for ListenerAction {
         match self {
             ListenerAction::Forward { name, .. } => write!(f, "forward {name}"),
             ListenerAction::Redirect { protocol, port, status } => write!(f, "redirect {protocol}:{port} ({status})"),
+            ListenerAction::FixedResponse { status, body: None, .. } => write!(f, "fixed response {status}"),
+            ListenerAction::FixedResponse { status, body: Some(body), .. } => {
+                write!(f, "fixed response {status} {body:?}")
+            }
             ListenerAction::Other(text) => f.write_str(text),
         }
     }
@@ -181,6 +195,14 @@ pub(super) fn action_from(actions: &[Action]) -> ListenerAction {
                 )),
             }
         }
+        Some(ActionTypeEnum::FixedResponse) => match action.fixed_response_config() {
+            Some(r) => ListenerAction::FixedResponse {
+                status: r.status_code().and_then(|s| s.parse().ok()).unwrap_or(0),
+                content_type: r.content_type().unwrap_or_default().to_string(),
+                body: r.message_body().filter(|b| !b.is_empty()).map(str::to_string),
+            },
+            None => ListenerAction::Other("fixed-response".into()),
+        },
         Some(other) => ListenerAction::Other(other.as_str().to_string()),
         None => ListenerAction::Other("unknown action".into()),
     }
@@ -247,6 +269,9 @@ fn validate_listener(pass: &Pass, spec: &ListenerSpec) -> Result<()> {
             ));
         }
     }
+    if let ListenerAction::FixedResponse { status, content_type, body } = &spec.action {
+        validate_fixed_response(*status, content_type, body.as_deref())?;
+    }
     if let (Some(lb_vpc), Some(tg_vpc)) = (&spec.load_balancer.vpc_id, &spec.target_group_vpc)
         && is_known(lb_vpc)
         && is_known(tg_vpc)
@@ -256,6 +281,35 @@ fn validate_listener(pass: &Pass, spec: &ListenerSpec) -> Result<()> {
             "listener.forward",
             format!("{} (a target group in {tg_vpc})", spec.action),
             format!("a target group in the load balancer's VPC {lb_vpc}"),
+        ));
+    }
+    Ok(())
+}
+
+/// The content types ELB allows in a fixed response (FixedResponseActionConfig, ELB API reference).
+const FIXED_RESPONSE_TYPES: &[&str] =
+    &["text/plain", "text/css", "text/html", "application/javascript", "application/json"];
+
+/// A fixed response the way ELB checks one: a 2XX, 4XX or 5XX status, one of its content types, a
+/// body of at most 1024 characters (FixedResponseActionConfig, ELB API reference).
+fn validate_fixed_response(status: i32, content_type: &str, body: Option<&str>) -> Result<()> {
+    if !matches!(status, 200..=299 | 400..=599) {
+        return Err(Error::invalid("listener.fixed_response.status", status, "an HTTP status code 2XX, 4XX or 5XX"));
+    }
+    if !FIXED_RESPONSE_TYPES.contains(&content_type) {
+        return Err(Error::invalid(
+            "listener.fixed_response.content_type",
+            format!("{content_type:?}"),
+            FIXED_RESPONSE_TYPES.join(", "),
+        ));
+    }
+    if let Some(body) = body
+        && body.chars().count() > 1024
+    {
+        return Err(Error::invalid(
+            "listener.fixed_response.body",
+            format!("{} characters", body.chars().count()),
+            "at most 1024 characters",
         ));
     }
     Ok(())
@@ -311,6 +365,16 @@ fn sdk_action(action: &ListenerAction) -> Action {
                     } else {
                         RedirectActionStatusCodeEnum::Http302
                     })
+                    .build(),
+            )
+            .build(),
+        ListenerAction::FixedResponse { status, content_type, body } => Action::builder()
+            .r#type(ActionTypeEnum::FixedResponse)
+            .fixed_response_config(
+                FixedResponseActionConfig::builder()
+                    .status_code(status.to_string())
+                    .content_type(content_type)
+                    .set_message_body(body.clone())
                     .build(),
             )
             .build(),
@@ -508,5 +572,23 @@ mod tests {
             FieldDiff::changed("default_action", forward("arn:1"), &redirect).to_string(),
             "default_action: forward web -> redirect HTTPS:443 (301)"
         );
+    }
+
+    #[test]
+    fn fixed_responses_compare_by_status_type_and_body_and_are_checked_as_elb_does() {
+        let fixed = |status: i32, body: Option<&str>| ListenerAction::FixedResponse {
+            status,
+            content_type: "text/plain".into(),
+            body: body.map(str::to_string),
+        };
+        assert!(fixed(404, Some("none")).same_as(&fixed(404, Some("none"))));
+        assert!(!fixed(404, Some("none")).same_as(&fixed(404, None)));
+        assert!(!fixed(404, None).same_as(&fixed(503, None)));
+        assert_eq!(fixed(404, None).to_string(), "fixed response 404");
+        assert_eq!(fixed(404, Some("gone")).to_string(), "fixed response 404 \"gone\"");
+        assert!(validate_fixed_response(404, "text/plain", None).is_ok());
+        assert!(validate_fixed_response(302, "text/plain", None).is_err());
+        assert!(validate_fixed_response(200, "text/xml", None).is_err());
+        assert!(validate_fixed_response(200, "text/html", Some(&"x".repeat(1025))).is_err());
     }
 }
