@@ -10,6 +10,7 @@
 pub mod inventory;
 pub mod stack_kind;
 
+pub mod alarm;
 mod autoscaling;
 mod certificate;
 mod cluster;
@@ -51,6 +52,7 @@ pub static KINDS: &[&dyn StackKind] = &[
     &load_balancer::LoadBalancers,
     &listener::Listeners,
     &listener_rule::ListenerRules,
+    &alarm::Alarms,
     &cluster::Clusters,
     &task_definition::TaskDefinitions,
     &service::Services,

@@ -63,7 +63,8 @@ pub struct ListenerRuleSpec {
     pub paths: Vec<String>,
     /// Host headers, e.g. `api.example.com`.
     pub hosts: Vec<String>,
-    /// The target group it forwards to (an [`ListenerAction::Forward`]).
+    /// The target group it forwards to (a [`ListenerAction::Forward`]), or the two groups of a
+    /// service's blue/green, canary or linear deployments (a [`ListenerAction::Weighted`]).
     pub action: ListenerAction,
 }
 
@@ -190,6 +191,9 @@ fn sdk_forward(action: &ListenerAction) -> Result<Action> {
     match action {
         ListenerAction::Forward { arn, .. } if is_known(arn) => {
             Ok(Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(arn).build())
+        }
+        ListenerAction::Weighted(groups) if groups.iter().all(|g| is_known(&g.arn)) => {
+            Ok(super::listener::weighted_action(groups))
         }
         other => Err(Error::Internal(format!("a listener rule forwarding to {other} (no target group ARN)"))),
     }
