@@ -37,12 +37,14 @@ ListTasks ignores serviceName, a task's IP is outside its subnet, RunTask tasks 
   circuit breaker off); so does this.
 """
 
+import copy
+import datetime
 import math
 import uuid
 
 from moto.ecs import models as ecs_models
 from moto.ecs import responses as ecs_responses
-from moto.ecs.exceptions import InvalidParameterException
+from moto.ecs.exceptions import ECSException, InvalidParameterException
 from moto.elbv2 import models as elbv2_models
 from moto.elbv2.models import elbv2_backends
 from moto.moto_api._internal import mock_random
@@ -67,6 +69,7 @@ DEFAULT_DEPLOYMENT_CONFIGURATION = {
     "deploymentCircuitBreaker": {"enable": False, "rollback": False},
     "maximumPercent": 200,
     "minimumHealthyPercent": 100,
+    "strategy": "ROLLING",
 }
 # How often a target waiting for its load balancer to become active looks again (a modelling
 # step, not an AWS figure: health checks start at most this late after the load balancer is active).
@@ -121,11 +124,29 @@ def configuration(service):
 
 
 def target_groups(service):
+    """The target groups of the service's load balancers (their primary groups), with the port."""
     backend = elbv2_backends[service._account_id][service.region_name]
     for lb in service.load_balancers or []:
         group = backend.target_groups.get(lb.get("targetGroupArn"))
         if group is not None:
             yield group, int(lb.get("containerPort") or group.port or 80)
+
+
+def groups_of(service, task):
+    """The target groups the task registers in: those of its deployment (a blue/green, canary or
+    linear deployment's new tasks register in the alternate groups, deployments.py), else the
+    service's."""
+    chosen = getattr(service, "_groups", {}).get(task.started_by)
+    if chosen is None:
+        return list(target_groups(service))
+    backend = elbv2_backends[service._account_id][service.region_name]
+    return [(backend.target_groups[arn], port) for arn, port in chosen if arn in backend.target_groups]
+
+
+def registered_groups(service, task):
+    """The target groups the task is registered in."""
+    backend = elbv2_backends[service._account_id][service.region_name]
+    return [backend.target_groups[arn] for arn in getattr(task, "_targets", {}) if arn in backend.target_groups]
 
 
 def set_health(group, target_id, state, reason=None, description=None):
@@ -145,7 +166,7 @@ def health_of(task):
 def register_targets(service, task):
     ip = private_ip(task)
     task._targets = {}
-    for group, port in target_groups(service):
+    for group, port in groups_of(service, task):
         group.targets[ip] = {"Id": ip, "Port": port}
         # Registration in progress until the load balancer's checks begin.
         set_health(group, ip, "initial", "Elb.RegistrationInProgress", "Target registration is in progress")
@@ -222,17 +243,14 @@ def drain_seconds(service, task):
     (deregistration_delay.timeout_seconds, 300 s by default)."""
     delays = [
         int(group.attributes.get("deregistration_delay.timeout_seconds", 300))
-        for group, _ in target_groups(service)
-        if group.arn in getattr(task, "_targets", {})
+        for group in registered_groups(service, task)
     ]
     return max(delays, default=0)
 
 
 def deregister_targets(service, task):
     ip = private_ip(task)
-    for group, _ in target_groups(service):
-        if group.arn not in getattr(task, "_targets", {}):
-            continue
+    for group in registered_groups(service, task):
         set_health(group, ip, "draining", "Target.DeregistrationInProgress", "Target deregistration is in progress")
         say(
             service,
@@ -244,9 +262,8 @@ def deregister_targets(service, task):
 
 def forget_targets(service, task):
     ip = private_ip(task)
-    for group, _ in target_groups(service):
-        if group.arn in getattr(task, "_targets", {}):
-            group.targets.pop(ip, None)
+    for group in registered_groups(service, task):
+        group.targets.pop(ip, None)
     task._targets = {}
 
 # ---------------------------------------------------------------------------------------------
@@ -265,9 +282,14 @@ def primary(service):
     return next((d for d in service.deployments if d.get("status") == "PRIMARY"), None)
 
 
-def new_deployment(service, task_definition, reason=None):
+def new_deployment(service, task_definition, reason=None, rollback_of=None):
+    """Starts an ECS deployment (DescribeServices' deployments) of the task definition, and the
+    service deployment and revision that describe it (ListServiceDeployments). A circuit breaker's
+    or a rolling StopServiceDeployment's rollback is a deployment of the failed service deployment
+    (`rollback_of`), not a service deployment of its own."""
     now = clock.utcnow()
     identifier = deployment_id()
+    sources = [d for d in service.deployments if d.get("status") in ("PRIMARY", "ACTIVE")]
     for d in service.deployments:
         if d.get("status") == "PRIMARY":
             d["status"] = "ACTIVE"
@@ -293,6 +315,12 @@ def new_deployment(service, task_definition, reason=None):
     service.deployments.insert(0, deployment)
     service.task_definition = task_definition
     service._steady = False
+    if rollback_of is not None:
+        service._groups = {**getattr(service, "_groups", {}), identifier: primary_groups(service)}
+        remember_revision(service, identifier, rollback_of.source_revision())
+        rollback_of.rollback_to = identifier
+    else:
+        begin_service_deployment(service, deployment, sources)
     return deployment
 
 
@@ -363,7 +391,7 @@ def launch(service, deployment, count):
 
 def on_running(service, task):
     task._running_wall = clock.now()
-    if list(target_groups(service)):
+    if groups_of(service, task):
         register_targets(service, task)
     else:
         task.health_status = "UNKNOWN"
@@ -381,19 +409,25 @@ def count_failure(service, task):
         return
     deployment["failedTasks"] = deployment.get("failedTasks", 0) + 1
     deployment["updatedAt"] = clock.utcnow()
+    sd = service_deployment_of(service, deployment["id"])
+    if sd is not None:
+        sd.failures += 1
     breaker = configuration(service).get("deploymentCircuitBreaker") or {}
     if not breaker.get("enable") or deployment.get("rolloutState") != "IN_PROGRESS":
         return
     # The failure threshold: 0.5 x the desired count, at least 3 and at most 200 (deployment
     # circuit breaker docs, "Failure threshold").
-    threshold = min(200, max(3, math.ceil(0.5 * service.desired_count)))
-    if deployment["failedTasks"] < threshold:
+    if deployment["failedTasks"] < breaker_threshold(service):
         return
     deployment["rolloutState"] = "FAILED"
     deployment["rolloutStateReason"] = FAILED_TO_START_REASON
     say_once(
         service, f"(service {service.name}) (deployment {deployment['id']}) deployment failed: tasks failed to start."
     )
+    if sd is not None and sd.active():
+        sd.breaker_status = "TRIGGERED"
+        fail(service, sd, FAILED_TO_START_REASON, bool(breaker.get("rollback")))
+        return
     previous = getattr(service, "_completed_task_definition", None)
     if breaker.get("rollback") and previous and deployment.get("status") == "PRIMARY":
         # "rolls back to the last deployment that completed successfully": its task definition
@@ -403,6 +437,10 @@ def count_failure(service, task):
         rollback["rolloutStateReason"] = (
             f"ECS deployment circuit breaker: rolling back to deploymentId {getattr(service, '_completed_deployment', '')}."
         )
+
+
+def breaker_threshold(service):
+    return min(200, max(3, math.ceil(0.5 * service.desired_count)))
 
 
 def stop(service, task, reason, stop_code):
@@ -467,6 +505,10 @@ def reconcile_once(service):
     current = primary(service)
     if current is None:
         return
+    sd = current_service_deployment(service)
+    if sd is not None and sd.shifted and sd.active():
+        reconcile_both(service, sd)
+        return
     desired = service.desired_count
     config = configuration(service)
     maximum = math.floor(desired * int(config.get("maximumPercent", 200)) / 100)
@@ -517,6 +559,9 @@ def settle_if_steady(service):
     current = primary(service)
     if current is None:
         return
+    sd = current_service_deployment(service)
+    if sd is not None and sd.shifted and sd.status == "IN_PROGRESS" and sd.stage != "CLEAN_UP":
+        return  # both revisions run until the blue/green, canary or linear deployment cleans up
     tasks = tasks_of(service)
     mine = [t for t in tasks if live(t) and t.started_by == current["id"]]
     steady = (
@@ -535,9 +580,855 @@ def settle_if_steady(service):
         service._completed_task_definition = current["taskDefinition"]
         service._completed_deployment = current["id"]
         service._completed_network = current.get("networkConfiguration")
+    if sd is not None:
+        if sd.status == "IN_PROGRESS" and sd.deployment_id == current["id"]:
+            sd.finish("SUCCESSFUL", f"ECS deployment {current['id']} completed.")
+        elif sd.status in ("ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS") and sd.rollback_to == current["id"]:
+            sd.finish("ROLLBACK_SUCCESSFUL", sd.status_reason)
     # The old deployments are gone once their tasks stopped.
     service.deployments[:] = [d for d in service.deployments if d is current]
     say_once(service, f"(service {service.name}) has reached a steady state.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Service deployments and revisions (ListServiceDeployments, DescribeServiceDeployments,
+# DescribeServiceRevisions, StopServiceDeployment, ContinueServiceDeployment), and the blue/green,
+# canary and linear strategies
+#
+# Sources:
+# - "View service history using Amazon ECS service deployments" (service-deployment.html): a
+#   service deployment is created by CreateService, by UpdateService with forceNewDeployment and
+#   by an update of a property that needs a deployment; it starts PENDING, is IN_PROGRESS (or
+#   STOP_REQUESTED, ROLLBACK_REQUESTED, ROLLBACK_IN_PROGRESS), and ends SUCCESSFUL, STOPPED,
+#   ROLLBACK_SUCCESSFUL or ROLLBACK_FAILED; it carries the source and target service revisions,
+#   the circuit breaker's failed task count, the alarms in ALARM and the rollback's details.
+# - "Stopping Amazon ECS service deployments" (stop-service-deployment.html): a PENDING or
+#   IN_PROGRESS deployment moves to ROLLBACK_REQUESTED, then the rollback starts; one already
+#   rolling back continues. The API's ARNs: service-deployment/<cluster>/<service>/<21-char id>,
+#   service-revision/<cluster>/<service>/<number> (the ListServiceDeployments example there).
+# - "Amazon ECS blue/green service deployments workflow" (blue-green-deployment-how-it-works.html)
+#   and the API reference's ServiceDeployment.lifecycleStage: PRE_SCALE_UP, SCALE_UP (the green
+#   revision scales up to 100% and serves no traffic), POST_SCALE_UP, TEST_TRAFFIC_SHIFT (test
+#   traffic 0 -> 100% green), POST_TEST_TRAFFIC_SHIFT, PRODUCTION_TRAFFIC_SHIFT,
+#   POST_PRODUCTION_TRAFFIC_SHIFT, BAKE_TIME (both revisions run after production traffic moved,
+#   bakeTimeInMinutes), CLEAN_UP (the blue revision is scaled down).
+# - Canary (canary-deployment.html, API_CanaryConfiguration): production traffic moves in two
+#   phases, canaryPercent (default 5.0) for canaryBakeTimeInMinutes (default 10), then the rest.
+#   Linear (deployment-type-linear.html, API_LinearConfiguration): stepPercent (default 10.0) at a
+#   time, stepBakeTimeInMinutes (default 6) after each step but the last.
+# - Lifecycle hooks (API_DeploymentLifecycleHook, pause-lifecycle-hooks.html,
+#   continue-service-deployment.html): a PAUSE hook gets a hookId (ecs-pause-...), is
+#   AWAITING_ACTION in lifecycleHookDetails with expiresAt and timeoutAction (timeoutInMinutes
+#   default 1440, action default ROLLBACK) until ContinueServiceDeployment (CONTINUE | ROLLBACK)
+#   or the timeout; PAUSE hooks cannot be at TEST_TRAFFIC_SHIFT or PRODUCTION_TRAFFIC_SHIFT.
+#   PRE_PRODUCTION_TRAFFIC_SHIFT hooks run before each production traffic step. AWS_LAMBDA hooks
+#   are not invoked here (no Lambda runtime): they succeed at once.
+# - Traffic: ECS rewrites the production (and test) listener rule's forward action to a weighted
+#   ForwardConfig over both target groups (the scalar TargetGroupArn disappears) and, at the end
+#   of every deployment, the service's primary and alternate target groups trade places; the
+#   first deployment too goes to the alternate group (observed on AWS: go-to-k/cdk-real-drift#1730,
+#   "green=100/blue=0 after the initial deployment"; YumaInaura/YumaInaura#3421, the target group
+#   changes A->B, B->A at each deployment). A rule forwarding to the primary group alone is
+#   accepted (aws-cdk's own example, ListenerAction.forward([blueTargetGroup]), aws/aws-cdk#36649).
+# - Alarms (deployment-alarm-failure.html): a deployment fails when a configured alarm goes into
+#   ALARM; with rollback it goes back to the last completed revision.
+# ---------------------------------------------------------------------------------------------
+
+SHIFTED_STRATEGIES = ("BLUE_GREEN", "CANARY", "LINEAR")
+# The lifecycle stages DescribeServiceDeployments reports (PRE_PRODUCTION_TRAFFIC_SHIFT is a hook
+# stage only: ServiceDeploymentLifecycleStage has no such value).
+REPORTED_STAGES = (
+    "RECONCILE_SERVICE", "PRE_SCALE_UP", "SCALE_UP", "POST_SCALE_UP", "TEST_TRAFFIC_SHIFT",
+    "POST_TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT", "POST_PRODUCTION_TRAFFIC_SHIFT", "BAKE_TIME", "CLEAN_UP",
+)
+PAUSE_FORBIDDEN_STAGES = ("TEST_TRAFFIC_SHIFT", "PRODUCTION_TRAFFIC_SHIFT")
+ACTIVE_STATUSES = ("PENDING", "IN_PROGRESS", "STOP_REQUESTED", "ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS")
+# How long one change of the listener rules' weights takes to reach the load balancer's nodes (a
+# modelling step: ELB documents no figure; ModifyRule takes effect within seconds).
+TRAFFIC_SHIFT_SECONDS = 10
+# API defaults (API_CanaryConfiguration, API_LinearConfiguration, API_DeploymentLifecycleHook's
+# timeoutConfiguration).
+CANARY_PERCENT, CANARY_BAKE_MINUTES = 5.0, 10
+LINEAR_STEP_PERCENT, LINEAR_BAKE_MINUTES = 10.0, 6
+HOOK_TIMEOUT_MINUTES, HOOK_TIMEOUT_ACTION = 1440, "ROLLBACK"
+
+# The reasons a failed deployment gives (rollback.reason, statusReason). The circuit breaker's is
+# DescribeServices' rolloutStateReason; AWS documents no wording for the others.
+ALARM_REASON = "ECS deployment alarms: the following alarms went into ALARM state: {names}."
+STOP_REASON = "Service deployment rolled back because of a StopServiceDeployment request."
+HOOK_ROLLBACK_REASON = "Service deployment rolled back by ContinueServiceDeployment at lifecycle hook {hook}."
+HOOK_TIMEOUT_REASON = "Service deployment rolled back because lifecycle hook {hook} timed out."
+SUPERSEDED_REASON = "Service deployment stopped: a newer service deployment replaced it."
+
+
+class ServiceDeploymentNotFoundException(ECSException):
+    def __init__(self):
+        super().__init__("ServiceDeploymentNotFoundException", "The service deployment does not exist.")
+
+
+class ConflictException(ECSException):
+    def __init__(self, message):
+        super().__init__("ConflictException", message)
+
+
+def records(backend):
+    """The backend's service deployments and revisions (by ARN, oldest first)."""
+    if not hasattr(backend, "_service_deployments"):
+        backend._service_deployments = {}
+        backend._service_revisions = {}
+    return backend._service_deployments, backend._service_revisions
+
+
+def short_id(length):
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+    return "".join(alphabet[mock_random.randint(0, len(alphabet) - 1)] for _ in range(length))
+
+
+def strategy_of(config):
+    return (config or {}).get("strategy") or "ROLLING"
+
+
+def advanced_pairs(service):
+    """(load balancer entry, primary group, alternate group, production rule, test rule) of each load
+    balancer with an advancedConfiguration."""
+    for lb in service.load_balancers or []:
+        advanced = lb.get("advancedConfiguration")
+        if advanced:
+            yield lb, lb.get("targetGroupArn"), advanced.get("alternateTargetGroupArn"), advanced.get(
+                "productionListenerRule"
+            ), advanced.get("testListenerRule")
+
+
+def container_port(service, lb, group_arn):
+    group = elbv2_backends[service._account_id][service.region_name].target_groups.get(group_arn)
+    return int(lb.get("containerPort") or (group.port if group else None) or 80)
+
+
+def primary_groups(service):
+    return [(lb.get("targetGroupArn"), container_port(service, lb, lb.get("targetGroupArn")))
+            for lb in service.load_balancers or [] if lb.get("targetGroupArn")]
+
+
+def alternate_groups(service):
+    """A shifted deployment's new tasks register in the alternate group of each load balancer that
+    has one (the others, in its primary group)."""
+    chosen = []
+    for lb in service.load_balancers or []:
+        advanced = lb.get("advancedConfiguration") or {}
+        arn = advanced.get("alternateTargetGroupArn") or lb.get("targetGroupArn")
+        if arn:
+            chosen.append((arn, container_port(service, lb, arn)))
+    return chosen
+
+
+def remember_revision(service, deployment_id, revision_arn):
+    service._revision_of = {**getattr(service, "_revision_of", {}), deployment_id: revision_arn}
+
+
+def new_revision(service, task_definition):
+    """A service revision: the service's configuration a deployment deploys (ServiceRevision)."""
+    backend = service._backend
+    _, revisions = records(backend)
+    arn = (
+        f"arn:aws:ecs:{service.region_name}:{service._account_id}:service-revision/"
+        f"{service.cluster_name}/{service.name}/{mock_random.randint(10**18, 10**19 - 1)}"
+    )
+    definition = backend.describe_task_definition(task_definition)
+    revisions[arn] = {
+        "serviceRevisionArn": arn,
+        "serviceArn": service.arn,
+        "clusterArn": service.cluster_arn,
+        "taskDefinition": task_definition,
+        "capacityProviderStrategy": getattr(service, "capacity_provider_strategy", None) or None,
+        "launchType": service.launch_type or None,
+        "platformVersion": service.platform_version or None,
+        "platformFamily": "Linux" if service.launch_type != "EC2" else None,
+        "loadBalancers": copy.deepcopy(service.load_balancers) or None,
+        "serviceRegistries": getattr(service, "service_registries", None) or None,
+        "networkConfiguration": service.network_configuration or None,
+        "containerImages": [
+            {"containerName": c.get("name"), "image": c.get("image")} for c in definition.container_definitions
+        ],
+        "guardDutyEnabled": False,
+        "createdAt": clock.utcnow(),
+    }
+    return arn
+
+
+class ServiceDeployment:
+    """One service deployment (DescribeServiceDeployments' ServiceDeployment)."""
+
+    def __init__(self, service, deployment, sources, shifted):
+        backend = service._backend
+        deployments, _ = records(backend)
+        now = clock.utcnow()
+        self.service = service
+        self.arn = (
+            f"arn:aws:ecs:{service.region_name}:{service._account_id}:service-deployment/"
+            f"{service.cluster_name}/{service.name}/{short_id(21)}"
+        )
+        self.config = {k: v for k, v in configuration(service).items()}
+        self.shifted = shifted
+        self.deployment_id = deployment["id"]
+        self.revision = new_revision(service, deployment["taskDefinition"])
+        remember_revision(service, self.deployment_id, self.revision)
+        revision_of = getattr(service, "_revision_of", {})
+        self.source_ids = [d["id"] for d in sources if d["id"] in revision_of]
+        self.sources = list(dict.fromkeys(revision_of[i] for i in self.source_ids))
+        self.created_at = self.started_at = self.updated_at = now
+        self.finished_at = self.stopped_at = None
+        self.status, self.status_reason = "IN_PROGRESS", None
+        self.stage = None
+        self.hooks = []
+        self.waiting = None
+        self.rollback = None
+        self.rollback_to = None
+        self.failures = 0
+        breaker = self.config.get("deploymentCircuitBreaker") or {}
+        alarms = self.config.get("alarms") or {}
+        self.breaker_status = "MONITORING" if breaker.get("enable") else "DISABLED"
+        self.alarm_status = "MONITORING" if alarms.get("enable") else "DISABLED"
+        self.triggered = []
+        self.events = []
+        self.retiring = set()
+        self.weights = {"production": 0.0, "test": 0.0}
+        self.pairs = list(advanced_pairs(service)) if shifted else []
+        self.green_started = False
+        deployments[self.arn] = self
+
+    # -- state
+
+    def active(self):
+        return self.status in ACTIVE_STATUSES
+
+    def source_revision(self):
+        return self.sources[0] if self.sources else None
+
+    def later(self, seconds, action):
+        self.events.append(clock.after(seconds, action))
+
+    def cancel(self):
+        for event in self.events:
+            event.cancel()
+        self.events = []
+
+    def touch(self):
+        self.updated_at = clock.utcnow()
+
+    def set_stage(self, stage):
+        if stage in REPORTED_STAGES and self.stage != stage:
+            self.stage = stage
+            self.touch()
+            clock.record("service_deployment", self.arn, stage)
+
+    def set_status(self, status, reason=None):
+        self.status = status
+        if reason is not None:
+            self.status_reason = reason
+        self.touch()
+        clock.record("service_deployment", self.arn, status)
+
+    def finish(self, status, reason=None):
+        self.cancel()
+        now = clock.utcnow()
+        self.set_status(status, reason)
+        self.finished_at = now
+        if status == "STOPPED":
+            self.stopped_at = now
+        for attr in ("breaker_status", "alarm_status"):
+            if getattr(self, attr) == "MONITORING":
+                setattr(self, attr, "MONITORING_COMPLETE")
+        if self.waiting is not None:
+            self.waiting[0]["status"] = "FAILED"
+            self.waiting = None
+
+    # -- DescribeServiceDeployments
+
+    def summary(self, revision, deployment_ids, requested, weight_side):
+        tasks = [t for t in tasks_of(self.service) if t.started_by in deployment_ids]
+        summary = {
+            "arn": revision,
+            "requestedTaskCount": requested,
+            "runningTaskCount": sum(1 for t in tasks if live(t) and t.last_status == "RUNNING"),
+            "pendingTaskCount": sum(1 for t in tasks if live(t) and t.last_status in ("PROVISIONING", "PENDING")),
+        }
+        if self.shifted:
+            for kind, field in (("test", "requestedTestTrafficWeight"), ("production", "requestedProductionTrafficWeight")):
+                green = self.weights[kind]
+                summary[field] = green if weight_side == "target" else 100.0 - green
+        return summary
+
+    def describe(self):
+        service = self.service
+        revision_of = getattr(service, "_revision_of", {})
+        in_flight = self.active()
+        target_ids = [self.deployment_id]
+        target_requested = service.desired_count if in_flight or self.status == "SUCCESSFUL" else 0
+        sources = []
+        for revision in self.sources:
+            ids = [i for i, r in revision_of.items() if r == revision]
+            keep = in_flight and not any(i in self.retiring for i in ids)
+            requested = service.desired_count if keep or self.status == "ROLLBACK_SUCCESSFUL" else 0
+            sources.append(self.summary(revision, ids, requested, "source"))
+        described = {
+            "serviceDeploymentArn": self.arn,
+            "serviceArn": service.arn,
+            "clusterArn": service.cluster_arn,
+            "createdAt": self.created_at,
+            "startedAt": self.started_at,
+            "updatedAt": self.updated_at,
+            "sourceServiceRevisions": sources,
+            "targetServiceRevision": self.summary(self.revision, target_ids, target_requested, "target"),
+            "status": self.status,
+            "deploymentConfiguration": self.config,
+            "deploymentCircuitBreaker": {
+                "status": self.breaker_status,
+                "failureCount": self.failures,
+                "threshold": breaker_threshold(service),
+            },
+            "alarms": {
+                "status": self.alarm_status,
+                "alarmNames": list((self.config.get("alarms") or {}).get("alarmNames") or []),
+                "triggeredAlarmNames": list(self.triggered),
+            },
+        }
+        if self.status_reason:
+            described["statusReason"] = self.status_reason
+        if self.stage:
+            described["lifecycleStage"] = self.stage
+        if self.hooks:
+            described["lifecycleHookDetails"] = [dict(h) for h in self.hooks]
+        if self.finished_at:
+            described["finishedAt"] = self.finished_at
+        if self.stopped_at:
+            described["stoppedAt"] = self.stopped_at
+        if self.rollback:
+            described["rollback"] = dict(self.rollback)
+        return described
+
+    def brief(self):
+        described = {
+            "serviceDeploymentArn": self.arn,
+            "serviceArn": self.service.arn,
+            "clusterArn": self.service.cluster_arn,
+            "startedAt": self.started_at,
+            "createdAt": self.created_at,
+            "targetServiceRevisionArn": self.revision,
+            "status": self.status,
+        }
+        if self.finished_at:
+            described["finishedAt"] = self.finished_at
+        if self.status_reason:
+            described["statusReason"] = self.status_reason
+        return described
+
+
+def service_deployments(service):
+    deployments, _ = records(service._backend)
+    return [sd for sd in deployments.values() if sd.service is service]
+
+
+def current_service_deployment(service):
+    mine = service_deployments(service)
+    return mine[-1] if mine else None
+
+
+def service_deployment_of(service, deployment_id):
+    for sd in reversed(service_deployments(service)):
+        if sd.deployment_id == deployment_id or sd.rollback_to == deployment_id:
+            return sd
+    return None
+
+
+def begin_service_deployment(service, deployment, sources):
+    """Creates the deployment's service deployment and starts its strategy."""
+    for older in service_deployments(service):
+        if older.active():
+            supersede(service, older)
+    config = configuration(service)
+    shifted = strategy_of(config) in SHIFTED_STRATEGIES
+    groups = alternate_groups(service) if shifted else primary_groups(service)
+    service._groups = {**getattr(service, "_groups", {}), deployment["id"]: groups}
+    sd = ServiceDeployment(service, deployment, sources, shifted)
+    if shifted:
+        # The blue revision keeps its tasks (and groups) until CLEAN_UP; new tasks wait for SCALE_UP.
+        sd.later(0, lambda: run_stage(service, sd, "PRE_SCALE_UP", lambda: scale_up(service, sd)))
+    return sd
+
+
+def supersede(service, sd):
+    """A newer deployment replaces one in progress: it stops where it is, traffic back on blue."""
+    if sd.shifted:
+        set_traffic(service, sd, "production", 0.0)
+        set_traffic(service, sd, "test", 0.0)
+        sd.retiring.add(sd.deployment_id)
+    sd.finish("STOPPED", SUPERSEDED_REASON)
+
+
+# -- the blue/green, canary and linear flow
+
+
+def run_stage(service, sd, stage, then):
+    """Enters the lifecycle stage, runs its lifecycle hooks in order, then `then()`."""
+    if sd.status != "IN_PROGRESS":
+        return
+    sd.set_stage(stage)
+    if check_alarms(service, sd):
+        return
+    hooks = [h for h in sd.config.get("lifecycleHooks") or [] if stage in (h.get("lifecycleStages") or [])]
+    run_hooks(service, sd, hooks, then)
+
+
+def run_hooks(service, sd, hooks, then):
+    if sd.status != "IN_PROGRESS":
+        return
+    if not hooks:
+        then()
+        return
+    hook, rest = hooks[0], hooks[1:]
+
+    def go_on():
+        run_hooks(service, sd, rest, then)
+
+    if hook.get("targetType") == "PAUSE":
+        timeout = hook.get("timeoutConfiguration") or {}
+        minutes = int(timeout.get("timeoutInMinutes") or HOOK_TIMEOUT_MINUTES)
+        action = timeout.get("action") or HOOK_TIMEOUT_ACTION
+        detail = {
+            "hookId": "ecs-pause-" + short_id(43),
+            "targetType": "PAUSE",
+            "status": "AWAITING_ACTION",
+            "expiresAt": clock.utcnow() + datetime.timedelta(seconds=minutes * 60),
+            "timeoutAction": action,
+        }
+        sd.hooks.append(detail)
+        sd.waiting = (detail, go_on)
+        sd.touch()
+        sd.later(minutes * 60, lambda: hook_timed_out(service, sd, detail))
+        return
+    # AWS_LAMBDA: ECS invokes the function and goes on when it answers SUCCEEDED; the emulator runs
+    # no Lambda functions, so the hook succeeds at once.
+    sd.hooks.append(
+        {"hookId": "ecs-lambda-" + short_id(43), "targetType": "AWS_LAMBDA", "targetArn": hook.get("hookTargetArn"),
+         "status": "SUCCEEDED"}
+    )
+    go_on()
+
+
+def answer_hook(service, sd, detail, action, status):
+    if sd.waiting is None or sd.waiting[0] is not detail:
+        return
+    _, go_on = sd.waiting
+    sd.waiting = None
+    detail["status"] = status
+    sd.touch()
+    if action == "ROLLBACK":
+        reason = (HOOK_TIMEOUT_REASON if status == "TIMED_OUT" else HOOK_ROLLBACK_REASON).format(hook=detail["hookId"])
+        fail(service, sd, reason, True)
+    else:
+        go_on()
+
+
+def hook_timed_out(service, sd, detail):
+    answer_hook(service, sd, detail, detail["timeoutAction"], "TIMED_OUT")
+
+
+def scale_up(service, sd):
+    if sd.status != "IN_PROGRESS":
+        return
+    sd.set_stage("SCALE_UP")
+    sd.green_started = True
+    reconcile(service)
+
+
+def scaled_up(service, sd):
+    """SCALE_UP ends when the green revision's tasks all run and are healthy in their groups."""
+    if sd.status != "IN_PROGRESS" or sd.stage != "SCALE_UP":
+        return
+    green = [t for t in tasks_of(service) if live(t) and t.started_by == sd.deployment_id]
+    if len(green) < service.desired_count or not all(serving(t) for t in green):
+        return
+    run_stage(service, sd, "POST_SCALE_UP", lambda: shift_test(service, sd))
+
+
+def shift_test(service, sd):
+    def shifted():
+        run_stage(service, sd, "POST_TEST_TRAFFIC_SHIFT", lambda: shift_production(service, sd, 0))
+
+    def shift():
+        set_traffic(service, sd, "test", 100.0)
+        sd.later(TRAFFIC_SHIFT_SECONDS if any(p[4] for p in sd.pairs) else 0, shifted)
+
+    run_stage(service, sd, "TEST_TRAFFIC_SHIFT", shift)
+
+
+def production_steps(config):
+    """The production traffic steps: (percent on green, bake seconds after it)."""
+    strategy = strategy_of(config)
+    if strategy == "CANARY":
+        canary = config.get("canaryConfiguration") or {}
+        percent = float(canary.get("canaryPercent") or CANARY_PERCENT)
+        bake = canary.get("canaryBakeTimeInMinutes")
+        bake = CANARY_BAKE_MINUTES if bake is None else int(bake)
+        return [(percent, bake * 60), (100.0, 0)] if percent < 100 else [(100.0, 0)]
+    if strategy == "LINEAR":
+        linear = config.get("linearConfiguration") or {}
+        step = float(linear.get("stepPercent") or LINEAR_STEP_PERCENT)
+        bake = linear.get("stepBakeTimeInMinutes")
+        bake = LINEAR_BAKE_MINUTES if bake is None else int(bake)
+        steps, percent = [], 0.0
+        while percent < 100.0:
+            percent = min(100.0, round(percent + step, 1))
+            # "This bake time is not applied after reaching 100 percent traffic."
+            steps.append((percent, bake * 60 if percent < 100.0 else 0))
+        return steps
+    return [(100.0, 0)]
+
+
+def shift_production(service, sd, index):
+    steps = production_steps(sd.config)
+    percent, bake = steps[index]
+
+    def shifted():
+        if check_alarms(service, sd):
+            return
+        if index + 1 < len(steps):
+            sd.later(bake, lambda: shift_production(service, sd, index + 1))
+        else:
+            run_stage(service, sd, "POST_PRODUCTION_TRAFFIC_SHIFT", lambda: bake_time(service, sd))
+
+    def shift():
+        set_traffic(service, sd, "production", percent)
+        sd.later(TRAFFIC_SHIFT_SECONDS if sd.pairs else 0, shifted)
+
+    # Every step passes the PRE_PRODUCTION_TRAFFIC_SHIFT and PRODUCTION_TRAFFIC_SHIFT hooks.
+    run_stage(service, sd, "PRE_PRODUCTION_TRAFFIC_SHIFT",
+              lambda: run_stage(service, sd, "PRODUCTION_TRAFFIC_SHIFT", shift))
+
+
+def bake_time(service, sd):
+    if sd.status != "IN_PROGRESS":
+        return
+    sd.set_stage("BAKE_TIME")
+    if check_alarms(service, sd):
+        return
+    minutes = int(sd.config.get("bakeTimeInMinutes") or 0)
+    sd.later(minutes * 60, lambda: clean_up(service, sd))
+
+
+def clean_up(service, sd):
+    """The green revision serves all traffic: the groups trade places, and the blue tasks go
+    (deregistered, drained for the deregistration delay, stopped)."""
+    if sd.status != "IN_PROGRESS" or check_alarms(service, sd):
+        return
+    sd.set_stage("CLEAN_UP")
+    if sd.alarm_status == "MONITORING":
+        sd.alarm_status = "MONITORING_COMPLETE"
+    for lb, blue, green, _, _ in sd.pairs:
+        advanced = lb.get("advancedConfiguration") or {}
+        if advanced.get("alternateTargetGroupArn") == green and lb.get("targetGroupArn") == blue:
+            lb["targetGroupArn"], advanced["alternateTargetGroupArn"] = green, blue
+    sd.retiring.update(sd.source_ids)
+    service._steady = False
+    reconcile(service)
+
+
+def reconcile_both(service, sd):
+    """The scheduler while a blue/green, canary or linear deployment runs: each revision keeps its
+    desired count (the green one from SCALE_UP on, 100% beside the blue: no maximumPercent), and
+    a retiring revision's tasks stop."""
+    tasks = tasks_of(service)
+    kept = set(sd.source_ids) | {sd.deployment_id, sd.rollback_to}
+    for d in list(service.deployments):
+        theirs = [t for t in tasks if live(t) and t.started_by == d["id"]]
+        if d["id"] not in kept or d["id"] in sd.retiring:
+            for task in theirs:
+                stop(service, task, f"Scaling activity initiated by (deployment {sd.deployment_id})",
+                     "ServiceSchedulerInitiated")
+            continue
+        if d["id"] == sd.deployment_id and (d.get("rolloutState") == "FAILED" or not sd.green_started):
+            continue
+        wanted = service.desired_count - len(theirs)
+        if wanted > 0:
+            launch(service, d, wanted)
+    update_counts(service)
+    scaled_up(service, sd)
+    settle_if_steady(service)
+
+
+# -- traffic
+
+
+def find_rule(service, arn):
+    """The listener and rule an ARN names (a listener ARN names its default rule: NLBs)."""
+    backend = elbv2_backends[service._account_id][service.region_name]
+    for balancer in backend.load_balancers.values():
+        for listener in balancer.listeners.values():
+            if listener.arn == arn:
+                return listener, listener._default_rule[0]
+            for rule in listener.rules.values():
+                if rule.arn == arn:
+                    return listener, rule
+    return None, None
+
+
+def forward_groups(rule):
+    found = []
+    for action in rule.actions:
+        if action.type != "forward":
+            continue
+        data = action.data
+        if data.get("TargetGroupArn"):
+            found.append(data["TargetGroupArn"])
+        for group in (data.get("ForwardConfig") or {}).get("TargetGroups") or []:
+            found.append(group["TargetGroupArn"])
+    return found
+
+
+def set_weights(service, rule_arn, blue, green, percent):
+    """Rewrites the rule's forward action to a weighted ForwardConfig: `percent` on green."""
+    listener, rule = find_rule(service, rule_arn)
+    if rule is None:
+        return
+    backend = elbv2_backends[service._account_id][service.region_name]
+    weight = int(round(percent))
+    actions = []
+    for action in rule.actions:
+        if action.type != "forward":
+            actions.append(action)
+            continue
+        data = action.data
+        config = data.get("ForwardConfig") or {}
+        weights = {g["TargetGroupArn"]: g.get("Weight", 1) for g in config.get("TargetGroups") or []}
+        if data.get("TargetGroupArn"):
+            weights.setdefault(data["TargetGroupArn"], 1)
+        weights[blue], weights[green] = 100 - weight, weight
+        rewritten = {
+            "Type": "forward",
+            "ForwardConfig": {
+                "TargetGroups": [{"TargetGroupArn": arn, "Weight": w} for arn, w in weights.items()],
+                "TargetGroupStickinessConfig": config.get("TargetGroupStickinessConfig") or {"Enabled": False},
+            },
+        }
+        if data.get("Order") is not None:
+            rewritten["Order"] = data["Order"]
+        actions.append(elbv2_models.FakeAction(rewritten))
+    rule.actions = actions
+    if rule.is_default:
+        listener.default_actions = actions
+    for arn in (blue, green):
+        group = backend.target_groups.get(arn)
+        if group is not None and listener.load_balancer_arn not in group.load_balancer_arns:
+            group.load_balancer_arns.append(listener.load_balancer_arn)
+
+
+def set_traffic(service, sd, kind, percent):
+    sd.weights[kind] = percent
+    sd.touch()
+    for _, blue, green, production, test in sd.pairs:
+        rule = production if kind == "production" else test
+        if rule and blue and green:
+            set_weights(service, rule, blue, green, percent)
+    clock.record("service_deployment", sd.arn, f"{kind} traffic {percent:g}%")
+
+
+# -- failure and rollback
+
+
+def alarm_states(service, names):
+    from moto.cloudwatch.models import cloudwatch_backends
+
+    alarms = cloudwatch_backends[service._account_id][service.region_name].alarms
+    return {name: alarms[name].state_value for name in names if name in alarms}
+
+
+def check_alarms(service, sd):
+    """Fails the deployment when one of its alarms is in ALARM (True when it did)."""
+    alarms = sd.config.get("alarms") or {}
+    if not alarms.get("enable") or sd.status != "IN_PROGRESS" or sd.alarm_status != "MONITORING":
+        return False
+    firing = [name for name, state in alarm_states(service, alarms.get("alarmNames") or []).items() if state == "ALARM"]
+    if not firing:
+        return False
+    sd.alarm_status = "TRIGGERED"
+    sd.triggered = firing
+    say_once(service, f"(service {service.name}) (deployment {sd.deployment_id}) deployment failed: alarm detected.")
+    deployment = next((d for d in service.deployments if d["id"] == sd.deployment_id), None)
+    reason = ALARM_REASON.format(names=", ".join(firing))
+    if deployment is not None:
+        deployment.update(rolloutState="FAILED", rolloutStateReason=reason, updatedAt=clock.utcnow())
+    fail(service, sd, reason, bool(alarms.get("rollback")))
+    return True
+
+
+def alarm_changed(account_id, region, name):
+    """SetAlarmState/alarm evaluation put `name` in ALARM: the deployments watching it fail."""
+    from moto.ecs.models import ecs_backends
+
+    backend = ecs_backends[account_id][region]
+    deployments, _ = records(backend)
+    for sd in list(deployments.values()):
+        if sd.status == "IN_PROGRESS" and name in ((sd.config.get("alarms") or {}).get("alarmNames") or []):
+            check_alarms(sd.service, sd)
+
+
+def fail(service, sd, reason, rollback):
+    """The deployment failed (circuit breaker, alarm, hook) or was told to roll back."""
+    if sd.status not in ("PENDING", "IN_PROGRESS"):
+        return
+    sd.cancel()
+    if sd.waiting is not None:
+        sd.waiting[0]["status"] = "FAILED"
+        sd.waiting = None
+    if not rollback:
+        # Without rollback the deployment stops where it is ("stoppedAt": the rollback option is
+        # not in use and the service fails).
+        sd.finish("STOPPED", reason)
+        return
+    sd.set_status("ROLLBACK_REQUESTED", reason)
+    sd.rollback = {"reason": reason, "startedAt": clock.utcnow()}
+    if sd.source_revision():
+        sd.rollback["serviceRevisionArn"] = sd.source_revision()
+    sd.later(0, lambda: roll_back(service, sd))
+
+
+def roll_back(service, sd):
+    """ROLLBACK_IN_PROGRESS: traffic back on blue, green's tasks go; or, rolling, a deployment of
+    the last completed revision."""
+    if sd.status != "ROLLBACK_REQUESTED":
+        return
+    source = sd.source_revision()
+    _, revisions = records(service._backend)
+    if source is None:
+        # "The rollback method requires a previous deployment in COMPLETED state."
+        sd.finish("ROLLBACK_FAILED", sd.status_reason)
+        return
+    sd.set_status("ROLLBACK_IN_PROGRESS")
+    if not sd.shifted:
+        revision = revisions[source]
+        service.network_configuration = revision.get("networkConfiguration") or service.network_configuration
+        new_deployment(service, revision["taskDefinition"], rollback_of=sd)
+        reconcile(service)
+        return
+    set_traffic(service, sd, "production", 0.0)
+    set_traffic(service, sd, "test", 0.0)
+
+    def traffic_back():
+        blue = next((d for d in service.deployments if d["id"] in sd.source_ids), None)
+        sd.retiring.add(sd.deployment_id)
+        if blue is not None:
+            now = clock.utcnow()
+            for d in service.deployments:
+                if d["id"] == sd.deployment_id:
+                    d.update(status="ACTIVE", updatedAt=now)
+                    if d.get("rolloutState") == "IN_PROGRESS":
+                        d.update(rolloutState="FAILED", rolloutStateReason=sd.status_reason)
+            blue.update(status="PRIMARY", updatedAt=now)
+            service.deployments.sort(key=lambda d: d.get("status") != "PRIMARY")
+            service.task_definition = blue["taskDefinition"]
+            sd.rollback_to = blue["id"]
+        service._steady = False
+        reconcile(service)
+
+    sd.later(TRAFFIC_SHIFT_SECONDS if sd.pairs else 0, traffic_back)
+
+
+def stop_service_deployment(service, sd, stop_type):
+    if stop_type == "ABORT":
+        raise InvalidParameterException("The stopType ABORT is not supported. The valid value is ROLLBACK.")
+    if sd.status in ("ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS", "STOP_REQUESTED"):
+        return  # "The service deployment continues the rollback operation."
+    if sd.status not in ("PENDING", "IN_PROGRESS"):
+        raise ConflictException(f"The service deployment {sd.arn} is {sd.status} and cannot be stopped.")
+    fail(service, sd, STOP_REASON, True)
+
+
+# -- validation (CreateService, UpdateService)
+
+
+def validate_deployment_configuration(account_id, region, config, load_balancers):
+    """What ECS checks of deploymentConfiguration and loadBalancers[].advancedConfiguration before
+    it creates or updates anything (InvalidParameterException, as ECS answers)."""
+    config = config or {}
+    strategy = strategy_of(config)
+    if strategy not in ("ROLLING",) + SHIFTED_STRATEGIES:
+        raise InvalidParameterException(f"Invalid deployment strategy: {strategy}.")
+    canary = config.get("canaryConfiguration")
+    linear = config.get("linearConfiguration")
+    if canary and strategy != "CANARY":
+        raise InvalidParameterException("canaryConfiguration can only be specified with the CANARY deployment strategy.")
+    if linear and strategy != "LINEAR":
+        raise InvalidParameterException("linearConfiguration can only be specified with the LINEAR deployment strategy.")
+    # Ranges: API_CanaryConfiguration (0.1-100.0, 0-1440 minutes), API_LinearConfiguration
+    # (3.0-100.0, 0-1440), DeploymentConfiguration.bakeTimeInMinutes (0-1440).
+    checks = [
+        ("bakeTimeInMinutes", config.get("bakeTimeInMinutes"), 0, 1440),
+        ("canaryConfiguration.canaryPercent", (canary or {}).get("canaryPercent"), 0.1, 100.0),
+        ("canaryConfiguration.canaryBakeTimeInMinutes", (canary or {}).get("canaryBakeTimeInMinutes"), 0, 1440),
+        ("linearConfiguration.stepPercent", (linear or {}).get("stepPercent"), 3.0, 100.0),
+        ("linearConfiguration.stepBakeTimeInMinutes", (linear or {}).get("stepBakeTimeInMinutes"), 0, 1440),
+    ]
+    for name, value, low, high in checks:
+        if value is not None and not low <= float(value) <= high:
+            raise InvalidParameterException(f"{name} must be between {low:g} and {high:g}.")
+    for hook in config.get("lifecycleHooks") or []:
+        kind = hook.get("targetType") or "AWS_LAMBDA"
+        stages = hook.get("lifecycleStages") or []
+        if not stages:
+            raise InvalidParameterException("lifecycleStages must be specified for a deployment lifecycle hook.")
+        if kind == "PAUSE":
+            bad = [s for s in stages if s in PAUSE_FORBIDDEN_STAGES]
+            if bad:
+                raise InvalidParameterException(
+                    f"PAUSE hooks cannot be configured at the {bad[0]} lifecycle stage."
+                )
+        elif not hook.get("hookTargetArn") or not hook.get("roleArn"):
+            raise InvalidParameterException("hookTargetArn and roleArn must be specified for an AWS_LAMBDA lifecycle hook.")
+    if strategy not in SHIFTED_STRATEGIES:
+        return
+    backend = elbv2_backends[account_id][region]
+
+    def rule_of(arn):
+        for balancer in backend.load_balancers.values():
+            for listener in balancer.listeners.values():
+                if listener.arn == arn:
+                    return listener._default_rule[0]
+                for rule in listener.rules.values():
+                    if rule.arn == arn:
+                        return rule
+        return None
+
+    for lb in load_balancers or []:
+        advanced = lb.get("advancedConfiguration")
+        if not advanced:
+            # Blue/green, canary and linear deployments with a load balancer shift traffic between
+            # two target groups (alb-resources-for-blue-green.html).
+            raise InvalidParameterException(
+                f"advancedConfiguration must be specified for the load balancer with targetGroupArn "
+                f"{lb.get('targetGroupArn')} when the deployment strategy is {strategy}."
+            )
+        for field in ("alternateTargetGroupArn", "productionListenerRule", "roleArn"):
+            if not advanced.get(field):
+                raise InvalidParameterException(f"advancedConfiguration.{field} must be specified.")
+        alternate = advanced["alternateTargetGroupArn"]
+        if alternate not in backend.target_groups:
+            raise InvalidParameterException(f"Unable to find the target group {alternate}.")
+        if alternate == lb.get("targetGroupArn"):
+            raise InvalidParameterException("The alternate target group must differ from the target group.")
+        for field in ("productionListenerRule", "testListenerRule"):
+            arn = advanced.get(field)
+            if not arn:
+                continue
+            rule = rule_of(arn)
+            if rule is None:
+                raise InvalidParameterException(f"Unable to find the listener rule {arn}.")
+            groups = forward_groups(rule)
+            if lb.get("targetGroupArn") not in groups and alternate not in groups:
+                raise InvalidParameterException(
+                    f"The listener rule {arn} does not forward to the target group {lb.get('targetGroupArn')} "
+                    f"or the alternate target group {alternate}."
+                )
+
 
 # ---------------------------------------------------------------------------------------------
 # Patches
@@ -641,6 +1532,9 @@ def patch_services():
                 )
         strategy = self._get_param("capacityProviderStrategy")
         configured = self._get_param("deploymentConfiguration")
+        validate_deployment_configuration(
+            self.current_account, self.region, configured, self._get_param("loadBalancers")
+        )
         grace = self._get_param("healthCheckGracePeriodSeconds")
         result = original_create(self)
         service = self.ecs_backend._get_service(self._get_param("cluster", "default"), self._get_param("serviceName"))
@@ -672,7 +1566,15 @@ def patch_services():
 
     def update_service(self, properties):
         service = self._get_service(properties.get("cluster", "default"), properties["service"].split("/")[-1])
-        before = (service.task_definition, repr(service.network_configuration))
+        before = (service.task_definition, repr(service.network_configuration), repr(service.load_balancers))
+        if "deployment_configuration" in properties or "load_balancers" in properties:
+            config = properties.get("deployment_configuration")
+            if config is None:
+                config = getattr(service, "deployment_configuration", None)
+            lbs = properties.get("load_balancers")
+            validate_deployment_configuration(
+                self.account_id, self.region_name, config, service.load_balancers if lbs is None else lbs
+            )
         force = properties.pop("force_new_deployment", False)
         service = original_update(self, properties)
         if not hasattr(service, "_tasks"):
@@ -685,7 +1587,10 @@ def patch_services():
         if wanted and not wanted.startswith("arn:"):
             wanted = self.describe_task_definition(wanted).arn
             service.task_definition = wanted
-        changed = (wanted, repr(service.network_configuration)) != before
+        # A new task definition, network configuration or load balancer configuration needs a
+        # deployment (service-deployment.html: "updates one or more service properties that
+        # require a deployment").
+        changed = (wanted, repr(service.network_configuration), repr(service.load_balancers)) != before
         if wanted and (force or changed or primary(service) is None):
             new_deployment(service, wanted)
         service._steady = False
@@ -710,6 +1615,103 @@ def patch_services():
     Backend.delete_service = delete_service
 
 
+def patch_service_deployments():
+    """ListServiceDeployments, DescribeServiceDeployments, DescribeServiceRevisions,
+    StopServiceDeployment and ContinueServiceDeployment (moto 5.2.5 has none of them), and
+    CloudWatch alarm state changes reaching the deployments that watch them."""
+    from moto.cloudwatch.models import CloudWatchBackend
+    from moto.core.responses import ActionResult
+
+    Response = ecs_responses.EC2ContainerServiceResponse
+
+    def find(backend, arn):
+        deployments, _ = records(backend)
+        sd = deployments.get(arn)
+        if sd is None:
+            raise ServiceDeploymentNotFoundException()
+        return sd
+
+    def list_service_deployments(self):
+        service = self.ecs_backend._get_service(self._get_param("cluster", "default"), self._get_param("service"))
+        statuses = self._get_param("status") or []
+        created = self._get_param("createdAt") or {}
+        found = []
+        for sd in reversed(service_deployments(service)):  # newest first
+            if statuses and sd.status not in statuses:
+                continue
+            at = sd.created_at.replace(tzinfo=datetime.timezone.utc).timestamp()
+            if created.get("before") is not None and at >= float(created["before"]):
+                continue
+            if created.get("after") is not None and at <= float(created["after"]):
+                continue
+            found.append(sd)
+        # "If this parameter isn't used, then ListServiceDeployments returns up to 20 results".
+        page = int(self._get_param("maxResults") or 20)
+        start = int(self._get_param("nextToken") or 0)
+        result = {"serviceDeployments": [sd.brief() for sd in found[start:start + page]]}
+        if start + page < len(found):
+            result["nextToken"] = str(start + page)
+        return ActionResult(result)
+
+    def describe_service_deployments(self):
+        deployments, _ = records(self.ecs_backend)
+        found, failures = [], []
+        for arn in self._get_param("serviceDeploymentArns") or []:
+            sd = deployments.get(arn)
+            if sd is None:
+                failures.append({"arn": arn, "reason": "MISSING"})
+            else:
+                found.append(sd.describe())
+        return ActionResult({"serviceDeployments": found, "failures": failures})
+
+    def describe_service_revisions(self):
+        _, revisions = records(self.ecs_backend)
+        found, failures = [], []
+        for arn in self._get_param("serviceRevisionArns") or []:
+            if arn in revisions:
+                found.append({k: v for k, v in revisions[arn].items() if v is not None})
+            else:
+                failures.append({"arn": arn, "reason": "MISSING"})
+        return ActionResult({"serviceRevisions": found, "failures": failures})
+
+    def stop_service_deployment_action(self):
+        sd = find(self.ecs_backend, self._get_param("serviceDeploymentArn"))
+        stop_service_deployment(sd.service, sd, self._get_param("stopType") or "ROLLBACK")
+        return ActionResult({"serviceDeploymentArn": sd.arn})
+
+    def continue_service_deployment(self):
+        sd = find(self.ecs_backend, self._get_param("serviceDeploymentArn"))
+        hook_id = self._get_param("hookId")
+        action = self._get_param("action") or "CONTINUE"  # "the default action is CONTINUE"
+        detail = next((h for h in sd.hooks if h.get("hookId") == hook_id), None)
+        if detail is None:
+            raise InvalidParameterException(f"The lifecycle hook {hook_id} was not found in service deployment {sd.arn}.")
+        # "The pause hook must be in AWAITING_ACTION status ... The deployment must be in the
+        # IN_PROGRESS state." (continue-service-deployment.html)
+        if detail.get("status") != "AWAITING_ACTION" or sd.status != "IN_PROGRESS":
+            raise InvalidParameterException(
+                f"The lifecycle hook {hook_id} is {detail.get('status')} and the service deployment is {sd.status}: "
+                "only a hook in AWAITING_ACTION of a deployment IN_PROGRESS can be continued."
+            )
+        answer_hook(sd.service, sd, detail, action, "SUCCEEDED" if action == "CONTINUE" else "FAILED")
+        return ActionResult({"serviceDeploymentArn": sd.arn})
+
+    Response.list_service_deployments = list_service_deployments
+    Response.describe_service_deployments = describe_service_deployments
+    Response.describe_service_revisions = describe_service_revisions
+    Response.stop_service_deployment = stop_service_deployment_action
+    Response.continue_service_deployment = continue_service_deployment
+
+    original_set_state = CloudWatchBackend.set_alarm_state
+
+    def set_alarm_state(self, alarm_name, reason, reason_data, state_value):
+        original_set_state(self, alarm_name, reason, reason_data, state_value)
+        if state_value == "ALARM":
+            alarm_changed(self.account_id, self.region_name, alarm_name)
+
+    CloudWatchBackend.set_alarm_state = set_alarm_state
+
+
 def patch_target_health():
     original = elbv2_models.FakeTargetGroup.health_for
 
@@ -726,4 +1728,5 @@ def patch_target_health():
 def install():
     patch_tasks()
     patch_services()
+    patch_service_deployments()
     patch_target_health()
