@@ -361,13 +361,14 @@ pub fn wait_stable(pass: &Pass, target: &StableTarget, check: Option<DeployCheck
                             }
                             let since = followed.stage.as_ref().map_or(Duration::ZERO, |(_, at)| elapsed.saturating_sub(*at));
                             let line = ecs::stage_line(d, bake_left(d, since));
-                            if let (Some(_), true) = (check, d.in_progress()) {
-                                if let Some(hook) = d.paused.first() {
-                                    return Ok(Check::Done(Moment::Paused { deployment: d.arn.clone(), hook: hook.id.clone(), line }));
-                                }
-                                if let Some(key) = bake_key(d).filter(|k| !checked.contains(k)) {
-                                    return Ok(Check::Done(Moment::Baking { deployment: d.arn.clone(), key, line }));
-                                }
+                            // deckhand's PAUSE hook waits for an answer, with or without a check.
+                            if let (Some(hook), true) = (d.paused.first(), d.in_progress()) {
+                                return Ok(Check::Done(Moment::Paused { deployment: d.arn.clone(), hook: hook.id.clone(), line }));
+                            }
+                            if let (Some(_), true) = (check, d.in_progress())
+                                && let Some(key) = bake_key(d).filter(|k| !checked.contains(k))
+                            {
+                                return Ok(Check::Done(Moment::Baking { deployment: d.arn.clone(), key, line }));
                             }
                             stage_line = Some(line).filter(|_| d.in_progress());
                         }
@@ -410,7 +411,9 @@ pub fn wait_stable(pass: &Pass, target: &StableTarget, check: Option<DeployCheck
                 return Ok(());
             }
             Moment::Paused { deployment, hook, line } => {
-                pass.log.say(&format!("service {}: {line}: running the check", target.name));
+                if check.is_some() {
+                    pass.log.say(&format!("service {}: {line}: running the check", target.name));
+                }
                 let verdict = check.map_or(Ok(()), |check| check());
                 let proceed = verdict.is_ok();
                 pass.apply(async |aws| ecs::continue_deployment(aws, &deployment, &hook, proceed).await)?;

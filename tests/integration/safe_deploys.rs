@@ -19,7 +19,7 @@ listener(alb, #{ port: 80, forward: tg });
 let test = listener(alb, #{ port: 8081, forward: tg });
 let errors = alarm(#{ name: "safe-5xx", metric: "target_5xx", load_balancer: alb, threshold: 5, periods: 2 });
 let deploy = switch vars.strategy ?? "rolling" {
-    "canary" => #{ strategy: "canary", bake: 1, canary: #{ percent: 10, bake: 3 }, alarms: [errors] },
+    "canary" => #{ strategy: "canary", bake: 1, canary: #{ percent: 10, bake: vars.canary_bake ?? 3 }, alarms: [errors] },
     "linear" => #{ strategy: "linear", bake: 0, linear: #{ step: 25, bake: 1 }, alarms: [errors] },
     "blue_green" => #{ strategy: "blue_green", bake: 2, test_listener: test, alarms: [errors] },
     _ => #{ strategy: "rolling" },
@@ -29,7 +29,14 @@ let task = task_definition(#{ family: "safe", cpu: 256, memory: 512,
     containers: [#{ name: "app", image: vars.image ?? "nginx:1.25", port: 8080 }] });
 let svc = service(cluster("safe"), #{ name: "web", task: task, desired: 1, subnets: subnets,
     security_groups: [app_sg], public_ip: true, target_group: tg, deploy: deploy });
-if vars.wait == "yes" { wait_stable(svc); }
+if vars.wait == "yes" {
+    if vars.check == () {
+        wait_stable(svc);
+    } else {
+        let fails = vars.check == "fail";
+        wait_stable(svc, #{ check: || { if fails { throw "the smoke test failed"; } } });
+    }
+}
 "#;
 
 /// The service as ECS reports it.
@@ -86,15 +93,21 @@ fn a_canary_service_gets_its_strategy_alarm_alternate_group_rule_and_role_and_a_
     let alarms = config.alarms().unwrap();
     assert_eq!((alarms.alarm_names(), alarms.enable(), alarms.rollback()), (&["safe-5xx".to_string()][..], true, true));
 
+    // The service's two groups: the script's and its copy (either may be primary: ECS swaps them).
     let primary = target_group_arn(&deck, "safe").unwrap();
     let alternate = target_group_arn(&deck, "safe-alt").expect("the alternate target group exists");
     let lb = &service.load_balancers()[0];
-    assert_eq!(lb.target_group_arn(), Some(primary.as_str()));
     let advanced = lb.advanced_configuration().expect("the mapping has an advanced configuration");
-    assert_eq!(advanced.alternate_target_group_arn(), Some(alternate.as_str()));
+    let mut pair = [lb.target_group_arn().unwrap().to_string(), advanced.alternate_target_group_arn().unwrap().to_string()];
+    pair.sort();
+    let mut wanted = [primary.clone(), alternate.clone()];
+    wanted.sort();
+    assert_eq!(pair, wanted);
     let (rule, weights) = shift_rule(&deck, &listener_arn(&deck, 80)).expect("a rule at priority 50000 on port 80");
     assert_eq!(advanced.production_listener_rule(), Some(rule.as_str()));
-    assert_eq!(weights, [(primary.clone(), 100), (alternate.clone(), 0)]);
+    let mut groups: Vec<String> = weights.into_iter().map(|(arn, _)| arn).collect();
+    groups.sort();
+    assert_eq!(groups, wanted, "the rule forwards to both groups");
     assert_eq!(advanced.test_listener_rule(), None);
 
     let aws = deck.aws();
@@ -117,64 +130,172 @@ fn a_canary_service_gets_its_strategy_alarm_alternate_group_rule_and_role_and_a_
     assert!(dimensions[0].1.starts_with("app/safe/"), "{dimensions:?}");
     assert_eq!((alarm.threshold(), alarm.evaluation_periods()), (Some(5.0), Some(2)));
 
+    // ECS moves the rule's weights and swaps the groups meanwhile: none of it is drift.
     let (_, requests) = deck.recorded(|| deck.run(WEB, &["--var", "strategy=canary"]).success());
     assert_eq!(requests.mutating(), Vec::<String>::new());
 }
 
-#[test]
-fn a_blue_green_service_gets_a_test_rule_and_a_pause_hook_and_keeps_the_groups_ecs_swapped() {
-    let deck = Deck::new();
-    deck.run(WEB, &["--var", "strategy=blue_green"]).success();
-    let service = service(&deck);
-    let config = service.deployment_configuration().unwrap();
-    assert_eq!((config.strategy(), config.bake_time_in_minutes()), (Some(&DeploymentStrategy::BlueGreen), Some(2)));
-    let hooks = config.lifecycle_hooks();
-    assert_eq!(hooks.len(), 1, "{hooks:?}");
-    assert_eq!(hooks[0].target_type().map(|t| t.as_str()), Some("PAUSE"));
-    assert_eq!(hooks[0].lifecycle_stages().iter().map(|s| s.as_str()).collect::<Vec<_>>(), ["POST_TEST_TRAFFIC_SHIFT"]);
-    let timeout = hooks[0].timeout_configuration().unwrap();
-    assert_eq!(timeout.action().map(|a| a.as_str()), Some("ROLLBACK"));
-
-    let primary = target_group_arn(&deck, "safe").unwrap();
-    let alternate = target_group_arn(&deck, "safe-alt").unwrap();
-    let (test_rule, _) = shift_rule(&deck, &listener_arn(&deck, 8081)).expect("a rule at priority 50000 on port 8081");
-    let advanced = service.load_balancers()[0].advanced_configuration().unwrap().clone();
-    assert_eq!(advanced.test_listener_rule(), Some(test_rule.as_str()));
-
-    // What ECS does when a deployment completes: the alternate group serves production (the
-    // service's mapping and the rules' weights say so), the script's group becomes the alternate.
+/// The newest service deployment: (status, its task definition's `family:revision`).
+fn newest_deployment(deck: &Deck) -> (String, String) {
     let aws = deck.aws();
-    let swapped = aws_sdk_ecs::types::LoadBalancer::builder()
-        .target_group_arn(&alternate)
-        .container_name("app")
-        .container_port(8080)
-        .advanced_configuration(
-            advanced.clone().to_builder().alternate_target_group_arn(&primary).build(),
-        )
-        .build();
-    aws.block_on(aws.ecs.update_service().cluster("safe").service("web").load_balancers(swapped).send()).unwrap();
-    for listener in [listener_arn(&deck, 80), listener_arn(&deck, 8081)] {
-        let (rule, _) = shift_rule(&deck, &listener).unwrap();
-        let tuple = |arn: &str, weight| {
-            aws_sdk_elasticloadbalancingv2::types::TargetGroupTuple::builder().target_group_arn(arn).weight(weight).build()
-        };
-        let forward = aws_sdk_elasticloadbalancingv2::types::Action::builder()
-            .r#type(aws_sdk_elasticloadbalancingv2::types::ActionTypeEnum::Forward)
-            .forward_config(
-                aws_sdk_elasticloadbalancingv2::types::ForwardActionConfig::builder()
-                    .target_groups(tuple(&primary, 0))
-                    .target_groups(tuple(&alternate, 100))
-                    .build(),
-            )
-            .build();
-        aws.block_on(aws.elbv2.modify_rule().rule_arn(rule).actions(forward).send()).unwrap();
-    }
+    let listed =
+        aws.block_on(aws.ecs.list_service_deployments().cluster("safe").service("web").send()).unwrap();
+    let newest = listed
+        .service_deployments()
+        .iter()
+        .max_by_key(|d| d.created_at().map(|t| (t.secs(), t.subsec_nanos())))
+        .unwrap()
+        .clone();
+    let revision = newest.target_service_revision_arn().unwrap().to_string();
+    let revisions = aws.block_on(aws.ecs.describe_service_revisions().service_revision_arns(revision).send()).unwrap();
+    let task = revisions.service_revisions()[0].task_definition().unwrap_or_default().rsplit('/').next().unwrap().to_string();
+    (newest.status().map(|s| s.as_str().to_string()).unwrap_or_default(), task)
+}
 
-    let (_, requests) = deck.recorded(|| deck.run(WEB, &["--var", "strategy=blue_green"]).success());
-    assert_eq!(requests.mutating(), Vec::<String>::new(), "ECS's swap is not drift");
-    assert_eq!(service(&deck).load_balancers()[0].target_group_arn(), Some(alternate.as_str()));
-    let (_, weights) = shift_rule(&deck, &listener_arn(&deck, 80)).unwrap();
-    assert!(weights.contains(&(alternate, 100)), "{weights:?}");
+#[test]
+fn each_strategy_completes_an_image_update_and_a_rerun_after_ecs_swapped_the_groups_sends_nothing() {
+    for strategy in ["blue_green", "canary", "linear"] {
+        let deck = Deck::new();
+        let var = format!("strategy={strategy}");
+        deck.run(WEB, &["--var", &var, "--var", "wait=yes"]).success();
+        let first_live = service(&deck).load_balancers()[0].target_group_arn().unwrap().to_string();
+        let update = deck.run(WEB, &["--var", &var, "--var", "wait=yes", "--var", "image=nginx:1.27"]).success();
+        let service = service(&deck);
+        assert!(service.task_definition().unwrap().ends_with("safe:2"), "{strategy}: {:?}", service.task_definition());
+        assert_eq!(newest_deployment(&deck), ("SUCCESSFUL".to_string(), "safe:2".to_string()), "{strategy}");
+        let live = service.load_balancers()[0].target_group_arn().unwrap().to_string();
+        assert_ne!(live, first_live, "{strategy}: ECS swapped the primary and alternate groups");
+        let stage = match strategy {
+            "canary" => "canary 10%",
+            "linear" => "linear 25%",
+            _ => "production traffic shifted",
+        };
+        assert!(update.stdout.contains(stage) || update.stderr.contains(stage), "{strategy}: no {stage:?} in {update:?}");
+
+        let (_, requests) = deck.recorded(|| deck.run(WEB, &["--var", &var, "--var", "wait=yes"]).success());
+        assert_eq!(requests.mutating(), Vec::<String>::new(), "{strategy}: ECS's swap is not drift");
+    }
+}
+
+/// The ECS requests (action, body) among `requests`.
+fn ecs_requests(requests: &crate::support::Requests, action: &str) -> Vec<String> {
+    requests.0.iter().filter(|r| r.service == "ecs" && r.action == action).map(|r| r.body.clone()).collect()
+}
+
+#[test]
+fn a_failing_check_during_a_canary_bake_stops_the_deployment_with_rollback_and_fails_the_run() {
+    let deck = Deck::new();
+    deck.run(WEB, &["--var", "strategy=canary", "--var", "wait=yes", "--var", "check=pass"]).success();
+    let (outcome, requests) = deck.recorded(|| {
+        deck.run(WEB, &["--var", "strategy=canary", "--var", "wait=yes", "--var", "check=fail", "--var", "image=nginx:1.27"])
+            .failure()
+    });
+    assert!(outcome.stderr.contains("rolled back") && outcome.stderr.contains("the smoke test failed"), "{outcome:?}");
+    let stops = ecs_requests(&requests, "StopServiceDeployment");
+    assert_eq!(stops.len(), 1, "{stops:?}");
+    assert!(stops[0].contains("ROLLBACK"), "{}", stops[0]);
+    assert!(newest_deployment(&deck).0.starts_with("ROLLBACK"), "{:?}", newest_deployment(&deck));
+}
+
+#[test]
+fn a_check_at_the_blue_green_pause_continues_when_it_passes_and_rolls_back_when_it_fails() {
+    let deck = Deck::new();
+    let (_, requests) = deck.recorded(|| {
+        deck.run(WEB, &["--var", "strategy=blue_green", "--var", "wait=yes", "--var", "check=pass"]).success()
+    });
+    let answers = ecs_requests(&requests, "ContinueServiceDeployment");
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert!(answers[0].contains("CONTINUE"), "{}", answers[0]);
+
+    let (outcome, requests) = deck.recorded(|| {
+        deck.run(WEB, &["--var", "strategy=blue_green", "--var", "wait=yes", "--var", "check=fail", "--var", "image=nginx:1.27"])
+            .failure()
+    });
+    assert!(outcome.stderr.contains("rolled back"), "{outcome:?}");
+    let answers = ecs_requests(&requests, "ContinueServiceDeployment");
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert!(answers[0].contains("ROLLBACK"), "{}", answers[0]);
+    assert!(ecs_requests(&requests, "StopServiceDeployment").is_empty());
+    assert!(newest_deployment(&deck).0.starts_with("ROLLBACK"), "{:?}", newest_deployment(&deck));
+}
+
+/// Polls `probe` (SDK reads) until it returns something, for at most two minutes of wall time.
+fn observe<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(120), "never observed: {what}");
+        std::thread::yield_now();
+    }
+}
+
+/// The lifecycle stage of the newest deployment.
+fn newest_stage(deck: &Deck) -> Option<String> {
+    let aws = deck.aws();
+    let listed = aws.block_on(aws.ecs.list_service_deployments().cluster("safe").service("web").send()).ok()?;
+    let newest = listed.service_deployments().iter().max_by_key(|d| d.created_at().map(|t| (t.secs(), t.subsec_nanos())))?;
+    let arn = newest.service_deployment_arn()?.to_string();
+    let described = aws.block_on(aws.ecs.describe_service_deployments().service_deployment_arns(arn).send()).ok()?;
+    described.service_deployments().first()?.lifecycle_stage().map(|s| s.as_str().to_string())
+}
+
+#[test]
+fn an_alarm_in_alarm_during_the_canary_bake_rolls_back_and_the_run_fails_saying_so() {
+    let deck = Deck::with_emulator_env(&[("DECKHAND_TIME_SCALE", "0.05")]);
+    let canary = ["--var", "strategy=canary", "--var", "wait=yes", "--var", "canary_bake=5"];
+    deck.run(WEB, &canary).success();
+    deck.write("deploy.rhai", WEB);
+    let args = [&["run", "deploy.rhai"][..], &canary, &["--var", "image=nginx:1.27"]].concat();
+    let child = deck
+        .command(env!("CARGO_BIN_EXE_deckhand"))
+        .args(&args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    observe("the new deployment's canary bake", || {
+        (newest_stage(&deck).as_deref() == Some("PRODUCTION_TRAFFIC_SHIFT") && newest_deployment(&deck).1 == "safe:2")
+            .then_some(())
+    });
+    let aws = deck.aws();
+    aws.block_on(
+        aws.cloudwatch
+            .set_alarm_state()
+            .alarm_name("safe-5xx")
+            .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
+            .state_reason("5xx answers")
+            .send(),
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "the run fails");
+    assert!(stderr.contains("rolled back") && stderr.contains("safe-5xx"), "{stderr}");
+    assert!(newest_deployment(&deck).0.starts_with("ROLLBACK"), "{:?}", newest_deployment(&deck));
+}
+
+#[test]
+fn deckhand_rollback_after_a_deployment_redeploys_the_previous_revision_and_during_a_canary_stops_it() {
+    let deck = Deck::with_emulator_env(&[("DECKHAND_TIME_SCALE", "0.05")]);
+    let canary = ["--var", "strategy=canary", "--var", "canary_bake=5"];
+    deck.run(WEB, &[&canary[..], &["--var", "wait=yes"]].concat()).success();
+    deck.run(WEB, &[&canary[..], &["--var", "wait=yes", "--var", "image=nginx:1.27"]].concat()).success();
+    assert!(service(&deck).task_definition().unwrap().ends_with("safe:2"));
+
+    deck.deckhand(&["rollback", "--stack", "safe"])
+        .success()
+        .stdout_has("redeploys safe:1")
+        .stdout_has("the next `deckhand run` of an unchanged script deploys it again");
+    assert!(service(&deck).task_definition().unwrap().ends_with("safe:1"), "{:?}", service(&deck).task_definition());
+    // The plan of the unchanged script puts the script's image back.
+    deck.plan(WEB, &[&canary[..], &["--var", "image=nginx:1.27"]].concat()).success().stdout_has("safe:1 -> safe:2");
+
+    deck.run(WEB, &[&canary[..], &["--var", "image=nginx:1.28"]].concat()).success();
+    observe("the canary in progress", || (newest_deployment(&deck).0 == "IN_PROGRESS").then_some(()));
+    deck.deckhand(&["rollback", "--stack", "safe", "--service", "web"]).success().stdout_has("Stopped the deployment in progress");
+    assert!(newest_deployment(&deck).0.starts_with("ROLLBACK"), "{:?}", newest_deployment(&deck));
 }
 
 #[test]
