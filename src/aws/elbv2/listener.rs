@@ -63,11 +63,11 @@ impl ListenerAction {
         match (self, other) {
             (ListenerAction::Forward { arn: a, .. }, ListenerAction::Forward { arn: b, .. }) => is_known(a) && a == b,
             (ListenerAction::Weighted(a), ListenerAction::Weighted(b)) => {
-                let arns = |groups: &[WeightedGroup]| {
+                fn arns(groups: &[WeightedGroup]) -> Vec<&str> {
                     let mut arns: Vec<&str> = groups.iter().map(|g| g.arn.as_str()).collect();
                     arns.sort_unstable();
                     arns
-                };
+                }
                 a.iter().chain(b).all(|g| is_known(&g.arn)) && arns(a) == arns(b)
             }
             (ListenerAction::Other(_), _) | (_, ListenerAction::Other(_)) => false,
