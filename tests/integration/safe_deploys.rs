@@ -16,7 +16,8 @@ let app_sg = security_group(vpc, #{ name: "safe-app", ingress: [#{ port: 8080, f
 let alb = load_balancer(#{ name: "safe", security_groups: [alb_sg], subnets: subnets });
 let tg = target_group(vpc, #{ name: "safe", port: 8080, health_check: #{ path: "/" }, deregistration_delay: 5 });
 listener(alb, #{ port: 80, forward: tg });
-let test = listener(alb, #{ port: 8081, forward: tg });
+// Test traffic: deckhand's rule on it forwards to the service's groups (blue/green only).
+let test = listener(alb, #{ port: 8081, redirect: #{ port: 80, protocol: "HTTP" } });
 let errors = alarm(#{ name: "safe-5xx", metric: "target_5xx", load_balancer: alb, threshold: 5, periods: 2 });
 let deploy = switch vars.strategy ?? "rolling" {
     "canary" => #{ strategy: "canary", bake: 1, canary: #{ percent: 10, bake: vars.canary_bake ?? 3 }, alarms: [errors] },
@@ -118,7 +119,7 @@ fn a_canary_service_gets_its_strategy_alarm_alternate_group_rule_and_role_and_a_
     assert!(trust.contains("ecs.amazonaws.com"), "{trust}");
     let attached = aws.block_on(aws.iam.list_attached_role_policies().role_name("safe-web-ecs-infra").send()).unwrap();
     let policies: Vec<&str> = attached.attached_policies().iter().filter_map(|p| p.policy_arn()).collect();
-    assert_eq!(policies, ["arn:aws:iam::aws:policy/service-role/AmazonECSInfrastructureRolePolicyForLoadBalancers"]);
+    assert_eq!(policies, ["arn:aws:iam::aws:policy/AmazonECSInfrastructureRolePolicyForLoadBalancers"]);
 
     let alarm = aws.block_on(aws.cloudwatch.describe_alarms().alarm_names("safe-5xx").send()).unwrap();
     let alarm = &alarm.metric_alarms()[0];

@@ -16,7 +16,6 @@ const POLICY_PATHS: &[(&str, &str)] = &[
     ("AmazonEC2ContainerServiceAutoscaleRole", "service-role/"),
     ("AmazonEC2ContainerServiceEventsRole", "service-role/"),
     ("AmazonECSInfrastructureRolePolicyForVolumes", "service-role/"),
-    ("AmazonECSInfrastructureRolePolicyForLoadBalancers", "service-role/"),
     ("AmazonECSInfrastructureRolePolicyForServiceConnectTransportLayerSecurity", "service-role/"),
 ];
 

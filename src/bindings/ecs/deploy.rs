@@ -242,7 +242,15 @@ pub(super) fn converge_traffic_shift(
             }
             _ => false,
         };
-        let listeners: Vec<_> = state.listeners.iter().filter(|l| forwards(&l.action)).cloned().collect();
+        // The test listener may forward to the group too: it is not the production listener.
+        let test_arn = options.test_listener.as_ref().and_then(|t| t.get("arn")).map(ToString::to_string);
+        let test_port = options.test_listener.as_ref().and_then(|t| t.get("port")).and_then(|p| p.as_int().ok());
+        let is_test = |l: &crate::aws::elbv2::Listener| {
+            test_arn.as_deref().is_some_and(|arn| is_known(arn) && arn == l.arn)
+                || test_port.is_some_and(|port| port == i64::from(l.port) && !is_known(&l.arn))
+        };
+        let listeners: Vec<_> =
+            state.listeners.iter().filter(|l| forwards(&l.action) && !is_test(l)).cloned().collect();
         let listener = match listeners.as_slice() {
             [one] => one.clone(),
             [] => {
