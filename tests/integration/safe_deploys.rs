@@ -173,7 +173,8 @@ fn each_strategy_completes_an_image_update_and_a_rerun_after_ecs_swapped_the_gro
         };
         assert!(update.stdout.contains(stage) || update.stderr.contains(stage), "{strategy}: no {stage:?} in {update:?}");
 
-        let (_, requests) = deck.recorded(|| deck.run(WEB, &["--var", &var, "--var", "wait=yes"]).success());
+        let again = ["--var", &var, "--var", "wait=yes", "--var", "image=nginx:1.27"];
+        let (_, requests) = deck.recorded(|| deck.run(WEB, &again).success());
         assert_eq!(requests.mutating(), Vec::<String>::new(), "{strategy}: ECS's swap is not drift");
     }
 }
@@ -333,11 +334,12 @@ fn deploy_prerequisites_are_checked_in_the_plan_with_the_scripts_line() {
     let base = r#"stack("safe");
 let vpc = default_vpc();
 let subnets = [default_subnet(vpc, "us-west-2a"), default_subnet(vpc, "us-west-2b")];
-let alb = load_balancer(#{ name: "safe", subnets: subnets });
-let other_alb = load_balancer(#{ name: "other", subnets: subnets });
+let alb_sg = security_group(vpc, #{ name: "safe-alb", ingress: [#{ port: 80, cidr: "0.0.0.0/0" }] });
+let alb = load_balancer(#{ name: "safe", security_groups: [alb_sg], subnets: subnets });
+let other_alb = load_balancer(#{ name: "other", security_groups: [alb_sg], subnets: subnets });
 let tg = target_group(vpc, #{ name: "safe", port: 8080 });
 let prod = listener(alb, #{ port: 80, forward: tg });
-let test = listener(alb, #{ port: 8081, forward: tg });
+let test = listener(alb, #{ port: 8081, redirect: #{ port: 80, protocol: "HTTP" } });
 let other = listener(other_alb, #{ port: 8081, redirect: #{ port: 443 } });
 let task = task_definition(#{ family: "safe", cpu: 256, memory: 512,
     containers: [#{ name: "app", image: "nginx", port: 8080 }] });
@@ -362,12 +364,12 @@ let task = task_definition(#{ family: "safe", cpu: 256, memory: 512,
         let script = format!(
             "{base}service(cluster(\"safe\"), #{{ name: \"web\", task: task, subnets: subnets, target_group: tg,\n    deploy: {deploy} }});\n"
         );
-        let (_, requests) = deck.recorded(|| deck.plan(&script, &[]).failure().stderr_has(message).stderr_has("deploy.rhai:12:1"));
+        let (_, requests) = deck.recorded(|| deck.plan(&script, &[]).failure().stderr_has(message).stderr_has("deploy.rhai:13:1"));
         requests.assert_read_only();
     }
     // A strategy that shifts traffic needs a load balancer.
     let script = format!(
         "{base}service(cluster(\"safe\"), #{{ name: \"web\", task: task, subnets: subnets,\n    deploy: #{{ strategy: \"canary\" }} }});\n"
     );
-    deck.plan(&script, &[]).failure().stderr_has("without target_group").stderr_has("deploy.rhai:12:1");
+    deck.plan(&script, &[]).failure().stderr_has("without target_group").stderr_has("deploy.rhai:13:1");
 }

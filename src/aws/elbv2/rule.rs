@@ -144,7 +144,9 @@ fn validate_rule(pass: &Pass, spec: &ListenerRuleSpec) -> Result<()> {
             ),
         ));
     }
-    let declared = with_state(pass, |s| s.rules_declared.contains(&(spec.listener.arn.clone(), spec.priority)))?;
+    // A listener still to be created has no ARN to tell it from another planned one.
+    let declared = is_known(&spec.listener.arn)
+        && with_state(pass, |s| s.rules_declared.contains(&(spec.listener.arn.clone(), spec.priority)))?;
     if declared {
         return Err(Error::invalid(
             "listener_rule.priority",

@@ -32,7 +32,7 @@ use crate::aws::iam::{self, DesiredRole, Role, RoleSpec, Trust};
 use crate::bindings::{Fields, as_array, as_string, handle_field, show};
 use crate::converge::{Resource, converge};
 use crate::error::{Error, Result};
-use crate::plan::{UNKNOWN, is_known};
+use crate::plan::{Change, ChangeKind, UNKNOWN, is_known};
 
 use super::sub_map;
 
@@ -249,8 +249,10 @@ pub(super) fn converge_traffic_shift(
             test_arn.as_deref().is_some_and(|arn| is_known(arn) && arn == l.arn)
                 || test_port.is_some_and(|port| port == i64::from(l.port) && !is_known(&l.arn))
         };
-        let listeners: Vec<_> =
-            state.listeners.iter().filter(|l| forwards(&l.action) && !is_test(l)).cloned().collect();
+        let mut listeners: Vec<_> = state.listeners.iter().filter(|l| forwards(&l.action)).cloned().collect();
+        if listeners.len() > 1 {
+            listeners.retain(|l| !is_test(l));
+        }
         let listener = match listeners.as_slice() {
             [one] => one.clone(),
             [] => {
@@ -332,6 +334,35 @@ pub(super) fn converge_traffic_shift(
     if let Some(lb) = spec.load_balancer.as_mut() {
         lb.advanced = Some(advanced);
     }
+    Ok(())
+}
+
+/// Back to rolling: the infrastructure role deckhand made for the service's traffic shifts is no
+/// longer needed once the service's mapping no longer names it (the service converged first), so
+/// it is deleted, like the exec and secrets policies that are no longer needed. The alternate
+/// target group and the rules are the stack's like any, and pruned when the run ends; the role is
+/// not (a run lists no roles: IAM cannot list them by tag).
+pub(super) fn release_infra_role(pass: &Pass, before: Option<&Service>, options: &DeployOptions) -> Result<()> {
+    if options.strategy.shifts_traffic() {
+        return Ok(());
+    }
+    let Some(before) = before else { return Ok(()) };
+    let named = before.load_balancers.iter().find_map(|lb| lb.advanced.as_ref()).map(|a| a.role_arn.clone());
+    let Some(arn) = named else { return Ok(()) };
+    let name = crate::arn::last_segment(&arn).to_string();
+    if name != role_name(&pass.stack()?, &before.name) || !iam::role_is_stacks(pass, &name)? {
+        return Ok(());
+    }
+    if pass.mode.applies() {
+        pass.apply(async |aws| iam::delete_role(aws, &name).await)?;
+        pass.snapshot()?.borrow_mut().iam.roles.insert(name.clone(), None);
+    }
+    pass.log.record(Change::new(
+        ChangeKind::Delete,
+        "role",
+        &name,
+        format!("no longer needed: service {} deploys rolling", before.name),
+    ));
     Ok(())
 }
 

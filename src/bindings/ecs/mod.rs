@@ -15,7 +15,7 @@ use crate::bindings::queries::service_handle as report_handle;
 use crate::bindings::{
     Described, Fields, as_array, as_string, function, handle, handle_field, keep_of, optional, show, string_array, text,
 };
-use crate::converge::{converge, converge_kept};
+use crate::converge::{Resource, converge, converge_kept};
 use crate::error::{Error, Result};
 use crate::runtime::Aws;
 use crate::wait;
@@ -151,7 +151,9 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
                 warn_exec_without_endpoint(&p, &subnets)?;
             }
         }
+        let before = if deploy.strategy.shifts_traffic() { None } else { Service::find(&p, &spec)? };
         let service = converge_kept::<Service>(&p, &spec, keep)?;
+        deploy::release_infra_role(&p, before.as_ref(), &deploy)?;
         Ok(service_handle(&service, &spec))
     });
 

@@ -141,6 +141,8 @@ pub(super) fn service_spec(pass: &Pass, cluster: &Dynamic, map: Map) -> Result<(
         alarms: deploy.alarms.clone(),
         pause_after_test: matches!(deploy.strategy, Strategy::BlueGreen { .. }) && deploy.test_listener.is_some(),
     };
+    // The strategy's numbers first: what deckhand creates for it comes next.
+    ecs::validate_deployment(&deployment)?;
     let spec = ServiceSpec {
         name,
         cluster,
