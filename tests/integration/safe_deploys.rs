@@ -307,14 +307,14 @@ fn rolling_to_canary_to_rolling_converges_and_takes_what_ecs_needed_away() {
     assert_eq!(service(&deck).deployment_configuration().unwrap().strategy(), Some(&DeploymentStrategy::Rolling));
     assert_eq!(target_group_arn(&deck, "safe-alt"), None);
 
-    deck.run(WEB, &["--var", "strategy=linear"]).success();
+    deck.run(WEB, &["--var", "strategy=canary", "--var", "wait=yes"]).success();
     let config = service(&deck).deployment_configuration().unwrap().clone();
-    assert_eq!(config.strategy(), Some(&DeploymentStrategy::Linear));
-    let linear = config.linear_configuration().unwrap();
-    assert_eq!((linear.step_percent(), linear.step_bake_time_in_minutes()), (Some(25.0), Some(1)));
+    assert_eq!(config.strategy(), Some(&DeploymentStrategy::Canary));
+    assert_eq!(config.canary_configuration().unwrap().canary_percent(), Some(10.0));
+    assert!(service(&deck).load_balancers()[0].advanced_configuration().is_some());
     assert!(target_group_arn(&deck, "safe-alt").is_some());
 
-    deck.run(WEB, &[]).success();
+    deck.run(WEB, &["--var", "wait=yes"]).success();
     let service = service(&deck);
     assert_eq!(service.deployment_configuration().unwrap().strategy(), Some(&DeploymentStrategy::Rolling));
     assert_eq!(service.load_balancers()[0].advanced_configuration(), None);
@@ -372,4 +372,33 @@ let task = task_definition(#{ family: "safe", cpu: 256, memory: 512,
         "{base}service(cluster(\"safe\"), #{{ name: \"web\", task: task, subnets: subnets,\n    deploy: #{{ strategy: \"canary\" }} }});\n"
     );
     deck.plan(&script, &[]).failure().stderr_has("without target_group").stderr_has("deploy.rhai:13:1");
+}
+
+const GUIDE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/fargate-alb.rhai");
+
+#[test]
+fn the_bundled_script_and_the_stdlib_take_a_strategy_with_an_alarm_on_the_load_balancers_5xx() {
+    let deck = Deck::new();
+    let (plan, requests) = deck.recorded(|| deck.deckhand(&["run", "--plan", GUIDE, "--var", "strategy=canary"]));
+    plan.success()
+        .stdout_has("+ alarm myapp-target-5xx")
+        .stdout_has("+ target_group myapp-alt")
+        .stdout_has("+ role myapp-myapp-ecs-infra")
+        .stdout_has("+ listener_rule myapp:80#50000");
+    requests.assert_read_only();
+    deck.deckhand(&["run", "--plan", GUIDE, "--var", "strategy=sideways"])
+        .failure()
+        .stderr_has("--var strategy must be \"rolling\", \"canary\", \"linear\" or \"blue_green\"");
+
+    deck.write(
+        "web.rhai",
+        r#"import "fargate" as fargate;
+stack("web");
+fargate::web_service(#{ name: "web", image: "nginx", deploy: #{ strategy: "linear", linear: #{ step: 20 } } });
+"#,
+    );
+    deck.deckhand(&["run", "--plan", "web.rhai"])
+        .success()
+        .stdout_has("+ target_group web-alt")
+        .stdout_has("+ listener_rule web:80#50000");
 }

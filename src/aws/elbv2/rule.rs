@@ -144,9 +144,16 @@ fn validate_rule(pass: &Pass, spec: &ListenerRuleSpec) -> Result<()> {
             ),
         ));
     }
-    // A listener still to be created has no ARN to tell it from another planned one.
-    let declared = is_known(&spec.listener.arn)
-        && with_state(pass, |s| s.rules_declared.contains(&(spec.listener.arn.clone(), spec.priority)))?;
+    // A listener still to be created has no ARN to tell it from another planned one: its name does.
+    let key = if is_known(&spec.listener.arn) {
+        spec.listener.arn.clone()
+    } else {
+        format!("(planned) {}", spec.listener.name)
+    };
+    let declared = with_state(pass, |s| s.rules_declared.contains(&(key.clone(), spec.priority)))?;
+    if !declared && !is_known(&spec.listener.arn) {
+        pass.snapshot()?.borrow_mut().elbv2.rules_declared.insert((key, spec.priority));
+    }
     if declared {
         return Err(Error::invalid(
             "listener_rule.priority",

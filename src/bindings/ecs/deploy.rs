@@ -276,11 +276,14 @@ pub(super) fn converge_traffic_shift(
                 ));
             }
         };
-        let lb_name = state
-            .load_balancers
-            .iter()
-            .find(|b| b.arn == listener.load_balancer_arn && is_known(&b.arn))
-            .map(|b| b.name.clone());
+        // The listener's load balancer by ARN; one still planned has none, so it is the only
+        // planned one, when there is only one.
+        let planned: Vec<_> = state.load_balancers.iter().filter(|b| !is_known(&b.arn)).collect();
+        let lb_name = match state.load_balancers.iter().find(|b| b.arn == listener.load_balancer_arn) {
+            Some(lb) if is_known(&lb.arn) => Some(lb.name.clone()),
+            _ if !is_known(&listener.load_balancer_arn) && planned.len() == 1 => Some(planned[0].name.clone()),
+            _ => None,
+        };
         (primary, listener, lb_name)
     };
     let Some(primary) = primary else {
