@@ -78,15 +78,9 @@ async fn stack_service(aws: &Aws, stack: &str, name: Option<&str>) -> Result<Ser
     if let Some(name) = name {
         return crate::task_run::stack_service(aws, stack, name).await;
     }
-    let state = ecs::EcsState::load(aws, stack).await?;
-    let services: Vec<&Service> = state
-        .services
-        .values()
-        .flatten()
-        .filter(|s| s.stack.as_deref() == Some(stack) && s.status == "ACTIVE")
-        .collect();
+    let services = crate::task_run::stack_services(aws, stack).await?;
     match services.as_slice() {
-        [one] => Ok((*one).clone()),
+        [one] => Ok(one.clone()),
         [] => Err(Error::conflict(format!("stack {stack} has no service to roll back"), None)),
         many => {
             let names: Vec<&str> = many.iter().map(|s| s.name.as_str()).collect();

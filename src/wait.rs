@@ -424,7 +424,8 @@ pub fn wait_stable(pass: &Pass, target: &StableTarget, check: Option<DeployCheck
                     ));
                     return Err(rolled_back(&target.name, "at the test traffic pause", &err));
                 }
-                pass.log.say(&format!("service {}: the check passed; ContinueServiceDeployment CONTINUE", target.name));
+                let why = if check.is_some() { "the check passed" } else { "no check to run" };
+                pass.log.say(&format!("service {}: {why}; ContinueServiceDeployment CONTINUE", target.name));
             }
             Moment::Baking { deployment, key, line } => {
                 pass.log.say(&format!("service {}: {line}: running the check", target.name));

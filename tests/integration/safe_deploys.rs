@@ -402,3 +402,14 @@ fargate::web_service(#{ name: "web", image: "nginx", deploy: #{ strategy: "linea
         .stdout_has("+ target_group web-alt")
         .stdout_has("+ listener_rule web:80#50000");
 }
+
+#[test]
+fn http_check_passes_on_the_expected_answer_and_throws_naming_what_came_back() {
+    let deck = Deck::new();
+    let url = format!("{}/moto-api/deckhand/timeline", deck.aws().endpoint_url.clone().unwrap());
+    let script = |options: &str| format!("stack(\"safe\");\nlet got = http_check(\"{url}\", {options});\nprint(`status ${{got.status}}`);\n");
+    deck.run(&script("#{ status: 200 }"), &[]).success().stdout_has("status 200");
+    deck.run(&script("#{ status: 201 }"), &[]).failure().stderr_has("status 200, expected 201").stderr_has("deploy.rhai:2:11");
+    deck.run(&script("#{ contains: \"no such text\" }"), &[]).failure().stderr_has("the body does not contain \"no such text\"");
+    deck.run(&script("#{ statuss: 200 }"), &[]).failure().stderr_has("unknown key `statuss`");
+}

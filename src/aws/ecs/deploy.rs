@@ -16,15 +16,14 @@ use aws_sdk_ecs::types::{
 
 use super::built;
 use crate::error::{Error, Result};
+use crate::timing::DEPLOYMENT_PAUSE_TIMEOUT;
 
 /// The bake time ranges ECS accepts, in minutes (bakeTimeInMinutes, canaryBakeTimeInMinutes,
 /// stepBakeTimeInMinutes: 0 to 1440).
 pub const BAKE_MINUTES: std::ops::RangeInclusive<i32> = 0..=1440;
 
-/// How long ECS holds a deployment at deckhand's PAUSE hook before it rolls back on its own
-/// (DeploymentLifecycleHookTimeoutConfiguration; ECS's default is 1440 minutes): a deckhand that
-/// dies mid-deploy leaves no deployment paused for a day.
-pub const PAUSE_TIMEOUT_MINUTES: i32 = 30;
+/// [`DEPLOYMENT_PAUSE_TIMEOUT`] in minutes, as ECS takes it.
+pub const PAUSE_TIMEOUT_MINUTES: i32 = (DEPLOYMENT_PAUSE_TIMEOUT.as_secs() / 60) as i32;
 
 /// How a service replaces its tasks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,34 +166,24 @@ pub fn validate_deployment(d: &Deployment) -> Result<()> {
             Err(Error::invalid(key, minutes, "minutes from 0 to 1440 (24 hours)"))
         }
     };
-    match &d.strategy {
-        Strategy::Rolling => {}
-        Strategy::BlueGreen { bake: b } => bake("service.deploy.bake", *b)?,
-        Strategy::Canary { bake: b, tenths, step_bake } => {
-            bake("service.deploy.bake", *b)?;
-            bake("service.deploy.canary.bake", *step_bake)?;
-            if !(1..=1000).contains(tenths) {
-                return Err(Error::invalid(
-                    "service.deploy.canary.percent",
-                    *tenths as f64 / 10.0,
-                    "a percentage from 0.1 to 100, in steps of 0.1",
-                ));
-            }
-        }
-        Strategy::Linear { bake: b, tenths, step_bake } => {
-            bake("service.deploy.bake", *b)?;
-            bake("service.deploy.linear.bake", *step_bake)?;
-            if !(30..=1000).contains(tenths) {
-                return Err(Error::invalid(
-                    "service.deploy.linear.step",
-                    *tenths as f64 / 10.0,
-                    "a percentage from 3 to 100, in steps of 0.1",
-                ));
-            }
-        }
-    }
     if d.alarms.len() > 10 {
         return Err(Error::invalid("service.deploy.alarms", d.alarms.len(), "at most 10 alarms"));
+    }
+    // The traffic steps: the strategy's key, its percent key, the lowest percent in tenths.
+    let (name, percent_key, lowest, allowed, b, tenths, step_bake) = match &d.strategy {
+        Strategy::Rolling => return Ok(()),
+        Strategy::BlueGreen { bake: b } => return bake("service.deploy.bake", *b),
+        Strategy::Canary { bake, tenths, step_bake } => {
+            ("canary", "percent", 1, "a percentage from 0.1 to 100, in steps of 0.1", bake, tenths, step_bake)
+        }
+        Strategy::Linear { bake, tenths, step_bake } => {
+            ("linear", "step", 30, "a percentage from 3 to 100, in steps of 0.1", bake, tenths, step_bake)
+        }
+    };
+    bake("service.deploy.bake", *b)?;
+    bake(&format!("service.deploy.{name}.bake"), *step_bake)?;
+    if !(lowest..=1000).contains(tenths) {
+        return Err(Error::invalid(format!("service.deploy.{name}.{percent_key}"), f64::from(*tenths) / 10.0, allowed));
     }
     Ok(())
 }

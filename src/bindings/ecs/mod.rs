@@ -127,7 +127,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          (default 5); canary `percent` (default 5) for `bake` minutes (default 10); linear `step` percent\n\
          (default 10) every `bake` minutes (default 6); `alarms` (alarm() handles or names) roll a deployment\n\
          back when one is in ALARM. A blue_green service with a test_listener pauses after test traffic\n\
-         moved until wait_stable's check answers (ECS rolls back after 30 minutes without an answer).\n\
+         moved until wait_stable answers, after its check if any (ECS rolls back after 30 minutes without).\n\
          Returns #{ kind, arn, name, cluster_arn, cluster, desired, task_definition }.\n\
          Example: `service(cluster, #{ name: \"myapp\", task: task, desired: 2, subnets: subnets,\n\
          security_groups: [app_sg], target_group: tg, deploy: #{ strategy: \"canary\", canary: #{ percent: 10 } } })`",
