@@ -105,7 +105,10 @@ pub async fn roll_back(aws: &Aws, service: &Service) -> Result<RolledBack> {
     let previous =
         ecs::previous_completed_task_definition(aws, &service.cluster_arn, &service.name).await?.ok_or_else(|| {
             Error::conflict(
-                format!("service {} has no deployment that completed before the current one: nothing to roll back to", service.name),
+                format!(
+                    "service {} has no deployment that completed before the current one: nothing to roll back to",
+                    service.name
+                ),
                 None,
             )
         })?;

@@ -69,9 +69,17 @@ pub type DeployCheck<'a> = &'a dyn Fn() -> Result<()>;
 enum Moment {
     Stable(ServiceStatus, Duration),
     /// A PAUSE hook awaits ContinueServiceDeployment (blue/green, after test traffic moved).
-    Paused { deployment: String, hook: String, line: String },
+    Paused {
+        deployment: String,
+        hook: String,
+        line: String,
+    },
     /// A canary's or linear step's bake (or the final bake) is under way.
-    Baking { deployment: String, key: String, line: String },
+    Baking {
+        deployment: String,
+        key: String,
+        line: String,
+    },
 }
 
 /// The deployment the wait follows, and when (modelled time) each stage was first seen.
@@ -347,7 +355,9 @@ pub fn wait_stable(pass: &Pass, target: &StableTarget, check: Option<DeployCheck
                     if let Some(d) = &deployment {
                         // Only a deployment seen unfinished is this wait's: an older one that
                         // ended (even rolled back) says nothing about this run.
-                        if followed.arn.as_deref() != Some(d.arn.as_str()) && (d.in_progress() || d.rolled_back() && d.status != "ROLLBACK_SUCCESSFUL") {
+                        if followed.arn.as_deref() != Some(d.arn.as_str())
+                            && (d.in_progress() || d.rolled_back() && d.status != "ROLLBACK_SUCCESSFUL")
+                        {
                             followed = Followed { arn: Some(d.arn.clone()), stage: None };
                         }
                         if followed.arn.as_deref() == Some(d.arn.as_str()) {
@@ -359,11 +369,16 @@ pub fn wait_stable(pass: &Pass, target: &StableTarget, check: Option<DeployCheck
                             if followed.stage.as_ref().is_none_or(|(s, _)| *s != stage) {
                                 followed.stage = Some((stage.clone(), elapsed));
                             }
-                            let since = followed.stage.as_ref().map_or(Duration::ZERO, |(_, at)| elapsed.saturating_sub(*at));
+                            let since =
+                                followed.stage.as_ref().map_or(Duration::ZERO, |(_, at)| elapsed.saturating_sub(*at));
                             let line = ecs::stage_line(d, bake_left(d, since));
                             // deckhand's PAUSE hook waits for an answer, with or without a check.
                             if let (Some(hook), true) = (d.paused.first(), d.in_progress()) {
-                                return Ok(Check::Done(Moment::Paused { deployment: d.arn.clone(), hook: hook.id.clone(), line }));
+                                return Ok(Check::Done(Moment::Paused {
+                                    deployment: d.arn.clone(),
+                                    hook: hook.id.clone(),
+                                    line,
+                                }));
                             }
                             if let (Some(_), true) = (check, d.in_progress())
                                 && let Some(key) = bake_key(d).filter(|k| !checked.contains(k))
@@ -456,9 +471,10 @@ fn rolled_back(name: &str, when: &str, err: &Error) -> Error {
 fn bake_left(d: &ecs::ServiceDeploymentState, since: Duration) -> Option<u64> {
     let deployment = d.deployment.as_ref()?;
     let minutes = match (d.stage.as_deref()?, &deployment.strategy) {
-        ("PRODUCTION_TRAFFIC_SHIFT", ecs::Strategy::Canary { step_bake, .. } | ecs::Strategy::Linear { step_bake, .. }) => {
-            *step_bake
-        }
+        (
+            "PRODUCTION_TRAFFIC_SHIFT",
+            ecs::Strategy::Canary { step_bake, .. } | ecs::Strategy::Linear { step_bake, .. },
+        ) => *step_bake,
         ("BAKE_TIME", strategy) => strategy.bake(),
         _ => return None,
     };

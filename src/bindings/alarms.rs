@@ -40,7 +40,10 @@ fn alarm_spec(options: Dynamic) -> Result<AlarmSpec> {
         .ok_or_else(|| Error::invalid("alarm.options", shown, "a map like #{ name: \"myapp-5xx\", ... }"))?;
     let f = Fields::new("alarm", options, &["name", "metric", "load_balancer", "threshold", "periods"])?;
     let name = f.req_str("name", "the alarm's name, unique in the region")?;
-    let metric_name = f.req_str("metric", "what it watches: \"target_5xx\", \"elb_5xx\", \"p99_response_time\" or \"unhealthy_hosts\"")?;
+    let metric_name = f.req_str(
+        "metric",
+        "what it watches: \"target_5xx\", \"elb_5xx\", \"p99_response_time\" or \"unhealthy_hosts\"",
+    )?;
     let metric = Metric::parse(&metric_name).ok_or_else(|| {
         let allowed: Vec<String> = METRICS.iter().map(|m| format!("{m:?}")).collect();
         Error::invalid(f.name("metric"), format!("{metric_name:?}"), allowed.join(", "))
@@ -74,11 +77,5 @@ fn alarm_spec(options: Dynamic) -> Result<AlarmSpec> {
         },
     };
     let periods = f.int("periods")?.unwrap_or(1);
-    Ok(AlarmSpec {
-        name,
-        metric,
-        load_balancer_arn,
-        threshold,
-        periods: i32::try_from(periods).unwrap_or(i32::MAX),
-    })
+    Ok(AlarmSpec { name, metric, load_balancer_arn, threshold, periods: i32::try_from(periods).unwrap_or(i32::MAX) })
 }

@@ -141,13 +141,8 @@ pub fn dimension_of(load_balancer_arn: &str) -> String {
 /// The alarm named `name` with its tags; `None` when there is none (DescribeAlarms, then
 /// ListTagsForResource).
 pub async fn read_alarm(aws: &Aws, name: &str) -> Result<Option<Alarm>> {
-    let out = aws
-        .cloudwatch
-        .describe_alarms()
-        .alarm_names(name)
-        .send()
-        .await
-        .map_err(|e| aws_error("DescribeAlarms", e))?;
+    let out =
+        aws.cloudwatch.describe_alarms().alarm_names(name).send().await.map_err(|e| aws_error("DescribeAlarms", e))?;
     let Some(alarm) = out.metric_alarms().iter().find(|a| a.alarm_name() == Some(name)) else { return Ok(None) };
     let arn = alarm.alarm_arn().ok_or_else(|| Error::missing("DescribeAlarms", "AlarmArn"))?.to_string();
     let tags = aws
@@ -158,7 +153,8 @@ pub async fn read_alarm(aws: &Aws, name: &str) -> Result<Option<Alarm>> {
         .await
         .map_err(|e| aws_error("ListTagsForResource", e))?;
     let stack = tags.tags().iter().find(|t| t.key() == Some(STACK_TAG)).and_then(|t| t.value()).map(str::to_string);
-    let metric = alarm.metric_name().and_then(Metric::from_metric_name).filter(|_| alarm.namespace() == Some(NAMESPACE));
+    let metric =
+        alarm.metric_name().and_then(Metric::from_metric_name).filter(|_| alarm.namespace() == Some(NAMESPACE));
     let dimension = alarm
         .dimensions()
         .iter()
@@ -186,7 +182,11 @@ async fn put_alarm(aws: &Aws, spec: &AlarmSpec, stack: Option<&str>) -> Result<(
         .cloudwatch
         .put_metric_alarm()
         .alarm_name(&spec.name)
-        .alarm_description(format!("{} of load balancer {} (deckhand)", spec.metric, dimension_of(&spec.load_balancer_arn)))
+        .alarm_description(format!(
+            "{} of load balancer {} (deckhand)",
+            spec.metric,
+            dimension_of(&spec.load_balancer_arn)
+        ))
         .namespace(NAMESPACE)
         .metric_name(spec.metric.metric_name())
         .dimensions(Dimension::builder().name("LoadBalancer").value(dimension_of(&spec.load_balancer_arn)).build())

@@ -99,7 +99,8 @@ fn a_canary_service_gets_its_strategy_alarm_alternate_group_rule_and_role_and_a_
     let alternate = target_group_arn(&deck, "safe-alt").expect("the alternate target group exists");
     let lb = &service.load_balancers()[0];
     let advanced = lb.advanced_configuration().expect("the mapping has an advanced configuration");
-    let mut pair = [lb.target_group_arn().unwrap().to_string(), advanced.alternate_target_group_arn().unwrap().to_string()];
+    let mut pair =
+        [lb.target_group_arn().unwrap().to_string(), advanced.alternate_target_group_arn().unwrap().to_string()];
     pair.sort();
     let mut wanted = [primary.clone(), alternate.clone()];
     wanted.sort();
@@ -139,8 +140,7 @@ fn a_canary_service_gets_its_strategy_alarm_alternate_group_rule_and_role_and_a_
 /// The newest service deployment: (status, its task definition's `family:revision`).
 fn newest_deployment(deck: &Deck) -> (String, String) {
     let aws = deck.aws();
-    let listed =
-        aws.block_on(aws.ecs.list_service_deployments().cluster("safe").service("web").send()).unwrap();
+    let listed = aws.block_on(aws.ecs.list_service_deployments().cluster("safe").service("web").send()).unwrap();
     let newest = listed
         .service_deployments()
         .iter()
@@ -149,7 +149,8 @@ fn newest_deployment(deck: &Deck) -> (String, String) {
         .clone();
     let revision = newest.target_service_revision_arn().unwrap().to_string();
     let revisions = aws.block_on(aws.ecs.describe_service_revisions().service_revision_arns(revision).send()).unwrap();
-    let task = revisions.service_revisions()[0].task_definition().unwrap_or_default().rsplit('/').next().unwrap().to_string();
+    let task =
+        revisions.service_revisions()[0].task_definition().unwrap_or_default().rsplit('/').next().unwrap().to_string();
     (newest.status().map(|s| s.as_str().to_string()).unwrap_or_default(), task)
 }
 
@@ -171,7 +172,10 @@ fn each_strategy_completes_an_image_update_and_a_rerun_after_ecs_swapped_the_gro
             "linear" => "linear 25%",
             _ => "production traffic shifted",
         };
-        assert!(update.stdout.contains(stage) || update.stderr.contains(stage), "{strategy}: no {stage:?} in {update:?}");
+        assert!(
+            update.stdout.contains(stage) || update.stderr.contains(stage),
+            "{strategy}: no {stage:?} in {update:?}"
+        );
 
         let again = ["--var", &var, "--var", "wait=yes", "--var", "image=nginx:1.27"];
         let (_, requests) = deck.recorded(|| deck.run(WEB, &again).success());
@@ -189,8 +193,11 @@ fn a_failing_check_during_a_canary_bake_stops_the_deployment_with_rollback_and_f
     let deck = Deck::new();
     deck.run(WEB, &["--var", "strategy=canary", "--var", "wait=yes", "--var", "check=pass"]).success();
     let (outcome, requests) = deck.recorded(|| {
-        deck.run(WEB, &["--var", "strategy=canary", "--var", "wait=yes", "--var", "check=fail", "--var", "image=nginx:1.27"])
-            .failure()
+        deck.run(
+            WEB,
+            &["--var", "strategy=canary", "--var", "wait=yes", "--var", "check=fail", "--var", "image=nginx:1.27"],
+        )
+        .failure()
     });
     assert!(outcome.stderr.contains("rolled back") && outcome.stderr.contains("the smoke test failed"), "{outcome:?}");
     let stops = ecs_requests(&requests, "StopServiceDeployment");
@@ -210,8 +217,11 @@ fn a_check_at_the_blue_green_pause_continues_when_it_passes_and_rolls_back_when_
     assert!(answers[0].contains("CONTINUE"), "{}", answers[0]);
 
     let (outcome, requests) = deck.recorded(|| {
-        deck.run(WEB, &["--var", "strategy=blue_green", "--var", "wait=yes", "--var", "check=fail", "--var", "image=nginx:1.27"])
-            .failure()
+        deck.run(
+            WEB,
+            &["--var", "strategy=blue_green", "--var", "wait=yes", "--var", "check=fail", "--var", "image=nginx:1.27"],
+        )
+        .failure()
     });
     assert!(outcome.stderr.contains("rolled back"), "{outcome:?}");
     let answers = ecs_requests(&requests, "ContinueServiceDeployment");
@@ -237,7 +247,8 @@ fn observe<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
 fn newest_stage(deck: &Deck) -> Option<String> {
     let aws = deck.aws();
     let listed = aws.block_on(aws.ecs.list_service_deployments().cluster("safe").service("web").send()).ok()?;
-    let newest = listed.service_deployments().iter().max_by_key(|d| d.created_at().map(|t| (t.secs(), t.subsec_nanos())))?;
+    let newest =
+        listed.service_deployments().iter().max_by_key(|d| d.created_at().map(|t| (t.secs(), t.subsec_nanos())))?;
     let arn = newest.service_deployment_arn()?.to_string();
     let described = aws.block_on(aws.ecs.describe_service_deployments().service_deployment_arns(arn).send()).ok()?;
     described.service_deployments().first()?.lifecycle_stage().map(|s| s.as_str().to_string())
@@ -296,7 +307,9 @@ fn deckhand_rollback_after_a_deployment_redeploys_the_previous_revision_and_duri
 
     deck.run(WEB, &[&canary[..], &["--var", "image=nginx:1.28"]].concat()).success();
     observe("the canary in progress", || (newest_deployment(&deck).0 == "IN_PROGRESS").then_some(()));
-    deck.deckhand(&["rollback", "--stack", "safe", "--service", "web"]).success().stdout_has("Stopped the deployment in progress");
+    deck.deckhand(&["rollback", "--stack", "safe", "--service", "web"])
+        .success()
+        .stdout_has("Stopped the deployment in progress");
     assert!(newest_deployment(&deck).0.starts_with("ROLLBACK"), "{:?}", newest_deployment(&deck));
 }
 
@@ -364,7 +377,8 @@ let task = task_definition(#{ family: "safe", cpu: 256, memory: 512,
         let script = format!(
             "{base}service(cluster(\"safe\"), #{{ name: \"web\", task: task, subnets: subnets, target_group: tg,\n    deploy: {deploy} }});\n"
         );
-        let (_, requests) = deck.recorded(|| deck.plan(&script, &[]).failure().stderr_has(message).stderr_has("deploy.rhai:13:1"));
+        let (_, requests) =
+            deck.recorded(|| deck.plan(&script, &[]).failure().stderr_has(message).stderr_has("deploy.rhai:13:1"));
         requests.assert_read_only();
     }
     // A strategy that shifts traffic needs a load balancer.
@@ -407,9 +421,16 @@ fargate::web_service(#{ name: "web", image: "nginx", deploy: #{ strategy: "linea
 fn http_check_passes_on_the_expected_answer_and_throws_naming_what_came_back() {
     let deck = Deck::new();
     let url = format!("{}/moto-api/deckhand/timeline", deck.aws().endpoint_url.clone().unwrap());
-    let script = |options: &str| format!("stack(\"safe\");\nlet got = http_check(\"{url}\", {options});\nprint(`status ${{got.status}}`);\n");
+    let script = |options: &str| {
+        format!("stack(\"safe\");\nlet got = http_check(\"{url}\", {options});\nprint(`status ${{got.status}}`);\n")
+    };
     deck.run(&script("#{ status: 200 }"), &[]).success().stdout_has("status 200");
-    deck.run(&script("#{ status: 201 }"), &[]).failure().stderr_has("status 200, expected 201").stderr_has("deploy.rhai:2:11");
-    deck.run(&script("#{ contains: \"no such text\" }"), &[]).failure().stderr_has("the body does not contain \"no such text\"");
+    deck.run(&script("#{ status: 201 }"), &[])
+        .failure()
+        .stderr_has("status 200, expected 201")
+        .stderr_has("deploy.rhai:2:11");
+    deck.run(&script("#{ contains: \"no such text\" }"), &[])
+        .failure()
+        .stderr_has("the body does not contain \"no such text\"");
     deck.run(&script("#{ statuss: 200 }"), &[]).failure().stderr_has("unknown key `statuss`");
 }

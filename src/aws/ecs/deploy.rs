@@ -207,24 +207,22 @@ pub fn deployment_configuration(d: &Deployment) -> Result<DeploymentConfiguratio
     config = match &d.strategy {
         Strategy::Rolling => config.strategy(DeploymentStrategy::Rolling),
         Strategy::BlueGreen { bake } => config.strategy(DeploymentStrategy::BlueGreen).bake_time_in_minutes(*bake),
-        Strategy::Canary { bake, tenths, step_bake } => config
-            .strategy(DeploymentStrategy::Canary)
-            .bake_time_in_minutes(*bake)
-            .canary_configuration(
+        Strategy::Canary { bake, tenths, step_bake } => {
+            config.strategy(DeploymentStrategy::Canary).bake_time_in_minutes(*bake).canary_configuration(
                 CanaryConfiguration::builder()
                     .canary_percent(f64::from(*tenths) / 10.0)
                     .canary_bake_time_in_minutes(*step_bake)
                     .build(),
-            ),
-        Strategy::Linear { bake, tenths, step_bake } => config
-            .strategy(DeploymentStrategy::Linear)
-            .bake_time_in_minutes(*bake)
-            .linear_configuration(
+            )
+        }
+        Strategy::Linear { bake, tenths, step_bake } => {
+            config.strategy(DeploymentStrategy::Linear).bake_time_in_minutes(*bake).linear_configuration(
                 LinearConfiguration::builder()
                     .step_percent(f64::from(*tenths) / 10.0)
                     .step_bake_time_in_minutes(*step_bake)
                     .build(),
-            ),
+            )
+        }
     };
     Ok(config.build())
 }

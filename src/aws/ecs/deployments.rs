@@ -108,7 +108,8 @@ pub async fn describe_deployment(aws: &Aws, arn: &str) -> Result<Option<ServiceD
 /// Answers a PAUSE hook: CONTINUE lets the deployment go on, ROLLBACK rolls it back
 /// (ContinueServiceDeployment).
 pub async fn continue_deployment(aws: &Aws, arn: &str, hook: &str, proceed: bool) -> Result<()> {
-    let action = if proceed { DeploymentLifecycleHookAction::Continue } else { DeploymentLifecycleHookAction::Rollback };
+    let action =
+        if proceed { DeploymentLifecycleHookAction::Continue } else { DeploymentLifecycleHookAction::Rollback };
     sent(
         "ContinueServiceDeployment",
         aws.ecs.continue_service_deployment().service_deployment_arn(arn).hook_id(hook).action(action).send(),

@@ -56,7 +56,10 @@ impl LoadBalancerSpec {
         }
         LoadBalancerSpec {
             target_group_arn: advanced.alternate_target_group_arn.clone(),
-            advanced: Some(AdvancedLb { alternate_target_group_arn: self.target_group_arn.clone(), ..advanced.clone() }),
+            advanced: Some(AdvancedLb {
+                alternate_target_group_arn: self.target_group_arn.clone(),
+                ..advanced.clone()
+            }),
             ..self.clone()
         }
     }

@@ -361,10 +361,8 @@ fn sdk_action(action: &ListenerAction) -> Action {
 
 /// A forward to several target groups by weight (ForwardConfig's target group tuples).
 pub(super) fn weighted_action(groups: &[WeightedGroup]) -> Action {
-    let tuples = groups
-        .iter()
-        .map(|g| TargetGroupTuple::builder().target_group_arn(&g.arn).weight(g.weight).build())
-        .collect();
+    let tuples =
+        groups.iter().map(|g| TargetGroupTuple::builder().target_group_arn(&g.arn).weight(g.weight).build()).collect();
     Action::builder()
         .r#type(ActionTypeEnum::Forward)
         .forward_config(ForwardActionConfig::builder().set_target_groups(Some(tuples)).build())

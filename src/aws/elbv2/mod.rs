@@ -186,7 +186,8 @@ impl Elbv2State {
 
     /// Names the target group a forward action goes to, where the snapshot knows it.
     fn name_target_group(&self, action: &mut ListenerAction) {
-        let named: Vec<&TargetGroup> = self.target_groups.iter().chain(self.target_groups_named.values().flatten()).collect();
+        let named: Vec<&TargetGroup> =
+            self.target_groups.iter().chain(self.target_groups_named.values().flatten()).collect();
         let name_of = |arn: &str, name: &mut String| {
             if let Some(tg) = named.iter().find(|t| t.arn == arn) {
                 name.clone_from(&tg.name);

@@ -80,10 +80,11 @@ pub(super) fn deploy_options(f: &Fields) -> Result<DeployOptions> {
         let Some(map) = sub_map(&d, key)? else {
             return Ok(((default_percent * 10.0) as i32, default_bake as i32));
         };
-        let s = Fields::new(if key == "canary" { "service.deploy.canary" } else { "service.deploy.linear" }, map, &[
-            percent_key,
-            "bake",
-        ])?;
+        let s = Fields::new(
+            if key == "canary" { "service.deploy.canary" } else { "service.deploy.linear" },
+            map,
+            &[percent_key, "bake"],
+        )?;
         let tenths = match s.raw(percent_key) {
             None => (default_percent * 10.0) as i32,
             Some(value) => tenths(&s.name(percent_key), value)?,
@@ -230,7 +231,13 @@ pub(super) fn converge_traffic_shift(
             .target_groups
             .iter()
             .chain(state.target_groups_named.values().flatten())
-            .find(|t| if is_known(&lb.target_group_arn) { t.arn == lb.target_group_arn } else { Some(&t.name) == tg_name.as_ref() })
+            .find(|t| {
+                if is_known(&lb.target_group_arn) {
+                    t.arn == lb.target_group_arn
+                } else {
+                    Some(&t.name) == tg_name.as_ref()
+                }
+            })
             .cloned();
         let forwards = |action: &ListenerAction| match action {
             ListenerAction::Forward { arn, name } => {
@@ -290,10 +297,13 @@ pub(super) fn converge_traffic_shift(
         return Err(Error::invalid(
             "service.target_group",
             &lb.target_group_arn,
-            format!("a target group of this stack, declared before service() (deploy strategy {strategy:?} copies its settings into the alternate group)"),
+            format!(
+                "a target group of this stack, declared before service() (deploy strategy {strategy:?} copies its settings into the alternate group)"
+            ),
         ));
     };
-    let test_listener = options.test_listener.as_ref().map(|m| test_listener_ref(m, &listener, lb_name.as_deref())).transpose()?;
+    let test_listener =
+        options.test_listener.as_ref().map(|m| test_listener_ref(m, &listener, lb_name.as_deref())).transpose()?;
 
     let alternate = converge::<TargetGroup>(pass, &alternate_spec(&primary))?;
     let stack = pass.stack()?;
@@ -310,7 +320,9 @@ pub(super) fn converge_traffic_shift(
     // Weights at creation: all to the group the service serves from now (the script's, or the
     // alternate after ECS swapped them); from then on ECS moves them.
     let live = Service::find(pass, spec)?;
-    let swapped = live.is_some_and(|s| s.load_balancers.iter().any(|l| l.target_group_arn == alternate.arn && is_known(&alternate.arn)));
+    let swapped = live.is_some_and(|s| {
+        s.load_balancers.iter().any(|l| l.target_group_arn == alternate.arn && is_known(&alternate.arn))
+    });
     let (first, second) = if swapped { (&alternate, &primary) } else { (&primary, &alternate) };
     let action = ListenerAction::Weighted(vec![
         WeightedGroup { arn: first.arn.clone(), name: first.name.clone(), weight: 100 },
@@ -318,13 +330,16 @@ pub(super) fn converge_traffic_shift(
     ]);
     let listener_label = listener_name(lb_name.as_deref().unwrap_or("load balancer"), listener.port);
     let rule = |listener: ListenerRef| -> Result<ListenerRule> {
-        converge::<ListenerRule>(pass, &ListenerRuleSpec {
-            listener,
-            priority: SHIFT_PRIORITY,
-            paths: vec!["/*".into()],
-            hosts: Vec::new(),
-            action: action.clone(),
-        })
+        converge::<ListenerRule>(
+            pass,
+            &ListenerRuleSpec {
+                listener,
+                priority: SHIFT_PRIORITY,
+                paths: vec!["/*".into()],
+                hosts: Vec::new(),
+                action: action.clone(),
+            },
+        )
     };
     let production = rule(ListenerRef { arn: listener.arn.clone(), name: listener_label })?;
     let test = test_listener.map(rule).transpose()?;

@@ -232,8 +232,7 @@ fn http_check(url: &str, options: Map) -> Result<Map> {
         .http_status_as_error(false)
         .build()
         .into();
-    let mut response =
-        agent.get(url).call().map_err(|e| Error::Script(format!("http_check {url}: no answer: {e}")))?;
+    let mut response = agent.get(url).call().map_err(|e| Error::Script(format!("http_check {url}: no answer: {e}")))?;
     let got = i64::from(response.status().as_u16());
     let body = response.body_mut().with_config().limit(1 << 20).read_to_string().unwrap_or_default();
     if got != status {
