@@ -34,7 +34,20 @@ ListTasks ignores serviceName, a task's IP is outside its subnet, RunTask tasks 
 - CreateService keeps capacityProviderStrategy, deploymentConfiguration and
   healthCheckGracePeriodSeconds (moto drops them); a service on a capacity provider reports no
   launchType, as on AWS. AWS fills in the deployment configuration's defaults (200 %, 100 %,
-  circuit breaker off); so does this.
+  circuit breaker off, strategy ROLLING); so does this.
+- Every deployment has a service deployment and a service revision (ListServiceDeployments,
+  DescribeServiceDeployments, DescribeServiceRevisions; moto has none): PENDING, IN_PROGRESS,
+  then SUCCESSFUL, or ROLLBACK_REQUESTED/ROLLBACK_IN_PROGRESS/ROLLBACK_SUCCESSFUL when the
+  circuit breaker, an alarm in ALARM, StopServiceDeployment(ROLLBACK) or a lifecycle hook rolls
+  it back (STOPPED without rollback), with the circuit breaker's and the alarms' details.
+- deploymentConfiguration.strategy BLUE_GREEN, CANARY and LINEAR with
+  loadBalancers[].advancedConfiguration (validated as CreateService/UpdateService do): the new
+  revision's tasks start beside the old ones and register in the alternate target group, the test
+  and production listener rules' weights move (all at once, canaryPercent then the rest, or
+  stepPercent steps, each step's bake in between), bakeTimeInMinutes with both revisions running,
+  then clean up: the old tasks drain and stop, and the service's target group and alternate
+  target group trade places. The lifecycle stages are reported as they pass; PAUSE hooks wait
+  for ContinueServiceDeployment (or their timeout's action). See "Service deployments" below.
 """
 
 import copy
@@ -317,7 +330,7 @@ def new_deployment(service, task_definition, reason=None, rollback_of=None):
     service._steady = False
     if rollback_of is not None:
         service._groups = {**getattr(service, "_groups", {}), identifier: primary_groups(service)}
-        remember_revision(service, identifier, rollback_of.source_revision())
+        remember_revision(service, identifier, rollback_of.rollback_revision())
         rollback_of.rollback_to = identifier
     else:
         begin_service_deployment(service, deployment, sources)
@@ -581,7 +594,7 @@ def settle_if_steady(service):
         service._completed_deployment = current["id"]
         service._completed_network = current.get("networkConfiguration")
     if sd is not None:
-        if sd.status == "IN_PROGRESS" and sd.deployment_id == current["id"]:
+        if sd.status in ("PENDING", "IN_PROGRESS") and sd.deployment_id == current["id"]:
             sd.finish("SUCCESSFUL", f"ECS deployment {current['id']} completed.")
         elif sd.status in ("ROLLBACK_REQUESTED", "ROLLBACK_IN_PROGRESS") and sd.rollback_to == current["id"]:
             sd.finish("ROLLBACK_SUCCESSFUL", sd.status_reason)
@@ -767,7 +780,7 @@ class ServiceDeployment:
             f"arn:aws:ecs:{service.region_name}:{service._account_id}:service-deployment/"
             f"{service.cluster_name}/{service.name}/{short_id(21)}"
         )
-        self.config = {k: v for k, v in configuration(service).items()}
+        self.config = copy.deepcopy(configuration(service))
         self.shifted = shifted
         self.deployment_id = deployment["id"]
         self.revision = new_revision(service, deployment["taskDefinition"])
@@ -777,7 +790,9 @@ class ServiceDeployment:
         self.sources = list(dict.fromkeys(revision_of[i] for i in self.source_ids))
         self.created_at = self.started_at = self.updated_at = now
         self.finished_at = self.stopped_at = None
-        self.status, self.status_reason = "IN_PROGRESS", None
+        # "The service deployment starts in the PENDING state" (service-deployment.html); it is
+        # IN_PROGRESS once the scheduler takes it up (the next moment).
+        self.status, self.status_reason = "PENDING", None
         self.stage = None
         self.hooks = []
         self.waiting = None
@@ -803,6 +818,15 @@ class ServiceDeployment:
 
     def source_revision(self):
         return self.sources[0] if self.sources else None
+
+    def rollback_revision(self):
+        """What a rollback goes back to: the blue revision (blue/green, canary, linear), else the
+        revision of the last deployment that completed ("rolls back to the last deployment that
+        completed successfully", deployment circuit breaker docs)."""
+        if self.shifted:
+            return self.source_revision()
+        completed = getattr(self.service, "_completed_deployment", None)
+        return getattr(self.service, "_revision_of", {}).get(completed)
 
     def later(self, seconds, action):
         self.events.append(clock.after(seconds, action))
@@ -945,14 +969,26 @@ def begin_service_deployment(service, deployment, sources):
     for older in service_deployments(service):
         if older.active():
             supersede(service, older)
+            # A superseded green revision is no source: its tasks go, blue stays.
+            sources = [d for d in sources if d["id"] not in older.retiring]
     config = configuration(service)
     shifted = strategy_of(config) in SHIFTED_STRATEGIES
     groups = alternate_groups(service) if shifted else primary_groups(service)
     service._groups = {**getattr(service, "_groups", {}), deployment["id"]: groups}
     sd = ServiceDeployment(service, deployment, sources, shifted)
-    if shifted:
-        # The blue revision keeps its tasks (and groups) until CLEAN_UP; new tasks wait for SCALE_UP.
-        sd.later(0, lambda: run_stage(service, sd, "PRE_SCALE_UP", lambda: scale_up(service, sd)))
+
+    def start():
+        if sd.status != "PENDING":
+            return
+        sd.started_at = clock.utcnow()
+        sd.set_status("IN_PROGRESS")
+        if shifted:
+            # The blue revision keeps its tasks (and groups) until CLEAN_UP; new tasks wait for SCALE_UP.
+            run_stage(service, sd, "PRE_SCALE_UP", lambda: scale_up(service, sd))
+        else:
+            check_alarms(service, sd)
+
+    sd.later(0, start)
     return sd
 
 
@@ -998,7 +1034,9 @@ def run_hooks(service, sd, hooks, then):
             "hookId": "ecs-pause-" + short_id(43),
             "targetType": "PAUSE",
             "status": "AWAITING_ACTION",
-            "expiresAt": clock.utcnow() + datetime.timedelta(seconds=minutes * 60),
+            # A wall time, like every timestamp the emulator reports: (expiresAt - now) / SCALE
+            # is the modelled timeout (clock.py).
+            "expiresAt": clock.utcnow() + datetime.timedelta(seconds=clock.scaled(minutes * 60)),
             "timeoutAction": action,
         }
         sd.hooks.append(detail)
@@ -1151,6 +1189,9 @@ def reconcile_both(service, sd):
         wanted = service.desired_count - len(theirs)
         if wanted > 0:
             launch(service, d, wanted)
+        elif wanted < 0:  # scaled in meanwhile: pending tasks first, then the newest
+            for task in sorted(theirs, key=lambda t: (t.last_status == "RUNNING", t.created_at))[:-wanted]:
+                stop(service, task, f"Scaling activity initiated by (deployment {d['id']})", "ServiceSchedulerInitiated")
     update_counts(service)
     scaled_up(service, sd)
     settle_if_steady(service)
@@ -1160,8 +1201,12 @@ def reconcile_both(service, sd):
 
 
 def find_rule(service, arn):
+    return rule_by_arn(service._account_id, service.region_name, arn)
+
+
+def rule_by_arn(account_id, region, arn):
     """The listener and rule an ARN names (a listener ARN names its default rule: NLBs)."""
-    backend = elbv2_backends[service._account_id][service.region_name]
+    backend = elbv2_backends[account_id][region]
     for balancer in backend.load_balancers.values():
         for listener in balancer.listeners.values():
             if listener.arn == arn:
@@ -1287,8 +1332,8 @@ def fail(service, sd, reason, rollback):
         return
     sd.set_status("ROLLBACK_REQUESTED", reason)
     sd.rollback = {"reason": reason, "startedAt": clock.utcnow()}
-    if sd.source_revision():
-        sd.rollback["serviceRevisionArn"] = sd.source_revision()
+    if sd.rollback_revision():
+        sd.rollback["serviceRevisionArn"] = sd.rollback_revision()
     sd.later(0, lambda: roll_back(service, sd))
 
 
@@ -1297,17 +1342,20 @@ def roll_back(service, sd):
     the last completed revision."""
     if sd.status != "ROLLBACK_REQUESTED":
         return
-    source = sd.source_revision()
-    _, revisions = records(service._backend)
-    if source is None:
+    previous = sd.source_revision() if sd.shifted else getattr(service, "_completed_task_definition", None)
+    if previous is None:
         # "The rollback method requires a previous deployment in COMPLETED state."
         sd.finish("ROLLBACK_FAILED", sd.status_reason)
         return
     sd.set_status("ROLLBACK_IN_PROGRESS")
     if not sd.shifted:
-        revision = revisions[source]
-        service.network_configuration = revision.get("networkConfiguration") or service.network_configuration
-        new_deployment(service, revision["taskDefinition"], rollback_of=sd)
+        # The task definition and network configuration of the last completed deployment.
+        completed = getattr(service, "_completed_deployment", "")
+        service.network_configuration = getattr(service, "_completed_network", None) or service.network_configuration
+        reason = None
+        if sd.breaker_status == "TRIGGERED":
+            reason = f"ECS deployment circuit breaker: rolling back to deploymentId {completed}."
+        new_deployment(service, previous, reason, rollback_of=sd)
         reconcile(service)
         return
     set_traffic(service, sd, "production", 0.0)
@@ -1340,6 +1388,10 @@ def stop_service_deployment(service, sd, stop_type):
         return  # "The service deployment continues the rollback operation."
     if sd.status not in ("PENDING", "IN_PROGRESS"):
         raise ConflictException(f"The service deployment {sd.arn} is {sd.status} and cannot be stopped.")
+    if sd.shifted and sd.stage == "CLEAN_UP":
+        # The green revision took over (the target groups traded places); nothing is left to roll
+        # back to but the draining blue tasks.
+        raise ConflictException(f"The service deployment {sd.arn} is cleaning up and cannot be rolled back.")
     fail(service, sd, STOP_REASON, True)
 
 
@@ -1387,17 +1439,6 @@ def validate_deployment_configuration(account_id, region, config, load_balancers
     if strategy not in SHIFTED_STRATEGIES:
         return
     backend = elbv2_backends[account_id][region]
-
-    def rule_of(arn):
-        for balancer in backend.load_balancers.values():
-            for listener in balancer.listeners.values():
-                if listener.arn == arn:
-                    return listener._default_rule[0]
-                for rule in listener.rules.values():
-                    if rule.arn == arn:
-                        return rule
-        return None
-
     for lb in load_balancers or []:
         advanced = lb.get("advancedConfiguration")
         if not advanced:
@@ -1419,7 +1460,7 @@ def validate_deployment_configuration(account_id, region, config, load_balancers
             arn = advanced.get(field)
             if not arn:
                 continue
-            rule = rule_of(arn)
+            _, rule = rule_by_arn(account_id, region, arn)
             if rule is None:
                 raise InvalidParameterException(f"Unable to find the listener rule {arn}.")
             groups = forward_groups(rule)
@@ -1606,6 +1647,11 @@ def patch_services():
 
     def delete_service(self, cluster_name, service_name, force):
         service = original_delete(self, cluster_name, service_name, force)
+        # "When you delete a service, Amazon ECS deletes the corresponding service deployments."
+        deployments, _ = records(self)
+        for sd in service_deployments(service):
+            sd.cancel()
+            deployments.pop(sd.arn, None)
         if hasattr(service, "_tasks") and any(not stopped(t) for t in service._tasks):
             # DeleteService: DRAINING while its tasks stop, then INACTIVE (DeleteService API reference).
             service.status = "DRAINING"
@@ -1653,10 +1699,16 @@ def patch_service_deployments():
             result["nextToken"] = str(start + page)
         return ActionResult(result)
 
+    def at_most_20(arns):
+        # "You can specify a maximum of 20 ARNs." (DescribeServiceDeployments, DescribeServiceRevisions)
+        if len(arns) > 20:
+            raise InvalidParameterException("You can specify a maximum of 20 ARNs.")
+        return arns
+
     def describe_service_deployments(self):
         deployments, _ = records(self.ecs_backend)
         found, failures = [], []
-        for arn in self._get_param("serviceDeploymentArns") or []:
+        for arn in at_most_20(self._get_param("serviceDeploymentArns") or []):
             sd = deployments.get(arn)
             if sd is None:
                 failures.append({"arn": arn, "reason": "MISSING"})
@@ -1667,7 +1719,7 @@ def patch_service_deployments():
     def describe_service_revisions(self):
         _, revisions = records(self.ecs_backend)
         found, failures = [], []
-        for arn in self._get_param("serviceRevisionArns") or []:
+        for arn in at_most_20(self._get_param("serviceRevisionArns") or []):
             if arn in revisions:
                 found.append({k: v for k, v in revisions[arn].items() if v is not None})
             else:

@@ -1,7 +1,8 @@
 """deckhand's local emulator: moto's server, patched where moto 5.2.5 departs from AWS in ways
 deckhand depends on. Embedded in the deckhand binary (with the modules beside it: clock.py,
 the time scale and the scheduler of modelled states; network.py, NAT gateways, load balancers
-and certificates; ecs.py, services, deployments and their targets; tasks.py, one task's
+and certificates; ecs.py, services, deployments (rolling, blue/green, canary, linear; the service
+deployment APIs moto lacks) and their targets; tasks.py, one task's
 lifecycle), written out and run with the emulator venv's python, with moto_server's arguments (-H HOST -p PORT).
 
 - DECKHAND_TIME_SCALE (0 < s <= 1): modelled durations pass s times as fast (clock.py).
@@ -28,6 +29,8 @@ lifecycle), written out and run with the emulator venv's python, with moto_serve
   accepts the conflict). A CREATE fails only when a record set of that name and type exists
   (moto also fails one that repeats an earlier, since deleted, CREATE when any record set sorts
   after it).
+- CloudWatch PutMetricAlarm: a new alarm is INSUFFICIENT_DATA and an updated one keeps its state,
+  as on AWS (moto makes every alarm it writes OK, so an update would clear an ALARM).
 - CloudWatch Logs FilterLogEvents honours logStreamNamePrefix: only streams whose names start with
   it are searched, and it cannot be given together with logStreamNames, as on AWS (moto ignores
   it and searches every stream of the group).
@@ -264,6 +267,28 @@ def patch_route53_cname_conflicts():
     route53_models.ChangeList.__contains__ = exists
 
 
+def patch_alarm_states():
+    """PutMetricAlarm: "When this operation creates an alarm, the alarm state is immediately set to
+    INSUFFICIENT_DATA ... When you update an existing alarm, its state is left unchanged, but the
+    update completely overwrites the previous configuration of the alarm." (CloudWatch API
+    reference). moto 5.2.5 writes a new alarm object in state OK either way."""
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    original = CloudWatchBackend.put_metric_alarm
+
+    def put_metric_alarm(self, name, *args, **kwargs):
+        previous = self.alarms.get(name)
+        alarm = original(self, name, *args, **kwargs)
+        if previous is None:
+            alarm.state_value = "INSUFFICIENT_DATA"
+        else:
+            for attr in ("state_value", "state_reason", "state_reason_data", "state_updated_timestamp", "history"):
+                setattr(alarm, attr, getattr(previous, attr))
+        return alarm
+
+    CloudWatchBackend.put_metric_alarm = put_metric_alarm
+
+
 clock.install(int(os.environ.get("DECKHAND_EMULATOR_LATENCY_MS") or 0) / 1000)
 cloudwatch.install()
 ecs.install()
@@ -275,6 +300,7 @@ patch_tagged_ecr_repositories()
 patch_ecr_scan_on_push_default()
 patch_acm()
 patch_route53_cname_conflicts()
+patch_alarm_states()
 
 
 def warm_up(account_id, region):
