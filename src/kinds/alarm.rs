@@ -10,7 +10,7 @@
 //! canary or linear deployment, so a group's metric watches the live version only every other
 //! time.
 
-use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic, Tag};
+use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricDataQuery, Statistic, Tag};
 use futures_util::FutureExt;
 
 use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind};
@@ -42,8 +42,10 @@ pub enum Metric {
     Elb5xx,
     /// TargetResponseTime, 99th percentile, in seconds.
     P99ResponseTime,
-    /// UnHealthyHostCount, maximum: published per target group and load balancer, so over the
-    /// load balancer it is the most any of its groups reports.
+    /// UnHealthyHostCount: published per target group only (dimensions TargetGroup and
+    /// LoadBalancer, never LoadBalancer alone: ELB user guide, "CloudWatch metrics for your
+    /// Application Load Balancer"), so the alarm is a Metrics Insights query: the most any target
+    /// group of the load balancer reports, whichever of a service's two groups is live.
     UnhealthyHosts,
 }
 
@@ -75,12 +77,13 @@ impl Metric {
             .find(|m| m.metric_name() == name)
     }
 
-    /// The statistic: a standard one, or an extended one (a percentile).
-    fn statistic(self) -> (Option<Statistic>, Option<&'static str>) {
+    /// The statistic over the load balancer's dimension: a standard one, or an extended one (a
+    /// percentile); `None` for a metric the load balancer alone does not publish (a query).
+    fn statistic(self) -> Option<(Option<Statistic>, Option<&'static str>)> {
         match self {
-            Metric::Target5xx | Metric::Elb5xx => (Some(Statistic::Sum), None),
-            Metric::P99ResponseTime => (None, Some("p99")),
-            Metric::UnhealthyHosts => (Some(Statistic::Maximum), None),
+            Metric::Target5xx | Metric::Elb5xx => Some((Some(Statistic::Sum), None)),
+            Metric::P99ResponseTime => Some((None, Some("p99"))),
+            Metric::UnhealthyHosts => None,
         }
     }
 }
@@ -93,6 +96,21 @@ impl std::fmt::Display for Metric {
 
 /// The namespace of Application Load Balancer metrics.
 const NAMESPACE: &str = "AWS/ApplicationELB";
+
+/// The Metrics Insights query of [`Metric::UnhealthyHosts`] over the load balancer whose
+/// dimension is `dimension` (CloudWatch user guide, "Create alarms on Metrics Insights queries").
+fn unhealthy_query(dimension: &str) -> String {
+    format!(
+        "SELECT MAX(UnHealthyHostCount) FROM SCHEMA(\"{NAMESPACE}\", LoadBalancer, TargetGroup) WHERE LoadBalancer = '{dimension}'"
+    )
+}
+
+/// The load balancer dimension an [`unhealthy_query`] names, if `expression` is one.
+fn unhealthy_query_dimension(expression: &str) -> Option<String> {
+    let (_, rest) = expression.split_once("WHERE LoadBalancer = '")?;
+    let dimension = rest.strip_suffix('\'')?;
+    (unhealthy_query(dimension) == expression).then(|| dimension.to_string())
+}
 
 /// What a script asks for.
 #[derive(Debug, Clone, PartialEq)]
@@ -153,15 +171,26 @@ pub async fn read_alarm(aws: &Aws, name: &str) -> Result<Option<Alarm>> {
         .await
         .map_err(|e| aws_error("ListTagsForResource", e))?;
     let stack = tags.tags().iter().find(|t| t.key() == Some(STACK_TAG)).and_then(|t| t.value()).map(str::to_string);
-    let metric =
-        alarm.metric_name().and_then(Metric::from_metric_name).filter(|_| alarm.namespace() == Some(NAMESPACE));
-    let dimension = alarm
-        .dimensions()
-        .iter()
-        .find(|d| d.name() == Some("LoadBalancer"))
-        .and_then(|d| d.value())
-        .unwrap_or_default()
-        .to_string();
+    let queried = match alarm.metrics() {
+        [query] => query.expression().and_then(unhealthy_query_dimension),
+        _ => None,
+    };
+    let (metric, dimension) = match queried {
+        Some(dimension) => (Some(Metric::UnhealthyHosts), dimension),
+        None => (
+            alarm
+                .metric_name()
+                .and_then(Metric::from_metric_name)
+                .filter(|m| alarm.namespace() == Some(NAMESPACE) && *m != Metric::UnhealthyHosts),
+            alarm
+                .dimensions()
+                .iter()
+                .find(|d| d.name() == Some("LoadBalancer"))
+                .and_then(|d| d.value())
+                .unwrap_or_default()
+                .to_string(),
+        ),
+    };
     Ok(Some(Alarm {
         name: name.to_string(),
         arn,
@@ -177,27 +206,34 @@ pub async fn read_alarm(aws: &Aws, name: &str) -> Result<Option<Alarm>> {
 /// PutMetricAlarm: creates the alarm, or replaces its settings (the tags count only on create:
 /// "any tags you specify in this parameter are ignored" for an existing alarm).
 async fn put_alarm(aws: &Aws, spec: &AlarmSpec, stack: Option<&str>) -> Result<()> {
-    let (statistic, extended) = spec.metric.statistic();
+    let dimension = dimension_of(&spec.load_balancer_arn);
     let mut put = aws
         .cloudwatch
         .put_metric_alarm()
         .alarm_name(&spec.name)
-        .alarm_description(format!(
-            "{} of load balancer {} (deckhand)",
-            spec.metric,
-            dimension_of(&spec.load_balancer_arn)
-        ))
-        .namespace(NAMESPACE)
-        .metric_name(spec.metric.metric_name())
-        .dimensions(Dimension::builder().name("LoadBalancer").value(dimension_of(&spec.load_balancer_arn)).build())
-        .set_statistic(statistic)
-        .set_extended_statistic(extended.map(str::to_string))
-        .period(PERIOD)
+        .alarm_description(format!("{} of load balancer {dimension} (deckhand)", spec.metric))
         .evaluation_periods(spec.periods)
         .threshold(spec.threshold)
         .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
         // No requests, no datapoints: an idle service is not failing.
         .treat_missing_data("notBreaching");
+    put = match spec.metric.statistic() {
+        None => put.metrics(
+            MetricDataQuery::builder()
+                .id("unhealthy")
+                .expression(unhealthy_query(&dimension))
+                .period(PERIOD)
+                .return_data(true)
+                .build(),
+        ),
+        Some((statistic, extended)) => put
+            .namespace(NAMESPACE)
+            .metric_name(spec.metric.metric_name())
+            .dimensions(Dimension::builder().name("LoadBalancer").value(&dimension).build())
+            .set_statistic(statistic)
+            .set_extended_statistic(extended.map(str::to_string))
+            .period(PERIOD),
+    };
     if let Some(stack) = stack {
         put = put.tags(Tag::builder().key(STACK_TAG).value(stack).build());
     }
@@ -369,5 +405,8 @@ mod tests {
             let metric = Metric::parse(name).unwrap();
             assert_eq!(Metric::from_metric_name(metric.metric_name()), Some(metric));
         }
+        let query = unhealthy_query("app/web/50dc");
+        assert_eq!(unhealthy_query_dimension(&query).as_deref(), Some("app/web/50dc"));
+        assert_eq!(unhealthy_query_dimension("SELECT AVG(CPUUtilization) FROM x WHERE LoadBalancer = 'a'"), None);
     }
 }

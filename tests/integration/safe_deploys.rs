@@ -19,6 +19,7 @@ listener(alb, #{ port: 80, forward: tg });
 // Test traffic: deckhand's rule on it forwards to the service's groups (blue/green only).
 let test = listener(alb, #{ port: 8081, redirect: #{ port: 80, protocol: "HTTP" } });
 let errors = alarm(#{ name: "safe-5xx", metric: "target_5xx", load_balancer: alb, threshold: 5, periods: 2 });
+alarm(#{ name: "safe-unhealthy", metric: "unhealthy_hosts", load_balancer: alb, threshold: 1 });
 let deploy = switch vars.strategy ?? "rolling" {
     "canary" => #{ strategy: "canary", bake: 1, canary: #{ percent: 10, bake: vars.canary_bake ?? 3 }, alarms: [errors] },
     "linear" => #{ strategy: "linear", bake: 0, linear: #{ step: 25, bake: 1 }, alarms: [errors] },
@@ -131,6 +132,15 @@ fn a_canary_service_gets_its_strategy_alarm_alternate_group_rule_and_role_and_a_
     assert_eq!(dimensions[0].0, "LoadBalancer", "the load balancer as a whole, never one target group");
     assert!(dimensions[0].1.starts_with("app/safe/"), "{dimensions:?}");
     assert_eq!((alarm.threshold(), alarm.evaluation_periods()), (Some(5.0), Some(2)));
+    // Unhealthy hosts are published per target group only: a query over all of the load balancer's.
+    let unhealthy = aws.block_on(aws.cloudwatch.describe_alarms().alarm_names("safe-unhealthy").send()).unwrap();
+    let query = unhealthy.metric_alarms()[0].metrics()[0].expression().unwrap().to_string();
+    assert!(
+        query.starts_with(
+            "SELECT MAX(UnHealthyHostCount) FROM SCHEMA(\"AWS/ApplicationELB\", LoadBalancer, TargetGroup)"
+        )
+    );
+    assert!(query.contains(&format!("WHERE LoadBalancer = '{}'", dimensions[0].1)), "{query}");
 
     // ECS moves the rule's weights and swaps the groups meanwhile: none of it is drift.
     let (_, requests) = deck.recorded(|| deck.run(WEB, &["--var", "strategy=canary"]).success());
