@@ -145,6 +145,13 @@ fn a_canary_service_gets_its_strategy_alarm_alternate_group_rule_and_role_and_a_
     // ECS moves the rule's weights and swaps the groups meanwhile: none of it is drift.
     let (_, requests) = deck.recorded(|| deck.run(WEB, &["--var", "strategy=canary"]).success());
     assert_eq!(requests.mutating(), Vec::<String>::new());
+
+    // What deckhand made for ECS is the stack's: destroy takes it all.
+    deck.deckhand(&["destroy", "--stack", "safe", "--yes"]).success();
+    assert_eq!(target_group_arn(&deck, "safe-alt"), None);
+    assert!(aws.block_on(aws.iam.get_role().role_name("safe-web-ecs-infra").send()).is_err(), "the role is gone");
+    let left = aws.block_on(aws.cloudwatch.describe_alarms().alarm_names("safe-5xx").send()).unwrap();
+    assert!(left.metric_alarms().is_empty(), "the alarm is gone");
 }
 
 /// The newest service deployment: (status, its task definition's `family:revision`).
