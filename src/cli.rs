@@ -129,6 +129,12 @@ enum Command {
     /// ExecuteCommand and hands the session to AWS's session-manager-plugin, which must be on PATH.
     /// Example: deckhand exec --stack myapp --service myapp -- ls /app
     Exec(crate::exec::ExecArgs),
+    /// Roll a stack's service back: stop its deployment in progress (ECS rolls it back), or else
+    /// redeploy the task definition of its last deployment that completed before the current one.
+    ///
+    /// The script still names its own image: the next `deckhand run` of an unchanged script deploys
+    /// it again (its plan shows it). A rollback buys time to fix the script.
+    Rollback(crate::rollback::RollbackArgs),
     /// One-off tasks: `deckhand task run --stack NAME --service SVC -- COMMAND...`.
     #[command(subcommand)]
     Task(crate::task_run::TaskCommand),
@@ -348,6 +354,7 @@ fn execute(command: Command) -> Result<()> {
         Command::Logs(args) => logs(args),
         Command::Emulator => emulator(),
         Command::Unlock(args) => unlock(args),
+        Command::Rollback(args) => crate::rollback::rollback(&args),
         Command::Task(_) | Command::Exec(_) => unreachable!("main runs `task run` and `exec` for their exit codes"),
     }
 }

@@ -26,6 +26,7 @@ pub mod plan;
 pub mod poll;
 pub mod prune;
 pub mod repl;
+pub mod rollback;
 pub mod runtime;
 pub mod script;
 pub mod settle;

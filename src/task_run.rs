@@ -70,20 +70,26 @@ fn env_pairs(pairs: &[String]) -> Result<BTreeMap<String, String>> {
 
 /// The ACTIVE service `name` of `stack`, or an error naming the stack's services.
 pub(crate) async fn stack_service(aws: &Aws, stack: &str, name: &str) -> Result<Service> {
-    let state = EcsState::load(aws, stack).await?;
-    let services: Vec<&Service> = state
-        .services
-        .values()
-        .flatten()
-        .filter(|s| s.stack.as_deref() == Some(stack) && s.status == "ACTIVE")
-        .collect();
+    let services = stack_services(aws, stack).await?;
     if let Some(service) = services.iter().find(|s| s.name == name) {
-        return Ok((*service).clone());
+        return Ok(service.clone());
     }
     let mut names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
     names.sort();
     let known = if names.is_empty() { "none".to_string() } else { names.join(", ") };
     Err(Error::invalid("--service", format!("{name:?}"), format!("a service of stack {stack}: {known}")))
+}
+
+/// The stack's ACTIVE services.
+pub(crate) async fn stack_services(aws: &Aws, stack: &str) -> Result<Vec<Service>> {
+    let state = EcsState::load(aws, stack).await?;
+    Ok(state
+        .services
+        .values()
+        .flatten()
+        .filter(|s| s.stack.as_deref() == Some(stack) && s.status == "ACTIVE")
+        .cloned()
+        .collect())
 }
 
 /// Runs `deckhand task run`: the exit code is the container's.

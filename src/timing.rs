@@ -141,6 +141,12 @@ pub const ONE_OFF_TASK_PACE: Pace = Pace::new(1000, 6000);
 pub const ONE_OFF_TASK_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
 /// Following logs (`deckhand logs -f`): 1 s after new events, backing off to 5 s while quiet.
 pub const LOG_FOLLOW_PACE: Pace = Pace::new(1000, 5000);
+/// How long ECS holds a deployment at deckhand's PAUSE hook (after test traffic moved) before it
+/// rolls back by itself (DeploymentLifecycleHookTimeoutConfiguration, whose default is 1440
+/// minutes): a deckhand that dies mid-deploy leaves no deployment paused for a day. A setting
+/// sent to ECS, not a wait of deckhand's: the time scale does not change it (the emulator's
+/// modelled time does).
+pub const DEPLOYMENT_PAUSE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// How long the local emulator may take to answer after it was started (a local process, not
 /// AWS: never scaled).

@@ -1,6 +1,7 @@
 //! The Rhai layer: converts script maps into typed specs (rejecting unknown keys and wrong types),
 //! calls the typed AWS layer, and converts results back into handles (object maps).
 
+mod alarms;
 mod autoscaling;
 mod core;
 mod dns;
@@ -45,6 +46,7 @@ pub(crate) const AREAS: &[(&str, Register, &[Described])] = &[
     ("load balancing", elbv2::register, elbv2::DESCRIBED), // load balancers, target groups, listeners, rules
     ("iam", iam::register, iam::DESCRIBED),                // roles
     ("logs", logs::register, logs::DESCRIBED),             // log groups
+    ("alarms", alarms::register, &[]),                     // CloudWatch metric alarms
     ("ecs", ecs::register, ecs::DESCRIBED),                // clusters, task definitions, services, waiting
     ("ecr", ecr::register, &[]),                           // image repositories
     ("autoscaling", autoscaling::register, &[]),           // service autoscaling: scalable targets, policies

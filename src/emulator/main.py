@@ -51,6 +51,7 @@ from moto.ssm import responses as ssm_responses
 from moto.ssm.utils import parameter_arn
 
 import clock  # the launcher's own modules, written beside it
+import cloudwatch
 import ecs
 import exec as ecs_exec
 import network
@@ -290,6 +291,7 @@ def patch_alarm_states():
 
 
 clock.install(int(os.environ.get("DECKHAND_EMULATOR_LATENCY_MS") or 0) / 1000)
+cloudwatch.install()
 ecs.install()
 ecs_exec.install()
 network.install()

@@ -10,6 +10,7 @@
 pub mod inventory;
 pub mod stack_kind;
 
+pub mod alarm;
 mod autoscaling;
 mod certificate;
 mod cluster;
@@ -55,6 +56,7 @@ pub static KINDS: &[&dyn StackKind] = &[
     &load_balancer::LoadBalancers,
     &listener::Listeners,
     &listener_rule::ListenerRules,
+    &alarm::Alarms,
     &cluster::Clusters,
     &task_definition::TaskDefinitions,
     &service::Services,

@@ -23,6 +23,7 @@ mod rehearsal_ecs;
 mod rehearsal_network;
 mod repl;
 mod rules;
+mod safe_deploys;
 mod script_errors;
 mod secrets;
 mod settle;

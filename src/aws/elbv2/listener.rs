@@ -4,8 +4,8 @@
 use std::fmt;
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, Certificate, FixedResponseActionConfig, ProtocolEnum, RedirectActionConfig,
-    RedirectActionStatusCodeEnum,
+    Action, ActionTypeEnum, Certificate, FixedResponseActionConfig, ForwardActionConfig, ProtocolEnum,
+    RedirectActionConfig, RedirectActionStatusCodeEnum, TargetGroupTuple,
 };
 
 use super::{DEFAULT_SSL_POLICY, load_balancer, stack_tags, with_state};
@@ -46,14 +46,39 @@ pub enum ListenerAction {
         /// The body (at most 1024 characters), if any.
         body: Option<String>,
     },
-    /// Anything else found in AWS (weighted forwards, custom redirects...).
+    /// Forward to two target groups by weight: the production (or test) rule of an ECS blue/green,
+    /// canary or linear deployment. ECS moves the weights during each deployment and leaves the
+    /// new primary group at 100 (ECS developer guide, "Application Load Balancer resources for
+    /// blue/green, linear, and canary deployments"), so two such actions are the same when they
+    /// forward to the same two groups, whatever their weights.
+    Weighted(Vec<WeightedGroup>),
+    /// Anything else found in AWS (other weighted forwards, custom redirects...).
     Other(String),
+}
+
+/// One target group of a [`ListenerAction::Weighted`] forward.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightedGroup {
+    /// The target group's ARN, or [`UNKNOWN`].
+    pub arn: String,
+    /// Its name, for display.
+    pub name: String,
+    /// Its weight (0-999); the share of requests is its weight over the sum.
+    pub weight: i32,
 }
 
 impl ListenerAction {
     pub(super) fn same_as(&self, other: &ListenerAction) -> bool {
         match (self, other) {
             (ListenerAction::Forward { arn: a, .. }, ListenerAction::Forward { arn: b, .. }) => is_known(a) && a == b,
+            (ListenerAction::Weighted(a), ListenerAction::Weighted(b)) => {
+                fn arns(groups: &[WeightedGroup]) -> Vec<&str> {
+                    let mut arns: Vec<&str> = groups.iter().map(|g| g.arn.as_str()).collect();
+                    arns.sort_unstable();
+                    arns
+                }
+                a.iter().chain(b).all(|g| is_known(&g.arn)) && arns(a) == arns(b)
+            }
             (ListenerAction::Other(_), _) | (_, ListenerAction::Other(_)) => false,
             (a, b) => a == b,
         }
@@ -68,6 +93,10 @@ impl fmt::Display for ListenerAction {
             ListenerAction::FixedResponse { status, body: None, .. } => write!(f, "fixed response {status}"),
             ListenerAction::FixedResponse { status, body: Some(body), .. } => {
                 write!(f, "fixed response {status} {body:?}")
+            }
+            ListenerAction::Weighted(groups) => {
+                let shares: Vec<String> = groups.iter().map(|g| format!("{} {}", g.name, g.weight)).collect();
+                write!(f, "forward weighted {}", shares.join(", "))
             }
             ListenerAction::Other(text) => f.write_str(text),
         }
@@ -164,9 +193,19 @@ pub(super) fn action_from(actions: &[Action]) -> ListenerAction {
                 [only] => only.target_group_arn(),
                 _ => None,
             });
-            match arn {
-                Some(arn) => ListenerAction::Forward { arn: arn.to_string(), name: arn.to_string() },
-                None => ListenerAction::Other(format!("forward to {} target groups", tuples.len())),
+            match (arn, tuples) {
+                (Some(arn), _) => ListenerAction::Forward { arn: arn.to_string(), name: arn.to_string() },
+                (None, [_, _]) => ListenerAction::Weighted(
+                    tuples
+                        .iter()
+                        .map(|t| WeightedGroup {
+                            arn: t.target_group_arn().unwrap_or_default().to_string(),
+                            name: t.target_group_arn().unwrap_or_default().to_string(),
+                            weight: t.weight().unwrap_or(1),
+                        })
+                        .collect(),
+                ),
+                (None, _) => ListenerAction::Other(format!("forward to {} target groups", tuples.len())),
             }
         }
         Some(ActionTypeEnum::Redirect) => {
@@ -351,6 +390,7 @@ fn sdk_action(action: &ListenerAction) -> Action {
         ListenerAction::Forward { arn, .. } => {
             Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(arn).build()
         }
+        ListenerAction::Weighted(groups) => weighted_action(groups),
         ListenerAction::Redirect { protocol, port, status } => Action::builder()
             .r#type(ActionTypeEnum::Redirect)
             .redirect_config(
@@ -380,6 +420,16 @@ fn sdk_action(action: &ListenerAction) -> Action {
             .build(),
         ListenerAction::Other(_) => Action::builder().build(),
     }
+}
+
+/// A forward to several target groups by weight (ForwardConfig's target group tuples).
+pub(super) fn weighted_action(groups: &[WeightedGroup]) -> Action {
+    let tuples =
+        groups.iter().map(|g| TargetGroupTuple::builder().target_group_arn(&g.arn).weight(g.weight).build()).collect();
+    Action::builder()
+        .r#type(ActionTypeEnum::Forward)
+        .forward_config(ForwardActionConfig::builder().set_target_groups(Some(tuples)).build())
+        .build()
 }
 
 /// Makes sure the listeners of the load balancer `spec` names are in the snapshot: a load balancer
