@@ -118,6 +118,10 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          `exec: true` turns on ECS Exec (`deckhand exec`) for tasks started from then on; the task\n\
          definition needs a task_role, which gets the inline policy deckhand-exec when it is the stack's.\n\
          `keep: true` marks it (tag deckhand:keep): a run whose script no longer declares it keeps it.\n\
+         `health_check_grace` (seconds; none by default): how long after a task starts ECS ignores failing\n\
+         load balancer health checks; fit it to the container's start plus its first checks (30 s for a web\n\
+         server with checks 2 x 10 s, 60-120 s for a slow-booting app). It costs nothing while checks pass.\n\
+         The service waits for the egress of its subnets (a NAT gateway this run created) before it is created.\n\
          Returns #{ kind, arn, name, cluster_arn, cluster, desired, task_definition }.\n\
          Example: `service(cluster, #{ name: \"myapp\", task: task, desired: 2, subnets: subnets,\n\
          security_groups: [app_sg], target_group: tg })`",
