@@ -284,6 +284,8 @@ pub fn wait_stable(pass: &Pass, target: &StableTarget) -> Result<()> {
     if !pass.mode.applies() {
         return Ok(());
     }
+    // What the run put off (a load balancer still provisioning, ...) is part of "stable".
+    pass.finish(&format!("the rollout of service {}", target.name))?;
     let say = |line: &str| pass.log.say(line);
     let outcome = pass.read(async |aws| {
         let mut tracked = None;
