@@ -88,7 +88,7 @@ impl Snapshot {
         let names = declared.unwrap_or(&everything);
         let families = &names.task_definitions;
         let (ec2, egress, (tagged, elbv2, mut ecs), iam, logs, task_definitions, scaling) = tokio::try_join!(
-            ec2::Ec2State::load(aws, stack),
+            ec2::Ec2State::load(aws, stack, &names.security_groups),
             egress::EgressState::load(aws, stack),
             async {
                 match declared {
@@ -168,6 +168,9 @@ pub struct Declared {
     pub load_balancers: Vec<String>,
     /// Target group names.
     pub target_groups: Vec<String>,
+    /// Security group names (read in every VPC by name: a group of another stack, or nobody's,
+    /// with the script's name is refused, as a load balancer's is).
+    pub security_groups: Vec<String>,
     /// Inline policies (role, policy name) the script's resources look up, such as a task
     /// definition's secrets policy on its execution role.
     pub role_policies: Vec<(String, String)>,
@@ -198,6 +201,7 @@ impl Declared {
             services: Vec::new(),
             load_balancers: named("load_balancer"),
             target_groups: named("target_group"),
+            security_groups: named("security_group"),
             role_policies: Vec::new(),
             autoscaling: named("autoscaling"),
             whole_script: true,

@@ -46,20 +46,33 @@ pub struct Ec2State {
     pub subnets: Vec<Subnet>,
     /// The stack's security groups.
     pub security_groups: Vec<SecurityGroup>,
+    /// The groups of any VPC, whoever's, named as the script's declared ones, read up front with
+    /// the rest (the names read; the groups found).
+    pub named_security_groups: (Vec<String>, Vec<SecurityGroup>),
     /// Whether this state was read from AWS (false in check mode).
     pub loaded: bool,
 }
 
 impl Ec2State {
-    /// Reads the default VPC, the AZs, all subnets and the stack's security groups concurrently.
-    pub async fn load(aws: &Aws, stack: &str) -> Result<Ec2State> {
-        let (default_vpc, zones, subnets, security_groups) = tokio::try_join!(
+    /// Reads the default VPC, the AZs, all subnets, the stack's security groups and those named
+    /// `names` (in any VPC) concurrently.
+    pub async fn load(aws: &Aws, stack: &str, names: &[String]) -> Result<Ec2State> {
+        let named = async {
+            if names.is_empty() {
+                return Ok(Vec::new());
+            }
+            let filter = Filter::builder().name("group-name").set_values(Some(names.to_vec())).build();
+            security_groups(aws, vec![filter]).await
+        };
+        let (default_vpc, zones, subnets, security_groups, named) = tokio::try_join!(
             default_vpc(aws),
             zones(aws),
             subnets(aws, vec![]),
             security_groups(aws, vec![stack_filter(stack)]),
+            named,
         )?;
-        Ok(Ec2State { default_vpc, zones, subnets, security_groups, loaded: true })
+        let named_security_groups = (names.to_vec(), named);
+        Ok(Ec2State { default_vpc, zones, subnets, security_groups, named_security_groups, loaded: true })
     }
 
     pub(crate) fn stack_subnet(&self, stack: &str, name: &str) -> Option<&Subnet> {

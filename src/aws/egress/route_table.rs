@@ -6,8 +6,8 @@ use std::fmt;
 use aws_sdk_ec2::types::{Filter, ResourceType};
 
 use crate::aws::Pass;
-use crate::aws::egress::nat_gateway;
 use crate::aws::ec2::{Subnet, tag_value, tags_for};
+use crate::aws::egress::nat_gateway;
 use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
@@ -402,40 +402,50 @@ fn apply_associations(
             pass.apply(async |aws| disassociate(aws, &association.id).await)?;
         }
     }
-    for subnet in wanted {
-        if table.associations.iter().any(|a| &a.subnet == subnet) {
-            continue;
-        }
-        let elsewhere = all_tables
-            .iter()
-            .filter(|t| t.id != table.id)
-            .flat_map(|t| t.associations.iter())
-            .find(|a| &a.subnet == subnet)
-            .map(|a| a.id.clone());
-        let id = pass.apply(async |aws| match &elsewhere {
-            Some(old) => aws
-                .ec2
-                .replace_route_table_association()
-                .association_id(old)
-                .route_table_id(&table.id)
-                .send()
-                .await
-                .map_err(|e| aws_error("ReplaceRouteTableAssociation", e))?
-                .new_association_id()
-                .map(str::to_string)
-                .ok_or_else(|| Error::missing("ReplaceRouteTableAssociation", "NewAssociationId")),
-            None => aws
-                .ec2
-                .associate_route_table()
-                .route_table_id(&table.id)
-                .subnet_id(subnet)
-                .send()
-                .await
-                .map_err(|e| aws_error("AssociateRouteTable", e))?
-                .association_id()
-                .map(str::to_string)
-                .ok_or_else(|| Error::missing("AssociateRouteTable", "AssociationId")),
-        })?;
+    // The new associations are independent of each other: sent together, one round.
+    let new: Vec<(&String, Option<String>)> = wanted
+        .iter()
+        .filter(|subnet| !table.associations.iter().any(|a| &a.subnet == *subnet))
+        .map(|subnet| {
+            let elsewhere = all_tables
+                .iter()
+                .filter(|t| t.id != table.id)
+                .flat_map(|t| t.associations.iter())
+                .find(|a| &a.subnet == subnet)
+                .map(|a| a.id.clone());
+            (subnet, elsewhere)
+        })
+        .collect();
+    let ids = pass.apply(async |aws| {
+        crate::aws::concurrently(&new, |(subnet, elsewhere)| async move {
+            match elsewhere {
+                Some(old) => aws
+                    .ec2
+                    .replace_route_table_association()
+                    .association_id(old)
+                    .route_table_id(&table.id)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error("ReplaceRouteTableAssociation", e))?
+                    .new_association_id()
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::missing("ReplaceRouteTableAssociation", "NewAssociationId")),
+                None => aws
+                    .ec2
+                    .associate_route_table()
+                    .route_table_id(&table.id)
+                    .subnet_id(*subnet)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error("AssociateRouteTable", e))?
+                    .association_id()
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::missing("AssociateRouteTable", "AssociationId")),
+            }
+        })
+        .await
+    })?;
+    for ((subnet, _), id) in new.into_iter().zip(ids) {
         associations.push(Association { id, subnet: subnet.clone() });
     }
     Ok(associations)
