@@ -34,7 +34,10 @@ fn the_load_balancer_cluster_and_task_definition_are_created_while_the_nat_gatew
     let waited = first(&actions, "DescribeNatGateways", nat);
     for independent in ["CreateLoadBalancer", "CreateTargetGroup", "CreateCluster", "RegisterTaskDefinition"] {
         let sent = first(&actions, independent, 0);
-        assert!(nat < sent && sent < waited, "{independent} was not sent while the NAT gateway was pending: {actions:?}");
+        assert!(
+            nat < sent && sent < waited,
+            "{independent} was not sent while the NAT gateway was pending: {actions:?}"
+        );
     }
     // The route and the service only once the NAT gateway was available.
     let route = first(&actions, "CreateRoute", nat);
@@ -112,7 +115,9 @@ fn an_https_listener_waits_for_its_certificate_while_the_statements_before_it_go
         aws.elbv2
             .modify_listener()
             .listener_arn(https.listener_arn().unwrap())
-            .certificates(aws_sdk_elasticloadbalancingv2::types::Certificate::builder().certificate_arn(&pending).build())
+            .certificates(
+                aws_sdk_elasticloadbalancingv2::types::Certificate::builder().certificate_arn(&pending).build(),
+            )
             .send(),
     );
     let err = modify.expect_err("ModifyListener with a pending certificate");
@@ -139,7 +144,13 @@ fn internet_gateway(deck: &Deck, attach: bool) {
     let filter = aws_sdk_ec2::types::Filter::builder().name("attachment.vpc-id").values(&vpc).build();
     let igw = if attach {
         let all = aws.block_on(aws.ec2.describe_internet_gateways().send()).unwrap();
-        all.internet_gateways().iter().find(|g| g.attachments().is_empty()).unwrap().internet_gateway_id().unwrap().to_string()
+        all.internet_gateways()
+            .iter()
+            .find(|g| g.attachments().is_empty())
+            .unwrap()
+            .internet_gateway_id()
+            .unwrap()
+            .to_string()
     } else {
         let found = aws.block_on(aws.ec2.describe_internet_gateways().filters(filter).send()).unwrap();
         found.internet_gateways()[0].internet_gateway_id().unwrap().to_string()
