@@ -162,6 +162,14 @@ fn internet_gateway(deck: &Deck, attach: bool) {
     }
 }
 
+/// The script's route table, as EC2 describes it.
+fn private_route_table(deck: &Deck) -> aws_sdk_ec2::types::RouteTable {
+    let aws = deck.aws();
+    let name = aws_sdk_ec2::types::Filter::builder().name("tag:Name").values("brk-private").build();
+    let tables = aws.block_on(aws.ec2.describe_route_tables().filters(name).send()).unwrap();
+    tables.route_tables()[0].clone()
+}
+
 #[test]
 fn a_nat_gateway_that_fails_stops_the_run_cleanly_and_a_rerun_converges() {
     let deck = Deck::with_emulator_env(&[("DECKHAND_TIME_SCALE", "0.05")]);
@@ -178,13 +186,7 @@ fn a_nat_gateway_that_fails_stops_the_run_cleanly_and_a_rerun_converges() {
     assert_eq!(families.task_definition_arns().len(), 1);
     let services = aws.block_on(aws.ecs.describe_services().cluster("brk").services("brk").send()).unwrap();
     assert!(services.services().iter().all(|s| s.status() != Some("ACTIVE")), "{services:?}");
-    let tables = aws.block_on(
-        aws.ec2
-            .describe_route_tables()
-            .filters(aws_sdk_ec2::types::Filter::builder().name("tag:Name").values("brk-private").build())
-            .send(),
-    );
-    let table = tables.unwrap().route_tables()[0].clone();
+    let table = private_route_table(&deck);
     assert!(table.routes().iter().all(|r| r.nat_gateway_id().is_none()), "{:?}", table.routes());
     // The lock was released on the way out.
     let lock = aws.block_on(aws.ssm.get_parameter().name("/deckhand/locks/brk").send());
@@ -202,13 +204,7 @@ fn a_nat_gateway_that_fails_stops_the_run_cleanly_and_a_rerun_converges() {
         .filter_map(|n| n.nat_gateway_id())
         .collect();
     assert_eq!(available.len(), 1, "{nats:?}");
-    let tables = aws.block_on(
-        aws.ec2
-            .describe_route_tables()
-            .filters(aws_sdk_ec2::types::Filter::builder().name("tag:Name").values("brk-private").build())
-            .send(),
-    );
-    let table = tables.unwrap().route_tables()[0].clone();
+    let table = private_route_table(&deck);
     assert!(table.routes().iter().any(|r| r.nat_gateway_id() == Some(available[0])), "{:?}", table.routes());
     let services = aws.block_on(aws.ecs.describe_services().cluster("brk").services("brk").send()).unwrap();
     assert_eq!(services.services()[0].status(), Some("ACTIVE"));
