@@ -106,7 +106,7 @@ impl Snapshot {
                     }
                 }
             },
-            iam::IamState::load(aws, &names.roles, &names.role_policies),
+            iam::IamState::load(aws, &names.roles, &names.role_policies, &names.managed_policies),
             logs::LogsState::load(aws, &names.log_groups),
             concurrently(families, async |family| ecs::latest_task_definition(aws, family).await),
             autoscaling::ScalingState::load(aws),
@@ -168,6 +168,9 @@ pub struct Declared {
     pub load_balancers: Vec<String>,
     /// Target group names.
     pub target_groups: Vec<String>,
+    /// Managed policies (ARNs) the plan pass found to exist or not: the apply pass does not ask
+    /// again (GetPolicy, one round), as policies do not come and go between a plan and its apply.
+    pub managed_policies: Vec<(String, bool)>,
     /// Security group names (read in every VPC by name: a group of another stack, or nobody's,
     /// with the script's name is refused, as a load balancer's is).
     pub security_groups: Vec<String>,
@@ -202,10 +205,21 @@ impl Declared {
             load_balancers: named("load_balancer"),
             target_groups: named("target_group"),
             security_groups: named("security_group"),
+            managed_policies: Vec::new(),
             role_policies: Vec::new(),
             autoscaling: named("autoscaling"),
             whole_script: true,
         }
+    }
+
+    /// The same, with the managed policies a plan pass (its run's reads, `read`) found to exist or not.
+    pub fn with_policies_of(mut self, read: Option<&Snapshot>) -> Declared {
+        let mut policies: Vec<(String, bool)> = read
+            .map(|s| s.iam.policies.iter().map(|(arn, exists)| (arn.clone(), *exists)).collect())
+            .unwrap_or_default();
+        policies.sort();
+        self.managed_policies = policies;
+        self
     }
 
     /// The same, with what a check pass recorded in its snapshot: the services (by cluster) and
