@@ -282,3 +282,76 @@ fn validate_stack_name(name: &str) -> Result<()> {
         ))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run's reads with nothing in them (the deferred waits need none).
+    #[derive(Debug, Clone, Default)]
+    struct NoReads(StackTagged);
+
+    impl Reads for NoReads {
+        type Declared = ();
+
+        fn load<'a>(_: &'a Aws, _: &'a str, _: &'a ()) -> LocalBoxFuture<'a, Result<Self>> {
+            Box::pin(async { Ok(NoReads::default()) })
+        }
+
+        fn tagged(&self) -> &StackTagged {
+            &self.0
+        }
+
+        fn tagged_mut(&mut self) -> &mut StackTagged {
+            &mut self.0
+        }
+    }
+
+    fn pass(mode: Mode) -> Pass<NoReads> {
+        Pass::new(mode, None, Some("us-west-2".into()), Sink::buffer(), Rc::default())
+    }
+
+    #[test]
+    fn a_deferred_wait_runs_once_when_needed_and_the_rest_at_the_end_in_order() {
+        let pass = pass(Mode::Apply);
+        let waited = Rc::new(RefCell::new(Vec::new()));
+        for key in ["nat", "cert", "lb"] {
+            let waited = waited.clone();
+            pass.defer(key, move |_, by| {
+                waited.borrow_mut().push(format!("{key} for {by}"));
+                Ok(())
+            });
+        }
+        assert!(pass.pending("cert"));
+        pass.need("cert", "listener web:443").unwrap();
+        pass.need("cert", "listener web:8443").unwrap();
+        assert!(!pass.pending("cert"));
+        pass.finish("the end of the run").unwrap();
+        assert_eq!(
+            *waited.borrow(),
+            ["cert for listener web:443", "nat for the end of the run", "lb for the end of the run"]
+        );
+        assert!(!pass.pending("nat") && !pass.pending("lb"));
+    }
+
+    #[test]
+    fn a_failed_wait_ends_the_others_and_a_plan_pass_defers_nothing() {
+        let pass = pass(Mode::Apply);
+        let ran = Rc::new(RefCell::new(0));
+        pass.defer("nat", |_, _| Err(Error::conflict("NAT gateway nat-1 is failed", None)));
+        let counted = ran.clone();
+        pass.defer("lb", move |_, _| {
+            *counted.borrow_mut() += 1;
+            Ok(())
+        });
+        let err = pass.finish("the end of the run").unwrap_err();
+        assert_eq!(err.to_string(), "NAT gateway nat-1 is failed");
+        assert_eq!(*ran.borrow(), 0, "the waits after a failed one are dropped");
+        assert!(!pass.pending("lb"));
+
+        let plan = self::pass(Mode::Plan);
+        plan.defer("nat", |_, _| panic!("a plan pass waits for nothing"));
+        assert!(!plan.pending("nat"));
+        plan.finish("the end of the run").unwrap();
+    }
+}
