@@ -39,7 +39,9 @@ impl Script {
         let mut scope = Scope::new();
         scope.push_constant("vars", vars.to_map());
         let ast = engine.compile_with_scope(&scope, &self.source).map_err(|e| Error::Script(self.parse_report(&e)))?;
-        engine.run_ast_with_scope(&mut scope, &ast).map_err(|e| Error::Script(self.report(&e)))
+        engine.run_ast_with_scope(&mut scope, &ast).map_err(|e| Error::Script(self.report(&e)))?;
+        // The waits the script's statements put off (and nothing needed since) end with it.
+        pass.finish("the end of the run")
     }
 
     /// Parses the script without running it.

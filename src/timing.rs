@@ -115,6 +115,13 @@ pub const NAT_GATEWAY_PACE: Pace = Pace::new(5000, 15_000);
 pub const VPC_AVAILABLE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Polling a new VPC: every second at first, then every 5 s.
 pub const VPC_AVAILABLE_PACE: Pace = Pace::new(1000, 5000);
+/// How long a new load balancer may stay `provisioning` (usually 2-3 minutes): the limit of
+/// terraform-provider-aws's `waitLoadBalancerActive` (`loadBalancerCreateTimeout`, 10 minutes,
+/// internal/service/elbv2/wait.go).
+pub const LOAD_BALANCER_ACTIVE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Polling a provisioning load balancer: every 5 s at first, then every 15 s (the SDK's
+/// LoadBalancerAvailable waiter polls every 15 s; terraform-provider-aws every 10 s at least).
+pub const LOAD_BALANCER_ACTIVE_PACE: Pace = Pace::new(5000, 15_000);
 
 /// How long a deleted load balancer may take to disappear (the SDK waiter's own budget).
 pub const LOAD_BALANCER_DELETED_TIMEOUT: Duration = Duration::from_secs(600);

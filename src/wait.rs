@@ -282,6 +282,24 @@ async fn poll(aws: &Aws, target: &StableTarget) -> Result<ServiceStatus> {
     })
 }
 
+/// The pace of the service's target groups as this pass knows them (it created or read them),
+/// when it knows them all: no reads then.
+fn known_paces(pass: &Pass, arns: &[String]) -> Option<Vec<TargetGroupPace>> {
+    let snapshot = pass.snapshot().ok()?;
+    let snapshot = snapshot.borrow();
+    let seconds = |value: i32| u64::try_from(value).unwrap_or(0);
+    arns.iter()
+        .map(|arn| {
+            let group = snapshot.elbv2.target_groups.iter().find(|g| &g.arn == arn)?;
+            Some(TargetGroupPace {
+                interval: seconds(group.health_check.interval),
+                healthy_threshold: seconds(group.health_check.healthy),
+                deregistration_delay: seconds(group.deregistration_delay),
+            })
+        })
+        .collect()
+}
+
 /// Reads the pace of the service's target groups (health checks, deregistration delay).
 async fn target_group_paces(aws: &Aws, arns: &[String]) -> Result<Vec<TargetGroupPace>> {
     let groups = aws
@@ -320,6 +338,8 @@ pub fn wait_stable(pass: &Pass, target: &StableTarget, check: Option<DeployCheck
     if !pass.mode.applies() {
         return Ok(());
     }
+    // What the run put off (a load balancer still provisioning, ...) is part of "stable".
+    pass.finish(&format!("the rollout of service {}", target.name))?;
     let say = |line: &str| pass.log.say(line);
     let mut tracked = None;
     let mut followed = Followed::default();
@@ -336,7 +356,11 @@ pub fn wait_stable(pass: &Pass, target: &StableTarget, check: Option<DeployCheck
                     // longer than the default (a long deregistration delay): wait that long instead.
                     if !paced && target.timeout == DEFAULT_TIMEOUT && !status.target_groups.is_empty() {
                         paced = true;
-                        round.timeout = rollout_budget(&target_group_paces(aws, &status.target_groups).await?);
+                        let paces = match known_paces(pass, &status.target_groups) {
+                            Some(paces) => paces,
+                            None => target_group_paces(aws, &status.target_groups).await?,
+                        };
+                        round.timeout = rollout_budget(&paces);
                         if round.timeout > target.timeout {
                             tracing::debug!(
                                 "waiting up to {} s for {}: its target groups are slow",

@@ -33,7 +33,9 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "Ensures a NAT gateway (with its own elastic IP) in a public subnet: #{ name }.\n\
          `keep: true` marks it (tag deckhand:keep): a run whose script no longer declares it keeps it.\n\
          Private subnets route 0.0.0.0/0 to it (see route_table) so tasks without public IPs can pull\n\
-         images. Creating one waits until it is available (1-2 minutes on AWS). It costs money per hour.\n\
+         images. It is `pending` for 1-2 minutes on AWS: the run waits for it only where something needs it\n\
+         (a route to it, a service in subnets routed through it, else the end of the run), so the statements\n\
+         in between go ahead meanwhile. It costs money per hour.\n\
          Example: `let nat = nat_gateway(default_subnet(vpc, \"us-west-2a\"), #{ name: \"myapp\" });`",
     )
     .register_into_engine(engine, move |subnet: Dynamic, spec: Map| -> Rhai<Map> {

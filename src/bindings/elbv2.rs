@@ -60,6 +60,10 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          the interval), healthy (2-10), unhealthy (2-10), matcher (\"200\", \"200-299\", \"200,302\") } with AWS's\n\
          defaults, `deregistration_delay` (0-3600 seconds, default 300). Health check and delay converge in\n\
          place; port, protocol, VPC and target type cannot change.\n\
+         What they cost a rollout (the plan line says it): a new target is healthy after `healthy` checks\n\
+         `interval` apart (AWS's defaults: 5 x 30 s = 150 s; a web service: `interval: 10, healthy: 2`, 20 s),\n\
+         and an old one drains for the delay before its task stops (300 s by default; 30 s suits a stateless\n\
+         web app). Keep a longer delay for long requests, uploads or websockets (their longest connection).\n\
          Returns #{ kind, arn, name, port, protocol, target_type, vpc_id }.\n\
          Example: `target_group(vpc, #{ name: \"myapp\", port: 8080, health_check: #{ path: \"/health\" } })`",
     )

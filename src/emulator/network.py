@@ -45,6 +45,7 @@ from moto.ec2.models.route_tables import RouteBackend
 from moto.ec2.models.vpcs import VPCBackend
 from moto.ecs import models as ecs_models
 from moto.elbv2 import models as elbv2_models
+from moto.elbv2.exceptions import ELBClientError
 from moto.route53 import models as route53_models
 
 import clock
@@ -529,6 +530,39 @@ def patch_load_balancers():
     Backend.delete_load_balancer = delete_load_balancer
 
 
+def patch_listener_certificates():
+    """CreateListener and ModifyListener refuse an ACM certificate that is not ISSUED yet with
+    UnsupportedCertificate (ELBv2 API reference, CreateListener and ModifyListener, "Errors";
+    its message speaks of the domain name, signature and key size, whatever the cause: as real
+    runs show, hashicorp/terraform-provider-aws#26245 and #41789, DataBiosphere/azul#8321).
+    moto accepts any certificate ARN on CreateListener."""
+    Backend = elbv2_models.ELBv2Backend
+    original_create = Backend.create_listener
+    original_modify = Backend.modify_listener
+
+    def refuse_unissued(backend, arn):
+        acm = (acm_models.acm_backends.get(backend.account_id) or {}).get(backend.region_name)
+        cert = acm._certificates.get(arn) if acm is not None and arn else None
+        if cert is not None and cert.status != "ISSUED":
+            raise ELBClientError(
+                "UnsupportedCertificate",
+                f"The certificate '{arn}' must have a fully-qualified domain name, a supported signature, "
+                "and a supported key size.",
+            )
+
+    def create_listener(self, load_balancer_arn, protocol, port, ssl_policy, certificate, *args, **kwargs):
+        refuse_unissued(self, certificate)
+        return original_create(self, load_balancer_arn, protocol, port, ssl_policy, certificate, *args, **kwargs)
+
+    def modify_listener(self, arn, port=None, protocol=None, ssl_policy=None, certificates=None, *args, **kwargs):
+        for cert in certificates or []:
+            refuse_unissued(self, cert.get("CertificateArn"))
+        return original_modify(self, arn, port, protocol, ssl_policy, certificates, *args, **kwargs)
+
+    Backend.create_listener = create_listener
+    Backend.modify_listener = modify_listener
+
+
 # ---------------------------------------------------------------------------------------------
 # ACM certificates
 
@@ -655,4 +689,5 @@ def install():
     patch_nat_gateways()
     patch_routes()
     patch_load_balancers()
+    patch_listener_certificates()
     patch_certificates()

@@ -21,6 +21,7 @@ mod prune;
 mod queries;
 mod rehearsal_ecs;
 mod rehearsal_network;
+mod rehearsal_overlap;
 mod repl;
 mod rules;
 mod safe_deploys;

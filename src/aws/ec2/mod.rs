@@ -79,23 +79,45 @@ pub struct Ec2State {
     pub subnets: Vec<Subnet>,
     /// The stack's security groups.
     pub security_groups: Vec<SecurityGroup>,
+    /// The groups of any VPC, whoever's, named as the script's declared ones, read up front with
+    /// the rest (the names read; the groups found).
+    pub named_security_groups: (Vec<String>, Vec<SecurityGroup>),
     /// Whether this state was read from AWS (false in check mode).
     pub loaded: bool,
 }
 
 impl Ec2State {
-    /// Reads the VPCs, the AZs, all subnets, the stack's security groups and internet gateways
-    /// concurrently.
-    pub async fn load(aws: &Aws, stack: &str) -> Result<Ec2State> {
-        let (vpcs, (zones, zone_ids), subnets, security_groups, internet_gateways) = tokio::try_join!(
+    /// Reads the VPCs, the AZs, all subnets, the stack's security groups and internet gateways,
+    /// and the security groups named `names` (in any VPC) concurrently.
+    pub async fn load(aws: &Aws, stack: &str, names: &[String]) -> Result<Ec2State> {
+        let named = async {
+            if names.is_empty() {
+                return Ok(Vec::new());
+            }
+            let filter = Filter::builder().name("group-name").set_values(Some(names.to_vec())).build();
+            security_groups(aws, vec![filter]).await
+        };
+        let (vpcs, (zones, zone_ids), subnets, security_groups, internet_gateways, named) = tokio::try_join!(
             vpcs(aws, vec![]),
             zones(aws),
             subnets(aws, vec![]),
             security_groups(aws, vec![stack_filter(stack)]),
             internet_gateways(aws, vec![stack_filter(stack)]),
+            named,
         )?;
         let default_vpc = vpcs.iter().find(|v| v.is_default).cloned();
-        Ok(Ec2State { default_vpc, zones, zone_ids, vpcs, subnets, security_groups, internet_gateways, loaded: true })
+        let named_security_groups = (names.to_vec(), named);
+        Ok(Ec2State {
+            default_vpc,
+            zones,
+            zone_ids,
+            vpcs,
+            subnets,
+            security_groups,
+            internet_gateways,
+            named_security_groups,
+            loaded: true,
+        })
     }
 
     pub(crate) fn stack_subnet(&self, stack: &str, name: &str) -> Option<&Subnet> {

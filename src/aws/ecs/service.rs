@@ -389,6 +389,9 @@ impl Resource for Service {
         let wanted = Self::planned(spec, stack);
         let network = network_configuration(spec)?;
         let strategy = strategy_to(&wanted.strategy)?;
+        // Its first tasks pull their image through the subnets' egress: a NAT gateway this run
+        // created is waited for here, not before (the statements in between went ahead).
+        crate::aws::egress::egress_ready(pass, &spec.subnets, &format!("service {}", spec.name))?;
         let mappings = load_balancers(&wanted.load_balancers)?;
         let deployment = deployment_configuration(&spec.deployment)?;
         let sent = pass.apply(async |aws| {
@@ -604,6 +607,8 @@ fn load_balancers(wanted: &[LoadBalancerSpec]) -> Result<Vec<LoadBalancer>> {
 fn update_service(pass: &Pass, current: &Service, spec: &ServiceSpec, update: &ServiceUpdate) -> Result<()> {
     let network = if update.network { Some(network_configuration(spec)?) } else { None };
     let strategy = if update.strategy { Some(strategy_to(&wanted_strategy(spec))?) } else { None };
+    // The new tasks pull through the subnets' egress, as a new service's do (see `create`).
+    crate::aws::egress::egress_ready(pass, &spec.subnets, &format!("service {}", spec.name))?;
     let mappings = load_balancers(&wanted_load_balancers(current, spec))?;
     let deployment = deployment_configuration(&spec.deployment)?;
     pass.apply(async |aws| {

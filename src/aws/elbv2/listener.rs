@@ -354,6 +354,15 @@ fn validate_fixed_response(status: i32, content_type: &str, body: Option<&str>) 
     Ok(())
 }
 
+/// Waits for the listener's certificate if this run requested it and ACM has not issued it yet:
+/// CreateListener and ModifyListener refuse a certificate that is not ISSUED.
+fn certificate_ready(pass: &Pass, spec: &ListenerSpec) -> Result<()> {
+    match &spec.certificate {
+        Some(arn) => crate::aws::acm::ready(pass, arn, &format!("listener {}", Listener::name(spec))),
+        None => Ok(()),
+    }
+}
+
 fn validate_certificate(pass: &Pass, arn: &str) -> Result<()> {
     // A certificate this run requests is known after apply.
     if !is_known(arn) {
@@ -519,6 +528,7 @@ impl Resource for Listener {
             return Err(Error::Internal(format!("listener {name} on a load balancer that was not created")));
         }
         let wanted = Self::planned(spec, stack);
+        certificate_ready(pass, spec)?;
         let out = pass.apply(async |aws| {
             let mut create = aws
                 .elbv2
@@ -569,6 +579,7 @@ impl Resource for Listener {
     fn update(pass: &Pass, live: &Listener, spec: &ListenerSpec, _: &()) -> Result<Listener> {
         let arn = live.arn.as_str();
         let policy = ssl_policy(spec);
+        certificate_ready(pass, spec)?;
         pass.apply(async |aws| {
             let mut modify = aws
                 .elbv2

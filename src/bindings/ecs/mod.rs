@@ -128,6 +128,10 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          (default 10) every `bake` minutes (default 6); `alarms` (alarm() handles or names) roll a deployment\n\
          back when one is in ALARM. A blue_green service with a test_listener pauses after test traffic\n\
          moved until wait_stable answers, after its check if any (ECS rolls back after 30 minutes without).\n\
+         `health_check_grace` (seconds; none by default): how long after a task starts ECS ignores failing\n\
+         load balancer health checks; fit it to the container's start plus its first checks (30 s for a web\n\
+         server with checks 2 x 10 s, 60-120 s for a slow-booting app). It costs nothing while checks pass.\n\
+         The service waits for the egress of its subnets (a NAT gateway this run created) before it is created.\n\
          Returns #{ kind, arn, name, cluster_arn, cluster, desired, task_definition }.\n\
          Example: `service(cluster, #{ name: \"myapp\", task: task, desired: 2, subnets: subnets,\n\
          security_groups: [app_sg], target_group: tg, deploy: #{ strategy: \"canary\", canary: #{ percent: 10 } } })`",
