@@ -9,7 +9,17 @@
 //! cargo run --example bench -- --latency-ms 50 -v              # -v: each call of the no-op, timed
 //! cargo run --example bench -- --latency-ms 50 --runs 9        # the no-op's median of 9 runs
 //! cargo run --example bench -- --time-scale 0.05               # modelled time 20x as fast
+//! cargo run --example bench -- --domain                        # HTTPS: --var domain, zone example.com
+//! cargo run --example bench -- --latency-ms 50 --time-scale 0.001   # the calls alone: waits ~0
 //! ```
+//!
+//! Besides the measured runs, it derives the critical path on AWS of the first apply and of the
+//! image update from the emulator model's durations (`src/emulator/*.py`: NAT gateway, load
+//! balancer, certificate, task start and stop) and the target group's settings as the script made
+//! them (read back through the SDK: health check interval and healthy threshold, deregistration
+//! delay), the way deckhand overlaps its waits: the service waits for the NAT gateway (and, behind
+//! the HTTPS listener, for the certificate), its targets' health checks start once both they run
+//! and the load balancer is active.
 //!
 //! The emulator and deckhand run at one time scale (`--time-scale`, default 0.02, as `--local`):
 //! the modelled AWS time does not depend on it (nor on the latency), the wall time does.
@@ -44,7 +54,12 @@ struct Options {
     runs: usize,
     verbose: bool,
     time_scale: String,
+    domain: bool,
 }
+
+/// The hosted zone and the name `--domain` deploys (the zone is created in the emulator first).
+const BENCH_ZONE: &str = "example.com";
+const BENCH_DOMAIN: &str = "app.example.com";
 
 /// The image of the image update: another tag of the bundled script's default image.
 const UPDATED_IMAGE: &str = "public.ecr.aws/nginx/nginx-unprivileged:stable-alpine";
@@ -65,7 +80,7 @@ fn main() -> ExitCode {
         Ok(options) => options,
         Err(message) => {
             eprintln!(
-                "bench: {message}\nusage: bench [--latency-ms 50] [--foreign N] [--script PATH] [--runs N] [--time-scale S] [-v]"
+                "bench: {message}\nusage: bench [--latency-ms 50] [--foreign N] [--script PATH] [--runs N] [--time-scale S] [--domain] [-v]"
             );
             return ExitCode::FAILURE;
         }
@@ -87,6 +102,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         runs: 5,
         verbose: false,
         time_scale: TimeScale::LOCAL.factor().to_string(),
+        domain: false,
     };
     while let Some(arg) = args.next() {
         let mut value = || args.next().ok_or(format!("{arg} needs a value"));
@@ -103,6 +119,7 @@ fn parse(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
                 TimeScale::parse(&options.time_scale).map_err(|e| e.to_string())?;
             }
             "-v" | "--verbose" => options.verbose = true,
+            "--domain" => options.domain = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -128,17 +145,31 @@ fn bench(options: &Options) -> Result<(), String> {
             n = options.foreign
         );
     }
-    let first = run_deckhand(&emulator, options, &[], false)?;
+    let domain_vars = [format!("domain={BENCH_DOMAIN}"), format!("zone={BENCH_ZONE}")];
+    let mut vars: Vec<&str> = Vec::new();
+    if options.domain {
+        create_zone(&emulator)?;
+        for var in &domain_vars {
+            vars.extend(["--var", var.as_str()]);
+        }
+    }
+    // The emulator answers its first requests of each service slowly (moto loads the service's
+    // backend then): a plan first, untimed, so the first apply measures deckhand, not that.
+    warm_up(&emulator, options, &vars)?;
+    let first = run_deckhand(&emulator, options, &vars, false)?;
     let mut noops = Vec::with_capacity(options.runs);
     for i in 0..options.runs {
         // -v shows the calls of the first no-op only.
-        noops.push(run_deckhand(&emulator, options, &[], options.verbose && i == 0)?);
+        noops.push(run_deckhand(&emulator, options, &vars, options.verbose && i == 0)?);
     }
     let noop_calls = noops[0].calls;
     if let Some(run) = noops.iter().find(|run| run.calls != noop_calls) {
         return Err(format!("no-op re-runs made {noop_calls} and {} AWS calls: they should not differ", run.calls));
     }
-    let update = run_deckhand(&emulator, options, &["--var", &format!("image={UPDATED_IMAGE}")], false)?;
+    let image = format!("image={UPDATED_IMAGE}");
+    let update_vars: Vec<&str> = vars.iter().copied().chain(["--var", image.as_str()]).collect();
+    let update = run_deckhand(&emulator, options, &update_vars, false)?;
+    let settings = target_group_settings(&emulator)?;
     noops.sort_by_key(|run| run.wall);
     let median = &noops[noops.len() / 2];
     println!();
@@ -160,7 +191,130 @@ fn bench(options: &Options) -> Result<(), String> {
     );
     row("no-op re-run", median, spread);
     row("image update", &update, String::new());
+    println!();
+    critical_path(&Model::embedded()?, &settings, options.domain);
     Ok(())
+}
+
+/// The emulator model's durations (modelled seconds), read from its sources, so the derived
+/// critical path follows the model as it changes.
+struct Model {
+    nat: u64,
+    load_balancer: u64,
+    certificate: u64,
+    task_start: u64,
+    task_stop: u64,
+}
+
+impl Model {
+    fn embedded() -> Result<Model, String> {
+        let network = include_str!("../src/emulator/network.py");
+        let tasks = include_str!("../src/emulator/tasks.py");
+        Ok(Model {
+            nat: constant(network, "NAT_PROVISIONING")?,
+            load_balancer: constant(network, "LOAD_BALANCER_PROVISIONING")?,
+            certificate: constant(network, "CERTIFICATE_VALIDATION")?,
+            task_start: constant(tasks, "PROVISIONING_SECONDS")? + constant(tasks, "PENDING_SECONDS")?,
+            task_stop: constant(tasks, "STOPPING_SECONDS")? + constant(tasks, "DEPROVISIONING_SECONDS")?,
+        })
+    }
+}
+
+/// `NAME = <seconds>` at the start of a line of an emulator source.
+fn constant(source: &str, name: &str) -> Result<u64, String> {
+    source
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.trim_start().strip_prefix('=')?.trim().parse().ok())
+        .ok_or_else(|| format!("no `{name} = <seconds>` in the emulator's model"))
+}
+
+/// What the script's target group asks of a rollout.
+struct TargetGroupSettings {
+    interval: u64,
+    healthy: u64,
+    deregistration_delay: u64,
+}
+
+/// Prints the critical path on AWS of the first apply and of an image update, by the model.
+fn critical_path(model: &Model, tg: &TargetGroupSettings, domain: bool) {
+    let health = tg.healthy * tg.interval;
+    // The script blocks at the HTTPS listener until the certificate is issued; the service waits
+    // for the NAT gateway; both were created at the start (the certificate's CNAME with it).
+    let service_at = if domain { model.nat.max(model.certificate) } else { model.nat };
+    let running_at = service_at + model.task_start;
+    let healthy_at = running_at.max(model.load_balancer) + health;
+    let secs = |s: u64| deckhand::timing::about(Duration::from_secs(s));
+    println!(
+        "critical path on AWS, by the model (target group: {} checks every {} s, draining {} s):",
+        tg.healthy, tg.interval, tg.deregistration_delay
+    );
+    println!(
+        "  first apply   {:>7}  = max(service at {} s [NAT gateway {} s{}] + task start {} s, load balancer {} s) + health checks {} s",
+        secs(healthy_at),
+        service_at,
+        model.nat,
+        if domain { format!(", certificate {} s", model.certificate) } else { String::new() },
+        model.task_start,
+        model.load_balancer,
+        health
+    );
+    let update = model.task_start + health + tg.deregistration_delay + model.task_stop;
+    println!(
+        "  image update  {:>7}  = task start {} s + health checks {} s + draining {} s + task stop {} s",
+        secs(update),
+        model.task_start,
+        health,
+        tg.deregistration_delay,
+        model.task_stop
+    );
+}
+
+/// Creates the public hosted zone `--domain` validates its certificate in.
+fn create_zone(emulator: &Emulator) -> Result<(), String> {
+    let aws = connect(emulator)?;
+    aws.block_on(aws.route53.create_hosted_zone().name(BENCH_ZONE).caller_reference("bench").send())
+        .map(drop)
+        .map_err(|e| format!("CreateHostedZone: {e:?}"))
+}
+
+/// The settings of the bundled script's target group (named after the app, `myapp`).
+fn target_group_settings(emulator: &Emulator) -> Result<TargetGroupSettings, String> {
+    let aws = connect(emulator)?;
+    aws.block_on(async {
+        let groups = aws.elbv2.describe_target_groups().names("myapp").send().await.map_err(|e| format!("{e:?}"))?;
+        let group = groups.target_groups().first().ok_or("no target group myapp")?;
+        let arn = group.target_group_arn().unwrap_or_default();
+        let attributes = aws
+            .elbv2
+            .describe_target_group_attributes()
+            .target_group_arn(arn)
+            .send()
+            .await
+            .map_err(|e| format!("{e:?}"))?;
+        let delay = attributes
+            .attributes()
+            .iter()
+            .find(|a| a.key() == Some("deregistration_delay.timeout_seconds"))
+            .and_then(|a| a.value()?.parse().ok())
+            .unwrap_or(300);
+        let positive = |n: Option<i32>, default: u64| n.and_then(|n| u64::try_from(n).ok()).unwrap_or(default);
+        Ok(TargetGroupSettings {
+            interval: positive(group.health_check_interval_seconds(), 30),
+            healthy: positive(group.healthy_threshold_count(), 5),
+            deregistration_delay: delay,
+        })
+    })
+}
+
+fn connect(emulator: &Emulator) -> Result<Aws, String> {
+    Aws::connect(&Target {
+        region: Some(LOCAL_REGION.into()),
+        profile: None,
+        endpoint_url: Some(emulator.endpoint_url()),
+        dummy_credentials: true,
+        time_scale: None,
+    })
+    .map_err(|e| e.to_string())
 }
 
 /// Runs `deckhand run SCRIPT EXTRA` against the emulator; returns its AWS calls (from its summary
@@ -204,16 +358,30 @@ fn run_deckhand(emulator: &Emulator, options: &Options, extra: &[&str], verbose:
     Ok(Run { calls, wall, aws })
 }
 
+/// Runs `deckhand run --plan SCRIPT` (read-only) once, so that every service the script uses has
+/// answered the emulator's first, slow request.
+fn warm_up(emulator: &Emulator, options: &Options, vars: &[&str]) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("finding this executable: {e}"))?;
+    let output = Command::new(exe)
+        .arg("run")
+        .arg(&options.script)
+        .arg("--plan")
+        .args(vars)
+        .env(AS_CLI, "1")
+        .envs(cli_env(emulator.endpoint_url()))
+        .env(TIME_SCALE_ENV, &options.time_scale)
+        .output()
+        .map_err(|e| format!("running deckhand: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!("deckhand run --plan failed:\n{}", String::from_utf8_lossy(&output.stderr)))
+    }
+}
+
 /// Creates `n` internet-facing load balancers and `n` target groups that belong to another team.
 fn create_foreign(emulator: &Emulator, n: usize) -> Result<(), String> {
-    let aws = Aws::connect(&Target {
-        region: Some(LOCAL_REGION.into()),
-        profile: None,
-        endpoint_url: Some(emulator.endpoint_url()),
-        dummy_credentials: true,
-        time_scale: None,
-    })
-    .map_err(|e| e.to_string())?;
+    let aws = connect(emulator)?;
     aws.block_on(async {
         let vpc = aws
             .ec2

@@ -480,6 +480,7 @@ fn run(args: RunArgs) -> Result<()> {
     let lock = StackLock::acquire(&aws, &plan.stack()?, &lock_options)?;
     // The apply pass reads the stack afresh, under the lock: the plan's reads may predate another
     // run's apply (the one we waited for, or one that ended between our plan and our lock).
+    let declared = declared.with_policies_of(plan_state.first_read().as_ref());
     let mut apply =
         Pass::new(Mode::Apply, Some(aws.clone()), None, Sink::stdout(), Rc::new(State::with_declared(declared)));
     apply.strict = args.strict;

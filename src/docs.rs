@@ -52,17 +52,48 @@ impl FunctionDoc {
     }
 }
 
-/// Every script function, area by area (in registration order), sorted by name within an area.
+/// The heading of the embedded `fargate` module's functions, listed first: most scripts start there.
+const FARGATE: &str = "fargate (import \"fargate\" as fargate;)";
+
+/// Every script function: the embedded `fargate` module's first (in the module's order), then area
+/// by area (in registration order), sorted by name within an area.
 pub fn catalog() -> Vec<FunctionDoc> {
     let pass = check_pass();
-    AREAS
-        .iter()
-        .flat_map(|(area, register, _)| {
-            let mut engine = Engine::new_raw();
-            register(&mut engine, &pass);
-            functions(&engine, area)
+    let primitives = AREAS.iter().flat_map(|(area, register, _)| {
+        let mut engine = Engine::new_raw();
+        register(&mut engine, &pass);
+        functions(&engine, area)
+    });
+    stdlib_functions().into_iter().chain(primitives).collect()
+}
+
+/// The public functions of the embedded `fargate` module, one entry per overload, in the order the
+/// module defines them, with their `///` comments.
+fn stdlib_functions() -> Vec<FunctionDoc> {
+    let Some((module, code)) = crate::engine::STDLIB.iter().find(|(name, _)| *name == "fargate") else {
+        return Vec::new();
+    };
+    let ast = crate::engine::sandboxed(None).compile(code).expect("the embedded fargate module compiles");
+    let mut found: Vec<(usize, FunctionDoc)> = ast
+        .iter_functions()
+        // Closures compile to functions too (`anon$...`): only the module's named public ones.
+        .filter(|f| f.access == rhai::FnAccess::Public && !f.name.starts_with("anon$"))
+        .map(|f| {
+            let params = f.params.join(", ");
+            let at = code.find(&format!("fn {}({params})", f.name)).unwrap_or(usize::MAX);
+            let doc: Vec<&str> = f
+                .comments
+                .iter()
+                .flat_map(|c| c.lines())
+                .map(|line| line.trim_start_matches("///").strip_prefix(' ').unwrap_or(line.trim_start_matches("///")))
+                .collect();
+            let name = format!("{module}::{}", f.name);
+            let signature = format!("{name}({params}) -> Map");
+            (at, FunctionDoc { name, area: FARGATE, signatures: vec![signature], doc: doc.join("\n") })
         })
-        .collect()
+        .collect();
+    found.sort_by_key(|(at, _)| *at);
+    found.into_iter().map(|(_, f)| f).collect()
 }
 
 /// The names of every function the script engine offers beyond Rhai's standard library,
@@ -78,7 +109,7 @@ pub fn function_names() -> Vec<String> {
 pub fn index() -> String {
     let catalog = catalog();
     let mut text = String::new();
-    for (area, _, _) in AREAS {
+    for area in std::iter::once(&FARGATE).chain(AREAS.iter().map(|(area, _, _)| area)) {
         let lines: Vec<(String, String)> = catalog
             .iter()
             .filter(|f| f.area == *area)
@@ -98,17 +129,27 @@ pub fn index() -> String {
     text
 }
 
-/// One function in full (signatures, doc comment, example), or an error naming close matches.
+/// One function in full (signatures, doc comment, example; each overload of a `fargate` function
+/// with its own), or an error naming close matches.
 pub fn describe(name: &str) -> Result<String> {
     let catalog = catalog();
-    let Some(function) = catalog.iter().find(|f| f.name == name) else {
+    let overloads: Vec<String> = catalog.iter().filter(|f| f.name == name).map(describe_one).collect();
+    if overloads.is_empty() {
         return Err(unknown(name, &catalog));
-    };
+    }
+    Ok(overloads.join("\n\n"))
+}
+
+fn describe_one(function: &FunctionDoc) -> String {
     let mut text = String::new();
     for signature in &function.signatures {
         let _ = writeln!(text, "{signature}");
     }
-    let _ = writeln!(text, "  ({} area)\n", function.area);
+    if function.area == FARGATE {
+        let _ = writeln!(text, "  (the embedded module: import \"fargate\" as fargate;)\n");
+    } else {
+        let _ = writeln!(text, "  ({} area)\n", function.area);
+    }
     let body = match function.doc.find("Example:") {
         Some(at) => function.doc[..at].trim_end(),
         None => function.doc.trim_end(),
@@ -120,7 +161,7 @@ pub fn describe(name: &str) -> Result<String> {
             let _ = write!(text, "\n    {}", line.trim_end_matches('`'));
         }
     }
-    Ok(text)
+    text
 }
 
 fn unknown(name: &str, catalog: &[FunctionDoc]) -> Error {
@@ -200,9 +241,21 @@ mod tests {
 
     #[test]
     fn every_function_belongs_to_exactly_one_area() {
-        let mut from_areas: Vec<String> = catalog().into_iter().map(|f| f.name).collect();
+        let (stdlib, primitives): (Vec<FunctionDoc>, Vec<FunctionDoc>) =
+            catalog().into_iter().partition(|f| f.area == FARGATE);
+        let mut from_areas: Vec<String> = primitives.into_iter().map(|f| f.name).collect();
         from_areas.sort();
         assert_eq!(from_areas, function_names());
+        let stdlib: Vec<String> = stdlib.into_iter().flat_map(|f| f.signatures).collect();
+        assert_eq!(
+            stdlib,
+            [
+                "fargate::environment(options) -> Map",
+                "fargate::web_service(env, options) -> Map",
+                "fargate::web_service(options) -> Map"
+            ],
+            "the module's public functions in its order, without its closures"
+        );
         assert!(from_areas.contains(&"subnet".to_string()));
         assert!(!from_areas.contains(&"len".to_string()), "the standard library is excluded");
     }

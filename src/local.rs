@@ -47,13 +47,14 @@ pub use crate::timing::TIME_SCALE_ENV;
 /// The emulator's launcher (`main.py`, run with the venv's python) and the modules beside it:
 /// moto's server with the patches that make it behave like AWS where deckhand depends on it,
 /// states and durations included (see their docstrings).
-const LAUNCHER: [(&str, &str); 6] = [
+const LAUNCHER: [(&str, &str); 7] = [
     ("main.py", include_str!("emulator/main.py")),
     ("clock.py", include_str!("emulator/clock.py")),
     ("network.py", include_str!("emulator/network.py")),
     ("ecs.py", include_str!("emulator/ecs.py")),
     ("tasks.py", include_str!("emulator/tasks.py")),
     ("exec.py", include_str!("emulator/exec.py")),
+    ("cloudwatch.py", include_str!("emulator/cloudwatch.py")),
 ];
 
 /// A running moto server; stopped when dropped.

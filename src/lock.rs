@@ -399,8 +399,8 @@ pub enum PassLock {
     None,
     /// Take the lock before the first read of the stack.
     BeforeFirstRead(LockOptions),
-    /// Held; released when the pass is dropped.
-    Held(StackLock),
+    /// Held; released when the pass is dropped (boxed: the lock holds the run's AWS clients).
+    Held(Box<StackLock>),
 }
 
 impl PassLock {
@@ -408,7 +408,7 @@ impl PassLock {
     pub fn before_read(&mut self, aws: &Aws, stack: &str) -> Result<()> {
         if let PassLock::BeforeFirstRead(options) = self {
             let lock = StackLock::acquire(aws, stack, options)?;
-            *self = PassLock::Held(lock);
+            *self = PassLock::Held(Box::new(lock));
         }
         Ok(())
     }

@@ -71,6 +71,28 @@ pub struct Pass<S: Reads> {
     state: Rc<State<S>>,
     snapshot: RefCell<Option<Rc<RefCell<S>>>>,
     lock: RefCell<PassLock>,
+    deferred: Deferred<S>,
+}
+
+/// A wait the pass put off until something needs what it waits for (a NAT gateway a route goes
+/// to, a certificate a listener serves), or the pass ends: AWS works on it meanwhile, so the
+/// statements in between run while it is pending, as terraform and CloudFormation overlap them.
+type DeferredWait<S> = Box<dyn FnOnce(&Pass<S>, &str) -> Result<()>>;
+
+/// The pass's deferred waits, keyed by what they wait for (e.g. `NAT gateway nat-0abc`), in the
+/// order they were deferred (the end of the pass waits for them in that order).
+struct Deferred<S: Reads>(RefCell<Vec<(String, DeferredWait<S>)>>);
+
+impl<S: Reads> Default for Deferred<S> {
+    fn default() -> Self {
+        Deferred(RefCell::new(Vec::new()))
+    }
+}
+
+impl<S: Reads> Debug for Deferred<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.borrow().iter().map(|(key, _)| key)).finish()
+    }
 }
 
 impl<S: Reads> Pass<S> {
@@ -87,6 +109,7 @@ impl<S: Reads> Pass<S> {
             state,
             snapshot: RefCell::new(None),
             lock: RefCell::new(PassLock::None),
+            deferred: Deferred::default(),
         }
     }
 
@@ -185,6 +208,55 @@ impl<S: Reads> Pass<S> {
         }
     }
 
+    /// Puts off the wait for `key` (e.g. `NAT gateway nat-0abc`) until [`Pass::need`] asks for it
+    /// or the pass ends ([`Pass::finish`]); a second wait for the same key replaces the first.
+    /// `wait` is told who needs it (`route table myapp-private`, or `the end of the run`) for its
+    /// progress line. Only the apply pass defers (a plan pass waits for nothing).
+    pub fn defer(&self, key: impl Into<String>, wait: impl FnOnce(&Pass<S>, &str) -> Result<()> + 'static) {
+        if !self.mode.applies() {
+            return;
+        }
+        let key = key.into();
+        let mut deferred = self.deferred.0.borrow_mut();
+        deferred.retain(|(k, _)| *k != key);
+        deferred.push((key, Box::new(wait)));
+    }
+
+    /// Whether a wait for `key` is put off (its resource is not ready yet as far as this pass knows).
+    pub fn pending(&self, key: &str) -> bool {
+        self.deferred.0.borrow().iter().any(|(k, _)| k == key)
+    }
+
+    /// Waits now for `key`'s deferred wait, if one is pending, because `by` needs it (e.g.
+    /// `route table myapp-private`); an error of the wait is the error of what needed it.
+    pub fn need(&self, key: &str, by: &str) -> Result<()> {
+        let wait = {
+            let mut deferred = self.deferred.0.borrow_mut();
+            let Some(at) = deferred.iter().position(|(k, _)| k == key) else { return Ok(()) };
+            deferred.remove(at).1
+        };
+        wait(self, by)
+    }
+
+    /// Waits for every deferred wait still pending, in the order they were deferred: the end of
+    /// an apply pass (and `wait_stable`) leaves nothing half-ready behind. The first failure ends
+    /// it; the waits after it are dropped (AWS goes on with them; the next run finds them).
+    pub fn finish(&self, by: &str) -> Result<()> {
+        loop {
+            let next = {
+                let mut deferred = self.deferred.0.borrow_mut();
+                if deferred.is_empty() {
+                    return Ok(());
+                }
+                deferred.remove(0)
+            };
+            if let Err(err) = (next.1)(self, by) {
+                self.deferred.0.borrow_mut().clear();
+                return Err(err);
+            }
+        }
+    }
+
     /// Reports a warning; with `--strict` it is an error instead.
     pub fn warn(&self, message: &str) -> Result<()> {
         if self.strict {
@@ -208,5 +280,78 @@ fn validate_stack_name(name: &str) -> Result<()> {
             format!("{name:?}"),
             "1 to 32 letters, digits and hyphens, not starting with a hyphen",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run's reads with nothing in them (the deferred waits need none).
+    #[derive(Debug, Clone, Default)]
+    struct NoReads(StackTagged);
+
+    impl Reads for NoReads {
+        type Declared = ();
+
+        fn load<'a>(_: &'a Aws, _: &'a str, _: &'a ()) -> LocalBoxFuture<'a, Result<Self>> {
+            Box::pin(async { Ok(NoReads::default()) })
+        }
+
+        fn tagged(&self) -> &StackTagged {
+            &self.0
+        }
+
+        fn tagged_mut(&mut self) -> &mut StackTagged {
+            &mut self.0
+        }
+    }
+
+    fn pass(mode: Mode) -> Pass<NoReads> {
+        Pass::new(mode, None, Some("us-west-2".into()), Sink::buffer(), Rc::default())
+    }
+
+    #[test]
+    fn a_deferred_wait_runs_once_when_needed_and_the_rest_at_the_end_in_order() {
+        let pass = pass(Mode::Apply);
+        let waited = Rc::new(RefCell::new(Vec::new()));
+        for key in ["nat", "cert", "lb"] {
+            let waited = waited.clone();
+            pass.defer(key, move |_, by| {
+                waited.borrow_mut().push(format!("{key} for {by}"));
+                Ok(())
+            });
+        }
+        assert!(pass.pending("cert"));
+        pass.need("cert", "listener web:443").unwrap();
+        pass.need("cert", "listener web:8443").unwrap();
+        assert!(!pass.pending("cert"));
+        pass.finish("the end of the run").unwrap();
+        assert_eq!(
+            *waited.borrow(),
+            ["cert for listener web:443", "nat for the end of the run", "lb for the end of the run"]
+        );
+        assert!(!pass.pending("nat") && !pass.pending("lb"));
+    }
+
+    #[test]
+    fn a_failed_wait_ends_the_others_and_a_plan_pass_defers_nothing() {
+        let pass = pass(Mode::Apply);
+        let ran = Rc::new(RefCell::new(0));
+        pass.defer("nat", |_, _| Err(Error::conflict("NAT gateway nat-1 is failed", None)));
+        let counted = ran.clone();
+        pass.defer("lb", move |_, _| {
+            *counted.borrow_mut() += 1;
+            Ok(())
+        });
+        let err = pass.finish("the end of the run").unwrap_err();
+        assert_eq!(err.to_string(), "NAT gateway nat-1 is failed");
+        assert_eq!(*ran.borrow(), 0, "the waits after a failed one are dropped");
+        assert!(!pass.pending("lb"));
+
+        let plan = self::pass(Mode::Plan);
+        plan.defer("nat", |_, _| panic!("a plan pass waits for nothing"));
+        assert!(!plan.pending("nat"));
+        plan.finish("the end of the run").unwrap();
     }
 }

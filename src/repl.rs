@@ -391,6 +391,11 @@ impl Session {
         // On a terminal, Ctrl-C stops this statement instead of the session.
         let interrupt = self.interactive.then(crate::interrupt::Guard::install);
         let result = engine.eval_ast_with_scope::<Dynamic>(&mut self.scope, &program);
+        // A statement leaves nothing half-ready: what it put off (a NAT gateway still pending, ...)
+        // is waited for before the prompt returns (and before its pass releases the lock).
+        let result = result.and_then(|value| {
+            pass.finish("the end of the statement").map(|()| value).map_err(Box::<rhai::EvalAltResult>::from)
+        });
         drop(interrupt);
         program.clear_statements();
         self.functions = program;

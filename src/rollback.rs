@@ -186,8 +186,9 @@ pub fn roll_back(aws: &Aws, service: &Service) -> Result<RolledBack> {
         name: name.clone(),
         task_definition: Some(revision.task_definition.clone()),
         timeout: crate::wait::DEFAULT_TIMEOUT,
+        shifts_traffic: service.deployment.as_ref().is_some_and(|d| d.strategy.shifts_traffic()),
     };
-    wait_stable(&pass, &target)?;
+    wait_stable(&pass, &target, None)?;
     Ok(RolledBack::Redeployed { replaced: running.clone(), now: revision.task_definition })
 }
 

@@ -45,6 +45,8 @@ pub struct Aws {
     pub elbv2: aws_sdk_elasticloadbalancingv2::Client,
     /// IAM: roles and policies.
     pub iam: aws_sdk_iam::Client,
+    /// CloudWatch: metric alarms (a service's deployment rolls back on them).
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// CloudWatch Logs: log groups.
     pub logs: aws_sdk_cloudwatchlogs::Client,
     /// ECS: clusters, task definitions, services.
@@ -123,6 +125,7 @@ impl Aws {
             route53: client!(aws_sdk_route53),
             autoscaling: client!(aws_sdk_applicationautoscaling),
             ssm: client!(aws_sdk_ssm),
+            cloudwatch: client!(aws_sdk_cloudwatch),
             secretsmanager: client!(aws_sdk_secretsmanager),
             region,
             endpoint_url: config.endpoint_url().map(str::to_string),

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use rhai::{Dynamic, EvalAltResult, Map, ParseError, Position, Scope};
+use rhai::{Dynamic, EvalAltResult, Map, ParseError, ParseErrorType, Position, Scope};
 
 use crate::aws::Pass;
 use crate::error::{Error, Result};
@@ -39,7 +39,9 @@ impl Script {
         let mut scope = Scope::new();
         scope.push_constant("vars", vars.to_map());
         let ast = engine.compile_with_scope(&scope, &self.source).map_err(|e| Error::Script(self.parse_report(&e)))?;
-        engine.run_ast_with_scope(&mut scope, &ast).map_err(|e| Error::Script(self.report(&e)))
+        engine.run_ast_with_scope(&mut scope, &ast).map_err(|e| Error::Script(self.report(&e)))?;
+        // The waits the script's statements put off (and nothing needed since) end with it.
+        pass.finish("the end of the run")
     }
 
     /// Parses the script without running it.
@@ -51,9 +53,18 @@ impl Script {
     }
 
     /// Formats a parse error the way rustc and rhai's runner do.
+    /// An undefined variable is a script that uses what it no longer declares (e.g. services kept on
+    /// an environment whose `let` was removed): the message says so at the line that needs it.
     pub fn parse_report(&self, err: &ParseError) -> String {
-        let message = strip_position(&err.0.to_string());
-        self.render(&format!("syntax error: {message}"), err.1, &[])
+        let message = match &*err.0 {
+            ParseErrorType::VariableUndefined(name) => format!(
+                "undefined variable `{name}`: nothing above this line declares it\n  hint: declare it first \
+                 (`let {name} = ...;`); if its declaration was removed, this line still needs it: remove or \
+                 change this line too"
+            ),
+            other => format!("syntax error: {}", strip_position(&other.to_string())),
+        };
+        self.render(&message, err.1, &[])
     }
 
     /// Formats a runtime error: message, `--> file:line:col`, the source line and a caret.

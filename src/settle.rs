@@ -73,6 +73,9 @@ const EC2_NOT_YET_VISIBLE: &[&str] = &[
     "InvalidAllocationID.NotFound",
     "InvalidRouteTableID.NotFound",
     "InvalidNatGatewayID.NotFound",
+    "InvalidVpcID.NotFound",
+    // terraform-provider-aws's attachInternetGateway retries it right after the create.
+    "InvalidInternetGatewayID.NotFound",
 ];
 
 /// What this run created, and when: shared by every client of one run.
@@ -97,7 +100,7 @@ impl Settle {
 struct Memory {
     /// How long after a create its "not found" errors are retried.
     window: Duration,
-    /// EC2 ids (sg-, subnet-, eipalloc-, rtb-, nat-) returned by this run's creates.
+    /// EC2 ids (sg-, subnet-, eipalloc-, rtb-, nat-, vpc-, igw-) returned by this run's creates.
     created: HashMap<String, Instant>,
     /// This run's last CreateCluster.
     cluster_created: Option<Instant>,
@@ -196,6 +199,10 @@ impl Settle {
             out.route_table().and_then(|t| t.route_table_id())
         } else if let Some(out) = output.downcast_ref::<ec2::create_nat_gateway::CreateNatGatewayOutput>() {
             out.nat_gateway().and_then(|n| n.nat_gateway_id())
+        } else if let Some(out) = output.downcast_ref::<ec2::create_vpc::CreateVpcOutput>() {
+            out.vpc().and_then(|v| v.vpc_id())
+        } else if let Some(out) = output.downcast_ref::<ec2::create_internet_gateway::CreateInternetGatewayOutput>() {
+            out.internet_gateway().and_then(|g| g.internet_gateway_id())
         } else {
             None
         };

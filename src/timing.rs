@@ -112,6 +112,19 @@ pub const NAT_GATEWAY_TIMEOUT: Duration = Duration::from_secs(600);
 /// waiter polls every 15 s at least, which cannot be scaled; this replaces it).
 pub const NAT_GATEWAY_PACE: Pace = Pace::new(5000, 15_000);
 
+/// How long a new VPC may take to become `available` (CreateVpc answers `pending`; it takes
+/// seconds): terraform-provider-aws's `vpcCreatedTimeout` (internal/service/ec2/wait.go) allows 10 minutes.
+pub const VPC_AVAILABLE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Polling a new VPC: every second at first, then every 5 s.
+pub const VPC_AVAILABLE_PACE: Pace = Pace::new(1000, 5000);
+/// How long a new load balancer may stay `provisioning` (usually 2-3 minutes): the limit of
+/// terraform-provider-aws's `waitLoadBalancerActive` (`loadBalancerCreateTimeout`, 10 minutes,
+/// internal/service/elbv2/wait.go).
+pub const LOAD_BALANCER_ACTIVE_TIMEOUT: Duration = Duration::from_secs(600);
+/// Polling a provisioning load balancer: every 5 s at first, then every 15 s (the SDK's
+/// LoadBalancerAvailable waiter polls every 15 s; terraform-provider-aws every 10 s at least).
+pub const LOAD_BALANCER_ACTIVE_PACE: Pace = Pace::new(5000, 15_000);
+
 /// How long a deleted load balancer may take to disappear (the SDK waiter's own budget).
 pub const LOAD_BALANCER_DELETED_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a deleted service may take to become INACTIVE: ECS drains its tasks first (each
@@ -121,8 +134,10 @@ pub const SERVICE_INACTIVE_TIMEOUT: Duration = Duration::from_secs(20 * 60);
 pub const DELETION_PACE: Pace = Pace::new(5000, 15_000);
 
 /// How long a deletion is retried while AWS still releases a dependency (`DependencyViolation`:
-/// network interfaces of stopped tasks or of a deleted load balancer; `ResourceInUse`): AWS
-/// releases them within minutes; terraform-provider-aws allows a security group 15 minutes.
+/// network interfaces of stopped tasks or of a deleted load balancer, which also keep an internet
+/// gateway's VPC mapping public addresses and a VPC in use; `ResourceInUse`): AWS releases them
+/// within minutes; terraform-provider-aws allows a security group 15 minutes, an internet
+/// gateway's detach 20 (its delete timeout) and DeleteVpc 5 (`vpcDeletedTimeout`).
 pub const DEPENDENCY_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// Retrying such a deletion: 2 s, growing to 30 s.
 pub const DEPENDENCY_PACE: Pace = Pace::new(2000, 30_000);
@@ -135,6 +150,12 @@ pub const ONE_OFF_TASK_PACE: Pace = Pace::new(1000, 6000);
 pub const ONE_OFF_TASK_TIMEOUT: Duration = Duration::from_secs(12 * 3600);
 /// Following logs (`deckhand logs -f`): 1 s after new events, backing off to 5 s while quiet.
 pub const LOG_FOLLOW_PACE: Pace = Pace::new(1000, 5000);
+/// How long ECS holds a deployment at deckhand's PAUSE hook (after test traffic moved) before it
+/// rolls back by itself (DeploymentLifecycleHookTimeoutConfiguration, whose default is 1440
+/// minutes): a deckhand that dies mid-deploy leaves no deployment paused for a day. A setting
+/// sent to ECS, not a wait of deckhand's: the time scale does not change it (the emulator's
+/// modelled time does).
+pub const DEPLOYMENT_PAUSE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
 /// How long the local emulator may take to answer after it was started (a local process, not
 /// AWS: never scaled).

@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_sdk_ecs::types::DeploymentRolloutState;
 
 use crate::aws::Pass;
-use crate::aws::ecs::short_task;
+use crate::aws::ecs::{self, short_task};
 use crate::aws::queries;
 use crate::error::{Error, Result, aws_error};
 use crate::plan::is_known;
@@ -57,6 +57,36 @@ pub struct StableTarget {
     pub task_definition: Option<String>,
     /// How long to wait at most.
     pub timeout: Duration,
+    /// Whether its deployments shift load balancer traffic (blue/green, canary, linear): the wait
+    /// then follows their lifecycle stages (DescribeServiceDeployments).
+    pub shifts_traffic: bool,
+}
+
+/// A script's check, run while a deployment holds part of the traffic; an error fails it.
+pub type DeployCheck<'a> = &'a dyn Fn() -> Result<()>;
+
+/// Where a wait stopped: the service is stable, or a deployment waits for the script's check.
+enum Moment {
+    Stable(ServiceStatus, Duration),
+    /// A PAUSE hook awaits ContinueServiceDeployment (blue/green, after test traffic moved).
+    Paused {
+        deployment: String,
+        hook: String,
+        line: String,
+    },
+    /// A canary's or linear step's bake (or the final bake) is under way.
+    Baking {
+        deployment: String,
+        key: String,
+        line: String,
+    },
+}
+
+/// The deployment the wait follows, and when (modelled time) each stage was first seen.
+#[derive(Default)]
+struct Followed {
+    arn: Option<String>,
+    stage: Option<(String, Duration)>,
 }
 
 /// One deployment of a service, as the verdict needs it.
@@ -252,6 +282,24 @@ async fn poll(aws: &Aws, target: &StableTarget) -> Result<ServiceStatus> {
     })
 }
 
+/// The pace of the service's target groups as this pass knows them (it created or read them),
+/// when it knows them all: no reads then.
+fn known_paces(pass: &Pass, arns: &[String]) -> Option<Vec<TargetGroupPace>> {
+    let snapshot = pass.snapshot().ok()?;
+    let snapshot = snapshot.borrow();
+    let seconds = |value: i32| u64::try_from(value).unwrap_or(0);
+    arns.iter()
+        .map(|arn| {
+            let group = snapshot.elbv2.target_groups.iter().find(|g| &g.arn == arn)?;
+            Some(TargetGroupPace {
+                interval: seconds(group.health_check.interval),
+                healthy_threshold: seconds(group.health_check.healthy),
+                deregistration_delay: seconds(group.deregistration_delay),
+            })
+        })
+        .collect()
+}
+
 /// Reads the pace of the service's target groups (health checks, deregistration delay).
 async fn target_group_paces(aws: &Aws, arns: &[String]) -> Result<Vec<TargetGroupPace>> {
     let groups = aws
@@ -280,58 +328,201 @@ async fn target_group_paces(aws: &Aws, arns: &[String]) -> Result<Vec<TargetGrou
 /// completed circuit-breaker rollback a success, and it shows no progress.)
 /// Fails with the newest service events when the deployment failed, was rolled back, or the
 /// timeout passed. Outside the apply pass there is nothing to wait for and it returns at once.
-pub fn wait_stable(pass: &Pass, target: &StableTarget) -> Result<()> {
+///
+/// A service whose deployments shift traffic is followed stage by stage (DescribeServiceDeployments),
+/// and `check` runs where the design puts it: at a blue/green deployment's PAUSE hook after
+/// test traffic moved (then ContinueServiceDeployment CONTINUE, or ROLLBACK when it failed), and
+/// during each canary or linear bake (StopServiceDeployment ROLLBACK when it fails). A rollback,
+/// ours, an alarm's or the circuit breaker's, fails the wait saying so.
+pub fn wait_stable(pass: &Pass, target: &StableTarget, check: Option<DeployCheck>) -> Result<()> {
     if !pass.mode.applies() {
         return Ok(());
     }
+    // What the run put off (a load balancer still provisioning, ...) is part of "stable".
+    pass.finish(&format!("the rollout of service {}", target.name))?;
     let say = |line: &str| pass.log.say(line);
-    let outcome = pass.read(async |aws| {
-        let mut tracked = None;
-        let mut paced = false;
-        let what = format!("service {}", target.name);
-        Wait::new(aws.clock(), "rollout", what, ROLLOUT_PACE, target.timeout)
-            .report_to(&say)
-            .until(async |round| {
-                let status = poll(aws, target).await?;
-                // Without a timeout of the script's own, the service's target groups may need
-                // longer than the default (a long deregistration delay): wait that long instead.
-                if !paced && target.timeout == DEFAULT_TIMEOUT && !status.target_groups.is_empty() {
-                    paced = true;
-                    round.timeout = rollout_budget(&target_group_paces(aws, &status.target_groups).await?);
-                    if round.timeout > target.timeout {
-                        tracing::debug!(
-                            "waiting up to {} s for {}: its target groups are slow",
-                            round.timeout.as_secs(),
-                            target.name
-                        );
-                    }
-                }
-                let elapsed = round.elapsed;
-                match assess(&status, &mut tracked, target.task_definition.as_deref(), elapsed) {
-                    Verdict::Stable => Ok(Check::Done((status, elapsed))),
-                    Verdict::Failed(why) => {
-                        Err(failure(&target.name, &why, &status, &stopped_reasons(aws, target).await))
-                    }
-                    Verdict::Waiting => {
-                        let why = format!("not stable after {} s: {}", round.timeout.as_secs(), status.progress());
-                        let event = status.events.first().map(|e| format!(" — {e}")).unwrap_or_default();
-                        let line = format!("{}{event}", status.progress());
-                        // The tasks' stopped reasons are read only by the round that gives up.
-                        let stopped = if round.elapsed >= round.timeout {
-                            stopped_reasons(aws, target).await
-                        } else {
-                            Vec::new()
+    let mut tracked = None;
+    let mut followed = Followed::default();
+    let mut checked: Vec<String> = Vec::new();
+    loop {
+        let outcome = pass.read(async |aws| {
+            let mut paced = false;
+            let what = format!("service {}", target.name);
+            Wait::new(aws.clock(), "rollout", what, ROLLOUT_PACE, target.timeout)
+                .report_to(&say)
+                .until(async |round| {
+                    let status = poll(aws, target).await?;
+                    // Without a timeout of the script's own, the service's target groups may need
+                    // longer than the default (a long deregistration delay): wait that long instead.
+                    if !paced && target.timeout == DEFAULT_TIMEOUT && !status.target_groups.is_empty() {
+                        paced = true;
+                        let paces = match known_paces(pass, &status.target_groups) {
+                            Some(paces) => paces,
+                            None => target_group_paces(aws, &status.target_groups).await?,
                         };
-                        Ok(Check::waiting_or(line, failure(&target.name, &why, &status, &stopped)))
+                        round.timeout = rollout_budget(&paces);
+                        if round.timeout > target.timeout {
+                            tracing::debug!(
+                                "waiting up to {} s for {}: its target groups are slow",
+                                round.timeout.as_secs(),
+                                target.name
+                            );
+                        }
                     }
+                    let elapsed = round.elapsed;
+                    let deployment = if target.shifts_traffic {
+                        ecs::latest_deployment(aws, &target.cluster, &target.name).await?
+                    } else {
+                        None
+                    };
+                    let mut stage_line = None;
+                    if let Some(d) = &deployment {
+                        // Only a deployment seen unfinished is this wait's: an older one that
+                        // ended (even rolled back) says nothing about this run.
+                        if followed.arn.as_deref() != Some(d.arn.as_str())
+                            && (d.in_progress() || d.rolled_back() && d.status != "ROLLBACK_SUCCESSFUL")
+                        {
+                            followed = Followed { arn: Some(d.arn.clone()), stage: None };
+                        }
+                        if followed.arn.as_deref() == Some(d.arn.as_str()) {
+                            if d.rolled_back() {
+                                let why = format!("deployment {} was rolled back ({}): {}", d.arn, d.status, d.reason);
+                                return Err(failure(&target.name, &why, &status, &[]));
+                            }
+                            let stage = d.stage.clone().unwrap_or_default();
+                            if followed.stage.as_ref().is_none_or(|(s, _)| *s != stage) {
+                                followed.stage = Some((stage.clone(), elapsed));
+                            }
+                            let since =
+                                followed.stage.as_ref().map_or(Duration::ZERO, |(_, at)| elapsed.saturating_sub(*at));
+                            let line = ecs::stage_line(d, bake_left(d, since));
+                            // deckhand's PAUSE hook waits for an answer, with or without a check.
+                            if let (Some(hook), true) = (d.paused.first(), d.in_progress()) {
+                                return Ok(Check::Done(Moment::Paused {
+                                    deployment: d.arn.clone(),
+                                    hook: hook.id.clone(),
+                                    line,
+                                }));
+                            }
+                            if let (Some(_), true) = (check, d.in_progress())
+                                && let Some(key) = bake_key(d).filter(|k| !checked.contains(k))
+                            {
+                                return Ok(Check::Done(Moment::Baking { deployment: d.arn.clone(), key, line }));
+                            }
+                            stage_line = Some(line).filter(|_| d.in_progress());
+                        }
+                    }
+                    let verdict = match assess(&status, &mut tracked, target.task_definition.as_deref(), elapsed) {
+                        Verdict::Stable if stage_line.is_some() => Verdict::Waiting,
+                        verdict => verdict,
+                    };
+                    match verdict {
+                        Verdict::Stable => Ok(Check::Done(Moment::Stable(status, elapsed))),
+                        Verdict::Failed(why) => {
+                            Err(failure(&target.name, &why, &status, &stopped_reasons(aws, target).await))
+                        }
+                        Verdict::Waiting => {
+                            let why = format!("not stable after {} s: {}", round.timeout.as_secs(), status.progress());
+                            let event = status.events.first().map(|e| format!(" — {e}")).unwrap_or_default();
+                            let stage = stage_line.map(|s| format!("{s}: ")).unwrap_or_default();
+                            let line = format!("{stage}{}{event}", status.progress());
+                            // The tasks' stopped reasons are read only by the round that gives up.
+                            let stopped = if round.elapsed >= round.timeout {
+                                stopped_reasons(aws, target).await
+                            } else {
+                                Vec::new()
+                            };
+                            Ok(Check::waiting_or(line, failure(&target.name, &why, &status, &stopped)))
+                        }
+                    }
+                })
+                .await
+        });
+        let Some(outcome) = outcome else { return Ok(()) };
+        match outcome? {
+            Moment::Stable(status, elapsed) => {
+                pass.log.say(&format!(
+                    "service {} is stable: {} ({} s)",
+                    target.name,
+                    status.progress(),
+                    elapsed.as_secs()
+                ));
+                return Ok(());
+            }
+            Moment::Paused { deployment, hook, line } => {
+                if check.is_some() {
+                    pass.log.say(&format!("service {}: {line}: running the check", target.name));
                 }
-            })
-            .await
-    });
-    let Some(outcome) = outcome else { return Ok(()) };
-    let (status, elapsed) = outcome?;
-    pass.log.say(&format!("service {} is stable: {} ({} s)", target.name, status.progress(), elapsed.as_secs()));
-    Ok(())
+                let verdict = check.map_or(Ok(()), |check| check());
+                let proceed = verdict.is_ok();
+                pass.apply(async |aws| ecs::continue_deployment(aws, &deployment, &hook, proceed).await)?;
+                if let Err(err) = verdict {
+                    pass.log.say(&format!(
+                        "service {}: the check failed; ContinueServiceDeployment ROLLBACK: production traffic stays on the old revision",
+                        target.name
+                    ));
+                    return Err(rolled_back(&target.name, "at the test traffic pause", &err));
+                }
+                let why = if check.is_some() { "the check passed" } else { "no check to run" };
+                pass.log.say(&format!("service {}: {why}; ContinueServiceDeployment CONTINUE", target.name));
+            }
+            Moment::Baking { deployment, key, line } => {
+                pass.log.say(&format!("service {}: {line}: running the check", target.name));
+                checked.push(key);
+                if let Err(err) = check.map_or(Ok(()), |check| check()) {
+                    pass.apply(async |aws| ecs::stop_and_roll_back(aws, &deployment).await)?;
+                    pass.log.say(&format!(
+                        "service {}: the check failed; StopServiceDeployment ROLLBACK: ECS moves the traffic back",
+                        target.name
+                    ));
+                    return Err(rolled_back(&target.name, "during the bake", &err));
+                }
+            }
+        }
+    }
+}
+
+/// The run's failure after deckhand rolled a deployment back because the script's check failed.
+fn rolled_back(name: &str, when: &str, err: &Error) -> Error {
+    Error::conflict(
+        format!("service {name}: the deployment was rolled back: its check failed {when}: {err}"),
+        Some("the old revision keeps serving; fix the script or the image and run again"),
+    )
+}
+
+/// Minutes of the bake under way left, `since` it began: a canary's or linear step's bake during
+/// production traffic shift, the final bake during BAKE_TIME.
+fn bake_left(d: &ecs::ServiceDeploymentState, since: Duration) -> Option<u64> {
+    let deployment = d.deployment.as_ref()?;
+    let minutes = match (d.stage.as_deref()?, &deployment.strategy) {
+        (
+            "PRODUCTION_TRAFFIC_SHIFT",
+            ecs::Strategy::Canary { step_bake, .. } | ecs::Strategy::Linear { step_bake, .. },
+        ) => *step_bake,
+        ("BAKE_TIME", strategy) => strategy.bake(),
+        _ => return None,
+    };
+    let total = u64::try_from(minutes).unwrap_or(0) * 60;
+    Some(total.saturating_sub(since.as_secs()).div_ceil(60))
+}
+
+/// What identifies one bake of a canary or linear deployment, where the script's check runs once:
+/// the deployment, and the production traffic its new revision holds while it bakes (each linear
+/// step is another share). Blue/green bakes only after production traffic moved: no check there.
+fn bake_key(d: &ecs::ServiceDeploymentState) -> Option<String> {
+    let strategy = &d.deployment.as_ref()?.strategy;
+    if !matches!(strategy, ecs::Strategy::Canary { .. } | ecs::Strategy::Linear { .. }) {
+        return None;
+    }
+    if d.stage.as_deref() != Some("PRODUCTION_TRAFFIC_SHIFT") {
+        return None;
+    }
+    let weight = match d.production_weight {
+        Some(w) if w > 0.0 && w < 100.0 => w.to_string(),
+        Some(_) => return None,
+        None => "shift".into(),
+    };
+    Some(format!("{}@{weight}", d.arn))
 }
 
 /// Why the service's tasks of the wanted task definition stopped, newest first, each reason once:

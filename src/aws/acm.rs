@@ -347,14 +347,38 @@ fn wait_for_records(pass: &Pass, arn: &str) -> Result<Certificate> {
     })
 }
 
+/// The key of a certificate's deferred wait (see [`Pass::defer`]).
+fn pending_key(arn: &str) -> String {
+    format!("certificate {arn}")
+}
+
+/// Defers the wait until `cert` is ISSUED to what needs it ([`ready`]): ACM validates it while the
+/// statements after it run (about a minute once its CNAMEs are served).
+fn defer_issued(pass: &Pass, cert: &Certificate) {
+    let cert = cert.clone();
+    pass.defer(pending_key(&cert.arn), move |pass, by| {
+        let issued = wait_issued(pass, cert, by)?;
+        Certificate::remember(&mut pass.snapshot()?.borrow_mut(), &issued);
+        Ok(())
+    });
+}
+
+/// Waits until certificate `arn` is issued if this run requested it (or found it) pending,
+/// because `by` needs it: an HTTPS listener cannot serve a certificate that is not ISSUED
+/// (ELBv2 refuses it, `UnsupportedCertificate`). A certificate the run does not manage (an ARN
+/// given by the script) is not waited for.
+pub fn ready(pass: &Pass, arn: &str, by: &str) -> Result<()> {
+    pass.need(&pending_key(arn), by)
+}
+
 /// Waits until the certificate is ISSUED (ACM validates once the CNAMEs resolve publicly), with
 /// progress; fails with ACM's reason. The certificate as given is the first poll.
-fn wait_issued(pass: &Pass, cert: Certificate) -> Result<Certificate> {
+fn wait_issued(pass: &Pass, cert: Certificate, by: &str) -> Result<Certificate> {
     let (arn, domain, missing) = (cert.arn.clone(), cert.domain.clone(), cert.missing.clone());
     let mut given = Some(cert);
     let say = |line: &str| pass.log.say(&format!("  {line}"));
     pass.apply(async |aws| {
-        let what = format!("certificate {domain} ({arn}) to be issued");
+        let what = format!("certificate {domain} ({arn}) to be issued for {by}");
         Wait::new(aws.clock(), "certificate", what, CERTIFICATE_PACE, CERTIFICATE_TIMEOUT)
             .report_to(&say)
             .hint("ACM validates once the CNAMEs resolve publicly: check the domain's delegation, then run again")
@@ -480,7 +504,8 @@ impl Resource for Certificate {
         cert.missing = missing_records(pass, &spec.zone, &cert.validation)?;
         write_validation(pass, &spec.zone, &cert.missing)?;
         cert.missing.clear();
-        Ok(Created::New(wait_issued(pass, cert)?))
+        defer_issued(pass, &cert);
+        Ok(Created::New(cert))
     }
 
     fn diff(live: &Certificate, _spec: &CertificateSpec) -> Drift<()> {
@@ -503,7 +528,10 @@ impl Resource for Certificate {
         }
         write_validation(pass, &spec.zone, &cert.missing)?;
         cert.missing.clear();
-        wait_issued(pass, cert)
+        if cert.status != "ISSUED" {
+            defer_issued(pass, &cert);
+        }
+        Ok(cert)
     }
 
     fn updated(live: &Certificate, _spec: &CertificateSpec) -> Certificate {

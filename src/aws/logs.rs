@@ -182,12 +182,9 @@ impl Resource for LogGroup {
     }
 
     fn create(pass: &Pass, spec: &LogGroupSpec, stack: &str) -> Result<Created<LogGroup>> {
-        match create_log_group(pass, &spec.name, stack)? {
+        let retention = retention(spec);
+        match create_log_group(pass, &spec.name, stack, retention)? {
             Some(created) => {
-                let retention = retention(spec);
-                if retention.is_some() {
-                    set_retention(pass, &spec.name, retention)?;
-                }
                 Ok(Created::New(LogGroup { retention_days: retention, stack: Some(stack.to_string()), ..created }))
             }
             // Created meanwhile (e.g. by a concurrent run): converged like any found group.
@@ -234,14 +231,26 @@ fn retention(spec: &LogGroupSpec) -> Option<i32> {
 }
 
 /// Creates the log group tagged with the stack (log group names may hold `#`, which tag values
-/// cannot, so there is no Name tag); `None` when a group with this name exists already.
-fn create_log_group(pass: &Pass, name: &str, stack: &str) -> Result<Option<LogGroup>> {
+/// cannot, so there is no Name tag), then reads its ARN back and sets its retention, together (one
+/// round: neither needs the other); `None` when a group with this name exists already.
+fn create_log_group(pass: &Pass, name: &str, stack: &str, retention: Option<i32>) -> Result<Option<LogGroup>> {
     let created = pass
         .apply(async |aws| Ok(aws.logs.create_log_group().log_group_name(name).tags(STACK_TAG, stack).send().await))?;
     match created {
         Ok(_) => {
             // CreateLogGroup returns nothing; read the ARN back.
-            let found = pass.apply(async |aws| describe_log_group(aws, name).await)?;
+            let (found, ()) = pass.apply(async |aws| {
+                let retained = async {
+                    match retention {
+                        Some(days) => {
+                            let put = aws.logs.put_retention_policy().log_group_name(name).retention_in_days(days);
+                            sent("PutRetentionPolicy", put.send()).await
+                        }
+                        None => Ok(()),
+                    }
+                };
+                tokio::try_join!(describe_log_group(aws, name), retained)
+            })?;
             let group = found
                 .ok_or_else(|| Error::conflict(format!("log group {name} was created but cannot be found"), None))?;
             Ok(Some(group))

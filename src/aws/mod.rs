@@ -88,7 +88,7 @@ impl Snapshot {
         let names = declared.unwrap_or(&everything);
         let families = &names.task_definitions;
         let (ec2, egress, (tagged, elbv2, mut ecs), iam, logs, task_definitions, scaling) = tokio::try_join!(
-            ec2::Ec2State::load(aws, stack),
+            ec2::Ec2State::load(aws, stack, &names.security_groups),
             egress::EgressState::load(aws, stack),
             async {
                 match declared {
@@ -106,7 +106,7 @@ impl Snapshot {
                     }
                 }
             },
-            iam::IamState::load(aws, &names.roles, &names.role_policies),
+            iam::IamState::load(aws, &names.roles, &names.role_policies, &names.managed_policies),
             logs::LogsState::load(aws, &names.log_groups),
             concurrently(families, async |family| ecs::latest_task_definition(aws, family).await),
             autoscaling::ScalingState::load(aws),
@@ -168,11 +168,19 @@ pub struct Declared {
     pub load_balancers: Vec<String>,
     /// Target group names.
     pub target_groups: Vec<String>,
+    /// Managed policies (ARNs) the plan pass found to exist or not: the apply pass does not ask
+    /// again (GetPolicy, one round), as policies do not come and go between a plan and its apply.
+    pub managed_policies: Vec<(String, bool)>,
+    /// Security group names (read in every VPC by name: a group of another stack, or nobody's,
+    /// with the script's name is refused, as a load balancer's is).
+    pub security_groups: Vec<String>,
     /// Inline policies (role, policy name) the script's resources look up, such as a task
     /// definition's secrets policy on its execution role.
     pub role_policies: Vec<(String, String)>,
     /// The services the script scales, as `cluster/service`.
     pub autoscaling: Vec<String>,
+    /// The VPCs the script declares with `new_vpc` (a lookup of the stack's own VPC needs it).
+    pub vpcs: Vec<String>,
     /// True when these are all a whole script declares (a run's check pass), so what is not
     /// among them is no longer declared; false in the REPL, whose statements come one by one.
     pub whole_script: bool,
@@ -198,10 +206,23 @@ impl Declared {
             services: Vec::new(),
             load_balancers: named("load_balancer"),
             target_groups: named("target_group"),
+            security_groups: named("security_group"),
+            managed_policies: Vec::new(),
             role_policies: Vec::new(),
             autoscaling: named("autoscaling"),
+            vpcs: named("vpc"),
             whole_script: true,
         }
+    }
+
+    /// The same, with the managed policies a plan pass (its run's reads, `read`) found to exist or not.
+    pub fn with_policies_of(mut self, read: Option<&Snapshot>) -> Declared {
+        let mut policies: Vec<(String, bool)> = read
+            .map(|s| s.iam.policies.iter().map(|(arn, exists)| (arn.clone(), *exists)).collect())
+            .unwrap_or_default();
+        policies.sort();
+        self.managed_policies = policies;
+        self
     }
 
     /// The same, with what a check pass recorded in its snapshot: the services (by cluster) and

@@ -33,8 +33,9 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "Ensures an ACM certificate validated by DNS: #{ domain, alternative_names, zone }.\n\
          `keep: true` marks it (tag deckhand:keep): a run whose script no longer declares it keeps it.\n\
          `zone` (a hosted_zone() handle or the zone's name) must hold every name; `*` only as a whole first label;\n\
-         at most 10 names. deckhand writes the validation CNAMEs into the zone and waits until the certificate is\n\
-         ISSUED (up to 30 minutes). The stack's certificate with exactly these names is reused; other names\n\
+         at most 10 names. deckhand writes the validation CNAMEs into the zone; ACM issues the certificate about a\n\
+         minute later (up to 30 minutes), while the script goes on: an HTTPS listener serving it waits until it is\n\
+         ISSUED (else the end of the run does). Declare it early so that the wait overlaps the rest. The stack's certificate with exactly these names is reused; other names\n\
          request a new one (the old one stays until `deckhand destroy`).\n\
          Returns #{ kind: \"certificate\", arn, domain, alternative_names, status, not_after }.\n\
          Example: `let cert = certificate(#{ domain: \"app.example.com\", zone: \"example.com\" });`",

@@ -1,5 +1,5 @@
-//! Script functions for EC2 networking: `default_vpc`, `vpc`, `default_subnet`, `subnet`,
-//! `security_group`.
+//! Script functions for EC2 networking: `default_vpc`, `vpc`, `new_vpc`, `internet_gateway`,
+//! `default_subnet`, `subnet`, `security_group`, `cidr_subnet`.
 
 use std::rc::Rc;
 
@@ -10,8 +10,8 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
 
 use crate::aws::Pass;
 use crate::aws::ec2::{
-    self, Peer, Rule, SecurityGroup, SecurityGroupSpec, Subnet, SubnetSpec, Vpc, check_port, parse_ports,
-    parse_rule_cidr, parse_subnet_cidr,
+    self, InternetGateway, Peer, Rule, SecurityGroup, SecurityGroupSpec, Subnet, SubnetSpec, Vpc, check_port,
+    parse_ports, parse_rule_cidr, parse_subnet_cidr,
 };
 use crate::bindings::keep_of;
 use crate::bindings::{
@@ -19,6 +19,8 @@ use crate::bindings::{
 };
 use crate::converge::converge_kept;
 use crate::error::{Error, Result};
+use crate::kinds::internet_gateway::InternetGatewaySpec;
+use crate::kinds::vpc::{StackVpc, VpcSpec};
 use crate::runtime::Aws;
 
 type Rhai<T> = std::result::Result<T, Box<EvalAltResult>>;
@@ -37,7 +39,9 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     function(
         "vpc",
         &["lookup: Map", "Map"],
-        "Looks up a VPC by `id` or by `name` (its Name tag); never creates one.\n\
+        "Looks up a VPC by `id` or by `name` (its Name tag); never creates one (new_vpc does).\n\
+         A VPC this stack made with new_vpc can be looked up while the script still declares it with\n\
+         new_vpc; looking it up instead of declaring it is an error (the run would delete it).\n\
          Example: `let vpc = vpc(#{ name: \"shared\" });`",
     )
     .register_into_engine(engine, move |lookup: Map| -> Rhai<Map> {
@@ -52,6 +56,62 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
             .into());
         }
         Ok(vpc_handle(&ec2::find_vpc(&p, id.as_deref(), name.as_deref())?))
+    });
+
+    let p = pass.clone();
+    function(
+        "new_vpc",
+        &["spec: Map", "Map"],
+        "Ensures a VPC the stack owns: #{ name, cidr }, with DNS support and DNS hostnames on.\n\
+         `keep: true` marks it (tag deckhand:keep): a run whose script no longer declares it keeps it.\n\
+         `name` (Name tag), `cidr` (IPv4, /16 to /28, e.g. \"10.20.0.0/16\"; it cannot change in place).\n\
+         Returns the same handle as vpc(): #{ kind, id, name, cidr, cidrs, default }. Add an\n\
+         internet_gateway, public subnets routed to it (route_table) and private ones behind a nat_gateway.\n\
+         vpc(#{ name }) only looks a VPC up; dropping new_vpc from a script deletes the VPC on the next run.\n\
+         Example: `let vpc = new_vpc(#{ name: \"myapp\", cidr: \"10.20.0.0/16\" });`",
+    )
+    .register_into_engine(engine, move |spec: Map| -> Rhai<Map> {
+        let (keep, spec) = keep_of("new_vpc", spec)?;
+        let f = Fields::new("new_vpc", spec, &["name", "cidr"])?;
+        let name = f.req_str("name", "the VPC's Name tag")?;
+        validate_name(&f.name("name"), &name, 255)?;
+        let cidr = f.req_str("cidr", "the VPC's IPv4 block, e.g. \"10.20.0.0/16\"")?;
+        let cidr = cidr.parse().map_err(|_| {
+            Error::invalid(f.name("cidr"), format!("{cidr:?}"), "an IPv4 CIDR block like \"10.20.0.0/16\"")
+        })?;
+        Ok(vpc_handle(&converge_kept::<StackVpc>(&p, &VpcSpec { name, cidr }, keep)?.vpc))
+    });
+
+    let p = pass.clone();
+    function(
+        "internet_gateway",
+        &["vpc: Map", "spec: Map", "Map"],
+        "Ensures an internet gateway attached to a VPC of new_vpc: #{ name }.\n\
+         `keep: true` marks it (tag deckhand:keep): a run whose script no longer declares it keeps it.\n\
+         Public subnets route 0.0.0.0/0 to it: route_table(vpc, #{ ..., routes: [#{ cidr: \"0.0.0.0/0\",\n\
+         internet_gateway: igw }] }). Load balancers, NAT gateways and public IPs need it.\n\
+         Returns #{ kind, id, name, vpc_id }.\n\
+         Example: `let igw = internet_gateway(vpc, #{ name: \"myapp\" });`",
+    )
+    .register_into_engine(engine, move |vpc: Dynamic, spec: Map| -> Rhai<Map> {
+        let vpc = vpc_from("internet_gateway.vpc", &vpc)?;
+        let (keep, spec) = keep_of("internet_gateway", spec)?;
+        let f = Fields::new("internet_gateway", spec, &["name"])?;
+        let name = f.req_str("name", "the internet gateway's Name tag, unique in the stack")?;
+        validate_name(&f.name("name"), &name, 255)?;
+        let gateway = converge_kept::<InternetGateway>(&p, &InternetGatewaySpec { name, vpc }, keep)?;
+        Ok(internet_gateway_handle(&gateway))
+    });
+
+    function(
+        "cidr_subnet",
+        &["cidr: &str", "new_bits: i64", "number: i64", "String"],
+        "The `number`th block of `new_bits` more bits inside `cidr` (terraform's cidrsubnet), for\n\
+         subnets of a VPC whose block comes from a variable. A calculation; it never calls AWS.\n\
+         Example: `cidr_subnet(\"10.20.0.0/16\", 8, 1)` is \"10.20.1.0/24\"",
+    )
+    .register_into_engine(engine, |cidr: &str, new_bits: i64, number: i64| -> Rhai<String> {
+        Ok(cidr_subnet(cidr, new_bits, number)?.to_string())
     });
 
     let p = pass.clone();
@@ -117,6 +177,39 @@ pub(super) fn vpc_handle(vpc: &Vpc) -> Map {
     )
 }
 
+pub(super) fn internet_gateway_handle(gateway: &InternetGateway) -> Map {
+    handle(
+        "internet_gateway",
+        [
+            ("id", gateway.id.clone().into()),
+            ("name", gateway.name.clone().unwrap_or_default().into()),
+            ("vpc_id", gateway.vpc_id.clone().unwrap_or_default().into()),
+        ],
+    )
+}
+
+/// The `number`th block of `new_bits` more bits inside `cidr`, as terraform's `cidrsubnet`.
+fn cidr_subnet(cidr: &str, new_bits: i64, number: i64) -> Result<ipnet::Ipv4Net> {
+    let net: ipnet::Ipv4Net = cidr.parse().map_err(|_| {
+        Error::invalid("cidr_subnet.cidr", format!("{cidr:?}"), "an IPv4 CIDR block like \"10.20.0.0/16\"")
+    })?;
+    let prefix = i64::from(net.prefix_len()) + new_bits;
+    if new_bits < 1 || prefix > 32 {
+        return Err(Error::invalid(
+            "cidr_subnet.new_bits",
+            new_bits,
+            format!("1 to {} (a block of {net} has {} bits left)", 32 - net.prefix_len(), 32 - net.prefix_len()),
+        ));
+    }
+    let count = 1_i64 << new_bits;
+    if !(0..count).contains(&number) {
+        return Err(Error::invalid("cidr_subnet.number", number, format!("0 to {} ({new_bits} new bits)", count - 1)));
+    }
+    let size = 1_u32 << (32 - prefix);
+    let start = u32::from(net.network()) + size * u32::try_from(number).expect("checked above");
+    Ok(ipnet::Ipv4Net::new(start.into(), u8::try_from(prefix).expect("checked above")).expect("a valid prefix"))
+}
+
 /// Reads a VPC handle (or a `vpc-...` id, whose CIDRs are then unknown).
 pub(crate) fn vpc_from(key: &str, value: &Dynamic) -> Result<Vpc> {
     let id = handle_id(key, value, "vpc", "vpc-")?;
@@ -132,6 +225,7 @@ pub(crate) fn vpc_from(key: &str, value: &Dynamic) -> Result<Vpc> {
         name: field("name").map(|n| n.to_string()).unwrap_or_default(),
         cidrs,
         is_default: field("default").and_then(|d| d.as_bool().ok()).unwrap_or(false),
+        stack: None,
     })
 }
 
@@ -281,11 +375,12 @@ pub(crate) fn validate_name(key: &str, name: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
-/// How `describe` re-reads VPCs, subnets and security groups (by id).
+/// How `describe` re-reads VPCs, internet gateways, subnets and security groups (by id).
 pub(super) const DESCRIBED: &[Described] = &[
     ("vpc", "id", describe_vpc),
     ("subnet", "id", describe_subnet),
     ("security_group", "id", describe_security_group),
+    ("internet_gateway", "id", describe_internet_gateway),
 ];
 
 /// A describe filter on one id.
@@ -297,6 +392,18 @@ fn describe_vpc<'a>(aws: &'a Aws, map: &'a Map) -> LocalBoxFuture<'a, Result<Opt
     async move {
         let id = text(map, "id").unwrap_or_default();
         Ok(ec2::vpcs(aws, id_filter("vpc-id", &id)).await?.first().map(vpc_handle))
+    }
+    .boxed_local()
+}
+
+fn describe_internet_gateway<'a>(aws: &'a Aws, map: &'a Map) -> LocalBoxFuture<'a, Result<Option<Map>>> {
+    async move {
+        let id = text(map, "id").unwrap_or_default();
+        Ok(ec2::internet_gateways(aws, id_filter("internet-gateway-id", &id)).await?.first().map(|g| {
+            let mut map = internet_gateway_handle(g);
+            map.insert("stack".into(), optional(g.stack.clone()));
+            map
+        }))
     }
     .boxed_local()
 }
@@ -336,4 +443,21 @@ fn rule_text(rule: &Rule) -> String {
         (_, from, to) => format!("{}/{from}-{to}", rule.protocol),
     };
     format!("{ports} {}", rule.peer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cidr_subnet;
+
+    #[test]
+    fn cidr_subnet_numbers_blocks_as_terraform_does() {
+        assert_eq!(cidr_subnet("10.20.0.0/16", 8, 0).unwrap().to_string(), "10.20.0.0/24");
+        assert_eq!(cidr_subnet("10.20.0.0/16", 8, 11).unwrap().to_string(), "10.20.11.0/24");
+        assert_eq!(cidr_subnet("10.20.0.0/16", 4, 15).unwrap().to_string(), "10.20.240.0/20");
+        assert_eq!(cidr_subnet("172.31.0.0/16", 12, 4095).unwrap().to_string(), "172.31.255.240/28");
+        assert!(cidr_subnet("10.20.0.0/16", 8, 256).unwrap_err().to_string().contains("0 to 255"));
+        assert!(cidr_subnet("10.20.0.0/16", 17, 0).is_err());
+        assert!(cidr_subnet("10.20.0.0/16", 0, 0).is_err());
+        assert!(cidr_subnet("nonsense", 8, 0).is_err());
+    }
 }

@@ -33,7 +33,9 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         "Ensures a NAT gateway (with its own elastic IP) in a public subnet: #{ name }.\n\
          `keep: true` marks it (tag deckhand:keep): a run whose script no longer declares it keeps it.\n\
          Private subnets route 0.0.0.0/0 to it (see route_table) so tasks without public IPs can pull\n\
-         images. Creating one waits until it is available (1-2 minutes on AWS). It costs money per hour.\n\
+         images. It is `pending` for 1-2 minutes on AWS: the run waits for it only where something needs it\n\
+         (a route to it, a service in subnets routed through it, else the end of the run), so the statements\n\
+         in between go ahead meanwhile. It costs money per hour.\n\
          Example: `let nat = nat_gateway(default_subnet(vpc, \"us-west-2a\"), #{ name: \"myapp\" });`",
     )
     .register_into_engine(engine, move |subnet: Dynamic, spec: Map| -> Rhai<Map> {
@@ -51,7 +53,8 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         &["vpc: Map", "spec: Map", "Map"],
         "Ensures a route table with exactly the given subnets and routes: #{ name, subnets, routes }.\n\
          `keep: true` marks it (tag deckhand:keep): a run whose script no longer declares it keeps it.\n\
-         A route is #{ cidr, nat_gateway } or #{ cidr, gateway: \"igw-...\" }. Subnets associated with\n\
+         A route is #{ cidr, nat_gateway }, #{ cidr, internet_gateway } (a handle of internet_gateway)\n\
+         or #{ cidr, gateway: \"igw-...\" }. Subnets associated with\n\
          another table are moved to this one. The VPC-local route is implicit.\n\
          Example: `route_table(vpc, #{ name: \"myapp-private\", subnets: subnets,\n\
          routes: [#{ cidr: \"0.0.0.0/0\", nat_gateway: nat }] })`",
@@ -140,13 +143,23 @@ fn route_table_spec(vpc: &Dynamic, map: Map) -> Result<RouteTableSpec> {
     let mut routes = Vec::new();
     for (i, route) in f.maps("routes")?.unwrap_or_default().into_iter().enumerate() {
         let at = |k: &str| format!("route_table.routes[{i}].{k}");
-        let r = Fields::new("route_table.routes", route, &["cidr", "nat_gateway", "gateway"])?;
+        let r = Fields::new("route_table.routes", route, &["cidr", "nat_gateway", "internet_gateway", "gateway"])?;
         let cidr = r.req_str("cidr", "the destination, e.g. \"0.0.0.0/0\"")?;
         let net: ipnet::Ipv4Net = cidr
             .parse()
             .map_err(|_| Error::invalid(at("cidr"), format!("{cidr:?}"), "an IPv4 CIDR block like \"0.0.0.0/0\""))?;
-        let target = match (r.raw("nat_gateway"), r.raw("gateway")) {
+        let target = match (r.raw("nat_gateway"), r.raw("internet_gateway").or(r.raw("gateway"))) {
             (Some(nat), None) => RouteTarget::Nat(handle_id(&at("nat_gateway"), nat, "nat_gateway", "nat-")?),
+            (None, Some(igw)) if r.raw("internet_gateway").is_some() => {
+                if r.raw("gateway").is_some() {
+                    return Err(Error::invalid(
+                        at("gateway"),
+                        "given together with internet_gateway",
+                        "either `internet_gateway` (a handle) or `gateway` (\"igw-...\", \"vgw-...\"), not both",
+                    ));
+                }
+                RouteTarget::Gateway(handle_id(&at("internet_gateway"), igw, "internet_gateway", "igw-")?)
+            }
             (None, Some(gw)) => {
                 let id = as_string(&at("gateway"), gw)?;
                 if !(id.starts_with("igw-") || id.starts_with("vgw-")) {
@@ -162,7 +175,8 @@ fn route_table_spec(vpc: &Dynamic, map: Map) -> Result<RouteTableSpec> {
                 return Err(Error::invalid(
                     at("nat_gateway"),
                     "a route with both or neither target",
-                    "exactly one of `nat_gateway` (a NAT gateway handle) or `gateway` (\"igw-...\")",
+                    "exactly one of `nat_gateway` (a NAT gateway handle), `internet_gateway` (an internet gateway \
+                     handle) or `gateway` (\"igw-...\")",
                 ));
             }
         };

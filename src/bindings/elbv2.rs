@@ -60,6 +60,10 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          the interval), healthy (2-10), unhealthy (2-10), matcher (\"200\", \"200-299\", \"200,302\") } with AWS's\n\
          defaults, `deregistration_delay` (0-3600 seconds, default 300). Health check and delay converge in\n\
          place; port, protocol, VPC and target type cannot change.\n\
+         What they cost a rollout (the plan line says it): a new target is healthy after `healthy` checks\n\
+         `interval` apart (AWS's defaults: 5 x 30 s = 150 s; a web service: `interval: 10, healthy: 2`, 20 s),\n\
+         and an old one drains for the delay before its task stops (300 s by default; 30 s suits a stateless\n\
+         web app). Keep a longer delay for long requests, uploads or websockets (their longest connection).\n\
          Returns #{ kind, arn, name, port, protocol, target_type, vpc_id }.\n\
          Example: `target_group(vpc, #{ name: \"myapp\", port: 8080, health_check: #{ path: \"/health\" } })`",
     )
@@ -73,8 +77,9 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     function(
         "listener",
         &["load_balancer: Map", "spec: Map", "Map"],
-        "Ensures a listener on a load balancer's port: #{ port, protocol, forward, redirect, certificate, ssl_policy }.\n\
-         Exactly one of `forward` (a target group) or `redirect` #{ port, protocol, status (301 or 302) }.\n\
+        "Ensures a listener on a load balancer's port: #{ port, protocol, forward, redirect, fixed_response, certificate, ssl_policy }.\n\
+         Exactly one default action: `forward` (a target group), `redirect` #{ port, protocol, status (301 or 302) }\n\
+         or `fixed_response` #{ status, content_type (\"text/plain\"), body } (e.g. a 404 until rules forward).\n\
          `protocol` is \"HTTP\" or \"HTTPS\" (the default when a `certificate` is given: a certificate() handle or an ACM ARN); HTTPS needs a\n\
          certificate, and takes an optional `ssl_policy` (default ELBSecurityPolicy-TLS13-1-2-2021-06).\n\
          Returns #{ kind, arn, name, port, protocol, load_balancer_arn }.\n\
@@ -352,7 +357,11 @@ fn listener_spec(lb: &Dynamic, map: Map) -> Result<ListenerSpec> {
         vpc_id: lb_map.as_ref().and_then(|m| m.get("vpc_id").map(ToString::to_string)),
         arn: lb_arn,
     };
-    let f = Fields::new("listener", map, &["port", "protocol", "forward", "redirect", "certificate", "ssl_policy"])?;
+    let f = Fields::new(
+        "listener",
+        map,
+        &["port", "protocol", "forward", "redirect", "fixed_response", "certificate", "ssl_policy"],
+    )?;
     let port = port_key(&f, "port")?.ok_or_else(|| Error::MissingKey {
         key: "port".into(),
         context: "listener()".into(),
@@ -364,22 +373,17 @@ fn listener_spec(lb: &Dynamic, map: Map) -> Result<ListenerSpec> {
         .transpose()?;
     let protocol = protocol_key(&f, "protocol")?
         .unwrap_or_else(|| if certificate.is_some() { "HTTPS".into() } else { "HTTP".into() });
-    let (action, target_group_vpc) = match (f.raw("forward"), nested_map(&f, "redirect")?) {
-        (Some(_), Some(_)) => {
-            return Err(Error::invalid(
-                "listener.redirect",
-                "given together with forward",
-                "either `forward` (a target group) or `redirect`, not both",
-            ));
-        }
-        (None, None) => {
-            return Err(Error::MissingKey {
-                key: "forward".into(),
-                context: "listener()".into(),
-                what: "give `forward: <target group>` or `redirect: #{ port, protocol, status }`".into(),
-            });
-        }
-        (Some(tg), None) => {
+    let fixed = nested_map(&f, "fixed_response")?;
+    let given = [f.raw("forward").is_some(), f.raw("redirect").is_some(), fixed.is_some()];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(Error::invalid(
+            "listener",
+            "more than one of forward, redirect, fixed_response",
+            "exactly one default action: `forward` (a target group), `redirect` or `fixed_response`",
+        ));
+    }
+    let (action, target_group_vpc) = match (f.raw("forward"), nested_map(&f, "redirect")?, fixed) {
+        (Some(tg), _, _) => {
             let (arn, tg_map) = arn_handle("listener.forward", tg, "target_group", "targetgroup/")?;
             let name = tg_map
                 .as_ref()
@@ -388,7 +392,7 @@ fn listener_spec(lb: &Dynamic, map: Map) -> Result<ListenerSpec> {
             let vpc = tg_map.as_ref().and_then(|m| m.get("vpc_id").map(ToString::to_string));
             (ListenerAction::Forward { arn, name }, vpc)
         }
-        (None, Some(redirect)) => {
+        (None, Some(redirect), _) => {
             let r = Fields::new("listener.redirect", redirect, &["port", "protocol", "status"])?;
             let redirect_protocol = protocol_key(&r, "protocol")?.unwrap_or_else(|| "HTTPS".into());
             let default_port = if redirect_protocol == "HTTPS" { 443 } else { 80 };
@@ -398,6 +402,28 @@ fn listener_spec(lb: &Dynamic, map: Map) -> Result<ListenerSpec> {
                 status: r.int("status")?.map(|s| i32::try_from(s).unwrap_or(i32::MAX)).unwrap_or(301),
             };
             (action, None)
+        }
+        (None, None, Some(fixed)) => {
+            let r = Fields::new("listener.fixed_response", fixed, &["status", "content_type", "body"])?;
+            let status = r.int("status")?.ok_or_else(|| Error::MissingKey {
+                key: "status".into(),
+                context: "listener.fixed_response".into(),
+                what: "the HTTP status to answer with, e.g. 404".into(),
+            })?;
+            let action = ListenerAction::FixedResponse {
+                status: i32::try_from(status).unwrap_or(i32::MAX),
+                content_type: r.str("content_type")?.unwrap_or_else(|| "text/plain".into()),
+                body: r.str("body")?.filter(|b| !b.is_empty()),
+            };
+            (action, None)
+        }
+        (None, None, None) => {
+            return Err(Error::MissingKey {
+                key: "forward".into(),
+                context: "listener()".into(),
+                what: "give `forward: <target group>`, `redirect: #{ port, protocol, status }` or `fixed_response: #{ status, body }`"
+                    .into(),
+            });
         }
     };
     Ok(ListenerSpec {

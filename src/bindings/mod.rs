@@ -1,6 +1,7 @@
 //! The Rhai layer: converts script maps into typed specs (rejecting unknown keys and wrong types),
 //! calls the typed AWS layer, and converts results back into handles (object maps).
 
+mod alarms;
 mod autoscaling;
 mod core;
 mod dns;
@@ -39,12 +40,13 @@ pub(crate) type Described = (&'static str, &'static str, Describe);
 /// how `describe` re-reads the handles its functions return. One line per area, so adding an
 /// area is adding a line.
 pub(crate) const AREAS: &[(&str, Register, &[Described])] = &[
-    ("core", core::register, &[]),                         // stack, region, zones
+    ("core", core::register, &[]),                         // stack, region, zones, note
     ("networking", ec2::register, ec2::DESCRIBED),         // VPCs, subnets, security groups
     ("egress", egress::register, egress::DESCRIBED),       // NAT gateways, route tables, VPC endpoints
     ("load balancing", elbv2::register, elbv2::DESCRIBED), // load balancers, target groups, listeners, rules
     ("iam", iam::register, iam::DESCRIBED),                // roles
     ("logs", logs::register, logs::DESCRIBED),             // log groups
+    ("alarms", alarms::register, &[]),                     // CloudWatch metric alarms
     ("ecs", ecs::register, ecs::DESCRIBED),                // clusters, task definitions, services, waiting
     ("ecr", ecr::register, &[]),                           // image repositories
     ("autoscaling", autoscaling::register, &[]),           // service autoscaling: scalable targets, policies

@@ -50,6 +50,8 @@ fn run_task(pass: &Pass, task: &Dynamic, options: Map) -> Result<Map> {
         }
         Mode::Apply => {}
     }
+    // Its container pulls its image through the subnets' egress, as a service's do.
+    crate::aws::egress::egress_ready(pass, &run.subnets, &format!("run_task {family}"))?;
     let outcome = pass.apply(async |aws| {
         let definition = ecs::describe_task_definition(aws, &run.task_definition)
             .await?

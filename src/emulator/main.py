@@ -1,8 +1,9 @@
 """deckhand's local emulator: moto's server, patched where moto 5.2.5 departs from AWS in ways
 deckhand depends on. Embedded in the deckhand binary (with the modules beside it: clock.py,
-the time scale and the scheduler of modelled states; network.py, NAT gateways, load balancers
-and certificates; ecs.py, services, deployments (rolling, blue/green, canary, linear; the service
-deployment APIs moto lacks) and their targets; tasks.py, one task's
+the time scale and the scheduler of modelled states; network.py, NAT gateways, load balancers,
+certificates, and what keeps an internet gateway attached or a VPC in use; ecs.py, services,
+deployments (rolling, blue/green, canary, linear; the service deployment APIs moto lacks) and
+their targets; tasks.py, one task's
 lifecycle), written out and run with the emulator venv's python, with moto_server's arguments (-H HOST -p PORT).
 
 - DECKHAND_TIME_SCALE (0 < s <= 1): modelled durations pass s times as fast (clock.py).
@@ -50,6 +51,7 @@ from moto.ssm import responses as ssm_responses
 from moto.ssm.utils import parameter_arn
 
 import clock  # the launcher's own modules, written beside it
+import cloudwatch
 import ecs
 import exec as ecs_exec
 import network
@@ -289,6 +291,7 @@ def patch_alarm_states():
 
 
 clock.install(int(os.environ.get("DECKHAND_EMULATOR_LATENCY_MS") or 0) / 1000)
+cloudwatch.install()
 ecs.install()
 ecs_exec.install()
 network.install()

@@ -8,6 +8,12 @@ certificates go through the states real AWS shows, for as long as it takes (see 
 - Application Load Balancer: `provisioning` for LOAD_BALANCER_PROVISIONING, then `active` (moto
   activates a load balancer on its first Describe). An internet-facing one in a VPC without an
   internet gateway stays `provisioning`.
+- Internet gateway: DetachInternetGateway refuses (DependencyViolation) while the VPC has
+  mapped public addresses: an elastic IP associated with an interface in it (a NAT gateway's, until
+  it is deleted), an internet-facing load balancer in it, a task with a public IP in it (moto
+  detaches at once). DeleteVpc refuses (DependencyViolation) while an internet gateway is attached,
+  security groups other than the default one remain, or VPC endpoints (moto checks only subnets,
+  route tables and VPN gateways).
 - ACM, DNS validation: PENDING_VALIDATION until every validation CNAME (name and value as
   DescribeCertificate shows them) is in a public hosted zone of the account, then ISSUED
   CERTIFICATE_VALIDATION later; VALIDATION_TIMED_OUT after CERTIFICATE_TIMEOUT without them.
@@ -32,11 +38,14 @@ from moto.core.utils import iso_8601_datetime_with_milliseconds
 from moto.ec2.models import ec2_backends
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.elastic_ip_addresses import ElasticAddressBackend
-from moto.ec2.models.internet_gateways import InternetGateway
+from moto.ec2.exceptions import DependencyViolationError
+from moto.ec2.models.internet_gateways import InternetGateway, InternetGatewayBackend
 from moto.ec2.models.nat_gateways import NatGatewayBackend
 from moto.ec2.models.route_tables import RouteBackend
 from moto.ec2.models.vpcs import VPCBackend
+from moto.ecs import models as ecs_models
 from moto.elbv2 import models as elbv2_models
+from moto.elbv2.exceptions import ELBClientError
 from moto.route53 import models as route53_models
 
 import clock
@@ -423,6 +432,72 @@ def patch_default_vpc():
 
 
 # ---------------------------------------------------------------------------------------------
+# Internet gateways and VPCs
+
+
+def mapped_public_addresses(ec2, vpc_id):
+    """What maps public addresses in the VPC (one line each): elastic IPs on its interfaces (NAT
+    gateways' among them), its internet-facing load balancers (their nodes have public addresses),
+    its tasks with a public IP that have not stopped."""
+    mapped = []
+    for address in ec2.addresses:
+        eni = address.eni
+        if eni is not None and getattr(eni.subnet, "vpc_id", None) == vpc_id:
+            mapped.append(f"elastic IP {address.public_ip}")
+    elbv2 = elbv2_models.elbv2_backends[ec2.account_id][ec2.region_name]
+    for balancer in elbv2.load_balancers.values():
+        if balancer.vpc_id == vpc_id and (balancer.scheme or "internet-facing") == "internet-facing":
+            mapped.append(f"load balancer {balancer.name}")
+    ecs = ecs_models.ecs_backends[ec2.account_id][ec2.region_name]
+    for tasks in ecs.tasks.values():
+        for task in tasks.values():
+            awsvpc = (getattr(task, "network_configuration", None) or {}).get("awsvpcConfiguration") or {}
+            if task.last_status == "STOPPED" or awsvpc.get("assignPublicIp") != "ENABLED":
+                continue
+            if any(ec2.get_subnet(subnet).vpc_id == vpc_id for subnet in awsvpc.get("subnets") or []):
+                mapped.append(f"task {task.task_arn}")
+    return mapped
+
+
+def patch_internet_gateways_and_vpcs():
+    original_detach = InternetGatewayBackend.detach_internet_gateway
+
+    def detach_internet_gateway(self, internet_gateway_id, vpc_id):
+        # DetachInternetGateway: "The VPC must not contain any running EC2 instances with Elastic
+        # IP addresses or public IPv4 addresses" (EC2 API reference); AWS answers
+        # DependencyViolation "Network vpc-... has some mapped public address(es). Please unmap
+        # those public address(es) before detaching the gateway." (terraform-provider-aws retries
+        # the detach on it: internal/service/ec2/vpc_internet_gateway.go, detachInternetGateway).
+        gateway = self.get_internet_gateway(internet_gateway_id)
+        if gateway.vpc is not None and gateway.vpc.id == vpc_id and mapped_public_addresses(self, vpc_id):
+            raise DependencyViolationError(
+                f"Network {vpc_id} has some mapped public address(es). "
+                "Please unmap those public address(es) before detaching the gateway."
+            )
+        return original_detach(self, internet_gateway_id, vpc_id)
+
+    InternetGatewayBackend.detach_internet_gateway = detach_internet_gateway
+
+    original_delete_vpc = VPCBackend.delete_vpc
+
+    def delete_vpc(self, vpc_id):
+        # DeleteVpc: "You must detach or delete all gateways and resources that are associated
+        # with the VPC before you can delete it. For example, you must terminate all instances
+        # running in the VPC, delete all security groups associated with the VPC (except the
+        # default one), delete all route tables associated with the VPC (except the default
+        # one), and so on." (EC2 API reference). moto checks subnets, route tables and VPN
+        # gateways only.
+        attached = [g for g in self.internet_gateways.values() if is_attached_igw(g, vpc_id)]
+        groups = [g for g in self.groups.get(vpc_id, {}).values() if g.name != "default"]
+        endpoints = [e for e in self.vpc_end_points.values() if e.vpc_id == vpc_id and e.state != "deleted"]
+        if attached or groups or endpoints:
+            raise DependencyViolationError(f"The vpc '{vpc_id}' has dependencies and cannot be deleted.")
+        return original_delete_vpc(self, vpc_id)
+
+    VPCBackend.delete_vpc = delete_vpc
+
+
+# ---------------------------------------------------------------------------------------------
 # Load balancers
 
 
@@ -453,6 +528,39 @@ def patch_load_balancers():
 
     Backend.create_load_balancer = create_load_balancer
     Backend.delete_load_balancer = delete_load_balancer
+
+
+def patch_listener_certificates():
+    """CreateListener and ModifyListener refuse an ACM certificate that is not ISSUED yet with
+    UnsupportedCertificate (ELBv2 API reference, CreateListener and ModifyListener, "Errors";
+    its message speaks of the domain name, signature and key size, whatever the cause: as real
+    runs show, hashicorp/terraform-provider-aws#26245 and #41789, DataBiosphere/azul#8321).
+    moto accepts any certificate ARN on CreateListener."""
+    Backend = elbv2_models.ELBv2Backend
+    original_create = Backend.create_listener
+    original_modify = Backend.modify_listener
+
+    def refuse_unissued(backend, arn):
+        acm = (acm_models.acm_backends.get(backend.account_id) or {}).get(backend.region_name)
+        cert = acm._certificates.get(arn) if acm is not None and arn else None
+        if cert is not None and cert.status != "ISSUED":
+            raise ELBClientError(
+                "UnsupportedCertificate",
+                f"The certificate '{arn}' must have a fully-qualified domain name, a supported signature, "
+                "and a supported key size.",
+            )
+
+    def create_listener(self, load_balancer_arn, protocol, port, ssl_policy, certificate, *args, **kwargs):
+        refuse_unissued(self, certificate)
+        return original_create(self, load_balancer_arn, protocol, port, ssl_policy, certificate, *args, **kwargs)
+
+    def modify_listener(self, arn, port=None, protocol=None, ssl_policy=None, certificates=None, *args, **kwargs):
+        for cert in certificates or []:
+            refuse_unissued(self, cert.get("CertificateArn"))
+        return original_modify(self, arn, port, protocol, ssl_policy, certificates, *args, **kwargs)
+
+    Backend.create_listener = create_listener
+    Backend.modify_listener = modify_listener
 
 
 # ---------------------------------------------------------------------------------------------
@@ -577,7 +685,9 @@ def time_out(cert):
 
 def install():
     patch_default_vpc()
+    patch_internet_gateways_and_vpcs()
     patch_nat_gateways()
     patch_routes()
     patch_load_balancers()
+    patch_listener_certificates()
     patch_certificates()

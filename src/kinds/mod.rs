@@ -10,12 +10,14 @@
 pub mod inventory;
 pub mod stack_kind;
 
+pub mod alarm;
 mod autoscaling;
 mod certificate;
 mod cluster;
 mod dns_record;
 pub mod ecr_repository;
 mod elastic_ip;
+pub mod internet_gateway;
 mod listener;
 mod listener_rule;
 mod load_balancer;
@@ -28,6 +30,7 @@ mod service;
 mod subnet;
 mod target_group;
 mod task_definition;
+pub mod vpc;
 mod vpc_endpoint;
 
 use std::sync::OnceLock;
@@ -40,6 +43,8 @@ pub static KINDS: &[&dyn StackKind] = &[
     &role::Roles,
     &log_group::LogGroups,
     &ecr_repository::Repositories,
+    &vpc::Vpcs,
+    &internet_gateway::InternetGateways,
     &subnet::Subnets,
     &security_group::SecurityGroups,
     &route_table::RouteTables,
@@ -51,6 +56,7 @@ pub static KINDS: &[&dyn StackKind] = &[
     &load_balancer::LoadBalancers,
     &listener::Listeners,
     &listener_rule::ListenerRules,
+    &alarm::Alarms,
     &cluster::Clusters,
     &task_definition::TaskDefinitions,
     &service::Services,

@@ -27,7 +27,8 @@ fn docs_lists_every_registered_function_by_area() {
 
     let registered = deckhand::docs::function_names();
     assert!(registered.len() >= 10, "the engine registers the primitives: {registered:?}");
-    assert_eq!(listed_names(&listing), registered, "docs and engine disagree:\n{listing}");
+    let primitives: Vec<String> = listed_names(&listing).into_iter().filter(|n| !n.contains("::")).collect();
+    assert_eq!(primitives, registered, "docs and engine disagree:\n{listing}");
 
     for (name, summary) in [
         ("subnet", "Ensures a subnet exists: #{ name, az, cidr, public_ip }."),
@@ -70,4 +71,34 @@ fn docs_of_an_unknown_name_suggests_close_ones() {
         .failure()
         .stderr_has("error: no script function is called `subnett`; did you mean `subnet`?")
         .stderr_has("`deckhand docs` lists every function");
+}
+
+#[test]
+fn docs_start_with_the_fargate_module_environments_first_with_what_egress_costs() {
+    let deck = Deck::new();
+    let listing = deck.deckhand(&["docs"]).success().stdout;
+    let position =
+        |start: &str| listing.lines().position(|l| l.starts_with(start)).unwrap_or_else(|| panic!("{start}"));
+    assert_eq!(position("fargate (import \"fargate\" as fargate;)"), 0, "{listing}");
+    assert!(position("  fargate::environment(options)") < position("  fargate::web_service(env, options)"));
+    assert!(position("  fargate::web_service(env, options)") < position("  fargate::web_service(options)"));
+    assert!(position("  fargate::web_service(options)") < position("core"));
+    assert!(line_of(&listing, "fargate::environment").contains("An environment: the network, cluster and"));
+    let module: Vec<&str> = listing.lines().take_while(|l| !l.is_empty()).collect();
+    assert_eq!(module.len(), 4, "the heading and the module's three public functions: {module:?}");
+
+    deck.deckhand(&["docs", "fargate::environment"])
+        .success()
+        .stdout_has("fargate::environment(options) -> Map\n")
+        .stdout_has("\"nat_per_zone\": one per zone")
+        .stdout_has("$36.50/month with its public IPv4 address")
+        .stdout_has("the plan notes what each\n  costs a month");
+    // Both overloads of web_service, each with its own doc; a bare name suggests the module's.
+    deck.deckhand(&["docs", "fargate::web_service"])
+        .success()
+        .stdout_has("fargate::web_service(env, options) -> Map\n")
+        .stdout_has("Attaches a web service to an environment")
+        .stdout_has("fargate::web_service(options) -> Map\n")
+        .stdout_has("the way the ECS guide does");
+    deck.deckhand(&["docs", "environment"]).failure().stderr_has("did you mean `fargate::environment`?");
 }

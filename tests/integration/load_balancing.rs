@@ -65,7 +65,7 @@ fn apply_creates_then_second_run_changes_nothing() {
         .expect_changes(&[
             "+ security_group shop-alb (sg-",
             "+ load_balancer shop (shop-1.us-west-2.elb.amazonaws.com, internet-facing)",
-            "+ target_group shop (HTTP:8080, ip)",
+            "+ target_group shop (HTTP:8080, ip; healthy in 150 s: 5 checks every 30 s; drains 300 s)",
             "+ listener shop:80 (HTTP, forward shop)",
         ])
         .stdout_has("tg: target_group 8080 HTTP ip")
@@ -132,7 +132,7 @@ fn plan_on_an_empty_account_lists_creates_and_sends_nothing_mutating() {
         .expect_changes(&[
             "+ security_group shop-alb ((known after apply))",
             "+ load_balancer shop ((known after apply), internet-facing)",
-            "+ target_group shop (HTTP:8080, ip)",
+            "+ target_group shop (HTTP:8080, ip; healthy in 150 s: 5 checks every 30 s; drains 300 s)",
             "+ listener shop:80 (HTTP, forward shop)",
         ])
         .stdout_has("alb: (known after apply) (known after apply)")
@@ -162,7 +162,7 @@ fn a_hand_changed_health_check_is_restored() {
 
     let (plan, requests) = deck.recorded(|| deck.plan(SHOP, &[]));
     plan.success()
-        .stdout_has("~ target_group shop (HTTP:8080, ip)\n    health_check.path: /by-hand -> /health\n")
+        .stdout_has("~ target_group shop (HTTP:8080, ip; healthy in 150 s: 5 checks every 30 s; drains 300 s)\n    health_check.path: /by-hand -> /health\n")
         .stdout_has("Plan: 0 to create, 1 to update, 3 unchanged");
     requests.assert_read_only();
     assert_eq!(target_group(&deck, "shop").health_check_path(), Some("/by-hand"));
@@ -204,7 +204,7 @@ fn a_hand_changed_health_check_is_restored() {
 }
 
 #[test]
-fn a_listener_switched_from_forward_to_redirect_is_modified_in_place() {
+fn a_listener_switched_from_forward_to_redirect_or_a_fixed_response_is_modified_in_place() {
     let deck = Deck::new();
     deck.run(SHOP, &[]).success();
     let before = listeners(&deck, "shop")[0].listener_arn().unwrap().to_string();
@@ -242,6 +242,31 @@ fn a_listener_switched_from_forward_to_redirect_is_modified_in_place() {
     let (again, requests) = deck.recorded(|| deck.run(&redirect, &[]));
     again.success().stdout_has("= listener shop:80 (HTTP, redirect HTTPS:443 (301))");
     requests.assert_read_only();
+
+    // A fixed response (an environment's listener answers 404 until rules forward) is one more
+    // default action, modified in place too; its body is part of it.
+    let fixed = |body: &str| {
+        SHOP.replace(
+            "listener(alb, #{ port: 80, forward: tg });",
+            &format!("listener(alb, #{{ port: 80, fixed_response: #{{ status: 404, body: \"{body}\" }} }});"),
+        )
+    };
+    let (run, requests) = deck.recorded(|| deck.run(&fixed("nothing here"), &[]));
+    run.success().stdout_has("default_action: redirect HTTPS:443 (301) -> fixed response 404 \"nothing here\"");
+    assert_eq!(requests.mutating(), ["elasticloadbalancing ModifyListener"]);
+    let after = listeners(&deck, "shop");
+    assert_eq!(after[0].listener_arn(), Some(before.as_str()));
+    let config = only_action(&after[0]).fixed_response_config().expect("a fixed response");
+    assert_eq!(
+        (config.status_code(), config.content_type(), config.message_body()),
+        (Some("404"), Some("text/plain"), Some("nothing here"))
+    );
+    let (again, requests) = deck.recorded(|| deck.run(&fixed("nothing here"), &[]));
+    again.success().stdout_has("= listener shop:80 (HTTP, fixed response 404 \"nothing here\")");
+    requests.assert_read_only();
+    let (other, requests) = deck.recorded(|| deck.run(&fixed("gone"), &[]));
+    other.success().stdout_has("default_action: fixed response 404 \"nothing here\" -> fixed response 404 \"gone\"");
+    assert_eq!(requests.mutating(), ["elasticloadbalancing ModifyListener"]);
 }
 
 #[test]
@@ -521,13 +546,19 @@ const BAD: &[(&str, &str, &str, usize)] = &[
     (
         "forward and redirect together",
         r#"listener(alb, #{ port: 80, forward: tg, redirect: #{ port: 443 } });"#,
-        "either `forward` (a target group) or `redirect`, not both",
+        "exactly one default action: `forward` (a target group), `redirect` or `fixed_response`",
         1,
     ),
     (
         "neither forward nor redirect",
         r#"listener(alb, #{ port: 80 });"#,
-        "missing key `forward` in listener(): give `forward: <target group>` or `redirect: #{ port, protocol, status }`",
+        "missing key `forward` in listener(): give `forward: <target group>`, `redirect: #{ port, protocol, status }` or `fixed_response: #{ status, body }`",
+        1,
+    ),
+    (
+        "fixed response with a 3XX status",
+        r#"listener(alb, #{ port: 80, fixed_response: #{ status: 302 } });"#,
+        "invalid listener.fixed_response.status 302: an HTTP status code 2XX, 4XX or 5XX",
         1,
     ),
     (

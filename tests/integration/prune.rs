@@ -215,14 +215,17 @@ fn a_service_dropped_from_a_two_service_script_is_drained_and_deleted_with_its_t
         deletions.iter().position(|d| d.starts_with(prefix)).unwrap_or_else(|| panic!("no {prefix}: {deletions:?}"))
     };
     // Dependents first: the service and the rule that forwards to it, then its target group,
-    // then its network.
+    // then its security group; the environment's network, cluster and load balancer stay.
     assert!(position("- service shop-api") < position("- target_group shop-api"), "{deletions:?}");
-    assert!(position("- listener_rule shop-web:80#10") < position("- target_group shop-api"), "{deletions:?}");
+    assert!(position("- listener_rule shop:80#10") < position("- target_group shop-api"), "{deletions:?}");
     assert!(position("- target_group shop-api") < position("- security_group shop-api-app"), "{deletions:?}");
-    assert!(deletions.iter().all(|d| !d.contains("shop-web ") || d.starts_with("- listener_rule")), "{deletions:?}");
+    assert!(
+        deletions.iter().all(|d| d.contains("shop-api") || d.starts_with("- listener_rule shop:80#10")),
+        "{deletions:?}"
+    );
     assert!(changes.iter().any(|c| c.starts_with("= service shop-web")), "{changes:?}");
     // The role its task definition named goes last; the log group stays (--delete-logs).
-    assert!(position("- subnet shop-api-b") < position("- role shop-api-exec"), "{deletions:?}");
+    assert!(position("- task_definition shop-api") < position("- role shop-api-exec"), "{deletions:?}");
     assert!(plan.stdout.contains("= kept log_group /ecs/shop-api — no longer declared"), "{}", plan.stdout);
 
     let (run, requests) = deck.recorded(|| deck.run(&web_only, &[]));

@@ -13,16 +13,16 @@ use crate::support::Deck;
 
 /// One modelled state change the emulator recorded (GET /moto-api/deckhand/timeline).
 #[derive(Debug, Clone)]
-struct Modelled {
-    kind: String,
-    id: String,
-    state: String,
+pub(crate) struct Modelled {
+    pub(crate) kind: String,
+    pub(crate) id: String,
+    pub(crate) state: String,
     /// Modelled seconds since the emulator started.
-    at: f64,
+    pub(crate) at: f64,
 }
 
 /// The emulator's timeline: the modelled time now and its recorded changes.
-fn timeline(deck: &Deck) -> (f64, Vec<Modelled>) {
+pub(crate) fn timeline(deck: &Deck) -> (f64, Vec<Modelled>) {
     let body = deck.emulator.get("/moto-api/deckhand/timeline").expect("the emulator's timeline");
     let json: Value = serde_json::from_str(&body).expect("JSON timeline");
     let changes = json["events"]
@@ -40,7 +40,7 @@ fn timeline(deck: &Deck) -> (f64, Vec<Modelled>) {
 }
 
 /// When (modelled seconds) `id` of `kind` entered `state`, if it has.
-fn entered(changes: &[Modelled], kind: &str, id: &str, state: &str) -> Option<f64> {
+pub(crate) fn entered(changes: &[Modelled], kind: &str, id: &str, state: &str) -> Option<f64> {
     changes.iter().find(|c| c.kind == kind && c.id == id && c.state == state).map(|c| c.at)
 }
 
@@ -175,11 +175,20 @@ fn status_state(deck: &Deck) -> String {
 
 #[test]
 fn a_load_balancer_provisions_for_about_150_s_and_status_shows_it() {
-    // At 0.1 the load balancer provisions for 15 s of wall time: the run and a status fit in it.
+    // At 0.1 the load balancer provisions for 15 s of wall time: a status fits in it.
     let deck = Deck::with_emulator_env(&[("DECKHAND_TIME_SCALE", "0.1")]);
-    deck.run(LOAD_BALANCER, &[]).success().expect_changes(&["+ security_group shop-alb", "+ load_balancer shop"]);
-
+    // Created the way a run that was stopped meanwhile leaves it: the stack's, still provisioning.
     let aws = deck.aws();
+    let subnets = aws.block_on(aws.ec2.describe_subnets().send()).unwrap();
+    let defaults: Vec<String> = subnets
+        .subnets()
+        .iter()
+        .filter(|s| s.default_for_az() == Some(true))
+        .filter_map(|s| s.subnet_id().map(str::to_string))
+        .take(2)
+        .collect();
+    let tag = aws_sdk_elasticloadbalancingv2::types::Tag::builder().key("deckhand:stack").value("shop").build();
+    aws.block_on(aws.elbv2.create_load_balancer().name("shop").set_subnets(Some(defaults)).tags(tag).send()).unwrap();
     let state = || {
         let out = aws.block_on(aws.elbv2.describe_load_balancers().names("shop").send()).unwrap();
         let lb = out.load_balancers()[0].clone();
@@ -197,6 +206,26 @@ fn a_load_balancer_provisions_for_about_150_s_and_status_shows_it() {
     assert_eq!(status_state(&deck), "active");
     let (_, changes) = timeline(&deck);
     let active = entered(&changes, "load_balancer", &arn, "active").expect("became active");
+    assert_about("load balancer provisioning -> active", active - provisioning, 150.0);
+}
+
+#[test]
+fn a_run_that_creates_a_load_balancer_ends_once_it_is_active() {
+    let deck = Deck::with_emulator_env(&[("DECKHAND_TIME_SCALE", "0.05")]);
+    let script = LOAD_BALANCER.replace("name: \"shop\"", "name: \"shop-new\"");
+    deck.run(&script, &[])
+        .success()
+        .expect_changes(&["+ security_group shop-alb", "+ load_balancer shop-new"])
+        .stdout_has("waiting for load balancer shop-new to become active for the end of the run");
+
+    let aws = deck.aws();
+    let out = aws.block_on(aws.elbv2.describe_load_balancers().names("shop-new").send()).unwrap();
+    let lb = &out.load_balancers()[0];
+    assert_eq!(lb.state().and_then(|s| s.code()).map(|c| c.as_str()), Some("active"));
+    let (_, changes) = timeline(&deck);
+    let arn = lb.load_balancer_arn().unwrap();
+    let provisioning = entered(&changes, "load_balancer", arn, "provisioning").expect("created provisioning");
+    let active = entered(&changes, "load_balancer", arn, "active").expect("became active");
     assert_about("load balancer provisioning -> active", active - provisioning, 150.0);
 }
 

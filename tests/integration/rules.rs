@@ -1,6 +1,6 @@
-//! Listener rules: several services on one load balancer (scripts/two-services.rhai), rules
-//! converged by priority, dropped rules deleted, bad rules refused before any request, and rules
-//! someone else put on the stack's listener left alone (by their own tags).
+//! Listener rules: several services on one environment's load balancer (scripts/two-services.rhai),
+//! rules converged by priority, dropped rules deleted, bad rules refused before any request, and
+//! rules someone else put on the stack's listener left alone (by their own tags).
 
 use aws_sdk_elasticloadbalancingv2::types::{
     Action, ActionTypeEnum, PathPatternConditionConfig, Rule, RuleCondition, Tag,
@@ -75,17 +75,22 @@ fn two_services_share_one_load_balancer_through_a_rule() {
     let deck = Deck::new();
     deck.deckhand(&["run", TWO_SERVICES])
         .success()
-        .stdout_has("+ listener_rule shop-web:80#10 (paths /api/*, forward shop-api)")
-        .stdout_has("api: http://shop-web-1.");
+        .stdout_has("+ listener_rule shop:80#10 (paths /api/*, forward shop-api)")
+        .stdout_has("+ listener_rule shop:80#50000 (paths /*, forward shop-web)")
+        .stdout_has("api: http://shop-1.");
 
-    // One listener: `/` by its default action to the web service, `/api/*` by one rule to the API.
-    let (http, default) = listener(&deck, "shop-web", 80);
-    assert_eq!(default, tg_arn(&deck, "shop-web"));
+    // One listener, answering 404 by default: `/api/*` goes by one rule to the API, every other
+    // path by the last rule to the web service.
+    let (http, default) = listener(&deck, "shop", 80);
+    assert_eq!(default, "", "the default action forwards nowhere");
     let found = rules(&deck, &http);
-    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found.len(), 2, "{found:?}");
     assert_eq!(found[0].priority(), Some("10"));
     assert_eq!(paths(&found[0]), ["/api/*"]);
     assert_eq!(forward(&found[0]), tg_arn(&deck, "shop-api"));
+    assert_eq!(found[1].priority(), Some("50000"));
+    assert_eq!(paths(&found[1]), ["/*"]);
+    assert_eq!(forward(&found[1]), tg_arn(&deck, "shop-web"));
     // Each service's group admits the ALB's group on its port, and no second ALB exists.
     let aws = deck.aws();
     let lbs = aws.block_on(aws.elbv2.describe_load_balancers().send()).unwrap();
@@ -109,15 +114,15 @@ fn two_services_share_one_load_balancer_through_a_rule() {
 
     // A re-run changes nothing.
     let (second, requests) = deck.recorded(|| deck.deckhand(&["run", TWO_SERVICES]));
-    second.success().stdout_has("= listener_rule shop-web:80#10").stdout_has("0 created, 0 updated, 26 unchanged");
+    second.success().stdout_has("= listener_rule shop:80#10").stdout_has("0 created, 0 updated, 22 unchanged");
     requests.assert_read_only();
 
     // Changing the API's path modifies that rule and nothing else.
     let (third, requests) = deck.recorded(|| deck.deckhand(&["run", TWO_SERVICES, "--var", "api_path=/v2/*"]));
-    third.success().stdout_has("~ listener_rule shop-web:80#10").stdout_has("paths: /api/* -> /v2/*");
+    third.success().stdout_has("~ listener_rule shop:80#10").stdout_has("paths: /api/* -> /v2/*");
     assert_eq!(requests.mutating(), ["elasticloadbalancing ModifyRule"]);
     let found = rules(&deck, &http);
-    assert_eq!(found.len(), 1);
+    assert_eq!(found.len(), 2);
     assert_eq!(found[0].rule_arn(), rules(&deck, &http)[0].rule_arn());
     assert_eq!(paths(&found[0]), ["/v2/*"]);
     assert_eq!(forward(&found[0]), tg_arn(&deck, "shop-api"));

@@ -87,7 +87,12 @@ const BAD: &[(&str, &str, &str, usize)] = &[
     ),
     ("unknown function", r#"let x = 1; subnett(vpc, #{});"#, "unknown function or wrong arguments: subnett", 12),
     ("syntax error", r#"let x = ;"#, "syntax error", 9),
-    ("undefined variable", r#"subnet(vppc, #{});"#, "syntax error: Undefined variable: vppc", 8),
+    (
+        "undefined variable",
+        r#"subnet(vppc, #{});"#,
+        "undefined variable `vppc`: nothing above this line declares it",
+        8,
+    ),
 ];
 
 #[test]

@@ -1,5 +1,7 @@
 //! EC2 networking: VPCs and what every EC2 kind shares (the snapshot's EC2 part, tags, lookups);
-//! subnets and security groups converge in their own files.
+//! subnets and security groups converge in their own files. The snapshot reads every VPC of the
+//! region and the stack's internet gateways here; the `vpc` and `internet_gateway` kinds
+//! (`kinds/vpc.rs`, `kinds/internet_gateway.rs`) converge and delete them.
 
 mod security_group;
 mod subnet;
@@ -33,6 +35,31 @@ pub struct Vpc {
     pub cidrs: Vec<Ipv4Net>,
     /// Whether it is the region's default VPC.
     pub is_default: bool,
+    /// Its `deckhand:stack` tag (a VPC of the stack is `new_vpc`'s; lookups never own one).
+    pub stack: Option<String>,
+}
+
+/// An internet gateway of the stack, as the snapshot reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InternetGateway {
+    /// `igw-...`, or [`UNKNOWN`] while planned.
+    pub id: String,
+    /// Its `Name` tag.
+    pub name: Option<String>,
+    /// The VPC it is attached to (AWS attaches one at most).
+    pub vpc_id: Option<String>,
+    /// Its `deckhand:stack` tag.
+    pub stack: Option<String>,
+}
+
+/// An availability zone of the region: its name (which differs per account) and its ID (the
+/// same physical zone in every account).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zone {
+    /// e.g. `us-west-2a`.
+    pub name: String,
+    /// e.g. `usw2-az2`.
+    pub id: String,
 }
 
 /// The EC2 part of a run's snapshot.
@@ -42,24 +69,55 @@ pub struct Ec2State {
     pub default_vpc: Option<Vpc>,
     /// The region's available AZ names (empty in check mode).
     pub zones: Vec<String>,
+    /// The region's availability zones (not Local or Wavelength Zones) with their zone IDs.
+    pub zone_ids: Vec<Zone>,
+    /// Every VPC of the region (the default one, the stack's, those scripts look up).
+    pub vpcs: Vec<Vpc>,
+    /// The stack's internet gateways.
+    pub internet_gateways: Vec<InternetGateway>,
     /// Every subnet in the region (to find the stack's, default ones, and CIDR overlaps).
     pub subnets: Vec<Subnet>,
     /// The stack's security groups.
     pub security_groups: Vec<SecurityGroup>,
+    /// The groups of any VPC, whoever's, named as the script's declared ones, read up front with
+    /// the rest (the names read; the groups found).
+    pub named_security_groups: (Vec<String>, Vec<SecurityGroup>),
     /// Whether this state was read from AWS (false in check mode).
     pub loaded: bool,
 }
 
 impl Ec2State {
-    /// Reads the default VPC, the AZs, all subnets and the stack's security groups concurrently.
-    pub async fn load(aws: &Aws, stack: &str) -> Result<Ec2State> {
-        let (default_vpc, zones, subnets, security_groups) = tokio::try_join!(
-            default_vpc(aws),
+    /// Reads the VPCs, the AZs, all subnets, the stack's security groups and internet gateways,
+    /// and the security groups named `names` (in any VPC) concurrently.
+    pub async fn load(aws: &Aws, stack: &str, names: &[String]) -> Result<Ec2State> {
+        let named = async {
+            if names.is_empty() {
+                return Ok(Vec::new());
+            }
+            let filter = Filter::builder().name("group-name").set_values(Some(names.to_vec())).build();
+            security_groups(aws, vec![filter]).await
+        };
+        let (vpcs, (zones, zone_ids), subnets, security_groups, internet_gateways, named) = tokio::try_join!(
+            vpcs(aws, vec![]),
             zones(aws),
             subnets(aws, vec![]),
             security_groups(aws, vec![stack_filter(stack)]),
+            internet_gateways(aws, vec![stack_filter(stack)]),
+            named,
         )?;
-        Ok(Ec2State { default_vpc, zones, subnets, security_groups, loaded: true })
+        let default_vpc = vpcs.iter().find(|v| v.is_default).cloned();
+        let named_security_groups = (names.to_vec(), named);
+        Ok(Ec2State {
+            default_vpc,
+            zones,
+            zone_ids,
+            vpcs,
+            subnets,
+            security_groups,
+            internet_gateways,
+            named_security_groups,
+            loaded: true,
+        })
     }
 
     pub(crate) fn stack_subnet(&self, stack: &str, name: &str) -> Option<&Subnet> {
@@ -86,16 +144,14 @@ pub(crate) fn tags_for(resource: ResourceType, stack: &str, name: &str) -> TagSp
         .build()
 }
 
-async fn default_vpc(aws: &Aws) -> Result<Option<Vpc>> {
-    let filter = Filter::builder().name("isDefault").values("true").build();
-    Ok(vpcs(aws, vec![filter]).await?.into_iter().next())
-}
-
-/// VPCs matching `filters`.
+/// VPCs matching `filters` (DescribeVpcs, paginated).
 pub async fn vpcs(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<Vpc>> {
-    let out =
-        aws.ec2.describe_vpcs().set_filters(Some(filters)).send().await.map_err(|e| aws_error("DescribeVpcs", e))?;
-    out.vpcs()
+    let mut pages = aws.ec2.describe_vpcs().set_filters(Some(filters)).into_paginator().items().send();
+    let mut found = Vec::new();
+    while let Some(vpc) = pages.next().await {
+        found.push(vpc.map_err(|e| aws_error("DescribeVpcs", e))?);
+    }
+    found
         .iter()
         .map(|v| {
             let id = v.vpc_id().ok_or_else(|| Error::missing("DescribeVpcs", "VpcId"))?;
@@ -115,15 +171,44 @@ pub async fn vpcs(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<Vpc>> {
             } else {
                 cidrs
             };
-            Ok(Vpc { id: id.to_string(), name, cidrs, is_default })
+            Ok(Vpc { id: id.to_string(), name, cidrs, is_default, stack: tag_value(v.tags(), STACK_TAG) })
         })
         .collect()
 }
 
-async fn zones(aws: &Aws) -> Result<Vec<String>> {
+/// Internet gateways matching `filters` (DescribeInternetGateways, paginated).
+pub async fn internet_gateways(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<InternetGateway>> {
+    let mut pages = aws.ec2.describe_internet_gateways().set_filters(Some(filters)).into_paginator().items().send();
+    let mut found = Vec::new();
+    while let Some(gateway) = pages.next().await {
+        let g = gateway.map_err(|e| aws_error("DescribeInternetGateways", e))?;
+        let id =
+            g.internet_gateway_id().ok_or_else(|| Error::missing("DescribeInternetGateways", "InternetGatewayId"))?;
+        // An attachment AWS is taking off (`detaching`) no longer counts.
+        let attached = g.attachments().iter().find(|a| a.state().is_none_or(|s| s.as_str() != "detaching"));
+        found.push(InternetGateway {
+            id: id.to_string(),
+            name: tag_value(g.tags(), NAME_TAG),
+            vpc_id: attached.and_then(|a| a.vpc_id()).map(str::to_string),
+            stack: tag_value(g.tags(), STACK_TAG),
+        });
+    }
+    Ok(found)
+}
+
+/// The region's zone names (every zone the account can use), and its availability zones (not
+/// Local or Wavelength Zones) with their zone IDs.
+async fn zones(aws: &Aws) -> Result<(Vec<String>, Vec<Zone>)> {
     let out =
         aws.ec2.describe_availability_zones().send().await.map_err(|e| aws_error("DescribeAvailabilityZones", e))?;
-    Ok(out.availability_zones().iter().filter_map(|z| z.zone_name().map(str::to_string)).collect())
+    let names = out.availability_zones().iter().filter_map(|z| z.zone_name().map(str::to_string)).collect();
+    let zones = out
+        .availability_zones()
+        .iter()
+        .filter(|z| z.zone_type().is_none_or(|t| t == "availability-zone"))
+        .filter_map(|z| Some(Zone { name: z.zone_name()?.to_string(), id: z.zone_id()?.to_string() }))
+        .collect();
+    Ok((names, zones))
 }
 
 /// The default VPC of the region (or an unknown one in check mode).
@@ -131,7 +216,7 @@ pub fn find_default_vpc(pass: &Pass) -> Result<Vpc> {
     let snapshot = pass.snapshot()?;
     let state = &snapshot.borrow().ec2;
     if !state.loaded {
-        return Ok(Vpc { id: UNKNOWN.into(), name: "default".into(), cidrs: vec![], is_default: true });
+        return Ok(Vpc { id: UNKNOWN.into(), name: "default".into(), cidrs: vec![], is_default: true, stack: None });
     }
     state.default_vpc.clone().ok_or_else(|| {
         Error::conflict(
@@ -141,30 +226,58 @@ pub fn find_default_vpc(pass: &Pass) -> Result<Vpc> {
     })
 }
 
-/// A VPC looked up by id or `Name` tag.
+/// A VPC looked up by id or `Name` tag, among the region's (and those this pass plans); a lookup
+/// never creates one. A VPC of this stack (`new_vpc`'s) can be looked up too, but not once the
+/// script stops declaring it with `new_vpc`: the run would then delete the VPC this lookup hands
+/// out, so that is an error at the lookup, and nothing changes.
 pub fn find_vpc(pass: &Pass, id: Option<&str>, name: Option<&str>) -> Result<Vpc> {
-    let mut filters = Vec::new();
-    if let Some(id) = id {
-        filters.push(Filter::builder().name("vpc-id").values(id).build());
-    }
-    if let Some(name) = name {
-        filters.push(Filter::builder().name("tag:Name").values(name).build());
-    }
-    let wanted = id.or(name).unwrap_or_default();
-    let Some(found) = pass.read(async |aws| vpcs(aws, filters).await) else {
+    let snapshot = pass.snapshot()?;
+    let state = &snapshot.borrow().ec2;
+    if !state.loaded {
         return Ok(Vpc {
             id: id.unwrap_or(UNKNOWN).into(),
             name: name.unwrap_or_default().into(),
             cidrs: vec![],
             is_default: false,
+            stack: None,
         });
-    };
-    let mut found = found?;
-    match found.len() {
-        1 => Ok(found.remove(0)),
-        0 => Err(Error::conflict(format!("no VPC matches {wanted:?}"), None)),
-        n => Err(Error::conflict(format!("{n} VPCs match {wanted:?}"), Some("look it up by id instead"))),
     }
+    let wanted = id.or(name).unwrap_or_default();
+    let found: Vec<&Vpc> =
+        state.vpcs.iter().filter(|v| id.is_none_or(|id| v.id == id) && name.is_none_or(|n| v.name == n)).collect();
+    let vpc = match found[..] {
+        [vpc] => vpc,
+        [] => return Err(Error::conflict(format!("no VPC matches {wanted:?}"), None)),
+        _ => {
+            return Err(Error::conflict(
+                format!("{} VPCs match {wanted:?}", found.len()),
+                Some("look it up by id instead"),
+            ));
+        }
+    };
+    let stack = pass.stack()?;
+    let declared = pass.declared();
+    // A VPC marked `keep: true` stays when new_vpc no longer declares it: looking it up is safe.
+    let kept = snapshot.borrow().tagged.is_marked(&vpc.id);
+    if vpc.stack.as_deref() == Some(stack.as_str())
+        && declared.whole_script
+        && !declared.vpcs.contains(&vpc.name)
+        && !kept
+    {
+        return Err(Error::conflict(
+            format!(
+                "VPC {} ({}) belongs to stack {stack} (new_vpc created it), and this script no longer declares it \
+                 with new_vpc: the run would delete the VPC this lookup uses",
+                vpc.name, vpc.id
+            ),
+            Some(&format!(
+                "declare it with new_vpc(#{{ name: \"{}\", cidr: \"{}\" }}) (a lookup never owns or creates a VPC)",
+                vpc.name,
+                vpc.cidrs.first().map(ToString::to_string).unwrap_or_default()
+            )),
+        ));
+    }
+    Ok(vpc.clone())
 }
 
 /// The default subnet of `az` in the default VPC `vpc`.

@@ -205,6 +205,14 @@ impl Resource for SecurityGroup {
         if !is_known(&spec.vpc.id) {
             return Ok(None);
         }
+        // Another's group with this name in this VPC: read up front when the script declares it.
+        {
+            let state = &snapshot.borrow().ec2;
+            let (names, named) = &state.named_security_groups;
+            if names.contains(&spec.name) {
+                return Ok(named.iter().find(|g| g.name == spec.name && g.vpc_id == spec.vpc.id).cloned());
+            }
+        }
         let Some(found) = pass.read(async |aws| security_groups(aws, by_name(&spec.vpc, &spec.name)).await) else {
             return Ok(None);
         };

@@ -4,6 +4,8 @@
 
 mod cluster;
 mod container;
+mod deploy;
+mod deployments;
 mod run_task;
 mod service;
 mod service_reads;
@@ -18,6 +20,8 @@ use aws_smithy_types::error::operation::BuildError;
 
 pub use self::cluster::*;
 pub use self::container::*;
+pub use self::deploy::*;
+pub use self::deployments::*;
 pub use self::run_task::*;
 pub use self::service::*;
 pub use self::service_reads::*;

@@ -3,11 +3,9 @@
 
 use std::fmt;
 
-use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, DeploymentCircuitBreaker, DeploymentConfiguration, LoadBalancer,
-    NetworkConfiguration,
-};
+use aws_sdk_ecs::types::{AssignPublicIp, AwsVpcConfiguration, LoadBalancer, NetworkConfiguration};
 
+use super::deploy::{AdvancedLb, Deployment, advanced_configuration, deployment_configuration, validate_deployment};
 use super::service_reads::{describe_services, service_from};
 use super::{FARGATE_PROVIDERS, StrategyItem, built, opt, show_list, show_strategy, strategy_to, tags_for};
 use crate::aws::Pass;
@@ -27,34 +25,43 @@ pub struct LoadBalancerSpec {
     pub container: String,
     /// Its port.
     pub port: i32,
+    /// The second target group, rules and role ECS shifts traffic with (every strategy but
+    /// rolling).
+    pub advanced: Option<AdvancedLb>,
 }
 
 impl fmt::Display for LoadBalancerSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} -> {}:{}", self.target_group_arn, self.container, self.port)
+        write!(f, "{} -> {}:{}", self.target_group_arn, self.container, self.port)?;
+        match &self.advanced {
+            Some(advanced) => write!(f, " ({advanced})"),
+            None => Ok(()),
+        }
     }
 }
 
-/// Deployment settings of a service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Deployment {
-    /// Circuit breaker with rollback on.
-    pub circuit_breaker: bool,
-    /// Minimum healthy percent during deployments.
-    pub min_healthy_percent: i32,
-    /// Maximum percent during deployments.
-    pub max_percent: i32,
-}
-
-impl fmt::Display for Deployment {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "circuit breaker {}, {}-{}%",
-            if self.circuit_breaker { "on (rollback)" } else { "off" },
-            self.min_healthy_percent,
-            self.max_percent
-        )
+impl LoadBalancerSpec {
+    /// This mapping with its two target groups the way round `live` has them: ECS swaps the
+    /// primary and alternate groups at every blue/green, canary or linear deployment (ECS
+    /// developer guide, "Amazon ECS blue/green deployments": the green revision's group becomes
+    /// production), so either order is the script's, and a re-run must not swap them back.
+    pub fn oriented_to(&self, live: &[LoadBalancerSpec]) -> LoadBalancerSpec {
+        let Some(advanced) = &self.advanced else { return self.clone() };
+        let swapped = live.iter().any(|l| {
+            l.target_group_arn == advanced.alternate_target_group_arn
+                && l.advanced.as_ref().is_some_and(|a| a.alternate_target_group_arn == self.target_group_arn)
+        });
+        if !swapped {
+            return self.clone();
+        }
+        LoadBalancerSpec {
+            target_group_arn: advanced.alternate_target_group_arn.clone(),
+            advanced: Some(AdvancedLb {
+                alternate_target_group_arn: self.target_group_arn.clone(),
+                ..advanced.clone()
+            }),
+            ..self.clone()
+        }
     }
 }
 
@@ -241,6 +248,14 @@ pub fn validate_service(spec: &ServiceSpec) -> Result<()> {
         }
     }
     let d = &spec.deployment;
+    validate_deployment(d)?;
+    if d.strategy.shifts_traffic() && spec.load_balancer.as_ref().is_none_or(|lb| lb.advanced.is_none()) {
+        return Err(Error::invalid(
+            "service.deploy.strategy",
+            format!("{:?}", d.strategy.name()),
+            "\"rolling\" without a target_group (blue_green, canary and linear shift the load balancer's traffic)",
+        ));
+    }
     if !(0..=100).contains(&d.min_healthy_percent) {
         return Err(Error::invalid("service.min_healthy_percent", d.min_healthy_percent, "a percentage from 0 to 100"));
     }
@@ -374,6 +389,11 @@ impl Resource for Service {
         let wanted = Self::planned(spec, stack);
         let network = network_configuration(spec)?;
         let strategy = strategy_to(&wanted.strategy)?;
+        // Its first tasks pull their image through the subnets' egress: a NAT gateway this run
+        // created is waited for here, not before (the statements in between went ahead).
+        crate::aws::egress::egress_ready(pass, &spec.subnets, &format!("service {}", spec.name))?;
+        let mappings = load_balancers(&wanted.load_balancers)?;
+        let deployment = deployment_configuration(&spec.deployment)?;
         let sent = pass.apply(async |aws| {
             Ok(aws
                 .ecs
@@ -384,9 +404,9 @@ impl Resource for Service {
                 .desired_count(wanted.desired)
                 .set_capacity_provider_strategy(Some(strategy))
                 .network_configuration(network)
-                .set_load_balancers(Some(load_balancers(spec)))
+                .set_load_balancers(Some(mappings))
                 .set_health_check_grace_period_seconds(spec.health_check_grace)
-                .deployment_configuration(deployment_configuration(&spec.deployment))
+                .deployment_configuration(deployment)
                 .enable_execute_command(spec.exec)
                 .set_tags(Some(tags_for(stack, &spec.name)))
                 .send()
@@ -457,7 +477,7 @@ fn updated_service(live: &Service, spec: &ServiceSpec, update: &ServiceUpdate) -
     if update.strategy {
         service.strategy = wanted_strategy(spec);
     }
-    service.load_balancers = spec.load_balancer.clone().into_iter().collect();
+    service.load_balancers = wanted_load_balancers(live, spec);
     if update.grace {
         service.health_check_grace = spec.health_check_grace;
     }
@@ -515,7 +535,7 @@ fn service_update(current: &Service, spec: &ServiceSpec) -> Drift<ServiceUpdate>
             if current.strategy.is_empty() { "launch type".to_string() } else { show_strategy(&current.strategy) };
         diffs.push(FieldDiff::changed("capacity_provider", before, show_strategy(&wanted)));
     }
-    let wanted_lbs: Vec<LoadBalancerSpec> = spec.load_balancer.clone().into_iter().collect();
+    let wanted_lbs = wanted_load_balancers(current, spec);
     let load_balancers = current.load_balancers != wanted_lbs;
     if load_balancers {
         let show = |lbs: &[LoadBalancerSpec]| {
@@ -550,6 +570,12 @@ fn service_update(current: &Service, spec: &ServiceSpec) -> Drift<ServiceUpdate>
     Drift { diffs, fixed: Vec::new(), update }
 }
 
+/// The service's load balancer mappings as the script asks, their target groups the way round
+/// `live` has them ([`LoadBalancerSpec::oriented_to`]).
+fn wanted_load_balancers(live: &Service, spec: &ServiceSpec) -> Vec<LoadBalancerSpec> {
+    spec.load_balancer.iter().map(|lb| lb.oriented_to(&live.load_balancers)).collect()
+}
+
 /// `family:revision` from a task definition ARN, for diffs and reports.
 pub(crate) fn short_task(arn: &str) -> String {
     crate::arn::last_segment(arn).to_string()
@@ -564,25 +590,16 @@ fn network_configuration(spec: &ServiceSpec) -> Result<NetworkConfiguration> {
     Ok(NetworkConfiguration::builder().awsvpc_configuration(built("a network configuration", vpc)?).build())
 }
 
-fn deployment_configuration(d: &Deployment) -> DeploymentConfiguration {
-    DeploymentConfiguration::builder()
-        .deployment_circuit_breaker(
-            DeploymentCircuitBreaker::builder().enable(d.circuit_breaker).rollback(d.circuit_breaker).build(),
-        )
-        .minimum_healthy_percent(d.min_healthy_percent)
-        .maximum_percent(d.max_percent)
-        .build()
-}
-
-fn load_balancers(spec: &ServiceSpec) -> Vec<LoadBalancer> {
-    spec.load_balancer
+fn load_balancers(wanted: &[LoadBalancerSpec]) -> Result<Vec<LoadBalancer>> {
+    wanted
         .iter()
         .map(|lb| {
-            LoadBalancer::builder()
+            Ok(LoadBalancer::builder()
                 .target_group_arn(&lb.target_group_arn)
                 .container_name(&lb.container)
                 .container_port(lb.port)
-                .build()
+                .set_advanced_configuration(lb.advanced.as_ref().map(advanced_configuration).transpose()?)
+                .build())
         })
         .collect()
 }
@@ -590,6 +607,10 @@ fn load_balancers(spec: &ServiceSpec) -> Vec<LoadBalancer> {
 fn update_service(pass: &Pass, current: &Service, spec: &ServiceSpec, update: &ServiceUpdate) -> Result<()> {
     let network = if update.network { Some(network_configuration(spec)?) } else { None };
     let strategy = if update.strategy { Some(strategy_to(&wanted_strategy(spec))?) } else { None };
+    // The new tasks pull through the subnets' egress, as a new service's do (see `create`).
+    crate::aws::egress::egress_ready(pass, &spec.subnets, &format!("service {}", spec.name))?;
+    let mappings = load_balancers(&wanted_load_balancers(current, spec))?;
+    let deployment = deployment_configuration(&spec.deployment)?;
     pass.apply(async |aws| {
         let mut request = aws.ecs.update_service().cluster(&current.cluster_arn).service(&current.name);
         if update.task_definition {
@@ -606,7 +627,7 @@ fn update_service(pass: &Pass, current: &Service, spec: &ServiceSpec, update: &S
             request = request.set_capacity_provider_strategy(Some(strategy)).force_new_deployment(true);
         }
         if update.load_balancers {
-            request = request.set_load_balancers(Some(load_balancers(spec)));
+            request = request.set_load_balancers(Some(mappings));
         }
         if update.grace {
             request = request.health_check_grace_period_seconds(spec.health_check_grace.unwrap_or(0));
@@ -615,7 +636,7 @@ fn update_service(pass: &Pass, current: &Service, spec: &ServiceSpec, update: &S
             request = request.enable_execute_command(spec.exec);
         }
         if update.deployment {
-            request = request.deployment_configuration(deployment_configuration(&spec.deployment));
+            request = request.deployment_configuration(deployment);
         }
         request.send().await.map_err(|e| aws_error("UpdateService", e))
     })?;
@@ -628,7 +649,7 @@ mod tests {
     use crate::aws::ecs::service_reads::cluster_name;
 
     fn service_pair() -> (Service, ServiceSpec) {
-        let deployment = Deployment { circuit_breaker: true, min_healthy_percent: 100, max_percent: 200 };
+        let deployment = Deployment::default();
         let spec = ServiceSpec {
             name: "web".into(),
             cluster: ClusterRef { name: "c".into(), arn: "arn:c".into() },

@@ -2,7 +2,8 @@
 
 use aws_sdk_ecs::types::{AssignPublicIp, ServiceField};
 
-use super::service::{Deployment, LoadBalancerSpec, Service};
+use super::deploy::{advanced_from, deployment_from};
+use super::service::{LoadBalancerSpec, Service};
 use super::{cluster_services, strategy_from, tag_value};
 use crate::arn::Arn;
 use crate::error::{Error, Result, aws_error, sent};
@@ -58,15 +59,12 @@ pub(super) fn service_from(operation: &str, s: &aws_sdk_ecs::types::Service) -> 
                 target_group_arn: lb.target_group_arn().or(lb.load_balancer_name())?.to_string(),
                 container: lb.container_name().unwrap_or_default().to_string(),
                 port: lb.container_port().unwrap_or_default(),
+                advanced: lb.advanced_configuration().map(advanced_from),
             })
         })
         .collect();
     load_balancers.sort();
-    let deployment = s.deployment_configuration().map(|d| Deployment {
-        circuit_breaker: d.deployment_circuit_breaker().map(|c| c.enable() && c.rollback()).unwrap_or(false),
-        min_healthy_percent: d.minimum_healthy_percent().unwrap_or(100),
-        max_percent: d.maximum_percent().unwrap_or(200),
-    });
+    let deployment = s.deployment_configuration().map(deployment_from);
     let cluster_arn = s.cluster_arn().ok_or_else(|| Error::missing(operation, "service.clusterArn"))?;
     Ok(Service {
         arn: s.service_arn().ok_or_else(|| Error::missing(operation, "service.serviceArn"))?.to_string(),

@@ -18,7 +18,9 @@ pub(crate) use nat_gateway::nat_gateways;
 pub use nat_gateway::{ElasticIp, NatGateway, NatGatewaySpec, delete_nat_gateway, release_address};
 use nat_gateway::{addresses, live_nat_filter};
 pub(crate) use route_table::route_tables;
-pub use route_table::{Association, Route, RouteTable, RouteTableSpec, RouteTarget, delete_route_table, subnet_key};
+pub use route_table::{
+    Association, Route, RouteTable, RouteTableSpec, RouteTarget, delete_route_table, egress_ready, subnet_key,
+};
 pub(crate) use vpc_endpoint::endpoints;
 pub use vpc_endpoint::{Endpoint, EndpointSettings, EndpointSpec, delete_endpoint, service_name};
 

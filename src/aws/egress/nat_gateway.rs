@@ -30,6 +30,8 @@ pub struct NatGateway {
     pub allocation_id: String,
     /// Its `deckhand:stack` tag.
     pub stack: Option<String>,
+    /// Whether it is `available` (else `pending`: routes to it wait, see [`ready`]).
+    pub available: bool,
 }
 
 /// An elastic IP deckhand allocated for a NAT gateway.
@@ -64,6 +66,7 @@ pub(crate) async fn nat_gateways(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<
             public_ip: address.and_then(|a| a.public_ip()).unwrap_or_default().to_string(),
             allocation_id: address.and_then(|a| a.allocation_id()).unwrap_or_default().to_string(),
             stack: tag_value(nat.tags(), STACK_TAG),
+            available: nat.state() == Some(&NatGatewayState::Available),
         });
     }
     Ok(found)
@@ -105,7 +108,7 @@ pub struct NatGatewaySpec {
 
 /// A NAT gateway converges by its `Name` among the stack's live NAT gateways; it has nothing to
 /// change in place, and AWS cannot move it to another subnet. Creating one allocates (or reuses)
-/// its elastic IP and waits until it is available.
+/// its elastic IP; the wait until it is available is deferred to what needs it ([`ready`]).
 impl Resource for NatGateway {
     type Reads = Snapshot;
     type Spec = NatGatewaySpec;
@@ -131,7 +134,12 @@ impl Resource for NatGateway {
 
     fn find(pass: &Pass, spec: &NatGatewaySpec) -> Result<Option<NatGateway>> {
         let snapshot = pass.snapshot()?;
-        Ok(snapshot.borrow().egress.nat_gateways.iter().find(|n| n.name == spec.name).cloned())
+        let found = snapshot.borrow().egress.nat_gateways.iter().find(|n| n.name == spec.name).cloned();
+        // One an earlier run left pending (it stopped before the NAT gateway was available).
+        if let Some(nat) = found.as_ref().filter(|n| !n.available) {
+            defer_available(pass, &nat.id);
+        }
+        Ok(found)
     }
 
     fn stack_of(live: &NatGateway) -> Option<&str> {
@@ -146,6 +154,7 @@ impl Resource for NatGateway {
             public_ip: UNKNOWN.into(),
             allocation_id: UNKNOWN.into(),
             stack: Some(stack.to_string()),
+            available: false,
         }
     }
 
@@ -177,8 +186,7 @@ impl Resource for NatGateway {
             addresses.retain(|a| a.allocation_id != eip.allocation_id);
             addresses.push(ElasticIp { associated: true, ..eip.clone() });
         }
-        let say = |line: &str| pass.log.say(&format!("  {line}"));
-        pass.apply(async |aws| wait_available(aws, &id, &say).await)?;
+        defer_available(pass, &id);
         Ok(Created::New(NatGateway {
             id,
             public_ip: eip.public_ip,
@@ -259,13 +267,47 @@ async fn nat_state(aws: &Aws, id: &str) -> Result<Option<(NatGatewayState, Strin
     }
 }
 
+/// The key of a NAT gateway's deferred wait (see [`Pass::defer`]).
+fn pending_key(id: &str) -> String {
+    format!("NAT gateway {id}")
+}
+
+/// Defers the wait until NAT gateway `id` is available to what needs it ([`ready`]).
+fn defer_available(pass: &Pass, id: &str) {
+    let id = id.to_string();
+    pass.defer(pending_key(&id), move |pass, by| {
+        let say = |line: &str| pass.log.say(&format!("  {line}"));
+        pass.apply(async |aws| wait_available(aws, &id, by, &say).await)?;
+        let snapshot = pass.snapshot()?;
+        for nat in snapshot.borrow_mut().egress.nat_gateways.iter_mut().filter(|n| n.id == id) {
+            nat.available = true;
+        }
+        Ok(())
+    });
+}
+
+/// Waits until NAT gateway `id` is available if this run knows it pending, because `by` needs it
+/// (e.g. `route table myapp-private`). Routes to a NAT gateway wait for it: that CreateRoute
+/// accepts a `pending` one is not documented, and terraform-provider-aws
+/// (`waitNATGatewayCreated` in `aws_nat_gateway`'s Create, before any route can name it) and kops
+/// (its NAT gateway task waits for `available` before the route task runs) both wait; services
+/// wait for the egress of their subnets, whose first tasks would otherwise fail to pull.
+pub fn ready(pass: &Pass, id: &str, by: &str) -> Result<()> {
+    pass.need(&pending_key(id), by)
+}
+
+/// Whether this run knows NAT gateway `id` pending (its wait deferred, not yet needed).
+pub fn pending(pass: &Pass, id: &str) -> bool {
+    pass.pending(&pending_key(id))
+}
+
 /// Waits until a new NAT gateway is available: AWS creates it `pending` (for about 90 s), and
 /// routes to it work only once it is `available`. The acceptors of the SDK's NatGatewayAvailable
 /// waiter (aws-sdk-ec2 `waiters/nat_gateway_available.rs`), polled by deckhand so the time scale
 /// applies: available is done; `failed`, `deleting` or `deleted` fail; `NatGatewayNotFound` (a
 /// create not visible yet) is waited out.
-async fn wait_available(aws: &Aws, id: &str, report: &dyn Fn(&str)) -> Result<()> {
-    let what = format!("NAT gateway {id} to become available (usually 1-2 minutes)");
+async fn wait_available(aws: &Aws, id: &str, by: &str, report: &dyn Fn(&str)) -> Result<()> {
+    let what = format!("NAT gateway {id} to become available for {by} (usually 1-2 minutes)");
     Wait::new(aws.clock(), "NAT gateway", what, NAT_GATEWAY_PACE, NAT_GATEWAY_TIMEOUT)
         .report_to(report)
         .hint("see its state with `aws ec2 describe-nat-gateways`; run deckhand again to continue")

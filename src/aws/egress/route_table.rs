@@ -7,6 +7,7 @@ use aws_sdk_ec2::types::{Filter, ResourceType};
 
 use crate::aws::Pass;
 use crate::aws::ec2::{Subnet, tag_value, tags_for};
+use crate::aws::egress::nat_gateway;
 use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
@@ -305,32 +306,21 @@ impl Resource for RouteTable {
 fn apply_routes(pass: &Pass, table_id: &str, current: &BTreeSet<Route>, wanted: &BTreeSet<Route>) -> Result<()> {
     let current_by_dest = |dest: &str| current.iter().find(|r| r.destination == dest);
     for route in wanted.difference(current) {
-        let (nat, gateway) = match &route.target {
-            RouteTarget::Nat(id) => (Some(id.clone()), None),
-            other => (None, Some(other.to_string())),
-        };
-        // CreateRoute and ReplaceRoute take the same parameters; ReplaceRoute where the
-        // destination already has a route.
-        macro_rules! send_route {
-            ($request:expr, $operation:literal) => {
-                $request
-                    .route_table_id(table_id)
-                    .destination_cidr_block(&route.destination)
-                    .set_nat_gateway_id(nat.clone())
-                    .set_gateway_id(gateway.clone())
-                    .send()
-                    .await
-                    .map(drop)
-                    .map_err(|e| aws_error($operation, e))
-            };
-        }
-        pass.apply(async |aws| {
-            if current_by_dest(&route.destination).is_some() {
-                send_route!(aws.ec2.replace_route(), "ReplaceRoute")
-            } else {
-                send_route!(aws.ec2.create_route(), "CreateRoute")
+        let replace = current_by_dest(&route.destination).is_some();
+        match &route.target {
+            // A route to a NAT gateway that is still pending is sent once it is available (see
+            // `nat_gateway::ready`); the statements after this one go ahead meanwhile, and what
+            // needs the route (a service in these subnets, the end of the run) waits for it.
+            RouteTarget::Nat(nat) if nat_gateway::pending(pass, nat) => {
+                let (table_id, route) = (table_id.to_string(), route.clone());
+                pass.defer(route_key(&table_id, &route.destination), move |pass, by| {
+                    let through = format!("{by} (through the route {} of {table_id})", route.destination);
+                    nat_gateway::ready(pass, &route.target.to_string(), &through)?;
+                    send_route(pass, &table_id, &route, replace)
+                });
             }
-        })?;
+            _ => send_route(pass, table_id, route, replace)?,
+        }
     }
     for route in current.difference(wanted) {
         if wanted.iter().any(|w| w.destination == route.destination) {
@@ -343,6 +333,57 @@ fn apply_routes(pass: &Pass, table_id: &str, current: &BTreeSet<Route>, wanted: 
             )
             .await
         })?;
+    }
+    Ok(())
+}
+
+/// The key of a route's deferred create (see [`Pass::defer`]).
+fn route_key(table_id: &str, destination: &str) -> String {
+    format!("route {destination} of {table_id}")
+}
+
+/// Sends one route: CreateRoute, or ReplaceRoute where the destination already has one (they
+/// take the same parameters).
+fn send_route(pass: &Pass, table_id: &str, route: &Route, replace: bool) -> Result<()> {
+    let (nat, gateway) = match &route.target {
+        RouteTarget::Nat(id) => (Some(id.clone()), None),
+        other => (None, Some(other.to_string())),
+    };
+    macro_rules! send_route {
+        ($request:expr, $operation:literal) => {
+            $request
+                .route_table_id(table_id)
+                .destination_cidr_block(&route.destination)
+                .set_nat_gateway_id(nat.clone())
+                .set_gateway_id(gateway.clone())
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| aws_error($operation, e))
+        };
+    }
+    pass.apply(async |aws| {
+        if replace {
+            send_route!(aws.ec2.replace_route(), "ReplaceRoute")
+        } else {
+            send_route!(aws.ec2.create_route(), "CreateRoute")
+        }
+    })
+}
+
+/// Waits for what the egress of `subnets` (ids) still waits for in this run, because `by` (e.g.
+/// `service myapp`) needs it: the routes of their route tables to pending NAT gateways, and those
+/// NAT gateways. ECS tasks in subnets without egress cannot pull their image, and each such task
+/// counts against the deployment circuit breaker.
+pub fn egress_ready(pass: &Pass, subnets: &[String], by: &str) -> Result<()> {
+    let tables = pass.snapshot()?.borrow().egress.route_tables.clone();
+    for table in tables.iter().filter(|t| t.associations.iter().any(|a| subnets.contains(&a.subnet))) {
+        for route in &table.routes {
+            if let RouteTarget::Nat(nat) = &route.target {
+                pass.need(&route_key(&table.id, &route.destination), by)?;
+                nat_gateway::ready(pass, nat, by)?;
+            }
+        }
     }
     Ok(())
 }
@@ -361,40 +402,50 @@ fn apply_associations(
             pass.apply(async |aws| disassociate(aws, &association.id).await)?;
         }
     }
-    for subnet in wanted {
-        if table.associations.iter().any(|a| &a.subnet == subnet) {
-            continue;
-        }
-        let elsewhere = all_tables
-            .iter()
-            .filter(|t| t.id != table.id)
-            .flat_map(|t| t.associations.iter())
-            .find(|a| &a.subnet == subnet)
-            .map(|a| a.id.clone());
-        let id = pass.apply(async |aws| match &elsewhere {
-            Some(old) => aws
-                .ec2
-                .replace_route_table_association()
-                .association_id(old)
-                .route_table_id(&table.id)
-                .send()
-                .await
-                .map_err(|e| aws_error("ReplaceRouteTableAssociation", e))?
-                .new_association_id()
-                .map(str::to_string)
-                .ok_or_else(|| Error::missing("ReplaceRouteTableAssociation", "NewAssociationId")),
-            None => aws
-                .ec2
-                .associate_route_table()
-                .route_table_id(&table.id)
-                .subnet_id(subnet)
-                .send()
-                .await
-                .map_err(|e| aws_error("AssociateRouteTable", e))?
-                .association_id()
-                .map(str::to_string)
-                .ok_or_else(|| Error::missing("AssociateRouteTable", "AssociationId")),
-        })?;
+    // The new associations are independent of each other: sent together, one round.
+    let new: Vec<(&String, Option<String>)> = wanted
+        .iter()
+        .filter(|subnet| !table.associations.iter().any(|a| &a.subnet == *subnet))
+        .map(|subnet| {
+            let elsewhere = all_tables
+                .iter()
+                .filter(|t| t.id != table.id)
+                .flat_map(|t| t.associations.iter())
+                .find(|a| &a.subnet == subnet)
+                .map(|a| a.id.clone());
+            (subnet, elsewhere)
+        })
+        .collect();
+    let ids = pass.apply(async |aws| {
+        crate::aws::concurrently(&new, |(subnet, elsewhere)| async move {
+            match elsewhere {
+                Some(old) => aws
+                    .ec2
+                    .replace_route_table_association()
+                    .association_id(old)
+                    .route_table_id(&table.id)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error("ReplaceRouteTableAssociation", e))?
+                    .new_association_id()
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::missing("ReplaceRouteTableAssociation", "NewAssociationId")),
+                None => aws
+                    .ec2
+                    .associate_route_table()
+                    .route_table_id(&table.id)
+                    .subnet_id(*subnet)
+                    .send()
+                    .await
+                    .map_err(|e| aws_error("AssociateRouteTable", e))?
+                    .association_id()
+                    .map(str::to_string)
+                    .ok_or_else(|| Error::missing("AssociateRouteTable", "AssociationId")),
+            }
+        })
+        .await
+    })?;
+    for ((subnet, _), id) in new.into_iter().zip(ids) {
         associations.push(Association { id, subnet: subnet.clone() });
     }
     Ok(associations)

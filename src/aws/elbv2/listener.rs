@@ -4,7 +4,8 @@
 use std::fmt;
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, Certificate, ProtocolEnum, RedirectActionConfig, RedirectActionStatusCodeEnum,
+    Action, ActionTypeEnum, Certificate, FixedResponseActionConfig, ForwardActionConfig, ProtocolEnum,
+    RedirectActionConfig, RedirectActionStatusCodeEnum, TargetGroupTuple,
 };
 
 use super::{DEFAULT_SSL_POLICY, load_balancer, stack_tags, with_state};
@@ -36,14 +37,48 @@ pub enum ListenerAction {
         /// 301 or 302.
         status: i32,
     },
-    /// Anything else found in AWS (fixed responses, weighted forwards, custom redirects...).
+    /// Answer every request itself (e.g. a 404 for paths no rule forwards).
+    FixedResponse {
+        /// An HTTP status code, 2XX, 4XX or 5XX.
+        status: i32,
+        /// The body's content type, e.g. `text/plain`.
+        content_type: String,
+        /// The body (at most 1024 characters), if any.
+        body: Option<String>,
+    },
+    /// Forward to two target groups by weight: the production (or test) rule of an ECS blue/green,
+    /// canary or linear deployment. ECS moves the weights during each deployment and leaves the
+    /// new primary group at 100 (ECS developer guide, "Application Load Balancer resources for
+    /// blue/green, linear, and canary deployments"), so two such actions are the same when they
+    /// forward to the same two groups, whatever their weights.
+    Weighted(Vec<WeightedGroup>),
+    /// Anything else found in AWS (other weighted forwards, custom redirects...).
     Other(String),
+}
+
+/// One target group of a [`ListenerAction::Weighted`] forward.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WeightedGroup {
+    /// The target group's ARN, or [`UNKNOWN`].
+    pub arn: String,
+    /// Its name, for display.
+    pub name: String,
+    /// Its weight (0-999); the share of requests is its weight over the sum.
+    pub weight: i32,
 }
 
 impl ListenerAction {
     pub(super) fn same_as(&self, other: &ListenerAction) -> bool {
         match (self, other) {
             (ListenerAction::Forward { arn: a, .. }, ListenerAction::Forward { arn: b, .. }) => is_known(a) && a == b,
+            (ListenerAction::Weighted(a), ListenerAction::Weighted(b)) => {
+                fn arns(groups: &[WeightedGroup]) -> Vec<&str> {
+                    let mut arns: Vec<&str> = groups.iter().map(|g| g.arn.as_str()).collect();
+                    arns.sort_unstable();
+                    arns
+                }
+                a.iter().chain(b).all(|g| is_known(&g.arn)) && arns(a) == arns(b)
+            }
             (ListenerAction::Other(_), _) | (_, ListenerAction::Other(_)) => false,
             (a, b) => a == b,
         }
@@ -55,6 +90,14 @@ impl fmt::Display for ListenerAction {
         match self {
             ListenerAction::Forward { name, .. } => write!(f, "forward {name}"),
             ListenerAction::Redirect { protocol, port, status } => write!(f, "redirect {protocol}:{port} ({status})"),
+            ListenerAction::FixedResponse { status, body: None, .. } => write!(f, "fixed response {status}"),
+            ListenerAction::FixedResponse { status, body: Some(body), .. } => {
+                write!(f, "fixed response {status} {body:?}")
+            }
+            ListenerAction::Weighted(groups) => {
+                let shares: Vec<String> = groups.iter().map(|g| format!("{} {}", g.name, g.weight)).collect();
+                write!(f, "forward weighted {}", shares.join(", "))
+            }
             ListenerAction::Other(text) => f.write_str(text),
         }
     }
@@ -150,9 +193,19 @@ pub(super) fn action_from(actions: &[Action]) -> ListenerAction {
                 [only] => only.target_group_arn(),
                 _ => None,
             });
-            match arn {
-                Some(arn) => ListenerAction::Forward { arn: arn.to_string(), name: arn.to_string() },
-                None => ListenerAction::Other(format!("forward to {} target groups", tuples.len())),
+            match (arn, tuples) {
+                (Some(arn), _) => ListenerAction::Forward { arn: arn.to_string(), name: arn.to_string() },
+                (None, [_, _]) => ListenerAction::Weighted(
+                    tuples
+                        .iter()
+                        .map(|t| WeightedGroup {
+                            arn: t.target_group_arn().unwrap_or_default().to_string(),
+                            name: t.target_group_arn().unwrap_or_default().to_string(),
+                            weight: t.weight().unwrap_or(1),
+                        })
+                        .collect(),
+                ),
+                (None, _) => ListenerAction::Other(format!("forward to {} target groups", tuples.len())),
             }
         }
         Some(ActionTypeEnum::Redirect) => {
@@ -181,6 +234,14 @@ pub(super) fn action_from(actions: &[Action]) -> ListenerAction {
                 )),
             }
         }
+        Some(ActionTypeEnum::FixedResponse) => match action.fixed_response_config() {
+            Some(r) => ListenerAction::FixedResponse {
+                status: r.status_code().and_then(|s| s.parse().ok()).unwrap_or(0),
+                content_type: r.content_type().unwrap_or_default().to_string(),
+                body: r.message_body().filter(|b| !b.is_empty()).map(str::to_string),
+            },
+            None => ListenerAction::Other("fixed-response".into()),
+        },
         Some(other) => ListenerAction::Other(other.as_str().to_string()),
         None => ListenerAction::Other("unknown action".into()),
     }
@@ -247,6 +308,9 @@ fn validate_listener(pass: &Pass, spec: &ListenerSpec) -> Result<()> {
             ));
         }
     }
+    if let ListenerAction::FixedResponse { status, content_type, body } = &spec.action {
+        validate_fixed_response(*status, content_type, body.as_deref())?;
+    }
     if let (Some(lb_vpc), Some(tg_vpc)) = (&spec.load_balancer.vpc_id, &spec.target_group_vpc)
         && is_known(lb_vpc)
         && is_known(tg_vpc)
@@ -259,6 +323,44 @@ fn validate_listener(pass: &Pass, spec: &ListenerSpec) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The content types ELB allows in a fixed response (FixedResponseActionConfig, ELB API reference).
+const FIXED_RESPONSE_TYPES: &[&str] =
+    &["text/plain", "text/css", "text/html", "application/javascript", "application/json"];
+
+/// A fixed response the way ELB checks one: a 2XX, 4XX or 5XX status, one of its content types, a
+/// body of at most 1024 characters (FixedResponseActionConfig, ELB API reference).
+fn validate_fixed_response(status: i32, content_type: &str, body: Option<&str>) -> Result<()> {
+    if !matches!(status, 200..=299 | 400..=599) {
+        return Err(Error::invalid("listener.fixed_response.status", status, "an HTTP status code 2XX, 4XX or 5XX"));
+    }
+    if !FIXED_RESPONSE_TYPES.contains(&content_type) {
+        return Err(Error::invalid(
+            "listener.fixed_response.content_type",
+            format!("{content_type:?}"),
+            FIXED_RESPONSE_TYPES.join(", "),
+        ));
+    }
+    if let Some(body) = body
+        && body.chars().count() > 1024
+    {
+        return Err(Error::invalid(
+            "listener.fixed_response.body",
+            format!("{} characters", body.chars().count()),
+            "at most 1024 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Waits for the listener's certificate if this run requested it and ACM has not issued it yet:
+/// CreateListener and ModifyListener refuse a certificate that is not ISSUED.
+fn certificate_ready(pass: &Pass, spec: &ListenerSpec) -> Result<()> {
+    match &spec.certificate {
+        Some(arn) => crate::aws::acm::ready(pass, arn, &format!("listener {}", Listener::name(spec))),
+        None => Ok(()),
+    }
 }
 
 fn validate_certificate(pass: &Pass, arn: &str) -> Result<()> {
@@ -297,6 +399,7 @@ fn sdk_action(action: &ListenerAction) -> Action {
         ListenerAction::Forward { arn, .. } => {
             Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(arn).build()
         }
+        ListenerAction::Weighted(groups) => weighted_action(groups),
         ListenerAction::Redirect { protocol, port, status } => Action::builder()
             .r#type(ActionTypeEnum::Redirect)
             .redirect_config(
@@ -314,8 +417,28 @@ fn sdk_action(action: &ListenerAction) -> Action {
                     .build(),
             )
             .build(),
+        ListenerAction::FixedResponse { status, content_type, body } => Action::builder()
+            .r#type(ActionTypeEnum::FixedResponse)
+            .fixed_response_config(
+                FixedResponseActionConfig::builder()
+                    .status_code(status.to_string())
+                    .content_type(content_type)
+                    .set_message_body(body.clone())
+                    .build(),
+            )
+            .build(),
         ListenerAction::Other(_) => Action::builder().build(),
     }
+}
+
+/// A forward to several target groups by weight (ForwardConfig's target group tuples).
+pub(super) fn weighted_action(groups: &[WeightedGroup]) -> Action {
+    let tuples =
+        groups.iter().map(|g| TargetGroupTuple::builder().target_group_arn(&g.arn).weight(g.weight).build()).collect();
+    Action::builder()
+        .r#type(ActionTypeEnum::Forward)
+        .forward_config(ForwardActionConfig::builder().set_target_groups(Some(tuples)).build())
+        .build()
 }
 
 /// Makes sure the listeners of the load balancer `spec` names are in the snapshot: a load balancer
@@ -405,6 +528,7 @@ impl Resource for Listener {
             return Err(Error::Internal(format!("listener {name} on a load balancer that was not created")));
         }
         let wanted = Self::planned(spec, stack);
+        certificate_ready(pass, spec)?;
         let out = pass.apply(async |aws| {
             let mut create = aws
                 .elbv2
@@ -455,6 +579,7 @@ impl Resource for Listener {
     fn update(pass: &Pass, live: &Listener, spec: &ListenerSpec, _: &()) -> Result<Listener> {
         let arn = live.arn.as_str();
         let policy = ssl_policy(spec);
+        certificate_ready(pass, spec)?;
         pass.apply(async |aws| {
             let mut modify = aws
                 .elbv2
@@ -508,5 +633,23 @@ mod tests {
             FieldDiff::changed("default_action", forward("arn:1"), &redirect).to_string(),
             "default_action: forward web -> redirect HTTPS:443 (301)"
         );
+    }
+
+    #[test]
+    fn fixed_responses_compare_by_status_type_and_body_and_are_checked_as_elb_does() {
+        let fixed = |status: i32, body: Option<&str>| ListenerAction::FixedResponse {
+            status,
+            content_type: "text/plain".into(),
+            body: body.map(str::to_string),
+        };
+        assert!(fixed(404, Some("none")).same_as(&fixed(404, Some("none"))));
+        assert!(!fixed(404, Some("none")).same_as(&fixed(404, None)));
+        assert!(!fixed(404, None).same_as(&fixed(503, None)));
+        assert_eq!(fixed(404, None).to_string(), "fixed response 404");
+        assert_eq!(fixed(404, Some("gone")).to_string(), "fixed response 404 \"gone\"");
+        assert!(validate_fixed_response(404, "text/plain", None).is_ok());
+        assert!(validate_fixed_response(302, "text/plain", None).is_err());
+        assert!(validate_fixed_response(200, "text/xml", None).is_err());
+        assert!(validate_fixed_response(200, "text/html", Some(&"x".repeat(1025))).is_err());
     }
 }

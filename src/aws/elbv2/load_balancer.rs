@@ -11,8 +11,10 @@ use crate::aws::ec2::Ec2State;
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
+use crate::poll::{Check, Wait};
 use crate::runtime::Aws;
 use crate::tagged::Keepable;
+use crate::timing::{LOAD_BALANCER_ACTIVE_PACE, LOAD_BALANCER_ACTIVE_TIMEOUT};
 
 /// An Application Load Balancer as it exists (or will exist) in AWS.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -368,6 +370,7 @@ impl Resource for LoadBalancer {
         match created {
             Some(lb) => {
                 pass.snapshot()?.borrow_mut().elbv2.listeners_read.insert(lb.arn.clone());
+                defer_active(pass, &lb.arn, &spec.name);
                 Ok(Created::New(LoadBalancer { stack: Some(stack.to_string()), ..lb }))
             }
             None => pass.apply(async |aws| named(aws, &spec.name).await)?.map(Created::Existing).ok_or_else(|| {
@@ -437,6 +440,46 @@ impl Resource for LoadBalancer {
     fn summary(live: &LoadBalancer) -> String {
         format!("{}, {}", live.dns_name, live.scheme)
     }
+}
+
+/// Defers the wait until a new load balancer is active (it is `provisioning` for 2-3 minutes) to
+/// the end of the run or `wait_stable`: listeners, target groups, rules and DNS aliases can name a
+/// provisioning load balancer, so nothing in the script waits for it; its targets' health checks
+/// start once it is active, which a rollout waits for anyway.
+fn defer_active(pass: &Pass, arn: &str, name: &str) {
+    let (arn, name) = (arn.to_string(), name.to_string());
+    pass.defer(format!("load balancer {arn}"), move |pass, by| {
+        let say = |line: &str| pass.log.say(&format!("  {line}"));
+        pass.apply(async |aws| wait_active(aws, &arn, &name, by, &say).await)
+    });
+}
+
+/// Waits until a load balancer is active: the SDK's LoadBalancerAvailable waiter's acceptors
+/// (`active` is done, `provisioning` and `LoadBalancerNotFound`, a create not visible yet, are
+/// waited out), polled by deckhand so the time scale applies; `failed` fails at once.
+async fn wait_active(aws: &Aws, arn: &str, name: &str, by: &str, report: &dyn Fn(&str)) -> Result<()> {
+    let what = format!("load balancer {name} to become active for {by} (usually 2-3 minutes)");
+    Wait::new(aws.clock(), "load balancer", what, LOAD_BALANCER_ACTIVE_PACE, LOAD_BALANCER_ACTIVE_TIMEOUT)
+        .report_to(report)
+        .hint("see its state with `aws elbv2 describe-load-balancers`; run deckhand again to continue")
+        .until(async |_| {
+            let states = crate::aws::queries::load_balancer_states(aws, &[arn.to_string()]).await;
+            let state = match states {
+                Ok(mut states) => states.remove(arn),
+                Err(err) if err.aws_code() == Some("LoadBalancerNotFound") => None,
+                Err(err) => return Err(err),
+            };
+            match state.as_deref() {
+                Some("active" | "active_impaired") => Ok(Check::Done(())),
+                Some("failed") => Err(Error::conflict(
+                    format!("load balancer {name} ({arn}) failed to provision"),
+                    Some("see `aws elbv2 describe-load-balancers` for its state's reason; delete it and run again"),
+                )),
+                Some(state) => Ok(Check::waiting(state)),
+                None => Ok(Check::waiting("not visible yet")),
+            }
+        })
+        .await
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_elasticloadbalancingv2::types::Tag;
 
-pub use listener::{Listener, ListenerAction, ListenerSpec, LoadBalancerRef, listener_name, listeners};
+pub use listener::{Listener, ListenerAction, ListenerSpec, LoadBalancerRef, WeightedGroup, listener_name, listeners};
 pub use load_balancer::{GroupRef, LoadBalancer, LoadBalancerSpec, SubnetRef, load_balancer_from, resolve_subnets};
 pub use rule::{ListenerRef, ListenerRule, ListenerRuleSpec, delete_rule, rule_name};
 pub use target_group::{
@@ -189,11 +189,17 @@ impl Elbv2State {
 
     /// Names the target group a forward action goes to, where the snapshot knows it.
     fn name_target_group(&self, action: &mut ListenerAction) {
-        let named = self.target_groups_named.values().flatten();
-        if let ListenerAction::Forward { arn, name } = action
-            && let Some(tg) = self.target_groups.iter().chain(named).find(|t| t.arn == *arn)
-        {
-            name.clone_from(&tg.name);
+        let named: Vec<&TargetGroup> =
+            self.target_groups.iter().chain(self.target_groups_named.values().flatten()).collect();
+        let name_of = |arn: &str, name: &mut String| {
+            if let Some(tg) = named.iter().find(|t| t.arn == arn) {
+                name.clone_from(&tg.name);
+            }
+        };
+        match action {
+            ListenerAction::Forward { arn, name } => name_of(arn, name),
+            ListenerAction::Weighted(groups) => groups.iter_mut().for_each(|g| name_of(&g.arn, &mut g.name)),
+            _ => {}
         }
     }
 

@@ -69,7 +69,8 @@ pub struct ListenerRuleSpec {
     pub paths: Vec<String>,
     /// Host headers, e.g. `api.example.com`.
     pub hosts: Vec<String>,
-    /// The target group it forwards to (an [`ListenerAction::Forward`]).
+    /// The target group it forwards to (a [`ListenerAction::Forward`]), or the two groups of a
+    /// service's blue/green, canary or linear deployments (a [`ListenerAction::Weighted`]).
     pub action: ListenerAction,
 }
 
@@ -169,7 +170,16 @@ fn validate_rule(pass: &Pass, spec: &ListenerRuleSpec) -> Result<()> {
             ),
         ));
     }
-    let declared = with_state(pass, |s| s.rules_declared.contains(&(spec.listener.arn.clone(), spec.priority)))?;
+    // A listener still to be created has no ARN to tell it from another planned one: its name does.
+    let key = if is_known(&spec.listener.arn) {
+        spec.listener.arn.clone()
+    } else {
+        format!("(planned) {}", spec.listener.name)
+    };
+    let declared = with_state(pass, |s| s.rules_declared.contains(&(key.clone(), spec.priority)))?;
+    if !declared && !is_known(&spec.listener.arn) {
+        pass.snapshot()?.borrow_mut().elbv2.rules_declared.insert((key, spec.priority));
+    }
     if declared {
         return Err(Error::invalid(
             "listener_rule.priority",
@@ -216,6 +226,9 @@ fn sdk_forward(action: &ListenerAction) -> Result<Action> {
     match action {
         ListenerAction::Forward { arn, .. } if is_known(arn) => {
             Ok(Action::builder().r#type(ActionTypeEnum::Forward).target_group_arn(arn).build())
+        }
+        ListenerAction::Weighted(groups) if groups.iter().all(|g| is_known(&g.arn)) => {
+            Ok(super::listener::weighted_action(groups))
         }
         other => Err(Error::Internal(format!("a listener rule forwarding to {other} (no target group ARN)"))),
     }

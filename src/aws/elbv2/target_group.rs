@@ -464,8 +464,20 @@ impl Resource for TargetGroup {
         state.target_groups.push(live.clone());
     }
 
+    /// With what the health check and the delay cost a rollout: a new target takes `healthy` checks
+    /// `interval` apart to pass (ELB's health check docs), an old one drains for the delay.
     fn summary(live: &TargetGroup) -> String {
-        format!("{}:{}, {}", live.protocol, live.port, live.target_type)
+        let hc = &live.health_check;
+        format!(
+            "{}:{}, {}; healthy in {} s: {} checks every {} s; drains {} s",
+            live.protocol,
+            live.port,
+            live.target_type,
+            hc.healthy * hc.interval,
+            hc.healthy,
+            hc.interval,
+            live.deregistration_delay
+        )
     }
 }
 

@@ -88,14 +88,20 @@ pub struct IamState {
 impl IamState {
     /// Reads the roles named `names` (GetRole and ListAttachedRolePolicies each) and the inline
     /// policies `inline` (role, policy name; GetRolePolicy each), all concurrently.
-    pub async fn load(aws: &Aws, names: &[String], inline: &[(String, String)]) -> Result<IamState> {
+    /// `known`: managed policies whose existence an earlier pass of the run found out.
+    pub async fn load(
+        aws: &Aws,
+        names: &[String],
+        inline: &[(String, String)],
+        known: &[(String, bool)],
+    ) -> Result<IamState> {
         let (roles, documents) = tokio::try_join!(
             crate::aws::concurrently(names, |name| fetch_role(aws, name)),
             crate::aws::concurrently(inline, async |(role, name)| role_policy::get(aws, role, name).await),
         )?;
         Ok(IamState {
             roles: names.iter().cloned().zip(roles).collect(),
-            policies: HashMap::new(),
+            policies: known.iter().cloned().collect(),
             role_policies: inline.iter().cloned().zip(documents).collect(),
         })
     }

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use futures_util::FutureExt;
 use futures_util::future::LocalBoxFuture;
-use rhai::{Array, Dynamic, Engine, EvalAltResult, Map};
+use rhai::{Array, Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
 
 use crate::aws::Pass;
 use crate::aws::ecs::{Cluster, ClusterSpec, FARGATE_PROVIDERS, Service, StrategyItem, TaskDefinition};
@@ -15,11 +15,12 @@ use crate::bindings::queries::service_handle as report_handle;
 use crate::bindings::{
     Described, Fields, as_array, as_string, function, handle, handle_field, keep_of, optional, show, string_array, text,
 };
-use crate::converge::{converge, converge_kept};
+use crate::converge::{Resource, converge, converge_kept};
 use crate::error::{Error, Result};
 use crate::runtime::Aws;
 use crate::wait;
 
+mod deploy;
 mod exec;
 mod service;
 mod task_definition;
@@ -108,7 +109,7 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         &["cluster: Map", "spec: Map", "Map"],
         "Ensures a Fargate service: #{ name, task, desired, capacity_provider, capacity, subnets,\n\
          security_groups, public_ip, target_group, container, port, health_check_grace, circuit_breaker,\n\
-         min_healthy_percent, max_percent, exec }. Runs on a capacity provider (\"FARGATE\" default or\n\
+         min_healthy_percent, max_percent, exec, deploy }. Runs on a capacity provider (\"FARGATE\" default or\n\
          \"FARGATE_SPOT\"), or on a mixed strategy `capacity: [#{ provider: \"FARGATE\", base: 1, weight: 1 },\n\
          #{ provider: \"FARGATE_SPOT\", weight: 3 }]` (not both; Spot only in a cluster with the provider\n\
          and never for an arm64 task) in awsvpc mode (`public_ip` default false), behind `target_group` (type ip)\n\
@@ -118,16 +119,31 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
          `exec: true` turns on ECS Exec (`deckhand exec`) for tasks started from then on; the task\n\
          definition needs a task_role, which gets the inline policy deckhand-exec when it is the stack's.\n\
          `keep: true` marks it (tag deckhand:keep): a run whose script no longer declares it keeps it.\n\
+         `deploy: #{ strategy, bake, canary: #{ percent, bake }, linear: #{ step, bake }, alarms, test_listener }`:\n\
+         `strategy` \"rolling\" (default), \"blue_green\", \"canary\" or \"linear\" (ECS shifts the load balancer's\n\
+         traffic: deckhand creates the alternate target group `<tg>-alt`, a rule at priority 50000 on the listener\n\
+         forwarding to the target group (and on `test_listener`, another port of that load balancer), and the\n\
+         role `<stack>-<service>-ecs-infra`); `bake` minutes both versions run after production traffic moved\n\
+         (default 5); canary `percent` (default 5) for `bake` minutes (default 10); linear `step` percent\n\
+         (default 10) every `bake` minutes (default 6); `alarms` (alarm() handles or names) roll a deployment\n\
+         back when one is in ALARM. A blue_green service with a test_listener pauses after test traffic\n\
+         moved until wait_stable answers, after its check if any (ECS rolls back after 30 minutes without).\n\
+         `health_check_grace` (seconds; none by default): how long after a task starts ECS ignores failing\n\
+         load balancer health checks; fit it to the container's start plus its first checks (30 s for a web\n\
+         server with checks 2 x 10 s, 60-120 s for a slow-booting app). It costs nothing while checks pass.\n\
+         The service waits for the egress of its subnets (a NAT gateway this run created) before it is created.\n\
          Returns #{ kind, arn, name, cluster_arn, cluster, desired, task_definition }.\n\
          Example: `service(cluster, #{ name: \"myapp\", task: task, desired: 2, subnets: subnets,\n\
-         security_groups: [app_sg], target_group: tg })`",
+         security_groups: [app_sg], target_group: tg, deploy: #{ strategy: \"canary\", canary: #{ percent: 10 } } })`",
     )
     .register_into_engine(engine, move |cluster: Dynamic, spec: Map| -> Rhai<Map> {
         let (keep, spec) = keep_of("service", spec)?;
         let subnets = spec.get("subnets").cloned();
         let images = spec.get("task").map(task_images).unwrap_or_default();
         let task = spec.get("task").cloned().unwrap_or_default();
-        let spec = service_spec(&p, &cluster, spec)?;
+        let target_group = spec.get("target_group").cloned();
+        let (mut spec, deploy) = service_spec(&p, &cluster, spec)?;
+        deploy::converge_traffic_shift(&p, &mut spec, &deploy, target_group.as_ref())?;
         if spec.exec {
             exec::converge_exec_policy(&p, &task)?;
         }
@@ -139,7 +155,9 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
                 warn_exec_without_endpoint(&p, &subnets)?;
             }
         }
+        let before = if deploy.strategy.shifts_traffic() { None } else { Service::find(&p, &spec)? };
         let service = converge_kept::<Service>(&p, &spec, keep)?;
+        deploy::release_infra_role(&p, before.as_ref(), &deploy)?;
         Ok(service_handle(&service, &spec))
     });
 
@@ -149,12 +167,14 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
         &["service: Map", "Map"],
         "Waits until a service is stable (its deployment completed, the desired count running); fails\n\
          with the newest service events when the deployment fails, is rolled back, or 15 minutes pass.\n\
+         A blue_green, canary or linear service's progress names the deployment's stage (\"canary 10%\n\
+         (bake 3m left)\", \"test traffic\", \"production traffic shifted\", \"cleaning up\").\n\
          In plan and check passes it returns at once. Returns the service handle.\n\
          Example: `wait_stable(svc);`",
     )
     .register_into_engine(engine, move |service: Map| -> Rhai<Map> {
-        let target = stable_target(&service, Map::new())?;
-        wait::wait_stable(&p, &target)?;
+        let (target, _) = stable_target(&service, Map::new())?;
+        wait::wait_stable(&p, &target, None)?;
         Ok(service)
     });
 
@@ -162,15 +182,72 @@ pub(super) fn register(engine: &mut Engine, pass: &Rc<Pass>) {
     function(
         "wait_stable",
         &["service: Map", "options: Map", "Map"],
-        "Waits until a service is stable, at most `timeout` seconds: #{ timeout } (default 900:\n\
+        "Waits until a service is stable, at most `timeout` seconds: #{ timeout, check } (default 900:\n\
          task start-up, health checks and the old targets' 300 s deregistration delay).\n\
-         Example: `wait_stable(svc, #{ timeout: 1800 });`",
+         `check` (a function; blue_green with a test_listener, canary, linear) runs while the new revision\n\
+         holds part of the traffic: at blue_green's pause after test traffic moved (deckhand then answers\n\
+         ContinueServiceDeployment CONTINUE, or ROLLBACK when the check threw), and at each canary or linear\n\
+         bake (a throw stops the deployment: StopServiceDeployment ROLLBACK). A rollback fails the run.\n\
+         Example: `wait_stable(svc, #{ check: || http_check(`http://${alb.dns_name}:8081/health`, #{ status: 200 }) });`",
     )
-    .register_into_engine(engine, move |service: Map, options: Map| -> Rhai<Map> {
-        let target = stable_target(&service, options)?;
-        wait::wait_stable(&p, &target)?;
+    .register_into_engine(engine, move |context: NativeCallContext, service: Map, options: Map| -> Rhai<Map> {
+        let (target, check) = stable_target(&service, options)?;
+        let run_check = || -> Result<()> {
+            let Some(check) = &check else { return Ok(()) };
+            check.call_within_context::<Dynamic>(&context, ()).map(|_| ()).map_err(|err| Error::Script(check_failure(&err)))
+        };
+        wait::wait_stable(&p, &target, check.is_some().then_some(&run_check as &dyn Fn() -> Result<()>))?;
         Ok(service)
     });
+
+    function(
+        "http_check",
+        &["url: &str", "options: Map", "Map"],
+        "GETs `url` and throws unless it answers as expected: #{ status (default 200), contains (text\n\
+         the body must hold), timeout (seconds, default 10) }. Plain http only. Returns #{ status, body }.\n\
+         Made for wait_stable's `check`. Example: `http_check(url, #{ status: 200, contains: \"ok\" })`",
+    )
+    .register_into_engine(engine, |url: &str, options: Map| -> Rhai<Map> { Ok(http_check(url, options)?) });
+}
+
+/// What a failed check threw, in a line: the thrown value (a string or map), or the error.
+fn check_failure(err: &EvalAltResult) -> String {
+    match err {
+        EvalAltResult::ErrorRuntime(value, _) => value.to_string(),
+        EvalAltResult::ErrorInFunctionCall(_, _, inner, _) => check_failure(inner),
+        other => other.to_string(),
+    }
+}
+
+/// `http_check`: one GET with a timeout; a transport error, another status, or a body without the
+/// text is an error naming what came back.
+fn http_check(url: &str, options: Map) -> Result<Map> {
+    let f = Fields::new("http_check", options, &["status", "contains", "timeout"])?;
+    let status = f.int("status")?.unwrap_or(200);
+    let timeout = f.int("timeout")?.unwrap_or(10);
+    if !(1..=300).contains(&timeout) {
+        return Err(Error::invalid(f.name("timeout"), timeout, "seconds from 1 to 300"));
+    }
+    if !url.starts_with("http://") {
+        return Err(Error::invalid("http_check.url", format!("{url:?}"), "an http:// URL"));
+    }
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(timeout as u64)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent.get(url).call().map_err(|e| Error::Script(format!("http_check {url}: no answer: {e}")))?;
+    let got = i64::from(response.status().as_u16());
+    let body = response.body_mut().with_config().limit(1 << 20).read_to_string().unwrap_or_default();
+    if got != status {
+        return Err(Error::Script(format!("http_check {url}: status {got}, expected {status}")));
+    }
+    if let Some(text) = f.str("contains")?
+        && !body.contains(&text)
+    {
+        return Err(Error::Script(format!("http_check {url}: the body does not contain {text:?}")));
+    }
+    Ok(handle("http_check", [("status", got.into()), ("body", body.into())]))
 }
 
 fn sub_map(f: &Fields, key: &str) -> Result<Option<Map>> {

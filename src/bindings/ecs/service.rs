@@ -3,14 +3,14 @@
 
 use std::time::Duration;
 
-use rhai::{Array, Dynamic, Map};
+use rhai::{Array, Dynamic, FnPtr, Map};
 
 use crate::arn::{self, Arn};
 use crate::aws::Pass;
 use crate::aws::ec2::check_port;
 use crate::aws::ecs::{
     self, Arch, ClusterRef, ContainerPorts, Deployment, FARGATE_PROVIDERS, LoadBalancerSpec, Service, ServiceSpec,
-    StrategyItem,
+    Strategy, StrategyItem,
 };
 use crate::aws::egress;
 use crate::bindings::ec2::subnet_from;
@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::plan::is_known;
 use crate::wait::StableTarget;
 
+use super::deploy::{DeployOptions, deploy_options};
 use super::{DEFAULT_TIMEOUT, int_in, validate_identifier};
 
 fn cluster_ref(value: &Dynamic) -> Result<(ClusterRef, Option<Vec<String>>)> {
@@ -36,7 +37,7 @@ fn cluster_ref(value: &Dynamic) -> Result<(ClusterRef, Option<Vec<String>>)> {
     Ok((ClusterRef { name, arn }, None))
 }
 
-pub(super) fn service_spec(pass: &Pass, cluster: &Dynamic, map: Map) -> Result<ServiceSpec> {
+pub(super) fn service_spec(pass: &Pass, cluster: &Dynamic, map: Map) -> Result<(ServiceSpec, DeployOptions)> {
     let (cluster, providers) = cluster_ref(cluster)?;
     let f = Fields::new(
         "service",
@@ -58,6 +59,7 @@ pub(super) fn service_spec(pass: &Pass, cluster: &Dynamic, map: Map) -> Result<S
             "min_healthy_percent",
             "max_percent",
             "exec",
+            "deploy",
         ],
     )?;
     let name = f.req_str("name", "the service name, unique in the cluster")?;
@@ -130,12 +132,18 @@ pub(super) fn service_spec(pass: &Pass, cluster: &Dynamic, map: Map) -> Result<S
     let percent = |key: &str, default: i64, range| -> Result<i32> {
         int_in(&f.name(key), f.int(key)?.unwrap_or(default), range, "a percentage")
     };
+    let deploy = deploy_options(&f)?;
     let deployment = Deployment {
         circuit_breaker: f.bool("circuit_breaker")?.unwrap_or(true),
         min_healthy_percent: percent("min_healthy_percent", 100, 0..=100)?,
         max_percent: percent("max_percent", 200, 100..=200)?,
+        strategy: deploy.strategy.clone(),
+        alarms: deploy.alarms.clone(),
+        pause_after_test: matches!(deploy.strategy, Strategy::BlueGreen { .. }) && deploy.test_listener.is_some(),
     };
-    Ok(ServiceSpec {
+    // The strategy's numbers first: what deckhand creates for it comes next.
+    ecs::validate_deployment(&deployment)?;
+    let spec = ServiceSpec {
         name,
         cluster,
         task_definition,
@@ -148,7 +156,8 @@ pub(super) fn service_spec(pass: &Pass, cluster: &Dynamic, map: Map) -> Result<S
         health_check_grace: grace,
         deployment,
         exec: f.bool("exec")?.unwrap_or(false),
-    })
+    };
+    Ok((spec, deploy))
 }
 
 /// The service's capacity provider strategy: `capacity_provider` (one provider) or `capacity` (a
@@ -302,7 +311,7 @@ fn load_balancer(
         // Check mode with a task definition given by ARN: nothing to check against.
         let container = container.ok_or_else(|| missing_lb("container"))?;
         let port = port.ok_or_else(|| missing_lb("port"))?;
-        return Ok(LoadBalancerSpec { target_group_arn: arn, container, port: port as i32 });
+        return Ok(LoadBalancerSpec { target_group_arn: arn, container, port: port as i32, advanced: None });
     };
     let with_ports: Vec<&(String, Vec<i32>)> = containers.iter().filter(|(_, p)| !p.is_empty()).collect();
     let describe = || {
@@ -349,7 +358,7 @@ fn load_balancer(
             )
         })?,
     };
-    Ok(LoadBalancerSpec { target_group_arn: arn, container: name.clone(), port })
+    Ok(LoadBalancerSpec { target_group_arn: arn, container: name.clone(), port, advanced: None })
 }
 
 fn missing_lb(key: &str) -> Error {
@@ -375,15 +384,31 @@ pub(super) fn service_handle(service: &Service, spec: &ServiceSpec) -> Map {
             ("cluster", spec.cluster.name.clone().into()),
             ("desired", (service.desired as i64).into()),
             ("task_definition", spec.task_definition.clone().into()),
+            ("strategy", spec.deployment.strategy.name().into()),
         ],
     )
 }
 
-pub(super) fn stable_target(service: &Map, options: Map) -> Result<StableTarget> {
+/// What `wait_stable` waits for, and the script's `check` (a function) when it gives one.
+pub(super) fn stable_target(service: &Map, options: Map) -> Result<(StableTarget, Option<FnPtr>)> {
     let value = Dynamic::from(service.clone());
     handle_or_string("wait_stable.service", &value, "service", "name", "a service handle", |_| false)?;
     let field = |name: &str| service.get(name).map(ToString::to_string).unwrap_or_default();
-    let f = Fields::new("wait_stable", options, &["timeout"])?;
+    let f = Fields::new("wait_stable", options, &["timeout", "check"])?;
+    let check = match f.raw("check") {
+        None => None,
+        Some(value) => Some(value.clone().try_cast::<FnPtr>().ok_or_else(|| {
+            Error::invalid(f.name("check"), show(value), "a function, e.g. || http_check(url, #{ status: 200 })")
+        })?),
+    };
+    let strategy = field("strategy");
+    if check.is_some() && !["blue_green", "canary", "linear"].contains(&strategy.as_str()) {
+        return Err(Error::invalid(
+            f.name("check"),
+            "a function",
+            "a check only for a service with deploy strategy \"blue_green\" (with a test_listener), \"canary\" or \"linear\": a rolling update has no stage to hold traffic back at",
+        ));
+    }
     let timeout = f.int("timeout")?.unwrap_or(DEFAULT_TIMEOUT);
     if !(1..=86_400).contains(&timeout) {
         return Err(Error::invalid(f.name("timeout"), timeout, "seconds from 1 to 86400"));
@@ -391,10 +416,12 @@ pub(super) fn stable_target(service: &Map, options: Map) -> Result<StableTarget>
     let cluster =
         [field("cluster_arn"), field("cluster")].into_iter().find(|c| is_known(c) && !c.is_empty()).unwrap_or_default();
     let task = field("task_definition");
-    Ok(StableTarget {
+    let target = StableTarget {
         cluster,
         name: field("name"),
         task_definition: (!task.is_empty()).then_some(task),
         timeout: Duration::from_secs(timeout as u64),
-    })
+        shifts_traffic: ["blue_green", "canary", "linear"].contains(&strategy.as_str()),
+    };
+    Ok((target, check))
 }

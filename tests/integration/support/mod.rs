@@ -208,26 +208,21 @@ impl Deck {
         result
     }
 
-    /// Asks the emulator's ACM for a certificate (for example.com) and returns its ARN.
+    /// A certificate of the user's own, already ISSUED (imported into ACM: a self-signed one for
+    /// example.com, valid until 2126), for scripts given `certificate_arn`: ELBv2 refuses a
+    /// certificate that is not issued yet on an HTTPS listener, as the emulator does.
     pub fn request_certificate(&self) -> String {
-        let body = self
-            .emulator
-            .request(
-                "POST",
-                "/",
-                &[
-                    ("X-Amz-Target", "CertificateManager.RequestCertificate"),
-                    ("Content-Type", "application/x-amz-json-1.1"),
-                    (
-                        "Authorization",
-                        "AWS4-HMAC-SHA256 Credential=test/20250101/us-west-2/acm/aws4_request, SignedHeaders=host, Signature=x",
-                    ),
-                ],
-                r#"{"DomainName":"example.com"}"#,
+        let aws = self.aws();
+        let out = aws
+            .block_on(
+                aws.acm
+                    .import_certificate()
+                    .certificate(aws_smithy_types::Blob::new(include_str!("own_certificate.pem")))
+                    .private_key(aws_smithy_types::Blob::new(include_str!("own_certificate.key")))
+                    .send(),
             )
-            .expect("ACM answers");
-        let reply: serde_json::Value = serde_json::from_str(&body).expect("JSON from ACM");
-        reply["CertificateArn"].as_str().expect("a certificate ARN").to_string()
+            .expect("ImportCertificate");
+        out.certificate_arn().expect("a certificate ARN").to_string()
     }
 
     /// SDK clients for checking what deckhand did, talking to this emulator.
