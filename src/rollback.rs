@@ -196,7 +196,7 @@ pub fn roll_back(aws: &Aws, service: &Service) -> Result<RolledBack> {
 /// watches it until ECS reports the rollback done.
 fn stop(aws: &Aws, service: &Service, ongoing: &ServiceDeploymentEntry) -> Result<RolledBack> {
     let name = &service.name;
-    let sources = aws.block_on(ecs::deployment_state(aws, &ongoing.arn))?.map(|d| d.sources).unwrap_or_default();
+    let sources = aws.block_on(ecs::describe_deployment(aws, &ongoing.arn))?.map(|d| d.sources).unwrap_or_default();
     if ongoing.can_roll_back() && sources.is_empty() {
         // A service's first deployment has no source revision: StopServiceDeployment's rollback
         // goes "to the previous service revision" (API_StopServiceDeployment), and there is none.
@@ -259,7 +259,7 @@ async fn watch_rollback(aws: &Aws, stack: &str, service: &str, arn: &str) -> Res
             "`deckhand status --stack ...` shows the service's deployments; ECS goes on with deployment {id}"
         ))
         .until(async |_round| {
-            let state = ecs::deployment_state(aws, arn).await?.ok_or_else(|| {
+            let state = ecs::describe_deployment(aws, arn).await?.ok_or_else(|| {
                 Error::conflict(format!("ECS no longer knows deployment {id} of service {service}"), None)
             })?;
             let why = if state.reason.is_empty() { String::new() } else { format!(": {}", state.reason) };

@@ -40,12 +40,23 @@ pub struct ServiceDeploymentState {
     pub deployment: Option<Deployment>,
     /// The service revision it deploys.
     pub target_revision: Option<String>,
+    /// The revisions that ran when it started (`sourceServiceRevisions`).
+    pub sources: Vec<String>,
+    /// Tasks of the source revisions running, and how many ECS wants of them.
+    pub sources_running: (i32, i32),
+    /// Tasks of the target revision running.
+    pub target_running: i32,
 }
 
 impl ServiceDeploymentState {
     /// Whether it is still running (not finished, stopped or rolled back).
     pub fn in_progress(&self) -> bool {
         matches!(self.status.as_str(), "PENDING" | "IN_PROGRESS")
+    }
+
+    /// Whether it reached a completed status (ECS developer guide, service-deployment.html).
+    pub fn finished(&self) -> bool {
+        matches!(self.status.as_str(), "SUCCESSFUL" | "STOPPED" | "ROLLBACK_SUCCESSFUL" | "ROLLBACK_FAILED")
     }
 
     /// Whether ECS rolls it back or did (an alarm, the circuit breaker, StopServiceDeployment, a
@@ -101,6 +112,12 @@ pub async fn describe_deployment(aws: &Aws, arn: &str) -> Result<Option<ServiceD
             .collect(),
         deployment: d.deployment_configuration().map(deployment_from),
         target_revision: d.target_service_revision().and_then(|r| r.arn()).map(str::to_string),
+        sources: d.source_service_revisions().iter().filter_map(|r| r.arn()).map(str::to_string).collect(),
+        sources_running: d
+            .source_service_revisions()
+            .iter()
+            .fold((0, 0), |(running, wanted), r| (running + r.running_task_count(), wanted + r.requested_task_count())),
+        target_running: d.target_service_revision().map_or(0, |r| r.running_task_count()),
     }))
 }
 
@@ -165,6 +182,9 @@ mod tests {
                 ..Deployment::default()
             }),
             target_revision: None,
+            sources: Vec::new(),
+            sources_running: (0, 0),
+            target_running: 0,
         };
         assert_eq!(stage_line(&state, Some(3)), "canary 10% (bake 3m left)");
         state.stage = Some("TEST_TRAFFIC_SHIFT".into());

@@ -64,30 +64,6 @@ pub struct ServiceRevision {
     pub images: Vec<String>,
 }
 
-/// Where a deployment stands (DescribeServiceDeployments).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DeploymentState {
-    /// Its status (`ROLLBACK_IN_PROGRESS`, `ROLLBACK_SUCCESSFUL`, ...).
-    pub status: String,
-    /// Why, when ECS says.
-    pub reason: String,
-    /// Its lifecycle stage, when reported (`SCALE_UP`, `CLEAN_UP`, ...).
-    pub stage: Option<String>,
-    /// The revisions that ran when it started (`sourceServiceRevisions`).
-    pub sources: Vec<String>,
-    /// Tasks of the source revisions running, and how many ECS wants of them.
-    pub sources_running: (i32, i32),
-    /// Tasks of the target revision running.
-    pub target_running: i32,
-}
-
-impl DeploymentState {
-    /// Whether the deployment reached a completed status (service-deployment.html).
-    pub fn finished(&self) -> bool {
-        matches!(self.status.as_str(), "SUCCESSFUL" | "STOPPED" | "ROLLBACK_SUCCESSFUL" | "ROLLBACK_FAILED")
-    }
-}
-
 /// The service's deployments in `statuses` (every status when empty), newest first: every page of
 /// ListServiceDeployments (the SDK has no paginator for it). Its order is not documented, so
 /// they are sorted by creation time here.
@@ -217,28 +193,6 @@ pub async fn stop_and_roll_back(aws: &Aws, arn: &str) -> Result<()> {
         }),
         other => other.map(drop),
     }
-}
-
-/// Where the deployment `arn` stands (DescribeServiceDeployments); `None` when ECS does not know it.
-pub async fn deployment_state(aws: &Aws, arn: &str) -> Result<Option<DeploymentState>> {
-    let out = aws
-        .ecs
-        .describe_service_deployments()
-        .service_deployment_arns(arn)
-        .send()
-        .await
-        .map_err(|e| aws_error("DescribeServiceDeployments", e))?;
-    Ok(out.service_deployments().first().map(|d| DeploymentState {
-        status: d.status().map(|s| s.as_str().to_string()).unwrap_or_default(),
-        reason: d.status_reason().unwrap_or_default().to_string(),
-        stage: d.lifecycle_stage().map(|s| s.as_str().to_string()),
-        sources: d.source_service_revisions().iter().filter_map(|r| r.arn()).map(str::to_string).collect(),
-        sources_running: d
-            .source_service_revisions()
-            .iter()
-            .fold((0, 0), |(running, wanted), r| (running + r.running_task_count(), wanted + r.requested_task_count())),
-        target_running: d.target_service_revision().map_or(0, |r| r.running_task_count()),
-    }))
 }
 
 /// Points the service at `task_definition` (UpdateService), which starts a deployment of it with
