@@ -1,7 +1,7 @@
 //! Environments (`fargate::environment`): one network, NAT gateway, cluster and load balancer that
 //! several services share (scripts/two-services.rhai); a dropped service takes only its own pieces;
 //! `nat_per_zone` routes each zone's private subnet to the NAT gateway in its zone; `vpc: #{ cidr }`
-//! builds the environment in a VPC of its own.
+//! builds the environment in a VPC of its own; `domain` + `zone` serve its services over HTTPS.
 
 use std::collections::BTreeMap;
 
@@ -77,18 +77,24 @@ fn target_groups(deck: &Deck) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The default action of the ALB `shop`'s port-80 listener, and its rules: priority -> (paths,
+/// The default action of the ALB `shop`'s listener on `port`, and its rules: priority -> (paths,
 /// target group ARN).
-fn listener_and_rules(deck: &Deck) -> (String, BTreeMap<String, (Vec<String>, String)>) {
+fn listener_and_rules(deck: &Deck, port: i32) -> (String, BTreeMap<String, (Vec<String>, String)>) {
     let aws = deck.aws();
     let lbs = aws.block_on(aws.elbv2.describe_load_balancers().names("shop").send()).unwrap();
     let lb = lbs.load_balancers()[0].load_balancer_arn().unwrap().to_string();
     let listeners = aws.block_on(aws.elbv2.describe_listeners().load_balancer_arn(lb).send()).unwrap();
-    let http = listeners.listeners().iter().find(|l| l.port() == Some(80)).expect("a listener on 80");
+    let http = listeners.listeners().iter().find(|l| l.port() == Some(port)).expect("a listener on the port");
     let action = &http.default_actions()[0];
-    let default = match action.fixed_response_config() {
-        Some(fixed) => format!("fixed-response {}", fixed.status_code().unwrap_or_default()),
-        None => format!("{:?}", action.r#type()),
+    let default = match (action.fixed_response_config(), action.redirect_config()) {
+        (Some(fixed), _) => format!("fixed-response {}", fixed.status_code().unwrap_or_default()),
+        (_, Some(to)) => format!(
+            "redirect {}:{} {}",
+            to.protocol().unwrap_or_default(),
+            to.port().unwrap_or_default(),
+            to.status_code().map(|c| c.as_str()).unwrap_or_default()
+        ),
+        _ => format!("{:?}", action.r#type()),
     };
     let out = aws.block_on(aws.elbv2.describe_rules().listener_arn(http.listener_arn().unwrap()).send()).unwrap();
     let rules = out
@@ -143,7 +149,7 @@ fn two_services_share_one_environment_and_a_rerun_changes_nothing() {
     assert_eq!(load_balancers(&deck), ["shop"]);
     // The listener answers 404 unless a rule takes the request: /api/* the API, the rest the web.
     let groups = target_groups(&deck);
-    let (default, rules) = listener_and_rules(&deck);
+    let (default, rules) = listener_and_rules(&deck, 80);
     assert_eq!(default, "fixed-response 404");
     assert_eq!(rules["10"], (vec!["/api/*".to_string()], groups["shop-api"].clone()));
     assert_eq!(rules["50000"], (vec!["/*".to_string()], groups["shop-web"].clone()));
@@ -182,7 +188,7 @@ fn a_service_dropped_from_an_environment_takes_only_its_own_pieces() {
     assert_eq!(services.values().next().unwrap(), &["shop-web"]);
     let groups = target_groups(&deck);
     assert_eq!(groups.keys().collect::<Vec<_>>(), ["shop-web"]);
-    let (default, rules) = listener_and_rules(&deck);
+    let (default, rules) = listener_and_rules(&deck, 80);
     assert_eq!(default, "fixed-response 404");
     assert_eq!(rules.keys().collect::<Vec<_>>(), ["50000"]);
     assert_eq!(security_groups(&deck), ["shop-alb", "shop-web-app"]);
@@ -395,4 +401,87 @@ print(`admin: ${admin.url}`);
         .stderr_has("give the \"priority\" of the rule for admin.example.com")
         .stderr_has(&format!("--> deploy.rhai:{line}:"));
     assert_eq!(requests.mutating(), Vec::<String>::new());
+}
+
+/// An environment serving HTTPS on a domain, with two services attached by path.
+const ON_A_DOMAIN: &str = r#"
+import "fargate" as fargate;
+stack("shop");
+let image = "public.ecr.aws/nginx/nginx-unprivileged:stable";
+let env = fargate::environment(#{ name: "shop", domain: "shop.example.com", zone: "example.com" });
+let web = fargate::web_service(env, #{ name: "shop-web", image: image, path: "/*", priority: 100 });
+let api = fargate::web_service(env, #{ name: "shop-api", image: image, path: "/api/*", priority: 10 });
+print(`web: ${web.url}`);
+print(`api: ${api.url}`);
+"#;
+
+#[test]
+fn an_environment_on_a_domain_serves_its_services_over_https() {
+    let deck = Deck::new();
+    let aws = deck.aws();
+    let zone = aws
+        .block_on(aws.route53.create_hosted_zone().name("example.com").caller_reference("test-example.com").send())
+        .expect("CreateHostedZone");
+    let zone_id = zone.hosted_zone().unwrap().id().trim_start_matches("/hostedzone/").to_string();
+
+    deck.run(ON_A_DOMAIN, &[])
+        .success()
+        .stdout_has("+ certificate shop.example.com")
+        .stdout_has("+ listener shop:443")
+        .stdout_has("+ dns_record shop.example.com A+AAAA")
+        .stdout_has("web: https://shop.example.com\n")
+        .stdout_has("api: https://shop.example.com/api/\n");
+
+    // One certificate for the name, issued (validated through the zone).
+    let summaries = aws.block_on(aws.acm.list_certificates().send()).unwrap();
+    let arns: Vec<&str> = summaries
+        .certificate_summary_list()
+        .iter()
+        .filter(|c| c.domain_name() == Some("shop.example.com"))
+        .filter_map(|c| c.certificate_arn())
+        .collect();
+    let [certificate] = arns[..] else { panic!("one certificate for shop.example.com: {arns:?}") };
+    let described = aws.block_on(aws.acm.describe_certificate().certificate_arn(certificate).send()).unwrap();
+    assert_eq!(described.certificate().unwrap().status().map(|s| s.as_str()), Some("ISSUED"));
+
+    // HTTPS on 443 with that certificate, answering 404 unless a service's rule takes the request;
+    // 80 only redirects to it, with no rules of its own.
+    let lb =
+        aws.block_on(aws.elbv2.describe_load_balancers().names("shop").send()).unwrap().load_balancers()[0].clone();
+    let listeners =
+        aws.block_on(aws.elbv2.describe_listeners().load_balancer_arn(lb.load_balancer_arn().unwrap()).send()).unwrap();
+    let mut ports: Vec<i32> = listeners.listeners().iter().filter_map(|l| l.port()).collect();
+    ports.sort();
+    assert_eq!(ports, [80, 443]);
+    let https = listeners.listeners().iter().find(|l| l.port() == Some(443)).unwrap();
+    assert_eq!(https.protocol().map(|p| p.as_str()), Some("HTTPS"));
+    let served: Vec<&str> = https.certificates().iter().filter_map(|c| c.certificate_arn()).collect();
+    assert_eq!(served, [certificate]);
+    let groups = target_groups(&deck);
+    let (default, rules) = listener_and_rules(&deck, 443);
+    assert_eq!(default, "fixed-response 404");
+    assert_eq!(rules["10"], (vec!["/api/*".to_string()], groups["shop-api"].clone()));
+    assert_eq!(rules["100"], (vec!["/*".to_string()], groups["shop-web"].clone()));
+    assert_eq!(rules.len(), 2, "{rules:?}");
+    let (default, rules) = listener_and_rules(&deck, 80);
+    assert_eq!(default, "redirect HTTPS:443 HTTP_301");
+    assert!(rules.is_empty(), "{rules:?}");
+
+    // The name is an alias of the load balancer.
+    let sets = aws.block_on(aws.route53.list_resource_record_sets().hosted_zone_id(&zone_id).send()).unwrap();
+    for rtype in ["A", "AAAA"] {
+        let set = sets
+            .resource_record_sets()
+            .iter()
+            .find(|s| s.name().trim_end_matches('.') == "shop.example.com" && s.r#type().as_str() == rtype)
+            .unwrap_or_else(|| panic!("an {rtype} record for shop.example.com: {sets:?}"));
+        let alias = set.alias_target().expect("an alias record");
+        assert_eq!(alias.dns_name().trim_end_matches('.'), lb.dns_name().unwrap().to_ascii_lowercase());
+        assert_eq!(alias.hosted_zone_id(), lb.canonical_hosted_zone_id().unwrap());
+    }
+    assert_eq!(active_services(&deck).values().next().unwrap(), &["shop-api", "shop-web"]);
+
+    let (again, requests) = deck.recorded(|| deck.run(ON_A_DOMAIN, &[]));
+    again.success().stdout_has("no changes");
+    requests.assert_read_only();
 }
