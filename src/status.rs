@@ -14,11 +14,15 @@
 //!                                    "started_at" } ],                // not yet stopped, oldest first
 //!                    "targets": [ { "target_group", "id", "port", "state", "reason", "description" } ],
 //!                    "autoscaling": null | { "min", "max", "policies": [ { "name", "metric", "target" } ] },
+//!                    "service_deployment": null | { "arn", "status", "reason", "lifecycle_stage",
+//!                                                   "stage", "in_progress" },   // the newest
 //!                    "events":  [ { "at", "message" } ] } ] }            // newest first
 //! ```
 //!
 //! `type` is the script function's name (`subnet`, `load_balancer`, ...); `state` is AWS's
-//! lifecycle state where the resource has one (else null); times are RFC 3339.
+//! lifecycle state where the resource has one (else null); times are RFC 3339. A service
+//! deployment's `lifecycle_stage` is ECS's (`PRODUCTION_TRAFFIC_SHIFT`, ...), its `stage` the same
+//! in the words `wait_stable` reports it with ("canary 10%", "test traffic", "cleaning up").
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -27,7 +31,7 @@ use futures_util::future::try_join_all;
 use serde_json::{Value, json};
 
 use crate::aws::autoscaling::ScalableTarget;
-use crate::aws::ecs::short_task;
+use crate::aws::ecs::{self, ServiceDeploymentState, short_task};
 use crate::aws::queries::{self, ServiceEvent, ServiceReport, TargetHealth, Task};
 use crate::error::Result;
 use crate::kinds::{self, Inventory, Showing, StatusReads};
@@ -66,6 +70,8 @@ pub struct ServiceStatus {
     pub targets: Vec<(String, TargetHealth)>,
     /// Its scalable target (min/max and policies), when autoscaling manages its count.
     pub autoscaling: Option<ScalableTarget>,
+    /// Its newest service deployment (DescribeServiceDeployments), when it has one.
+    pub deployment: Option<ServiceDeploymentState>,
 }
 
 /// Everything `deckhand status` shows about a stack.
@@ -107,8 +113,10 @@ impl StackStatus {
             .map(|(tg, targets)| (tg.arn.as_str(), (tg.name.as_str(), targets)))
             .collect();
         let reports: Vec<(String, ServiceReport)> = reports.into_iter().flatten().collect();
-        let service_tasks =
-            try_join_all(reports.iter().map(|(_, r)| queries::tasks(aws, &r.cluster_arn, &r.name))).await?;
+        let (service_tasks, deployments) = tokio::try_join!(
+            try_join_all(reports.iter().map(|(_, r)| queries::tasks(aws, &r.cluster_arn, &r.name))),
+            try_join_all(reports.iter().map(|(_, r)| ecs::latest_deployment(aws, &r.cluster_arn, &r.name))),
+        )?;
 
         // Each kind shows its own, in the registry's order (what others use first).
         let reads = StatusReads { inventory: &inventory, reports: &reports, health: &health };
@@ -134,7 +142,8 @@ impl StackStatus {
         let services = reports
             .into_iter()
             .zip(service_tasks)
-            .map(|((cluster, report), tasks)| {
+            .zip(deployments)
+            .map(|(((cluster, report), tasks), deployment)| {
                 let targets = report
                     .target_groups
                     .iter()
@@ -150,6 +159,7 @@ impl StackStatus {
                     report,
                     tasks,
                     targets,
+                    deployment,
                 }
             })
             .collect();
@@ -225,9 +235,14 @@ fn service_json(s: &ServiceStatus) -> Value {
             .collect();
         json!({ "min": t.min, "max": t.max, "policies": policies })
     });
+    let service_deployment = s.deployment.as_ref().map(|d| {
+        json!({ "arn": d.arn, "status": d.status, "reason": d.reason, "lifecycle_stage": d.stage,
+                "stage": ecs::stage_line(d, None), "in_progress": !d.finished() })
+    });
     json!({ "name": r.name, "cluster": s.cluster, "arn": r.arn, "status": r.status, "running": r.running,
             "pending": r.pending, "desired": r.desired, "task_definition": s.task, "exec": r.exec,
-            "deployments": deployments, "tasks": tasks, "targets": targets, "autoscaling": autoscaling, "events": events })
+            "deployments": deployments, "service_deployment": service_deployment, "tasks": tasks,
+            "targets": targets, "autoscaling": autoscaling, "events": events })
 }
 
 fn render_service(s: &ServiceStatus) -> String {
@@ -243,6 +258,13 @@ fn render_service(s: &ServiceStatus) -> String {
         s.task,
         if r.exec { ", exec on" } else { "" }
     );
+    // A deployment under way (or rolling back) in wait_stable's words. How long the current bake
+    // has left is not shown: DescribeServiceDeployments says when a deployment started, not when
+    // its stage did.
+    if let Some(d) = s.deployment.as_ref().filter(|d| !d.finished()) {
+        let id = d.arn.rsplit('/').next().unwrap_or_default();
+        out.push_str(&format!("  in progress: {}, service deployment {id}\n", ecs::stage_line(d, None)));
+    }
     for d in &r.deployments {
         let state = if d.rollout_state.is_empty() { "-" } else { &d.rollout_state };
         out.push_str(&format!(
@@ -390,6 +412,7 @@ mod tests {
                 },
             )],
             autoscaling: None,
+            deployment: None,
         }
     }
 
@@ -422,6 +445,37 @@ mod tests {
         assert_eq!(service["deployments"][0]["rollout_state"], "FAILED");
         assert_eq!(service["deployments"][1]["task_definition"], "web:1");
         assert_eq!(service["targets"][0]["reason"], "Target.Timeout");
+    }
+
+    #[test]
+    fn a_deployment_under_way_shows_its_stage_and_a_finished_one_does_not() {
+        let mut service = failing_service();
+        service.deployment = Some(ServiceDeploymentState {
+            arn: "arn:aws:ecs:us-west-2:123456789012:service-deployment/web/web/Abc123".into(),
+            status: "IN_PROGRESS".into(),
+            reason: String::new(),
+            stage: Some("PRODUCTION_TRAFFIC_SHIFT".into()),
+            production_weight: Some(10.0),
+            paused: Vec::new(),
+            deployment: Some(ecs::Deployment {
+                strategy: ecs::Strategy::Canary { bake: 5, tenths: 100, step_bake: 3 },
+                ..ecs::Deployment::default()
+            }),
+            target_revision: None,
+            sources: Vec::new(),
+            sources_running: (0, 0),
+            target_running: 0,
+        });
+        let text = render_service(&service);
+        assert!(text.contains("\n  in progress: canary 10%, service deployment Abc123\n"), "{text}");
+        let status = StackStatus { stack: "web".into(), resources: vec![], services: vec![service.clone()] };
+        let json = &status.to_json()["services"][0]["service_deployment"];
+        assert_eq!(json["stage"], "canary 10%");
+        assert_eq!(json["lifecycle_stage"], "PRODUCTION_TRAFFIC_SHIFT");
+        assert_eq!(json["in_progress"], true);
+
+        service.deployment.as_mut().unwrap().status = "SUCCESSFUL".into();
+        assert!(!render_service(&service).contains("in progress"));
     }
 
     #[test]

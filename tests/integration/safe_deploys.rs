@@ -451,3 +451,28 @@ fn http_check_passes_on_the_expected_answer_and_throws_naming_what_came_back() {
         .stderr_has("the body does not contain \"no such text\"");
     deck.run(&script("#{ statuss: 200 }"), &[]).failure().stderr_has("unknown key `statuss`");
 }
+
+#[test]
+fn status_names_the_stage_of_a_canary_in_progress() {
+    let deck = Deck::with_emulator_env(&[("DECKHAND_TIME_SCALE", "0.05")]);
+    deck.run(WEB, &["--var", "strategy=canary", "--var", "wait=yes"]).success();
+    let settled = deck.deckhand(&["status", "--stack", "safe"]).success();
+    assert!(!settled.stdout.contains("in progress:"), "{}", settled.stdout);
+
+    // The update's canary bakes 20 minutes, a minute of wall time at this scale; nothing waits.
+    deck.run(WEB, &["--var", "strategy=canary", "--var", "canary_bake=20", "--var", "image=nginx:1.27"]).success();
+    observe("the new deployment's canary bake", || {
+        (newest_stage(&deck).as_deref() == Some("PRODUCTION_TRAFFIC_SHIFT") && newest_deployment(&deck).1 == "safe:2")
+            .then_some(())
+    });
+    let (out, requests) = deck.recorded(|| deck.deckhand(&["status", "--stack", "safe"]));
+    requests.assert_read_only();
+    out.success().stdout_has("  in progress: canary 10%, service deployment ");
+    let json = deck.deckhand(&["status", "--stack", "safe", "--output", "json"]).success();
+    let status: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let deployment = &status["services"][0]["service_deployment"];
+    assert_eq!(deployment["stage"], "canary 10%", "{deployment}");
+    assert_eq!(deployment["lifecycle_stage"], "PRODUCTION_TRAFFIC_SHIFT");
+    assert_eq!(deployment["status"], "IN_PROGRESS");
+    assert_eq!(deployment["in_progress"], true);
+}
