@@ -66,24 +66,12 @@ impl ServiceDeploymentState {
     }
 }
 
-/// The deployment of the service created last (ListServiceDeployments, newest by createdAt, then
-/// DescribeServiceDeployments); `None` when the service has none.
+/// The deployment of the service created last (every page of ListServiceDeployments, newest by
+/// createdAt, then DescribeServiceDeployments); `None` when the service has none.
 pub async fn latest_deployment(aws: &Aws, cluster: &str, service: &str) -> Result<Option<ServiceDeploymentState>> {
-    let listed = aws
-        .ecs
-        .list_service_deployments()
-        .cluster(cluster)
-        .service(service)
-        .send()
-        .await
-        .map_err(|e| aws_error("ListServiceDeployments", e))?;
-    let newest = listed
-        .service_deployments()
-        .iter()
-        .max_by_key(|d| d.created_at().map(|t| (t.secs(), t.subsec_nanos())))
-        .and_then(|d| d.service_deployment_arn());
-    let Some(arn) = newest else { return Ok(None) };
-    describe_deployment(aws, arn).await
+    let listed = super::service_deployments(aws, cluster, service, &[]).await?;
+    let Some(newest) = listed.first() else { return Ok(None) };
+    describe_deployment(aws, &newest.arn).await
 }
 
 /// One deployment by ARN (DescribeServiceDeployments).
