@@ -486,7 +486,8 @@ fn run(args: RunArgs) -> Result<()> {
     apply.strict = args.strict;
     let apply = Rc::new(apply);
     // Deletions run under the same lock, after the creates and updates.
-    let outcome = script.run(&apply, &vars).and_then(|()| prune.as_ref().map_or(Ok(()), |p| p.apply(&aws, &apply.log)));
+    let outcome =
+        script.apply(&apply, &vars).and_then(|()| prune.as_ref().map_or(Ok(()), |p| p.apply(&aws, &apply.log)));
     drop(lock);
     outcome?;
     println!("{}", apply.log.summary(aws.calls()));

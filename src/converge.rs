@@ -6,9 +6,13 @@
 //! This is terraform-plugin-framework's resource interface (or a Kubernetes controller's
 //! reconcile) in miniature: a kind never writes the loop again.
 
+use std::fmt::Debug;
+
+use futures_util::future::LocalBoxFuture;
+
 use crate::error::{Error, Result};
 use crate::pass::{Pass, Reads};
-use crate::plan::{Change, ChangeKind, FieldDiff};
+use crate::plan::{Change, ChangeKind, FieldDiff, UNKNOWN};
 use crate::tagged::{self, Keepable, STACK_TAG};
 
 /// What a create returned: the new resource, or one with the same identity that appeared
@@ -62,11 +66,11 @@ impl<U> Drift<U> {
 ///
 /// Every method that sends a mutating request goes through [`Pass::apply`], so a plan pass cannot
 /// send one even by mistake; [`converge`] only calls `create` and `update` in the apply pass.
-pub trait Resource: Clone + Sized {
+pub trait Resource: Clone + Sized + 'static {
     /// The run's reads this kind finds itself in and remembers itself into.
     type Reads: Reads;
     /// What a script asks for.
-    type Spec;
+    type Spec: Clone + Debug + 'static;
     /// What an in-place update must send, worked out by [`Resource::diff`].
     type Update: Default;
 
@@ -112,6 +116,17 @@ pub trait Resource: Clone + Sized {
     /// Creates it, tagged with the stack (apply pass only).
     fn create(pass: &Pass<Self::Reads>, spec: &Self::Spec, stack: &str) -> Result<Created<Self>>;
 
+    /// The create as a future that can run beside other creates (see [`Pass::gather`]): only
+    /// [`Pass::send`]s, nothing that blocks. `None` (the default) when the kind cannot, or not
+    /// now (e.g. its create would first wait for a certificate still pending).
+    fn create_beside(
+        _pass: &Pass<Self::Reads>,
+        _spec: Self::Spec,
+        _stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<Self>>>> {
+        None
+    }
+
     /// How `live` differs from `spec`.
     fn diff(live: &Self, spec: &Self::Spec) -> Drift<Self::Update>;
 
@@ -156,8 +171,17 @@ pub fn converge_kept<R: Resource>(pass: &Pass<R::Reads>, spec: &R::Spec, keep: b
     let stack = pass.stack()?;
     let name = R::name(spec);
     let live = match R::find(pass, spec)? {
+        Some(live) if pass.take_created_early(R::KIND, &name) => {
+            if keep {
+                mark::<R>(pass, &live, true)?;
+            }
+            return Ok(record::<R>(pass, ChangeKind::Create, &name, live, None, Vec::new()));
+        }
         Some(live) => live,
         None if !pass.mode.applies() => {
+            if pass.is_gathering() && knows_every_input(spec) {
+                pass.gather(create_early::<R>(spec.clone(), stack.clone(), name.clone()));
+            }
             let planned = R::planned(spec, &stack);
             return Ok(record::<R>(pass, ChangeKind::Create, &name, planned, None, Vec::new()));
         }
@@ -195,6 +219,34 @@ pub fn converge_kept<R: Resource>(pass: &Pass<R::Reads>, spec: &R::Spec, keep: b
         drift.diffs.push(FieldDiff::changed("keep", marked, keep));
     }
     Ok(record::<R>(pass, ChangeKind::Update, &name, after, Some(&live), drift.diffs))
+}
+
+/// Whether a spec holds no value of a resource still to be created ([`UNKNOWN`], what the plan
+/// shows as `(known after apply)`): such a create can go ahead of the statements before it.
+/// Every spec shows every input it sends in its `Debug` form, so that is where this looks.
+fn knows_every_input<T: Debug>(spec: &T) -> bool {
+    !format!("{spec:?}").contains(UNKNOWN)
+}
+
+/// A create sent ahead of the script (see [`Pass::gather`]): the kind's [`Resource::create_beside`]
+/// on the apply pass; what it created (or found) is remembered in the pass's snapshot and the
+/// run's reads, so the next gathering pass and the statement itself find it.
+fn create_early<R: Resource>(spec: R::Spec, stack: String, name: String) -> crate::pass::EarlyCreate<R::Reads> {
+    Box::new(move |pass| {
+        R::validate(pass, &spec).ok()?;
+        let sending = R::create_beside(pass, spec, stack)?;
+        Some(Box::pin(async move {
+            let created = sending.await?;
+            let live = match &created {
+                Created::New(live) | Created::Existing(live) => live,
+            };
+            pass.remember_read(|reads| R::remember(reads, live))?;
+            if let Created::New(_) = created {
+                pass.created_early(R::KIND, &name);
+            }
+            Ok(())
+        }))
+    })
 }
 
 /// Puts the keep mark on a resource of this run (or takes it off), and notes it in the snapshot.

@@ -3,7 +3,9 @@
 //! the kinds' snapshot (`aws::Snapshot`) implements it, and `aws::Pass` names this pass over it.
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::fmt::Debug;
+use std::future::Future;
 use std::rc::Rc;
 
 use futures_util::future::LocalBoxFuture;
@@ -72,6 +74,37 @@ pub struct Pass<S: Reads> {
     snapshot: RefCell<Option<Rc<RefCell<S>>>>,
     lock: RefCell<PassLock>,
     deferred: Deferred<S>,
+    early: Early<S>,
+}
+
+/// A create a gathering pass found ready to send ahead of the script (see [`Pass::gather`]):
+/// given the apply pass, the future that creates the resource and remembers it there, or `None`
+/// when its kind cannot create it beside others right now. Its error is not the run's: the apply
+/// pass sends that create again at its statement, and reports a failure there, with line:col.
+pub type EarlyCreate<S> = Box<dyn for<'a> FnOnce(&'a Pass<S>) -> Option<LocalBoxFuture<'a, Result<()>>>>;
+
+/// Creates sent ahead of the script: what a gathering pass collects, and what the apply pass
+/// created so (its statements then record them as created, `+`, not as found, `=`).
+struct Early<S: Reads> {
+    /// `Some` in a gathering pass: the creates it found ready.
+    gathered: RefCell<Option<Vec<EarlyCreate<S>>>>,
+    /// The kind and name of each resource the apply pass created ahead of its statement.
+    created: RefCell<HashSet<(&'static str, String)>>,
+}
+
+impl<S: Reads> Default for Early<S> {
+    fn default() -> Self {
+        Early { gathered: RefCell::new(None), created: RefCell::new(HashSet::new()) }
+    }
+}
+
+impl<S: Reads> Debug for Early<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Early")
+            .field("gathering", &self.gathered.borrow().as_ref().map(Vec::len))
+            .field("created", &self.created.borrow())
+            .finish()
+    }
 }
 
 /// A wait the pass put off until something needs what it waits for (a NAT gateway a route goes
@@ -110,7 +143,44 @@ impl<S: Reads> Pass<S> {
             snapshot: RefCell::new(None),
             lock: RefCell::new(PassLock::None),
             deferred: Deferred::default(),
+            early: Early::default(),
         }
+    }
+
+    /// A gathering pass for this apply pass: a silent plan pass over the same run's reads that
+    /// collects the creates whose specs it knows in full (see [`Pass::gather`]).
+    pub fn gathering(&self) -> Pass<S> {
+        let pass = Pass::new(Mode::Plan, self.aws.clone(), self.region.clone(), Sink::buffer(), self.state.clone());
+        *pass.early.gathered.borrow_mut() = Some(Vec::new());
+        pass
+    }
+
+    /// Whether this is a gathering pass.
+    pub fn is_gathering(&self) -> bool {
+        self.early.gathered.borrow().is_some()
+    }
+
+    /// Collects a create a gathering pass found ready (every input of its spec known).
+    pub fn gather(&self, create: EarlyCreate<S>) {
+        if let Some(gathered) = self.early.gathered.borrow_mut().as_mut() {
+            gathered.push(create);
+        }
+    }
+
+    /// The creates this gathering pass collected, in the script's order.
+    pub fn gathered(&self) -> Vec<EarlyCreate<S>> {
+        self.early.gathered.borrow_mut().as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Notes that this apply pass created `kind` `name` ahead of its statement.
+    pub fn created_early(&self, kind: &'static str, name: &str) {
+        self.early.created.borrow_mut().insert((kind, name.to_string()));
+    }
+
+    /// Whether this apply pass created `kind` `name` ahead of its statement (once: the statement
+    /// that records it takes it).
+    pub fn take_created_early(&self, kind: &'static str, name: &str) -> bool {
+        self.early.created.borrow_mut().remove(&(kind, name.to_string()))
     }
 
     /// The AWS clients, or `None` in check mode.
@@ -202,9 +272,24 @@ impl<S: Reads> Pass<S> {
     /// Runs an async mutating operation; refused outside the apply pass, so plan and check
     /// passes cannot change AWS even by mistake.
     pub fn apply<T>(&self, f: impl AsyncFnOnce(&Aws) -> Result<T>) -> Result<T> {
+        self.block(self.send(f))
+    }
+
+    /// [`Pass::apply`] as a future, for what runs beside other requests (a create sent ahead of
+    /// the script, see [`Pass::gather`]); refused outside the apply pass all the same.
+    pub async fn send<T>(&self, f: impl AsyncFnOnce(&Aws) -> Result<T>) -> Result<T> {
         match (&self.aws, self.mode) {
-            (Some(aws), Mode::Apply) => aws.block_on(f(aws)),
+            (Some(aws), Mode::Apply) => f(aws).await,
             _ => Err(Error::Internal(format!("a change was attempted in a {:?} pass", self.mode))),
+        }
+    }
+
+    /// Runs a future of this pass's [`Pass::send`]s to completion on the run's runtime (the
+    /// synchronous form kinds' updates use); refused without AWS.
+    pub fn block<T>(&self, future: impl Future<Output = Result<T>>) -> Result<T> {
+        match &self.aws {
+            Some(aws) => aws.block_on(future),
+            None => Err(Error::Internal(format!("a change was attempted in a {:?} pass", self.mode))),
         }
     }
 

@@ -6,8 +6,14 @@ use std::rc::Rc;
 
 use rhai::{Dynamic, EvalAltResult, Map, ParseError, ParseErrorType, Position, Scope};
 
+use futures_util::future::join_all;
+
 use crate::aws::Pass;
 use crate::error::{Error, Result};
+
+/// How many waves of creates [`Script::create_ahead`] sends at most: more than any dependency
+/// chain of a script's creates (a VPC, its subnets, a load balancer, its listener, a rule).
+const MAX_WAVES: usize = 12;
 
 /// A script to run: where it came from and its text.
 #[derive(Debug, Clone)]
@@ -42,6 +48,47 @@ impl Script {
         engine.run_ast_with_scope(&mut scope, &ast).map_err(|e| Error::Script(self.report(&e)))?;
         // The waits the script's statements put off (and nothing needed since) end with it.
         pass.finish("the end of the run")
+    }
+
+    /// Runs the whole script in the apply pass `pass`, after sending ahead of it, together, the
+    /// creates that need nothing still to be created (see [`Script::create_ahead`]).
+    pub fn apply(&self, pass: &Rc<Pass>, vars: &Vars) -> Result<()> {
+        self.create_ahead(pass, vars);
+        self.run(pass, vars)
+    }
+
+    /// Sends the script's creates in waves, each wave's together, as terraform walks its graph:
+    /// a gathering pass (a silent plan pass over the run's reads, [`Pass::gathering`]) runs the
+    /// script and collects each create whose spec it knows in full (every id it names exists);
+    /// they go out at once; what they created is remembered in the run's reads, so the next
+    /// gathering pass knows the specs that named them; and so on until a wave has nothing to
+    /// send. The apply pass then runs the script as ever, records those creates as its own (`+`,
+    /// in the script's order) and does the rest: updates, creates whose kind cannot go ahead, and
+    /// the waits. A wave's failure is left to the apply pass, which sends that create again at
+    /// its statement and reports it there (line:col); nothing is sent ahead after a failure.
+    fn create_ahead(&self, pass: &Rc<Pass>, vars: &Vars) {
+        for wave in 1..=MAX_WAVES {
+            let gathering = Rc::new(pass.gathering());
+            if self.run(&gathering, vars).is_err() {
+                return; // the apply pass meets the same error at its line
+            }
+            let Ok(stack) = gathering.stack() else { return };
+            if pass.set_stack(&stack).is_err() {
+                return;
+            }
+            let creates: Vec<_> = gathering.gathered().into_iter().filter_map(|create| create(pass)).collect();
+            if creates.is_empty() {
+                return;
+            }
+            let count = creates.len();
+            let failed = pass
+                .block(async { Ok(join_all(creates).await) })
+                .map_or(1, |results| results.iter().filter(|r| r.is_err()).count());
+            tracing::debug!(wave, count, failed, "creates sent ahead of the script");
+            if failed > 0 {
+                return;
+            }
+        }
     }
 
     /// Parses the script without running it.

@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+use futures_util::future::LocalBoxFuture;
+
 use crate::aws::Pass;
 use crate::aws::Snapshot;
 use crate::converge::{Created, Drift, Resource};
@@ -182,17 +184,15 @@ impl Resource for LogGroup {
     }
 
     fn create(pass: &Pass, spec: &LogGroupSpec, stack: &str) -> Result<Created<LogGroup>> {
-        let retention = retention(spec);
-        match create_log_group(pass, &spec.name, stack, retention)? {
-            Some(created) => {
-                Ok(Created::New(LogGroup { retention_days: retention, stack: Some(stack.to_string()), ..created }))
-            }
-            // Created meanwhile (e.g. by a concurrent run): converged like any found group.
-            None => pass
-                .apply(async |aws| fetch_log_group(aws, &spec.name).await)?
-                .map(Created::Existing)
-                .ok_or_else(|| Error::conflict(format!("log group {} vanished while creating it", spec.name), None)),
-        }
+        pass.block(create(pass, spec, stack))
+    }
+
+    fn create_beside(
+        pass: &Pass,
+        spec: LogGroupSpec,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<LogGroup>>>> {
+        Some(Box::pin(async move { create(pass, &spec, &stack).await }))
     }
 
     fn diff(live: &LogGroup, spec: &LogGroupSpec) -> Drift<()> {
@@ -225,6 +225,22 @@ impl Resource for LogGroup {
     }
 }
 
+/// Creates the log group with the spec's retention, or finds one created meanwhile.
+async fn create(pass: &Pass, spec: &LogGroupSpec, stack: &str) -> Result<Created<LogGroup>> {
+    let retention = retention(spec);
+    match create_log_group(pass, &spec.name, stack, retention).await? {
+        Some(created) => {
+            Ok(Created::New(LogGroup { retention_days: retention, stack: Some(stack.to_string()), ..created }))
+        }
+        // Created meanwhile (e.g. by a concurrent run): converged like any found group.
+        None => pass
+            .send(async |aws| fetch_log_group(aws, &spec.name).await)
+            .await?
+            .map(Created::Existing)
+            .ok_or_else(|| Error::conflict(format!("log group {} vanished while creating it", spec.name), None)),
+    }
+}
+
 /// The retention the spec asks for (validated before use).
 fn retention(spec: &LogGroupSpec) -> Option<i32> {
     spec.retention_days.and_then(|d| i32::try_from(d).ok())
@@ -233,24 +249,27 @@ fn retention(spec: &LogGroupSpec) -> Option<i32> {
 /// Creates the log group tagged with the stack (log group names may hold `#`, which tag values
 /// cannot, so there is no Name tag), then reads its ARN back and sets its retention, together (one
 /// round: neither needs the other); `None` when a group with this name exists already.
-fn create_log_group(pass: &Pass, name: &str, stack: &str, retention: Option<i32>) -> Result<Option<LogGroup>> {
+async fn create_log_group(pass: &Pass, name: &str, stack: &str, retention: Option<i32>) -> Result<Option<LogGroup>> {
     let created = pass
-        .apply(async |aws| Ok(aws.logs.create_log_group().log_group_name(name).tags(STACK_TAG, stack).send().await))?;
+        .send(async |aws| Ok(aws.logs.create_log_group().log_group_name(name).tags(STACK_TAG, stack).send().await))
+        .await?;
     match created {
         Ok(_) => {
             // CreateLogGroup returns nothing; read the ARN back.
-            let (found, ()) = pass.apply(async |aws| {
-                let retained = async {
-                    match retention {
-                        Some(days) => {
-                            let put = aws.logs.put_retention_policy().log_group_name(name).retention_in_days(days);
-                            sent("PutRetentionPolicy", put.send()).await
+            let (found, ()) = pass
+                .send(async |aws| {
+                    let retained = async {
+                        match retention {
+                            Some(days) => {
+                                let put = aws.logs.put_retention_policy().log_group_name(name).retention_in_days(days);
+                                sent("PutRetentionPolicy", put.send()).await
+                            }
+                            None => Ok(()),
                         }
-                        None => Ok(()),
-                    }
-                };
-                tokio::try_join!(describe_log_group(aws, name), retained)
-            })?;
+                    };
+                    tokio::try_join!(describe_log_group(aws, name), retained)
+                })
+                .await?;
             let group = found
                 .ok_or_else(|| Error::conflict(format!("log group {name} was created but cannot be found"), None))?;
             Ok(Some(group))
