@@ -185,15 +185,22 @@ pub fn converge_kept<R: Resource>(pass: &Pass<R::Reads>, spec: &R::Spec, keep: b
             let planned = R::planned(spec, &stack);
             return Ok(record::<R>(pass, ChangeKind::Create, &name, planned, None, Vec::new()));
         }
-        None => match R::create(pass, spec, &stack)? {
-            Created::New(live) => {
-                if keep {
-                    mark::<R>(pass, &live, true)?;
-                }
-                return Ok(record::<R>(pass, ChangeKind::Create, &name, live, None, Vec::new()));
+        None => {
+            // Its create, sent ahead of the script, failed: that is this statement's error (the
+            // create is not sent twice).
+            if let Some(error) = pass.take_failed_early(R::KIND, &name) {
+                return Err(error);
             }
-            Created::Existing(live) => live,
-        },
+            match R::create(pass, spec, &stack)? {
+                Created::New(live) => {
+                    if keep {
+                        mark::<R>(pass, &live, true)?;
+                    }
+                    return Ok(record::<R>(pass, ChangeKind::Create, &name, live, None, Vec::new()));
+                }
+                Created::Existing(live) => live,
+            }
+        }
     };
     refuse_foreign(&R::noun(), &name, &R::locator(&live), R::stack_of(&live), &stack, R::foreign_hint())?;
     let mut drift = R::diff(&live, spec);
@@ -230,13 +237,20 @@ fn knows_every_input<T: Debug>(spec: &T) -> bool {
 
 /// A create sent ahead of the script (see [`Pass::gather`]): the kind's [`Resource::create_beside`]
 /// on the apply pass; what it created (or found) is remembered in the pass's snapshot and the
-/// run's reads, so the next gathering pass and the statement itself find it.
+/// run's reads, so the next gathering pass and the statement itself find it. A failure is kept
+/// for the statement, which reports it at its line instead of sending the create again.
 fn create_early<R: Resource>(spec: R::Spec, stack: String, name: String) -> crate::pass::EarlyCreate<R::Reads> {
     Box::new(move |pass| {
         R::validate(pass, &spec).ok()?;
         let sending = R::create_beside(pass, spec, stack)?;
         Some(Box::pin(async move {
-            let created = sending.await?;
+            let created = match sending.await {
+                Ok(created) => created,
+                Err(error) => {
+                    pass.failed_early(R::KIND, &name, error);
+                    return Ok(());
+                }
+            };
             let live = match &created {
                 Created::New(live) | Created::Existing(live) => live,
             };

@@ -79,8 +79,8 @@ pub struct Pass<S: Reads> {
 
 /// A create a gathering pass found ready to send ahead of the script (see [`Pass::gather`]):
 /// given the apply pass, the future that creates the resource and remembers it there, or `None`
-/// when its kind cannot create it beside others right now. Its error is not the run's: the apply
-/// pass sends that create again at its statement, and reports a failure there, with line:col.
+/// when its kind cannot create it beside others right now. Its failure is not the run's yet: the
+/// statement that declares the resource reports it, with line:col ([`Pass::take_failed_early`]).
 pub type EarlyCreate<S> = Box<dyn for<'a> FnOnce(&'a Pass<S>) -> Option<LocalBoxFuture<'a, Result<()>>>>;
 
 /// Creates sent ahead of the script: what a gathering pass collects, and what the apply pass
@@ -90,11 +90,13 @@ struct Early<S: Reads> {
     gathered: RefCell<Option<Vec<EarlyCreate<S>>>>,
     /// The kind and name of each resource the apply pass created ahead of its statement.
     created: RefCell<HashSet<(&'static str, String)>>,
+    /// The creates that failed ahead of their statements, by kind and name, with their errors.
+    failed: RefCell<Vec<((&'static str, String), Error)>>,
 }
 
 impl<S: Reads> Default for Early<S> {
     fn default() -> Self {
-        Early { gathered: RefCell::new(None), created: RefCell::new(HashSet::new()) }
+        Early { gathered: RefCell::new(None), created: RefCell::new(HashSet::new()), failed: RefCell::new(Vec::new()) }
     }
 }
 
@@ -103,6 +105,7 @@ impl<S: Reads> Debug for Early<S> {
         f.debug_struct("Early")
             .field("gathering", &self.gathered.borrow().as_ref().map(Vec::len))
             .field("created", &self.created.borrow())
+            .field("failed", &self.failed.borrow())
             .finish()
     }
 }
@@ -175,6 +178,25 @@ impl<S: Reads> Pass<S> {
     /// Notes that this apply pass created `kind` `name` ahead of its statement.
     pub fn created_early(&self, kind: &'static str, name: &str) {
         self.early.created.borrow_mut().insert((kind, name.to_string()));
+    }
+
+    /// Notes that the create of `kind` `name` sent ahead of its statement failed: the statement
+    /// reports `error` (see [`Pass::take_failed_early`]), and no create is sent ahead any more.
+    pub fn failed_early(&self, kind: &'static str, name: &str, error: Error) {
+        self.early.failed.borrow_mut().push(((kind, name.to_string()), error));
+    }
+
+    /// Whether a create sent ahead failed in this apply pass.
+    pub fn any_failed_early(&self) -> bool {
+        !self.early.failed.borrow().is_empty()
+    }
+
+    /// The error of the create of `kind` `name` sent ahead of its statement, if it failed: the
+    /// statement's error, reported at its line (the create is not sent twice).
+    pub fn take_failed_early(&self, kind: &'static str, name: &str) -> Option<Error> {
+        let mut failed = self.early.failed.borrow_mut();
+        let at = failed.iter().position(|((k, n), _)| *k == kind && n == name)?;
+        Some(failed.remove(at).1)
     }
 
     /// Whether this apply pass created `kind` `name` ahead of its statement (once: the statement

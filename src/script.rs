@@ -64,8 +64,8 @@ impl Script {
     /// gathering pass knows the specs that named them; and so on until a wave has nothing to
     /// send. The apply pass then runs the script as ever, records those creates as its own (`+`,
     /// in the script's order) and does the rest: updates, creates whose kind cannot go ahead, and
-    /// the waits. A wave's failure is left to the apply pass, which sends that create again at
-    /// its statement and reports it there (line:col); nothing is sent ahead after a failure.
+    /// the waits. A create that fails is reported by its statement (line:col), in the script's
+    /// order; no wave is sent after one that had a failure.
     fn create_ahead(&self, pass: &Rc<Pass>, vars: &Vars) {
         for wave in 1..=MAX_WAVES {
             let gathering = Rc::new(pass.gathering());
@@ -81,11 +81,9 @@ impl Script {
                 return;
             }
             let count = creates.len();
-            let failed = pass
-                .block(async { Ok(join_all(creates).await) })
-                .map_or(1, |results| results.iter().filter(|r| r.is_err()).count());
-            tracing::debug!(wave, count, failed, "creates sent ahead of the script");
-            if failed > 0 {
+            let sent = pass.block(async { Ok(join_all(creates).await) });
+            tracing::debug!(wave, count, "creates sent ahead of the script");
+            if sent.is_err() || pass.any_failed_early() {
                 return;
             }
         }

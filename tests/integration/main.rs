@@ -3,6 +3,7 @@
 mod support;
 
 mod autoscaling;
+mod creates_together;
 mod day2;
 mod destroy;
 mod docs;

@@ -34,10 +34,8 @@ fn the_load_balancer_cluster_and_task_definition_are_created_while_the_nat_gatew
     let waited = first(&actions, "DescribeNatGateways", nat);
     for independent in ["CreateLoadBalancer", "CreateTargetGroup", "CreateCluster", "RegisterTaskDefinition"] {
         let sent = first(&actions, independent, 0);
-        assert!(
-            nat < sent && sent < waited,
-            "{independent} was not sent while the NAT gateway was pending: {actions:?}"
-        );
+        // Sent before the wait for the NAT gateway (together with its create, or after it).
+        assert!(sent < waited, "{independent} was not sent while the NAT gateway was pending: {actions:?}");
     }
     // The route and the service only once the NAT gateway was available.
     let route = first(&actions, "CreateRoute", nat);

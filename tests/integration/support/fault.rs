@@ -3,9 +3,11 @@
 //! error, another successful reply, or no reply at all after the emulator served it. It stands in
 //! for what real AWS does and moto does not: eventual consistency, best-effort pages, lost replies.
 
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 /// What to answer, once, to the first request for `operation`.
 #[derive(Debug, Clone)]
@@ -88,7 +90,7 @@ impl Fault {
 /// A running fault proxy in front of the emulator.
 pub struct FaultProxy {
     port: u16,
-    state: Arc<Mutex<State>>,
+    state: Arc<(Mutex<State>, Condvar)>,
 }
 
 #[derive(Default)]
@@ -96,20 +98,27 @@ struct State {
     pending: Vec<Fault>,
     /// Every operation seen, in order; injected ones as "Operation -> Code".
     seen: Vec<String>,
+    /// Operations whose first requests are held until all of them arrived (see
+    /// [`FaultProxy::meet`]), and those that did.
+    meeting: BTreeSet<&'static str>,
+    arrived: BTreeSet<String>,
 }
+
+/// How long a request waits at a meeting for the others before it goes on alone.
+const MEETING_PATIENCE: Duration = Duration::from_secs(10);
 
 impl FaultProxy {
     /// Starts forwarding to the emulator on `upstream` (host:port), with `faults` armed.
     pub fn start(upstream: String, faults: Vec<Fault>) -> FaultProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("the fault proxy binds");
         let port = listener.local_addr().unwrap().port();
-        let state = Arc::new(Mutex::new(State { pending: faults, seen: Vec::new() }));
+        let state = Arc::new((Mutex::new(State { pending: faults, ..State::default() }), Condvar::new()));
         let shared = state.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 let (state, upstream) = (shared.clone(), upstream.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(client, &upstream, &state);
+                    let _ = serve(client, &upstream, &state.0, &state.1);
                 });
             }
         });
@@ -118,7 +127,25 @@ impl FaultProxy {
 
     /// Adds a fault for what follows (e.g. a destroy after an apply that must not meet it).
     pub fn inject(&self, fault: Fault) {
-        self.state.lock().unwrap().pending.push(fault);
+        self.state.0.lock().unwrap().pending.push(fault);
+    }
+
+    /// Holds the first request of each of `operations` until all of them arrived, then lets them
+    /// on together: requests sent one after another (each awaiting its answer before the next
+    /// goes) cannot all arrive, so each goes on alone after [`MEETING_PATIENCE`]. [`Self::met`]
+    /// tells which way it went.
+    pub fn meet(&self, operations: &[&'static str]) {
+        let mut state = self.state.0.lock().unwrap();
+        state.meeting = operations.iter().copied().collect();
+        state.arrived.clear();
+    }
+
+    /// Whether every operation of the [`Self::meet`] arrived while the others waited (they were
+    /// in flight at once), and the operations that did arrive.
+    pub fn met(&self) -> (bool, Vec<String>) {
+        let state = self.state.0.lock().unwrap();
+        let met = state.meeting.iter().all(|op| state.arrived.contains(*op));
+        (met && !state.seen.iter().any(|s| s.ends_with("-> alone")), state.arrived.iter().cloned().collect())
     }
 
     /// The endpoint URL to give deckhand.
@@ -128,17 +155,17 @@ impl FaultProxy {
 
     /// The faults answered so far, as "Operation -> Code".
     pub fn injected(&self) -> Vec<String> {
-        self.state.lock().unwrap().seen.iter().filter(|s| s.contains(" -> ")).cloned().collect()
+        self.state.0.lock().unwrap().seen.iter().filter(|s| s.contains(" -> ")).cloned().collect()
     }
 
     /// How many requests for `operation` arrived (injected or forwarded).
     pub fn count(&self, operation: &str) -> usize {
-        self.state.lock().unwrap().seen.iter().filter(|s| s.split(' ').next() == Some(operation)).count()
+        self.state.0.lock().unwrap().seen.iter().filter(|s| s.split(' ').next() == Some(operation)).count()
     }
 }
 
 /// One request per connection: read it, answer the fault or forward it, close.
-fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io::Result<()> {
+fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>, arrivals: &Condvar) -> std::io::Result<()> {
     let mut reader = BufReader::new(client.try_clone()?);
     let mut head = Vec::new();
     loop {
@@ -164,6 +191,7 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
         None => param(&body, "Action").unwrap_or_else(|| rest_operation(&request_line)),
     };
 
+    meet(&operation, state, arrivals);
     let fault = {
         let mut state = state.lock().unwrap();
         let fault = state.pending.iter().position(|f| f.operation == operation).map(|i| state.pending.remove(i));
@@ -231,6 +259,23 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>) -> std::io
     out.push_str("Connection: close\r\n\r\n");
     client.write_all(out.as_bytes())?;
     client.write_all(response_body)
+}
+
+/// At a meeting (see [`FaultProxy::meet`]), the first request of each operation waits for the
+/// others' first requests, at most [`MEETING_PATIENCE`] (then it is noted `-> alone`).
+fn meet(operation: &str, state: &Mutex<State>, arrivals: &Condvar) {
+    let mut held = state.lock().unwrap();
+    if !held.meeting.contains(operation) || held.arrived.contains(operation) {
+        return;
+    }
+    held.arrived.insert(operation.to_string());
+    arrivals.notify_all();
+    let (mut held, waited) = arrivals
+        .wait_timeout_while(held, MEETING_PATIENCE, |s| s.meeting.iter().any(|op| !s.arrived.contains(*op)))
+        .unwrap();
+    if waited.timed_out() {
+        held.seen.push(format!("{operation} -> alone"));
+    }
 }
 
 /// Writes a whole answer and closes.
