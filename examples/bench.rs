@@ -16,10 +16,12 @@
 //! Besides the measured runs, it derives the critical path on AWS of the first apply and of the
 //! image update from the emulator model's durations (`src/emulator/*.py`: NAT gateway, load
 //! balancer, certificate, task start and stop) and the target group's settings as the script made
-//! them (read back through the SDK: health check interval and healthy threshold, deregistration
-//! delay), the way deckhand overlaps its waits: the service waits for the NAT gateway (and, behind
-//! the HTTPS listener, for the certificate), its targets' health checks start once both they run
-//! and the load balancer is active.
+//! them (read back through the SDK: health check interval, deregistration delay), the way deckhand
+//! overlaps its waits: the service waits for the NAT gateway (and, behind the HTTPS listener, for
+//! the certificate), its targets' health checks start once both they run and the load balancer is
+//! active; a new target is healthy after one passed check (one interval; the healthy threshold
+//! applies only to a target recovering, see `check_health` in `src/emulator/ecs.py`), and an
+//! update completes once the old tasks drained and stopped (`settle_if_steady`).
 //!
 //! The emulator and deckhand run at one time scale (`--time-scale`, default 0.02, as `--local`):
 //! the modelled AWS time does not depend on it (nor on the latency), the wall time does.
@@ -231,13 +233,14 @@ fn constant(source: &str, name: &str) -> Result<u64, String> {
 /// What the script's target group asks of a rollout.
 struct TargetGroupSettings {
     interval: u64,
-    healthy: u64,
     deregistration_delay: u64,
 }
 
 /// Prints the critical path on AWS of the first apply and of an image update, by the model.
 fn critical_path(model: &Model, tg: &TargetGroupSettings, domain: bool) {
-    let health = tg.healthy * tg.interval;
+    // A newly registered target needs one passed check (ELB: "it must pass one health check to be
+    // considered healthy"), the first modelled one interval after the checks start.
+    let health = tg.interval;
     // The script blocks at the HTTPS listener until the certificate is issued; the service waits
     // for the NAT gateway; both were created at the start (the certificate's CNAME with it).
     let service_at = if domain { model.nat.max(model.certificate) } else { model.nat };
@@ -245,11 +248,11 @@ fn critical_path(model: &Model, tg: &TargetGroupSettings, domain: bool) {
     let healthy_at = running_at.max(model.load_balancer) + health;
     let secs = |s: u64| deckhand::timing::about(Duration::from_secs(s));
     println!(
-        "critical path on AWS, by the model (target group: {} checks every {} s, draining {} s):",
-        tg.healthy, tg.interval, tg.deregistration_delay
+        "critical path on AWS, by the model (target group: a new target healthy after 1 check, every {} s; draining {} s):",
+        tg.interval, tg.deregistration_delay
     );
     println!(
-        "  first apply   {:>7}  = max(service at {} s [NAT gateway {} s{}] + task start {} s, load balancer {} s) + health checks {} s",
+        "  first apply   {:>7}  = max(service at {} s [NAT gateway {} s{}] + task start {} s, load balancer {} s) + health check {} s",
         secs(healthy_at),
         service_at,
         model.nat,
@@ -260,7 +263,7 @@ fn critical_path(model: &Model, tg: &TargetGroupSettings, domain: bool) {
     );
     let update = model.task_start + health + tg.deregistration_delay + model.task_stop;
     println!(
-        "  image update  {:>7}  = task start {} s + health checks {} s + draining {} s + task stop {} s",
+        "  image update  {:>7}  = task start {} s + health check {} s + draining {} s + task stop {} s",
         secs(update),
         model.task_start,
         health,
@@ -300,7 +303,6 @@ fn target_group_settings(emulator: &Emulator) -> Result<TargetGroupSettings, Str
         let positive = |n: Option<i32>, default: u64| n.and_then(|n| u64::try_from(n).ok()).unwrap_or(default);
         Ok(TargetGroupSettings {
             interval: positive(group.health_check_interval_seconds(), 30),
-            healthy: positive(group.healthy_threshold_count(), 5),
             deregistration_delay: delay,
         })
     })

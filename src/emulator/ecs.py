@@ -21,9 +21,10 @@ ListTasks ignores serviceName, a task's IP is outside its subnet, RunTask tasks 
   when network.task_network_failure finds nothing missing and the awslogs group exists;
   otherwise the task stops with AWS's stopped reason and ECS launches another.
 - A running task has an ENI attachment with a private IP in its subnet, a runtimeId per container,
-  and is registered in the service's target groups: `initial`, then `healthy` after the target
-  group's healthy threshold x interval counted from when its load balancer is active
-  (network.load_balancer_active) if network.admits_load_balancer, else `unhealthy`
+  and is registered in the service's target groups: `initial`, then `healthy` after one passed
+  health check (a newly registered target needs one, whatever the healthy threshold), one
+  interval after its load balancer is active (network.load_balancer_active), if
+  network.admits_load_balancer, else `unhealthy` after the unhealthy threshold x interval
   (Target.FailedHealthChecks), and ECS stops the task (after healthCheckGracePeriodSeconds).
 - A rolling update respects maximumPercent/minimumHealthyPercent; an old task's target is
   `draining` for the deregistration delay before the task stops; the deployment is COMPLETED
@@ -194,10 +195,23 @@ def register_targets(service, task):
 
 
 def check_health(service, task, group, port):
-    """Health checks start once the load balancer is active; the verdict comes after threshold x
-    interval (healthy threshold when the task's security groups admit the load balancer's,
-    unhealthy threshold otherwise: the target group's HealthyThresholdCount/UnhealthyThresholdCount
-    and HealthCheckIntervalSeconds, AWS defaults 5, 2 and 30 s)."""
+    """Health checks start once the load balancer is active; the verdict comes after the checks
+    it takes, one HealthCheckIntervalSeconds apart (AWS default 30 s).
+
+    A newly registered target is `healthy` after one passed check: "After your target is
+    registered, it must pass one health check to be considered healthy" (ELB User Guide, "Health
+    checks for Application Load Balancer target groups",
+    https://docs.aws.amazon.com/elasticloadbalancing/latest/application/target-group-health-checks.html);
+    "For a newly registered target, regardless of the healthy threshold count setting, only one
+    successful health check is required [...]. The healthy threshold count only applies when a
+    target transitions from unhealthy back to healthy" (ECS Developer Guide, "Optimize load
+    balancer health check parameters for Amazon ECS", load-balancer-healthcheck.html). ELB
+    documents no figure for when the first check runs after registration; checks run every
+    interval, so it is modelled at the end of the first one.
+
+    A target that fails takes UnhealthyThresholdCount consecutive failures (AWS default 2) to be
+    `unhealthy` ("If the health checks exceed UnhealthyThresholdCount consecutive failures, the
+    load balancer takes the target out of service", same ELB page)."""
     if not live(task) or group.arn not in task._targets:
         return
     lbs = list(group.load_balancer_arns)
@@ -213,8 +227,7 @@ def check_health(service, task, group, port):
     )
     interval = int(group.health_check_interval_seconds or 30)
     if admitted:
-        checks = int(group.healthy_threshold_count or 5)
-        schedule(task, checks * interval, lambda: healthy(service, task, group))
+        schedule(task, interval, lambda: healthy(service, task, group))
     else:
         checks = int(group.unhealthy_threshold_count or 2)
         schedule(task, checks * interval, lambda: unhealthy(service, task, group, port))
@@ -569,6 +582,19 @@ def update_counts(service):
 
 
 def settle_if_steady(service):
+    """COMPLETED and steady once the primary's tasks run and are healthy and every older task is
+    STOPPED: its targets drained, then STOPPING and DEPROVISIONING (tasks.wind_down). By default
+    "Amazon ECS considers the deployment successful when the target service revision fully
+    stabilizes and the previous tasks are removed" (API_DeploymentEarlySuccessCriteria, `enable`):
+    ECS cleans up the source revision's tasks, then completes the deployment ("Complete Amazon ECS
+    rolling deployments early with early success criteria", early-success-criteria.html; only
+    sourceServiceRevisionCleanup DEFERRED removes them after). The stop counts: a task slow to
+    exit on SIGTERM slows deployments ("Optimize load balancer connection draining parameters",
+    load-balancer-connection-draining.html, "SIGTERM responsiveness"). Until then the old
+    deployment stays ACTIVE ("still has running tasks") with runningCount 0 once its tasks left
+    RUNNING (DEACTIVATING while they drain), so the services-stable waiter's
+    `length(deployments) == 1` (botocore ecs waiters-2.json ServicesStable; terraform-provider-aws
+    statusServiceWaitForStable) holds only from here."""
     current = primary(service)
     if current is None:
         return

@@ -93,11 +93,12 @@ fn states(targets: &[(String, String)]) -> Vec<&str> {
 
 #[test]
 fn a_rollout_goes_in_progress_with_initial_targets_then_healthy_and_old_targets_drain_on_an_image_update() {
-    let deck = Deck::new();
-    // Health checks of 10 x 60 s: `initial` lasts 10 modelled minutes, long enough on a loaded
-    // machine for the run to end and the polls to begin.
-    let slow =
-        |extra: &[&'static str]| [&["--var", "wait=no", "--var", "interval=60", "--var", "healthy=10"], extra].concat();
+    // A new target is `initial` until its first health check passes, one interval after its load
+    // balancer is active (a healthy threshold applies only to a target recovering): at the
+    // longest interval, 300 s, and this time scale, `initial` lasts 3 s of wall time, long enough
+    // on a loaded machine for the run to end and the polls to begin.
+    let deck = Deck::with_emulator_env(&[("DECKHAND_TIME_SCALE", "0.01")]);
+    let slow = |extra: &[&'static str]| [&["--var", "wait=no", "--var", "interval=300"], extra].concat();
     deck.run(WEB, &slow(&[])).success().stdout_has("+ service rehearse");
     let limit = Duration::from_secs(120);
 
@@ -136,9 +137,9 @@ fn a_rollout_goes_in_progress_with_initial_targets_then_healthy_and_old_targets_
 
 #[test]
 fn a_new_desired_count_starts_and_stops_tasks_at_the_same_pace() {
-    let deck = Deck::new();
-    // Health checks of 10 x 60 s: `initial` lasts 10 modelled minutes (see above).
-    let slow = |extra: &[&'static str]| [&["--var", "interval=60", "--var", "healthy=10"], extra].concat();
+    // `initial` for 300 modelled seconds, 3 s of wall time (see above).
+    let deck = Deck::with_emulator_env(&[("DECKHAND_TIME_SCALE", "0.01")]);
+    let slow = |extra: &[&'static str]| [&["--var", "interval=300"], extra].concat();
     deck.run(WEB, &slow(&[])).success();
     let limit = Duration::from_secs(120);
 
@@ -289,8 +290,9 @@ fn an_app_security_group_that_does_not_admit_the_load_balancer_fails_its_health_
 fn a_rollouts_modelled_duration_matches_the_model() {
     const SCALE: f64 = 0.05;
     let deck = Deck::with_emulator_env(&[("DECKHAND_TIME_SCALE", "0.05")]);
-    let (interval, healthy, drain) = (10.0, 3.0, 20.0);
-    let fast = ["--var", "interval=10", "--var", "healthy=3", "--var", "drain=20"];
+    // A healthy threshold of 5 x 30 s would be 150 s: the model's one check (30 s) is told apart.
+    let (interval, drain) = (30.0, 20.0);
+    let fast = ["--var", "interval=30", "--var", "healthy=5", "--var", "drain=20"];
     deck.run(WEB, &fast).success();
     let mut args = fast.to_vec();
     args.extend(["--var", "image=nginx:1.27"]);
@@ -310,9 +312,10 @@ fn a_rollouts_modelled_duration_matches_the_model() {
         .map(|e| seconds(e.created_at().unwrap()))
         .unwrap();
     assert!((steady - completed).abs() < 1e-3, "the steady-state event is the completion: {steady} vs {completed}");
-    // The model: tasks start in 60 s, pass healthy x interval checks, then the old targets drain
-    // and their tasks stop (5 s STOPPING + 10 s DEPROVISIONING).
-    let model = 60.0 + healthy * interval + drain + 15.0;
+    // The model: tasks start in 60 s, their targets pass one health check (one interval: the
+    // healthy threshold applies only to a target recovering), then the old targets drain and
+    // their tasks stop (5 s STOPPING + 10 s DEPROVISIONING) before the deployment completes.
+    let model = 60.0 + interval + drain + 15.0;
     let modelled = (completed - created) / SCALE;
     assert!((modelled - model).abs() <= 0.2 * model, "modelled {modelled:.0} s, the model says {model:.0} s");
 }

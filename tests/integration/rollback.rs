@@ -21,7 +21,7 @@ let alb_sg = security_group(vpc, #{ name: "rb-alb", ingress: [#{ port: 80, cidr:
 let app_sg = security_group(vpc, #{ name: "rb-app", ingress: [#{ port: 8080, from: alb_sg }] });
 let alb = load_balancer(#{ name: "rb", security_groups: [alb_sg],
     subnets: [default_subnet(vpc, "us-west-2a"), default_subnet(vpc, "us-west-2b")] });
-let tg = target_group(vpc, #{ name: "rb", port: 8080, health_check: #{ path: "/", interval: 30, healthy: 5 },
+let tg = target_group(vpc, #{ name: "rb", port: 8080, health_check: #{ path: "/", interval: 150, healthy: 5 },
     deregistration_delay: 10 });
 listener(alb, #{ port: 80, forward: tg });
 let logs = log_group("/ecs/rb", #{ retention_days: 7 });
@@ -121,8 +121,9 @@ fn rollback_redeploys_the_last_completed_deployments_task_definition_not_the_rev
 
 #[test]
 fn rollback_stops_a_rolling_deployment_in_progress_and_the_service_ends_on_the_old_revision_but_refuses_a_first_one() {
-    // The rehearsal's time scale: the new revision's tasks take 60 s to start and 150 s of health
-    // checks (7.5 s at this scale), so the deployment is still in progress when rollback runs.
+    // The rehearsal's time scale: the new revision's tasks take 60 s to start and their targets
+    // 150 s to pass their first health check (one interval; 7.5 s at this scale), so the
+    // deployment is still in progress when rollback runs.
     let deck = Deck::with_emulator_env(&[("DECKHAND_TIME_SCALE", "0.05")]);
     // The service's first deployment has nothing before it: refused, nothing sent.
     deck.run(APP, &["--var", "wait=no"]).success();
