@@ -91,7 +91,10 @@ pub const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// for a few seconds; a circuit-breaker rollback takes minutes (several tasks must fail first).
 pub const STALE_READ_GRACE: Duration = Duration::from_secs(30);
 /// Polling a rollout: ECS updates counts and rollout states within seconds, a rollout takes minutes.
-pub const ROLLOUT_PACE: Pace = Pace::new(1000, 10_000);
+/// At most 4 s apart, as Copilot follows its deployments (copilot-cli `internal/pkg/stream`,
+/// `streamerFetchIntervalDurationMs = 4000`, backing off only when throttled, which the SDK's
+/// retries do for us): a rollout's end is seen within seconds, not up to 10 s late.
+pub const ROLLOUT_PACE: Pace = Pace::new(1000, 4000);
 
 /// How long a run waits for ACM to issue a certificate. DNS validation usually completes within
 /// minutes of the CNAME being served, but ACM documents that it can take up to 30 minutes.
