@@ -71,11 +71,14 @@ pub struct Pass<S: Reads> {
     region: Option<String>,
     stack: RefCell<Option<String>>,
     state: Rc<State<S>>,
-    snapshot: RefCell<Option<Rc<RefCell<S>>>>,
+    snapshot: Rc<SnapshotCell<S>>,
     lock: RefCell<PassLock>,
     deferred: Deferred<S>,
     early: Early<S>,
 }
+
+/// A pass's copy of the run's reads, taken when it first needs them.
+type SnapshotCell<S> = RefCell<Option<Rc<RefCell<S>>>>;
 
 /// A create a gathering pass found ready to send ahead of the script (see [`Pass::gather`]):
 /// given the apply pass, the future that creates the resource and remembers it there, or `None`
@@ -88,6 +91,9 @@ pub type EarlyCreate<S> = Box<dyn for<'a> FnOnce(&'a Pass<S>) -> Option<LocalBox
 struct Early<S: Reads> {
     /// `Some` in a gathering pass: the creates it found ready.
     gathered: RefCell<Option<Vec<EarlyCreate<S>>>>,
+    /// In a gathering pass, the snapshot of the apply pass it gathers for: what it reads on demand
+    /// goes there too (the apply pass may have taken its copy of the run's reads already).
+    applying: Option<Rc<SnapshotCell<S>>>,
     /// The kind and name of each resource the apply pass created ahead of its statement.
     created: RefCell<HashSet<(&'static str, String)>>,
     /// The creates that failed ahead of their statements, by kind and name, with their errors.
@@ -96,7 +102,12 @@ struct Early<S: Reads> {
 
 impl<S: Reads> Default for Early<S> {
     fn default() -> Self {
-        Early { gathered: RefCell::new(None), created: RefCell::new(HashSet::new()), failed: RefCell::new(Vec::new()) }
+        Early {
+            gathered: RefCell::new(None),
+            applying: None,
+            created: RefCell::new(HashSet::new()),
+            failed: RefCell::new(Vec::new()),
+        }
     }
 }
 
@@ -143,7 +154,7 @@ impl<S: Reads> Pass<S> {
             region,
             stack: RefCell::new(None),
             state,
-            snapshot: RefCell::new(None),
+            snapshot: Rc::default(),
             lock: RefCell::new(PassLock::None),
             deferred: Deferred::default(),
             early: Early::default(),
@@ -153,8 +164,9 @@ impl<S: Reads> Pass<S> {
     /// A gathering pass for this apply pass: a silent plan pass over the same run's reads that
     /// collects the creates whose specs it knows in full (see [`Pass::gather`]).
     pub fn gathering(&self) -> Pass<S> {
-        let pass = Pass::new(Mode::Plan, self.aws.clone(), self.region.clone(), Sink::buffer(), self.state.clone());
+        let mut pass = Pass::new(Mode::Plan, self.aws.clone(), self.region.clone(), Sink::buffer(), self.state.clone());
         *pass.early.gathered.borrow_mut() = Some(Vec::new());
+        pass.early.applying = Some(self.snapshot.clone());
         pass
     }
 
@@ -282,6 +294,9 @@ impl<S: Reads> Pass<S> {
         record(&mut self.snapshot()?.borrow_mut());
         if let Some(read) = self.state.read.borrow_mut().as_mut() {
             record(read);
+        }
+        if let Some(applying) = self.early.applying.as_ref().and_then(|cell| cell.borrow().clone()) {
+            record(&mut applying.borrow_mut());
         }
         Ok(())
     }
