@@ -365,16 +365,19 @@ fn certificate_ready(pass: &Pass, spec: &ListenerSpec) -> Result<()> {
     }
 }
 
-/// Whether the listener's certificate is one this run knows is not ISSUED yet: requested (or found
-/// pending) by this run, whose wait until ISSUED ([`certificate_ready`]) is still to come, or
-/// waited for at the certificate's statement, not reached yet. The snapshot holds the stack's
-/// certificates as this run last saw them (the deferred wait remembers the issued one); a
-/// certificate the run does not manage (an ARN the script gives) is not there, and not waited for.
+/// Whether the listener's certificate may still be waited for: one this run knows is not ISSUED
+/// yet (requested or found pending by this run, its wait until ISSUED, [`certificate_ready`],
+/// still to come), or any while this pass has not read the stack's certificates (it cannot tell).
+/// The snapshot holds the stack's certificates as the run last saw them (the deferred wait
+/// remembers the issued one); a certificate the script gives by ARN is not among them and is
+/// never waited for.
 fn certificate_pending(pass: &Pass, spec: &ListenerSpec) -> bool {
     let Some(arn) = &spec.certificate else { return false };
     let Ok(snapshot) = pass.snapshot() else { return true };
-    let certificates = &snapshot.borrow().acm.certificates;
-    certificates.iter().flatten().any(|c| c.arn == *arn && c.status != "ISSUED")
+    match &snapshot.borrow().acm.certificates {
+        Some(certificates) => certificates.iter().any(|c| c.arn == *arn && c.status != "ISSUED"),
+        None => true,
+    }
 }
 
 fn validate_certificate(pass: &Pass, arn: &str) -> Result<()> {
