@@ -34,7 +34,8 @@ fn the_load_balancer_cluster_and_task_definition_are_created_while_the_nat_gatew
     let waited = first(&actions, "DescribeNatGateways", nat);
     for independent in ["CreateLoadBalancer", "CreateTargetGroup", "CreateCluster", "RegisterTaskDefinition"] {
         let sent = first(&actions, independent, 0);
-        // Sent before the wait for the NAT gateway (together with its create, or after it).
+        // Before the wait for the NAT gateway: after its create, or sent ahead of the script
+        // (creates that need nothing still to be created go first, together).
         assert!(sent < waited, "{independent} was not sent while the NAT gateway was pending: {actions:?}");
     }
     // The route and the service only once the NAT gateway was available.
@@ -120,6 +121,45 @@ fn an_https_listener_waits_for_its_certificate_while_the_statements_before_it_go
     );
     let err = modify.expect_err("ModifyListener with a pending certificate");
     assert_eq!(aws_sdk_elasticloadbalancingv2::error::ProvideErrorMetadata::code(&err), Some("UnsupportedCertificate"));
+}
+
+#[test]
+fn an_https_listener_is_not_sent_ahead_while_its_certificate_is_pending() {
+    // The stack's load balancer and target group exist, and its certificate is requested but not
+    // validated (as a run stopped before its end leaves it): everything the HTTPS listener names
+    // is known before the script runs, yet it must not go out with the creates sent ahead of the
+    // script (ELBv2 refuses a certificate that is not ISSUED): the run writes the validation
+    // CNAME, waits for the certificate at the listener's statement, then creates the listener.
+    let deck = Deck::with_emulator_env(&[("DECKHAND_TIME_SCALE", "0.05")]);
+    let aws = deck.aws();
+    aws.block_on(aws.route53.create_hosted_zone().name("example.com").caller_reference("tls").send()).unwrap();
+    let without_listener: String =
+        TLS.lines().filter(|l| !l.starts_with("let cert") && !l.starts_with("listener")).collect::<Vec<_>>().join("\n");
+    deck.run(&without_listener, &[]).success();
+    let tag = aws_sdk_acm::types::Tag::builder().key("deckhand:stack").value("tls").build().unwrap();
+    let requested = aws.block_on(
+        aws.acm
+            .request_certificate()
+            .domain_name("app.example.com")
+            .validation_method(aws_sdk_acm::types::ValidationMethod::Dns)
+            .tags(tag)
+            .send(),
+    );
+    let cert = requested.unwrap().certificate_arn().unwrap().to_string();
+
+    let (outcome, requests) = deck.recorded(|| deck.run(TLS, &[]));
+    outcome.success().stdout_has("to be issued for listener tls:443").stdout_has("+ listener tls:443");
+    let actions = requests.actions();
+    let listener_creates = actions.iter().filter(|a| *a == "CreateListener").count();
+    assert_eq!(listener_creates, 1, "CreateListener sent before the certificate was issued: {actions:?}");
+    let written = actions.iter().position(|a| a.starts_with("POST ") && a.contains("/rrset")).expect("the CNAME");
+    let polled = first(&actions, "DescribeCertificate", written);
+    assert!(polled < first(&actions, "CreateListener", 0), "{actions:?}");
+    let lbs = aws.block_on(aws.elbv2.describe_load_balancers().names("tls").send()).unwrap();
+    let lb_arn = lbs.load_balancers()[0].load_balancer_arn().unwrap();
+    let listeners = aws.block_on(aws.elbv2.describe_listeners().load_balancer_arn(lb_arn).send()).unwrap();
+    let https = listeners.listeners().iter().find(|l| l.port() == Some(443)).expect("the HTTPS listener");
+    assert_eq!(https.certificates()[0].certificate_arn(), Some(cert.as_str()));
 }
 
 const BROKEN_EGRESS: &str = r#"

@@ -8,6 +8,8 @@ use aws_sdk_elasticloadbalancingv2::types::{
     RedirectActionConfig, RedirectActionStatusCodeEnum, TargetGroupTuple,
 };
 
+use futures_util::future::LocalBoxFuture;
+
 use super::{DEFAULT_SSL_POLICY, load_balancer, stack_tags, with_state};
 use crate::arn::Arn;
 use crate::aws::Pass;
@@ -363,6 +365,21 @@ fn certificate_ready(pass: &Pass, spec: &ListenerSpec) -> Result<()> {
     }
 }
 
+/// Whether the listener's certificate may still be waited for: one this run knows is not ISSUED
+/// yet (requested or found pending by this run, its wait until ISSUED, [`certificate_ready`],
+/// still to come), or any while this pass has not read the stack's certificates (it cannot tell).
+/// The snapshot holds the stack's certificates as the run last saw them (the deferred wait
+/// remembers the issued one); a certificate the script gives by ARN is not among them and is
+/// never waited for.
+fn certificate_pending(pass: &Pass, spec: &ListenerSpec) -> bool {
+    let Some(arn) = &spec.certificate else { return false };
+    let Ok(snapshot) = pass.snapshot() else { return true };
+    match &snapshot.borrow().acm.certificates {
+        Some(certificates) => certificates.iter().any(|c| c.arn == *arn && c.status != "ISSUED"),
+        None => true,
+    }
+}
+
 fn validate_certificate(pass: &Pass, arn: &str) -> Result<()> {
     // A certificate this run requests is known after apply.
     if !is_known(arn) {
@@ -523,32 +540,21 @@ impl Resource for Listener {
     }
 
     fn create(pass: &Pass, spec: &ListenerSpec, stack: &str) -> Result<Created<Listener>> {
-        let name = Self::name(spec);
-        if !is_known(&spec.load_balancer.arn) {
-            return Err(Error::Internal(format!("listener {name} on a load balancer that was not created")));
-        }
-        let wanted = Self::planned(spec, stack);
         certificate_ready(pass, spec)?;
-        let out = pass.apply(async |aws| {
-            let mut create = aws
-                .elbv2
-                .create_listener()
-                .load_balancer_arn(&spec.load_balancer.arn)
-                .port(spec.port)
-                .protocol(ProtocolEnum::from(spec.protocol.as_str()))
-                .default_actions(sdk_action(&spec.action))
-                .set_tags(Some(stack_tags(stack, &name)));
-            if let (Some(cert), Some(policy)) = (&spec.certificate, &wanted.ssl_policy) {
-                create = create.certificates(Certificate::builder().certificate_arn(cert).build()).ssl_policy(policy);
-            }
-            create.send().await.map_err(|e| aws_error("CreateListener", e))
-        })?;
-        let arn = out
-            .listeners()
-            .first()
-            .and_then(|l| l.listener_arn())
-            .ok_or_else(|| Error::missing("CreateListener", "ListenerArn"))?;
-        Ok(Created::New(Listener { arn: arn.to_string(), ..wanted }))
+        pass.block(create(pass, spec, stack))
+    }
+
+    /// Not while its certificate is still to be issued: the apply pass creates it at its statement,
+    /// once it has waited for the certificate there.
+    fn create_beside(
+        pass: &Pass,
+        spec: ListenerSpec,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<Listener>>>> {
+        if certificate_pending(pass, &spec) {
+            return None;
+        }
+        Some(Box::pin(async move { create(pass, &spec, &stack).await }))
     }
 
     fn diff(live: &Listener, spec: &ListenerSpec) -> Drift<()> {
@@ -614,6 +620,43 @@ impl Resource for Listener {
     fn summary(live: &Listener) -> String {
         format!("{}, {}", live.protocol, live.action)
     }
+}
+
+/// Creates the listener tagged with the stack (its certificate issued: see [`certificate_ready`]).
+async fn create(pass: &Pass, spec: &ListenerSpec, stack: &str) -> Result<Created<Listener>> {
+    let name = Listener::name(spec);
+    if !is_known(&spec.load_balancer.arn) {
+        return Err(Error::Internal(format!("listener {name} on a load balancer that was not created")));
+    }
+    let wanted = Listener::planned(spec, stack);
+    let out = pass
+        .send(async |aws| {
+            let mut create = aws
+                .elbv2
+                .create_listener()
+                .load_balancer_arn(&spec.load_balancer.arn)
+                .port(spec.port)
+                .protocol(ProtocolEnum::from(spec.protocol.as_str()))
+                .default_actions(sdk_action(&spec.action))
+                .set_tags(Some(stack_tags(stack, &name)));
+            if let (Some(cert), Some(policy)) = (&spec.certificate, &wanted.ssl_policy) {
+                create = create.certificates(Certificate::builder().certificate_arn(cert).build()).ssl_policy(policy);
+            }
+            create.send().await.map_err(|e| aws_error("CreateListener", e))
+        })
+        .await?;
+    let arn = out
+        .listeners()
+        .first()
+        .and_then(|l| l.listener_arn())
+        .ok_or_else(|| Error::missing("CreateListener", "ListenerArn"))?
+        .to_string();
+    // A new listener has no rules but its default one: none to read for the rules declared on it
+    // (remembered in the run's reads, so a later gathering pass knows it too).
+    pass.remember_read(|s| {
+        s.elbv2.rules_read.insert(arn.clone());
+    })?;
+    Ok(Created::New(Listener { arn, ..wanted }))
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 
 use aws_sdk_elasticloadbalancingv2::types::{LoadBalancerSchemeEnum, LoadBalancerTypeEnum};
+use futures_util::future::LocalBoxFuture;
 
 use super::{Elbv2State, Which, describe_existing, stack_tags, stack_tags_of, validate_elb_name, with_state};
 use crate::aws::Pass;
@@ -340,43 +341,15 @@ impl Resource for LoadBalancer {
     }
 
     fn create(pass: &Pass, spec: &LoadBalancerSpec, stack: &str) -> Result<Created<LoadBalancer>> {
-        // CreateLoadBalancer returns an existing load balancer of the same name and settings as
-        // if it had created it, whoever owns it: look by name first, so its owner is checked.
-        if let Some(existing) = pass.apply(async |aws| named(aws, &spec.name).await)? {
-            return Ok(Created::Existing(existing));
-        }
-        let wanted = Self::planned(spec, stack);
-        let created = pass.apply(async |aws| {
-            let sent = aws
-                .elbv2
-                .create_load_balancer()
-                .name(&spec.name)
-                .r#type(LoadBalancerTypeEnum::Application)
-                .scheme(LoadBalancerSchemeEnum::from(spec.scheme.as_str()))
-                .set_subnets(Some(wanted.subnets.clone()))
-                .set_security_groups(Some(wanted.security_groups.clone()))
-                .set_tags(Some(stack_tags(stack, &spec.name)))
-                .send()
-                .await;
-            match sent {
-                Ok(out) => out.load_balancers().first().map(load_balancer_from).transpose(),
-                // Created meanwhile with other settings (e.g. by a concurrent run).
-                Err(e) if e.as_service_error().is_some_and(|e| e.is_duplicate_load_balancer_name_exception()) => {
-                    Ok(None)
-                }
-                Err(e) => Err(aws_error("CreateLoadBalancer", e)),
-            }
-        })?;
-        match created {
-            Some(lb) => {
-                pass.snapshot()?.borrow_mut().elbv2.listeners_read.insert(lb.arn.clone());
-                defer_active(pass, &lb.arn, &spec.name);
-                Ok(Created::New(LoadBalancer { stack: Some(stack.to_string()), ..lb }))
-            }
-            None => pass.apply(async |aws| named(aws, &spec.name).await)?.map(Created::Existing).ok_or_else(|| {
-                Error::Internal(format!("load balancer {} is a duplicate name but cannot be found", spec.name))
-            }),
-        }
+        pass.block(create(pass, spec, stack))
+    }
+
+    fn create_beside(
+        pass: &Pass,
+        spec: LoadBalancerSpec,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<LoadBalancer>>>> {
+        Some(Box::pin(async move { create(pass, &spec, &stack).await }))
     }
 
     fn diff(live: &LoadBalancer, spec: &LoadBalancerSpec) -> Drift<LoadBalancerUpdate> {
@@ -439,6 +412,58 @@ impl Resource for LoadBalancer {
 
     fn summary(live: &LoadBalancer) -> String {
         format!("{}, {}", live.dns_name, live.scheme)
+    }
+}
+
+/// Creates the load balancer tagged with the stack; its wait until active is deferred.
+///
+/// CreateLoadBalancer returns an existing load balancer of the same name and settings as if it had
+/// created it, whoever owns it (ELBv2 API reference, CreateLoadBalancer: the call is idempotent),
+/// so the name must be looked up before it is created, its owner checked. That look is the run's
+/// read by name, which found none ([`Resource::find`]: the apply pass reads the script's declared
+/// names afresh under the stack lock, `Elbv2State::named`, or looks an undeclared name up at its
+/// statement): no DescribeLoadBalancers is sent again here. What is left is the seconds between
+/// that read and this request (a look just before the create leaves one too): there, one created
+/// with other settings fails `DuplicateLoadBalancerName` and is looked up with its owner, which
+/// the engine refuses unless it is the stack's.
+async fn create(pass: &Pass, spec: &LoadBalancerSpec, stack: &str) -> Result<Created<LoadBalancer>> {
+    let wanted = LoadBalancer::planned(spec, stack);
+    let created = pass
+        .send(async |aws| {
+            let sent = aws
+                .elbv2
+                .create_load_balancer()
+                .name(&spec.name)
+                .r#type(LoadBalancerTypeEnum::Application)
+                .scheme(LoadBalancerSchemeEnum::from(spec.scheme.as_str()))
+                .set_subnets(Some(wanted.subnets.clone()))
+                .set_security_groups(Some(wanted.security_groups.clone()))
+                .set_tags(Some(stack_tags(stack, &spec.name)))
+                .send()
+                .await;
+            match sent {
+                Ok(out) => out.load_balancers().first().map(load_balancer_from).transpose(),
+                // Created meanwhile with other settings (e.g. by a concurrent run).
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_duplicate_load_balancer_name_exception()) => {
+                    Ok(None)
+                }
+                Err(e) => Err(aws_error("CreateLoadBalancer", e)),
+            }
+        })
+        .await?;
+    match created {
+        Some(lb) => {
+            // A new load balancer has no listeners: none to read for the listeners declared on it
+            // (remembered in the run's reads, so a later gathering pass knows it too).
+            pass.remember_read(|s| {
+                s.elbv2.listeners_read.insert(lb.arn.clone());
+            })?;
+            defer_active(pass, &lb.arn, &spec.name);
+            Ok(Created::New(LoadBalancer { stack: Some(stack.to_string()), ..lb }))
+        }
+        None => pass.send(async |aws| named(aws, &spec.name).await).await?.map(Created::Existing).ok_or_else(|| {
+            Error::Internal(format!("load balancer {} is a duplicate name but cannot be found", spec.name))
+        }),
     }
 }
 

@@ -13,6 +13,8 @@ use aws_sdk_elasticloadbalancingv2::types::{
 
 use std::collections::HashMap;
 
+use futures_util::future::LocalBoxFuture;
+
 use super::{ListenerAction, describe_existing, stack_tags, stack_tags_of, with_state};
 use crate::aws::Pass;
 use crate::aws::Snapshot;
@@ -139,9 +141,8 @@ fn condition_values(config: Option<&[String]>, legacy: &[String]) -> Vec<String>
     }
 }
 
-/// Checks a rule the way ALB would, before any request (and that the pass declares one rule per
-/// priority on a listener).
-fn validate_rule(pass: &Pass, spec: &ListenerRuleSpec) -> Result<()> {
+/// Checks a rule the way ALB would, before any request.
+fn validate_rule(spec: &ListenerRuleSpec) -> Result<()> {
     if !PRIORITIES.contains(&spec.priority) {
         return Err(Error::invalid("listener_rule.priority", spec.priority, "a priority from 1 to 50000"));
     }
@@ -170,24 +171,29 @@ fn validate_rule(pass: &Pass, spec: &ListenerRuleSpec) -> Result<()> {
             ),
         ));
     }
+    Ok(())
+}
+
+/// Claims the rule's priority on its listener for this statement: the pass declares one rule per
+/// priority on a listener. Claimed where a statement finds its rule, not in [`validate_rule`]: a
+/// create sent ahead of the script validates the rule too (see `converge::create_early`), and the
+/// statement that then records it must not find its priority taken.
+fn claim_priority(pass: &Pass, spec: &ListenerRuleSpec) -> Result<()> {
     // A listener still to be created has no ARN to tell it from another planned one: its name does.
     let key = if is_known(&spec.listener.arn) {
         spec.listener.arn.clone()
     } else {
         format!("(planned) {}", spec.listener.name)
     };
-    let declared = with_state(pass, |s| s.rules_declared.contains(&(key.clone(), spec.priority)))?;
-    if !declared && !is_known(&spec.listener.arn) {
-        pass.snapshot()?.borrow_mut().elbv2.rules_declared.insert((key, spec.priority));
+    let snapshot = pass.snapshot()?;
+    if snapshot.borrow_mut().elbv2.rules_declared.insert((key, spec.priority)) {
+        return Ok(());
     }
-    if declared {
-        return Err(Error::invalid(
-            "listener_rule.priority",
-            spec.priority,
-            format!("a priority no other rule of listener {} has (each priority is one rule)", spec.listener.name),
-        ));
-    }
-    Ok(())
+    Err(Error::invalid(
+        "listener_rule.priority",
+        spec.priority,
+        format!("a priority no other rule of listener {} has (each priority is one rule)", spec.listener.name),
+    ))
 }
 
 /// Makes sure the rules of `listener_arn` (a listener of the stack) are in the pass's snapshot,
@@ -262,11 +268,12 @@ impl Resource for ListenerRule {
         rule_name(&spec.listener.name, spec.priority)
     }
 
-    fn validate(pass: &Pass, spec: &ListenerRuleSpec) -> Result<()> {
-        validate_rule(pass, spec)
+    fn validate(_pass: &Pass, spec: &ListenerRuleSpec) -> Result<()> {
+        validate_rule(spec)
     }
 
     fn find(pass: &Pass, spec: &ListenerRuleSpec) -> Result<Option<ListenerRule>> {
+        claim_priority(pass, spec)?;
         let listener = &spec.listener.arn;
         if !is_known(listener) {
             return Ok(None);
@@ -313,26 +320,15 @@ impl Resource for ListenerRule {
     }
 
     fn create(pass: &Pass, spec: &ListenerRuleSpec, stack: &str) -> Result<Created<ListenerRule>> {
-        let name = Self::name(spec);
-        if !is_known(&spec.listener.arn) {
-            return Err(Error::Internal(format!("listener rule {name} on a listener that was not created")));
-        }
-        let action = sdk_forward(&spec.action)?;
-        let out = pass.apply(async |aws| {
-            aws.elbv2
-                .create_rule()
-                .listener_arn(&spec.listener.arn)
-                .priority(spec.priority)
-                .set_conditions(Some(sdk_conditions(&spec.paths, &spec.hosts)))
-                .actions(action)
-                .set_tags(Some(stack_tags(stack, &name)))
-                .send()
-                .await
-                .map_err(|e| aws_error("CreateRule", e))
-        })?;
-        let arn =
-            out.rules().first().and_then(|r| r.rule_arn()).ok_or_else(|| Error::missing("CreateRule", "RuleArn"))?;
-        Ok(Created::New(ListenerRule { arn: arn.to_string(), ..Self::planned(spec, stack) }))
+        pass.block(create(pass, spec, stack))
+    }
+
+    fn create_beside(
+        pass: &Pass,
+        spec: ListenerRuleSpec,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<ListenerRule>>>> {
+        Some(Box::pin(async move { create(pass, &spec, &stack).await }))
     }
 
     fn diff(live: &ListenerRule, spec: &ListenerRuleSpec) -> Drift<()> {
@@ -377,12 +373,36 @@ impl Resource for ListenerRule {
         let state = &mut snapshot.elbv2;
         state.rules.retain(|r| !(r.listener_arn == live.listener_arn && r.priority == live.priority));
         state.rules.push(live.clone());
-        state.rules_declared.insert((live.listener_arn.clone(), live.priority));
     }
 
     fn summary(live: &ListenerRule) -> String {
         live.summary()
     }
+}
+
+/// Creates the rule tagged with the stack (its own tag: see the module's comment).
+async fn create(pass: &Pass, spec: &ListenerRuleSpec, stack: &str) -> Result<Created<ListenerRule>> {
+    let name = ListenerRule::name(spec);
+    if !is_known(&spec.listener.arn) {
+        return Err(Error::Internal(format!("listener rule {name} on a listener that was not created")));
+    }
+    let action = sdk_forward(&spec.action)?;
+    let out = pass
+        .send(async |aws| {
+            aws.elbv2
+                .create_rule()
+                .listener_arn(&spec.listener.arn)
+                .priority(spec.priority)
+                .set_conditions(Some(sdk_conditions(&spec.paths, &spec.hosts)))
+                .actions(action)
+                .set_tags(Some(stack_tags(stack, &name)))
+                .send()
+                .await
+                .map_err(|e| aws_error("CreateRule", e))
+        })
+        .await?;
+    let arn = out.rules().first().and_then(|r| r.rule_arn()).ok_or_else(|| Error::missing("CreateRule", "RuleArn"))?;
+    Ok(Created::New(ListenerRule { arn: arn.to_string(), ..ListenerRule::planned(spec, stack) }))
 }
 
 impl ListenerRule {

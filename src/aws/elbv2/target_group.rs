@@ -1,6 +1,7 @@
 //! Target groups: types, reads, validation, and how one converges.
 
 use aws_sdk_elasticloadbalancingv2::types::{Matcher, ProtocolEnum, TargetGroupAttribute, TargetTypeEnum};
+use futures_util::future::LocalBoxFuture;
 
 use super::{Elbv2State, Which, describe_existing, stack_tags, stack_tags_of, validate_elb_name, with_state};
 use crate::aws::Pass;
@@ -179,8 +180,9 @@ pub async fn deregistration_delay(aws: &Aws, arn: &str) -> Result<i32> {
         .unwrap_or(DEFAULT_DEREGISTRATION_DELAY))
 }
 
-fn set_deregistration_delay(pass: &Pass, arn: &str, seconds: i32) -> Result<()> {
-    pass.apply(async |aws| {
+/// Sets a target group's deregistration delay (ModifyTargetGroupAttributes).
+async fn set_deregistration_delay(pass: &Pass, arn: &str, seconds: i32) -> Result<()> {
+    pass.send(async |aws| {
         aws.elbv2
             .modify_target_group_attributes()
             .target_group_arn(arn)
@@ -190,7 +192,8 @@ fn set_deregistration_delay(pass: &Pass, arn: &str, seconds: i32) -> Result<()> 
             .send()
             .await
             .map_err(|e| aws_error("ModifyTargetGroupAttributes", e))
-    })?;
+    })
+    .await?;
     Ok(())
 }
 
@@ -357,46 +360,15 @@ impl Resource for TargetGroup {
     }
 
     fn create(pass: &Pass, spec: &TargetGroupSpec, stack: &str) -> Result<Created<TargetGroup>> {
-        // CreateTargetGroup returns an existing target group of the same name and settings as if
-        // it had created it, whoever owns it: look by name first, so its owner is checked.
-        if let Some(existing) = pass.apply(async |aws| named(aws, &spec.name).await)? {
-            return Ok(Created::Existing(existing));
-        }
-        let hc = &spec.health_check;
-        let created = pass.apply(async |aws| {
-            let request = aws
-                .elbv2
-                .create_target_group()
-                .name(&spec.name)
-                .protocol(ProtocolEnum::from(spec.protocol.as_str()))
-                .port(spec.port)
-                .vpc_id(&spec.vpc_id)
-                .target_type(TargetTypeEnum::from(spec.target_type.as_str()))
-                .set_tags(Some(stack_tags(stack, &spec.name)));
-            let sent = with_health_check!(request, hc).send().await;
-            match sent {
-                Ok(out) => out
-                    .target_groups()
-                    .first()
-                    .and_then(|t| t.target_group_arn())
-                    .map(|arn| Some(arn.to_string()))
-                    .ok_or_else(|| Error::missing("CreateTargetGroup", "TargetGroupArn")),
-                // Created meanwhile with other settings (e.g. by a concurrent run).
-                Err(e) if e.as_service_error().is_some_and(|e| e.is_duplicate_target_group_name_exception()) => {
-                    Ok(None)
-                }
-                Err(e) => Err(aws_error("CreateTargetGroup", e)),
-            }
-        })?;
-        let Some(arn) = created else {
-            return pass.apply(async |aws| named(aws, &spec.name).await)?.map(Created::Existing).ok_or_else(|| {
-                Error::Internal(format!("target group {} is a duplicate name but cannot be found", spec.name))
-            });
-        };
-        if spec.deregistration_delay != DEFAULT_DEREGISTRATION_DELAY {
-            set_deregistration_delay(pass, &arn, spec.deregistration_delay)?;
-        }
-        Ok(Created::New(TargetGroup { arn, ..Self::planned(spec, stack) }))
+        pass.block(create(pass, spec, stack))
+    }
+
+    fn create_beside(
+        pass: &Pass,
+        spec: TargetGroupSpec,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<TargetGroup>>>> {
+        Some(Box::pin(async move { create(pass, &spec, &stack).await }))
     }
 
     fn diff(live: &TargetGroup, spec: &TargetGroupSpec) -> Drift<TargetGroupUpdate> {
@@ -434,19 +406,30 @@ impl Resource for TargetGroup {
         spec: &TargetGroupSpec,
         update: &TargetGroupUpdate,
     ) -> Result<TargetGroup> {
-        if update.health_check {
+        // The health check and the attributes are set by two requests that do not depend on each
+        // other: together.
+        let arn = live.arn.as_str();
+        let health_check = async {
+            if !update.health_check {
+                return Ok(());
+            }
             let hc = &spec.health_check;
-            let arn = live.arn.as_str();
-            pass.apply(async |aws| {
+            pass.send(async |aws| {
                 with_health_check!(aws.elbv2.modify_target_group().target_group_arn(arn), hc)
                     .send()
                     .await
                     .map_err(|e| aws_error("ModifyTargetGroup", e))
-            })?;
-        }
-        if update.deregistration_delay {
-            set_deregistration_delay(pass, &live.arn, spec.deregistration_delay)?;
-        }
+            })
+            .await?;
+            Ok(())
+        };
+        let delay = async {
+            match update.deregistration_delay {
+                true => set_deregistration_delay(pass, arn, spec.deregistration_delay).await,
+                false => Ok(()),
+            }
+        };
+        pass.block(async { tokio::try_join!(health_check, delay) })?;
         Ok(Self::updated(live, spec))
     }
 
@@ -479,6 +462,59 @@ impl Resource for TargetGroup {
             live.deregistration_delay
         )
     }
+}
+
+/// Creates the target group tagged with the stack, then sets its deregistration delay unless it is
+/// AWS's default (CreateTargetGroup takes no attributes).
+///
+/// CreateTargetGroup returns an existing target group of the same name and settings as if it had
+/// created it, whoever owns it (ELBv2 API reference, CreateTargetGroup: the call is idempotent),
+/// so the name must be looked up before it is created, its owner checked, as terraform-provider-aws
+/// does (`aws_lb_target_group` refuses a name that exists). That look is the run's read by name,
+/// which found none ([`Resource::find`]: the apply pass reads the script's declared names afresh
+/// under the stack lock, `Elbv2State::named`, or looks an undeclared name up at its statement): no
+/// DescribeTargetGroups is sent again here. What is left is the seconds between that read and this
+/// request (a look just before the create leaves one too): there, one created with other settings
+/// fails `DuplicateTargetGroupName` and is looked up with its owner, which the engine refuses
+/// unless it is the stack's.
+async fn create(pass: &Pass, spec: &TargetGroupSpec, stack: &str) -> Result<Created<TargetGroup>> {
+    let hc = &spec.health_check;
+    let created = pass
+        .send(async |aws| {
+            let request = aws
+                .elbv2
+                .create_target_group()
+                .name(&spec.name)
+                .protocol(ProtocolEnum::from(spec.protocol.as_str()))
+                .port(spec.port)
+                .vpc_id(&spec.vpc_id)
+                .target_type(TargetTypeEnum::from(spec.target_type.as_str()))
+                .set_tags(Some(stack_tags(stack, &spec.name)));
+            let sent = with_health_check!(request, hc).send().await;
+            match sent {
+                Ok(out) => out
+                    .target_groups()
+                    .first()
+                    .and_then(|t| t.target_group_arn())
+                    .map(|arn| Some(arn.to_string()))
+                    .ok_or_else(|| Error::missing("CreateTargetGroup", "TargetGroupArn")),
+                // Created meanwhile with other settings (e.g. by a concurrent run).
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_duplicate_target_group_name_exception()) => {
+                    Ok(None)
+                }
+                Err(e) => Err(aws_error("CreateTargetGroup", e)),
+            }
+        })
+        .await?;
+    let Some(arn) = created else {
+        return pass.send(async |aws| named(aws, &spec.name).await).await?.map(Created::Existing).ok_or_else(|| {
+            Error::Internal(format!("target group {} is a duplicate name but cannot be found", spec.name))
+        });
+    };
+    if spec.deregistration_delay != DEFAULT_DEREGISTRATION_DELAY {
+        set_deregistration_delay(pass, &arn, spec.deregistration_delay).await?;
+    }
+    Ok(Created::New(TargetGroup { arn, ..TargetGroup::planned(spec, stack) }))
 }
 
 #[cfg(test)]
