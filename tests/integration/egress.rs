@@ -193,6 +193,10 @@ fn an_unattached_elastic_ip_of_the_stack_is_reused_not_leaked() {
     let actions = requests.actions();
     let allocations = actions.iter().filter(|a| *a == "AllocateAddress").count();
     assert_eq!(allocations, 1, "one address reused, one allocated: {actions:?}");
+    // Both NAT gateways are created together (ahead of the script): each took its address before
+    // either was sent, so neither CreateNatGateway failed on the other's address and was sent again.
+    let nat_creates = actions.iter().filter(|a| *a == "CreateNatGateway").count();
+    assert_eq!(nat_creates, 2, "one CreateNatGateway per NAT gateway: {actions:?}");
 
     let nats = aws.block_on(aws.ec2.describe_nat_gateways().send()).unwrap();
     let nat_allocation = |name: &str| {

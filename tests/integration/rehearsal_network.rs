@@ -363,18 +363,7 @@ fn status_shows_a_pending_nat_gateway_as_pending() {
     // A NAT gateway of the stack that another run (or the console) just created: at 0.05 it is
     // pending for 4.5 s of wall time.
     let deck = Deck::with_emulator_env(&[("DECKHAND_TIME_SCALE", "0.05")]);
-    let aws = deck.aws();
-    let subnet = deck.default_subnet_id();
-    let address = aws.block_on(aws.ec2.allocate_address().send()).unwrap().allocation_id().unwrap().to_string();
-    let tags = aws_sdk_ec2::types::TagSpecification::builder()
-        .resource_type(aws_sdk_ec2::types::ResourceType::Natgateway)
-        .tags(aws_sdk_ec2::types::Tag::builder().key("Name").value("priv-nat").build())
-        .tags(aws_sdk_ec2::types::Tag::builder().key("deckhand:stack").value("priv").build())
-        .build();
-    let nat = aws
-        .block_on(aws.ec2.create_nat_gateway().subnet_id(subnet).allocation_id(address).tag_specifications(tags).send())
-        .unwrap();
-    let id = nat.nat_gateway().unwrap().nat_gateway_id().unwrap().to_string();
+    let id = pending_nat_gateway(&deck, &deck.default_subnet_id());
 
     let state = || {
         let out = deck.deckhand(&["status", "--stack", "priv", "--output", "json"]).success();
@@ -388,4 +377,60 @@ fn status_shows_a_pending_nat_gateway_as_pending() {
     assert!(status_done < pending + 90.0, "status ran after the NAT gateway was due to be available");
     assert_eq!(shown, "pending");
     poll("the NAT gateway to become available", || (state() == "available").then_some(()));
+}
+
+/// Creates NAT gateway `priv-nat` of stack `priv` in `subnet` as another run (or the console)
+/// would, and returns its id: pending for 90 s modelled.
+fn pending_nat_gateway(deck: &Deck, subnet: &str) -> String {
+    let aws = deck.aws();
+    let address = aws.block_on(aws.ec2.allocate_address().send()).unwrap().allocation_id().unwrap().to_string();
+    let tags = aws_sdk_ec2::types::TagSpecification::builder()
+        .resource_type(aws_sdk_ec2::types::ResourceType::Natgateway)
+        .tags(aws_sdk_ec2::types::Tag::builder().key("Name").value("priv-nat").build())
+        .tags(aws_sdk_ec2::types::Tag::builder().key("deckhand:stack").value("priv").build())
+        .build();
+    let nat = aws
+        .block_on(aws.ec2.create_nat_gateway().subnet_id(subnet).allocation_id(address).tag_specifications(tags).send())
+        .unwrap();
+    nat.nat_gateway().unwrap().nat_gateway_id().unwrap().to_string()
+}
+
+#[test]
+fn a_route_table_sent_ahead_of_the_script_does_not_route_through_a_nat_gateway_left_pending() {
+    // An earlier run stopped right after CreateNatGateway: its NAT gateway is pending (4.5 s of
+    // wall time at 0.05) and its route table was never created. Every input of the route table is
+    // known, so its create could go ahead of the script; but only the NAT
+    // gateway's statement defers the wait for it, so the table is created at its own statement,
+    // and its route once the NAT gateway is available.
+    let deck = Deck::with_emulator_env(&[("DECKHAND_TIME_SCALE", "0.05")]);
+    let aws = deck.aws();
+    let zone = aws_sdk_ec2::types::Filter::builder().name("availability-zone").values("us-west-2a").build();
+    let default = aws_sdk_ec2::types::Filter::builder().name("default-for-az").values("true").build();
+    let subnets = aws.block_on(aws.ec2.describe_subnets().filters(zone).filters(default).send()).unwrap();
+    let id = pending_nat_gateway(&deck, subnets.subnets()[0].subnet_id().unwrap());
+
+    // A subnet that exists already, so nothing the table names is still to be created.
+    let script = r#"
+stack("priv");
+let vpc = default_vpc();
+let nat = nat_gateway(default_subnet(vpc, "us-west-2a"), #{ name: "priv-nat" });
+route_table(vpc, #{ name: "priv-private", subnets: [default_subnet(vpc, "us-west-2b")],
+                    routes: [#{ cidr: "0.0.0.0/0", nat_gateway: nat }] });
+"#;
+    deck.run(script, &[])
+        .success()
+        .stdout_has("= nat_gateway priv-nat")
+        .stdout_has("+ route_table priv-private (rtb-")
+        .stdout_has("waiting for NAT gateway");
+    let (_, changes) = timeline(&deck);
+    let available = entered(&changes, "nat_gateway", &id, "available").expect("became available");
+    let table = aws.block_on(aws.ec2.describe_route_tables().filters(name_filter("priv-private")).send()).unwrap();
+    let table_id = table.route_tables()[0].route_table_id().unwrap();
+    let routed = entered(&changes, "route", &format!("{table_id} 0.0.0.0/0"), &format!("to {id}"))
+        .expect("a default route to the NAT gateway");
+    assert!(routed >= available, "deckhand routed through the NAT gateway while it was pending: {changes:#?}");
+
+    let (second, requests) = deck.recorded(|| deck.run(script, &[]));
+    second.success().stdout_has("= route_table priv-private");
+    requests.assert_read_only();
 }

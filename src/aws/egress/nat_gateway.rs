@@ -2,6 +2,7 @@
 
 use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{DomainType, Filter, NatGatewayState, ResourceType};
+use futures_util::future::LocalBoxFuture;
 
 use crate::aws::Pass;
 use crate::aws::ec2::{Subnet, stack_filter, tag_value, tags_for};
@@ -159,40 +160,15 @@ impl Resource for NatGateway {
     }
 
     fn create(pass: &Pass, spec: &NatGatewaySpec, stack: &str) -> Result<Created<NatGateway>> {
-        let eip = match reusable_address(pass, &spec.name)? {
-            Some(eip) => eip,
-            None => allocate_address(pass, stack, &spec.name)?,
-        };
-        let id = pass.apply(async |aws| {
-            // The SDK fills in CreateNatGateway's ClientToken, so its own retries cannot create two.
-            let out = aws
-                .ec2
-                .create_nat_gateway()
-                .subnet_id(&spec.subnet.id)
-                .allocation_id(&eip.allocation_id)
-                .tag_specifications(tags_for(ResourceType::Natgateway, stack, &spec.name))
-                .send()
-                .await
-                .map_err(|e| aws_error("CreateNatGateway", e))?;
-            out.nat_gateway()
-                .and_then(|n| n.nat_gateway_id())
-                .map(str::to_string)
-                .ok_or_else(|| Error::missing("CreateNatGateway", "NatGateway.NatGatewayId"))
-        })?;
-        {
-            // Later NAT gateways of this pass must not take the same address.
-            let snapshot = pass.snapshot()?;
-            let addresses = &mut snapshot.borrow_mut().egress.addresses;
-            addresses.retain(|a| a.allocation_id != eip.allocation_id);
-            addresses.push(ElasticIp { associated: true, ..eip.clone() });
-        }
-        defer_available(pass, &id);
-        Ok(Created::New(NatGateway {
-            id,
-            public_ip: eip.public_ip,
-            allocation_id: eip.allocation_id,
-            ..Self::planned(spec, stack)
-        }))
+        pass.block(create(pass, spec, stack))
+    }
+
+    fn create_beside(
+        pass: &Pass,
+        spec: NatGatewaySpec,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<NatGateway>>>> {
+        Some(Box::pin(async move { create(pass, &spec, &stack).await }))
     }
 
     fn diff(live: &NatGateway, spec: &NatGatewaySpec) -> Drift<()> {
@@ -222,18 +198,85 @@ impl Resource for NatGateway {
     }
 }
 
-/// The stack's elastic IP that no NAT gateway uses, preferring one named for this NAT gateway: an
-/// address left by an earlier run whose CreateNatGateway failed, or whose AllocateAddress reply was
-/// lost (deckhand tags addresses as AWS allocates them, so such an address is still the stack's).
-fn reusable_address(pass: &Pass, name: &str) -> Result<Option<ElasticIp>> {
-    let snapshot = pass.snapshot()?;
-    let state = &snapshot.borrow().egress;
-    let in_use = |a: &ElasticIp| a.associated || state.nat_gateways.iter().any(|n| n.allocation_id == a.allocation_id);
-    Ok(state.addresses.iter().filter(|a| !in_use(a)).min_by_key(|a| a.name != name).cloned())
+/// Creates the NAT gateway with an elastic IP of the stack that nothing uses, or a new one; the
+/// wait until it is available is deferred ([`ready`]). Several of these may run at once (see
+/// [`Resource::create_beside`]): each takes its address in the snapshot before it sends anything,
+/// so no two take the same one.
+async fn create(pass: &Pass, spec: &NatGatewaySpec, stack: &str) -> Result<Created<NatGateway>> {
+    let eip = match take_reusable_address(pass, &spec.name)? {
+        Some(eip) => eip,
+        None => {
+            let eip = allocate_address(pass, stack, &spec.name).await?;
+            hold_address(pass, &eip, true)?;
+            eip
+        }
+    };
+    let created = pass
+        .send(async |aws| {
+            // The SDK fills in CreateNatGateway's ClientToken, so its own retries cannot create two.
+            let out = aws
+                .ec2
+                .create_nat_gateway()
+                .subnet_id(&spec.subnet.id)
+                .allocation_id(&eip.allocation_id)
+                .tag_specifications(tags_for(ResourceType::Natgateway, stack, &spec.name))
+                .send()
+                .await
+                .map_err(|e| aws_error("CreateNatGateway", e))?;
+            out.nat_gateway()
+                .and_then(|n| n.nat_gateway_id())
+                .map(str::to_string)
+                .ok_or_else(|| Error::missing("CreateNatGateway", "NatGateway.NatGatewayId"))
+        })
+        .await;
+    let id = match created {
+        Ok(id) => id,
+        Err(err) => {
+            // The address is free again: the create sent again at the statement (or the next
+            // NAT gateway) uses it rather than allocating another.
+            hold_address(pass, &eip, false)?;
+            return Err(err);
+        }
+    };
+    defer_available(pass, &id);
+    Ok(Created::New(NatGateway {
+        id,
+        public_ip: eip.public_ip,
+        allocation_id: eip.allocation_id,
+        ..NatGateway::planned(spec, stack)
+    }))
 }
 
-fn allocate_address(pass: &Pass, stack: &str, name: &str) -> Result<ElasticIp> {
-    pass.apply(async |aws| {
+/// Takes the stack's elastic IP that no NAT gateway uses, preferring one named for this NAT
+/// gateway: an address left by an earlier run whose CreateNatGateway failed, or whose
+/// AllocateAddress reply was lost (deckhand tags addresses as AWS allocates them, so such an
+/// address is still the stack's). It is marked in use in the snapshot at once, in the same borrow
+/// that picked it, so the NAT gateways created after or beside this one take another.
+fn take_reusable_address(pass: &Pass, name: &str) -> Result<Option<ElasticIp>> {
+    let snapshot = pass.snapshot()?;
+    let state = &mut snapshot.borrow_mut().egress;
+    let in_use = |a: &ElasticIp| a.associated || state.nat_gateways.iter().any(|n| n.allocation_id == a.allocation_id);
+    let Some(eip) = state.addresses.iter().filter(|a| !in_use(a)).min_by_key(|a| a.name != name).cloned() else {
+        return Ok(None);
+    };
+    for address in state.addresses.iter_mut().filter(|a| a.allocation_id == eip.allocation_id) {
+        address.associated = true;
+    }
+    Ok(Some(eip))
+}
+
+/// Notes in the snapshot that `eip` is in use by a NAT gateway of this pass (`true`), or free
+/// again (`false`: its NAT gateway could not be created).
+fn hold_address(pass: &Pass, eip: &ElasticIp, held: bool) -> Result<()> {
+    let snapshot = pass.snapshot()?;
+    let addresses = &mut snapshot.borrow_mut().egress.addresses;
+    addresses.retain(|a| a.allocation_id != eip.allocation_id);
+    addresses.push(ElasticIp { associated: held, ..eip.clone() });
+    Ok(())
+}
+
+async fn allocate_address(pass: &Pass, stack: &str, name: &str) -> Result<ElasticIp> {
+    pass.send(async |aws| {
         let out = aws
             .ec2
             .allocate_address()
@@ -252,6 +295,7 @@ fn allocate_address(pass: &Pass, stack: &str, name: &str) -> Result<ElasticIp> {
             associated: false,
         })
     })
+    .await
 }
 
 /// One NAT gateway's state as DescribeNatGateways reports it; `None` when AWS does not know the id
@@ -299,6 +343,18 @@ pub fn ready(pass: &Pass, id: &str, by: &str) -> Result<()> {
 /// Whether this run knows NAT gateway `id` pending (its wait deferred, not yet needed).
 pub fn pending(pass: &Pass, id: &str) -> bool {
     pass.pending(&pending_key(id))
+}
+
+/// Whether the run's reads know NAT gateway `id` pending while this pass has not deferred its wait:
+/// its statement has not run yet (a NAT gateway an earlier run left pending, met by a create sent
+/// ahead of the script), so nothing can be deferred behind that wait yet.
+pub fn pending_unawaited(pass: &Pass, id: &str) -> Result<bool> {
+    if pending(pass, id) {
+        return Ok(false);
+    }
+    let snapshot = pass.snapshot()?;
+    let pending = snapshot.borrow().egress.nat_gateways.iter().any(|n| n.id == id && !n.available);
+    Ok(pending)
 }
 
 /// Waits until a new NAT gateway is available: AWS creates it `pending` (for about 90 s), and

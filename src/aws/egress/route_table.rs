@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use aws_sdk_ec2::types::{Filter, ResourceType};
+use futures_util::future::LocalBoxFuture;
 
 use crate::aws::Pass;
 use crate::aws::ec2::{Subnet, tag_value, tags_for};
@@ -232,22 +233,25 @@ impl Resource for RouteTable {
     }
 
     fn create(pass: &Pass, spec: &RouteTableSpec, stack: &str) -> Result<Created<RouteTable>> {
-        let id = pass.apply(async |aws| {
-            let out = aws
-                .ec2
-                .create_route_table()
-                .vpc_id(&spec.vpc_id)
-                .tag_specifications(tags_for(ResourceType::RouteTable, stack, &spec.name))
-                .send()
-                .await
-                .map_err(|e| aws_error("CreateRouteTable", e))?;
-            out.route_table()
-                .and_then(|t| t.route_table_id())
-                .map(str::to_string)
-                .ok_or_else(|| Error::missing("CreateRouteTable", "RouteTable.RouteTableId"))
-        })?;
-        let bare = RouteTable { id, routes: vec![], associations: vec![], ..Self::planned(spec, stack) };
-        Self::update(pass, &bare, spec, &()).map(Created::New)
+        pass.block(create(pass, spec, stack))
+    }
+
+    /// Not while a route goes to a NAT gateway an earlier run left pending whose wait this pass
+    /// has not deferred yet: the route must wait for it, and only the NAT gateway's statement
+    /// defers that wait; the table is then created at its own statement, after it.
+    fn create_beside(
+        pass: &Pass,
+        spec: RouteTableSpec,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<RouteTable>>>> {
+        for route in &spec.routes {
+            if let RouteTarget::Nat(nat) = &route.target
+                && nat_gateway::pending_unawaited(pass, nat).unwrap_or(true)
+            {
+                return None;
+            }
+        }
+        Some(Box::pin(async move { create(pass, &spec, &stack).await }))
     }
 
     fn diff(live: &RouteTable, spec: &RouteTableSpec) -> Drift<()> {
@@ -267,10 +271,7 @@ impl Resource for RouteTable {
     }
 
     fn update(pass: &Pass, live: &RouteTable, spec: &RouteTableSpec, _update: &()) -> Result<RouteTable> {
-        let all_tables = pass.snapshot()?.borrow().egress.route_tables.clone();
-        apply_routes(pass, &live.id, &script_routes(live), &spec.routes())?;
-        let associations = apply_associations(pass, live, &all_tables, &spec.subnet_keys())?;
-        Ok(RouteTable { associations, ..Self::updated(live, spec) })
+        pass.block(converge_table(pass, live, spec))
     }
 
     fn updated(live: &RouteTable, spec: &RouteTableSpec) -> RouteTable {
@@ -303,10 +304,48 @@ impl Resource for RouteTable {
     }
 }
 
-fn apply_routes(pass: &Pass, table_id: &str, current: &BTreeSet<Route>, wanted: &BTreeSet<Route>) -> Result<()> {
-    let current_by_dest = |dest: &str| current.iter().find(|r| r.destination == dest);
+/// Creates the route table, then gives it the spec's routes and subnets.
+async fn create(pass: &Pass, spec: &RouteTableSpec, stack: &str) -> Result<Created<RouteTable>> {
+    let id = pass
+        .send(async |aws| {
+            let out = aws
+                .ec2
+                .create_route_table()
+                .vpc_id(&spec.vpc_id)
+                .tag_specifications(tags_for(ResourceType::RouteTable, stack, &spec.name))
+                .send()
+                .await
+                .map_err(|e| aws_error("CreateRouteTable", e))?;
+            out.route_table()
+                .and_then(|t| t.route_table_id())
+                .map(str::to_string)
+                .ok_or_else(|| Error::missing("CreateRouteTable", "RouteTable.RouteTableId"))
+        })
+        .await?;
+    let bare = RouteTable { id, routes: vec![], associations: vec![], ..RouteTable::planned(spec, stack) };
+    converge_table(pass, &bare, spec).await.map(Created::New)
+}
+
+/// Makes `live`'s routes and subnet associations the spec's. The route changes and the
+/// association changes need only the table, not each other (terraform's `aws_route` and
+/// `aws_route_table_association` are separate resources that depend only on the table, and
+/// terraform sends them in parallel): they go together, one round.
+async fn converge_table(pass: &Pass, live: &RouteTable, spec: &RouteTableSpec) -> Result<RouteTable> {
+    let all_tables = pass.snapshot()?.borrow().egress.route_tables.clone();
+    let (current, wanted, subnets) = (script_routes(live), spec.routes(), spec.subnet_keys());
+    let ((), associations) = tokio::try_join!(
+        apply_routes(pass, &live.id, &current, &wanted),
+        apply_associations(pass, live, &all_tables, &subnets),
+    )?;
+    Ok(RouteTable { associations, ..RouteTable::updated(live, spec) })
+}
+
+/// Sends the route changes from `current` to `wanted` together: creates (or replaces, where the
+/// destination has a route already) and deletes.
+async fn apply_routes(pass: &Pass, table_id: &str, current: &BTreeSet<Route>, wanted: &BTreeSet<Route>) -> Result<()> {
+    let mut sends = Vec::new();
     for route in wanted.difference(current) {
-        let replace = current_by_dest(&route.destination).is_some();
+        let replace = current.iter().any(|r| r.destination == route.destination);
         match &route.target {
             // A route to a NAT gateway that is still pending is sent once it is available (see
             // `nat_gateway::ready`); the statements after this one go ahead meanwhile, and what
@@ -316,25 +355,30 @@ fn apply_routes(pass: &Pass, table_id: &str, current: &BTreeSet<Route>, wanted: 
                 pass.defer(route_key(&table_id, &route.destination), move |pass, by| {
                     let through = format!("{by} (through the route {} of {table_id})", route.destination);
                     nat_gateway::ready(pass, &route.target.to_string(), &through)?;
-                    send_route(pass, &table_id, &route, replace)
+                    pass.apply(async |aws| send_route(aws, &table_id, &route, replace).await)
                 });
             }
-            _ => send_route(pass, table_id, route, replace)?,
+            _ => sends.push((route, replace)),
         }
     }
-    for route in current.difference(wanted) {
-        if wanted.iter().any(|w| w.destination == route.destination) {
-            continue; // replaced above
-        }
-        pass.apply(async |aws| {
+    // Routes whose destination stays are replaced above.
+    let deletes: Vec<&Route> =
+        current.difference(wanted).filter(|r| !wanted.iter().any(|w| w.destination == r.destination)).collect();
+    if sends.is_empty() && deletes.is_empty() {
+        return Ok(());
+    }
+    pass.send(async |aws| {
+        let created = crate::aws::concurrently(&sends, |(route, replace)| send_route(aws, table_id, route, *replace));
+        let deleted = crate::aws::concurrently(&deletes, |route| async move {
             sent(
                 "DeleteRoute",
                 aws.ec2.delete_route().route_table_id(table_id).destination_cidr_block(&route.destination).send(),
             )
             .await
-        })?;
-    }
-    Ok(())
+        });
+        tokio::try_join!(created, deleted).map(drop)
+    })
+    .await
 }
 
 /// The key of a route's deferred create (see [`Pass::defer`]).
@@ -344,7 +388,7 @@ fn route_key(table_id: &str, destination: &str) -> String {
 
 /// Sends one route: CreateRoute, or ReplaceRoute where the destination already has one (they
 /// take the same parameters).
-fn send_route(pass: &Pass, table_id: &str, route: &Route, replace: bool) -> Result<()> {
+async fn send_route(aws: &Aws, table_id: &str, route: &Route, replace: bool) -> Result<()> {
     let (nat, gateway) = match &route.target {
         RouteTarget::Nat(id) => (Some(id.clone()), None),
         other => (None, Some(other.to_string())),
@@ -354,21 +398,19 @@ fn send_route(pass: &Pass, table_id: &str, route: &Route, replace: bool) -> Resu
             $request
                 .route_table_id(table_id)
                 .destination_cidr_block(&route.destination)
-                .set_nat_gateway_id(nat.clone())
-                .set_gateway_id(gateway.clone())
+                .set_nat_gateway_id(nat)
+                .set_gateway_id(gateway)
                 .send()
                 .await
                 .map(drop)
                 .map_err(|e| aws_error($operation, e))
         };
     }
-    pass.apply(async |aws| {
-        if replace {
-            send_route!(aws.ec2.replace_route(), "ReplaceRoute")
-        } else {
-            send_route!(aws.ec2.create_route(), "CreateRoute")
-        }
-    })
+    if replace {
+        send_route!(aws.ec2.replace_route(), "ReplaceRoute")
+    } else {
+        send_route!(aws.ec2.create_route(), "CreateRoute")
+    }
 }
 
 /// Waits for what the egress of `subnets` (ids) still waits for in this run, because `by` (e.g.
@@ -388,21 +430,16 @@ pub fn egress_ready(pass: &Pass, subnets: &[String], by: &str) -> Result<()> {
     Ok(())
 }
 
-fn apply_associations(
+/// Makes `table`'s subnet associations `wanted`: the subnets no longer wanted are disassociated
+/// and the new ones associated (or moved from the table they are on), all together: one round.
+async fn apply_associations(
     pass: &Pass,
     table: &RouteTable,
     all_tables: &[RouteTable],
     wanted: &BTreeSet<String>,
 ) -> Result<Vec<Association>> {
-    let mut associations = Vec::new();
-    for association in &table.associations {
-        if wanted.contains(&association.subnet) {
-            associations.push(association.clone());
-        } else {
-            pass.apply(async |aws| disassociate(aws, &association.id).await)?;
-        }
-    }
-    // The new associations are independent of each other: sent together, one round.
+    let (mut associations, gone): (Vec<Association>, Vec<Association>) =
+        table.associations.iter().cloned().partition(|a| wanted.contains(&a.subnet));
     let new: Vec<(&String, Option<String>)> = wanted
         .iter()
         .filter(|subnet| !table.associations.iter().any(|a| &a.subnet == *subnet))
@@ -416,35 +453,41 @@ fn apply_associations(
             (subnet, elsewhere)
         })
         .collect();
-    let ids = pass.apply(async |aws| {
-        crate::aws::concurrently(&new, |(subnet, elsewhere)| async move {
-            match elsewhere {
-                Some(old) => aws
-                    .ec2
-                    .replace_route_table_association()
-                    .association_id(old)
-                    .route_table_id(&table.id)
-                    .send()
-                    .await
-                    .map_err(|e| aws_error("ReplaceRouteTableAssociation", e))?
-                    .new_association_id()
-                    .map(str::to_string)
-                    .ok_or_else(|| Error::missing("ReplaceRouteTableAssociation", "NewAssociationId")),
-                None => aws
-                    .ec2
-                    .associate_route_table()
-                    .route_table_id(&table.id)
-                    .subnet_id(*subnet)
-                    .send()
-                    .await
-                    .map_err(|e| aws_error("AssociateRouteTable", e))?
-                    .association_id()
-                    .map(str::to_string)
-                    .ok_or_else(|| Error::missing("AssociateRouteTable", "AssociationId")),
-            }
+    if gone.is_empty() && new.is_empty() {
+        return Ok(associations);
+    }
+    let (_, ids) = pass
+        .send(async |aws| {
+            let disassociated = crate::aws::concurrently(&gone, |a| disassociate(aws, &a.id));
+            let associated = crate::aws::concurrently(&new, |(subnet, elsewhere)| async move {
+                match elsewhere {
+                    Some(old) => aws
+                        .ec2
+                        .replace_route_table_association()
+                        .association_id(old)
+                        .route_table_id(&table.id)
+                        .send()
+                        .await
+                        .map_err(|e| aws_error("ReplaceRouteTableAssociation", e))?
+                        .new_association_id()
+                        .map(str::to_string)
+                        .ok_or_else(|| Error::missing("ReplaceRouteTableAssociation", "NewAssociationId")),
+                    None => aws
+                        .ec2
+                        .associate_route_table()
+                        .route_table_id(&table.id)
+                        .subnet_id(*subnet)
+                        .send()
+                        .await
+                        .map_err(|e| aws_error("AssociateRouteTable", e))?
+                        .association_id()
+                        .map(str::to_string)
+                        .ok_or_else(|| Error::missing("AssociateRouteTable", "AssociationId")),
+                }
+            });
+            tokio::try_join!(disassociated, associated)
         })
-        .await
-    })?;
+        .await?;
     for ((subnet, _), id) in new.into_iter().zip(ids) {
         associations.push(Association { id, subnet: subnet.clone() });
     }

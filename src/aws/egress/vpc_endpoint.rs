@@ -1,6 +1,7 @@
 //! VPC endpoints (gateway and interface): reads, and how an endpoint converges.
 
 use aws_sdk_ec2::types::{Filter, ResourceType, UnsuccessfulItem, VpcEndpointType};
+use futures_util::future::LocalBoxFuture;
 
 use crate::aws::Pass;
 use crate::aws::ec2::{tag_value, tags_for};
@@ -185,37 +186,15 @@ impl Resource for Endpoint {
     }
 
     fn create(pass: &Pass, spec: &EndpointSpec, stack: &str) -> Result<Created<Endpoint>> {
-        // CreateVpcEndpoint is idempotent only with a ClientToken, and the SDK does not fill one
-        // in: without it, a retry of a request whose reply was lost (a timeout, a dropped
-        // connection) would create a second endpoint. One token per create, kept across retries.
-        let token = client_token();
-        let wants = &spec.wants;
-        let id = pass.apply(async |aws| {
-            let mut request = aws
-                .ec2
-                .create_vpc_endpoint()
-                .client_token(&token)
-                .vpc_id(&wants.vpc_id)
-                .service_name(&wants.service)
-                .tag_specifications(tags_for(ResourceType::VpcEndpoint, stack, &spec.name));
-            request = if wants.gateway {
-                request
-                    .vpc_endpoint_type(VpcEndpointType::Gateway)
-                    .set_route_table_ids(Some(wants.route_tables.clone()))
-            } else {
-                request
-                    .vpc_endpoint_type(VpcEndpointType::Interface)
-                    .set_subnet_ids(Some(wants.subnets.clone()))
-                    .set_security_group_ids(some(&wants.security_groups))
-                    .private_dns_enabled(true)
-            };
-            let out = request.send().await.map_err(|e| aws_error("CreateVpcEndpoint", e))?;
-            out.vpc_endpoint()
-                .and_then(|e| e.vpc_endpoint_id())
-                .map(str::to_string)
-                .ok_or_else(|| Error::missing("CreateVpcEndpoint", "VpcEndpoint.VpcEndpointId"))
-        })?;
-        Ok(Created::New(Endpoint { id, ..Self::planned(spec, stack) }))
+        pass.block(create(pass, spec, stack))
+    }
+
+    fn create_beside(
+        pass: &Pass,
+        spec: EndpointSpec,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<Endpoint>>>> {
+        Some(Box::pin(async move { create(pass, &spec, &stack).await }))
     }
 
     fn diff(live: &Endpoint, spec: &EndpointSpec) -> Drift<EndpointUpdate> {
@@ -285,6 +264,43 @@ impl Resource for Endpoint {
     fn summary(live: &Endpoint) -> String {
         format!("{}, {}", live.id, live.is.service)
     }
+}
+
+/// Creates the endpoint (gateway or interface) the spec asks for.
+async fn create(pass: &Pass, spec: &EndpointSpec, stack: &str) -> Result<Created<Endpoint>> {
+    // CreateVpcEndpoint is idempotent only with a ClientToken, and the SDK does not fill one
+    // in: without it, a retry of a request whose reply was lost (a timeout, a dropped
+    // connection) would create a second endpoint. One token per create, kept across retries.
+    let token = client_token();
+    let wants = &spec.wants;
+    let id = pass
+        .send(async |aws| {
+            let mut request = aws
+                .ec2
+                .create_vpc_endpoint()
+                .client_token(&token)
+                .vpc_id(&wants.vpc_id)
+                .service_name(&wants.service)
+                .tag_specifications(tags_for(ResourceType::VpcEndpoint, stack, &spec.name));
+            request = if wants.gateway {
+                request
+                    .vpc_endpoint_type(VpcEndpointType::Gateway)
+                    .set_route_table_ids(Some(wants.route_tables.clone()))
+            } else {
+                request
+                    .vpc_endpoint_type(VpcEndpointType::Interface)
+                    .set_subnet_ids(Some(wants.subnets.clone()))
+                    .set_security_group_ids(some(&wants.security_groups))
+                    .private_dns_enabled(true)
+            };
+            let out = request.send().await.map_err(|e| aws_error("CreateVpcEndpoint", e))?;
+            out.vpc_endpoint()
+                .and_then(|e| e.vpc_endpoint_id())
+                .map(str::to_string)
+                .ok_or_else(|| Error::missing("CreateVpcEndpoint", "VpcEndpoint.VpcEndpointId"))
+        })
+        .await?;
+    Ok(Created::New(Endpoint { id, ..Endpoint::planned(spec, stack) }))
 }
 
 /// A fresh idempotency token: a random UUID's 32 hex digits.
