@@ -83,7 +83,8 @@ pub const RELEASE_WINDOW: Duration = Duration::from_secs(600);
 pub const SDK_RETRY_PACE: Pace = Pace::new(1000, 20_000);
 
 /// `wait_stable`'s default timeout: a real rolling update takes task start-up (~1 min), the
-/// target group's health checks (healthy threshold x interval, 5 x 30 s by default) and the old
+/// target group's health checks (one interval for a new target, the healthy threshold's worth,
+/// 5 x 30 s by default, for one that fails a check first) and the old
 /// targets' deregistration delay (300 s by default): 8 to 9 minutes, plus headroom.
 pub const ROLLOUT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// For how long after a rollout wait starts a read may predate the create or update before it:

@@ -24,7 +24,8 @@ pub use crate::timing::ROLLOUT_TIMEOUT as DEFAULT_TIMEOUT;
 pub struct TargetGroupPace {
     /// Seconds between health checks.
     pub interval: u64,
-    /// Consecutive passed checks before a target is healthy.
+    /// Consecutive passed checks before a target that failed one is healthy again (a new target
+    /// needs one; the budget allows for a failed first check).
     pub healthy_threshold: u64,
     /// Seconds an old target drains before it is deregistered.
     pub deregistration_delay: u64,

@@ -65,7 +65,7 @@ fn apply_creates_then_second_run_changes_nothing() {
         .expect_changes(&[
             "+ security_group shop-alb (sg-",
             "+ load_balancer shop (shop-1.us-west-2.elb.amazonaws.com, internet-facing)",
-            "+ target_group shop (HTTP:8080, ip; healthy in 150 s: 5 checks every 30 s; drains 300 s)",
+            "+ target_group shop (HTTP:8080, ip; healthy in 30 s: checks every 30 s, 5 to recover; drains 300 s)",
             "+ listener shop:80 (HTTP, forward shop)",
         ])
         .stdout_has("tg: target_group 8080 HTTP ip")
@@ -132,7 +132,7 @@ fn plan_on_an_empty_account_lists_creates_and_sends_nothing_mutating() {
         .expect_changes(&[
             "+ security_group shop-alb ((known after apply))",
             "+ load_balancer shop ((known after apply), internet-facing)",
-            "+ target_group shop (HTTP:8080, ip; healthy in 150 s: 5 checks every 30 s; drains 300 s)",
+            "+ target_group shop (HTTP:8080, ip; healthy in 30 s: checks every 30 s, 5 to recover; drains 300 s)",
             "+ listener shop:80 (HTTP, forward shop)",
         ])
         .stdout_has("alb: (known after apply) (known after apply)")
@@ -162,7 +162,7 @@ fn a_hand_changed_health_check_is_restored() {
 
     let (plan, requests) = deck.recorded(|| deck.plan(SHOP, &[]));
     plan.success()
-        .stdout_has("~ target_group shop (HTTP:8080, ip; healthy in 150 s: 5 checks every 30 s; drains 300 s)\n    health_check.path: /by-hand -> /health\n")
+        .stdout_has("~ target_group shop (HTTP:8080, ip; healthy in 30 s: checks every 30 s, 5 to recover; drains 300 s)\n    health_check.path: /by-hand -> /health\n")
         .stdout_has("Plan: 0 to create, 1 to update, 3 unchanged");
     requests.assert_read_only();
     assert_eq!(target_group(&deck, "shop").health_check_path(), Some("/by-hand"));

@@ -447,19 +447,15 @@ impl Resource for TargetGroup {
         state.target_groups.push(live.clone());
     }
 
-    /// With what the health check and the delay cost a rollout: a new target takes `healthy` checks
-    /// `interval` apart to pass (ELB's health check docs), an old one drains for the delay.
+    /// With what the health check and the delay cost a rollout: a new target is healthy once it
+    /// passes one check ("After your target is registered, it must pass one health check to be
+    /// considered healthy", ELB's target group health checks guide; the healthy threshold counts
+    /// only when an unhealthy target recovers), an old one drains for the delay.
     fn summary(live: &TargetGroup) -> String {
         let hc = &live.health_check;
         format!(
-            "{}:{}, {}; healthy in {} s: {} checks every {} s; drains {} s",
-            live.protocol,
-            live.port,
-            live.target_type,
-            hc.healthy * hc.interval,
-            hc.healthy,
-            hc.interval,
-            live.deregistration_delay
+            "{}:{}, {}; healthy in {} s: checks every {} s, {} to recover; drains {} s",
+            live.protocol, live.port, live.target_type, hc.interval, hc.interval, hc.healthy, live.deregistration_delay
         )
     }
 }
