@@ -14,6 +14,7 @@
 
 use aws_sdk_ec2::types::ResourceType;
 use futures_util::FutureExt;
+use futures_util::future::LocalBoxFuture;
 
 use super::stack_kind::retry_while;
 use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind, done};
@@ -42,6 +43,27 @@ pub struct InternetGatewaySpec {
 async fn attach(aws: &Aws, id: &str, vpc_id: &str) -> Result<()> {
     let attach = aws.ec2.attach_internet_gateway().internet_gateway_id(id).vpc_id(vpc_id);
     attach.send().await.map(drop).map_err(|e| aws_error("AttachInternetGateway", e))
+}
+
+/// Creates the gateway (tagged), then attaches it to the VPC (AttachInternetGateway needs its id).
+async fn create(pass: &Pass, spec: &InternetGatewaySpec, stack: &str) -> Result<Created<InternetGateway>> {
+    let id = pass
+        .send(async |aws| {
+            let tags = tags_for(ResourceType::InternetGateway, stack, &spec.name);
+            let out = aws
+                .ec2
+                .create_internet_gateway()
+                .tag_specifications(tags)
+                .send()
+                .await
+                .map_err(|e| aws_error("CreateInternetGateway", e))?;
+            let id = out.internet_gateway().and_then(|g| g.internet_gateway_id());
+            let id = id.ok_or_else(|| Error::missing("CreateInternetGateway", "InternetGateway.InternetGatewayId"))?;
+            attach(aws, id, &spec.vpc.id).await?;
+            Ok(id.to_string())
+        })
+        .await?;
+    Ok(Created::New(InternetGateway { id, ..InternetGateway::planned(spec, stack) }))
 }
 
 /// Detaches the gateway from the VPC; one not attached (any more) counts as detached.
@@ -122,20 +144,15 @@ impl Resource for InternetGateway {
     }
 
     fn create(pass: &Pass, spec: &InternetGatewaySpec, stack: &str) -> Result<Created<InternetGateway>> {
-        let id = pass.apply(async |aws| {
-            let out = aws
-                .ec2
-                .create_internet_gateway()
-                .tag_specifications(tags_for(ResourceType::InternetGateway, stack, &spec.name))
-                .send()
-                .await
-                .map_err(|e| aws_error("CreateInternetGateway", e))?;
-            let id = out.internet_gateway().and_then(|g| g.internet_gateway_id());
-            let id = id.ok_or_else(|| Error::missing("CreateInternetGateway", "InternetGateway.InternetGatewayId"))?;
-            attach(aws, id, &spec.vpc.id).await?;
-            Ok(id.to_string())
-        })?;
-        Ok(Created::New(InternetGateway { id, ..Self::planned(spec, stack) }))
+        pass.block(create(pass, spec, stack))
+    }
+
+    fn create_beside(
+        pass: &Pass,
+        spec: InternetGatewaySpec,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<InternetGateway>>>> {
+        Some(Box::pin(async move { create(pass, &spec, &stack).await }))
     }
 
     fn diff(live: &InternetGateway, spec: &InternetGatewaySpec) -> Drift<()> {

@@ -6,6 +6,8 @@
 mod security_group;
 mod subnet;
 
+use std::collections::HashMap;
+
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use ipnet::Ipv4Net;
 
@@ -82,6 +84,9 @@ pub struct Ec2State {
     /// The groups of any VPC, whoever's, named as the script's declared ones, read up front with
     /// the rest (the names read; the groups found).
     pub named_security_groups: (Vec<String>, Vec<SecurityGroup>),
+    /// The DNS support and DNS hostnames attributes of the stack's VPCs by id, read when a VPC is
+    /// first converged or as its create or update set them (`kinds/vpc.rs`).
+    pub vpc_dns: HashMap<String, (bool, bool)>,
     /// Whether this state was read from AWS (false in check mode).
     pub loaded: bool,
 }
@@ -116,6 +121,7 @@ impl Ec2State {
             security_groups,
             internet_gateways,
             named_security_groups,
+            vpc_dns: HashMap::new(),
             loaded: true,
         })
     }
