@@ -20,7 +20,7 @@ use super::stack_kind::retry_while;
 use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind, done};
 use crate::aws::Pass;
 use crate::aws::Snapshot;
-use crate::aws::ec2::{InternetGateway, Vpc, tags_for};
+use crate::aws::ec2::{InternetGateway, Vpc, remembered_if_failed, tags_for};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
@@ -50,20 +50,17 @@ async fn create(pass: &Pass, spec: &InternetGatewaySpec, stack: &str) -> Result<
     let id = pass
         .send(async |aws| {
             let tags = tags_for(ResourceType::InternetGateway, stack, &spec.name);
-            let out = aws
-                .ec2
-                .create_internet_gateway()
-                .tag_specifications(tags)
-                .send()
-                .await
-                .map_err(|e| aws_error("CreateInternetGateway", e))?;
+            let create = aws.ec2.create_internet_gateway().tag_specifications(tags);
+            let out = create.send().await.map_err(|e| aws_error("CreateInternetGateway", e))?;
             let id = out.internet_gateway().and_then(|g| g.internet_gateway_id());
             let id = id.ok_or_else(|| Error::missing("CreateInternetGateway", "InternetGateway.InternetGatewayId"))?;
-            attach(aws, id, &spec.vpc.id).await?;
             Ok(id.to_string())
         })
         .await?;
-    Ok(Created::New(InternetGateway { id, ..InternetGateway::planned(spec, stack) }))
+    let made = InternetGateway { id, vpc_id: None, ..InternetGateway::planned(spec, stack) };
+    let attached = pass.send(async |aws| attach(aws, &made.id, &spec.vpc.id).await).await;
+    remembered_if_failed(pass, &made, attached)?;
+    Ok(Created::New(InternetGateway { vpc_id: Some(spec.vpc.id.clone()), ..made }))
 }
 
 /// Detaches the gateway from the VPC; one not attached (any more) counts as detached.

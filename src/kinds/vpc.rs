@@ -18,7 +18,7 @@ use super::stack_kind::retry_while;
 use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind, done};
 use crate::aws::Pass;
 use crate::aws::Snapshot;
-use crate::aws::ec2::{Vpc, tags_for};
+use crate::aws::ec2::{Vpc, remembered_if_failed, tags_for};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
@@ -133,13 +133,20 @@ async fn create(pass: &Pass, spec: &VpcSpec, stack: &str) -> Result<Created<Stac
             let create = aws.ec2.create_vpc().cidr_block(spec.cidr.to_string()).tag_specifications(tags);
             let out = create.send().await.map_err(|e| aws_error("CreateVpc", e))?;
             let id = out.vpc().and_then(|v| v.vpc_id()).ok_or_else(|| Error::missing("CreateVpc", "Vpc.VpcId"))?;
-            wait_available(aws, id).await?;
-            set_dns(aws, id, VpcAttributeName::EnableDnsHostnames, true).await?;
             Ok(id.to_string())
         })
         .await?;
     let planned = StackVpc::planned(spec, stack);
-    Ok(Created::New(StackVpc { vpc: Vpc { id, ..planned.vpc }, ..planned }))
+    let made = StackVpc { vpc: Vpc { id, ..planned.vpc }, dns_support: true, dns_hostnames: false };
+    let id = made.vpc.id.as_str();
+    let ready = pass
+        .send(async |aws| {
+            wait_available(aws, id).await?;
+            set_dns(aws, id, VpcAttributeName::EnableDnsHostnames, true).await
+        })
+        .await;
+    remembered_if_failed(pass, &made, ready)?;
+    Ok(Created::New(StackVpc { dns_hostnames: true, ..made }))
 }
 
 /// Deletes a VPC; one already gone counts as deleted.

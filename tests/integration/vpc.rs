@@ -256,6 +256,29 @@ fn a_vpc_created_ahead_of_its_statement_is_found_there_with_nothing_read_and_rea
 }
 
 #[test]
+fn a_vpc_or_gateway_whose_create_ahead_failed_after_aws_made_it_is_converged_at_its_statement_not_made_twice() {
+    // AWS refuses no second VPC or internet gateway of one name: a create sent ahead of the
+    // script that fails after AWS made its resource must leave it to its statement to converge.
+    let denied = "You are not authorized to perform this operation.";
+    let deck = Deck::new().with_faults(vec![Fault::ec2("AttachInternetGateway", "UnauthorizedOperation", denied)]);
+    let run = deck.run(OWNED, &[]).success();
+    let [(vpc, _)] = &vpcs(&deck, "net")[..] else { panic!("one VPC of the stack") };
+    let [(_, attached)] = &gateways(&deck, "net")[..] else { panic!("one internet gateway of the stack") };
+    assert_eq!(attached, std::slice::from_ref(vpc), "attached by its statement");
+    assert_eq!(deck.faults().count("AttachInternetGateway"), 2, "the attach refused ahead, then sent again");
+    run.expect_changes(&["+ vpc net", "~ internet_gateway net"]);
+
+    deck.faults().inject(Fault::ec2("ModifyVpcAttribute", "UnauthorizedOperation", denied));
+    let other = OWNED.replace("\"net\"", "\"dns\"").replace("10.30.0.0/16", "10.31.0.0/16");
+    let run = deck.run(&other, &[]).success();
+    let [(vpc, _)] = &vpcs(&deck, "dns")[..] else { panic!("one VPC of the stack") };
+    assert_eq!(dns(&deck, vpc), (true, true), "DNS hostnames turned on by its statement");
+    let [(_, attached)] = &gateways(&deck, "dns")[..] else { panic!("one internet gateway of the stack") };
+    assert_eq!(attached, std::slice::from_ref(vpc));
+    run.stdout_has("~ vpc dns").stdout_has("dns_hostnames: false -> true");
+}
+
+#[test]
 fn zones_of_a_new_vpc_are_where_fargate_runs_told_by_zone_id() {
     // us-west-1's zone names map to zone IDs per account; Fargate runs in usw1-az1 and usw1-az3
     // only. This account's us-west-1a is usw1-az2.

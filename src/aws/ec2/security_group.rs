@@ -8,7 +8,7 @@ use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, Ipv6Range, PrefixListId,
 use futures_util::future::LocalBoxFuture;
 use ipnet::IpNet;
 
-use super::{Vpc, tag_value, tags_for};
+use super::{Vpc, remembered_if_failed, tag_value, tags_for};
 use crate::aws::Pass;
 use crate::aws::Snapshot;
 use crate::converge::{Created, Drift, Resource};
@@ -312,7 +312,8 @@ async fn create(pass: &Pass, spec: &SecurityGroupSpec, stack: &str) -> Result<Cr
     };
     // AWS creates a group with no ingress and all egress; then the script's rules go in.
     let bare = SecurityGroup { id, ingress: vec![], egress: default_egress(), ..SecurityGroup::planned(spec, stack) };
-    apply_rules(pass, &bare, &spec.ingress, &spec.egress()).await?;
+    let ruled = apply_rules(pass, &bare, &spec.ingress, &spec.egress()).await;
+    remembered_if_failed(pass, &bare, ruled)?;
     Ok(Created::New(SecurityGroup::updated(&bare, spec)))
 }
 

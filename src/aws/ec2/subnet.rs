@@ -4,7 +4,7 @@ use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType};
 use futures_util::future::LocalBoxFuture;
 use ipnet::Ipv4Net;
 
-use super::{Ec2State, Vpc, tag_value, tags_for, validate_az};
+use super::{Ec2State, Vpc, remembered_if_failed, tag_value, tags_for, validate_az};
 use crate::aws::Pass;
 use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
@@ -221,10 +221,11 @@ impl Resource for Subnet {
 /// creates a subnet with them off; ModifySubnetAttribute needs its id).
 async fn create(pass: &Pass, spec: &SubnetSpec, stack: &str) -> Result<Created<Subnet>> {
     let created = create_subnet(pass, spec, stack).await?;
-    if let Created::New(subnet) = &created
+    if let Created::New(made) = &created
         && spec.public_ip
     {
-        set_public_ip(pass, &subnet.id, true).await?;
+        let set = set_public_ip(pass, &made.id, true).await;
+        remembered_if_failed(pass, &Subnet { public_ip: false, ..made.clone() }, set)?;
     }
     Ok(created)
 }
