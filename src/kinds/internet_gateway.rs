@@ -14,12 +14,13 @@
 
 use aws_sdk_ec2::types::ResourceType;
 use futures_util::FutureExt;
+use futures_util::future::LocalBoxFuture;
 
 use super::stack_kind::retry_while;
 use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind, done};
 use crate::aws::Pass;
 use crate::aws::Snapshot;
-use crate::aws::ec2::{InternetGateway, Vpc, tags_for};
+use crate::aws::ec2::{InternetGateway, Vpc, remembered_if_failed, tags_for};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
@@ -42,6 +43,24 @@ pub struct InternetGatewaySpec {
 async fn attach(aws: &Aws, id: &str, vpc_id: &str) -> Result<()> {
     let attach = aws.ec2.attach_internet_gateway().internet_gateway_id(id).vpc_id(vpc_id);
     attach.send().await.map(drop).map_err(|e| aws_error("AttachInternetGateway", e))
+}
+
+/// Creates the gateway (tagged), then attaches it to the VPC (AttachInternetGateway needs its id).
+async fn create(pass: &Pass, spec: &InternetGatewaySpec, stack: &str) -> Result<Created<InternetGateway>> {
+    let id = pass
+        .send(async |aws| {
+            let tags = tags_for(ResourceType::InternetGateway, stack, &spec.name);
+            let create = aws.ec2.create_internet_gateway().tag_specifications(tags);
+            let out = create.send().await.map_err(|e| aws_error("CreateInternetGateway", e))?;
+            let id = out.internet_gateway().and_then(|g| g.internet_gateway_id());
+            let id = id.ok_or_else(|| Error::missing("CreateInternetGateway", "InternetGateway.InternetGatewayId"))?;
+            Ok(id.to_string())
+        })
+        .await?;
+    let made = InternetGateway { id, vpc_id: None, ..InternetGateway::planned(spec, stack) };
+    let attached = pass.send(async |aws| attach(aws, &made.id, &spec.vpc.id).await).await;
+    remembered_if_failed(pass, &made, attached)?;
+    Ok(Created::New(InternetGateway { vpc_id: Some(spec.vpc.id.clone()), ..made }))
 }
 
 /// Detaches the gateway from the VPC; one not attached (any more) counts as detached.
@@ -122,20 +141,15 @@ impl Resource for InternetGateway {
     }
 
     fn create(pass: &Pass, spec: &InternetGatewaySpec, stack: &str) -> Result<Created<InternetGateway>> {
-        let id = pass.apply(async |aws| {
-            let out = aws
-                .ec2
-                .create_internet_gateway()
-                .tag_specifications(tags_for(ResourceType::InternetGateway, stack, &spec.name))
-                .send()
-                .await
-                .map_err(|e| aws_error("CreateInternetGateway", e))?;
-            let id = out.internet_gateway().and_then(|g| g.internet_gateway_id());
-            let id = id.ok_or_else(|| Error::missing("CreateInternetGateway", "InternetGateway.InternetGatewayId"))?;
-            attach(aws, id, &spec.vpc.id).await?;
-            Ok(id.to_string())
-        })?;
-        Ok(Created::New(InternetGateway { id, ..Self::planned(spec, stack) }))
+        pass.block(create(pass, spec, stack))
+    }
+
+    fn create_beside(
+        pass: &Pass,
+        spec: InternetGatewaySpec,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<InternetGateway>>>> {
+        Some(Box::pin(async move { create(pass, &spec, &stack).await }))
     }
 
     fn diff(live: &InternetGateway, spec: &InternetGatewaySpec) -> Drift<()> {

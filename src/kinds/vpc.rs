@@ -11,13 +11,14 @@
 
 use aws_sdk_ec2::types::{AttributeBooleanValue, ResourceType, VpcAttributeName, VpcState};
 use futures_util::FutureExt;
+use futures_util::future::LocalBoxFuture;
 use ipnet::Ipv4Net;
 
 use super::stack_kind::retry_while;
 use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind, done};
 use crate::aws::Pass;
 use crate::aws::Snapshot;
-use crate::aws::ec2::{Vpc, tags_for};
+use crate::aws::ec2::{Vpc, remembered_if_failed, tags_for};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
@@ -121,6 +122,33 @@ async fn wait_available(aws: &Aws, id: &str) -> Result<()> {
     .await
 }
 
+/// CreateVpc (tagged), then, once it is available, DNS hostnames on. AWS creates a VPC with DNS
+/// support on and DNS hostnames off (VPC User Guide, "DNS attributes for your VPC"), so only the
+/// latter is sent, with nothing read first, as terraform-provider-aws does (`resourceVPCCreate`,
+/// internal/service/ec2/vpc_.go, modifies only the attributes that differ from those defaults).
+async fn create(pass: &Pass, spec: &VpcSpec, stack: &str) -> Result<Created<StackVpc>> {
+    let id = pass
+        .send(async |aws| {
+            let tags = tags_for(ResourceType::Vpc, stack, &spec.name);
+            let create = aws.ec2.create_vpc().cidr_block(spec.cidr.to_string()).tag_specifications(tags);
+            let out = create.send().await.map_err(|e| aws_error("CreateVpc", e))?;
+            let id = out.vpc().and_then(|v| v.vpc_id()).ok_or_else(|| Error::missing("CreateVpc", "Vpc.VpcId"))?;
+            Ok(id.to_string())
+        })
+        .await?;
+    let planned = StackVpc::planned(spec, stack);
+    let made = StackVpc { vpc: Vpc { id, ..planned.vpc }, dns_support: true, dns_hostnames: false };
+    let id = made.vpc.id.as_str();
+    let ready = pass
+        .send(async |aws| {
+            wait_available(aws, id).await?;
+            set_dns(aws, id, VpcAttributeName::EnableDnsHostnames, true).await
+        })
+        .await;
+    remembered_if_failed(pass, &made, ready)?;
+    Ok(Created::New(StackVpc { dns_hostnames: true, ..made }))
+}
+
 /// Deletes a VPC; one already gone counts as deleted.
 async fn delete_vpc(aws: &Aws, id: &str) -> Result<()> {
     match aws.ec2.delete_vpc().vpc_id(id).send().await {
@@ -177,8 +205,20 @@ impl Resource for StackVpc {
             // Planned earlier in this pass.
             return Ok(Some(StackVpc { vpc, dns_support: true, dns_hostnames: true }));
         }
-        let read = pass.read(async |aws| dns_attributes(aws, &vpc.id).await).transpose()?;
-        let (dns_support, dns_hostnames) = read.unwrap_or((true, true));
+        // Read once a run (a VPC created or updated in it is remembered with them).
+        let known = pass.snapshot()?.borrow().ec2.vpc_dns.get(&vpc.id).copied();
+        let (dns_support, dns_hostnames) = match known {
+            Some(dns) => dns,
+            None => match pass.read(async |aws| dns_attributes(aws, &vpc.id).await).transpose()? {
+                Some(dns) => {
+                    pass.remember_read(|reads| {
+                        reads.ec2.vpc_dns.insert(vpc.id.clone(), dns);
+                    })?;
+                    dns
+                }
+                None => (true, true),
+            },
+        };
         Ok(Some(StackVpc { vpc, dns_support, dns_hostnames }))
     }
 
@@ -200,31 +240,16 @@ impl Resource for StackVpc {
         }
     }
 
-    /// CreateVpc (tagged), then, once it is available, DNS hostnames on (AWS creates a VPC with
-    /// DNS support on and DNS hostnames off: VPC User Guide, "DNS attributes for your VPC").
     fn create(pass: &Pass, spec: &VpcSpec, stack: &str) -> Result<Created<StackVpc>> {
-        let id = pass.apply(async |aws| {
-            let out = aws
-                .ec2
-                .create_vpc()
-                .cidr_block(spec.cidr.to_string())
-                .tag_specifications(tags_for(ResourceType::Vpc, stack, &spec.name))
-                .send()
-                .await
-                .map_err(|e| aws_error("CreateVpc", e))?;
-            let id = out.vpc().and_then(|v| v.vpc_id()).ok_or_else(|| Error::missing("CreateVpc", "Vpc.VpcId"))?;
-            wait_available(aws, id).await?;
-            let (dns_support, dns_hostnames) = dns_attributes(aws, id).await?;
-            if !dns_support {
-                set_dns(aws, id, VpcAttributeName::EnableDnsSupport, true).await?;
-            }
-            if !dns_hostnames {
-                set_dns(aws, id, VpcAttributeName::EnableDnsHostnames, true).await?;
-            }
-            Ok(id.to_string())
-        })?;
-        let planned = Self::planned(spec, stack);
-        Ok(Created::New(StackVpc { vpc: Vpc { id, ..planned.vpc }, ..planned }))
+        pass.block(create(pass, spec, stack))
+    }
+
+    fn create_beside(
+        pass: &Pass,
+        spec: VpcSpec,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<StackVpc>>>> {
+        Some(Box::pin(async move { create(pass, &spec, &stack).await }))
     }
 
     fn diff(live: &StackVpc, spec: &VpcSpec) -> Drift<()> {
@@ -262,11 +287,15 @@ impl Resource for StackVpc {
         StackVpc { dns_support: true, dns_hostnames: true, ..live.clone() }
     }
 
-    /// Planned and created VPCs join the snapshot, so lookups, zones and subnets of the pass see them.
+    /// Planned and created VPCs join the snapshot, so lookups, zones and subnets of the pass see
+    /// them; a created or updated one with its DNS attributes, so finding it reads nothing.
     fn remember(snapshot: &mut Snapshot, live: &StackVpc) {
         let vpcs = &mut snapshot.ec2.vpcs;
         vpcs.retain(|v| !(v.stack == live.vpc.stack && v.name == live.vpc.name));
         vpcs.push(live.vpc.clone());
+        if is_known(&live.vpc.id) {
+            snapshot.ec2.vpc_dns.insert(live.vpc.id.clone(), (live.dns_support, live.dns_hostnames));
+        }
     }
 
     fn summary(live: &StackVpc) -> String {

@@ -219,6 +219,65 @@ fn a_plan_of_a_new_vpc_sends_nothing_mutating_and_dns_drift_is_put_back() {
     assert_eq!(requests.mutating(), Vec::<String>::new());
 }
 
+const AHEAD: &str = r#"
+stack("net");
+let vpc = new_vpc(#{ name: "net", cidr: "10.30.0.0/16" });
+let igw = internet_gateway(vpc, #{ name: "net" });
+subnet(vpc, #{ name: "net-a", az: "us-west-2a", cidr: "10.30.0.0/24", public_ip: true });
+"#;
+
+#[test]
+fn a_vpc_created_ahead_of_its_statement_is_found_there_with_nothing_read_and_read_once_a_run() {
+    let deck = Deck::new();
+    let (created, requests) = deck.recorded(|| deck.run(AHEAD, &[]));
+    created.success().expect_changes(&["+ vpc net", "+ internet_gateway net", "+ subnet net-a"]);
+    let [(vpc, _)] = &vpcs(&deck, "net")[..] else { panic!("one VPC of the stack") };
+    assert_eq!(dns(&deck, vpc), (true, true), "DNS support and DNS hostnames on");
+    let ec2 = requests.actions_of("ec2");
+    let count = |action: &str| ec2.iter().filter(|a| *a == action).count();
+    // Created before the script's statements run (with what needs only it, next), so the apply
+    // pass finds it in the run's reads: its DNS attributes come from the create, not a read.
+    assert_eq!(count("DescribeVpcAttribute"), 0, "nothing read of the new VPC: {ec2:?}");
+    assert_eq!(count("ModifyVpcAttribute"), 1, "only DNS hostnames is turned on: {ec2:?}");
+    let [(igw, attached)] = &gateways(&deck, "net")[..] else { panic!("one internet gateway of the stack") };
+    assert_eq!(attached, std::slice::from_ref(vpc), "{igw} is attached to the VPC");
+    let [(_, subnet_vpc, public_ip)] = &subnets(&deck, &["net-a"])[..] else { panic!("one subnet net-a") };
+    assert_eq!((subnet_vpc, *public_ip), (vpc, true), "the subnet is in the VPC, public IPs on launch");
+
+    // A re-run with something to create reads the VPC's DNS attributes once in its plan pass and
+    // once under the lock (the apply reads the stack afresh), where the first pass that gathers
+    // creates reads them for the later ones and the apply pass itself.
+    let more = format!("{AHEAD}subnet(vpc, #{{ name: \"net-b\", az: \"us-west-2b\", cidr: \"10.30.1.0/24\" }});\n");
+    let (added, requests) = deck.recorded(|| deck.run(&more, &[]));
+    added.success().expect_changes(&["= vpc net", "= internet_gateway net", "= subnet net-a", "+ subnet net-b"]);
+    let reads = requests.actions_of("ec2").into_iter().filter(|a| a == "DescribeVpcAttribute").count();
+    assert_eq!(reads, 4, "DNS support and DNS hostnames read once in the plan, once under the lock");
+    assert_eq!(subnets(&deck, &["net-b"])[0].1, *vpc, "the new subnet is in the VPC");
+}
+
+#[test]
+fn a_vpc_or_gateway_whose_create_ahead_failed_after_aws_made_it_is_converged_at_its_statement_not_made_twice() {
+    // AWS refuses no second VPC or internet gateway of one name: a create sent ahead of the
+    // script that fails after AWS made its resource must leave it to its statement to converge.
+    let denied = "You are not authorized to perform this operation.";
+    let deck = Deck::new().with_faults(vec![Fault::ec2("AttachInternetGateway", "UnauthorizedOperation", denied)]);
+    let run = deck.run(OWNED, &[]).success();
+    let [(vpc, _)] = &vpcs(&deck, "net")[..] else { panic!("one VPC of the stack") };
+    let [(_, attached)] = &gateways(&deck, "net")[..] else { panic!("one internet gateway of the stack") };
+    assert_eq!(attached, std::slice::from_ref(vpc), "attached by its statement");
+    assert_eq!(deck.faults().count("AttachInternetGateway"), 2, "the attach refused ahead, then sent again");
+    run.expect_changes(&["+ vpc net", "~ internet_gateway net"]);
+
+    deck.faults().inject(Fault::ec2("ModifyVpcAttribute", "UnauthorizedOperation", denied));
+    let other = OWNED.replace("\"net\"", "\"dns\"").replace("10.30.0.0/16", "10.31.0.0/16");
+    let run = deck.run(&other, &[]).success();
+    let [(vpc, _)] = &vpcs(&deck, "dns")[..] else { panic!("one VPC of the stack") };
+    assert_eq!(dns(&deck, vpc), (true, true), "DNS hostnames turned on by its statement");
+    let [(_, attached)] = &gateways(&deck, "dns")[..] else { panic!("one internet gateway of the stack") };
+    assert_eq!(attached, std::slice::from_ref(vpc));
+    run.stdout_has("~ vpc dns").stdout_has("dns_hostnames: false -> true");
+}
+
 #[test]
 fn zones_of_a_new_vpc_are_where_fargate_runs_told_by_zone_id() {
     // us-west-1's zone names map to zone IDs per account; Fargate runs in usw1-az1 and usw1-az3

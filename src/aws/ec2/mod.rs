@@ -6,11 +6,15 @@
 mod security_group;
 mod subnet;
 
+use std::collections::HashMap;
+
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use ipnet::Ipv4Net;
 
 use crate::aws::NAME_TAG;
 use crate::aws::Pass;
+use crate::aws::Snapshot;
+use crate::converge::Resource;
 use crate::error::{Error, Result, aws_error};
 use crate::plan::UNKNOWN;
 use crate::runtime::Aws;
@@ -82,6 +86,9 @@ pub struct Ec2State {
     /// The groups of any VPC, whoever's, named as the script's declared ones, read up front with
     /// the rest (the names read; the groups found).
     pub named_security_groups: (Vec<String>, Vec<SecurityGroup>),
+    /// The DNS support and DNS hostnames attributes of the stack's VPCs by id, read when a VPC is
+    /// first converged or as its create or update set them (`kinds/vpc.rs`).
+    pub vpc_dns: HashMap<String, (bool, bool)>,
     /// Whether this state was read from AWS (false in check mode).
     pub loaded: bool,
 }
@@ -116,6 +123,7 @@ impl Ec2State {
             security_groups,
             internet_gateways,
             named_security_groups,
+            vpc_dns: HashMap::new(),
             loaded: true,
         })
     }
@@ -142,6 +150,22 @@ pub(crate) fn tags_for(resource: ResourceType, stack: &str, name: &str) -> TagSp
         .tags(Tag::builder().key(NAME_TAG).value(name).build())
         .tags(Tag::builder().key(STACK_TAG).value(stack).build())
         .build()
+}
+
+/// The end of a create whose resource AWS made but whose next step (`step`: attach it, set an
+/// attribute, put rules in) failed: `made`, as AWS has it now, is remembered in the run's reads,
+/// so the statement that sends the create again (after a failed wave of creates sent ahead, see
+/// `Script::create_ahead`) finds it and converges it rather than making a second one (AWS
+/// refuses no second VPC or internet gateway of one name). The step's error stays the create's.
+pub(crate) fn remembered_if_failed<R: Resource<Reads = Snapshot>>(
+    pass: &Pass,
+    made: &R,
+    step: Result<()>,
+) -> Result<()> {
+    if step.is_err() {
+        pass.remember_read(|reads| R::remember(reads, made))?;
+    }
+    step
 }
 
 /// VPCs matching `filters` (DescribeVpcs, paginated).

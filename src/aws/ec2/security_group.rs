@@ -5,9 +5,10 @@ use std::collections::BTreeSet;
 use std::fmt;
 
 use aws_sdk_ec2::types::{Filter, IpPermission, IpRange, Ipv6Range, PrefixListId, ResourceType, UserIdGroupPair};
+use futures_util::future::LocalBoxFuture;
 use ipnet::IpNet;
 
-use super::{Vpc, tag_value, tags_for};
+use super::{Vpc, remembered_if_failed, tag_value, tags_for};
 use crate::aws::Pass;
 use crate::aws::Snapshot;
 use crate::converge::{Created, Drift, Resource};
@@ -236,31 +237,15 @@ impl Resource for SecurityGroup {
     }
 
     fn create(pass: &Pass, spec: &SecurityGroupSpec, stack: &str) -> Result<Created<SecurityGroup>> {
-        let created = pass.apply(async |aws| {
-            aws.ec2
-                .create_security_group()
-                .group_name(&spec.name)
-                .description(spec.description())
-                .vpc_id(&spec.vpc.id)
-                .tag_specifications(tags_for(ResourceType::SecurityGroup, stack, &spec.name))
-                .send()
-                .await
-                .map_err(|e| aws_error("CreateSecurityGroup", e))
-        });
-        let id = match created {
-            Ok(out) => out.group_id().ok_or_else(|| Error::missing("CreateSecurityGroup", "GroupId"))?.to_string(),
-            // Created meanwhile (a concurrent run, a lost reply): the engine checks whose it is.
-            // EC2 models no error codes: compare the code string.
-            Err(err) if err.aws_code() == Some("InvalidGroup.Duplicate") => {
-                let found = pass.apply(async |aws| security_groups(aws, by_name(&spec.vpc, &spec.name)).await)?;
-                return found.into_iter().next().map(Created::Existing).ok_or(err);
-            }
-            Err(err) => return Err(err),
-        };
-        // AWS creates a group with no ingress and all egress; then the script's rules go in.
-        let bare = SecurityGroup { id, ingress: vec![], egress: default_egress(), ..Self::planned(spec, stack) };
-        apply_rules(pass, &bare, &spec.ingress, &spec.egress())?;
-        Ok(Created::New(Self::updated(&bare, spec)))
+        pass.block(create(pass, spec, stack))
+    }
+
+    fn create_beside(
+        pass: &Pass,
+        spec: SecurityGroupSpec,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<SecurityGroup>>>> {
+        Some(Box::pin(async move { create(pass, &spec, &stack).await }))
     }
 
     fn diff(live: &SecurityGroup, spec: &SecurityGroupSpec) -> Drift<()> {
@@ -281,7 +266,7 @@ impl Resource for SecurityGroup {
     }
 
     fn update(pass: &Pass, live: &SecurityGroup, spec: &SecurityGroupSpec, _update: &()) -> Result<SecurityGroup> {
-        apply_rules(pass, live, &spec.ingress, &spec.egress())?;
+        pass.block(apply_rules(pass, live, &spec.ingress, &spec.egress()))?;
         Ok(Self::updated(live, spec))
     }
 
@@ -298,6 +283,38 @@ impl Resource for SecurityGroup {
     fn summary(live: &SecurityGroup) -> String {
         live.id.clone()
     }
+}
+
+/// Creates the group, then puts the script's rules in; a group of that name that appeared
+/// meanwhile (a concurrent run, a lost reply) is returned instead: the engine checks whose it is.
+async fn create(pass: &Pass, spec: &SecurityGroupSpec, stack: &str) -> Result<Created<SecurityGroup>> {
+    let created = pass
+        .send(async |aws| {
+            aws.ec2
+                .create_security_group()
+                .group_name(&spec.name)
+                .description(spec.description())
+                .vpc_id(&spec.vpc.id)
+                .tag_specifications(tags_for(ResourceType::SecurityGroup, stack, &spec.name))
+                .send()
+                .await
+                .map_err(|e| aws_error("CreateSecurityGroup", e))
+        })
+        .await;
+    let id = match created {
+        Ok(out) => out.group_id().ok_or_else(|| Error::missing("CreateSecurityGroup", "GroupId"))?.to_string(),
+        // EC2 models no error codes: compare the code string.
+        Err(err) if err.aws_code() == Some("InvalidGroup.Duplicate") => {
+            let found = pass.send(async |aws| security_groups(aws, by_name(&spec.vpc, &spec.name)).await).await?;
+            return found.into_iter().next().map(Created::Existing).ok_or(err);
+        }
+        Err(err) => return Err(err),
+    };
+    // AWS creates a group with no ingress and all egress; then the script's rules go in.
+    let bare = SecurityGroup { id, ingress: vec![], egress: default_egress(), ..SecurityGroup::planned(spec, stack) };
+    let ruled = apply_rules(pass, &bare, &spec.ingress, &spec.egress()).await;
+    remembered_if_failed(pass, &bare, ruled)?;
+    Ok(Created::New(SecurityGroup::updated(&bare, spec)))
 }
 
 /// The filters for the group named `name` in `vpc`.
@@ -332,8 +349,13 @@ macro_rules! send_rules {
     };
 }
 
-/// Makes the group's rules exactly `ingress` and `egress`: revokes the extra, authorizes the missing.
-fn apply_rules(pass: &Pass, group: &SecurityGroup, ingress: &[Rule], egress: &[Rule]) -> Result<()> {
+/// Makes the group's rules exactly `ingress` and `egress`: revokes the extra, authorizes the
+/// missing. The two directions go together (they are separate rule sets of the group, as
+/// terraform-provider-aws's `aws_vpc_security_group_ingress_rule` and `_egress_rule` resources,
+/// created concurrently on one group, rely on); within one, the revoke goes first, so the group
+/// never holds more rules than the script asks for (the rules-per-group quota counts each
+/// direction: VPC User Guide, "Amazon VPC quotas").
+async fn apply_rules(pass: &Pass, group: &SecurityGroup, ingress: &[Rule], egress: &[Rule]) -> Result<()> {
     let missing = |current: &[Rule], wanted: &[Rule]| -> Vec<IpPermission> {
         wanted.iter().filter(|r| !current.contains(r)).map(permission).collect()
     };
@@ -345,13 +367,20 @@ fn apply_rules(pass: &Pass, group: &SecurityGroup, ingress: &[Rule], egress: &[R
     let revoke_out = extra(&group.egress, egress);
     let grant_in = missing(&group.ingress, ingress);
     let grant_out = missing(&group.egress, egress);
-    pass.apply(async |aws| {
-        send_rules!(aws, revoke_security_group_ingress, "RevokeSecurityGroupIngress", id, revoke_in);
-        send_rules!(aws, revoke_security_group_egress, "RevokeSecurityGroupEgress", id, revoke_out);
-        send_rules!(aws, authorize_security_group_ingress, "AuthorizeSecurityGroupIngress", id, grant_in);
-        send_rules!(aws, authorize_security_group_egress, "AuthorizeSecurityGroupEgress", id, grant_out);
-        Ok(())
+    pass.send(async |aws| {
+        let inbound = async {
+            send_rules!(aws, revoke_security_group_ingress, "RevokeSecurityGroupIngress", id, revoke_in);
+            send_rules!(aws, authorize_security_group_ingress, "AuthorizeSecurityGroupIngress", id, grant_in);
+            Ok::<_, Error>(())
+        };
+        let outbound = async {
+            send_rules!(aws, revoke_security_group_egress, "RevokeSecurityGroupEgress", id, revoke_out);
+            send_rules!(aws, authorize_security_group_egress, "AuthorizeSecurityGroupEgress", id, grant_out);
+            Ok::<_, Error>(())
+        };
+        tokio::try_join!(inbound, outbound).map(drop)
     })
+    .await
 }
 
 /// Deletes a security group (fails with `DependencyViolation` while something uses it).

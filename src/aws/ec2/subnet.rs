@@ -1,9 +1,10 @@
 //! Subnets: their reads, validation (size, VPC, overlaps, AZ) and how a subnet converges.
 
 use aws_sdk_ec2::types::{AttributeBooleanValue, Filter, ResourceType};
+use futures_util::future::LocalBoxFuture;
 use ipnet::Ipv4Net;
 
-use super::{Ec2State, Vpc, tag_value, tags_for, validate_az};
+use super::{Ec2State, Vpc, remembered_if_failed, tag_value, tags_for, validate_az};
 use crate::aws::Pass;
 use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
@@ -166,13 +167,15 @@ impl Resource for Subnet {
     }
 
     fn create(pass: &Pass, spec: &SubnetSpec, stack: &str) -> Result<Created<Subnet>> {
-        let created = create_subnet(pass, spec, stack)?;
-        if let Created::New(subnet) = &created
-            && spec.public_ip
-        {
-            set_public_ip(pass, &subnet.id, true)?;
-        }
-        Ok(created)
+        pass.block(create(pass, spec, stack))
+    }
+
+    fn create_beside(
+        pass: &Pass,
+        spec: SubnetSpec,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<Subnet>>>> {
+        Some(Box::pin(async move { create(pass, &spec, &stack).await }))
     }
 
     fn diff(live: &Subnet, spec: &SubnetSpec) -> Drift<()> {
@@ -194,7 +197,7 @@ impl Resource for Subnet {
     }
 
     fn update(pass: &Pass, live: &Subnet, spec: &SubnetSpec, _update: &()) -> Result<Subnet> {
-        set_public_ip(pass, &live.id, spec.public_ip)?;
+        pass.block(set_public_ip(pass, &live.id, spec.public_ip))?;
         Ok(Self::updated(live, spec))
     }
 
@@ -214,21 +217,36 @@ impl Resource for Subnet {
     }
 }
 
+/// Creates the subnet, then has it assign public IPs when the spec asks (CreateSubnet cannot: AWS
+/// creates a subnet with them off; ModifySubnetAttribute needs its id).
+async fn create(pass: &Pass, spec: &SubnetSpec, stack: &str) -> Result<Created<Subnet>> {
+    let created = create_subnet(pass, spec, stack).await?;
+    if let Created::New(made) = &created
+        && spec.public_ip
+    {
+        let set = set_public_ip(pass, &made.id, true).await;
+        remembered_if_failed(pass, &Subnet { public_ip: false, ..made.clone() }, set)?;
+    }
+    Ok(created)
+}
+
 /// Creates the subnet (public IPs off, as AWS creates it); a subnet with its CIDR that appeared meanwhile (a
 /// concurrent run, or a retried CreateSubnet whose first reply was lost) is returned instead when
 /// it carries this stack's tag and the script's name.
-fn create_subnet(pass: &Pass, spec: &SubnetSpec, stack: &str) -> Result<Created<Subnet>> {
-    let created = pass.apply(async |aws| {
-        aws.ec2
-            .create_subnet()
-            .vpc_id(&spec.vpc.id)
-            .availability_zone(&spec.az)
-            .cidr_block(spec.cidr.to_string())
-            .tag_specifications(tags_for(ResourceType::Subnet, stack, &spec.name))
-            .send()
-            .await
-            .map_err(|e| aws_error("CreateSubnet", e))
-    });
+async fn create_subnet(pass: &Pass, spec: &SubnetSpec, stack: &str) -> Result<Created<Subnet>> {
+    let created = pass
+        .send(async |aws| {
+            aws.ec2
+                .create_subnet()
+                .vpc_id(&spec.vpc.id)
+                .availability_zone(&spec.az)
+                .cidr_block(spec.cidr.to_string())
+                .tag_specifications(tags_for(ResourceType::Subnet, stack, &spec.name))
+                .send()
+                .await
+                .map_err(|e| aws_error("CreateSubnet", e))
+        })
+        .await;
     match created {
         Ok(out) => {
             let id =
@@ -241,7 +259,7 @@ fn create_subnet(pass: &Pass, spec: &SubnetSpec, stack: &str) -> Result<Created<
                 Filter::builder().name("vpc-id").values(&spec.vpc.id).build(),
                 Filter::builder().name("cidr-block").values(spec.cidr.to_string()).build(),
             ];
-            let found = pass.apply(async |aws| subnets(aws, filters).await)?;
+            let found = pass.send(async |aws| subnets(aws, filters).await).await?;
             found
                 .into_iter()
                 .find(|s| s.stack.as_deref() == Some(stack) && s.name.as_deref() == Some(spec.name.as_str()))
@@ -252,17 +270,14 @@ fn create_subnet(pass: &Pass, spec: &SubnetSpec, stack: &str) -> Result<Created<
     }
 }
 
-fn set_public_ip(pass: &Pass, subnet_id: &str, on: bool) -> Result<()> {
-    pass.apply(async |aws| {
-        aws.ec2
-            .modify_subnet_attribute()
-            .subnet_id(subnet_id)
-            .map_public_ip_on_launch(AttributeBooleanValue::builder().value(on).build())
-            .send()
-            .await
-            .map_err(|e| aws_error("ModifySubnetAttribute", e))
-    })?;
-    Ok(())
+/// Turns the subnet's public IPs on launch on or off (ModifySubnetAttribute).
+async fn set_public_ip(pass: &Pass, subnet_id: &str, on: bool) -> Result<()> {
+    pass.send(async |aws| {
+        let modify = aws.ec2.modify_subnet_attribute().subnet_id(subnet_id);
+        let modify = modify.map_public_ip_on_launch(AttributeBooleanValue::builder().value(on).build());
+        sent("ModifySubnetAttribute", modify.send()).await
+    })
+    .await
 }
 
 /// Deletes a subnet (fails with `DependencyViolation` while network interfaces remain).
