@@ -305,7 +305,11 @@ impl Resource for Alarm {
         pass.block(create(pass, spec, stack))
     }
 
-    fn create_beside(pass: &Pass, spec: AlarmSpec, stack: String) -> Option<LocalBoxFuture<'_, Result<Created<Alarm>>>> {
+    fn create_beside(
+        pass: &Pass,
+        spec: AlarmSpec,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<Alarm>>>> {
         Some(Box::pin(async move { create(pass, &spec, &stack).await }))
     }
 

@@ -382,9 +382,9 @@ async fn create(pass: &Pass, spec: &RepositorySpec, stack: &str) -> Result<Creat
     let Some(repo) = created else {
         // Created meanwhile (a concurrent run, a lost reply): converged like any found repository.
         let found = pass.send(async |aws| read_repository(aws, &spec.name).await).await?;
-        return found.map(Created::Existing).ok_or_else(|| {
-            Error::conflict(format!("ECR repository {} vanished while creating it", spec.name), None)
-        });
+        return found
+            .map(Created::Existing)
+            .ok_or_else(|| Error::conflict(format!("ECR repository {} vanished while creating it", spec.name), None));
     };
     if let Some(count) = spec.keep_last {
         pass.send(async |aws| set_lifecycle(aws, &spec.name, &Lifecycle::KeepLast(count)).await).await?;
