@@ -409,3 +409,45 @@ certificate(#{ domain: "www.example.com", alternative_names: ["app.example.com"]
     again.success().stdout_has("0 created, 0 updated");
     requests.assert_read_only();
 }
+
+#[test]
+fn records_at_one_name_go_out_one_after_the_other_and_its_marker_names_each() {
+    // Creates go out ahead of the script together, but a dns_record's create writes the whole
+    // ownership marker of its name: two at one name sent together would each write it without
+    // the other's entry. The second waits for its statement; a record at another name does not.
+    let deck = Deck::new();
+    let zone_id = create_zone(&deck, "example.com");
+    let script = r#"stack("dns");
+dns_record("example.com", #{ name: "mail.example.com", type: "TXT", values: ["v=spf1 -all"] });
+dns_record("example.com", #{ name: "mail.example.com", type: "MX", values: ["10 mx.example.com"] });
+dns_record("example.com", #{ name: "www.example.com", type: "A", values: ["192.0.2.1"] });
+"#;
+    let (first, requests) = deck.recorded(|| deck.run(script, &[]));
+    first
+        .success()
+        .stdout_has("+ dns_record mail.example.com TXT")
+        .stdout_has("+ dns_record mail.example.com MX")
+        .stdout_has("+ dns_record www.example.com A");
+    // Route 53's REST actions read as method and path: ChangeResourceRecordSets is a POST to rrset.
+    let changes: Vec<&str> = requests
+        .0
+        .iter()
+        .filter(|r| r.service == "route53" && r.action.starts_with("POST ") && r.action.ends_with("/rrset"))
+        .map(|r| r.body.as_str())
+        .collect();
+    assert_eq!(changes.len(), 3, "one change batch per record: {changes:?}");
+    assert!(changes[2].contains("<Type>MX</Type>"), "the MX record goes last, at its statement: {changes:?}");
+    let sets = records(&deck, &zone_id);
+    assert!(record(&sets, "mail.example.com", "TXT").is_some() && record(&sets, "mail.example.com", "MX").is_some());
+    let mut marker: Vec<String> = record(&sets, "_deckhand.mail.example.com", "TXT")
+        .expect("the marker")
+        .resource_records()
+        .iter()
+        .map(|r| r.value().to_string())
+        .collect();
+    marker.sort();
+    assert_eq!(marker, ["\"deckhand:stack=dns type=MX\"", "\"deckhand:stack=dns type=TXT\""]);
+    let (again, requests) = deck.recorded(|| deck.run(script, &[]));
+    again.success().stdout_has("0 created, 0 updated, 3 unchanged");
+    requests.assert_read_only();
+}
