@@ -98,6 +98,24 @@ impl Named {
     }
 }
 
+/// The resource `kind` `name` as the run's reads hold it ([`Named`]), else read with `read` (by
+/// name) and kept there for the run's later passes; `None` when there is none (or no AWS).
+pub fn find_named<T: Clone + Send + Sync + 'static>(
+    pass: &Pass,
+    kind: &'static str,
+    name: &str,
+    read: impl AsyncFnOnce(&Aws) -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    let known = pass.snapshot()?.borrow().named.get::<T>(kind, name);
+    if let Some(found) = known {
+        return Ok(found);
+    }
+    let Some(found) = pass.read(read) else { return Ok(None) };
+    let found = found?;
+    pass.remember_read(|s| s.named.put(kind, name, found.clone()))?;
+    Ok(found)
+}
+
 impl std::fmt::Debug for Named {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.0.iter().map(|((kind, name), found)| (kind, name, found.is_some()))).finish()

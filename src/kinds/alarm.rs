@@ -17,7 +17,7 @@ use futures_util::future::LocalBoxFuture;
 use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind};
 use crate::arn::Arn;
 use crate::aws::Pass;
-use crate::aws::{Snapshot, concurrently};
+use crate::aws::{Snapshot, concurrently, find_named};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
@@ -274,14 +274,7 @@ impl Resource for Alarm {
     /// Read by name the first time a run converges it (CloudWatch lists alarms by name, not by
     /// tag), then found in the run's reads, where a create ahead of the script remembered it.
     fn find(pass: &Pass, spec: &AlarmSpec) -> Result<Option<Alarm>> {
-        let known = pass.snapshot()?.borrow().named.get::<Alarm>(KIND.0, &spec.name);
-        if let Some(found) = known {
-            return Ok(found);
-        }
-        let Some(found) = pass.read(async |aws| read_alarm(aws, &spec.name).await) else { return Ok(None) };
-        let found = found?;
-        pass.remember_read(|s| s.named.put(KIND.0, &spec.name, found.clone()))?;
-        Ok(found)
+        find_named(pass, KIND.0, &spec.name, async |aws| read_alarm(aws, &spec.name).await)
     }
 
     fn stack_of(live: &Alarm) -> Option<&str> {

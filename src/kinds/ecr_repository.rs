@@ -19,7 +19,7 @@ use serde_json::json;
 use super::stack_kind::count;
 use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind};
 use crate::aws::Pass;
-use crate::aws::{Snapshot, concurrently};
+use crate::aws::{Snapshot, concurrently, find_named};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
 use crate::plan::{FieldDiff, UNKNOWN};
@@ -245,14 +245,7 @@ impl Resource for Repository {
     /// Read by name the first time a run converges it (ECR cannot list by tag), then found in
     /// the run's reads, where a create ahead of the script remembered it.
     fn find(pass: &Pass, spec: &RepositorySpec) -> Result<Option<Repository>> {
-        let known = pass.snapshot()?.borrow().named.get::<Repository>(KIND.0, &spec.name);
-        if let Some(found) = known {
-            return Ok(found);
-        }
-        let Some(found) = pass.read(async |aws| read_repository(aws, &spec.name).await) else { return Ok(None) };
-        let found = found?;
-        pass.remember_read(|s| s.named.put(KIND.0, &spec.name, found.clone()))?;
-        Ok(found)
+        find_named(pass, KIND.0, &spec.name, async |aws| read_repository(aws, &spec.name).await)
     }
 
     fn stack_of(live: &Repository) -> Option<&str> {
