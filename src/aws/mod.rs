@@ -309,3 +309,20 @@ where
 {
     stream::iter(items).map(f).buffered(LOOKUPS_AT_ONCE).try_collect().await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_tells_not_read_from_read_and_missing() {
+        let mut named = Named::default();
+        assert_eq!(named.get::<String>("alarm", "web-5xx"), None, "not read yet");
+        named.put::<String>("alarm", "web-5xx", None);
+        assert_eq!(named.get::<String>("alarm", "web-5xx"), Some(None), "read: there is none");
+        named.put("alarm", "web-5xx", Some("arn:alarm".to_string()));
+        assert_eq!(named.get::<String>("alarm", "web-5xx"), Some(Some("arn:alarm".to_string())));
+        assert_eq!(named.get::<String>("ecr_repository", "web-5xx"), None, "kinds do not share names");
+        assert_eq!(named.get::<u32>("alarm", "web-5xx"), None, "another type is not what was read");
+    }
+}
