@@ -588,16 +588,32 @@ async fn create(pass: &Pass, spec: &CertificateSpec, stack: &str) -> Result<Crea
         .await?;
     pass.log
         .say(&format!("  requested certificate {} ({arn}); validating by DNS in zone {}", spec.domain, spec.zone.name));
-    // The zone's record sets (unless the run read them already) are read while ACM prepares the
-    // validation records: neither needs the other.
-    let (mut cert, sets) =
-        tokio::try_join!(wait_for_records(pass, &arn), route53::zone_records_beside(pass, &spec.zone))?;
-    cert.stack = Some(stack.to_string());
-    cert.missing = missing_among(&sets, &cert.validation);
-    write_validation(pass, &spec.zone, &sets, &cert.missing).await?;
-    cert.missing.clear();
-    defer_issued(pass, &cert);
-    Ok(Created::New(cert))
+    let validating = async {
+        // The zone's record sets (unless the run read them already) are read while ACM prepares
+        // the validation records: neither needs the other.
+        let (mut cert, sets) =
+            tokio::try_join!(wait_for_records(pass, &arn), route53::zone_records_beside(pass, &spec.zone))?;
+        cert.stack = Some(stack.to_string());
+        cert.missing = missing_among(&sets, &cert.validation);
+        write_validation(pass, &spec.zone, &sets, &cert.missing).await?;
+        cert.missing.clear();
+        Ok(cert)
+    };
+    match validating.await {
+        Ok(cert) => {
+            defer_issued(pass, &cert);
+            Ok(Created::New(cert))
+        }
+        Err(err) => {
+            // The certificate exists: what converges it next (its statement, after a create sent
+            // ahead of the script failed) finds it and goes on with it, rather than requesting
+            // another one.
+            let requested =
+                Certificate { arn, status: "PENDING_VALIDATION".into(), ..Certificate::planned(spec, stack) };
+            pass.remember_read(|s| Certificate::remember(s, &requested))?;
+            Err(err)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -451,3 +451,54 @@ dns_record("example.com", #{ name: "www.example.com", type: "A", values: ["192.0
     again.success().stdout_has("0 created, 0 updated, 3 unchanged");
     requests.assert_read_only();
 }
+
+#[test]
+fn a_certificate_whose_validation_cname_is_taken_is_requested_once_and_the_rerun_goes_on_with_it() {
+    // The certificate's create goes ahead of the script; when writing its validation CNAME is
+    // refused, its statement goes on with the certificate requested, rather than another.
+    let deck = Deck::new();
+    let zone_id = create_zone(&deck, "example.com");
+    let aws = deck.aws();
+    // The name ACM asks for (one per name per account): a request of the test's own, deleted.
+    let probe = aws
+        .block_on(aws.acm.request_certificate().domain_name("app.example.com").validation_method("DNS".into()).send())
+        .unwrap();
+    let probe = probe.certificate_arn().unwrap().to_string();
+    let described = aws.block_on(aws.acm.describe_certificate().certificate_arn(&probe).send()).unwrap();
+    let option = &described.certificate().unwrap().domain_validation_options()[0];
+    let taken = option.resource_record().unwrap().name().to_string();
+    aws.block_on(aws.acm.delete_certificate().certificate_arn(&probe).send()).unwrap();
+    let cname = |action: &str| {
+        let set = ResourceRecordSet::builder()
+            .name(&taken)
+            .r#type("CNAME".into())
+            .ttl(60)
+            .resource_records(
+                aws_sdk_route53::types::ResourceRecord::builder().value("elsewhere.example.org").build().unwrap(),
+            )
+            .build()
+            .unwrap();
+        let change =
+            aws_sdk_route53::types::Change::builder().action(action.into()).resource_record_set(set).build().unwrap();
+        let batch = aws_sdk_route53::types::ChangeBatch::builder().changes(change).build().unwrap();
+        aws.block_on(aws.route53.change_resource_record_sets().hosted_zone_id(&zone_id).change_batch(batch).send())
+            .unwrap();
+    };
+    cname("CREATE");
+
+    let script = r#"stack("dns");
+log_group("/dns/app");
+certificate(#{ domain: "app.example.com", zone: "example.com" });
+"#;
+    deck.run(script, &[])
+        .failure()
+        .stderr_has("exists in zone example.com with another value (elsewhere.example.org")
+        .stderr_has("--> deploy.rhai:3:");
+    assert_eq!(certificates(&deck, "app.example.com").len(), 1, "one certificate requested");
+
+    // The record fixed, the next run validates the same certificate.
+    cname("DELETE");
+    deck.run(script, &[]).success().stdout_has("~ certificate app.example.com");
+    let certs = certificates(&deck, "app.example.com");
+    assert_eq!((certs.len(), certs[0].1.as_str()), (1, "ISSUED"), "{certs:?}");
+}
