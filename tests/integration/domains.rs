@@ -22,6 +22,22 @@ fn create_zone(deck: &Deck, name: &str) -> String {
     out.hosted_zone().expect("a zone").id().trim_start_matches("/hostedzone/").to_string()
 }
 
+/// Creates or deletes (`action`) a record set (name, type, one value, TTL 60) the way a user would.
+fn change_record(deck: &Deck, zone_id: &str, action: &str, (name, rtype, value): (&str, &str, &str)) {
+    let aws = deck.aws();
+    let set = ResourceRecordSet::builder()
+        .name(name)
+        .r#type(rtype.into())
+        .ttl(60)
+        .resource_records(aws_sdk_route53::types::ResourceRecord::builder().value(value).build().unwrap())
+        .build()
+        .unwrap();
+    let change =
+        aws_sdk_route53::types::Change::builder().action(action.into()).resource_record_set(set).build().unwrap();
+    let batch = aws_sdk_route53::types::ChangeBatch::builder().changes(change).build().unwrap();
+    aws.block_on(aws.route53.change_resource_record_sets().hosted_zone_id(zone_id).change_batch(batch).send()).unwrap();
+}
+
 fn records(deck: &Deck, zone_id: &str) -> Vec<ResourceRecordSet> {
     let aws = deck.aws();
     let out = aws
@@ -200,23 +216,8 @@ fn bad_domains_fail_with_line_and_column_before_anything_is_sent() {
 fn records_deckhand_did_not_create_are_never_overwritten() {
     let deck = Deck::new();
     let zone_id = create_zone(&deck, "example.com");
-    let aws = deck.aws();
     // Someone's hand-made record at the name the script wants.
-    let set = ResourceRecordSet::builder()
-        .name("api.example.com")
-        .r#type("A".into())
-        .ttl(60)
-        .resource_records(aws_sdk_route53::types::ResourceRecord::builder().value("192.0.2.9").build().unwrap())
-        .build()
-        .unwrap();
-    let change = aws_sdk_route53::types::Change::builder()
-        .action(aws_sdk_route53::types::ChangeAction::Create)
-        .resource_record_set(set)
-        .build()
-        .unwrap();
-    let batch = aws_sdk_route53::types::ChangeBatch::builder().changes(change).build().unwrap();
-    aws.block_on(aws.route53.change_resource_record_sets().hosted_zone_id(&zone_id).change_batch(batch).send())
-        .unwrap();
+    change_record(&deck, &zone_id, "CREATE", ("api.example.com", "A", "192.0.2.9"));
 
     let script = r#"
 stack("dns");
@@ -468,23 +469,8 @@ fn a_certificate_whose_validation_cname_is_taken_is_requested_once_and_the_rerun
     let option = &described.certificate().unwrap().domain_validation_options()[0];
     let taken = option.resource_record().unwrap().name().to_string();
     aws.block_on(aws.acm.delete_certificate().certificate_arn(&probe).send()).unwrap();
-    let cname = |action: &str| {
-        let set = ResourceRecordSet::builder()
-            .name(&taken)
-            .r#type("CNAME".into())
-            .ttl(60)
-            .resource_records(
-                aws_sdk_route53::types::ResourceRecord::builder().value("elsewhere.example.org").build().unwrap(),
-            )
-            .build()
-            .unwrap();
-        let change =
-            aws_sdk_route53::types::Change::builder().action(action.into()).resource_record_set(set).build().unwrap();
-        let batch = aws_sdk_route53::types::ChangeBatch::builder().changes(change).build().unwrap();
-        aws.block_on(aws.route53.change_resource_record_sets().hosted_zone_id(&zone_id).change_batch(batch).send())
-            .unwrap();
-    };
-    cname("CREATE");
+    let taken_by_someone = (taken.as_str(), "CNAME", "elsewhere.example.org");
+    change_record(&deck, &zone_id, "CREATE", taken_by_someone);
 
     let script = r#"stack("dns");
 log_group("/dns/app");
@@ -497,7 +483,7 @@ certificate(#{ domain: "app.example.com", zone: "example.com" });
     assert_eq!(certificates(&deck, "app.example.com").len(), 1, "one certificate requested");
 
     // The record fixed, the next run validates the same certificate.
-    cname("DELETE");
+    change_record(&deck, &zone_id, "DELETE", taken_by_someone);
     deck.run(script, &[]).success().stdout_has("~ certificate app.example.com");
     let certs = certificates(&deck, "app.example.com");
     assert_eq!((certs.len(), certs[0].1.as_str()), (1, "ISSUED"), "{certs:?}");
