@@ -3,6 +3,7 @@
 
 use aws_sdk_acm::types::{Filters, KeyAlgorithm, Tag, ValidationMethod};
 use aws_sdk_route53::types::ChangeAction;
+use futures_util::future::LocalBoxFuture;
 
 use crate::aws::Pass;
 use crate::aws::Snapshot;
@@ -281,8 +282,12 @@ fn stack_certs(pass: &Pass) -> Result<Vec<Certificate>> {
 
 /// The validation records not in the zone with their value.
 fn missing_records(pass: &Pass, zone: &HostedZone, validation: &[ValidationRecord]) -> Result<Vec<ValidationRecord>> {
-    let sets = route53::zone_records(pass, zone)?;
-    Ok(validation
+    Ok(missing_among(&route53::zone_records(pass, zone)?, validation))
+}
+
+/// The validation records not among the zone's record sets `sets` with their value.
+fn missing_among(sets: &[RecordSet], validation: &[ValidationRecord]) -> Vec<ValidationRecord> {
+    validation
         .iter()
         .filter(|v| {
             !sets.iter().any(|s| {
@@ -292,16 +297,20 @@ fn missing_records(pass: &Pass, zone: &HostedZone, validation: &[ValidationRecor
             })
         })
         .cloned()
-        .collect())
+        .collect()
 }
 
-/// Writes the missing validation CNAMEs into the zone (UPSERT, one batch). A CNAME at that name
-/// with another value is not deckhand's to overwrite: refused.
-fn write_validation(pass: &Pass, zone: &HostedZone, missing: &[ValidationRecord]) -> Result<()> {
+/// Writes the missing validation CNAMEs into the zone `sets` are the record sets of (UPSERT, one
+/// batch). A CNAME at that name with another value is not deckhand's to overwrite: refused.
+async fn write_validation(
+    pass: &Pass,
+    zone: &HostedZone,
+    sets: &[RecordSet],
+    missing: &[ValidationRecord],
+) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    let sets = route53::zone_records(pass, zone)?;
     if let Some(other) = missing.iter().find_map(|v| sets.iter().find(|s| s.name == v.name && s.rtype == "CNAME")) {
         return Err(Error::conflict(
             format!(
@@ -324,15 +333,18 @@ fn write_validation(pass: &Pass, zone: &HostedZone, missing: &[ValidationRecord]
         })
         .collect();
     let changes: Vec<(ChangeAction, RecordSet)> = written.iter().map(|s| (ChangeAction::Upsert, s.clone())).collect();
-    pass.apply(async |aws| route53::change_records(aws, &zone.id, &changes).await)?;
+    pass.send(async |aws| route53::change_records(aws, &zone.id, &changes).await).await?;
     route53::remember_records(pass, &zone.id, &written)
 }
 
 /// Waits until ACM reports the validation records of a just-requested certificate
-/// (RequestCertificate returns before ACM has generated them).
-fn wait_for_records(pass: &Pass, arn: &str) -> Result<Certificate> {
+/// (RequestCertificate returns before ACM has generated them; DescribeCertificate lists them
+/// seconds later). A wait of its own, beside the other creates of its wave when the create goes
+/// ahead of the script: what it waits for is part of the create (the CNAMEs to write), the
+/// clock records concurrent waits once, and nothing in it blocks the run's runtime.
+async fn wait_for_records(pass: &Pass, arn: &str) -> Result<Certificate> {
     let say = |line: &str| pass.log.say(&format!("  {line}"));
-    pass.apply(async |aws| {
+    pass.send(async |aws| {
         let what = format!("ACM to report the DNS validation records of {arn}");
         Wait::new(aws.clock(), "validation records", what, VALIDATION_RECORDS_PACE, VALIDATION_RECORDS_TIMEOUT)
             .report_to(&say)
@@ -345,6 +357,14 @@ fn wait_for_records(pass: &Pass, arn: &str) -> Result<Certificate> {
             })
             .await
     })
+    .await
+}
+
+/// Whether the run waits for certificate `arn` to be issued before what needs it can use it (a
+/// wait put off by its create or update, see [`ready`]): a create that needs it does not go ahead
+/// of the script.
+pub fn pending(pass: &Pass, arn: &str) -> bool {
+    pass.pending(&pending_key(arn))
 }
 
 /// The key of a certificate's deferred wait (see [`Pass::defer`]).
@@ -473,39 +493,15 @@ impl Resource for Certificate {
     }
 
     fn create(pass: &Pass, spec: &CertificateSpec, stack: &str) -> Result<Created<Certificate>> {
-        let names = spec.names();
-        let token = idempotency_token();
-        let arn = pass.apply(async |aws| {
-            let tag = |k: &str, v: &str| {
-                Tag::builder().key(k).value(v).build().map_err(|e| Error::Internal(format!("tag: {e}")))
-            };
-            let out = aws
-                .acm
-                .request_certificate()
-                .domain_name(&spec.domain)
-                .set_subject_alternative_names((!names.is_empty()).then(|| names.clone()))
-                .validation_method(ValidationMethod::Dns)
-                .idempotency_token(&token)
-                .tags(tag(STACK_TAG, stack)?)
-                .tags(tag("Name", &spec.domain)?)
-                .send()
-                .await
-                .map_err(|e| aws_error("RequestCertificate", e))?;
-            out.certificate_arn()
-                .map(str::to_string)
-                .ok_or_else(|| Error::missing("RequestCertificate", "CertificateArn"))
-        })?;
-        pass.log.say(&format!(
-            "  requested certificate {} ({arn}); validating by DNS in zone {}",
-            spec.domain, spec.zone.name
-        ));
-        let mut cert = wait_for_records(pass, &arn)?;
-        cert.stack = Some(stack.to_string());
-        cert.missing = missing_records(pass, &spec.zone, &cert.validation)?;
-        write_validation(pass, &spec.zone, &cert.missing)?;
-        cert.missing.clear();
-        defer_issued(pass, &cert);
-        Ok(Created::New(cert))
+        pass.block(create(pass, spec, stack))
+    }
+
+    fn create_beside(
+        pass: &Pass,
+        spec: CertificateSpec,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<Certificate>>>> {
+        Some(Box::pin(async move { create(pass, &spec, &stack).await }))
     }
 
     fn diff(live: &Certificate, _spec: &CertificateSpec) -> Drift<()> {
@@ -521,13 +517,17 @@ impl Resource for Certificate {
     }
 
     fn update(pass: &Pass, live: &Certificate, spec: &CertificateSpec, _: &()) -> Result<Certificate> {
-        let mut cert = live.clone();
-        if cert.validation.is_empty() {
-            cert = Certificate { stack: live.stack.clone(), ..wait_for_records(pass, &live.arn)? };
-            cert.missing = missing_records(pass, &spec.zone, &cert.validation)?;
-        }
-        write_validation(pass, &spec.zone, &cert.missing)?;
-        cert.missing.clear();
+        let cert = pass.block(async {
+            let mut cert = live.clone();
+            let sets = route53::zone_records_beside(pass, &spec.zone).await?;
+            if cert.validation.is_empty() {
+                cert = Certificate { stack: live.stack.clone(), ..wait_for_records(pass, &live.arn).await? };
+                cert.missing = missing_among(&sets, &cert.validation);
+            }
+            write_validation(pass, &spec.zone, &sets, &cert.missing).await?;
+            cert.missing.clear();
+            Ok(cert)
+        })?;
         if cert.status != "ISSUED" {
             defer_issued(pass, &cert);
         }
@@ -555,6 +555,64 @@ impl Resource for Certificate {
         };
         let expiry = live.not_after.as_deref().map(|t| format!(", expires {t}")).unwrap_or_default();
         format!("{}{names}, {}{expiry}", live.arn, live.status)
+    }
+}
+
+/// Requests the certificate (DNS validation, tagged with the stack), waits for ACM to report its
+/// validation records, writes the missing ones into the zone, and puts off the wait until it is
+/// ISSUED to what needs it ([`ready`]): ACM validates it meanwhile.
+async fn create(pass: &Pass, spec: &CertificateSpec, stack: &str) -> Result<Created<Certificate>> {
+    let names = spec.names();
+    let token = idempotency_token();
+    let arn = pass
+        .send(async |aws| {
+            let tag = |k: &str, v: &str| {
+                Tag::builder().key(k).value(v).build().map_err(|e| Error::Internal(format!("tag: {e}")))
+            };
+            let out = aws
+                .acm
+                .request_certificate()
+                .domain_name(&spec.domain)
+                .set_subject_alternative_names((!names.is_empty()).then(|| names.clone()))
+                .validation_method(ValidationMethod::Dns)
+                .idempotency_token(&token)
+                .tags(tag(STACK_TAG, stack)?)
+                .tags(tag("Name", &spec.domain)?)
+                .send()
+                .await
+                .map_err(|e| aws_error("RequestCertificate", e))?;
+            out.certificate_arn()
+                .map(str::to_string)
+                .ok_or_else(|| Error::missing("RequestCertificate", "CertificateArn"))
+        })
+        .await?;
+    pass.log
+        .say(&format!("  requested certificate {} ({arn}); validating by DNS in zone {}", spec.domain, spec.zone.name));
+    let validating = async {
+        // The zone's record sets (unless the run read them already) are read while ACM prepares
+        // the validation records: neither needs the other.
+        let (mut cert, sets) =
+            tokio::try_join!(wait_for_records(pass, &arn), route53::zone_records_beside(pass, &spec.zone))?;
+        cert.stack = Some(stack.to_string());
+        cert.missing = missing_among(&sets, &cert.validation);
+        write_validation(pass, &spec.zone, &sets, &cert.missing).await?;
+        cert.missing.clear();
+        Ok(cert)
+    };
+    match validating.await {
+        Ok(cert) => {
+            defer_issued(pass, &cert);
+            Ok(Created::New(cert))
+        }
+        Err(err) => {
+            // The certificate exists: what converges it next (its statement, after a create sent
+            // ahead of the script failed) finds it and goes on with it, rather than requesting
+            // another one.
+            let requested =
+                Certificate { arn, status: "PENDING_VALIDATION".into(), ..Certificate::planned(spec, stack) };
+            pass.remember_read(|s| Certificate::remember(s, &requested))?;
+            Err(err)
+        }
     }
 }
 

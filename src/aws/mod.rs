@@ -13,7 +13,10 @@ pub mod route53;
 pub mod secrets;
 pub mod zones;
 
+use std::any::Any;
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 
 use futures_util::future::LocalBoxFuture;
 use futures_util::{FutureExt, StreamExt, TryStreamExt, stream};
@@ -67,6 +70,56 @@ pub struct Snapshot {
     pub scaling: autoscaling::ScalingState,
     /// The stack's resources as the tagging API lists them, with their keep marks.
     pub tagged: crate::tagged::StackTagged,
+    /// What kinds that keep no part of their own here (ECR repositories, alarms) read by name.
+    pub named: Named,
+}
+
+/// Resources read by name on first use, by kind and name, for kinds whose types live outside
+/// this layer (`kinds/`, which depends on it): what each read found (`None`: nothing by that
+/// name), or what the run created since. Later passes of the run find them here instead of
+/// reading them again.
+#[derive(Clone, Default)]
+pub struct Named(HashMap<(&'static str, String), Option<Arc<dyn Any + Send + Sync>>>);
+
+impl Named {
+    /// What was read (or created) as `kind` `name`: `None` when it was not read yet,
+    /// `Some(None)` when nothing by that name exists.
+    pub fn get<T: Clone + 'static>(&self, kind: &'static str, name: &str) -> Option<Option<T>> {
+        match self.0.get(&(kind, name.to_string()))? {
+            None => Some(None),
+            Some(found) => found.downcast_ref::<T>().cloned().map(Some),
+        }
+    }
+
+    /// Notes what `kind` `name` is now (`None`: nothing by that name).
+    pub fn put<T: Send + Sync + 'static>(&mut self, kind: &'static str, name: &str, found: Option<T>) {
+        let found = found.map(|found| Arc::new(found) as Arc<dyn Any + Send + Sync>);
+        self.0.insert((kind, name.to_string()), found);
+    }
+}
+
+/// The resource `kind` `name` as the run's reads hold it ([`Named`]), else read with `read` (by
+/// name) and kept there for the run's later passes; `None` when there is none (or no AWS).
+pub fn find_named<T: Clone + Send + Sync + 'static>(
+    pass: &Pass,
+    kind: &'static str,
+    name: &str,
+    read: impl AsyncFnOnce(&Aws) -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    let known = pass.snapshot()?.borrow().named.get::<T>(kind, name);
+    if let Some(found) = known {
+        return Ok(found);
+    }
+    let Some(found) = pass.read(read) else { return Ok(None) };
+    let found = found?;
+    pass.remember_read(|s| s.named.put(kind, name, found.clone()))?;
+    Ok(found)
+}
+
+impl std::fmt::Debug for Named {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter().map(|((kind, name), found)| (kind, name, found.is_some()))).finish()
+    }
 }
 
 impl Snapshot {
@@ -255,4 +308,21 @@ where
     Fut: Future<Output = Result<T>>,
 {
     stream::iter(items).map(f).buffered(LOOKUPS_AT_ONCE).try_collect().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_tells_not_read_from_read_and_missing() {
+        let mut named = Named::default();
+        assert_eq!(named.get::<String>("alarm", "web-5xx"), None, "not read yet");
+        named.put::<String>("alarm", "web-5xx", None);
+        assert_eq!(named.get::<String>("alarm", "web-5xx"), Some(None), "read: there is none");
+        named.put("alarm", "web-5xx", Some("arn:alarm".to_string()));
+        assert_eq!(named.get::<String>("alarm", "web-5xx"), Some(Some("arn:alarm".to_string())));
+        assert_eq!(named.get::<String>("ecr_repository", "web-5xx"), None, "kinds do not share names");
+        assert_eq!(named.get::<u32>("alarm", "web-5xx"), None, "another type is not what was read");
+    }
 }

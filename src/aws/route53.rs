@@ -8,7 +8,9 @@
 //! creates and updates only record sets its marker names for the stack, refuses any other, and
 //! `destroy` deletes exactly the types the marker lists, then the marker.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+
+use futures_util::future::LocalBoxFuture;
 
 use aws_sdk_route53::types::{
     AliasTarget, Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
@@ -81,6 +83,10 @@ pub struct Route53State {
     pub zones: HashMap<String, HostedZone>,
     /// Every record set of a zone, by zone id.
     pub records: HashMap<String, Vec<RecordSet>>,
+    /// The names (zone id, name) whose ownership marker a `dns_record` create sent ahead of the
+    /// script is writing now: a second create at one of them waits for its statement, as each
+    /// writes the whole marker, with the entries it knows of (its read, not the other's write).
+    pub writing: HashSet<(String, String)>,
 }
 
 /// A DNS name as Route 53 compares it: lower case, no trailing dot, `\052` read as `*`.
@@ -284,14 +290,32 @@ pub async fn change_records(aws: &Aws, zone_id: &str, changes: &[(ChangeAction, 
 
 /// The zone's record sets, from the run's cache or read once (none for a zone not known yet).
 pub fn zone_records(pass: &Pass, zone: &HostedZone) -> Result<Vec<RecordSet>> {
-    if !is_known(&zone.id) {
-        return Ok(Vec::new());
-    }
-    if let Some(sets) = pass.snapshot()?.borrow().route53.records.get(&zone.id) {
-        return Ok(sets.clone());
+    if let Some(sets) = cached_records(pass, zone)? {
+        return Ok(sets);
     }
     let Some(sets) = pass.read(async |aws| list_records(aws, &zone.id).await) else { return Ok(Vec::new()) };
-    let sets = sets?;
+    remember_zone(pass, zone, sets?)
+}
+
+/// [`zone_records`] for a change under way in the apply pass, which may run beside other creates
+/// (see [`Resource::create_beside`]): read, when not cached yet, with [`Pass::send`].
+pub async fn zone_records_beside(pass: &Pass, zone: &HostedZone) -> Result<Vec<RecordSet>> {
+    if let Some(sets) = cached_records(pass, zone)? {
+        return Ok(sets);
+    }
+    let sets = pass.send(async |aws| list_records(aws, &zone.id).await).await?;
+    remember_zone(pass, zone, sets)
+}
+
+/// The zone's record sets as the run's cache holds them; none for a zone not known yet.
+fn cached_records(pass: &Pass, zone: &HostedZone) -> Result<Option<Vec<RecordSet>>> {
+    if !is_known(&zone.id) {
+        return Ok(Some(Vec::new()));
+    }
+    Ok(pass.snapshot()?.borrow().route53.records.get(&zone.id).cloned())
+}
+
+fn remember_zone(pass: &Pass, zone: &HostedZone, sets: Vec<RecordSet>) -> Result<Vec<RecordSet>> {
     pass.remember_read(|s| {
         s.route53.records.insert(zone.id.clone(), sets.clone());
     })?;
@@ -534,29 +558,26 @@ impl Resource for DnsRecord {
     }
 
     fn create(pass: &Pass, spec: &DnsRecordSpec, stack: &str) -> Result<Created<DnsRecord>> {
-        let planned = Self::planned(spec, stack);
-        // CREATE, not UPSERT: if a record set appeared since the read, Route 53 rejects the whole
-        // batch instead of deckhand overwriting something it does not own.
-        let mut changes: Vec<(ChangeAction, RecordSet)> =
-            planned.sets.iter().map(|s| (ChangeAction::Create, s.clone())).collect();
-        let marker_at = marker_name(&spec.name);
-        let all = zone_records(pass, &spec.zone)?;
-        let mut existing =
-            all.iter().find(|s| s.name == marker_at && s.rtype == "TXT").map(|s| s.values.clone()).unwrap_or_default();
-        // A CNAME cannot share its name with a record set of any other type (RFC 1034 3.6.2):
-        // Route 53 rejects such a CREATE (InvalidChangeBatch, "conflicts with other records with
-        // the same DNS name"). So when the stack changes a name's type to or from CNAME, its own
-        // sets of the old types go in the same batch, which Route 53 applies as one transaction.
-        let displaced = displaced_by(spec, &all, &existing, stack);
-        existing.retain(|value| !displaced.iter().any(|set| value == &marker_value(stack, &set.rtype)));
-        changes.extend(displaced.iter().map(|set| (ChangeAction::Delete, set.clone())));
-        changes.push((ChangeAction::Upsert, marker_set(&spec.name, &existing, stack, &spec.types())));
-        pass.apply(async |aws| change_records(aws, &spec.zone.id, &changes).await)?;
-        pass.remember_read(|s| forget_records(s, &spec.zone.id, &displaced))?;
-        let written: Vec<RecordSet> =
-            changes.into_iter().filter(|(action, _)| *action != ChangeAction::Delete).map(|(_, s)| s).collect();
-        remember_records(pass, &spec.zone.id, &written)?;
-        Ok(Created::New(planned))
+        pass.block(create(pass, spec, stack))
+    }
+
+    /// Beside other creates unless another create sent ahead is writing the marker at its name.
+    fn create_beside(
+        pass: &Pass,
+        spec: DnsRecordSpec,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<DnsRecord>>>> {
+        let name = (spec.zone.id.clone(), spec.name.clone());
+        if !pass.snapshot().ok()?.borrow_mut().route53.writing.insert(name.clone()) {
+            return None;
+        }
+        Some(Box::pin(async move {
+            let created = create(pass, &spec, &stack).await;
+            if let Ok(snapshot) = pass.snapshot() {
+                snapshot.borrow_mut().route53.writing.remove(&name);
+            }
+            created
+        }))
     }
 
     fn diff(live: &DnsRecord, spec: &DnsRecordSpec) -> Drift<()> {
@@ -604,6 +625,37 @@ impl Resource for DnsRecord {
         let data: Vec<String> = live.sets.iter().map(|s| format!("{} {}", s.rtype, s.data())).collect();
         format!("{} in zone {}", dedup_alias(data).join(", "), live.zone)
     }
+}
+
+/// Creates the record sets of a `dns_record` and names them the stack's in the marker at their
+/// name, in one change batch. Creates in one zone may go out together: Route 53 answers a batch
+/// sent while the zone's previous one is still being processed with `PriorRequestNotComplete`,
+/// which the SDK's standard retry strategy retries with backoff as a throttling error
+/// (aws-runtime's `THROTTLING_ERRORS`), as Route 53's error reference recommends.
+async fn create(pass: &Pass, spec: &DnsRecordSpec, stack: &str) -> Result<Created<DnsRecord>> {
+    let planned = DnsRecord::planned(spec, stack);
+    // CREATE, not UPSERT: if a record set appeared since the read, Route 53 rejects the whole
+    // batch instead of deckhand overwriting something it does not own.
+    let mut changes: Vec<(ChangeAction, RecordSet)> =
+        planned.sets.iter().map(|s| (ChangeAction::Create, s.clone())).collect();
+    let marker_at = marker_name(&spec.name);
+    let all = zone_records_beside(pass, &spec.zone).await?;
+    let mut existing =
+        all.iter().find(|s| s.name == marker_at && s.rtype == "TXT").map(|s| s.values.clone()).unwrap_or_default();
+    // A CNAME cannot share its name with a record set of any other type (RFC 1034 3.6.2):
+    // Route 53 rejects such a CREATE (InvalidChangeBatch, "conflicts with other records with
+    // the same DNS name"). So when the stack changes a name's type to or from CNAME, its own
+    // sets of the old types go in the same batch, which Route 53 applies as one transaction.
+    let displaced = displaced_by(spec, &all, &existing, stack);
+    existing.retain(|value| !displaced.iter().any(|set| value == &marker_value(stack, &set.rtype)));
+    changes.extend(displaced.iter().map(|set| (ChangeAction::Delete, set.clone())));
+    changes.push((ChangeAction::Upsert, marker_set(&spec.name, &existing, stack, &spec.types())));
+    pass.send(async |aws| change_records(aws, &spec.zone.id, &changes).await).await?;
+    pass.remember_read(|s| forget_records(s, &spec.zone.id, &displaced))?;
+    let written: Vec<RecordSet> =
+        changes.into_iter().filter(|(action, _)| *action != ChangeAction::Delete).map(|(_, s)| s).collect();
+    remember_records(pass, &spec.zone.id, &written)?;
+    Ok(Created::New(planned))
 }
 
 /// `A alias x, AAAA alias x` reads as `A+AAAA alias x`.

@@ -10,13 +10,14 @@
 //! canary or linear deployment, so a group's metric watches the live version only every other
 //! time.
 
-use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricDataQuery, Statistic, Tag};
+use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricAlarm, MetricDataQuery, Statistic, Tag};
 use futures_util::FutureExt;
+use futures_util::future::LocalBoxFuture;
 
 use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind};
 use crate::arn::Arn;
 use crate::aws::Pass;
-use crate::aws::{Snapshot, concurrently};
+use crate::aws::{Snapshot, concurrently, find_named};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
 use crate::plan::{FieldDiff, UNKNOWN, is_known};
@@ -159,9 +160,7 @@ pub fn dimension_of(load_balancer_arn: &str) -> String {
 /// The alarm named `name` with its tags; `None` when there is none (DescribeAlarms, then
 /// ListTagsForResource).
 pub async fn read_alarm(aws: &Aws, name: &str) -> Result<Option<Alarm>> {
-    let out =
-        aws.cloudwatch.describe_alarms().alarm_names(name).send().await.map_err(|e| aws_error("DescribeAlarms", e))?;
-    let Some(alarm) = out.metric_alarms().iter().find(|a| a.alarm_name() == Some(name)) else { return Ok(None) };
+    let Some(alarm) = describe_alarm(aws, name).await? else { return Ok(None) };
     let arn = alarm.alarm_arn().ok_or_else(|| Error::missing("DescribeAlarms", "AlarmArn"))?.to_string();
     let tags = aws
         .cloudwatch
@@ -201,6 +200,13 @@ pub async fn read_alarm(aws: &Aws, name: &str) -> Result<Option<Alarm>> {
         state: alarm.state_value().map(|s| s.as_str().to_string()).unwrap_or_default(),
         stack,
     }))
+}
+
+/// The alarm named `name` as DescribeAlarms shows it; `None` when there is none.
+async fn describe_alarm(aws: &Aws, name: &str) -> Result<Option<MetricAlarm>> {
+    let out =
+        aws.cloudwatch.describe_alarms().alarm_names(name).send().await.map_err(|e| aws_error("DescribeAlarms", e))?;
+    Ok(out.metric_alarms().iter().find(|a| a.alarm_name() == Some(name)).cloned())
 }
 
 /// PutMetricAlarm: creates the alarm, or replaces its settings (the tags count only on create:
@@ -265,9 +271,10 @@ impl Resource for Alarm {
         Ok(())
     }
 
-    /// Read by name when converged (CloudWatch lists alarms by name, not by tag).
+    /// Read by name the first time a run converges it (CloudWatch lists alarms by name, not by
+    /// tag), then found in the run's reads, where a create ahead of the script remembered it.
     fn find(pass: &Pass, spec: &AlarmSpec) -> Result<Option<Alarm>> {
-        Ok(pass.read(async |aws| read_alarm(aws, &spec.name).await).transpose()?.flatten())
+        find_named(pass, KIND.0, &spec.name, async |aws| read_alarm(aws, &spec.name).await)
     }
 
     fn stack_of(live: &Alarm) -> Option<&str> {
@@ -288,10 +295,15 @@ impl Resource for Alarm {
     }
 
     fn create(pass: &Pass, spec: &AlarmSpec, stack: &str) -> Result<Created<Alarm>> {
-        pass.apply(async |aws| put_alarm(aws, spec, Some(stack)).await)?;
-        let found = pass.apply(async |aws| read_alarm(aws, &spec.name).await)?;
-        let arn = found.map(|a| a.arn).ok_or_else(|| Error::missing("DescribeAlarms", "MetricAlarms"))?;
-        Ok(Created::New(Alarm { arn, ..Self::planned(spec, stack) }))
+        pass.block(create(pass, spec, stack))
+    }
+
+    fn create_beside(
+        pass: &Pass,
+        spec: AlarmSpec,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<Alarm>>>> {
+        Some(Box::pin(async move { create(pass, &spec, &stack).await }))
     }
 
     fn diff(live: &Alarm, spec: &AlarmSpec) -> Drift<()> {
@@ -328,13 +340,23 @@ impl Resource for Alarm {
         }
     }
 
-    /// Nothing to remember: an alarm is read by name each time it is converged.
-    fn remember(_snapshot: &mut Snapshot, _live: &Alarm) {}
+    fn remember(snapshot: &mut Snapshot, live: &Alarm) {
+        snapshot.named.put(KIND.0, &live.name, Some(live.clone()));
+    }
 
     fn summary(live: &Alarm) -> String {
         let metric = live.metric.map_or_else(|| "(another metric)".to_string(), |m| m.to_string());
         format!("{metric} >= {} for {}m on {}", live.threshold, live.periods, live.dimension)
     }
+}
+
+/// Creates the alarm tagged with the stack (PutMetricAlarm, which returns nothing), then reads its
+/// ARN back (DescribeAlarms: the tags it was just given need no second read).
+async fn create(pass: &Pass, spec: &AlarmSpec, stack: &str) -> Result<Created<Alarm>> {
+    pass.send(async |aws| put_alarm(aws, spec, Some(stack)).await).await?;
+    let found = pass.send(async |aws| describe_alarm(aws, &spec.name).await).await?;
+    let arn = found.and_then(|a| a.alarm_arn).ok_or_else(|| Error::missing("DescribeAlarms", "MetricAlarms"))?;
+    Ok(Created::New(Alarm { arn, ..Alarm::planned(spec, stack) }))
 }
 
 /// The stack's alarms.

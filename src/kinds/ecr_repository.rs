@@ -7,17 +7,19 @@
 //! carries as its `deckhand:delete-with-images` tag so that `destroy` (which has no script) knows.
 //!
 //! ECR cannot list repositories by tag, and a run reads no repository unless its script declares
-//! one (each is read by name when converged) or the stack has one (its ARN comes with the
-//! tagging API's first read).
+//! one (each is read by name the first time the run converges it, then kept in the run's reads)
+//! or the stack has one (its ARN comes with the tagging API's first read). Its create needs
+//! nothing pending, so it goes ahead of the script with the other creates of its wave.
 
 use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability, Tag};
 use futures_util::FutureExt;
+use futures_util::future::LocalBoxFuture;
 use serde_json::json;
 
 use super::stack_kind::count;
 use super::{Deleting, Entry, Inventory, Kind, Pending, Showing, Shown, StackKind};
 use crate::aws::Pass;
-use crate::aws::{Snapshot, concurrently};
+use crate::aws::{Snapshot, concurrently, find_named};
 use crate::converge::{Created, Drift, Resource};
 use crate::error::{Error, Result, aws_error, sent};
 use crate::plan::{FieldDiff, UNKNOWN};
@@ -240,9 +242,10 @@ impl Resource for Repository {
         Ok(())
     }
 
-    /// Read by name when converged (the snapshot holds no repositories: ECR cannot list by tag).
+    /// Read by name the first time a run converges it (ECR cannot list by tag), then found in
+    /// the run's reads, where a create ahead of the script remembered it.
     fn find(pass: &Pass, spec: &RepositorySpec) -> Result<Option<Repository>> {
-        Ok(pass.read(async |aws| read_repository(aws, &spec.name).await).transpose()?.flatten())
+        find_named(pass, KIND.0, &spec.name, async |aws| read_repository(aws, &spec.name).await)
     }
 
     fn stack_of(live: &Repository) -> Option<&str> {
@@ -263,40 +266,15 @@ impl Resource for Repository {
     }
 
     fn create(pass: &Pass, spec: &RepositorySpec, stack: &str) -> Result<Created<Repository>> {
-        let created = pass.apply(async |aws| {
-            let mut create = aws
-                .ecr
-                .create_repository()
-                .repository_name(&spec.name)
-                .image_scanning_configuration(scanning(spec.scan_on_push))
-                .image_tag_mutability(mutability(spec.immutable_tags))
-                .tags(tag(STACK_TAG, stack));
-            if spec.delete_with_images {
-                create = create.tags(tag(DELETE_WITH_IMAGES_TAG, "true"));
-            }
-            match create.send().await {
-                Ok(out) => Ok(out.repository().cloned()),
-                Err(err) => {
-                    let err = aws_error("CreateRepository", err);
-                    if err.aws_code() == Some("RepositoryAlreadyExistsException") { Ok(None) } else { Err(err) }
-                }
-            }
-        })?;
-        let Some(repo) = created else {
-            // Created meanwhile (a concurrent run, a lost reply): converged like any found repository.
-            let found = pass.apply(async |aws| read_repository(aws, &spec.name).await)?;
-            return found.map(Created::Existing).ok_or_else(|| {
-                Error::conflict(format!("ECR repository {} vanished while creating it", spec.name), None)
-            });
-        };
-        if let Some(count) = spec.keep_last {
-            pass.apply(async |aws| set_lifecycle(aws, &spec.name, &Lifecycle::KeepLast(count)).await)?;
-        }
-        Ok(Created::New(Repository {
-            arn: repo.repository_arn().unwrap_or_default().to_string(),
-            uri: repo.repository_uri().unwrap_or_default().to_string(),
-            ..Self::planned(spec, stack)
-        }))
+        pass.block(create(pass, spec, stack))
+    }
+
+    fn create_beside(
+        pass: &Pass,
+        spec: RepositorySpec,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<Repository>>>> {
+        Some(Box::pin(async move { create(pass, &spec, &stack).await }))
     }
 
     fn diff(live: &Repository, spec: &RepositorySpec) -> Drift<()> {
@@ -361,12 +339,54 @@ impl Resource for Repository {
         }
     }
 
-    /// Nothing to remember: a repository is read by name each time it is converged.
-    fn remember(_snapshot: &mut Snapshot, _live: &Repository) {}
+    fn remember(snapshot: &mut Snapshot, live: &Repository) {
+        snapshot.named.put(KIND.0, &live.name, Some(live.clone()));
+    }
 
     fn summary(live: &Repository) -> String {
         live.uri.clone()
     }
+}
+
+/// Creates the repository (CreateRepository, then its lifecycle policy, which CreateRepository
+/// cannot carry), or finds one created meanwhile.
+async fn create(pass: &Pass, spec: &RepositorySpec, stack: &str) -> Result<Created<Repository>> {
+    let created = pass
+        .send(async |aws| {
+            let mut create = aws
+                .ecr
+                .create_repository()
+                .repository_name(&spec.name)
+                .image_scanning_configuration(scanning(spec.scan_on_push))
+                .image_tag_mutability(mutability(spec.immutable_tags))
+                .tags(tag(STACK_TAG, stack));
+            if spec.delete_with_images {
+                create = create.tags(tag(DELETE_WITH_IMAGES_TAG, "true"));
+            }
+            match create.send().await {
+                Ok(out) => Ok(out.repository().cloned()),
+                Err(err) => {
+                    let err = aws_error("CreateRepository", err);
+                    if err.aws_code() == Some("RepositoryAlreadyExistsException") { Ok(None) } else { Err(err) }
+                }
+            }
+        })
+        .await?;
+    let Some(repo) = created else {
+        // Created meanwhile (a concurrent run, a lost reply): converged like any found repository.
+        let found = pass.send(async |aws| read_repository(aws, &spec.name).await).await?;
+        return found
+            .map(Created::Existing)
+            .ok_or_else(|| Error::conflict(format!("ECR repository {} vanished while creating it", spec.name), None));
+    };
+    if let Some(count) = spec.keep_last {
+        pass.send(async |aws| set_lifecycle(aws, &spec.name, &Lifecycle::KeepLast(count)).await).await?;
+    }
+    Ok(Created::New(Repository {
+        arn: repo.repository_arn().unwrap_or_default().to_string(),
+        uri: repo.repository_uri().unwrap_or_default().to_string(),
+        ..Repository::planned(spec, stack)
+    }))
 }
 
 /// The stack's ECR repositories.

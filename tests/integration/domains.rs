@@ -22,6 +22,22 @@ fn create_zone(deck: &Deck, name: &str) -> String {
     out.hosted_zone().expect("a zone").id().trim_start_matches("/hostedzone/").to_string()
 }
 
+/// Creates or deletes (`action`) a record set (name, type, one value, TTL 60) the way a user would.
+fn change_record(deck: &Deck, zone_id: &str, action: &str, (name, rtype, value): (&str, &str, &str)) {
+    let aws = deck.aws();
+    let set = ResourceRecordSet::builder()
+        .name(name)
+        .r#type(rtype.into())
+        .ttl(60)
+        .resource_records(aws_sdk_route53::types::ResourceRecord::builder().value(value).build().unwrap())
+        .build()
+        .unwrap();
+    let change =
+        aws_sdk_route53::types::Change::builder().action(action.into()).resource_record_set(set).build().unwrap();
+    let batch = aws_sdk_route53::types::ChangeBatch::builder().changes(change).build().unwrap();
+    aws.block_on(aws.route53.change_resource_record_sets().hosted_zone_id(zone_id).change_batch(batch).send()).unwrap();
+}
+
 fn records(deck: &Deck, zone_id: &str) -> Vec<ResourceRecordSet> {
     let aws = deck.aws();
     let out = aws
@@ -200,23 +216,8 @@ fn bad_domains_fail_with_line_and_column_before_anything_is_sent() {
 fn records_deckhand_did_not_create_are_never_overwritten() {
     let deck = Deck::new();
     let zone_id = create_zone(&deck, "example.com");
-    let aws = deck.aws();
     // Someone's hand-made record at the name the script wants.
-    let set = ResourceRecordSet::builder()
-        .name("api.example.com")
-        .r#type("A".into())
-        .ttl(60)
-        .resource_records(aws_sdk_route53::types::ResourceRecord::builder().value("192.0.2.9").build().unwrap())
-        .build()
-        .unwrap();
-    let change = aws_sdk_route53::types::Change::builder()
-        .action(aws_sdk_route53::types::ChangeAction::Create)
-        .resource_record_set(set)
-        .build()
-        .unwrap();
-    let batch = aws_sdk_route53::types::ChangeBatch::builder().changes(change).build().unwrap();
-    aws.block_on(aws.route53.change_resource_record_sets().hosted_zone_id(&zone_id).change_batch(batch).send())
-        .unwrap();
+    change_record(&deck, &zone_id, "CREATE", ("api.example.com", "A", "192.0.2.9"));
 
     let script = r#"
 stack("dns");
@@ -408,4 +409,82 @@ certificate(#{ domain: "www.example.com", alternative_names: ["app.example.com"]
     let (again, requests) = deck.recorded(|| deck.run(replaced, &[]));
     again.success().stdout_has("0 created, 0 updated");
     requests.assert_read_only();
+}
+
+#[test]
+fn records_at_one_name_go_out_one_after_the_other_and_its_marker_names_each() {
+    // Creates go out ahead of the script together, but a dns_record's create writes the whole
+    // ownership marker of its name: two at one name sent together would each write it without
+    // the other's entry. The second waits for its statement; a record at another name does not.
+    let deck = Deck::new();
+    let zone_id = create_zone(&deck, "example.com");
+    let script = r#"stack("dns");
+dns_record("example.com", #{ name: "mail.example.com", type: "TXT", values: ["v=spf1 -all"] });
+dns_record("example.com", #{ name: "mail.example.com", type: "MX", values: ["10 mx.example.com"] });
+dns_record("example.com", #{ name: "www.example.com", type: "A", values: ["192.0.2.1"] });
+"#;
+    let (first, requests) = deck.recorded(|| deck.run(script, &[]));
+    first
+        .success()
+        .stdout_has("+ dns_record mail.example.com TXT")
+        .stdout_has("+ dns_record mail.example.com MX")
+        .stdout_has("+ dns_record www.example.com A");
+    // Route 53's REST actions read as method and path: ChangeResourceRecordSets is a POST to rrset.
+    let changes: Vec<&str> = requests
+        .0
+        .iter()
+        .filter(|r| r.service == "route53" && r.action.starts_with("POST ") && r.action.ends_with("/rrset"))
+        .map(|r| r.body.as_str())
+        .collect();
+    assert_eq!(changes.len(), 3, "one change batch per record: {changes:?}");
+    assert!(changes[2].contains("<Type>MX</Type>"), "the MX record goes last, at its statement: {changes:?}");
+    let sets = records(&deck, &zone_id);
+    assert!(record(&sets, "mail.example.com", "TXT").is_some() && record(&sets, "mail.example.com", "MX").is_some());
+    let mut marker: Vec<String> = record(&sets, "_deckhand.mail.example.com", "TXT")
+        .expect("the marker")
+        .resource_records()
+        .iter()
+        .map(|r| r.value().to_string())
+        .collect();
+    marker.sort();
+    assert_eq!(marker, ["\"deckhand:stack=dns type=MX\"", "\"deckhand:stack=dns type=TXT\""]);
+    let (again, requests) = deck.recorded(|| deck.run(script, &[]));
+    again.success().stdout_has("0 created, 0 updated, 3 unchanged");
+    requests.assert_read_only();
+}
+
+#[test]
+fn a_certificate_whose_validation_cname_is_taken_is_requested_once_and_the_rerun_goes_on_with_it() {
+    // The certificate's create goes ahead of the script; when writing its validation CNAME is
+    // refused, its statement goes on with the certificate requested, rather than another.
+    let deck = Deck::new();
+    let zone_id = create_zone(&deck, "example.com");
+    let aws = deck.aws();
+    // The name ACM asks for (one per name per account): a request of the test's own, deleted.
+    let probe = aws
+        .block_on(aws.acm.request_certificate().domain_name("app.example.com").validation_method("DNS".into()).send())
+        .unwrap();
+    let probe = probe.certificate_arn().unwrap().to_string();
+    let described = aws.block_on(aws.acm.describe_certificate().certificate_arn(&probe).send()).unwrap();
+    let option = &described.certificate().unwrap().domain_validation_options()[0];
+    let taken = option.resource_record().unwrap().name().to_string();
+    aws.block_on(aws.acm.delete_certificate().certificate_arn(&probe).send()).unwrap();
+    let taken_by_someone = (taken.as_str(), "CNAME", "elsewhere.example.org");
+    change_record(&deck, &zone_id, "CREATE", taken_by_someone);
+
+    let script = r#"stack("dns");
+log_group("/dns/app");
+certificate(#{ domain: "app.example.com", zone: "example.com" });
+"#;
+    deck.run(script, &[])
+        .failure()
+        .stderr_has("exists in zone example.com with another value (elsewhere.example.org")
+        .stderr_has("--> deploy.rhai:3:");
+    assert_eq!(certificates(&deck, "app.example.com").len(), 1, "one certificate requested");
+
+    // The record fixed, the next run validates the same certificate.
+    change_record(&deck, &zone_id, "DELETE", taken_by_someone);
+    deck.run(script, &[]).success().stdout_has("~ certificate app.example.com");
+    let certs = certificates(&deck, "app.example.com");
+    assert_eq!((certs.len(), certs[0].1.as_str()), (1, "ISSUED"), "{certs:?}");
 }

@@ -136,6 +136,22 @@ fn a_repository_converges_is_shown_and_its_uri_is_an_image() {
 }
 
 #[test]
+fn a_new_repository_is_read_once_by_the_run_though_it_goes_ahead_of_the_script() {
+    // The repository's create goes out ahead of the script (in the first wave: it needs nothing
+    // still to be created). The apply reads the stack afresh, under the lock, but once: its
+    // gathering passes and the apply pass itself find the repository in the run's reads, first
+    // missing, then as created. One DescribeRepositories for the plan, one for the apply.
+    let deck = Deck::new();
+    let (first, requests) = deck.recorded(|| deck.run(&script(Some(r#"#{ name: "web-app", keep_last: 3 }"#)), &[]));
+    first.success().stdout_has("+ ecr_repository web-app");
+    assert_eq!(
+        requests.actions_of("ecr"),
+        ["DescribeRepositories", "DescribeRepositories", "CreateRepository", "PutLifecyclePolicy"]
+    );
+    assert_eq!(kept_images(&deck, "web-app"), Some(("any".into(), "imageCountMoreThan".into(), 3)));
+}
+
+#[test]
 fn a_dropped_repository_with_images_is_kept_until_the_script_lets_its_images_go() {
     let deck = Deck::new();
     deck.run(&script(Some(r#"#{ name: "web-app" }"#)), &[]).success();
