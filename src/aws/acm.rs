@@ -360,13 +360,6 @@ async fn wait_for_records(pass: &Pass, arn: &str) -> Result<Certificate> {
     .await
 }
 
-/// Whether the run waits for certificate `arn` to be issued before what needs it can use it (a
-/// wait put off by its create or update, see [`ready`]): a create that needs it does not go ahead
-/// of the script.
-pub fn pending(pass: &Pass, arn: &str) -> bool {
-    pass.pending(&pending_key(arn))
-}
-
 /// The key of a certificate's deferred wait (see [`Pass::defer`]).
 fn pending_key(arn: &str) -> String {
     format!("certificate {arn}")
