@@ -451,10 +451,12 @@ task_execution_role(name);
     let (outcome, requests) = deck.recorded(|| deck.run(script, &[]));
     outcome.success().expect_changes(&["+ role web-b"]);
     // find_role reads at once (each pass); "web-a" is read up front with the snapshot, at the
-    // first primitive; "web-b" when the pass reaches it. The apply pass reads the stack afresh under
-    // the stack lock, so it repeats the plan's reads in the same order.
+    // first primitive; "web-b" when the pass reaches it. The apply run reads the stack afresh under
+    // the stack lock: its first gathering pass repeats the plan's reads in the same order and sends
+    // the create of web-b ahead; the second gathering pass (which finds nothing more to send) and
+    // the apply pass itself read only what find_role asks, the rest being the run's reads.
     let plan = ["web-marker", "web-a", "web-b"];
-    assert_eq!(roles_read(&requests), [plan, plan].concat());
+    assert_eq!(roles_read(&requests), [&plan[..], &plan, &["web-marker", "web-marker"]].concat());
     assert_eq!(attached(&deck, "web-b"), [EXEC_POLICY]);
     assert!(aws.block_on(aws.iam.get_role().role_name("web-a").send()).is_err());
     deck.run(script, &[]).success().expect_changes(&["= role web-b"]);
