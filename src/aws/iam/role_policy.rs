@@ -259,3 +259,42 @@ pub fn remove_role_policy(pass: &Pass, role: &str, name: &str) -> Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::aws::iam::Role;
+    use crate::plan::{Mode, Sink};
+
+    #[test]
+    fn an_inline_policy_goes_beside_other_creates_only_once_its_role_exists() {
+        let pass = Pass::new(Mode::Apply, None, Some("us-west-2".into()), Sink::buffer(), Rc::default());
+        pass.set_stack("web").unwrap();
+        let spec = RolePolicySpec {
+            role: "web-exec".into(),
+            name: "web-secrets".into(),
+            document: json!({ "Version": "2012-10-17", "Statement": [] }),
+        };
+        let beside = |pass| RolePolicy::create_beside(pass, spec.clone(), "web".into()).is_some();
+        // Its role still to be created (in this very wave, say): the statement or a later wave puts it.
+        assert!(!beside(&pass));
+        let role = |arn: &str| Role {
+            name: "web-exec".into(),
+            arn: arn.into(),
+            path: "/".into(),
+            description: String::new(),
+            trust: json!({}),
+            managed_policies: Vec::new(),
+            stack: Some("web".into()),
+        };
+        pass.remember_read(|s| Role::remember(s, &role(UNKNOWN))).unwrap();
+        assert!(!beside(&pass), "a role only planned does not exist");
+        // Created by an earlier wave (remembered with its ARN), or found: now.
+        pass.remember_read(|s| Role::remember(s, &role("arn:aws:iam::123456789012:role/web-exec"))).unwrap();
+        assert!(beside(&pass));
+    }
+}
