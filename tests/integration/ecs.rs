@@ -262,6 +262,12 @@ fn apply_creates_the_app_as_asked_then_a_second_run_changes_nothing() {
         .stdout_has("service shop is stable: 2/2 running")
         .stdout_has("service shop runs shop:1")
         .stdout_has("6 created, 0 updated, 0 unchanged");
+    // The cluster and the task definition went out ahead of their statements, which found them in
+    // the run's reads: neither was read back.
+    let ecs = requests.actions_of("ecs");
+    let after = |create: &str| ecs[ecs.iter().position(|a| a == create).expect(create)..].to_vec();
+    assert!(!after("CreateCluster").contains(&"DescribeClusters".to_string()), "{ecs:?}");
+    assert!(!after("RegisterTaskDefinition").contains(&"DescribeTaskDefinition".to_string()), "{ecs:?}");
 
     // What was sent, and (below) that DescribeServices reports it back.
     let create = requests.0.iter().find(|r| r.action == "CreateService").expect("a CreateService request");

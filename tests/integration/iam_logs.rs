@@ -1,6 +1,6 @@
 //! IAM roles and CloudWatch Logs log groups: converge, plan, drift, validation, foreign resources.
 
-use crate::support::{Deck, Requests};
+use crate::support::{Deck, Fault, Requests};
 
 const SCRIPT: &str = r#"
 stack("web");
@@ -451,11 +451,50 @@ task_execution_role(name);
     let (outcome, requests) = deck.recorded(|| deck.run(script, &[]));
     outcome.success().expect_changes(&["+ role web-b"]);
     // find_role reads at once (each pass); "web-a" is read up front with the snapshot, at the
-    // first primitive; "web-b" when the pass reaches it. The apply pass reads the stack afresh under
-    // the stack lock, so it repeats the plan's reads in the same order.
+    // first primitive; "web-b" when the pass reaches it. The apply run reads the stack afresh under
+    // the stack lock: its first gathering pass repeats the plan's reads in the same order and sends
+    // the create of web-b ahead; the second gathering pass (which finds nothing more to send) and
+    // the apply pass itself read only what find_role asks, the rest being the run's reads.
     let plan = ["web-marker", "web-a", "web-b"];
-    assert_eq!(roles_read(&requests), [plan, plan].concat());
+    assert_eq!(roles_read(&requests), [&plan[..], &plan, &["web-marker", "web-marker"]].concat());
     assert_eq!(attached(&deck, "web-b"), [EXEC_POLICY]);
     assert!(aws.block_on(aws.iam.get_role().role_name("web-a").send()).is_err());
     deck.run(script, &[]).success().expect_changes(&["= role web-b"]);
+}
+
+const SQS_READ: &str = "arn:aws:iam::aws:policy/AmazonSQSReadOnlyAccess";
+
+/// IAM's answer to a change of a role while it applies another change of it.
+fn concurrent_modification(operation: &'static str) -> Fault {
+    Fault::xml(
+        operation,
+        "ConcurrentModification",
+        "Cannot perform the operation because multiple requests to change this object were submitted simultaneously.",
+    )
+}
+
+#[test]
+fn a_roles_policy_changes_go_together_and_a_concurrent_modification_is_sent_again() {
+    // A role's managed policies are attached (and detached) together; IAM may refuse one of them
+    // while it applies another (terraform-provider-aws retries AttachRolePolicy and
+    // DetachRolePolicy on ConcurrentModification), and so is it sent again, not failed.
+    let deck = Deck::new().with_faults(vec![concurrent_modification("AttachRolePolicy")]);
+    let role = |policies: &str| {
+        format!(
+            "stack(\"web\");\nrole(#{{ name: \"web-task\", trust: \"ecs-tasks.amazonaws.com\", managed_policies: [{policies}] }});\n"
+        )
+    };
+    let both = role(r#""AmazonS3ReadOnlyAccess", "AmazonSQSReadOnlyAccess""#);
+    deck.run(&both, &[]).success().expect_changes(&["+ role web-task"]);
+    assert_eq!(deck.faults().injected(), ["AttachRolePolicy -> ConcurrentModification"]);
+    assert_eq!(deck.faults().count("AttachRolePolicy"), 3, "the refused attach was sent again");
+    assert_eq!(attached(&deck, "web-task"), [S3_READ, SQS_READ]);
+
+    deck.faults().inject(concurrent_modification("DetachRolePolicy"));
+    deck.run(&role(r#""AmazonECSTaskExecutionRolePolicy""#), &[]).success().expect_changes(&["~ role web-task"]);
+    assert_eq!(deck.faults().count("DetachRolePolicy"), 3, "the refused detach was sent again");
+    assert_eq!(attached(&deck, "web-task"), [EXEC_POLICY]);
+    let (again, requests) = deck.recorded(|| deck.run(&role(r#""AmazonECSTaskExecutionRolePolicy""#), &[]));
+    again.success().expect_changes(&["= role web-task"]);
+    requests.assert_read_only();
 }

@@ -32,6 +32,8 @@ fn the_load_balancer_cluster_and_task_definition_are_created_while_the_nat_gatew
     let nat = first(&actions, "CreateNatGateway", 0);
     // The first look at the NAT gateway after its create is the wait for it, by what needs it.
     let waited = first(&actions, "DescribeNatGateways", nat);
+    // What does not need it is sent before that wait: while the NAT gateway is pending, or even
+    // before its create, in a wave of creates sent ahead of the script.
     for independent in ["CreateLoadBalancer", "CreateTargetGroup", "CreateCluster", "RegisterTaskDefinition"] {
         let sent = first(&actions, independent, 0);
         // Before the wait for the NAT gateway: after its create, or sent ahead of the script

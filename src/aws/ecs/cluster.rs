@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use aws_sdk_ecs::types::{ClusterField, ClusterSetting, ClusterSettingName};
+use futures_util::future::LocalBoxFuture;
 
 use super::{
     FARGATE_PROVIDERS, StrategyItem, show_list, show_strategy, strategy_from, strategy_to, tag_value, tags_for,
@@ -207,28 +208,15 @@ impl Resource for Cluster {
     }
 
     fn create(pass: &Pass, spec: &ClusterSpec, stack: &str) -> Result<Created<Cluster>> {
-        let items = strategy_to(&spec.default_strategy)?;
-        let settings = spec
-            .container_insights
-            .as_ref()
-            .map(|v| vec![ClusterSetting::builder().name(ClusterSettingName::ContainerInsights).value(v).build()]);
-        let out = pass.apply(async |aws| {
-            aws.ecs
-                .create_cluster()
-                .cluster_name(&spec.name)
-                .set_capacity_providers(Some(spec.capacity_providers.clone()))
-                .set_default_capacity_provider_strategy(Some(items))
-                .set_settings(settings)
-                .set_tags(Some(tags_for(stack, &spec.name)))
-                .send()
-                .await
-                .map_err(|e| aws_error("CreateCluster", e))
-        })?;
-        let arn = out
-            .cluster()
-            .and_then(|c| c.cluster_arn())
-            .ok_or_else(|| Error::missing("CreateCluster", "cluster.clusterArn"))?;
-        Ok(Created::New(Cluster { arn: arn.to_string(), ..Self::planned(spec, stack) }))
+        pass.block(create(pass, spec, stack))
+    }
+
+    fn create_beside(
+        pass: &Pass,
+        spec: ClusterSpec,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<Cluster>>>> {
+        Some(Box::pin(async move { create(pass, &spec, &stack).await }))
     }
 
     fn diff(live: &Cluster, spec: &ClusterSpec) -> Drift<ClusterUpdate> {
@@ -314,6 +302,35 @@ impl Resource for Cluster {
     fn summary(live: &Cluster) -> String {
         live.arn.clone()
     }
+}
+
+/// Creates the cluster (one CreateCluster: providers, default strategy, settings and tags go
+/// with it).
+async fn create(pass: &Pass, spec: &ClusterSpec, stack: &str) -> Result<Created<Cluster>> {
+    let items = strategy_to(&spec.default_strategy)?;
+    let settings = spec
+        .container_insights
+        .as_ref()
+        .map(|v| vec![ClusterSetting::builder().name(ClusterSettingName::ContainerInsights).value(v).build()]);
+    let out = pass
+        .send(async |aws| {
+            aws.ecs
+                .create_cluster()
+                .cluster_name(&spec.name)
+                .set_capacity_providers(Some(spec.capacity_providers.clone()))
+                .set_default_capacity_provider_strategy(Some(items))
+                .set_settings(settings)
+                .set_tags(Some(tags_for(stack, &spec.name)))
+                .send()
+                .await
+                .map_err(|e| aws_error("CreateCluster", e))
+        })
+        .await?;
+    let arn = out
+        .cluster()
+        .and_then(|c| c.cluster_arn())
+        .ok_or_else(|| Error::missing("CreateCluster", "cluster.clusterArn"))?;
+    Ok(Created::New(Cluster { arn: arn.to_string(), ..Cluster::planned(spec, stack) }))
 }
 
 /// Deletes a cluster (ECS refuses while it holds services or tasks).

@@ -9,6 +9,7 @@ use aws_sdk_ecs::types::{
     Compatibility, CpuArchitecture, EfsTransitEncryption, EfsVolumeConfiguration, EphemeralStorage, NetworkMode,
     OsFamily, RuntimePlatform, TaskDefinitionField, Volume,
 };
+use futures_util::future::LocalBoxFuture;
 
 use super::{ContainerSpec, built, container_definition, container_diffs, container_from, opt, tag_value, tags_for};
 use crate::aws::Pass;
@@ -414,7 +415,8 @@ fn volume(v: &VolumeSpec) -> Result<Volume> {
     Ok(volume.build())
 }
 
-fn register_task_definition(pass: &Pass, spec: &TaskDefinitionSpec, stack: &str) -> Result<TaskDefinition> {
+/// Registers a revision of the spec's family, tagged with the stack (one RegisterTaskDefinition).
+async fn register_task_definition(pass: &Pass, spec: &TaskDefinitionSpec, stack: &str) -> Result<TaskDefinition> {
     let containers = spec.containers.iter().map(container_definition).collect::<Result<Vec<_>>>()?;
     let volumes = spec.volumes.iter().map(volume).collect::<Result<Vec<_>>>()?;
     // Sent only when they differ from what ECS assumes without them, so a task definition that
@@ -427,25 +429,27 @@ fn register_task_definition(pass: &Pass, spec: &TaskDefinitionSpec, stack: &str)
     });
     let storage = (spec.ephemeral_storage != DEFAULT_EPHEMERAL_STORAGE)
         .then(|| EphemeralStorage::builder().size_in_gib(spec.ephemeral_storage).build());
-    let out = pass.apply(async |aws| {
-        aws.ecs
-            .register_task_definition()
-            .family(&spec.family)
-            .network_mode(NetworkMode::Awsvpc)
-            .requires_compatibilities(Compatibility::Fargate)
-            .cpu(spec.cpu.to_string())
-            .memory(spec.memory.to_string())
-            .set_execution_role_arn(spec.execution_role.clone())
-            .set_task_role_arn(spec.task_role.clone())
-            .set_container_definitions(Some(containers))
-            .set_volumes(Some(volumes))
-            .set_runtime_platform(platform.clone())
-            .set_ephemeral_storage(storage.clone())
-            .set_tags(Some(tags_for(stack, &spec.family)))
-            .send()
-            .await
-            .map_err(|e| aws_error("RegisterTaskDefinition", e))
-    })?;
+    let out = pass
+        .send(async |aws| {
+            aws.ecs
+                .register_task_definition()
+                .family(&spec.family)
+                .network_mode(NetworkMode::Awsvpc)
+                .requires_compatibilities(Compatibility::Fargate)
+                .cpu(spec.cpu.to_string())
+                .memory(spec.memory.to_string())
+                .set_execution_role_arn(spec.execution_role.clone())
+                .set_task_role_arn(spec.task_role.clone())
+                .set_container_definitions(Some(containers))
+                .set_volumes(Some(volumes))
+                .set_runtime_platform(platform.clone())
+                .set_ephemeral_storage(storage.clone())
+                .set_tags(Some(tags_for(stack, &spec.family)))
+                .send()
+                .await
+                .map_err(|e| aws_error("RegisterTaskDefinition", e))
+        })
+        .await?;
     let registered = out.task_definition().ok_or_else(|| Error::missing("RegisterTaskDefinition", "taskDefinition"))?;
     let mut found = task_definition_from("RegisterTaskDefinition", registered, Some(stack.to_string()))?;
     // What we registered is what we asked for; keep the spec as the script stated it.
@@ -511,7 +515,18 @@ impl Resource for TaskDefinition {
     }
 
     fn create(pass: &Pass, spec: &TaskDefinitionSpec, stack: &str) -> Result<Created<TaskDefinition>> {
-        register_task_definition(pass, spec, stack).map(Created::New)
+        pass.block(register_task_definition(pass, spec, stack)).map(Created::New)
+    }
+
+    /// The first revision of a family goes out beside other creates once its roles exist (a spec
+    /// naming a role still to be created waits for the next wave); the statement then finds it as
+    /// the family's latest revision in the snapshot ([`lookup_latest`]), with no read.
+    fn create_beside(
+        pass: &Pass,
+        spec: TaskDefinitionSpec,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<TaskDefinition>>>> {
+        Some(Box::pin(async move { register_task_definition(pass, &spec, &stack).await.map(Created::New) }))
     }
 
     fn diff(live: &TaskDefinition, spec: &TaskDefinitionSpec) -> Drift<()> {
@@ -520,7 +535,7 @@ impl Resource for TaskDefinition {
 
     fn update(pass: &Pass, _live: &TaskDefinition, spec: &TaskDefinitionSpec, _: &()) -> Result<TaskDefinition> {
         // A new revision of a family this stack owns (the engine checked the latest one's tag).
-        register_task_definition(pass, spec, &pass.stack()?)
+        pass.block(register_task_definition(pass, spec, &pass.stack()?))
     }
 
     fn updated(live: &TaskDefinition, spec: &TaskDefinitionSpec) -> TaskDefinition {

@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use aws_sdk_iam::types::Tag;
+use futures_util::future::{LocalBoxFuture, try_join_all};
 use serde_json::Value;
 
 use super::policy::{validate_description, validate_path};
@@ -15,9 +16,15 @@ use super::{
 use crate::aws::Pass;
 use crate::aws::{NAME_TAG, Snapshot};
 use crate::converge::{Created, Drift, Resource};
-use crate::error::{Error, Result, aws_error};
+use crate::error::{Error, Result, aws_error, sent};
 use crate::plan::{FieldDiff, UNKNOWN};
+use crate::poll::{Check, Wait};
+use crate::runtime::Aws;
 use crate::tagged::STACK_TAG;
+use crate::timing::{SDK_RETRY_PACE, SETTLE_WINDOW};
+
+/// IAM's answer to a change of a role while another change of it is being applied.
+const CONCURRENT_MODIFICATION: &str = "ConcurrentModification";
 
 /// IAM's limit on managed policies per role (the default quota is 10).
 const MAX_MANAGED_POLICIES: usize = 20;
@@ -140,14 +147,15 @@ impl Resource for Role {
     }
 
     fn create(pass: &Pass, spec: &DesiredRole, stack: &str) -> Result<Created<Role>> {
-        match create_role(pass, spec, stack)? {
-            Outcome::New(arn) => {
-                let update = RoleUpdate { attach: spec.managed_policies.clone(), ..RoleUpdate::default() };
-                update_role(pass, &spec.name, spec, &update)?;
-                Ok(Created::New(Role { arn, ..Self::planned(spec, stack) }))
-            }
-            Outcome::Existing(role) => Ok(Created::Existing(role)),
-        }
+        pass.block(create(pass, spec, stack))
+    }
+
+    fn create_beside(
+        pass: &Pass,
+        spec: DesiredRole,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<Role>>>> {
+        Some(Box::pin(async move { create(pass, &spec, &stack).await }))
     }
 
     fn diff(live: &Role, spec: &DesiredRole) -> Drift<RoleUpdate> {
@@ -176,7 +184,7 @@ impl Resource for Role {
     }
 
     fn update(pass: &Pass, live: &Role, spec: &DesiredRole, update: &RoleUpdate) -> Result<Role> {
-        update_role(pass, &spec.name, spec, update)?;
+        pass.block(update_role(pass, &spec.name, spec, update))?;
         Ok(Self::updated(live, spec))
     }
 
@@ -245,42 +253,78 @@ fn role_tags(stack: &str, name: &str) -> Vec<Tag> {
     tags
 }
 
-/// Sends what `update` says a role needs: trust policy, description, policies to attach and detach.
-fn update_role(pass: &Pass, name: &str, spec: &DesiredRole, update: &RoleUpdate) -> Result<()> {
-    pass.apply(async |aws| {
-        if update.trust {
-            aws.iam
-                .update_assume_role_policy()
-                .role_name(name)
-                .policy_document(spec.document.to_string())
-                .send()
-                .await
-                .map_err(|e| aws_error("UpdateAssumeRolePolicy", e))?;
+/// Creates the role, then attaches its managed policies; or finds the role created meanwhile.
+async fn create(pass: &Pass, spec: &DesiredRole, stack: &str) -> Result<Created<Role>> {
+    match create_role(pass, spec, stack).await? {
+        Outcome::New(arn) => {
+            let update = RoleUpdate { attach: spec.managed_policies.clone(), ..RoleUpdate::default() };
+            update_role(pass, &spec.name, spec, &update).await?;
+            Ok(Created::New(Role { arn, ..Role::planned(spec, stack) }))
         }
-        if update.description {
+        Outcome::Existing(role) => Ok(Created::Existing(role)),
+    }
+}
+
+/// Sends what `update` says a role needs (trust policy, description, policies to attach and to
+/// detach) all at once: none of them needs another's result.
+async fn update_role(pass: &Pass, name: &str, spec: &DesiredRole, update: &RoleUpdate) -> Result<()> {
+    pass.send(async |aws| {
+        let trust = async {
+            if !update.trust {
+                return Ok(());
+            }
+            changing(aws, name, "UpdateAssumeRolePolicy", async || {
+                let document = spec.document.to_string();
+                let call = aws.iam.update_assume_role_policy().role_name(name).policy_document(document);
+                sent("UpdateAssumeRolePolicy", call.send()).await
+            })
+            .await
+        };
+        let description = async {
+            if !update.description {
+                return Ok(());
+            }
             // Not UpdateRole: without MaxSessionDuration it may reset the session limit to 1 hour.
-            aws.iam
-                .update_role_description()
-                .role_name(name)
-                .description(&spec.description)
-                .send()
-                .await
-                .map_err(|e| aws_error("UpdateRoleDescription", e))?;
-        }
-        for arn in &update.attach {
-            aws.iam
-                .attach_role_policy()
-                .role_name(name)
-                .policy_arn(arn)
-                .send()
-                .await
-                .map_err(|e| aws_error("AttachRolePolicy", e))?;
-        }
-        for arn in &update.detach {
-            super::detach_policy(aws, name, arn).await?;
-        }
-        Ok(())
+            changing(aws, name, "UpdateRoleDescription", async || {
+                let call = aws.iam.update_role_description().role_name(name).description(&spec.description);
+                sent("UpdateRoleDescription", call.send()).await
+            })
+            .await
+        };
+        let attached = try_join_all(update.attach.iter().map(|arn| {
+            changing(aws, name, "AttachRolePolicy", async move || {
+                sent("AttachRolePolicy", aws.iam.attach_role_policy().role_name(name).policy_arn(arn).send()).await
+            })
+        }));
+        let detached = try_join_all(update.detach.iter().map(|arn| {
+            changing(aws, name, "DetachRolePolicy", async move || super::detach_policy(aws, name, arn).await)
+        }));
+        tokio::try_join!(trust, description, attached, detached).map(drop)
     })
+    .await
+}
+
+/// Sends one change to the role `name`, again while IAM answers `ConcurrentModification`: a
+/// role's changes go out together (and its inline policies beside them), and IAM may refuse one
+/// while it applies another to the same role ("multiple requests to change this object were
+/// submitted simultaneously"). terraform-provider-aws retries AttachRolePolicy and
+/// DetachRolePolicy on that code for its `propagationTimeout`, 2 minutes
+/// (internal/service/iam/role_policy_attachment.go: `attachPolicyToRole`, `detachPolicyFromRole`);
+/// so does this, at the SDK's retry pace. Any other error fails at once.
+pub(super) async fn changing(
+    aws: &Aws,
+    name: &str,
+    operation: &str,
+    mut send: impl AsyncFnMut() -> Result<()>,
+) -> Result<()> {
+    Wait::new(aws.clock(), "IAM role change", format!("{operation} on IAM role {name}"), SDK_RETRY_PACE, SETTLE_WINDOW)
+        .quiet()
+        .until(async |_| match send().await {
+            Ok(()) => Ok(Check::Done(())),
+            Err(err) if err.aws_code() == Some(CONCURRENT_MODIFICATION) => Ok(Check::waiting_or(err.to_string(), err)),
+            Err(err) => Err(err),
+        })
+        .await
 }
 
 /// What `CreateRole` led to.
@@ -292,26 +336,28 @@ enum Outcome {
 }
 
 /// Creates the role, tagged with Name and the stack.
-fn create_role(pass: &Pass, spec: &DesiredRole, stack: &str) -> Result<Outcome> {
-    let created = pass.apply(async |aws| {
-        Ok(aws
-            .iam
-            .create_role()
-            .role_name(&spec.name)
-            .path(&spec.path)
-            .description(&spec.description)
-            .assume_role_policy_document(spec.document.to_string())
-            .set_tags(Some(role_tags(stack, &spec.name)))
-            .send()
-            .await)
-    })?;
+async fn create_role(pass: &Pass, spec: &DesiredRole, stack: &str) -> Result<Outcome> {
+    let created = pass
+        .send(async |aws| {
+            Ok(aws
+                .iam
+                .create_role()
+                .role_name(&spec.name)
+                .path(&spec.path)
+                .description(&spec.description)
+                .assume_role_policy_document(spec.document.to_string())
+                .set_tags(Some(role_tags(stack, &spec.name)))
+                .send()
+                .await)
+        })
+        .await?;
     match created {
         Ok(out) => {
             let arn = out.role().map(|r| r.arn()).filter(|arn| !arn.is_empty());
             Ok(Outcome::New(arn.ok_or_else(|| Error::missing("CreateRole", "Role.Arn"))?.to_string()))
         }
         Err(e) if e.as_service_error().is_some_and(|e| e.is_entity_already_exists_exception()) => {
-            let existing = pass.apply(async |aws| fetch_role(aws, &spec.name).await)?;
+            let existing = pass.send(async |aws| fetch_role(aws, &spec.name).await).await?;
             // IAM is eventually consistent: a role another run just created may not read back yet.
             existing.map(Outcome::Existing).ok_or_else(|| aws_error("CreateRole", e))
         }

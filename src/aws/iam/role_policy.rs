@@ -2,6 +2,7 @@
 //! when missing or different (PutRolePolicy replaces the document), deleted when the script no
 //! longer needs it. It belongs to its role: it is only changed on a role of this stack.
 
+use futures_util::future::LocalBoxFuture;
 use serde_json::Value;
 
 use super::lookup_role;
@@ -9,8 +10,8 @@ use super::policy::parse_trust;
 use crate::aws::Pass;
 use crate::aws::Snapshot;
 use crate::converge::{Created, Drift, Resource};
-use crate::error::{Error, Result, aws_error};
-use crate::plan::{Change, ChangeKind, FieldDiff};
+use crate::error::{Error, Result, aws_error, sent};
+use crate::plan::{Change, ChangeKind, FieldDiff, UNKNOWN};
 use crate::runtime::Aws;
 
 /// What a script's resources ask of an inline policy.
@@ -97,18 +98,31 @@ fn fetch(pass: &Pass, role: &str, name: &str) -> Result<Option<Value>> {
     Ok(found)
 }
 
-fn put(pass: &Pass, spec: &RolePolicySpec) -> Result<()> {
-    pass.apply(async |aws| {
-        aws.iam
-            .put_role_policy()
-            .role_name(&spec.role)
-            .policy_name(&spec.name)
-            .policy_document(spec.document.to_string())
-            .send()
-            .await
-            .map_err(|e| aws_error("PutRolePolicy", e))?;
-        Ok(())
+/// Puts the policy on its role (PutRolePolicy replaces a document of that name), again while IAM
+/// answers that another change of the role is being applied ([`super::role::changing`]: this
+/// role's other inline policies may go out beside this one).
+async fn put(pass: &Pass, spec: &RolePolicySpec) -> Result<()> {
+    pass.send(async |aws| {
+        super::role::changing(aws, &spec.role, "PutRolePolicy", async || {
+            let call = aws
+                .iam
+                .put_role_policy()
+                .role_name(&spec.role)
+                .policy_name(&spec.name)
+                .policy_document(spec.document.to_string());
+            sent("PutRolePolicy", call.send()).await
+        })
+        .await
     })
+    .await
+}
+
+/// Whether the role `role` exists as far as this pass knows (read, or created by it): an inline
+/// policy can only be put on an existing role.
+fn role_exists(pass: &Pass, role: &str) -> bool {
+    let Ok(snapshot) = pass.snapshot() else { return false };
+    let exists = matches!(snapshot.borrow().iam.roles.get(role), Some(Some(found)) if found.arn != UNKNOWN);
+    exists
 }
 
 fn describe(document: &Value) -> String {
@@ -174,8 +188,25 @@ impl Resource for RolePolicy {
     }
 
     fn create(pass: &Pass, spec: &RolePolicySpec, stack: &str) -> Result<Created<RolePolicy>> {
-        put(pass, spec)?;
+        pass.block(put(pass, spec))?;
         Ok(Created::New(Self::planned(spec, stack)))
+    }
+
+    /// Beside other creates only once its role exists: a spec names its role by name, so it
+    /// holds nothing unknown even while the role is still to be created (in this wave), and
+    /// IAM would refuse it (NoSuchEntity). The next wave, or the statement, puts it then.
+    fn create_beside(
+        pass: &Pass,
+        spec: RolePolicySpec,
+        stack: String,
+    ) -> Option<LocalBoxFuture<'_, Result<Created<RolePolicy>>>> {
+        if !role_exists(pass, &spec.role) {
+            return None;
+        }
+        Some(Box::pin(async move {
+            put(pass, &spec).await?;
+            Ok(Created::New(RolePolicy::planned(&spec, &stack)))
+        }))
     }
 
     fn diff(live: &RolePolicy, spec: &RolePolicySpec) -> Drift<()> {
@@ -187,7 +218,7 @@ impl Resource for RolePolicy {
     }
 
     fn update(pass: &Pass, live: &RolePolicy, spec: &RolePolicySpec, _update: &()) -> Result<RolePolicy> {
-        put(pass, spec)?;
+        pass.block(put(pass, spec))?;
         Ok(Self::updated(live, spec))
     }
 
@@ -227,4 +258,43 @@ pub fn remove_role_policy(pass: &Pass, role: &str, name: &str) -> Result<()> {
             .with_diffs(vec![FieldDiff::removed("document", describe(&document))]),
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::rc::Rc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::aws::iam::Role;
+    use crate::plan::{Mode, Sink};
+
+    #[test]
+    fn an_inline_policy_goes_beside_other_creates_only_once_its_role_exists() {
+        let pass = Pass::new(Mode::Apply, None, Some("us-west-2".into()), Sink::buffer(), Rc::default());
+        pass.set_stack("web").unwrap();
+        let spec = RolePolicySpec {
+            role: "web-exec".into(),
+            name: "web-secrets".into(),
+            document: json!({ "Version": "2012-10-17", "Statement": [] }),
+        };
+        let beside = |pass| RolePolicy::create_beside(pass, spec.clone(), "web".into()).is_some();
+        // Its role still to be created (in this very wave, say): the statement or a later wave puts it.
+        assert!(!beside(&pass));
+        let role = |arn: &str| Role {
+            name: "web-exec".into(),
+            arn: arn.into(),
+            path: "/".into(),
+            description: String::new(),
+            trust: json!({}),
+            managed_policies: Vec::new(),
+            stack: Some("web".into()),
+        };
+        pass.remember_read(|s| Role::remember(s, &role(UNKNOWN))).unwrap();
+        assert!(!beside(&pass), "a role only planned does not exist");
+        // Created by an earlier wave (remembered with its ARN), or found: now.
+        pass.remember_read(|s| Role::remember(s, &role("arn:aws:iam::123456789012:role/web-exec"))).unwrap();
+        assert!(beside(&pass));
+    }
 }
