@@ -170,6 +170,12 @@ pub fn converge_kept<R: Resource>(pass: &Pass<R::Reads>, spec: &R::Spec, keep: b
     R::validate(pass, spec)?;
     let stack = pass.stack()?;
     let name = R::name(spec);
+    // Its create, sent ahead of the script, failed: that is this statement's error, whether or
+    // not AWS made the resource before the failure (the create is not sent twice, nor finished
+    // here: a re-run finds what was made by its tag and converges it).
+    if let Some(error) = pass.take_failed_early(R::KIND, &name) {
+        return Err(error);
+    }
     let live = match R::find(pass, spec)? {
         Some(live) if pass.take_created_early(R::KIND, &name) => {
             if keep {
@@ -185,22 +191,15 @@ pub fn converge_kept<R: Resource>(pass: &Pass<R::Reads>, spec: &R::Spec, keep: b
             let planned = R::planned(spec, &stack);
             return Ok(record::<R>(pass, ChangeKind::Create, &name, planned, None, Vec::new()));
         }
-        None => {
-            // Its create, sent ahead of the script, failed: that is this statement's error (the
-            // create is not sent twice).
-            if let Some(error) = pass.take_failed_early(R::KIND, &name) {
-                return Err(error);
-            }
-            match R::create(pass, spec, &stack)? {
-                Created::New(live) => {
-                    if keep {
-                        mark::<R>(pass, &live, true)?;
-                    }
-                    return Ok(record::<R>(pass, ChangeKind::Create, &name, live, None, Vec::new()));
+        None => match R::create(pass, spec, &stack)? {
+            Created::New(live) => {
+                if keep {
+                    mark::<R>(pass, &live, true)?;
                 }
-                Created::Existing(live) => live,
+                return Ok(record::<R>(pass, ChangeKind::Create, &name, live, None, Vec::new()));
             }
-        }
+            Created::Existing(live) => live,
+        },
     };
     refuse_foreign(&R::noun(), &name, &R::locator(&live), R::stack_of(&live), &stack, R::foreign_hint())?;
     let mut drift = R::diff(&live, spec);

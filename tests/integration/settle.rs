@@ -175,7 +175,7 @@ fn certificate_autoscaling_and_teardown_errors_right_after_their_event_are_ridde
     // table after its VPC endpoints' asynchronous deletion.
     let deck = Deck::new().with_faults(vec![
         Fault::json("DescribeCertificate", "ResourceNotFoundException", "Could not find certificate {CertificateArn}."),
-        Fault::xml("CreateListener", "CertificateNotFound", "Certificate not found"),
+        Fault::xml("CreateListener", "CertificateNotFound", "Certificate not found").when("Protocol", "HTTPS"),
         Fault::json("RegisterScalableTarget", "ValidationException", "ECS service doesn't exist: service/myapp/myapp"),
         Fault::json(
             "PutScalingPolicy",

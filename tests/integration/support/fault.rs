@@ -14,6 +14,8 @@ use std::time::Duration;
 pub struct Fault {
     operation: &'static str,
     answer: Answer,
+    /// Only for a request whose parameter (see [`param`]) has this value.
+    only: Option<(&'static str, &'static str)>,
 }
 
 #[derive(Debug, Clone)]
@@ -47,13 +49,13 @@ enum Protocol {
 impl Fault {
     /// An EC2 query-protocol error (`<Response><Errors><Error><Code>...`).
     pub fn ec2(operation: &'static str, code: &'static str, message: &'static str) -> Fault {
-        Fault { operation, answer: Answer::Error { protocol: Protocol::Ec2, code, message } }
+        Fault { operation, answer: Answer::Error { protocol: Protocol::Ec2, code, message }, only: None }
     }
 
     /// A JSON-protocol error (`{"__type": ..., "message": ...}`): ECS, SSM, ACM, Application Auto
     /// Scaling, CloudWatch Logs.
     pub fn json(operation: &'static str, code: &'static str, message: &'static str) -> Fault {
-        Fault { operation, answer: Answer::Error { protocol: Protocol::Json, code, message } }
+        Fault { operation, answer: Answer::Error { protocol: Protocol::Json, code, message }, only: None }
     }
 
     /// An ECS error ([`Fault::json`]).
@@ -64,18 +66,25 @@ impl Fault {
     /// An ELBv2 or Route 53 error (`<ErrorResponse><Error><Code>...`). A Route 53 operation is
     /// named as AWS names it (`ChangeResourceRecordSets`); see [`rest_operation`].
     pub fn xml(operation: &'static str, code: &'static str, message: &'static str) -> Fault {
-        Fault { operation, answer: Answer::Error { protocol: Protocol::Xml, code, message } }
+        Fault { operation, answer: Answer::Error { protocol: Protocol::Xml, code, message }, only: None }
     }
 
     /// A successful JSON reply with `body` instead of the emulator's (e.g. an empty page that
     /// still carries a NextToken, as AWS's best-effort pages may).
     pub fn reply(operation: &'static str, body: &'static str) -> Fault {
-        Fault { operation, answer: Answer::Reply(body) }
+        Fault { operation, answer: Answer::Reply(body), only: None }
     }
 
     /// The request is served, and its reply lost ([`Answer::LostReply`]).
     pub fn lost_reply(operation: &'static str) -> Fault {
-        Fault { operation, answer: Answer::LostReply }
+        Fault { operation, answer: Answer::LostReply, only: None }
+    }
+
+    /// The same fault, only for a request whose parameter `name` is `value` (e.g. the HTTPS
+    /// listener's CreateListener, `Protocol` `HTTPS`, not the redirect's).
+    pub fn when(mut self, name: &'static str, value: &'static str) -> Fault {
+        self.only = Some((name, value));
+        self
     }
 
     fn label(&self) -> &'static str {
@@ -194,7 +203,10 @@ fn serve(mut client: TcpStream, upstream: &str, state: &Mutex<State>, arrivals: 
     meet(&operation, state, arrivals);
     let fault = {
         let mut state = state.lock().unwrap();
-        let fault = state.pending.iter().position(|f| f.operation == operation).map(|i| state.pending.remove(i));
+        let applies = |f: &Fault| {
+            f.operation == operation && f.only.is_none_or(|(name, value)| param(&body, name).as_deref() == Some(value))
+        };
+        let fault = state.pending.iter().position(applies).map(|i| state.pending.remove(i));
         let seen = match &fault {
             Some(f) => format!("{operation} -> {}", f.label()),
             None => operation.clone(),
