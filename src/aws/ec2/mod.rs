@@ -154,9 +154,10 @@ pub(crate) fn tags_for(resource: ResourceType, stack: &str, name: &str) -> TagSp
 
 /// The end of a create whose resource AWS made but whose next step (`step`: attach it, set an
 /// attribute, put rules in) failed: `made`, as AWS has it now, is remembered in the run's reads,
-/// so the statement that sends the create again (after a failed wave of creates sent ahead, see
-/// `Script::create_ahead`) finds it and converges it rather than making a second one (AWS
-/// refuses no second VPC or internet gateway of one name). The step's error stays the create's.
+/// so a statement that declares it again in the same session (the REPL's retry) finds it and
+/// converges it rather than making a second one (AWS refuses no second VPC or internet gateway
+/// of one name). The step's error stays the create's (and, for a create sent ahead of the script,
+/// its statement's: see `converge::converge_kept`).
 pub(crate) fn remembered_if_failed<R: Resource<Reads = Snapshot>>(
     pass: &Pass,
     made: &R,
