@@ -240,7 +240,7 @@ fn knows_every_input<T: Debug>(spec: &T) -> bool {
 /// for the statement, which reports it at its line instead of sending the create again.
 fn create_early<R: Resource>(spec: R::Spec, stack: String, name: String) -> crate::pass::EarlyCreate<R::Reads> {
     Box::new(move |pass| {
-        R::validate(pass, &spec).ok()?;
+        // The spec was validated by the gathering pass's statement that collected it.
         let sending = R::create_beside(pass, spec, stack)?;
         Some(Box::pin(async move {
             let created = match sending.await {

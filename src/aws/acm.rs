@@ -598,9 +598,9 @@ async fn create(pass: &Pass, spec: &CertificateSpec, stack: &str) -> Result<Crea
             Ok(Created::New(cert))
         }
         Err(err) => {
-            // The certificate exists: what converges it next (its statement, after a create sent
-            // ahead of the script failed) finds it and goes on with it, rather than requesting
-            // another one.
+            // The certificate exists: what converges it next in this session (the statement run
+            // again in the REPL) finds it and goes on with it, rather than requesting another one;
+            // a later run finds it by its stack tag.
             let requested =
                 Certificate { arn, status: "PENDING_VALIDATION".into(), ..Certificate::planned(spec, stack) };
             pass.remember_read(|s| Certificate::remember(s, &requested))?;

@@ -232,8 +232,8 @@ async fn create(pass: &Pass, spec: &NatGatewaySpec, stack: &str) -> Result<Creat
     let id = match created {
         Ok(id) => id,
         Err(err) => {
-            // The address is free again: the create sent again at the statement (or the next
-            // NAT gateway) uses it rather than allocating another.
+            // The address is free again: the next NAT gateway of the pass (or this one, declared
+            // again in the REPL) uses it rather than allocating another.
             hold_address(pass, &eip, false)?;
             return Err(err);
         }

@@ -175,9 +175,9 @@ fn validate_rule(spec: &ListenerRuleSpec) -> Result<()> {
 }
 
 /// Claims the rule's priority on its listener for this statement: the pass declares one rule per
-/// priority on a listener. Claimed where a statement finds its rule, not in [`validate_rule`]: a
-/// create sent ahead of the script validates the rule too (see `converge::create_early`), and the
-/// statement that then records it must not find its priority taken.
+/// priority on a listener. Claimed where a statement finds its rule, so only statements claim:
+/// not a create sent ahead of the script (see `converge::create_early`), whose statement, when it
+/// records the rule, must not find its priority taken.
 fn claim_priority(pass: &Pass, spec: &ListenerRuleSpec) -> Result<()> {
     // A listener still to be created has no ARN to tell it from another planned one: its name does.
     let key = if is_known(&spec.listener.arn) {
